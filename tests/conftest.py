@@ -1,0 +1,112 @@
+"""Shared fixtures: real clusters on 127.0.0.1 and the public datasets in ../shared/data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from distributed import Client, LocalCluster
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DASKML_LAB_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Folder of the real public datasets; tests using it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared datasets not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def shared_file(shared_data: Path, *parts: str) -> Path:
+    """Path of one shared dataset file, skipping the test when it is missing."""
+    path = shared_data.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared dataset file {path} is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[LocalCluster]:
+    """Two single-threaded worker processes on 127.0.0.1, shared by the whole session."""
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        memory_limit="2GiB",
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def client(local_cluster: LocalCluster) -> Iterator[Client]:
+    """A client of the session's LocalCluster, set as default for the duration of one test."""
+    with Client(local_cluster) as client:
+        yield client
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _dask_command(name: str) -> list[str]:
+    executable = Path(sys.executable).with_name("dask")
+    if executable.exists():
+        return [str(executable), name]
+    found = shutil.which("dask")
+    if found is None:
+        pytest.skip("the `dask` command-line tool is not installed")
+    return [found, name]
+
+
+@pytest.fixture(scope="session")
+def external_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`dask scheduler` and two `dask worker` processes started as subprocesses on 127.0.0.1.
+
+    Yields the scheduler address ``tcp://127.0.0.1:PORT``.
+    """
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs = tmp_path_factory.mktemp("external-cluster")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    processes = []
+    try:
+        processes.append(
+            subprocess.Popen(
+                [*_dask_command("scheduler"), "--host", "127.0.0.1", "--port", str(port), "--dashboard-address",
+                 "127.0.0.1:0"],
+                stdout=(logs / "scheduler.log").open("w"), stderr=subprocess.STDOUT, env=env,
+            )
+        )
+        for index in range(2):
+            processes.append(
+                subprocess.Popen(
+                    [*_dask_command("worker"), address, "--host", "127.0.0.1", "--nthreads", "1",
+                     "--memory-limit", "2GiB", "--name", f"external-{index}", "--no-dashboard"],
+                    stdout=(logs / f"worker-{index}.log").open("w"), stderr=subprocess.STDOUT, env=env,
+                )
+            )
+        with Client(address, timeout=30) as probe:
+            probe.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        deadline = time.monotonic() + 20
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
