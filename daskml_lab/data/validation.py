@@ -23,6 +23,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from daskml_lab.data._convert import InputOrigin, to_dask_array
 from daskml_lab.exceptions import DataConversionWarning
@@ -305,19 +306,20 @@ def _as_float(array: da.Array, original: Any, name: str, origin: InputOrigin) ->
     if dtype.kind == "c":
         msg = f"Complex data not supported: {name} has dtype {dtype}. Use the real part or split into two features."
         raise ValueError(msg)
+    columns = _non_numeric_columns(original, origin)
+    where = f" (non-numeric columns: {columns})" if columns else ""
     if dtype.kind == "O" and origin.is_eager:
         # In-memory object arrays holding numbers are converted as scikit-learn does.
         try:
             values = np.asarray(array.compute(scheduler="sync"), dtype=np.float64)
         except (TypeError, ValueError) as err:
             msg = (
-                f"{name} has dtype object and could not be converted to float ({err}). Encode "
-                "categorical or string columns as numbers first (e.g. sklearn.preprocessing.OrdinalEncoder)."
+                f"{name} has dtype object and could not be converted to float ({err}){where}. Encode "
+                "categorical or string columns as numbers first (e.g. sklearn.preprocessing.OrdinalEncoder, or "
+                "daskml_lab.data.from_dataframe(..., categorical='encode'))."
             )
             raise TypeError(msg) from err
         return da.from_array(values, chunks=array.chunks)
-    columns = _non_numeric_columns(original, origin)
-    where = f" (non-numeric columns: {columns})" if columns else ""
     msg = (
         f"{name} must be numeric, but it has dtype {dtype}{where}. Encode categorical or string columns as "
         "numbers first (e.g. sklearn.preprocessing.OrdinalEncoder, pandas.get_dummies, or "
@@ -330,7 +332,7 @@ def _non_numeric_columns(original: Any, origin: InputOrigin) -> list[str]:
     dtypes = getattr(original, "dtypes", None)
     if origin.feature_names is None or dtypes is None or not hasattr(dtypes, "items"):
         return []
-    return [str(col) for col, dt in dtypes.items() if not np.issubdtype(np.dtype(dt), np.number)]
+    return [str(col) for col, dt in dtypes.items() if not (is_numeric_dtype(dt) or is_bool_dtype(dt))]
 
 
 def _check_finite_in_memory(array: da.Array, name: str, allow_nan: bool) -> None:
@@ -387,7 +389,9 @@ def _fold_finite_check(array: da.Array, name: str, allow_nan: bool) -> da.Array:
 
 def _check_vector(vector: Any, name: str, X: da.Array) -> da.Array:
     """Convert y or sample_weight to a 1-D dask array with the row chunks of X."""
-    array, origin = to_dask_array(vector, name=name, chunks=X.chunks[0])
+    # In-memory vectors of the right length are cut exactly like X; anything else is checked below.
+    same_length = _length(vector) == X.shape[0]
+    array, origin = to_dask_array(vector, name=name, chunks=X.chunks[0] if same_length else None)
     if array.ndim == 2 and array.shape[1] == 1:
         warnings.warn(
             f"A column-vector {name} was passed when a 1d array was expected. Please change the shape of "
@@ -419,6 +423,16 @@ def _check_vector(vector: Any, name: str, X: da.Array) -> da.Array:
             raise ValueError(msg)
         array = array.rechunk((X.chunks[0],))
     return array
+
+
+def _length(vector: Any) -> int | None:
+    shape = getattr(vector, "shape", None)
+    if shape is not None:
+        return shape[0] if len(shape) else None
+    try:
+        return len(vector)
+    except TypeError:
+        return None
 
 
 def _short_chunks(chunks: tuple[int, ...]) -> str:
