@@ -1,0 +1,30 @@
+"""``daskml-lab info``: versions, cluster and dashboard link."""
+
+from __future__ import annotations
+
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+import daskml_lab
+
+_PACKAGES = ("dask", "distributed", "numpy", "scipy", "scikit-learn", "xarray", "pandas", "zarr", "bokeh")
+
+
+def _version_of(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def run_info(*, scheduler: str | None) -> None:
+    """Print package versions and a description of the cluster (starting a local one if no address)."""
+    print(f"daskml-lab   {daskml_lab.__version__}")
+    print(f"python       {platform.python_version()} ({platform.platform()})")
+    for name in _PACKAGES:
+        print(f"{name:<12} {_version_of(name)}")
+    with daskml_lab.connect(scheduler) if scheduler else daskml_lab.connect(n_workers=1) as client:
+        workers = client.scheduler_info()["workers"]
+        print(f"scheduler    {client.scheduler.address}")
+        print(f"workers      {len(workers)} ({sum(w['nthreads'] for w in workers.values())} threads)")
+        print(f"dashboard    {client.dashboard_link}")
