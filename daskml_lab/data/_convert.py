@@ -96,7 +96,8 @@ def to_dask_array(
         Row chunks for in-memory inputs. ``None`` chooses blocks of about ``array.chunk-size`` bytes.
     known_chunks : bool, default=True
         For dask DataFrames, whether to compute the partition lengths (one integer per partition) so that
-        the result has known chunk sizes. Prediction paths pass ``False`` to stay fully lazy.
+        the result has known chunk sizes. Prediction paths pass ``False`` to stay fully lazy; for xarray
+        input it also means that samples with NaN are filled and come back as NaN from :func:`wrap_output`.
 
     Returns
     -------
@@ -113,7 +114,8 @@ def to_dask_array(
     if _is_xarray(obj):
         from daskml_lab.data._xarray import xarray_to_dask
 
-        return xarray_to_dask(obj, name=name, chunks=chunks)
+        # Prediction (known_chunks=False) fills samples with NaN and masks them back in wrap_output.
+        return xarray_to_dask(obj, name=name, chunks=chunks, fill_masked=not known_chunks)
     if isinstance(obj, da.Array):
         return obj, InputOrigin("dask")
     if is_dask_dataframe(obj):

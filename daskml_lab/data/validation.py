@@ -193,6 +193,11 @@ def check_X_y(
     y_arr = _check_vector(y, "y", X_arr)
     if y_numeric:
         y_arr = _as_numeric_target(y_arr, X_arr.dtype)
+        # A regression target must be finite, like X (checked at once in memory, else in the first pass).
+        if origin.is_eager:
+            _check_finite_in_memory(y_arr, "y", allow_nan=False)
+        else:
+            y_arr = _fold_finite_check(y_arr, "y", allow_nan=False)
     sw_arr = None
     if sample_weight is not None:
         sw_arr = _check_vector(sample_weight, "sample_weight", X_arr)
@@ -446,6 +451,9 @@ def _as_numeric_target(array: da.Array, float_dtype: np.dtype, name: str = "y") 
         return array.astype(float_dtype)
     if array.dtype.kind == "f":
         return array if array.dtype == float_dtype else array.astype(float_dtype)
+    if array.dtype.kind == "O":
+        # Numbers stored as objects (e.g. a pandas object column) are converted, as scikit-learn does.
+        return array.astype(float_dtype)
     msg = f"{name} must be numeric for this estimator, got dtype {array.dtype}. Convert it with astype(float)."
     raise TypeError(msg)
 
