@@ -80,22 +80,47 @@ def external_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path_factory.mktemp("external-cluster")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
     processes = []
     try:
         processes.append(
             subprocess.Popen(
-                [*_dask_command("scheduler"), "--host", "127.0.0.1", "--port", str(port), "--dashboard-address",
-                 "127.0.0.1:0"],
-                stdout=(logs / "scheduler.log").open("w"), stderr=subprocess.STDOUT, env=env,
+                [
+                    *_dask_command("scheduler"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--dashboard-address",
+                    "127.0.0.1:0",
+                ],
+                stdout=(logs / "scheduler.log").open("w"),
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         )
         for index in range(2):
             processes.append(
                 subprocess.Popen(
-                    [*_dask_command("worker"), address, "--host", "127.0.0.1", "--nthreads", "1",
-                     "--memory-limit", "2GiB", "--name", f"external-{index}", "--no-dashboard"],
-                    stdout=(logs / f"worker-{index}.log").open("w"), stderr=subprocess.STDOUT, env=env,
+                    [
+                        *_dask_command("worker"),
+                        address,
+                        "--host",
+                        "127.0.0.1",
+                        "--nthreads",
+                        "1",
+                        "--memory-limit",
+                        "2GiB",
+                        "--name",
+                        f"external-{index}",
+                        "--no-dashboard",
+                    ],
+                    stdout=(logs / f"worker-{index}.log").open("w"),
+                    stderr=subprocess.STDOUT,
+                    env=env,
                 )
             )
         with Client(address, timeout=30) as probe:

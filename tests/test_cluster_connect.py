@@ -24,7 +24,9 @@ def _closed_port() -> int:
 def test_unreachable_address_fails_fast_naming_it():
     address = f"tcp://127.0.0.1:{_closed_port()}"
     start = time.monotonic()
-    with pytest.raises(ConnectionError, match=rf"Could not reach the Dask scheduler at '{address}' within 1 s"):
+    with pytest.raises(
+        ConnectionError, match=rf"Could not reach the Dask scheduler at '{address}' within 1 s"
+    ):
         daskml_lab.connect(address, timeout_s=1)
     # Bounded wait: the timeout plus connection set-up, not a hang.
     assert time.monotonic() - start < 30
@@ -43,7 +45,9 @@ def test_local_options_with_address_are_rejected():
 
 @pytest.mark.cluster
 def test_local_cluster_binds_loopback_and_closes_what_it_started():
-    with daskml_lab.connect(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as client:
+    with daskml_lab.connect(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as client:
         info = client.scheduler_info()
         assert len(info["workers"]) == 2
         assert urlparse(client.scheduler.address).hostname == "127.0.0.1"
@@ -82,11 +86,16 @@ def test_external_scheduler_runs_data_layer(external_scheduler):
         Xbad = X.copy()
         Xbad[1_700, 3] = np.inf
         bad = check_X_y(da.from_array(Xbad, chunks=(250, 5)), y)
-        with pytest.raises(ValueError, match=r"Input X contains infinity .* \(row block 6, rows 1500 to 1749\)"):
+        with pytest.raises(
+            ValueError, match=r"Input X contains infinity .* \(row block 6, rows 1500 to 1749\)"
+        ):
             bad.X.sum().compute()
 
 
 @pytest.mark.cluster
 def test_external_scheduler_via_environment(external_scheduler, monkeypatch):
-    with dask.config.set({"scheduler-address": external_scheduler}), daskml_lab.connect(timeout_s=30) as client:
+    with (
+        dask.config.set({"scheduler-address": external_scheduler}),
+        daskml_lab.connect(timeout_s=30) as client,
+    ):
         assert client.scheduler.address == external_scheduler

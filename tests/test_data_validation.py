@@ -33,7 +33,9 @@ def test_dask_columns_are_merged_into_one_chunk_lazily():
     np.testing.assert_array_equal(X.compute(), X_NP)
 
 
-@pytest.mark.parametrize(("dtype", "expected"), [(np.int32, np.float64), (bool, np.float64), (np.float32, np.float32)])
+@pytest.mark.parametrize(
+    ("dtype", "expected"), [(np.int32, np.float64), (bool, np.float64), (np.float32, np.float32)]
+)
 def test_dtypes_are_converted_to_float(dtype, expected):
     X, _ = check_array(X_NP.astype(dtype))
     assert X.dtype == expected
@@ -62,7 +64,9 @@ def test_sparse_input_keeps_sparse_blocks():
 
 def test_sparse_refused_when_not_accepted():
     Xs = sp.random(10, 3, density=0.5, format="csr", random_state=0)
-    with pytest.raises(TypeError, match=r"X is a sparse matrix, which this estimator does not accept.*toarray"):
+    with pytest.raises(
+        TypeError, match=r"X is a sparse matrix, which this estimator does not accept.*toarray"
+    ):
         check_array(Xs, accept_sparse=False)
 
 
@@ -77,7 +81,9 @@ def test_pandas_frame_keeps_feature_names():
 
 
 def test_one_dimensional_x():
-    with pytest.raises(ValueError, match=r"Expected a 2-D array .* got a 1-D array of shape \(100,\)\. Reshape"):
+    with pytest.raises(
+        ValueError, match=r"Expected a 2-D array .* got a 1-D array of shape \(100,\)\. Reshape"
+    ):
         check_array(X_NP[:, 0])
 
 
@@ -87,7 +93,9 @@ def test_three_dimensional_x():
 
 
 def test_empty_x():
-    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\) \(shape=\(0, 4\)\) while a minimum of 1"):
+    with pytest.raises(
+        ValueError, match=r"Found array with 0 sample\(s\) \(shape=\(0, 4\)\) while a minimum of 1"
+    ):
         check_array(np.empty((0, 4)))
 
 
@@ -129,7 +137,9 @@ def test_nan_allowed_on_request():
 def test_object_strings_rejected_with_encoding_hint():
     X = X_NP.astype(object)
     X[0, 0] = "red"
-    with pytest.raises(TypeError, match=r"X has dtype object and could not be converted to float.*OrdinalEncoder"):
+    with pytest.raises(
+        TypeError, match=r"X has dtype object and could not be converted to float.*OrdinalEncoder"
+    ):
         check_array(X)
 
 
@@ -172,7 +182,9 @@ def test_mismatched_lengths():
 def test_mismatched_dask_chunks():
     Xd = da.from_array(X_NP, chunks=(50, 4))
     yd = da.from_array(Y_NP, chunks=30)
-    with pytest.raises(ValueError, match=r"X and y have different row chunks.*y = y.rechunk\(X.chunks\[0\]\)"):
+    with pytest.raises(
+        ValueError, match=r"X and y have different row chunks.*y = y.rechunk\(X.chunks\[0\]\)"
+    ):
         check_X_y(Xd, yd)
 
 
@@ -182,13 +194,17 @@ def test_y_none():
 
 
 def test_column_vector_y_warns_and_is_raveled():
-    with pytest.warns(DataConversionWarning, match="A column-vector y was passed when a 1d array was expected"):
+    with pytest.warns(
+        DataConversionWarning, match="A column-vector y was passed when a 1d array was expected"
+    ):
         data = check_X_y(X_NP, Y_NP.reshape(-1, 1))
     assert data.y.ndim == 1
 
 
 def test_two_dimensional_y_rejected():
-    with pytest.raises(ValueError, match=r"y must be 1-D of shape \(n_samples,\), got an array of shape \(100, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"y must be 1-D of shape \(n_samples,\), got an array of shape \(100, 2\)"
+    ):
         check_X_y(X_NP, np.c_[Y_NP, Y_NP])
 
 
@@ -201,7 +217,9 @@ def test_negative_sample_weight_in_memory():
 
 def test_negative_sample_weight_dask_raises_on_compute():
     weights = da.from_array(np.r_[np.ones(99), -2.0], chunks=25)
-    data = check_X_y(da.from_array(X_NP, chunks=(25, 4)), da.from_array(Y_NP, chunks=25), sample_weight=weights)
+    data = check_X_y(
+        da.from_array(X_NP, chunks=(25, 4)), da.from_array(Y_NP, chunks=25), sample_weight=weights
+    )
     with pytest.raises(ValueError, match="sample_weight must be finite and non-negative"):
         data.sample_weight.sum().compute()
 
@@ -217,7 +235,9 @@ def test_unsupported_type():
 
 
 def test_single_class():
-    with pytest.raises(ValueError, match=r"The target y has only one class: \[1\]. A classifier needs .* 2 classes"):
+    with pytest.raises(
+        ValueError, match=r"The target y has only one class: \[1\]. A classifier needs .* 2 classes"
+    ):
         check_classes(np.array([1]))
 
 

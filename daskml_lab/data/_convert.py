@@ -121,7 +121,8 @@ def to_dask_array(
     if is_dask_dataframe(obj):
         feature_names = np.asarray(obj.columns, dtype=object) if obj.ndim == 2 else None
         # compute (when known_chunks): one integer per partition, so that rows line up with other arrays
-        array = obj.to_dask_array(lengths=known_chunks)
+        # (dask takes lengths=True to compute them and None to leave them unknown; False is an error)
+        array = obj.to_dask_array(lengths=True if known_chunks else None)
         return array, InputOrigin("dask-dataframe", feature_names=feature_names)
     if isinstance(obj, pd.DataFrame | pd.Series):
         feature_names = np.asarray(obj.columns, dtype=object) if isinstance(obj, pd.DataFrame) else None
