@@ -1,12 +1,639 @@
-"""Placeholder: being written (see issue 2)."""
+"""Sharding: re-chunk ``X`` (and ``y``) so that each row block is one shard.
 
-def shard(*args, **kwargs):
-    """Not implemented yet."""
-    raise NotImplementedError("shard")
+A *shard* is the unit of shard-wise training: one row block, held by one worker, that a base estimator fits on
+its own. :func:`shard` moves rows between blocks without bringing any data to the client:
+
+- ``contiguous`` re-chunks consecutive rows into balanced blocks (a plain :meth:`dask.array.Array.rechunk`);
+- ``shuffle``, ``stratified`` and ``hash`` give every row a target shard inside its own block (a
+  ``daskml-shard-assign`` task), split each block into one piece per shard (``daskml-shard-split``), and
+  concatenate the pieces of each shard (``daskml-shard-concat``), shuffling the rows within the shard for the
+  two random strategies. How many rows go from block ``i`` to shard ``j`` is decided on the client beforehand:
+  from chunk sizes only (``shuffle``), from per-block class counts (``stratified``) or from per-block hash
+  counts (``hash``), so the output chunk sizes are always known.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import operator
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from dask.base import tokenize
+from scipy.sparse.csgraph import maximum_flow
+
+from daskml_lab.data import _blocks
+from daskml_lab.data._convert import to_dask_array
+from daskml_lab.data.validation import check_array, check_X_y
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["STRATEGIES", "shard", "shard_summary"]
+
+#: The sharding strategies understood by :func:`shard`.
+STRATEGIES = ("contiguous", "shuffle", "stratified", "hash")
 
 
-def shard_summary(*args, **kwargs):
-    """Not implemented yet."""
-    raise NotImplementedError("shard_summary")
+def shard(
+    X: Any,
+    y: Any = None,
+    *,
+    n_shards: int | None = None,
+    shard_size: int | None = None,
+    strategy: str = "contiguous",
+    key: Any = None,
+    random_state: Any = None,
+) -> Any:
+    """Re-chunk ``X`` (and ``y``) so that each row block is one shard.
+
+    Rows move between blocks on the workers; nothing but chunk sizes and, for some strategies, a small count
+    matrix reaches the client.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix, dask array, DataFrame, xarray.DataArray} of shape (n_samples, n_features)
+        The features, validated by :func:`~daskml_lab.data.check_array`.
+    y : {array-like, dask array, Series} of shape (n_samples,), default=None
+        Targets or class labels of any dtype, moved together with the rows of ``X``.
+    n_shards : int, default=None
+        Number of shards. Default: the number of non-empty row blocks of ``X`` (after conversion).
+        Mutually exclusive with ``shard_size``.
+    shard_size : int, default=None
+        Largest number of rows per shard; ``n_shards = ceil(n_samples / shard_size)``.
+    strategy : {"contiguous", "shuffle", "stratified", "hash"}, default="contiguous"
+        How rows are assigned to shards:
+
+        - ``"contiguous"``: consecutive rows; shard sizes differ by at most one row.
+        - ``"shuffle"``: a uniformly random assignment with the same balanced sizes, rows shuffled within
+          each shard.
+        - ``"stratified"``: balanced sizes, and every shard holds each class ``c`` in the global proportion:
+          ``|count(shard j, c) - n_c * size_j / n_samples| < 1``. Needs ``y``.
+        - ``"hash"``: a row goes to shard ``hash(key) % n_shards``, so equal keys always share a shard, in
+          every run and process. Shard sizes are what the hash gives (not balanced; a shard may be empty).
+          Needs ``key``.
+    key : int or array-like of shape (n_samples,), default=None
+        For ``strategy="hash"`` only: a column index of ``X`` or a 1-D array of keys (any dtype) aligned with
+        the rows of ``X``.
+    random_state : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
+        Seed of the ``shuffle`` and ``stratified`` strategies (the others are deterministic). Every block
+        draws from its own stream derived from this seed and the block index.
+
+    Returns
+    -------
+    X_sharded : dask.array.Array of shape (n_samples, n_features)
+        Lazy; one row block per shard, chunk sizes known. Returned alone when ``y`` is None.
+    y_sharded : dask.array.Array of shape (n_samples,)
+        Lazy, with the row chunks of ``X_sharded``; only when ``y`` is given.
+
+    Raises
+    ------
+    ValueError
+        If both ``n_shards`` and ``shard_size`` are given, if either is below 1, if ``n_shards`` exceeds
+        ``n_samples``, if ``strategy`` is unknown, if ``stratified`` lacks ``y`` or ``hash`` lacks ``key`` (or
+        ``key`` is given for another strategy), if ``y`` or ``key`` is not 1-D, and for every invalid input
+        that :func:`~daskml_lab.data.check_X_y` rejects.
+    TypeError
+        If ``n_shards``, ``shard_size`` or ``key`` has the wrong type.
+
+    See Also
+    --------
+    shard_summary : Rows and class counts per shard.
+    train_test_split : Split rows into train and test sets, block by block.
+
+    Notes
+    -----
+    What is computed before the lazy result is returned:
+
+    - ``contiguous`` and ``shuffle``: nothing (the rows each block sends to each shard are derived from the
+      chunk sizes and the seed);
+    - ``stratified``: the label counts of every block (an ``n_blocks x n_classes`` matrix; reads ``y`` once);
+    - ``hash``: the number of rows each block sends to each shard (an ``n_blocks x n_shards`` matrix; reads
+      the key column once more when the result is computed).
+
+    ``contiguous`` and ``hash`` results do not depend on how the input is chunked; ``shuffle`` and
+    ``stratified`` are reproducible for a fixed ``random_state`` and input chunking. No result depends on the
+    number of workers. Shards of ``hash`` keep the original row order.
+
+    The stratified quota matrix ``Q[j, c]`` (rows of class ``c`` in shard ``j``) rounds
+    ``n_c * size_j / n_samples`` up or down while keeping the exact shard sizes and class totals (a matrix
+    rounding solved as a small max-flow problem); each class's quota of a shard is then drawn from the blocks
+    at random (multivariate hypergeometric draws over the per-block class counts).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskml_lab.data import shard
+    >>> X = np.arange(20.0).reshape(10, 2)
+    >>> y = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    >>> Xs = shard(X, n_shards=3)
+    >>> Xs.chunks[0]
+    (4, 3, 3)
+    >>> Xs, ys = shard(X, y, n_shards=2, strategy="stratified", random_state=0)
+    >>> [int(np.sum(block == 1)) for block in ys.compute().reshape(2, 5)]
+    [2, 3]
+    """
+    _check_options(strategy, y, key, n_shards, shard_size)
+    if y is not None:
+        _check_target_ndim(y)
+        data = check_X_y(X, y)
+        X_arr, y_arr = data.X, data.y
+    else:
+        X_arr, _ = check_array(X)
+        y_arr = None
+    n_samples = int(X_arr.shape[0])
+    n_shards = _resolve_n_shards(n_samples, X_arr.chunks[0], n_shards, shard_size)
+    sizes = _blocks.balanced_sizes(n_samples, n_shards)
+    logger.debug("sharding %d rows into %d shards (strategy=%s)", n_samples, n_shards, strategy)
+
+    if strategy == "contiguous":
+        X_out = X_arr.rechunk({0: sizes})
+        y_out = None if y_arr is None else y_arr.rechunk({0: sizes})
+    else:
+        permute_entropy: int | None = None
+        if strategy == "hash":
+            key_arr = _check_key(key, X_arr)
+            labels = _hash_labels(X_arr, key_arr, n_shards)
+            counts = _compute_label_counts(labels, n_shards)
+        else:
+            entropy = _blocks.root_entropy(random_state)
+            permute_entropy = entropy
+            if y_arr is not None and strategy == "stratified":
+                labels, counts = _stratified_plan(y_arr, sizes, entropy)
+            else:
+                labels, counts = _shuffle_plan(X_arr.chunks[0], sizes, entropy)
+        X_out = _redistribute(X_arr, labels, counts, permute_entropy=permute_entropy)
+        y_out = (
+            None if y_arr is None else _redistribute(y_arr, labels, counts, permute_entropy=permute_entropy)
+        )
+    if y_out is None:
+        return X_out
+    return X_out, y_out
 
 
+def shard_summary(X: Any, y: Any = None) -> pd.DataFrame:
+    """Rows and class counts of every shard (row block).
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix, dask array, DataFrame, xarray.DataArray} of shape (n_samples, n_features)
+        Features; only their chunk sizes are read.
+    y : {array-like, dask array, Series} of shape (n_samples,), default=None
+        Class labels aligned with ``X``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per row block (index ``shard``), column ``n_rows`` and, when ``y`` is given, one column of
+        counts per class, named by the class label.
+
+    Raises
+    ------
+    ValueError
+        As :func:`~daskml_lab.data.check_X_y`, and if ``y`` is not 1-D.
+
+    Notes
+    -----
+    Without ``y`` nothing is computed. With ``y``, one computation brings back the per-block label counts
+    (``n_blocks x n_classes`` integers).
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from daskml_lab.data import shard_summary
+    >>> X = da.ones((5, 2), chunks=(3, 2))
+    >>> summary = shard_summary(X, [0, 1, 1, 0, 1])
+    >>> summary.columns.tolist()
+    ['n_rows', 0, 1]
+    >>> summary.to_numpy().tolist()
+    [[3, 1, 2], [2, 1, 1]]
+    """
+    if y is not None:
+        _check_target_ndim(y)
+        data = check_X_y(X, y)
+        X_arr, y_arr = data.X, data.y
+    else:
+        X_arr, _ = check_array(X)
+        y_arr = None
+    n_rows = np.asarray(X_arr.chunks[0], dtype=np.int64)
+    frame = pd.DataFrame({"n_rows": n_rows}, index=pd.RangeIndex(n_rows.size, name="shard"))
+    if y_arr is not None:
+        classes, counts = _blocks.compute_block_class_counts(y_arr)
+        for position, label in enumerate(classes.tolist()):
+            frame[label] = counts[:, position]
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------------------
+# option checks
+
+
+def _check_options(strategy: Any, y: Any, key: Any, n_shards: Any, shard_size: Any) -> None:
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        msg = (
+            f"strategy must be one of {', '.join(repr(s) for s in STRATEGIES)}; got {strategy!r}. Use "
+            "'contiguous' to keep the row order, 'shuffle' for random shards, 'stratified' (with y) to keep "
+            "the class proportions or 'hash' (with key) to group rows by a key."
+        )
+        raise ValueError(msg)
+    if strategy == "stratified" and y is None:
+        msg = (
+            "strategy='stratified' needs the class labels y to keep their proportions in every shard, but y "
+            "is None. Pass y, or use strategy='shuffle'."
+        )
+        raise ValueError(msg)
+    if strategy == "hash" and key is None:
+        msg = (
+            "strategy='hash' needs key: a column index of X or a 1-D array of keys, one per row; got "
+            "key=None. Pass key=<column> or key=<array>."
+        )
+        raise ValueError(msg)
+    if strategy != "hash" and key is not None:
+        msg = (
+            f"key is only used by strategy='hash', but strategy={strategy!r}. Drop key or use "
+            "strategy='hash'."
+        )
+        raise ValueError(msg)
+    if n_shards is not None and shard_size is not None:
+        msg = (
+            f"Pass either n_shards or shard_size, not both (got n_shards={n_shards}, "
+            f"shard_size={shard_size}). shard_size=s means n_shards=ceil(n_samples / s)."
+        )
+        raise ValueError(msg)
+    for name, value in (("n_shards", n_shards), ("shard_size", shard_size)):
+        if value is None:
+            continue
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool | np.bool_):
+            msg = f"{name} must be an int, got {type(value).__name__} {value!r}."
+            raise TypeError(msg)
+        if value < 1:
+            msg = f"{name} must be at least 1, got {value}. Pass a positive number of {_unit(name)}."
+            raise ValueError(msg)
+
+
+def _unit(name: str) -> str:
+    return "shards" if name == "n_shards" else "rows per shard"
+
+
+def _check_target_ndim(y: Any) -> None:
+    shape = getattr(y, "shape", None)
+    if shape is None:
+        shape = np.shape(y)
+    if len(shape) != 1:
+        msg = (
+            f"y must be 1-D of shape (n_samples,), got shape {tuple(shape)}. Pass one label per row of X "
+            "(use y.ravel() for a column vector); multi-output targets can be sharded as extra columns of X."
+        )
+        raise ValueError(msg)
+
+
+def _resolve_n_shards(
+    n_samples: int, row_chunks: tuple[int, ...], n_shards: int | None, shard_size: int | None
+) -> int:
+    if shard_size is not None:
+        return max(1, -(-n_samples // int(shard_size)))
+    if n_shards is None:
+        return max(1, sum(1 for size in row_chunks if size > 0))
+    if n_shards > n_samples:
+        msg = (
+            f"n_shards={n_shards} is larger than the number of samples ({n_samples}): every shard needs at "
+            f"least one row. Use n_shards <= {n_samples}."
+        )
+        raise ValueError(msg)
+    return int(n_shards)
+
+
+def _check_key(key: Any, X: da.Array) -> da.Array | int:
+    """Return a column index of X, or the key as a 1-D dask array with the row chunks of X."""
+    n_samples, n_features = X.shape
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool | np.bool_):
+        if not -n_features <= key < n_features:
+            msg = (
+                f"key={key} is not a column of X, which has {n_features} feature(s). Pass a column index in "
+                f"[{-n_features}, {n_features - 1}] or a 1-D array of keys, one per row."
+            )
+            raise ValueError(msg)
+        return int(key) % n_features
+    if isinstance(key, str | bytes) or not (hasattr(key, "shape") or isinstance(key, list | tuple)):
+        msg = (
+            f"key must be a column index of X (int) or a 1-D array-like of keys; got {type(key).__name__} "
+            f"{key!r}. Select the column position of a named column first."
+        )
+        raise TypeError(msg)
+    key_arr, origin = to_dask_array(key, name="key")
+    if key_arr.ndim != 1:
+        msg = f"key must be 1-D of shape (n_samples,), got shape {key_arr.shape}. Pass one key per row of X."
+        raise ValueError(msg)
+    if any(math.isnan(c) for c in key_arr.chunks[0]):
+        msg = (
+            "key has unknown chunk sizes, so its rows cannot be matched with the rows of X. Call "
+            "key.compute_chunk_sizes() first, or build it with df.to_dask_array(lengths=True)."
+        )
+        raise ValueError(msg)
+    if key_arr.shape[0] != n_samples:
+        msg = (
+            f"key has {key_arr.shape[0]} values but X has {n_samples} rows. Pass one key per row of X, "
+            "in the same order."
+        )
+        raise ValueError(msg)
+    if key_arr.chunks[0] != X.chunks[0]:
+        if origin.is_eager:
+            key_arr, _ = to_dask_array(key, name="key", chunks=X.chunks[0])
+        else:
+            key_arr = key_arr.rechunk((X.chunks[0],))
+    return key_arr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# plans: which rows of block i go to shard j
+
+
+def _label_dtype(n_shards: int) -> np.dtype:
+    return np.dtype(np.int16) if n_shards <= np.iinfo(np.int16).max else np.dtype(np.int32)
+
+
+def _shuffle_labels_block(counts: tuple[int, ...], entropy: int, block_index: int) -> np.ndarray:
+    """Target shards of the rows of one block: ``counts[j]`` rows for shard ``j``, in random order."""
+    labels = np.repeat(np.arange(len(counts), dtype=_label_dtype(len(counts))), counts)
+    _blocks.block_rng(entropy, _blocks.STREAM_SHARD_ASSIGN, 1, block_index).shuffle(labels)
+    return labels
+
+
+def _shuffle_plan(
+    row_chunks: tuple[int, ...], sizes: tuple[int, ...], entropy: int
+) -> tuple[da.Array, np.ndarray]:
+    """Uniformly random balanced assignment, as if a global permutation were cut into ``sizes``.
+
+    Block ``i`` sends to shard ``j`` a multivariate hypergeometric share of the shard capacities still free,
+    so the count matrix comes from chunk sizes alone and each shard receives exactly ``sizes[j]`` rows.
+    """
+    rng = _blocks.block_rng(entropy, _blocks.STREAM_SHARD_ASSIGN, 0)
+    remaining = np.asarray(sizes, dtype=np.int64)
+    counts = np.zeros((len(row_chunks), len(sizes)), dtype=np.int64)
+    for index, size in enumerate(row_chunks):
+        counts[index] = _blocks.multivariate_hypergeometric(rng, remaining, int(size))
+        remaining -= counts[index]
+    name = f"daskml-shard-assign-{tokenize(row_chunks, sizes, entropy, 'shuffle')}"
+    tasks = {
+        (name, index): (_shuffle_labels_block, tuple(counts[index].tolist()), entropy, index)
+        for index in range(len(row_chunks))
+    }
+    dtype = _label_dtype(len(sizes))
+    labels = _blocks.array_from_tasks(
+        name, tasks, (tuple(row_chunks),), meta=np.empty(0, dtype), dependencies=[]
+    )
+    return labels, counts
+
+
+def _stratified_quota(
+    class_totals: np.ndarray, sizes: tuple[int, ...], rng: np.random.Generator
+) -> np.ndarray:
+    """Rows of each class per shard: ``Q[j, c]`` is ``n_c * size_j / n`` rounded down or up, margins exact.
+
+    The expected table ``E[j, c] = n_c * size_j / n`` has integer row sums (the shard sizes) and column sums
+    (the class totals); by the integrality of transportation polytopes it can be rounded entry by entry to a
+    neighbouring integer without changing either. Starting from ``floor(E)``, the missing units form a 0/1
+    matrix with known margins, supported where ``E`` is fractional: a bipartite max-flow problem. Shards and
+    classes are visited in a seeded random order so that no shard always gets the larger share.
+    """
+    totals = np.asarray(class_totals, dtype=object)
+    shard_sizes = np.asarray(sizes, dtype=object)
+    n_samples = int(sum(sizes))
+    product = np.outer(shard_sizes, totals)  # Python ints: no overflow for any n_samples
+    quota = (product // n_samples).astype(np.int64)
+    fractional = (product % n_samples).astype(bool)
+    row_deficit = np.asarray(sizes, dtype=np.int64) - quota.sum(axis=1)
+    col_deficit = np.asarray(class_totals, dtype=np.int64) - quota.sum(axis=0)
+    n_missing = int(row_deficit.sum())
+    if n_missing == 0:
+        return quota
+    n_shards, n_classes = quota.shape
+    shard_order = rng.permutation(n_shards)
+    class_order = rng.permutation(n_classes)
+    # nodes: 0 source, 1..n_shards shards (permuted), then classes (permuted), then the sink
+    sink = 1 + n_shards + n_classes
+    rows, cols, caps = [], [], []
+    for position, j in enumerate(shard_order):
+        if row_deficit[j]:
+            rows.append(0)
+            cols.append(1 + position)
+            caps.append(row_deficit[j])
+    shard_position = np.empty(n_shards, dtype=np.int64)
+    shard_position[shard_order] = np.arange(n_shards)
+    class_position = np.empty(n_classes, dtype=np.int64)
+    class_position[class_order] = np.arange(n_classes)
+    js, cs = np.nonzero(fractional)
+    rows.extend((1 + shard_position[js]).tolist())
+    cols.extend((1 + n_shards + class_position[cs]).tolist())
+    caps.extend([1] * js.size)
+    for c in range(n_classes):
+        if col_deficit[c]:
+            rows.append(1 + n_shards + class_position[c])
+            cols.append(sink)
+            caps.append(col_deficit[c])
+    graph = sp.csr_array(
+        (np.asarray(caps, dtype=np.int32), (np.asarray(rows), np.asarray(cols))), shape=(sink + 1, sink + 1)
+    )
+    result = maximum_flow(graph, 0, sink)
+    if result.flow_value != n_missing:  # pragma: no cover - impossible by the rounding theorem
+        msg = f"Internal error: stratified quota rounding found {result.flow_value} of {n_missing} units."
+        raise RuntimeError(msg)
+    flow = result.flow.toarray()
+    quota += np.maximum(flow[np.ix_(1 + shard_position, 1 + n_shards + class_position)], 0)
+    return quota
+
+
+def _stratified_labels_block(
+    y_block: np.ndarray, classes: np.ndarray, plan: np.ndarray, entropy: int, block_index: int
+) -> np.ndarray:
+    """Target shards of one block: ``plan[j, c]`` rows of class ``c`` go to shard ``j``, chosen at random."""
+    n_shards = plan.shape[0]
+    codes = np.searchsorted(classes, y_block)
+    codes = np.minimum(codes, classes.size - 1)
+    if y_block.size and not np.array_equal(classes[codes], y_block):
+        msg = (
+            f"Row block {block_index} of y holds labels that were not there when the class counts were "
+            "computed. y must give the same values every time it is computed; persist it first."
+        )
+        raise RuntimeError(msg)
+    rng = _blocks.block_rng(entropy, _blocks.STREAM_SHARD_ASSIGN, 1, block_index)
+    labels = np.empty(y_block.shape[0], dtype=_label_dtype(n_shards))
+    order = np.argsort(codes, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=classes.size))])
+    for c in range(classes.size):
+        rows = order[bounds[c] : bounds[c + 1]]
+        if rows.size == 0:
+            continue
+        targets = np.repeat(np.arange(n_shards, dtype=labels.dtype), plan[:, c])
+        if targets.size != rows.size:
+            msg = (
+                f"Row block {block_index} of y changed between the class count and the shard pass "
+                f"({rows.size} rows of class {classes[c]!r}, {targets.size} expected); persist y first."
+            )
+            raise RuntimeError(msg)
+        rng.shuffle(targets)
+        labels[rows] = targets
+    return labels
+
+
+def _stratified_plan(y: da.Array, sizes: tuple[int, ...], entropy: int) -> tuple[da.Array, np.ndarray]:
+    classes, block_counts = _blocks.compute_block_class_counts(y)
+    if classes.dtype.kind == "f" and not np.all(np.mod(classes, 1) == 0):
+        msg = (
+            f"strategy='stratified' needs class labels, but y has {classes.size} distinct non-integer float "
+            f"values (for example {classes[:3].tolist()}), which looks like a regression target. Use "
+            "strategy='shuffle', or bin y into classes first."
+        )
+        raise ValueError(msg)
+    rng = _blocks.block_rng(entropy, _blocks.STREAM_SHARD_ASSIGN, 0)
+    quota = _stratified_quota(block_counts.sum(axis=0), sizes, rng)
+    n_blocks, n_classes = block_counts.shape
+    # plan[i, j, c]: rows of class c that block i sends to shard j
+    plan = np.zeros((n_blocks, len(sizes), n_classes), dtype=np.int64)
+    for c in range(n_classes):
+        remaining = quota[:, c].copy()
+        for index in range(n_blocks):
+            plan[index, :, c] = _blocks.multivariate_hypergeometric(
+                rng, remaining, int(block_counts[index, c])
+            )
+            remaining -= plan[index, :, c]
+    classes_key = f"daskml-shard-classes-{tokenize(classes)}"
+    classes_obj = dask.delayed(classes, name=classes_key, traverse=False)
+    name = f"daskml-shard-assign-{tokenize(y.name, sizes, entropy, 'stratified')}"
+    tasks = {
+        (name, index): (
+            _stratified_labels_block,
+            _blocks.block_key(y, index),
+            classes_key,
+            plan[index],
+            entropy,
+            index,
+        )
+        for index in range(n_blocks)
+    }
+    dtype = _label_dtype(len(sizes))
+    labels = _blocks.array_from_tasks(
+        name, tasks, (y.chunks[0],), meta=np.empty(0, dtype), dependencies=[y, classes_obj]
+    )
+    return labels, plan.sum(axis=2)
+
+
+def _hash_labels_block(keys: Any, n_shards: int, column: int | None = None) -> np.ndarray:
+    """Target shard of every row: a process-independent 64-bit hash of its key, modulo ``n_shards``."""
+    if column is not None:
+        keys = keys[:, column]
+        keys = keys.toarray().ravel() if sp.issparse(keys) else np.asarray(keys)
+    keys = np.asarray(keys)
+    if keys.dtype.kind in "US":
+        keys = keys.astype(object)  # pandas hashes fixed-width strings as Python objects
+    hashes = pd.util.hash_array(keys, categorize=False)
+    return (hashes % np.uint64(n_shards)).astype(_label_dtype(n_shards))
+
+
+def _hash_labels(X: da.Array, key: da.Array | int, n_shards: int) -> da.Array:
+    source = X if isinstance(key, int) else key
+    column = key if isinstance(key, int) else None
+    name = f"daskml-shard-assign-{tokenize(source.name, column, n_shards, 'hash')}"
+    tasks = {
+        (name, index): (_hash_labels_block, _blocks.block_key(source, index), n_shards, column)
+        for index in range(source.numblocks[0])
+    }
+    dtype = _label_dtype(n_shards)
+    return _blocks.array_from_tasks(
+        name, tasks, (X.chunks[0],), meta=np.empty(0, dtype), dependencies=[source]
+    )
+
+
+def _count_labels_block(labels: np.ndarray, n_shards: int) -> np.ndarray:
+    return np.bincount(labels, minlength=n_shards).astype(np.int64)[None, :]
+
+
+def _compute_label_counts(labels: da.Array, n_shards: int) -> np.ndarray:
+    counts = labels.map_blocks(
+        _count_labels_block,
+        n_shards,
+        chunks=((1,) * labels.numblocks[0], (n_shards,)),
+        new_axis=1,
+        dtype=np.int64,
+        token="daskml-shard-count",
+    )
+    # compute: rows each block sends to each shard, an n_blocks x n_shards integer matrix (keys are hashed on
+    # the workers; no data reach the client)
+    return np.asarray(counts.compute())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# moving rows
+
+
+def _split_rows_block(block: Any, labels: np.ndarray, counts: tuple[int, ...]) -> list[Any]:
+    """Split one block into one piece per shard (rows keep their order within each piece)."""
+    found = np.bincount(labels, minlength=len(counts))
+    if not np.array_equal(found, counts):
+        msg = (
+            f"A row block sends {found.tolist()} rows to the shards, but {list(counts)} were planned. The "
+            "input (or the hash key) must give the same values every time it is computed; persist it first."
+        )
+        raise RuntimeError(msg)
+    order = np.argsort(labels, kind="stable")
+    ordered = block[order]
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return [ordered[bounds[j] : bounds[j + 1]] for j in range(len(counts))]
+
+
+def _concat_shard_block(pieces: list[Any], empty: Any, entropy: int | None, shard_index: int) -> Any:
+    """Concatenate the pieces a shard receives from every block; shuffle them if ``entropy`` is given."""
+    if not pieces:
+        return empty
+    n_rows = sum(piece.shape[0] for piece in pieces)
+    permutation = None
+    if entropy is not None:
+        rng = _blocks.block_rng(entropy, _blocks.STREAM_SHARD_PERMUTE, shard_index)
+        permutation = rng.permutation(n_rows)
+    if sp.issparse(pieces[0]):
+        out = sp.vstack(pieces, format="csr")
+        return out if permutation is None else out[permutation]
+    if permutation is None:
+        return np.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0].copy()
+    # Scatter every piece straight to its shuffled rows: one copy instead of concatenate-then-gather.
+    out = np.empty((n_rows, *pieces[0].shape[1:]), dtype=pieces[0].dtype)
+    start = 0
+    for piece in pieces:
+        out[permutation[start : start + piece.shape[0]]] = piece
+        start += piece.shape[0]
+    return out
+
+
+def _redistribute(
+    array: da.Array, labels: da.Array, counts: np.ndarray, *, permute_entropy: int | None
+) -> da.Array:
+    """Move row ``r`` of block ``i`` to shard ``labels[r]``; ``counts[i, j]`` rows go from ``i`` to ``j``."""
+    n_blocks, n_shards = counts.shape
+    token = tokenize(array.name, labels.name, counts, permute_entropy)
+    split_name = f"daskml-shard-split-{token}"
+    piece_name = f"daskml-shard-piece-{token}"
+    out_name = f"daskml-shard-concat-{token}"
+    tail = (0,) * (array.ndim - 1)
+    tasks: dict[tuple, Any] = {}
+    for i in range(n_blocks):
+        if counts[i].sum() == 0:
+            continue
+        tasks[(split_name, i)] = (
+            _split_rows_block,
+            _blocks.block_key(array, i),
+            (labels.name, i),
+            tuple(counts[i].tolist()),
+        )
+        for j in np.flatnonzero(counts[i]).tolist():
+            tasks[(piece_name, i, j)] = (operator.getitem, (split_name, i), j)
+    empty = _blocks.empty_rows(array._meta, array.shape[1:], array.dtype)
+    for j in range(n_shards):
+        pieces = [(piece_name, i, j) for i in np.flatnonzero(counts[:, j]).tolist()]
+        tasks[(out_name, j, *tail)] = (_concat_shard_block, pieces, empty, permute_entropy, j)
+    chunks = (tuple(counts.sum(axis=0).tolist()), *((size,) for size in array.shape[1:]))
+    return _blocks.array_from_tasks(out_name, tasks, chunks, meta=array._meta, dependencies=[array, labels])

@@ -1,0 +1,262 @@
+"""Building blocks shared by sharding, splitting and the synthetic generators.
+
+- **Random streams.** One root entropy is drawn from ``random_state`` on the client; every block draws from
+  its own :class:`numpy.random.Generator` seeded with ``SeedSequence(root, spawn_key=(stream, ...))``. Results
+  therefore depend on the seed and the block layout, never on the number of workers or the order in which
+  tasks run, and no code touches numpy's global random state.
+- **Count plans.** Exact counts (rows per shard, test rows per block) are split over blocks on the client with
+  multivariate hypergeometric draws. They use chunk sizes or small count matrices only, never data.
+- **Graph helpers.** Arrays built from hand-written task layers, named with ``daskml-`` prefixes.
+- **Class counts per block**, the one small computation that stratified sharding and splitting need.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+__all__ = [
+    "STREAM_CLASSIFICATION",
+    "STREAM_REGRESSION",
+    "STREAM_SHARD_ASSIGN",
+    "STREAM_SHARD_PERMUTE",
+    "STREAM_SPLIT",
+    "array_from_tasks",
+    "balanced_sizes",
+    "block_key",
+    "block_rng",
+    "compute_block_class_counts",
+    "empty_rows",
+    "multivariate_hypergeometric",
+    "root_entropy",
+]
+
+# Independent random streams: the first element of every spawn key.
+STREAM_SHARD_ASSIGN = 1
+STREAM_SHARD_PERMUTE = 2
+STREAM_SPLIT = 3
+STREAM_CLASSIFICATION = 4
+STREAM_REGRESSION = 5
+
+# numpy's hypergeometric samplers accept populations below this size.
+_NUMPY_HYPERGEOMETRIC_LIMIT = 10**9
+
+
+def root_entropy(random_state: Any, *, name: str = "random_state") -> int:
+    """Turn ``random_state`` into the root entropy of all the random streams of one call.
+
+    Parameters
+    ----------
+    random_state : int, numpy.random.Generator, numpy.random.RandomState or None
+        A non-negative int gives reproducible streams; a generator is advanced once to draw the entropy;
+        ``None`` draws fresh entropy from the operating system.
+    name : str, default="random_state"
+        Name used in error messages.
+
+    Returns
+    -------
+    int
+        Non-negative entropy for :class:`numpy.random.SeedSequence`.
+
+    Raises
+    ------
+    ValueError
+        If ``random_state`` is a negative int or of another type.
+    """
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy)
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool | np.bool_):
+        if random_state < 0:
+            msg = f"{name} must be a non-negative int, a numpy Generator or None; got {random_state}."
+            raise ValueError(msg)
+        return int(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63))
+    if isinstance(random_state, np.random.RandomState):
+        high, low = random_state.randint(0, 2**32, size=2, dtype=np.uint64)
+        return int(high) << 32 | int(low)
+    msg = (
+        f"{random_state!r} cannot be used to seed the random streams: {name} must be a non-negative int, a "
+        "numpy.random.Generator, a numpy.random.RandomState or None."
+    )
+    raise ValueError(msg)
+
+
+def block_rng(entropy: int, *key: int) -> np.random.Generator:
+    """The random generator of one stream (and block) of a call.
+
+    Parameters
+    ----------
+    entropy : int
+        Root entropy from :func:`root_entropy`.
+    *key : int
+        Spawn key: the stream constant, then indices (e.g. the block index).
+
+    Returns
+    -------
+    numpy.random.Generator
+    """
+    seed = np.random.SeedSequence(entropy, spawn_key=tuple(int(k) for k in key))
+    return np.random.Generator(np.random.PCG64(seed))
+
+
+def balanced_sizes(n_samples: int, n_parts: int) -> tuple[int, ...]:
+    """Split ``n_samples`` rows into ``n_parts`` consecutive parts whose sizes differ by at most one.
+
+    The larger parts come first, as in :func:`numpy.array_split`.
+
+    Parameters
+    ----------
+    n_samples, n_parts : int
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> balanced_sizes(10, 4)
+    (3, 3, 2, 2)
+    """
+    base, extra = divmod(int(n_samples), int(n_parts))
+    return tuple(base + (1 if j < extra else 0) for j in range(int(n_parts)))
+
+
+def _hypergeometric(rng: np.random.Generator, n_good: int, n_bad: int, n_sample: int) -> int:
+    """Good items among ``n_sample`` drawn without replacement (normal approximation for huge urns)."""
+    if n_sample == 0 or n_good == 0:
+        return 0
+    if n_bad == 0:
+        return n_sample
+    if n_good < _NUMPY_HYPERGEOMETRIC_LIMIT and n_bad < _NUMPY_HYPERGEOMETRIC_LIMIT:
+        return int(rng.hypergeometric(n_good, n_bad, n_sample))
+    total = n_good + n_bad
+    p = n_good / total
+    variance = n_sample * p * (1 - p) * (total - n_sample) / max(total - 1, 1)
+    draw = round(n_sample * p + math.sqrt(variance) * float(rng.standard_normal()))
+    return int(min(max(draw, max(0, n_sample - n_bad)), min(n_good, n_sample)))
+
+
+def multivariate_hypergeometric(rng: np.random.Generator, colors: Sequence[int], n_sample: int) -> np.ndarray:
+    """Draw ``n_sample`` items without replacement from an urn with ``colors[c]`` items of colour ``c``.
+
+    Used to split an exact total over blocks or shards: the counts always sum to ``n_sample`` and never exceed
+    ``colors``. Beyond numpy's population limit (10**9 items) the marginals use a normal approximation, still
+    with exact totals.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    colors : sequence of int
+        Items per colour.
+    n_sample : int
+        Items drawn, at most ``sum(colors)``.
+
+    Returns
+    -------
+    ndarray of int64 of shape (len(colors),)
+    """
+    colors = np.asarray(colors, dtype=np.int64)
+    total = int(colors.sum())
+    if n_sample == 0 or colors.size == 0:
+        return np.zeros(colors.size, dtype=np.int64)
+    if n_sample == total:
+        return colors.copy()
+    if total < _NUMPY_HYPERGEOMETRIC_LIMIT:
+        return rng.multivariate_hypergeometric(colors, n_sample, method="marginals").astype(np.int64)
+    out = np.zeros(colors.size, dtype=np.int64)
+    remaining_total, remaining_sample = total, int(n_sample)
+    for index, count in enumerate(colors.tolist()):
+        drawn = _hypergeometric(rng, count, remaining_total - count, remaining_sample)
+        out[index] = drawn
+        remaining_total -= count
+        remaining_sample -= drawn
+    return out
+
+
+def block_key(array: da.Array, index: int) -> tuple:
+    """Graph key of row block ``index`` of an array chunked by rows only."""
+    return (array.name, int(index)) + (0,) * (array.ndim - 1)
+
+
+def empty_rows(meta: Any, shape_tail: tuple[int, ...], dtype: Any) -> Any:
+    """A block with zero rows of the given trailing shape: dense or CSR, following ``meta``."""
+    if sp.issparse(meta):
+        return sp.csr_matrix((0, *shape_tail), dtype=dtype)
+    return np.empty((0, *shape_tail), dtype=dtype)
+
+
+def array_from_tasks(
+    name: str,
+    tasks: Mapping[tuple, Any],
+    chunks: tuple[tuple[int, ...], ...],
+    *,
+    meta: Any,
+    dependencies: Sequence[Any],
+) -> da.Array:
+    """A dask array whose blocks are the given tasks (one per block key ``(name, i, 0, ...)``).
+
+    Parameters
+    ----------
+    name : str
+        Key name of the output blocks, starting with a ``daskml-`` prefix.
+    tasks : mapping
+        Graph layer: output block keys plus any helper keys, each mapped to a task tuple.
+    chunks : tuple of tuple of int
+        Known chunk sizes of the result.
+    meta : array
+        Zero-size array of the block type and dtype.
+    dependencies : sequence of dask collections
+        Collections whose keys the tasks reference.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy.
+    """
+    graph = HighLevelGraph.from_collections(name, dict(tasks), dependencies=list(dependencies))
+    return da.Array(graph, name, chunks, meta=meta)
+
+
+def _count_classes_block(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique labels of one block and how often each occurs."""
+    return np.unique(np.asarray(labels), return_counts=True)
+
+
+def compute_block_class_counts(y: da.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Count the labels of every row block of ``y`` (one small computation).
+
+    Parameters
+    ----------
+    y : dask.array.Array of shape (n_samples,)
+        Class labels of any sortable dtype, with known row chunks.
+
+    Returns
+    -------
+    classes : ndarray of shape (n_classes,)
+        Sorted unique labels.
+    counts : ndarray of int64 of shape (n_blocks, n_classes)
+        Rows of each class in each row block.
+    """
+    prefix = f"daskml-class-counts-{tokenize(y.name)}"
+    count = dask.delayed(_count_classes_block, pure=True)
+    tasks = [
+        count(block, dask_key_name=(prefix, index)) for index, block in enumerate(y.to_delayed().ravel())
+    ]
+    # compute: per-block unique labels and counts, n_blocks x n_classes values (the data stay on the workers)
+    results = dask.compute(*tasks)
+    uniques = [values for values, _ in results]
+    classes = np.unique(np.concatenate(uniques)) if uniques else np.asarray([])
+    counts = np.zeros((len(results), classes.size), dtype=np.int64)
+    for index, (values, value_counts) in enumerate(results):
+        counts[index, np.searchsorted(classes, values)] = value_counts
+    return classes, counts
