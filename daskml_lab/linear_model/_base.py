@@ -1,0 +1,749 @@
+"""Shared machinery of the linear models: the fit flow around a solver, lazy prediction, ``history_``.
+
+Every model minimises the objective of :mod:`daskml_lab.solvers`,
+
+    F(W) = data_scale * sum_i sw_i * loss(y_i, x_i @ W[:d] + b) + (l2 / 2) * ||W[:d]||^2 + l1 * ||W[:d]||_1,
+
+and chooses ``data_scale``, ``l2`` and ``l1`` (an :class:`Objective`) so that ``F`` is proportional to
+scikit-learn's objective for the same model, hence has the same minimiser. The estimator classes only
+describe their objective; running the solver, warm starts, the coefficients' entry into prediction graphs and
+the per-block kernels live here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+from dask.base import tokenize
+from dask.delayed import Delayed
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from daskml_lab import solvers
+from daskml_lab.base import DaskMLEstimator, Interval, class_weight_vector, encode_labels
+from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
+from daskml_lab.linear_model._docs import fill_doc
+from daskml_lab.monitoring import fit_span, task_prefix
+
+__all__ = [
+    "LinearClassifierBase",
+    "LinearModelBase",
+    "LinearRegressorBase",
+    "Objective",
+    "block_statistics",
+    "params_in_graph",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Order in which ``solver="auto"`` picks among the solvers that support a loss and penalty.
+_AUTO_ORDER = ("lbfgs", "proximal", "admm", "sgd", "gd", "async-sgd")
+#: Keywords every solver takes from the estimator's own parameters (never from ``solver_options``).
+_RESERVED_SOLVER_KEYWORDS = frozenset({"problem", "w0", "tol", "max_iter", "random_state", "callback"})
+_HISTORY_COLUMNS = ("iteration", "objective", "grad_norm", "step_size", "time_s")
+
+
+class _SolverName:
+    """Constraint: ``"auto"`` or a solver of :data:`daskml_lab.solvers.SOLVERS`, read at check time.
+
+    Solvers registered later (sgd, async-sgd, admm) are accepted without touching the estimators.
+    """
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str) and (value == "auto" or value in solvers.SOLVERS)
+
+    def describe(self) -> str:
+        names = sorted({"auto", *solvers.SOLVERS})
+        return "a str among {" + ", ".join(repr(name) for name in names) + "}"
+
+
+#: Constraints shared by every linear model.
+COMMON_CONSTRAINTS: dict[str, list[Any]] = {
+    "fit_intercept": ["boolean"],
+    "tol": [Interval(numbers.Real, 0, None, closed="left")],
+    "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+    "warm_start": ["boolean"],
+    "random_state": ["random_state"],
+    "solver": [_SolverName()],
+    "solver_options": [None, "dict"],
+}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The solver-side description of a model's objective.
+
+    Attributes
+    ----------
+    loss : str
+        Loss name of :mod:`daskml_lab.solvers` (``"squared"``, ``"logistic"``, ``"multinomial"``, ...).
+    data_scale : float
+        Factor of the weighted sum of the losses.
+    l2, l1 : float
+        Penalty strengths (``l2 / 2 * ||w||^2 + l1 * ||w||_1``); the intercept is never penalised.
+    penalty : str
+        How the user asked for the penalty, for error messages (e.g. ``"l1_ratio=0.5"``).
+    loss_options : dict or None
+        Extra parameters of the loss.
+    """
+
+    loss: str
+    data_scale: float
+    l2: float = 0.0
+    l1: float = 0.0
+    penalty: str = ""
+    loss_options: dict[str, Any] | None = None
+
+
+class LinearModelBase(DaskMLEstimator):
+    """Fit and predict machinery shared by every linear model (not a public estimator)."""
+
+    _accepts_sparse: ClassVar[bool] = True
+
+    def _validate_fit_data(
+        self, X: Any, y: Any = None, *, sample_weight: Any = None, y_numeric: bool = False
+    ) -> ValidatedData:
+        if y is None:
+            msg = (
+                f"{type(self).__name__} requires y to be passed, but the target y is None. Pass the target "
+                "values (or class labels) as the second argument of fit."
+            )
+            raise ValueError(msg)
+        return super()._validate_fit_data(X, y, sample_weight=sample_weight, y_numeric=y_numeric)
+
+    # ----------------------------------------------------------------------------------------------- solving
+    def _check_solver_options(self) -> None:
+        """Check ``solver_options`` against the chosen solver's signature (before any graph is built)."""
+        if not self.solver_options:
+            return
+        if self.solver == "auto":
+            msg = (
+                f"solver_options={self.solver_options!r} needs an explicit solver, but solver='auto'. Choose "
+                f"the solver the options belong to, e.g. solver='lbfgs', or drop solver_options."
+            )
+            raise ValueError(msg)
+        accepted = _solver_keywords(solvers.get_solver(self.solver))
+        reserved = sorted(set(self.solver_options) & _RESERVED_SOLVER_KEYWORDS)
+        if reserved:
+            msg = (
+                f"solver_options may not set {reserved}: they come from the estimator's own parameters "
+                f"(tol, max_iter, random_state, warm_start). Set those on {type(self).__name__} instead."
+            )
+            raise ValueError(msg)
+        unknown = sorted(set(self.solver_options) - set(accepted))
+        if unknown:
+            msg = (
+                f"solver_options has keys {unknown} that solver={self.solver!r} does not take. Its options "
+                f"are {sorted(accepted)}."
+            )
+            raise ValueError(msg)
+
+    def _resolve_solver(self, objective: Objective) -> str:
+        """The solver for ``objective``: ``self.solver`` checked against the registry, or the auto choice."""
+        supported = list(solvers.supported_solvers(objective.loss, objective.l1))
+        what = f"loss={objective.loss!r}" + (f" with {objective.penalty}" if objective.penalty else "")
+        if self.solver == "auto":
+            if not supported:
+                msg = (
+                    f"No registered solver supports {what}; the registered solvers are "
+                    f"{sorted(solvers.SOLVERS)}. Change the loss or penalty of {type(self).__name__}."
+                )
+                raise ValueError(msg)
+            return next((name for name in _AUTO_ORDER if name in supported), supported[0])
+        if self.solver not in supported:
+            hint = (
+                f"Use solver={supported[0]!r} (or 'auto')"
+                if supported
+                else "No registered solver supports it"
+            )
+            msg = (
+                f"solver={self.solver!r} does not support {what} in {type(self).__name__}. Solvers that do: "
+                f"{supported}. {hint}."
+            )
+            raise ValueError(msg)
+        return str(self.solver)
+
+    def _run_solver(
+        self,
+        X: da.Array,
+        y: da.Array,
+        sample_weight: da.Array | None,
+        objective: Objective,
+        *,
+        n_outputs: int,
+        w0: np.ndarray | None,
+    ) -> tuple[Any, np.ndarray, np.ndarray]:
+        """Build the blocked problem, run the solver; return the result, coef (K, d) and intercept (K,)."""
+        name = self._resolve_solver(objective)
+        solver = solvers.get_solver(name)
+        options = dict(self.solver_options or {})
+        logger.debug(
+            "%s: solver=%s loss=%s data_scale=%g l2=%g l1=%g n_outputs=%d",
+            type(self).__name__,
+            name,
+            objective.loss,
+            objective.data_scale,
+            objective.l2,
+            objective.l1,
+            n_outputs,
+        )
+        problem = solvers.BlockedProblem(
+            X,
+            y,
+            sample_weight,
+            loss=objective.loss,
+            n_outputs=n_outputs,
+            fit_intercept=self.fit_intercept,
+            data_scale=objective.data_scale,
+            l2=objective.l2,
+            l1=objective.l1,
+            loss_options=objective.loss_options,
+        )
+        with problem:
+            result = solver(
+                problem,
+                w0=w0,
+                tol=self.tol,
+                max_iter=self.max_iter,
+                random_state=self.random_state,
+                callback=None,
+                **options,
+            )
+            coef, intercept = problem.unpack(result.W)
+        coef = np.asarray(coef, dtype=X.dtype).reshape(n_outputs, X.shape[1])
+        intercept = np.asarray(intercept, dtype=X.dtype).reshape(n_outputs)
+        if not self.fit_intercept:
+            intercept = np.zeros(n_outputs, dtype=X.dtype)
+        return result, coef, intercept
+
+    def _warm_start_params(self, n_outputs: int, n_features: int) -> np.ndarray | None:
+        """Packed previous coefficients ``(n_params, n_outputs)`` if ``warm_start`` applies, else ``None``."""
+        if not self.warm_start or not hasattr(self, "coef_"):
+            return None
+        coef = np.atleast_2d(np.asarray(self.coef_, dtype=np.float64))
+        if coef.shape != (n_outputs, n_features):
+            logger.info(
+                "%s: warm_start ignored, the previous coefficients have shape %s but the data need %s.",
+                type(self).__name__,
+                coef.shape,
+                (n_outputs, n_features),
+            )
+            return None
+        if not self.fit_intercept:
+            return np.ascontiguousarray(coef.T)
+        intercept = np.broadcast_to(
+            np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64)), (n_outputs,)
+        )
+        return np.vstack([coef.T, intercept[None, :]])
+
+    # -------------------------------------------------------------------------------------------- prediction
+    def _coef_dtype(self) -> np.dtype:
+        return np.asarray(self.coef_).dtype
+
+    def _params_in_graph(self) -> Delayed:
+        """Coefficients and intercepts, one ``(n_features + 1, n_outputs)`` array entering the graph once."""
+        return params_in_graph(self.coef_, self.intercept_)
+
+    def _lazy_decision_function(self, X: da.Array, *, ravel: bool) -> da.Array:
+        """Lazy ``X @ coef_.T + intercept_``: shape (n_samples,) if ``ravel``, else (n_samples, n_outputs)."""
+        n_outputs = np.atleast_2d(np.asarray(self.coef_)).shape[0]
+        dtype = np.result_type(X.dtype, self._coef_dtype())
+        if ravel:
+            return da.map_blocks(
+                _decision_function_block,
+                X,
+                self._params_in_graph(),
+                ravel=True,
+                chunks=(X.chunks[0],),
+                drop_axis=1,
+                dtype=dtype,
+                meta=np.empty((0,), dtype=dtype),
+                token=task_prefix("decision function"),
+            )
+        return da.map_blocks(
+            _decision_function_block,
+            X,
+            self._params_in_graph(),
+            ravel=False,
+            chunks=(X.chunks[0], (n_outputs,)),
+            dtype=dtype,
+            meta=np.empty((0, 0), dtype=dtype),
+            token=task_prefix("decision function"),
+        )
+
+    def _validate_score_data(self, X: Any, y: Any, sample_weight: Any, *, y_numeric: bool) -> ValidatedData:
+        check_is_fitted(self)
+        data = check_X_y(
+            X, y, sample_weight=sample_weight, y_numeric=y_numeric, accept_sparse=self._accepts_sparse
+        )
+        check_n_features(data.X, self.n_features_in_, estimator_name=type(self).__name__)
+        return data
+
+    def _score_statistics(
+        self, kernel: Callable[..., np.ndarray], data: ValidatedData, n_stats: int, **kwargs: Any
+    ) -> da.Array:
+        """Per-block statistics ``kernel(X, y, sample_weight, params)``, a lazy (n_blocks, n_stats) array."""
+        return block_statistics(
+            kernel, data.X, _target(data), data.sample_weight, self._params_in_graph(), n_stats, **kwargs
+        )
+
+
+class LinearRegressorBase(RegressorMixin, LinearModelBase):
+    """Regression flow: one output, ``predict`` is the linear function, ``score`` is R^2 (not public)."""
+
+    def _objective(self, weight_sum: float) -> Objective:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegressorBase:
+        """Fit the model with the chosen solver.
+
+        Parameters
+        ----------
+        %(fit_parameters)s
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._validate_params()
+        data = self._validate_fit_data(X, y, sample_weight=sample_weight, y_numeric=True)
+        self._check_solver_options()
+        n_samples, n_features = data.X.shape
+        with fit_span(type(self).__name__):
+            weight_sum = float(n_samples)
+            if data.sample_weight is not None:
+                # compute: one scalar, the total sample weight (it normalises the objective)
+                weight_sum = float(data.sample_weight.sum(dtype=np.float64).compute())
+                _check_weight_sum(weight_sum)
+            objective = self._objective(weight_sum)
+            w0 = self._warm_start_params(1, n_features)
+            result, coef, intercept = self._run_solver(
+                data.X, _target(data), data.sample_weight, objective, n_outputs=1, w0=w0
+            )
+        self.coef_ = coef[0]
+        self.intercept_ = intercept.dtype.type(intercept[0])
+        self.n_iter_ = int(result.n_iter)
+        self.history_ = history_frame([result])
+        return self
+
+    def predict(self, X: Any) -> Any:
+        """Predict with the linear model.
+
+        Parameters
+        ----------
+        %(predict_X)s
+
+        Returns
+        -------
+        {ndarray, dask array, xarray.DataArray} of shape (n_samples,)
+            ``X @ coef_ + intercept_``; lazy for dask and xarray input, numpy for in-memory input.
+        """
+        X_arr, origin = self._validate_predict_data(X)
+        return self._wrap_output(self._lazy_decision_function(X_arr, ravel=True), origin, name="prediction")
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Coefficient of determination R^2 of the prediction, computed in one pass.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, dask array, xarray.DataArray} of shape (n_samples, n_features)
+            Samples.
+        y : {array-like, dask array} of shape (n_samples,)
+            True values.
+        sample_weight : {array-like, dask array} of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        float
+            R^2 as :func:`sklearn.metrics.r2_score` defines it (1.0 for a perfect fit; when ``y`` is constant,
+            1.0 for a perfect prediction and 0.0 otherwise).
+        """
+        data = self._validate_score_data(X, y, sample_weight, y_numeric=True)
+        stats = self._score_statistics(_r2_stats_block, data, 4)
+        # compute: 4 float64 per row block (weight, weighted mean, squared deviations, squared error)
+        return r2_from_block_stats(stats.compute())
+
+
+fill_doc(LinearRegressorBase.fit)
+fill_doc(LinearRegressorBase.predict)
+
+
+class LinearClassifierBase(ClassifierMixin, LinearModelBase):
+    """Classification flow: classes, class weights, lazy decision function and labels (not public)."""
+
+    def _class_statistics(self, data: ValidatedData) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted labels and the total sample weight of each (one small compute)."""
+        y, weights = _target(data), data.sample_weight
+        token = tokenize(y, weights)
+        y_blocks = y.to_delayed().ravel()
+        w_blocks = weights.to_delayed().ravel() if weights is not None else [None] * len(y_blocks)
+        prefix = task_prefix("class counts")
+        parts = [
+            dask.delayed(_class_weight_sums_block)(
+                y_block, w_block, dask_key_name=f"{prefix}-{token}-{index}"
+            )
+            for index, (y_block, w_block) in enumerate(zip(y_blocks, w_blocks, strict=True))
+        ]
+        total = dask.delayed(_class_weight_sums_combine)(parts, dask_key_name=f"{prefix}-combine-{token}")
+        # compute: the sorted class labels and their weighted counts (2 x n_classes values)
+        classes, weight_sums = total.compute()
+        return self._check_classes(classes), weight_sums
+
+    def _prepare_labels(self, data: ValidatedData) -> tuple[np.ndarray, np.ndarray, np.ndarray, da.Array]:
+        """Classes, class weights, weighted class counts and the lazily encoded labels."""
+        classes, weight_sums = self._class_statistics(data)
+        class_weights = class_weight_vector(self.class_weight, classes, weight_sums)
+        _check_weight_sum(float(weight_sums.sum()))
+        positive = classes[(weight_sums * class_weights) > 0]
+        if len(positive) < 2:
+            msg = (
+                f"Only the class {positive.tolist()} of {classes.tolist()} has positive total weight "
+                "(sample_weight times class_weight). A classifier needs at least 2 classes with positive "
+                "weight; check sample_weight and class_weight."
+            )
+            raise ValueError(msg)
+        codes = encode_labels(_target(data), classes)
+        return classes, class_weights, weight_sums, codes
+
+    def decision_function(self, X: Any) -> Any:
+        """Confidence scores: the signed distance of each sample to the decision hyperplane(s).
+
+        Parameters
+        ----------
+        %(predict_X)s
+
+        Returns
+        -------
+        {ndarray, dask array, xarray.DataArray} of shape (n_samples,) or (n_samples, n_classes)
+            One column per class, or a vector for two classes (positive means ``classes_[1]``). Lazy for
+            dask and xarray input.
+        """
+        X_arr, origin = self._validate_predict_data(X)
+        binary = np.asarray(self.coef_).shape[0] == 1
+        scores = self._lazy_decision_function(X_arr, ravel=binary)
+        return self._wrap_output(
+            scores, origin, columns=None if binary else self.classes_, name="decision_function"
+        )
+
+    def predict(self, X: Any) -> Any:
+        """Predict class labels.
+
+        Parameters
+        ----------
+        %(predict_X)s
+
+        Returns
+        -------
+        {ndarray, dask array, xarray.DataArray} of shape (n_samples,)
+            Labels from ``classes_`` (same dtype); lazy for dask and xarray input.
+        """
+        X_arr, origin = self._validate_predict_data(X)
+        labels = da.map_blocks(
+            _predict_labels_block,
+            X_arr,
+            self._params_in_graph(),
+            self.classes_,
+            chunks=(X_arr.chunks[0],),
+            drop_axis=1,
+            dtype=self.classes_.dtype,
+            meta=np.empty((0,), dtype=self.classes_.dtype),
+            token=task_prefix("predict"),
+        )
+        return self._wrap_output(labels, origin, name="prediction")
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean (weighted) accuracy, computed in one pass.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, dask array, xarray.DataArray} of shape (n_samples, n_features)
+            Samples.
+        y : {array-like, dask array} of shape (n_samples,)
+            True labels.
+        sample_weight : {array-like, dask array} of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        float
+            The fraction (or weighted fraction) of correctly classified samples.
+        """
+        data = self._validate_score_data(X, y, sample_weight, y_numeric=False)
+        stats = self._score_statistics(_accuracy_stats_block, data, 2, classes=self.classes_)
+        # compute: two float64 values per row block (weight of correct predictions, total weight)
+        totals = stats.compute().sum(axis=0)
+        return float(totals[0] / totals[1]) if totals[1] > 0 else 0.0
+
+
+fill_doc(LinearClassifierBase.decision_function)
+fill_doc(LinearClassifierBase.predict)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _solver_keywords(solver: Callable[..., Any]) -> list[str]:
+    """The tuning keywords of a solver function (its keyword parameters besides the reserved ones)."""
+    parameters = inspect.signature(solver).parameters.values()
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in parameters if p.kind in kinds and p.name not in _RESERVED_SOLVER_KEYWORDS]
+
+
+def _target(data: ValidatedData) -> da.Array:
+    """``data.y``, which ``check_X_y`` always sets (``None`` only for unsupervised data)."""
+    if data.y is None:  # pragma: no cover - _validate_fit_data rejects y=None first
+        msg = "This estimator requires y to be passed, but the target y is None."
+        raise ValueError(msg)
+    return data.y
+
+
+def _check_weight_sum(weight_sum: float) -> None:
+    if not weight_sum > 0:
+        msg = (
+            f"The sample weights sum to zero ({weight_sum}), so no sample counts in the fit. Give at least "
+            "one sample a positive weight."
+        )
+        raise ValueError(msg)
+
+
+def history_frame(results: Sequence[Any], labels: Sequence[Any] | None = None) -> pd.DataFrame:
+    """The solver histories as one DataFrame (a ``class`` column first when there are several fits).
+
+    Parameters
+    ----------
+    results : sequence of SolverResult
+        One result per fitted problem.
+    labels : sequence, default=None
+        The class of each problem (one-vs-rest).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per iteration.
+    """
+    frames = []
+    for index, result in enumerate(results):
+        frame = pd.DataFrame.from_records(list(result.history))
+        for column in _HISTORY_COLUMNS:
+            if column not in frame.columns:
+                frame[column] = pd.Series(dtype=np.float64 if column != "iteration" else np.int64)
+        if labels is not None:
+            frame.insert(0, "class", labels[index])
+        frames.append(frame)
+    history = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return history.reset_index(drop=True)
+
+
+def effective_weights(
+    codes: da.Array, sample_weight: da.Array | None, class_weights: np.ndarray, dtype: np.dtype
+) -> da.Array | None:
+    """Lazy per-sample weights ``sample_weight * class_weights[code]``; ``None`` when all are 1.
+
+    Parameters
+    ----------
+    codes : dask.array.Array of int64
+        Encoded labels.
+    sample_weight : dask.array.Array or None
+        User weights.
+    class_weights : ndarray of shape (n_classes,)
+        Weight of each class.
+    dtype : numpy.dtype
+        Floating dtype of the result (that of ``X``).
+
+    Returns
+    -------
+    dask.array.Array or None
+    """
+    if sample_weight is None and np.all(class_weights == 1.0):
+        return None
+    return da.map_blocks(
+        _sample_weights_block,
+        codes,
+        sample_weight,
+        np.asarray(class_weights, dtype=np.float64),
+        out_dtype=np.dtype(dtype),
+        dtype=dtype,
+        meta=np.empty((0,), dtype=dtype),
+        token=task_prefix("sample weights"),
+    )
+
+
+def params_in_graph(coef: np.ndarray, intercept: np.ndarray) -> Delayed:
+    """Coefficients ``(n_outputs, n_features)`` and intercepts ``(n_outputs,)`` as one delayed array.
+
+    The array has shape ``(n_features + 1, n_outputs)``, the intercepts in its last row, and enters a graph
+    once, under a ``daskml-coef`` key, however many tasks use it.
+
+    Parameters
+    ----------
+    coef : ndarray of shape (n_outputs, n_features) or (n_features,)
+        Coefficients.
+    intercept : ndarray of shape (n_outputs,) or float
+        Intercepts.
+
+    Returns
+    -------
+    dask.delayed.Delayed
+    """
+    coef = np.atleast_2d(np.asarray(coef))
+    intercept = np.broadcast_to(np.atleast_1d(np.asarray(intercept)), (coef.shape[0],))
+    params = np.vstack([coef.T, intercept[None, :]]).astype(coef.dtype, copy=False)
+    return dask.delayed(params, name=f"{task_prefix('coef')}-{tokenize(params)}")
+
+
+def block_statistics(
+    kernel: Callable[..., np.ndarray],
+    X: da.Array,
+    y: da.Array,
+    sample_weight: da.Array | None,
+    params: Delayed,
+    n_stats: int,
+    **kwargs: Any,
+) -> da.Array:
+    """Lazy per-row-block statistics ``kernel(X_block, y_block, weight_block, params, **kwargs)``.
+
+    Parameters
+    ----------
+    kernel : callable
+        Returns an array of shape (1, n_stats) for one row block.
+    X : dask.array.Array of shape (n_samples, n_features)
+        Rows, with one column chunk.
+    y : dask.array.Array of shape (n_samples,)
+        Targets with the row chunks of ``X``.
+    sample_weight : dask.array.Array of shape (n_samples,) or None
+        Weights with the row chunks of ``X``.
+    params : dask.delayed.Delayed
+        From :func:`params_in_graph`.
+    n_stats : int
+        Number of statistics per block.
+    **kwargs
+        Small constant arguments of the kernel.
+
+    Returns
+    -------
+    dask.array.Array of float64 of shape (n_blocks, n_stats)
+    """
+    args: list[Any] = [X, "ik", y, "i"]
+    args += [sample_weight, "i"] if sample_weight is not None else [None, None]
+    return da.blockwise(
+        kernel,
+        "ij",
+        *args,
+        params,
+        None,
+        new_axes={"j": n_stats},
+        adjust_chunks={"i": 1},
+        concatenate=True,
+        dtype=np.float64,
+        meta=np.empty((0, 0), dtype=np.float64),
+        name=f"{task_prefix('block stats')}-{tokenize(kernel, X, y, sample_weight, kwargs, params.key)}",
+        **kwargs,
+    )
+
+
+def r2_from_block_stats(stats: np.ndarray) -> float:
+    """Combine per-block ``(weight, weighted mean, squared deviations, squared error)`` into R^2.
+
+    Parameters
+    ----------
+    stats : ndarray of shape (n_blocks, 4)
+        Output of ``_r2_stats_block`` for each row block.
+
+    Returns
+    -------
+    float
+        The coefficient of determination.
+    """
+    total_weight, mean, deviations, error = 0.0, 0.0, 0.0, 0.0
+    for weight, block_mean, block_deviations, block_error in np.asarray(stats, dtype=np.float64):
+        if weight <= 0:
+            continue
+        combined = total_weight + weight
+        delta = block_mean - mean
+        deviations += block_deviations + delta * delta * total_weight * weight / combined
+        mean += delta * weight / combined
+        total_weight = combined
+        error += block_error
+    if deviations == 0.0:
+        return 1.0 if error == 0.0 else 0.0
+    return float(1.0 - error / deviations)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# per-block kernels (pure, module level, picklable)
+
+
+def _decision_function_block(X: Any, params: np.ndarray, ravel: bool = False) -> np.ndarray:
+    """``X @ params[:-1] + params[-1]`` for a dense or CSR block (the intercepts are the last row)."""
+    dtype = np.result_type(X.dtype, params.dtype)
+    scores = np.asarray(X @ params[:-1]) + params[-1]
+    scores = scores.astype(dtype, copy=False)
+    return scores[:, 0] if ravel else scores
+
+
+def _predict_labels_block(X: Any, params: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    scores = _decision_function_block(X, params)
+    indices = (scores[:, 0] > 0).astype(np.intp) if scores.shape[1] == 1 else scores.argmax(axis=1)
+    return classes[indices]
+
+
+def _sample_weights_block(
+    codes: np.ndarray, sample_weight: np.ndarray | None, class_weights: np.ndarray, out_dtype: np.dtype
+) -> np.ndarray:
+    weights = class_weights[codes]
+    if sample_weight is not None:
+        weights = weights * sample_weight
+    return weights.astype(out_dtype, copy=False)
+
+
+def _class_weight_sums_block(
+    y: np.ndarray, sample_weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted labels of a block and the total weight of each."""
+    labels, inverse = np.unique(y, return_inverse=True)
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    sums = np.bincount(inverse.ravel(), weights=weights, minlength=len(labels)).astype(np.float64)
+    return labels, sums
+
+
+def _class_weight_sums_combine(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.unique(np.concatenate([block_labels for block_labels, _ in parts]))
+    sums = np.zeros(len(labels), dtype=np.float64)
+    for block_labels, block_sums in parts:
+        np.add.at(sums, np.searchsorted(labels, block_labels), block_sums)
+    return labels, sums
+
+
+def _r2_stats_block(
+    X: Any, y: np.ndarray, sample_weight: np.ndarray | None, params: np.ndarray
+) -> np.ndarray:
+    """``[[weight, weighted mean of y, weighted squared deviations of y, weighted squared error]]``."""
+    prediction = _decision_function_block(X, params, ravel=True).astype(np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    weights = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    total = weights.sum()
+    mean = float(weights @ y / total) if total > 0 else 0.0
+    deviations = float(weights @ (y - mean) ** 2)
+    error = float(weights @ (y - prediction) ** 2)
+    return np.array([[total, mean, deviations, error]])
+
+
+def _accuracy_stats_block(
+    X: Any, y: np.ndarray, sample_weight: np.ndarray | None, params: np.ndarray, classes: np.ndarray
+) -> np.ndarray:
+    """``[[weight of correctly classified samples, total weight]]``."""
+    correct = _predict_labels_block(X, params, classes) == y
+    weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    return np.array([[float(weights @ correct), float(weights.sum())]])

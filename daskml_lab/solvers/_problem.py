@@ -1,0 +1,421 @@
+"""The blocked objective: one linear-model fitting problem over row-chunked dask arrays."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+
+from daskml_lab.solvers._engine import (
+    DistributedEngine,
+    EngineSpec,
+    LocalEngine,
+    StreamEngine,
+    WorkerCall,
+)
+from daskml_lab.solvers._objectives import get_loss
+from daskml_lab.solvers._regularizers import l1_norm, l2_value_grad
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BlockedProblem"]
+
+_ENGINES = ("actors", "tasks", "local", "stream")
+
+#: Fraction of the cluster's (or this machine's available) memory the persisted blocks may take.
+_PERSIST_FRACTION = 0.5
+
+
+class BlockedProblem:
+    r"""A linear-model objective over row-chunked dask arrays, evaluated where the blocks live.
+
+    The objective, over parameters ``W`` of shape ``(n_params, n_outputs)`` (feature rows, then the intercept
+    row when ``fit_intercept``), is
+
+    .. math::
+
+        F(W) = s \sum_i w_i \, \ell(y_i, x_i W_{:d} + b) + \frac{\lambda_2}{2} \|W_{:d}\|_F^2
+               + \lambda_1 \|W_{:d}\|_1
+
+    with ``s = data_scale``, ``w = sample_weight``, ``lambda_2 = l2`` and ``lambda_1 = l1``; intercepts are
+    never penalised. :meth:`loss_grad` returns the smooth part (everything but the l1 term) and its gradient
+    in one pass over the data; :meth:`objective` adds the l1 term.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+        Validated features: row chunks, one column chunk, float32 or float64, numpy or scipy.sparse CSR
+        blocks.
+    y : dask.array.Array of shape (n_samples,)
+        Target encoded for the loss (0/1 for binary losses, class codes ``0 .. n_outputs - 1`` for
+        ``"multinomial"``, real values for regression losses), with the row chunks of ``X``.
+    sample_weight : dask.array.Array of shape (n_samples,) or None, default=None
+        Non-negative weights with the row chunks of ``X``.
+    loss : {"logistic", "multinomial", "squared", "squared_hinge", "hinge", "huber"}, default="logistic"
+        Per-sample loss of the linear score.
+    n_outputs : int, default=1
+        Columns of ``W``: the number of classes for ``"multinomial"``, else 1.
+    fit_intercept : bool, default=True
+        Whether ``W`` has an (unpenalised) intercept row.
+    data_scale : float, default=1.0
+        Factor of the data term (for example ``C`` for logistic regression).
+    l2 : float, default=1.0
+        Strength of the squared l2 penalty.
+    l1 : float, default=0.0
+        Strength of the l1 penalty (only the proximal solver accepts ``l1 > 0``).
+    loss_options : dict or None, default=None
+        Loss parameters, e.g. ``{"epsilon": 1.35}`` for ``"huber"``.
+    client : distributed.Client or None, default=None
+        Cluster to run on. ``None`` uses the default client if dask's current scheduler is distributed,
+        otherwise evaluates in this process with the current dask scheduler.
+    persist : {"auto", True, False}, default="auto"
+        Whether to keep the blocks in (worker) memory for the whole fit. ``"auto"`` persists when the dense
+        size of the data is under half of the memory available (sum of the workers' memory limits, or this
+        machine's available memory without a cluster), and otherwise streams the blocks from their source at
+        every evaluation (logged at INFO level).
+    engine : {"actors", "tasks"} or None, default=None
+        How a persisted problem evaluates on a cluster (see :mod:`daskml_lab.solvers._engine`); ``None`` reads
+        ``dask.config`` key ``daskml_lab.solvers.engine`` (default ``"actors"``).
+    timeout_s : float or None, default=None
+        Longest wait for any cluster operation; ``None`` reads ``daskml_lab.solvers.timeout_s`` (default 600).
+
+    Attributes
+    ----------
+    n_features, n_params, n_outputs, n_samples : int
+        Problem dimensions (``n_params = n_features + fit_intercept``).
+    dtype : numpy.dtype
+        The dtype of ``X`` (float32 data are evaluated in float32).
+    sum_weights : float
+        Sum of the sample weights (known after :meth:`start`).
+    n_evaluations : int
+        Number of :meth:`loss_grad` calls so far (each is one pass over the data and one round trip).
+    engine_name : str
+        The engine in use after :meth:`start`: ``"actors"``, ``"tasks"``, ``"local"`` or ``"stream"``.
+
+    Notes
+    -----
+    Use the problem as a context manager: entering persists the blocks (once) and creates the per-worker
+    state; leaving drops both. :meth:`loss_grad` starts the problem on first use if needed.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> X = da.from_array(np.array([[0.0], [1.0], [2.0], [3.0]]), chunks=2)
+    >>> y = da.from_array(np.array([0, 0, 1, 1]), chunks=2)
+    >>> with BlockedProblem(X, y, loss="logistic", l2=1.0) as problem:
+    ...     f, g = problem.loss_grad(np.zeros((2, 1)))
+    >>> round(f, 4), g.ravel().tolist()
+    (2.7726, [-2.0, 0.0])
+    """
+
+    def __init__(
+        self,
+        X: da.Array,
+        y: da.Array,
+        sample_weight: da.Array | None = None,
+        *,
+        loss: str = "logistic",
+        n_outputs: int = 1,
+        fit_intercept: bool = True,
+        data_scale: float = 1.0,
+        l2: float = 1.0,
+        l1: float = 0.0,
+        loss_options: dict | None = None,
+        client: Any = None,
+        persist: bool | str = "auto",
+        engine: str | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        _check_arrays(X, y, sample_weight)
+        self.loss_info = get_loss(loss)
+        self.loss = loss
+        _check_positive_int("n_outputs", n_outputs)
+        if self.loss_info.multi_output and n_outputs < 2:
+            msg = f"The 'multinomial' loss needs n_outputs=n_classes >= 2, got n_outputs={n_outputs}."
+            raise ValueError(msg)
+        if not self.loss_info.multi_output and n_outputs != 1:
+            msg = (
+                f"The {loss!r} loss has one output (n_outputs=1), got n_outputs={n_outputs}. Use "
+                "loss='multinomial' for several classes, or fit one problem per output."
+            )
+            raise ValueError(msg)
+        _check_non_negative("data_scale", data_scale, strict=True)
+        _check_non_negative("l2", l2)
+        _check_non_negative("l1", l1)
+        if persist not in ("auto", True, False):
+            msg = f"persist must be 'auto', True or False, got {persist!r}."
+            raise ValueError(msg)
+        engine = engine if engine is not None else dask.config.get("daskml_lab.solvers.engine", "actors")
+        if engine not in ("actors", "tasks"):
+            msg = f"engine must be 'actors' or 'tasks' (or None for the configured default), got {engine!r}."
+            raise ValueError(msg)
+        if timeout_s is None:
+            timeout_s = float(dask.config.get("daskml_lab.solvers.timeout_s", 600))
+        _check_non_negative("timeout_s", timeout_s, strict=True)
+        self.X, self.y, self.sample_weight = X, y, sample_weight
+        self.n_outputs = int(n_outputs)
+        self.fit_intercept = bool(fit_intercept)
+        self.data_scale = float(data_scale)
+        self.l2 = float(l2)
+        self.l1 = float(l1)
+        self.loss_options = dict(loss_options) if loss_options else None
+        self.client = client
+        self.persist = persist
+        self.engine = engine
+        self.timeout_s = float(timeout_s)
+        self.n_samples = int(X.shape[0])
+        self.n_features = int(X.shape[1])
+        self.n_params = self.n_features + int(self.fit_intercept)
+        self.dtype = np.dtype(X.dtype)
+        self.sum_weights = float("nan")
+        self.n_evaluations = 0
+        self.engine_name: str | None = None
+        self._engine: Any = None
+
+    # -- life cycle ---------------------------------------------------------------------------------------
+    def __enter__(self) -> BlockedProblem:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def start(self) -> BlockedProblem:
+        """Persist the blocks (or prepare streaming) and create the per-worker state; idempotent.
+
+        Returns
+        -------
+        BlockedProblem
+            ``self``.
+        """
+        if self._engine is not None:
+            return self
+        spec = EngineSpec(self.loss, self.n_outputs, self.fit_intercept, self.loss_options)
+        client = self._resolve_client()
+        keep = self._decide_persist(client)
+        if not keep:
+            engine = StreamEngine(spec, self.X, self.y, self.sample_weight, client, self.timeout_s)
+        elif client is None:
+            engine = LocalEngine(spec, self.X, self.y, self.sample_weight)
+        else:
+            engine = DistributedEngine(
+                spec, self.X, self.y, self.sample_weight, client, self.timeout_s, self.engine
+            )
+        n_rows, sum_weights = engine.start()
+        self._engine = engine
+        self.engine_name = engine.name
+        self.sum_weights = sum_weights
+        logger.debug(
+            "BlockedProblem started: engine %s, %d rows, %d workers", engine.name, n_rows, engine.n_workers
+        )
+        return self
+
+    def close(self) -> None:
+        """Drop the references to persisted blocks and per-worker state."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    def _resolve_client(self) -> Any:
+        if self.client is not None:
+            return self.client
+        scheduler = dask.config.get("scheduler", None)
+        if scheduler is not None and scheduler not in ("dask.distributed", "distributed"):
+            return (
+                None  # an explicit local scheduler is configured (sync, threads, a counting scheduler, ...)
+            )
+        try:
+            from distributed import default_client
+
+            return default_client()
+        except (ImportError, ValueError):
+            return None
+
+    def _decide_persist(self, client: Any) -> bool:
+        if self.persist is not True and self.persist is not False:
+            nbytes = self._dense_nbytes()
+            if client is None:
+                import psutil
+
+                available = float(psutil.virtual_memory().available)
+            else:
+                workers = client.scheduler_info().get("workers", {}).values()
+                available = float(sum(w.get("memory_limit", 0) or 0 for w in workers)) or float("inf")
+            if sp.issparse(getattr(self.X, "_meta", None)) or nbytes <= _PERSIST_FRACTION * available:
+                return True
+            logger.info(
+                "The data (%.1f GB dense) exceed %d%% of the memory available (%.1f GB): streaming the "
+                "blocks from their source at every evaluation instead of persisting them.",
+                nbytes / 1e9,
+                int(100 * _PERSIST_FRACTION),
+                available / 1e9,
+            )
+            return False
+        return bool(self.persist)
+
+    def _dense_nbytes(self) -> float:
+        total = float(self.n_samples) * self.n_features * self.dtype.itemsize
+        total += float(self.n_samples) * 8 * (2 if self.sample_weight is not None else 1)
+        return total
+
+    @property
+    def n_workers(self) -> int:
+        """Workers that hold blocks (1 for the local and streaming engines without a cluster)."""
+        self.start()
+        return int(self._engine.n_workers)
+
+    @property
+    def objective_scale(self) -> float:
+        """``data_scale * sum_weights``: ``F`` divided by it is a per-sample mean, which ``tol`` uses."""
+        self.start()
+        scale = self.data_scale * self.sum_weights
+        return scale if scale > 0 else 1.0
+
+    # -- evaluation ---------------------------------------------------------------------------------------
+    def _as_params(self, W: Any) -> np.ndarray:
+        W = np.asarray(W, dtype=np.float64)
+        if W.size != self.n_params * self.n_outputs:
+            msg = (
+                f"W must have shape (n_params, n_outputs) = ({self.n_params}, {self.n_outputs}) (or be its "
+                f"flattened form), got shape {W.shape}."
+            )
+            raise ValueError(msg)
+        return W.reshape(self.n_params, self.n_outputs)
+
+    def loss_grad(self, W: Any) -> tuple[float, np.ndarray]:
+        """Smooth part of the objective (data term plus l2 penalty) and its gradient, in one data pass.
+
+        Parameters
+        ----------
+        W : array-like of shape (n_params, n_outputs) or (n_params * n_outputs,)
+            Parameters.
+
+        Returns
+        -------
+        objective : float
+        grad : ndarray of float64 with the shape of ``W``
+        """
+        self.start()
+        shape = np.shape(W)
+        params = self._as_params(W)
+        self.n_evaluations += 1
+        data_loss, data_grad = self._engine.loss_grad(params.astype(self.dtype))
+        penalty, penalty_grad = l2_value_grad(params, self.n_features, self.l2)
+        objective = self.data_scale * data_loss + penalty
+        grad = self.data_scale * data_grad + penalty_grad
+        return float(objective), grad.reshape(shape)
+
+    def objective(self, W: Any) -> float:
+        """The full objective ``F(W)``, including the l1 term (one pass over the data)."""
+        params = self._as_params(W)
+        value, _ = self.loss_grad(params)
+        return value + self.l1 * l1_norm(params, self.n_features)
+
+    def unpack(self, W: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Split ``W`` into ``coef`` of shape (n_outputs, n_features) and ``intercept`` of shape (n_outputs,).
+
+        Examples
+        --------
+        >>> import dask.array as da
+        >>> problem = BlockedProblem(da.zeros((4, 2), chunks=2), da.zeros(4, chunks=2), loss="squared")
+        >>> coef, intercept = problem.unpack([[1.0], [2.0], [3.0]])
+        >>> coef.tolist(), intercept.tolist()
+        ([[1.0, 2.0]], [3.0])
+        """
+        params = self._as_params(W)
+        coef = params[: self.n_features].T.copy()
+        intercept = params[self.n_features].copy() if self.fit_intercept else np.zeros(self.n_outputs)
+        return coef, intercept
+
+    def initial_params(self, w0: Any = None) -> np.ndarray:
+        """Starting parameters: zeros, or ``w0`` checked against ``(n_params, n_outputs)``, in float64."""
+        if w0 is None:
+            return np.zeros((self.n_params, self.n_outputs))
+        params = self._as_params(w0).copy()
+        if not np.all(np.isfinite(params)):
+            msg = "w0 (the starting parameters, e.g. from warm_start) contains NaN or infinity."
+            raise ValueError(msg)
+        return params
+
+    # -- per-worker work for other solvers ----------------------------------------------------------------
+    def map_workers(self, func: Callable[..., Any], *args: Any) -> list[Any]:
+        """Run ``func(local_blocks, *args)`` once per worker, on the blocks it holds; return the results.
+
+        Parameters
+        ----------
+        func : callable
+            A picklable module-level function ``func(local: LocalBlocks, *args)`` returning something small.
+        *args
+            Small arguments (parameters, step sizes), sent to every worker.
+
+        Returns
+        -------
+        list
+            One result per worker, in a fixed worker order.
+        """
+        return [call.result(self.timeout_s) for call in self.submit_workers(func, *args)]
+
+    def submit_workers(self, func: Callable[..., Any], *args: Any) -> list[WorkerCall]:
+        """Like :meth:`map_workers` without waiting: one :class:`WorkerCall` handle per worker.
+
+        Each handle has ``done()`` and ``result(timeout_s)``; asynchronous solvers poll them.
+        """
+        self.start()
+        return self._engine.submit_workers(func, args)
+
+    def __repr__(self) -> str:
+        return (
+            f"BlockedProblem(loss={self.loss!r}, n_samples={self.n_samples}, n_features={self.n_features}, "
+            f"n_outputs={self.n_outputs}, fit_intercept={self.fit_intercept}, "
+            f"data_scale={self.data_scale:g}, l2={self.l2:g}, l1={self.l1:g}, dtype={self.dtype}, "
+            f"engine={self.engine_name})"
+        )
+
+
+def _check_arrays(X: Any, y: Any, sample_weight: Any) -> None:
+    if not isinstance(X, da.Array) or X.ndim != 2:
+        msg = (
+            f"X must be a 2-D dask array (validated with daskml_lab.data.check_X_y), got {type(X).__name__}"
+            f"{' of shape ' + str(X.shape) if hasattr(X, 'shape') else ''}."
+        )
+        raise TypeError(msg)
+    if len(X.chunks[1]) != 1:
+        msg = f"X must have all features in one column chunk, got column chunks {X.chunks[1]}; rechunk first."
+        raise ValueError(msg)
+    if np.dtype(X.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        msg = f"X must be float32 or float64, got {X.dtype}; validate it with daskml_lab.data.check_X_y."
+        raise TypeError(msg)
+    for name, vector in (("y", y), ("sample_weight", sample_weight)):
+        if vector is None and name == "sample_weight":
+            continue
+        if not isinstance(vector, da.Array) or vector.ndim != 1:
+            msg = f"{name} must be a 1-D dask array with the row chunks of X, got {type(vector).__name__}."
+            raise TypeError(msg)
+        if vector.chunks[0] != X.chunks[0]:
+            msg = (
+                f"{name} must have the row chunks of X: X has {len(X.chunks[0])} row blocks "
+                f"{X.chunks[0][:4]}..., {name} has {len(vector.chunks[0])} {vector.chunks[0][:4]}...; "
+                f"rechunk({name}, X.chunks[0])."
+            )
+            raise ValueError(msg)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        msg = f"{name} must be a positive int, got {value!r}."
+        raise ValueError(msg)
+
+
+def _check_non_negative(name: str, value: Any, *, strict: bool = False) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    if not ok or value < 0 or (strict and value == 0):
+        bound = "> 0" if strict else ">= 0"
+        msg = f"{name} must be a finite number {bound}, got {value!r}."
+        raise ValueError(msg)

@@ -1,0 +1,42 @@
+"""scikit-learn's own estimator checks for every estimator the package exports, on numpy input."""
+
+from __future__ import annotations
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from daskml_lab.linear_model import (
+    ElasticNet,
+    HuberRegressor,
+    Lasso,
+    LinearRegression,
+    LinearSVC,
+    LogisticRegression,
+    Ridge,
+)
+
+# Every estimator the package exports (add the ensembles here as they are exported).
+ESTIMATORS = [
+    LinearRegression(),
+    Ridge(),
+    Lasso(alpha=0.1),
+    ElasticNet(alpha=0.1),
+    HuberRegressor(),
+    LogisticRegression(),
+    LinearSVC(),
+]
+
+#: Checks that fail by design, with the reason, per estimator class name.
+EXPECTED_FAILURES: dict[str, dict[str, str]] = {}
+
+
+def expected_failed_checks(estimator):
+    return EXPECTED_FAILURES.get(type(estimator).__name__, {})
+
+
+# Our own DataConversionWarning (column-vector y) is an error elsewhere in the suite; sklearn's
+# check_supervised_y_2d expects to see it as a warning.
+@pytest.mark.filterwarnings("default::daskml_lab.exceptions.DataConversionWarning")
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
