@@ -7,14 +7,17 @@ The package is organised by responsibility:
 - :mod:`daskml_lab.solvers` minimises blocked objectives (L-BFGS, gradient descent, proximal methods, SGD, ADMM)
   where only the parameters travel;
 - :mod:`daskml_lab.linear_model` holds scikit-learn compatible linear models built on those solvers;
+- :mod:`daskml_lab.ensemble` trains any scikit-learn estimator once per shard, where the shard lives, and
+  :mod:`daskml_lab.fusion` fuses the shard models (voting, weighted averaging, stacking, parameter averaging,
+  forest union);
 - :mod:`daskml_lab.cluster` connects to a Dask scheduler (or starts a local one);
 - :mod:`daskml_lab.testing` holds public helpers for testing code built on the package.
 
 Importing the package has no side effects: no cluster is started and no client is looked up.
 """
 
-from daskml_lab import data, linear_model, solvers
+from daskml_lab import data, ensemble, fusion, linear_model, solvers
 from daskml_lab._version import __version__
 from daskml_lab.cluster import connect
 
-__all__ = ["__version__", "connect", "data", "linear_model", "solvers"]
+__all__ = ["__version__", "connect", "data", "ensemble", "fusion", "linear_model", "solvers"]

@@ -130,7 +130,10 @@ _NAMED_CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
         or (isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v < 2**32),
         "an int in the range [0, 4294967295], an instance of 'numpy.random.RandomState' or None",
     ),
-    "array-like": (lambda v: hasattr(v, "__len__") or hasattr(v, "__array__"), "an array-like"),
+    "array-like": (
+        lambda v: not isinstance(v, str | bytes) and (hasattr(v, "__len__") or hasattr(v, "__array__")),
+        "an array-like",
+    ),
     "dict": (lambda v: isinstance(v, Mapping), "an instance of 'dict'"),
     "callable": (callable, "a callable"),
     "str": (lambda v: isinstance(v, str), "a str"),
@@ -276,10 +279,20 @@ class DaskMLEstimator(BaseEstimator):
         check_params(self)
 
     def _validate_fit_data(
-        self, X: Any, y: Any = None, *, sample_weight: Any = None, y_numeric: bool = False
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        sample_weight: Any = None,
+        y_numeric: bool = False,
+        requires_y: bool = True,
     ) -> ValidatedData:
-        """Validate training data and record ``n_features_in_`` (and ``feature_names_in_`` for frames)."""
-        if y is None:
+        """Validate training data and record ``n_features_in_`` (and ``feature_names_in_`` for frames).
+
+        ``requires_y=False`` is for unsupervised estimators, which accept ``y=None``; otherwise a missing ``y``
+        raises the "requires y" error.
+        """
+        if y is None and not requires_y:
             X_arr, origin = check_array(X, accept_sparse=self._accepts_sparse)
             data = ValidatedData(X_arr, None, None, origin)
         else:

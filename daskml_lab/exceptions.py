@@ -5,6 +5,7 @@ suite) can filter or escalate them in one place.
 """
 
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import DataConversionWarning as _SklearnDataConversionWarning
 
 __all__ = [
     "ConvergenceWarning",
@@ -19,8 +20,11 @@ class DaskMLLabWarning(UserWarning):
     """Base class of every warning issued by daskml_lab."""
 
 
-class DataConversionWarning(DaskMLLabWarning):
-    """The input was converted (dtype, chunking) in a way the user may not expect."""
+class DataConversionWarning(DaskMLLabWarning, _SklearnDataConversionWarning):
+    """The input was converted (dtype, shape) in a way the user may not expect.
+
+    It is also a :class:`sklearn.exceptions.DataConversionWarning`, so filters written for scikit-learn apply.
+    """
 
 
 class PerformanceWarning(DaskMLLabWarning):

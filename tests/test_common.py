@@ -36,7 +36,6 @@ def expected_failed_checks(estimator):
 
 # Our own DataConversionWarning (column-vector y) is an error elsewhere in the suite; sklearn's
 # check_supervised_y_2d expects to see it as a warning.
-@pytest.mark.filterwarnings("default::daskml_lab.exceptions.DataConversionWarning")
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

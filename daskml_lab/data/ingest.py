@@ -971,8 +971,8 @@ def read_netcdf(
     )
 
 
-def read(path: Any, target: Hashable | None = None, **options: Any) -> Any:
-    """Read a file or store of any supported format, chosen from its extension.
+def read(path: Any, target: Hashable | None = None, *, format: str | None = None, **options: Any) -> Any:  # noqa: A002
+    """Read a file or store of any supported format, chosen from its extension (or ``format``).
 
     ======================================================  ==========================================
     extension                                               reader
@@ -991,6 +991,9 @@ def read(path: Any, target: Hashable | None = None, **options: Any) -> Any:
     target : hashable, default=None
         The target column, variable or array; see the reader. svmlight files always hold labels, so for them
         ``(X, y)`` is returned and ``target`` must be ``None``.
+    format : {"zarr", "netcdf", "parquet", "csv", "svmlight"}, default=None
+        The format, for files whose extension does not tell it (e.g. ``a9a.gz``, a LIBSVM file). ``None``
+        decides from the extension.
     **options
         Passed to the reader.
 
@@ -1011,7 +1014,10 @@ def read(path: Any, target: Hashable | None = None, **options: Any) -> Any:
     >>> X, y = read("/data/magic.tsv.gz", target="target")  # doctest: +SKIP
     """
     _check_exists(path)
-    kind = _format_of(path)
+    if format is not None and format not in _SUFFIXES:
+        msg = f"Unknown format {format!r}; use one of {sorted(_SUFFIXES)} or None to decide from the extension."
+        raise ValueError(msg)
+    kind = format or _format_of(path)
     if kind == "zarr":
         return read_zarr(path, target, **options)
     if kind == "netcdf":

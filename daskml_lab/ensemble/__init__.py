@@ -1,0 +1,12 @@
+"""Shard-wise training: any scikit-learn estimator fitted once per shard, where the shard lives, then fused.
+
+- :class:`ShardEnsembleClassifier` and :class:`ShardEnsembleRegressor` train a clone of a base estimator on
+  every row block (shard) of a dask array and fuse the shard models with a strategy of
+  :mod:`daskml_lab.fusion`;
+- :class:`ShardReport` is their per-shard report (``shard_report_``).
+"""
+
+from daskml_lab.ensemble._report import ShardReport
+from daskml_lab.ensemble._shard_ensemble import ShardEnsembleClassifier, ShardEnsembleRegressor
+
+__all__ = ["ShardEnsembleClassifier", "ShardEnsembleRegressor", "ShardReport"]

@@ -1,0 +1,462 @@
+"""The machinery shared by the shard ensembles: fit, models trained elsewhere, lazy prediction, score."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter
+
+from daskml_lab.base import DaskMLEstimator, HasMethods, Interval, Options
+from daskml_lab.data.sharding import STRATEGIES, shard
+from daskml_lab.data.validation import ValidatedData, check_classes, check_n_features, check_X_y
+from daskml_lab.ensemble._report import build_report
+from daskml_lab.ensemble._training import (
+    KIND_FITTED,
+    build_held_out_graph,
+    build_shard_fit_graph,
+    root_entropy,
+    shard_seeds,
+)
+from daskml_lab.fusion import FUSION_NAMES, Fusion, FusionData, HardVoting, resolve_fusion
+from daskml_lab.fusion._base import ArrayLike, _check_members, combine_score_stats, scores_from_stats
+from daskml_lab.monitoring import fit_span, task_prefix
+
+__all__ = ["DEFAULT_VALIDATION_FRACTION", "BaseShardEnsemble"]
+
+logger = logging.getLogger(__name__)
+
+#: Share of every shard held out when the fusion needs held-out rows and ``validation_fraction=None``.
+DEFAULT_VALIDATION_FRACTION = 0.1
+
+
+def _ensemble_has(method: str) -> Any:
+    """``available_if`` check: the fitted fusion has ``method`` (or raises why not); before fit, the base."""
+
+    def check(self: BaseShardEnsemble) -> bool:
+        if hasattr(self, "fusion_"):
+            getattr(self.fusion_, method)  # raises AttributeError saying why the method is unavailable
+            return True
+        if method == "predict_proba" and (
+            self.fusion == "hard-voting" or isinstance(self.fusion, HardVoting)
+        ):
+            return False
+        return hasattr(self.estimator, method)
+
+    return check
+
+
+def _fused_block(
+    X: Any, fusion: Fusion, *, method_name: str, n_columns: int | None, out_dtype: Any
+) -> np.ndarray:
+    """Apply the fitted fusion to one row block (empty blocks give empty results)."""
+    if X.shape[0] == 0:
+        return np.empty((0,) if n_columns is None else (0, n_columns), dtype=out_dtype)
+    return np.asarray(getattr(fusion, method_name)(X), dtype=out_dtype)
+
+
+class BaseShardEnsemble(DaskMLEstimator):
+    """Shared fit, prediction and report of the shard ensembles."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "estimator": [HasMethods(["fit", "predict"])],
+        "fusion": [Options(FUSION_NAMES), Fusion],
+        "n_shards": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "sharding": [Options(STRATEGIES)],
+        "shard_key": [Interval(numbers.Integral, None, None), ArrayLike(), None],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left"), None],
+        "random_state": ["random_state"],
+    }
+    _accepts_sparse: ClassVar[bool] = True
+    _classification: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        estimator: Any,
+        *,
+        fusion: str | Fusion = "soft-voting",
+        n_shards: int | None = None,
+        sharding: str = "contiguous",
+        shard_key: Any = None,
+        validation_fraction: float | None = None,
+        random_state: Any = None,
+    ) -> None:
+        self.estimator = estimator
+        self.fusion = fusion
+        self.n_shards = n_shards
+        self.sharding = sharding
+        self.shard_key = shard_key
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    # -----------------------------------------------------------------------------------------------------
+    # fit
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BaseShardEnsemble:
+        """Train a clone of ``estimator`` on every shard, where the shard lives, and fuse the shard models.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, dask array, xarray.DataArray} of shape (n_samples, n_features)
+            Training data; its row blocks are the shards unless ``n_shards`` or ``sharding`` re-shard it.
+        y : {array-like, dask array, Series, xarray.DataArray} of shape (n_samples,)
+            Class labels (any dtype) or regression targets.
+        sample_weight : {array-like, dask array} of shape (n_samples,), default=None
+            Passed to every shard model's ``fit`` (the base estimator must accept it), and used for the
+            validation scores and the stacking meta-estimator.
+
+        Returns
+        -------
+        self
+            The fitted object.
+
+        Raises
+        ------
+        InvalidParameterError
+            If a parameter has a value its constraints do not allow.
+        ValueError
+            For invalid data, a fusion that cannot work with the base estimator, or (classifiers) fewer than
+            two classes in ``y``.
+
+        Notes
+        -----
+        One ``dask.compute`` (plus what :func:`daskml_lab.data.shard` computes for ``"stratified"`` or
+        ``"hash"`` sharding) runs one ``daskml-shard-fit`` task per shard on the worker holding it, and, with
+        held-out rows, one ``daskml-held-out`` task per shard evaluating every model on its held-out rows. The
+        client receives the fitted models, per-shard counts, per-model score sums and, for stacking, the
+        meta-features of the held-out rows; no rows of ``X`` otherwise. The fusion is then fitted on the
+        client.
+        """
+        self._validate_params()
+        classification = self._classification
+        fusion = resolve_fusion(self.fusion)
+        fusion.check_base_estimator(self.estimator, classification=classification)
+        if sample_weight is not None and not has_fit_parameter(self.estimator, "sample_weight"):
+            msg = (
+                f"sample_weight was given, but the base estimator {type(self.estimator).__name__} does not "
+                "accept sample_weight in fit. Choose a base estimator that does, or drop the weights."
+            )
+            raise ValueError(msg)
+        fraction = self._resolve_validation_fraction(fusion)
+        data = self._validate_fit_data(X, y, sample_weight=sample_weight, y_numeric=not classification)
+        root = root_entropy(self.random_state, self.estimator)
+        if root is None:
+            root = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+        X_arr, y_arr, sw_arr = self._shard(data, shard_seeds(root, 0).sharding)
+        n_shards = int(X_arr.numblocks[0])
+        token = uuid.uuid4().hex
+        logger.info(
+            "fitting %s on %d shards (rows per shard %s), fusion %s",
+            type(self.estimator).__name__,
+            n_shards,
+            _short(X_arr.chunks[0]),
+            type(fusion).__name__,
+        )
+        with fit_span(type(self).__name__):
+            summaries, held_out = build_shard_fit_graph(
+                list(X_arr.to_delayed().ravel()),
+                list(y_arr.to_delayed().ravel()),
+                None if sw_arr is None else list(sw_arr.to_delayed().ravel()),
+                self.estimator,
+                seeds=shard_seeds(root, n_shards),
+                validation_fraction=fraction,
+                classification=classification,
+                fusion=fusion,
+                token=token,
+            )
+            # compute: one fitted model and a few counts per shard; with held-out rows also per-model score
+            # sums and, for stacking, the meta-features of the held-out rows
+            summaries, held_out = dask.compute(summaries, held_out or [])
+        classes = None
+        if classification:
+            classes = check_classes(np.unique(np.concatenate([s["labels"] for s in summaries])))
+        self._finish_fit(
+            fusion,
+            list(summaries),
+            list(held_out),
+            classes=classes,
+            member_rows=[s["n_train"] for s in summaries if s["model"] is not None],
+            n_shards=n_shards,
+            token=token,
+        )
+        return self
+
+    def _resolve_validation_fraction(self, fusion: Fusion) -> float:
+        if self.validation_fraction is None:
+            return DEFAULT_VALIDATION_FRACTION if fusion.requires_held_out() else 0.0
+        if self.validation_fraction == 0 and fusion.requires_held_out():
+            msg = (
+                f"{type(fusion).__name__} learns from held-out rows, but validation_fraction=0 holds none "
+                "out. Set validation_fraction > 0 (e.g. 0.1), or None for the default."
+            )
+            raise ValueError(msg)
+        return float(self.validation_fraction)
+
+    def _shard(self, data: ValidatedData, seed: int) -> tuple[da.Array, da.Array, da.Array | None]:
+        """Re-chunk the validated data into shards through the data layer (or keep the row blocks)."""
+        X, y, sw = data.X, data.y, data.sample_weight
+        assert y is not None  # fit always validates y
+        if self.n_shards is None and self.sharding == "contiguous" and self.shard_key is None:
+            return X, y, sw
+        key = self.shard_key
+        if isinstance(key, numbers.Integral) and not isinstance(key, bool) and key < 0:
+            key = int(key) + X.shape[1]  # so that the weight column appended below is never the key
+        options = {"n_shards": self.n_shards, "strategy": self.sharding, "key": key, "random_state": seed}
+        if sw is None:
+            X_sharded, y_sharded = shard(X, y, **options)
+            return X_sharded, y_sharded, None
+        if sp.issparse(X._meta):
+            msg = (
+                f"sample_weight with sparse X and sharding={self.sharding!r} is not supported. Shard the "
+                "data beforehand with daskml_lab.data.shard (n_shards=None keeps its row blocks), or use "
+                "dense X."
+            )
+            raise ValueError(msg)
+        # The weights travel with their rows as one extra column.
+        joined = da.concatenate([X, sw[:, None].astype(X.dtype)], axis=1)
+        joined_sharded, y_sharded = shard(joined, y, **options)
+        return joined_sharded[:, :-1], y_sharded, joined_sharded[:, -1]
+
+    def _finish_fit(
+        self,
+        fusion: Fusion,
+        summaries: list[dict[str, Any]],
+        held_out: list[dict[str, Any]],
+        *,
+        classes: np.ndarray | None,
+        member_rows: Any,
+        n_shards: int,
+        token: str,
+    ) -> None:
+        """Fit the fusion on the client from the small results, then set the fitted attributes."""
+        members = [s["model"] for s in summaries if s["model"] is not None]
+        member_shards = np.array([s["shard"] for s in summaries if s["model"] is not None], dtype=np.int64)
+        scores, baseline = scores_from_stats(
+            combine_score_stats([h["stats"] for h in held_out]), len(members)
+        )
+        with_features = [h for h in held_out if h["features"] is not None]
+        features = target = meta_weight = None
+        if with_features:
+            parts = [h["features"] for h in with_features]
+            features = sp.vstack(parts, format="csr") if sp.issparse(parts[0]) else np.vstack(parts)
+            target = np.concatenate([h["target"] for h in with_features])
+            if with_features[0]["sample_weight"] is not None:
+                meta_weight = np.concatenate([h["sample_weight"] for h in with_features])
+        fusion_data = FusionData(
+            classes=classes,
+            n_samples=None if member_rows is None else np.asarray(member_rows, dtype=np.float64),
+            shard_index=member_shards,
+            n_shards=n_shards,
+            validation_scores=scores,
+            baseline_score=baseline,
+            meta_features=features,
+            meta_target=target,
+            meta_sample_weight=meta_weight,
+        )
+        fitted_fusion = fusion.fit(members, fusion_data)
+        self.fusion_ = fitted_fusion
+        self.estimators_ = members
+        if classes is not None:
+            self.classes_ = classes
+        self.n_shards_ = n_shards
+        n_constant = sum(
+            1 for s in summaries if s["model"] is not None and s.get("kind", KIND_FITTED) != KIND_FITTED
+        )
+        if n_constant:
+            logger.info("%d shard(s) held a single class and got a constant predictor", n_constant)
+        self.shard_report_ = build_report(
+            summaries,
+            classes=classes,
+            scores=scores,
+            weights=np.asarray(fitted_fusion.weights_, dtype=np.float64),
+            title=(
+                f"{type(self).__name__}: {n_shards} shard(s), {len(members)} model(s) of "
+                f"{type(self.estimator).__name__}, fused by {type(fitted_fusion).__name__}"
+            ),
+        )
+        self._fusion_key = f"{task_prefix('fused model')}-{token}"
+
+    # -----------------------------------------------------------------------------------------------------
+    # models trained elsewhere
+
+    @classmethod
+    def _from_estimators(
+        cls,
+        estimators: Sequence[Any],
+        *,
+        fusion: str | Fusion,
+        X_val: Any,
+        y_val: Any,
+        sample_weight: Any,
+        classes: Any,
+        n_samples: Any,
+    ) -> Any:
+        fusion_ = resolve_fusion(fusion)
+        members = _check_members(estimators, type(fusion_).__name__)
+        ensemble = cls(clone(members[0]), fusion=fusion)
+        ensemble._validate_params()
+        classification = cls._classification
+        if classification:
+            if classes is not None:
+                classes = check_classes(np.unique(np.asarray(classes)), name="classes")
+            elif all(hasattr(m, "classes_") for m in members):
+                classes = check_classes(np.unique(np.concatenate([np.asarray(m.classes_) for m in members])))
+            else:
+                msg = "Pass classes=[...]: some estimators have no classes_ to take the labels from."
+                raise ValueError(msg)
+        if (X_val is None) != (y_val is None):
+            msg = "Pass both X_val and y_val (held-out rows and their targets), or neither."
+            raise ValueError(msg)
+        n_features = {int(m.n_features_in_) for m in members if hasattr(m, "n_features_in_")}
+        if len(n_features) > 1:
+            msg = f"The estimators were trained on different numbers of features: {sorted(n_features)}."
+            raise ValueError(msg)
+        held_out: list[dict[str, Any]] = []
+        token = uuid.uuid4().hex
+        if X_val is not None:
+            data = ensemble._validate_fit_data(
+                X_val, y_val, sample_weight=sample_weight, y_numeric=not classification
+            )
+            if n_features:
+                check_n_features(data.X, n_features.pop(), estimator_name=cls.__name__)
+            assert data.y is not None
+            graph = build_held_out_graph(
+                list(data.X.to_delayed().ravel()),
+                list(data.y.to_delayed().ravel()),
+                None if data.sample_weight is None else list(data.sample_weight.to_delayed().ravel()),
+                {"estimators": members, "classes": classes},
+                fusion_,
+                token=token,
+            )
+            with fit_span(cls.__name__, "from_estimators"):
+                # compute: per-model score sums and, for stacking, the meta-features of the held-out rows
+                (held_out,) = dask.compute(graph)
+        elif fusion_.requires_held_out():
+            msg = (
+                f"{type(fusion_).__name__} learns from held-out rows: pass X_val and y_val (rows the "
+                "estimators were not trained on)."
+            )
+            raise ValueError(msg)
+        elif n_features:
+            ensemble.n_features_in_ = n_features.pop()
+        else:
+            msg = "The estimators have no n_features_in_; pass X_val and y_val so that it can be checked."
+            raise ValueError(msg)
+        sizes = None if n_samples is None else np.asarray(n_samples)
+        if sizes is not None and sizes.shape != (len(members),):
+            msg = f"n_samples must hold one count per estimator ({len(members)}); got shape {sizes.shape}."
+            raise ValueError(msg)
+        summaries = [
+            {
+                "shard": position,
+                "model": member,
+                "kind": KIND_FITTED,
+                "n_rows": None if sizes is None else int(sizes[position]),
+                "n_train": None if sizes is None else int(sizes[position]),
+                "n_held_out": None,
+                "labels": None,
+                "counts": None,
+            }
+            for position, member in enumerate(members)
+        ]
+        ensemble._finish_fit(
+            fusion_,
+            summaries,
+            list(held_out),
+            classes=classes,
+            member_rows=sizes,
+            n_shards=len(members),
+            token=token,
+        )
+        return ensemble
+
+    # -----------------------------------------------------------------------------------------------------
+    # prediction
+
+    def _fused_map(self, X: da.Array, method_name: str, *, out_dtype: Any, n_columns: int | None) -> da.Array:
+        """Lazy ``fusion_.<method_name>`` over the row blocks; the fitted fusion is one graph key."""
+        fused = dask.delayed(self.fusion_, name=self._fusion_key, pure=True, traverse=False)
+        common = {
+            "method_name": method_name,
+            "n_columns": n_columns,
+            "out_dtype": out_dtype,
+            "dtype": out_dtype,
+            "token": task_prefix(f"fuse {method_name}"),
+        }
+        if n_columns is None:
+            return da.map_blocks(
+                _fused_block,
+                X,
+                fused,
+                drop_axis=1,
+                chunks=(X.chunks[0],),
+                meta=np.empty((0,), out_dtype),
+                **common,
+            )
+        return da.map_blocks(
+            _fused_block,
+            X,
+            fused,
+            chunks=(X.chunks[0], (n_columns,)),
+            meta=np.empty((0, 0), out_dtype),
+            **common,
+        )
+
+    def _predict_dask(self, X: da.Array) -> da.Array:
+        out_dtype = self.classes_.dtype if self._classification else np.dtype(np.float64)
+        return self._fused_map(X, "predict", out_dtype=out_dtype, n_columns=None)
+
+    def predict(self, X: Any) -> Any:
+        """Fused prediction: a class label per row (classifiers) or a value (regressors).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, dask array, xarray.DataArray} of shape (n_samples, n_features)
+            Rows to predict.
+
+        Returns
+        -------
+        {ndarray, dask array, xarray.DataArray} of shape (n_samples,)
+            numpy for in-memory input; lazy (one ``daskml-fuse-predict`` task per row block) for dask input;
+            an xarray object on the original sample coordinates for xarray input. Classifier labels have the
+            dtype of ``classes_``.
+        """
+        X_arr, origin = self._validate_predict_data(X)
+        return self._wrap_output(self._predict_dask(X_arr), origin, name="prediction")
+
+    def _score(self, X: Any, y: Any, sample_weight: Any) -> float:
+        check_is_fitted(self)
+        data = check_X_y(
+            X, y, sample_weight=sample_weight, y_numeric=not self._classification, accept_sparse=True
+        )
+        check_n_features(data.X, self.n_features_in_, estimator_name=type(self).__name__)
+        prediction = self._predict_dask(data.X)
+        assert data.y is not None
+        weight = (
+            data.sample_weight if data.sample_weight is not None else da.ones_like(data.y, dtype=np.float64)
+        )
+        if self._classification:
+            # compute: two scalars (weight of correct rows, total weight)
+            correct, total = dask.compute((weight * (prediction == data.y)).sum(), weight.sum())
+            return float(correct / total)
+        y_true = data.y.astype(np.float64)
+        mean = (weight * y_true).sum() / weight.sum()
+        # compute: two scalars (residual and total sums of squares)
+        residual, spread = dask.compute(
+            (weight * (y_true - prediction) ** 2).sum(), (weight * (y_true - mean) ** 2).sum()
+        )
+        if spread == 0:
+            return 1.0 if residual == 0 else 0.0
+        return float(1.0 - residual / spread)
+
+
+def _short(chunks: tuple[Any, ...]) -> str:
+    return str(chunks) if len(chunks) <= 6 else f"({', '.join(map(str, chunks[:3]))}, ..., {chunks[-1]})"

@@ -1,0 +1,121 @@
+"""The shard report: one row per shard, as a pandas DataFrame and an HTML table in notebooks."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ShardReport"]
+
+
+class ShardReport:
+    """What each shard contributed to a fitted shard ensemble.
+
+    One row per shard (index ``shard``), empty shards included, with the columns
+
+    - ``n_rows``, ``n_train``, ``n_held_out``: rows of the shard, rows its model was trained on, rows held out
+      for validation and stacking;
+    - ``model``: the class of the shard model, ``"constant"`` for a shard whose training rows held a single
+      class (a :class:`~sklearn.dummy.DummyClassifier` predicting it), ``"empty"`` for a shard without rows;
+    - ``member``: the position of the shard model in ``estimators_`` (``-1`` for empty shards);
+    - ``validation_score``: the model's accuracy (classifiers) or R² (regressors) on the held-out rows of all
+      shards, which no model trained on (``NaN`` without held-out rows);
+    - ``weight``: the model's share of the fused prediction (``fusion_.weights_``; 0 for empty shards,
+      ``NaN`` for stacking, whose final estimator combines the models);
+    - for classifiers, one column per class (named by the label) with the number of rows of that class.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table.
+    title : str, default=""
+        One-line summary shown above the HTML table.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> report = ShardReport(pd.DataFrame({"n_rows": [3, 0]}), title="2 shards")
+    >>> report.to_frame()["n_rows"].tolist()
+    [3, 0]
+    >>> "<table" in report._repr_html_()
+    True
+    """
+
+    def __init__(self, frame: pd.DataFrame, title: str = "") -> None:
+        self._frame = frame
+        self.title = title
+
+    def to_frame(self) -> pd.DataFrame:
+        """A copy of the report as a DataFrame.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        return self._frame.copy()
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The report as a DataFrame (a copy)."""
+        return self.to_frame()
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def __repr__(self) -> str:
+        header = f"{self.title}\n" if self.title else ""
+        return header + self._frame.to_string()
+
+    def _repr_html_(self) -> str:
+        caption = f"<p><strong>{html.escape(self.title)}</strong></p>" if self.title else ""
+        table = self._frame.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-", border=0)
+        return f"<div class='daskml-shard-report'>{caption}{table}</div>"
+
+
+def build_report(
+    summaries: list[dict[str, Any]],
+    *,
+    classes: np.ndarray | None,
+    scores: np.ndarray,
+    weights: np.ndarray,
+    title: str,
+) -> ShardReport:
+    """Assemble the report from the per-shard summaries and the per-member scores and weights."""
+    rows = []
+    member = 0
+    for summary in summaries:
+        has_model = summary["model"] is not None
+        row: dict[str, Any] = {
+            "n_rows": _count(summary["n_rows"]),
+            "n_train": _count(summary.get("n_train")),
+            "n_held_out": _count(summary.get("n_held_out")),
+            "model": _model_name(summary),
+            "member": member if has_model else -1,
+            "validation_score": float(scores[member]) if has_model else np.nan,
+            "weight": float(weights[member]) if has_model else 0.0,
+        }
+        if classes is not None:
+            counts = dict.fromkeys(classes.tolist(), 0)
+            if summary.get("labels") is not None:
+                for label, count in zip(summary["labels"].tolist(), summary["counts"].tolist(), strict=True):
+                    counts[label] = int(count)
+            row.update(counts)
+        rows.append(row)
+        member += int(has_model)
+    frame = pd.DataFrame(rows, index=pd.RangeIndex(len(rows), name="shard"))
+    return ShardReport(frame, title=title)
+
+
+def _model_name(summary: dict[str, Any]) -> str:
+    if summary["model"] is None:
+        return "empty"
+    if summary.get("kind") == "constant":
+        return "constant"
+    return type(summary["model"]).__name__
+
+
+def _count(value: Any) -> float | int:
+    return np.nan if value is None else int(value)

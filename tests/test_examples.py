@@ -1,0 +1,48 @@
+"""The runnable examples, end to end on the real datasets (skipped when ../shared/data is absent)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT, shared_file
+
+EXAMPLES = REPO_ROOT / "examples"
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=600, check=False, cwd=REPO_ROOT
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_data_layer_example_on_letter(shared_data):
+    path = shared_file(shared_data, "letter", "letter.tsv.gz")
+    out = _run(str(EXAMPLES / "data_layer.py"), str(path), "--target", "target", "--n-shards", "4")
+    assert "loaded:  X (20000, 16) float64" in out
+    assert "split:   train 15,000 rows, test 5,000 rows (stratified)" in out
+    assert "sharded: 4 shards of (3750, 3750, 3750, 3750) rows (stratified)" in out
+    # 26 letters, each shard within one row of its class quota.
+    rows = [line.split() for line in out.splitlines() if re.match(r"^\d+\s+3750\s", line)]
+    assert len(rows) == 4
+    counts = [[int(v) for v in row[2:]] for row in rows]
+    for column in zip(*counts, strict=True):
+        assert max(column) - min(column) <= 2
+
+
+def test_data_layer_example_on_libsvm(shared_data):
+    path = shared_file(shared_data, "a9a_libsvm", "a9a.gz")
+    out = _run(
+        str(EXAMPLES / "data_layer.py"), str(path), "--format", "svmlight", "--n-features", "123",
+        "--strategy", "shuffle",
+    )
+    assert "loaded:  X (32561, 123) float64" in out
+    assert "split:   train 24,420 rows, test 8,141 rows (stratified)" in out
+    assert "sharded: 4 shards of (6105, 6105, 6105, 6105) rows (shuffle)" in out
