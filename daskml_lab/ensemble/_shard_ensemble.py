@@ -55,7 +55,7 @@ _SHARED_ATTRIBUTES = """\
         ``shard_report_.to_frame()`` is a DataFrame and notebooks show it as an HTML table.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` had string column names."""
 
 
