@@ -208,3 +208,19 @@ def test_close_releases_worker_state(client):
         time.sleep(0.1)
     else:
         pytest.fail(f"persisted blocks or solver state still on the cluster after close(): {keys[:5]}")
+
+
+def test_fit_on_an_external_scheduler(external_scheduler):
+    from distributed import Client
+
+    Xd, yd, swd = _data(n=2000, chunks=200)
+    with Client(external_scheduler, timeout=30) as external:
+        with BlockedProblem(Xd, yd, swd, loss="logistic", client=external) as problem:
+            result = get_solver("lbfgs")(problem, tol=1e-8)
+            assert problem.engine_name == "actors"
+            assert problem.n_workers == 2
+    import dask
+
+    with dask.config.set(scheduler="sync"), BlockedProblem(Xd, yd, swd, loss="logistic") as problem:
+        expected = get_solver("lbfgs")(problem, tol=1e-8)
+    np.testing.assert_allclose(result.W, expected.W, rtol=1e-6, atol=1e-9)

@@ -1,8 +1,7 @@
 """The per-worker evaluation machinery behind :class:`~daskml_lab.solvers.BlockedProblem`.
 
 A solver iteration must cost one round trip that carries only the parameters out and ``(scalar, d-vector)``
-per
-worker back. The engines here achieve that in different settings:
+per worker back. The engines here achieve that in different settings:
 
 ``"actors"`` (default with a distributed client)
     The row blocks are persisted once; every worker gets one long-lived :class:`_WorkerActor` (a Dask actor,
@@ -622,8 +621,7 @@ class DistributedEngine(_Engine):
         self._persisted = []
         # Each actor method call leaves a reference cycle inside distributed (a self-referencing closure that
         # holds the Actor proxy, whose own Future keeps the actor and its blocks alive on the workers);
-        # collect it now so that closing the problem frees the workers' memory at once rather than at the next
-        # GC.
+        # collect it now, so that closing the problem frees the workers' memory at once.
         gc.collect()
 
 
