@@ -33,7 +33,10 @@ def main(argv: list[str]) -> int:
         output = completed.stdout + (f"\n[stderr]\n{completed.stderr}" if completed.returncode else "")
         (results / f"{script.stem}.txt").write_text(output)
         print(output, flush=True)
-        print(f"=== {script.name}: exit {completed.returncode} in {time.perf_counter() - start:.0f} s\n", flush=True)
+        print(
+            f"=== {script.name}: exit {completed.returncode} in {time.perf_counter() - start:.0f} s\n",
+            flush=True,
+        )
         if completed.returncode:
             failed.append(script.name)
     if failed:

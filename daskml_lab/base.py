@@ -125,9 +125,11 @@ class HasMethods:
 _NAMED_CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "boolean": (lambda v: isinstance(v, bool | np.bool_), "an instance of 'bool'"),
     "random_state": (
-        lambda v: v is None
-        or isinstance(v, np.random.RandomState | np.random.Generator)
-        or (isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v < 2**32),
+        lambda v: (
+            v is None
+            or isinstance(v, np.random.RandomState | np.random.Generator)
+            or (isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v < 2**32)
+        ),
         "an int in the range [0, 4294967295], an instance of 'numpy.random.RandomState' or None",
     ),
     "array-like": (
@@ -181,8 +183,14 @@ def check_params(estimator: BaseEstimator) -> None:
         if allowed is None or any(_accepts(c, value) for c in allowed):
             continue
         descriptions = [_describe(c) for c in allowed]
-        expected = descriptions[0] if len(descriptions) == 1 else ", ".join(descriptions[:-1]) + " or " + descriptions[-1]
-        msg = f"The {name!r} parameter of {type(estimator).__name__} must be {expected}. Got {value!r} instead."
+        expected = (
+            descriptions[0]
+            if len(descriptions) == 1
+            else ", ".join(descriptions[:-1]) + " or " + descriptions[-1]
+        )
+        msg = (
+            f"The {name!r} parameter of {type(estimator).__name__} must be {expected}. Got {value!r} instead."
+        )
         raise InvalidParameterError(msg)
 
 
@@ -296,7 +304,9 @@ class DaskMLEstimator(BaseEstimator):
             X_arr, origin = check_array(X, accept_sparse=self._accepts_sparse)
             data = ValidatedData(X_arr, None, None, origin)
         else:
-            data = check_X_y(X, y, sample_weight=sample_weight, y_numeric=y_numeric, accept_sparse=self._accepts_sparse)
+            data = check_X_y(
+                X, y, sample_weight=sample_weight, y_numeric=y_numeric, accept_sparse=self._accepts_sparse
+            )
         self.n_features_in_ = data.n_features
         names = data.origin.feature_names
         if names is not None and all(isinstance(n, str) for n in names):
@@ -313,7 +323,9 @@ class DaskMLEstimator(BaseEstimator):
         return X_arr, origin
 
     @staticmethod
-    def _wrap_output(result: da.Array, origin: InputOrigin, *, columns: Any = None, name: str | None = None) -> Any:
+    def _wrap_output(
+        result: da.Array, origin: InputOrigin, *, columns: Any = None, name: str | None = None
+    ) -> Any:
         """Return ``result`` in the user's type: numpy for in-memory input, dask or xarray otherwise."""
         return wrap_output(result, origin, columns=columns, name=name)
 

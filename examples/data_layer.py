@@ -27,7 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--format", default=None, help="file format when the extension does not tell it")
     parser.add_argument("--n-features", type=int, default=None, help="LIBSVM only: number of features")
     parser.add_argument("--n-shards", type=int, default=4, help="number of shards (default: 4)")
-    parser.add_argument("--strategy", default="stratified", choices=("contiguous", "shuffle", "stratified", "hash"))
+    parser.add_argument(
+        "--strategy", default="stratified", choices=("contiguous", "shuffle", "stratified", "hash")
+    )
     parser.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
     parser.add_argument("--random-state", type=int, default=0)
     return parser.parse_args(argv)
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         X, y = read(args.path, args.target, format=args.format, **read_options)
         print(f"loaded:  X {X.shape} {X.dtype} in {X.numblocks[0]} row blocks; y {y.shape} {y.dtype}")
 
-        X_train, X_test, y_train, y_test = train_test_split(
+        X_train, X_test, y_train, _ = train_test_split(
             X, y, test_size=0.25, random_state=args.random_state, stratify=y
         )
         print(f"split:   train {X_train.shape[0]:,} rows, test {X_test.shape[0]:,} rows (stratified)")

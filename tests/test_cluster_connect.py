@@ -111,7 +111,7 @@ def test_external_scheduler_runs_generate_split_shard_read(external_scheduler, t
 
     def pipeline():
         X, y = make_classification(6_000, 5, chunks=1_000, random_state=3)
-        X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=3)
+        X_tr, X_te, y_tr, _ = train_test_split(X, y, test_size=0.25, random_state=3)
         X_sh, y_sh = shard(X_tr, y_tr, n_shards=3, strategy="stratified", random_state=3)
         return X_sh.compute(), y_sh.compute(), shard_summary(X_sh, y_sh), X_te.shape[0]
 
@@ -120,12 +120,15 @@ def test_external_scheduler_runs_generate_split_shard_read(external_scheduler, t
     rng = np.random.default_rng(1)
     X_file = rng.normal(size=(500, 4))
     y_file = (X_file[:, 0] > 0).astype(int)
-    pd.DataFrame(np.c_[X_file, y_file], columns=["a", "b", "c", "d", "label"]).to_csv(tmp_path / "d.csv", index=False)
+    pd.DataFrame(np.c_[X_file, y_file], columns=["a", "b", "c", "d", "label"]).to_csv(
+        tmp_path / "d.csv", index=False
+    )
     dump_svmlight_file(X_file, y_file, str(tmp_path / "d.svm"))
 
     with daskml_lab.connect(external_scheduler, timeout_s=30):
         remote = pipeline()
         X_csv, y_csv = read(tmp_path / "d.csv", "label")
+        np.testing.assert_array_equal(y_csv.compute(), y_file)
         X_svm, y_svm = read(tmp_path / "d.svm", n_features=4)
         np.testing.assert_allclose(X_csv.compute(), X_file)
         np.testing.assert_allclose(X_svm.compute().toarray(), X_file)

@@ -40,8 +40,14 @@ def test_data_layer_example_on_letter(shared_data):
 def test_data_layer_example_on_libsvm(shared_data):
     path = shared_file(shared_data, "a9a_libsvm", "a9a.gz")
     out = _run(
-        str(EXAMPLES / "data_layer.py"), str(path), "--format", "svmlight", "--n-features", "123",
-        "--strategy", "shuffle",
+        str(EXAMPLES / "data_layer.py"),
+        str(path),
+        "--format",
+        "svmlight",
+        "--n-features",
+        "123",
+        "--strategy",
+        "shuffle",
     )
     assert "loaded:  X (32561, 123) float64" in out
     assert "split:   train 24,420 rows, test 8,141 rows (stratified)" in out

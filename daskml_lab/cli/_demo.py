@@ -39,8 +39,13 @@ def run_demo(
         print(f"Dask dashboard: {client.dashboard_link}")
         n_informative = max(2, n_features // 2)
         X, y = make_classification(
-            n_rows, n_features, n_informative=n_informative, n_redundant=0, class_sep=0.8,
-            chunks=chunk_rows, random_state=seed,
+            n_rows,
+            n_features,
+            n_informative=n_informative,
+            n_redundant=0,
+            class_sep=0.8,
+            chunks=chunk_rows,
+            random_state=seed,
         )
         X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=seed)
         print(

@@ -56,14 +56,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
+    )
     try:
         if args.command == "demo":
             from daskml_lab.cli._demo import run_demo
 
             run_demo(
-                n_rows=args.rows, n_features=args.features, chunk_rows=args.chunk_rows,
-                n_workers=args.workers, scheduler=args.scheduler, seed=args.seed,
+                n_rows=args.rows,
+                n_features=args.features,
+                chunk_rows=args.chunk_rows,
+                n_workers=args.workers,
+                scheduler=args.scheduler,
+                seed=args.seed,
             )
         elif args.command == "info":
             from daskml_lab.cli._info import run_info

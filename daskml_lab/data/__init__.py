@@ -6,7 +6,15 @@ chunks, chunk sizes are known and the dtype is numeric.
 """
 
 from daskml_lab.data._convert import InputOrigin
-from daskml_lab.data.ingest import from_dataframe, from_xarray, read, read_csv, read_netcdf, read_parquet, read_zarr
+from daskml_lab.data.ingest import (
+    from_dataframe,
+    from_xarray,
+    read,
+    read_csv,
+    read_netcdf,
+    read_parquet,
+    read_zarr,
+)
 from daskml_lab.data.sharding import shard, shard_summary
 from daskml_lab.data.split import train_test_split
 from daskml_lab.data.svmlight import read_svmlight

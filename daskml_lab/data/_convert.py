@@ -127,7 +127,9 @@ def to_dask_array(
     if isinstance(obj, pd.DataFrame | pd.Series):
         feature_names = np.asarray(obj.columns, dtype=object) if isinstance(obj, pd.DataFrame) else None
         values = obj.to_numpy()
-        return _from_memory(values, chunks), InputOrigin("pandas", feature_names=feature_names, index=obj.index)
+        return _from_memory(values, chunks), InputOrigin(
+            "pandas", feature_names=feature_names, index=obj.index
+        )
     if sp.issparse(obj):
         csr = sp.csr_matrix(obj)
         return _from_memory(csr, chunks), InputOrigin("sparse")
@@ -155,7 +157,9 @@ def _from_memory(values: Any, chunks: Any) -> da.Array:
     return da.from_array(values, chunks=block_shape)
 
 
-def wrap_output(result: da.Array, origin: InputOrigin, *, columns: Any = None, name: str | None = None) -> Any:
+def wrap_output(
+    result: da.Array, origin: InputOrigin, *, columns: Any = None, name: str | None = None
+) -> Any:
     """Return a per-sample result in the form the user gave the input.
 
     Parameters

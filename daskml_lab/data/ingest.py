@@ -567,9 +567,7 @@ def read_netcdf(
     )
 
 
-def read(
-    path: Any, target: Hashable | None = None, *, format: str | None = None, **options: Any
-) -> Any:
+def read(path: Any, target: Hashable | None = None, *, format: str | None = None, **options: Any) -> Any:
     """Read a file or store of any supported format, chosen from its extension (or ``format``).
 
     ======================================================  ==========================================
@@ -613,7 +611,9 @@ def read(
     """
     _check_exists(path)
     if format is not None and format not in _SUFFIXES:
-        msg = f"Unknown format {format!r}; use one of {sorted(_SUFFIXES)} or None to decide from the extension."
+        msg = (
+            f"Unknown format {format!r}; use one of {sorted(_SUFFIXES)} or None to decide from the extension."
+        )
         raise ValueError(msg)
     kind = format or _format_of(path)
     if kind == "zarr":

@@ -30,10 +30,10 @@ from daskml_lab.exceptions import DataConversionWarning
 
 __all__ = [
     "ValidatedData",
+    "check_X_y",
     "check_array",
     "check_classes",
     "check_n_features",
-    "check_X_y",
 ]
 
 _FLOAT_DTYPES = (np.dtype("float64"), np.dtype("float32"))
@@ -454,7 +454,9 @@ def _as_numeric_target(array: da.Array, float_dtype: np.dtype, name: str = "y") 
     if array.dtype.kind == "O":
         # Numbers stored as objects (e.g. a pandas object column) are converted, as scikit-learn does.
         return array.astype(float_dtype)
-    msg = f"{name} must be numeric for this estimator, got dtype {array.dtype}. Convert it with astype(float)."
+    msg = (
+        f"{name} must be numeric for this estimator, got dtype {array.dtype}. Convert it with astype(float)."
+    )
     raise TypeError(msg)
 
 
