@@ -29,6 +29,11 @@ SOLVER_SETTINGS = {
     "proximal": {"tol": 1e-8, "max_iter": 5000},
     "admm": {"tol": 1e-8, "max_iter": 2000},
 }
+#: Stochastic solvers stop near the optimum, not at it: they are compared on objective and accuracy instead.
+STOCHASTIC_SETTINGS = {
+    "sgd": {"tol": 1e-6, "max_iter": 500, "random_state": 0},
+    "async-sgd": {"tol": 1e-6, "max_iter": 500, "random_state": 0},
+}
 
 
 def solvers_for(loss, l1):
@@ -135,6 +140,26 @@ def test_elastic_net_multinomial_matches_sklearn(multiclass, solver):
     theirs = sklearn_logistic(C=0.1, l1_ratio=0.5, solver="saga").fit(X, y)
     np.testing.assert_array_equal(ours.coef_ == 0, theirs.coef_ == 0)
     assert_coef_close(ours, theirs)
+
+
+@pytest.mark.parametrize("solver", [name for name in STOCHASTIC_SETTINGS if name in solvers.SOLVERS])
+@pytest.mark.parametrize("multi", [False, True])
+def test_stochastic_solvers_get_close_to_sklearn(binary, multiclass, solver, multi):
+    X, y = multiclass if multi else binary
+    ours = LogisticRegression(C=0.5, solver=solver, **STOCHASTIC_SETTINGS[solver]).fit(*chunked(X, y))
+    theirs = sklearn_logistic(C=0.5).fit(X, y)
+
+    def objective(model):  # sklearn's: C * sum of log-losses + ||coef||^2 / 2
+        scores = X @ model.coef_.T + model.intercept_
+        if not multi:
+            scores = np.hstack([np.zeros_like(scores), scores])
+        log_loss = (logsumexp(scores, axis=1) - scores[np.arange(len(y)), y]).sum()
+        return 0.5 * log_loss + 0.5 * (model.coef_**2).sum()
+
+    # stated tolerances: objective within 1e-3 (relative) of the optimum, accuracy within 1 point (these
+    # problems are noisy: 4 of the 450 rows)
+    assert objective(ours) <= objective(theirs) * (1 + 1e-3)
+    assert abs(ours.score(X, y) - theirs.score(X, y)) <= 0.01
 
 
 def test_unpenalised_matches_sklearn(binary):
@@ -381,7 +406,7 @@ def test_zero_total_weight_raises():
             {"l1_ratio": 1.5},
             "The 'l1_ratio' parameter of LogisticRegression must be a float in the range [0, 1]",
         ),
-        ({"solver": "newton"}, "The 'solver' parameter of LogisticRegression must be a str among {'auto', "),
+        ({"solver": "newton"}, "The 'solver' parameter of LogisticRegression must be a str among {"),
         ({"class_weight": "auto"}, "The 'class_weight' parameter of LogisticRegression must be"),
         (
             {"max_iter": 0},

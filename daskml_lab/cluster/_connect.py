@@ -33,7 +33,8 @@ def connect(
     3. the current default client, if one exists (a new client to the same scheduler is returned, so that
        closing it leaves yours open);
     4. otherwise a new :class:`distributed.LocalCluster` of worker processes bound to 127.0.0.1, with its
-       dashboard on 127.0.0.1 (port 8787, or a free port when 8787 is taken).
+       dashboard on 127.0.0.1 (port 8787, or a free port when 8787 is taken) serving the live training page
+       ``/daskml-training`` (see :func:`daskml_lab.monitoring.install_monitor`).
 
     Parameters
     ----------
@@ -117,7 +118,22 @@ def _start_local(options: dict[str, Any]) -> Client:
     options.setdefault("processes", True)
     options.setdefault("dashboard_address", _free_dashboard_address())
     # A Client given LocalCluster options owns the cluster it starts and closes it with itself.
-    return Client(**options)
+    client = Client(**options)
+    _install_training_monitor(client)
+    return client
+
+
+def _install_training_monitor(client: Client) -> None:
+    """Serve the live training page (``/daskml-training``) from the local cluster's dashboard."""
+    from daskml_lab.monitoring import install_monitor
+
+    try:
+        url = install_monitor(client)
+    except Exception:  # the page is a convenience: a cluster without it is still usable
+        logger.warning("Could not install the daskml_lab training page on the dashboard.", exc_info=True)
+        return
+    if url:
+        logger.info("Training page: %s", url)
 
 
 def _free_dashboard_address() -> str:

@@ -11,6 +11,8 @@ import contextlib
 import re
 from collections.abc import Iterator
 
+from daskml_lab.monitoring._events import fit_scope
+
 __all__ = ["fit_span", "task_prefix"]
 
 _PREFIX = "daskml-"
@@ -39,9 +41,11 @@ def task_prefix(action: str) -> str:
 
 @contextlib.contextmanager
 def fit_span(*names: str) -> Iterator[str | None]:
-    """Group the tasks submitted inside the block under a dashboard span, e.g. ``daskml-fit``/``LogisticRegression``.
+    """Group the tasks submitted inside the block under a span, e.g. ``daskml-fit``/``LogisticRegression``.
 
-    Works with or without a distributed client (without one it does nothing).
+    Works with or without a distributed client (without one there is no span). The block is also a fit
+    scope of the training monitor: the training runs started inside it (a solver's iterations, a shard
+    ensemble's shard fits) end with it, ``failed`` if it raises.
 
     Parameters
     ----------
@@ -56,7 +60,8 @@ def fit_span(*names: str) -> Iterator[str | None]:
     try:
         from distributed import span
     except ImportError:  # pragma: no cover - distributed is a dependency, but keep the leaf importable
-        yield None
+        with fit_scope(*names):
+            yield None
         return
-    with span("daskml-fit", *names) as span_id:
+    with span("daskml-fit", *names) as span_id, fit_scope(*names):
         yield span_id

@@ -20,9 +20,12 @@ from daskml_lab.solvers._engine import LocalBlocks, WorkerCall
 from daskml_lab.solvers._objectives import LOSSES, get_loss
 from daskml_lab.solvers._problem import BlockedProblem
 from daskml_lab.solvers._result import SolverResult
+from daskml_lab.solvers.admm import admm
+from daskml_lab.solvers.async_sgd import async_sgd
 from daskml_lab.solvers.gd import gd
 from daskml_lab.solvers.lbfgs import lbfgs
 from daskml_lab.solvers.proximal import proximal
+from daskml_lab.solvers.sgd import sgd
 
 __all__ = [
     "LOSSES",
@@ -118,3 +121,6 @@ def supported_solvers(loss: str, l1: float = 0.0) -> list[str]:
 register_solver("lbfgs", lbfgs, smooth_only=True, supports_l1=False)
 register_solver("gd", gd, smooth_only=True, supports_l1=False)
 register_solver("proximal", proximal, smooth_only=True, supports_l1=True)
+register_solver("admm", admm, smooth_only=False, supports_l1=True)
+register_solver("sgd", sgd, smooth_only=False, supports_l1=True)
+register_solver("async-sgd", async_sgd, smooth_only=False, supports_l1=True)

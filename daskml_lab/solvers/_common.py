@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from daskml_lab.monitoring._events import start_run
+
 __all__ = ["History", "ScaledObjective", "check_solver_args", "require_problem", "single_threaded_blas"]
 
 
@@ -92,13 +94,18 @@ class ScaledObjective:
 
 
 class History:
-    """Per-iteration records (objective, gradient norm, step size, wall time) and the user callback."""
+    """Per-iteration records (objective, gradient norm, step size, wall time) and the user callback.
+
+    Each record is also reported to the training monitor (the dashboard's training page, through the current
+    distributed client, and the progress bar); the run ends with the enclosing ``fit_span``.
+    """
 
     def __init__(self, scale: float, callback: Callable[..., Any] | None, shape: tuple[int, int]) -> None:
         self.scale, self.callback, self.shape = scale, callback, shape
         self.records: list[dict[str, Any]] = []
         self.start = time.perf_counter()
         self._last_evals = 0
+        self.run = start_run("solver")
 
     def add(
         self,
@@ -122,6 +129,7 @@ class History:
         }
         self._last_evals = n_evals
         self.records.append(record)
+        self.run.iteration(record)
         if self.callback is not None:
             return bool(self.callback(record, np.asarray(x).reshape(self.shape)))
         return False

@@ -1,0 +1,180 @@
+"""The only home for private or version-specific APIs of sklearn, dask, distributed and bokeh.
+
+Each function says which private detail it relies on and what happens when that detail changes: the callers
+treat a failure here as "feature unavailable" (logged), never as a crash of a fit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "add_dashboard_page",
+    "dashboard_prefix",
+    "dashboard_template",
+    "dashboard_theme",
+    "log_event_async",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _dashboard_bokeh_server(scheduler: Any) -> Any | None:
+    """The Bokeh server application of the scheduler's dashboard (the first one, as distributed finds it).
+
+    ``Scheduler.http_application`` is the scheduler's tornado ``RoutingApplication``; distributed adds its
+    dashboard to it as a :class:`bokeh.server.tornado.BokehTornado` through ``add_application`` and its
+    ``/individual-plots.json`` route lists the ``individual-*`` paths of the first such application.
+    """
+    try:
+        from bokeh.server.tornado import BokehTornado
+    except ImportError:  # pragma: no cover - bokeh is a dependency
+        return None
+    http_application = getattr(scheduler, "http_application", None)
+    for application in getattr(http_application, "applications", ()):
+        if isinstance(application, BokehTornado):
+            return application
+    return None
+
+
+def dashboard_prefix(scheduler: Any) -> str:
+    """The URL prefix of the scheduler's dashboard (``""`` unless ``--dashboard-prefix`` was given).
+
+    Distributed does not store its ``http_prefix``; the dashboard's Bokeh server carries it (public
+    ``BokehTornado.prefix``).
+    """
+    server = _dashboard_bokeh_server(scheduler)
+    return "" if server is None else str(server.prefix).rstrip("/")
+
+
+def add_dashboard_page(
+    scheduler: Any,
+    route: str,
+    make_document: Callable[[Any], None],
+    *,
+    menu_name: str | None = None,
+    nav_page: bool = False,
+) -> bool:
+    """Serve a Bokeh document from the scheduler's own dashboard server, at ``<prefix>/<route>``.
+
+    Private details used (bokeh 3.x, distributed >= 2024.8):
+
+    - Bokeh's ``BokehTornado`` builds its routes only in ``__init__`` from the applications it is given; here
+      the same routes (``bokeh.server.urls.per_app_patterns`` plus the app's static route) are added to the
+      running dashboard server with tornado's public ``add_handlers``, and the application context is put in
+      its private ``_applications`` mapping, which ``app_paths`` (hence distributed's
+      ``/individual-plots.json``, read by JupyterLab's Dask extension) and the session clean-up read.
+    - ``distributed.dashboard.scheduler.template_variables(scheduler)`` is the memoised dict of the navigation
+      bar (``pages``) and of the "More..." menu (``plots``); the dashboard's pages share its lists, so
+      appending to them adds our links to pages rendered afterwards.
+
+    Parameters
+    ----------
+    scheduler : distributed.Scheduler
+        A running scheduler.
+    route : str
+        Path below the dashboard prefix, e.g. ``"individual-daskml-training"``.
+    make_document : callable
+        ``make_document(doc)`` fills a new :class:`bokeh.document.Document` for each browser session.
+    menu_name : str, default=None
+        Name in the dashboard's "More..." menu (none when ``None``).
+    nav_page : bool, default=False
+        Whether to add a link to the navigation bar.
+
+    Returns
+    -------
+    bool
+        Whether the page is served (``False`` without a dashboard, or if the private details changed).
+    """
+    server = _dashboard_bokeh_server(scheduler)
+    if server is None:
+        logger.info("The scheduler has no Bokeh dashboard; the page /%s is not served.", route)
+        return False
+    path = "/" + route.strip("/")
+    try:
+        from bokeh.application import Application
+        from bokeh.application.handlers.document_lifecycle import DocumentLifecycleHandler
+        from bokeh.application.handlers.function import FunctionHandler
+        from bokeh.server.contexts import ApplicationContext
+        from bokeh.server.tornado import create_static_handler
+        from bokeh.server.urls import per_app_patterns
+        from bokeh.server.views.ws import WSHandler
+
+        applications = server._applications
+        if path in applications:
+            return True
+        application = Application(FunctionHandler(make_document))
+        application.add(DocumentLifecycleHandler())
+        context = ApplicationContext(application, io_loop=server.io_loop, url=path)
+        prefix = str(server.prefix)
+        patterns: list[tuple[str, Any, dict[str, Any]]] = []
+        for suffix, handler, *_ in per_app_patterns:
+            options: dict[str, Any] = {"application_context": context}
+            if issubclass(handler, WSHandler):
+                options["compression_level"] = None
+                options["mem_level"] = None
+            patterns.append((prefix + path + suffix, handler, options))
+        websocket_path = next(route for route, _, _ in patterns if route.endswith("/ws"))
+        for _, _, options in patterns:
+            options["bokeh_websocket_path"] = websocket_path
+        patterns.append(create_static_handler(prefix, path, application))
+        server.add_handlers(r".*", patterns)
+        applications[path] = context
+        server.io_loop.add_callback(context.run_load_hook)
+    except Exception:  # the private layout of bokeh changed: no page, but the fit goes on
+        logger.warning("Could not add the page %s to the Dask dashboard.", path, exc_info=True)
+        return False
+    _add_dashboard_links(scheduler, route.strip("/"), menu_name=menu_name, nav_page=nav_page)
+    return True
+
+
+def _add_dashboard_links(scheduler: Any, route: str, *, menu_name: str | None, nav_page: bool) -> None:
+    try:
+        from distributed.dashboard.scheduler import template_variables
+
+        variables = template_variables(scheduler)
+        if menu_name is not None and all(plot.get("url") != route for plot in variables["plots"]):
+            variables["plots"].append({"url": route, "name": menu_name})
+            variables["plots"].sort(key=lambda plot: plot["name"])
+        if nav_page and route not in variables["pages"]:
+            variables["pages"].append(route)
+    except Exception:  # links are a convenience; the page itself is served
+        logger.debug("Could not add links to %s in the dashboard's menus.", route, exc_info=True)
+
+
+def dashboard_template(scheduler: Any) -> tuple[Any, dict[str, Any]] | None:
+    """Distributed's page template with the navigation bar, and its variables; ``None`` if unavailable.
+
+    Uses the Jinja environment of ``distributed.dashboard.components.scheduler`` (module attribute ``env``)
+    and its ``simple.html`` template, as the dashboard's own full pages do.
+    """
+    try:
+        from distributed.dashboard.components.scheduler import env
+        from distributed.dashboard.scheduler import template_variables
+
+        server = _dashboard_bokeh_server(scheduler)
+        prefix = "/" if server is None or not server.prefix else str(server.prefix).rstrip("/") + "/"
+        return env.get_template("simple.html"), {"prefix": prefix, **template_variables(scheduler)}
+    except Exception:
+        logger.debug("The dashboard's page template is unavailable.", exc_info=True)
+        return None
+
+
+def dashboard_theme() -> Any | None:
+    """The Bokeh theme of the dashboard's plots (``BOKEH_THEME`` of ``distributed.dashboard.components``)."""
+    try:
+        from distributed.dashboard.components.scheduler import BOKEH_THEME
+    except Exception:
+        return None
+    return BOKEH_THEME
+
+
+async def log_event_async(client: Any, topic: str, msg: Any) -> None:
+    """``Client.log_event`` without blocking the calling thread: await the same scheduler RPC.
+
+    ``Client.log_event`` is ``client.sync(client.scheduler.log_event, topic=..., msg=...)``; this coroutine
+    awaits that RPC on the client's event loop (``client.scheduler`` is the client's scheduler RPC).
+    """
+    await client.scheduler.log_event(topic=topic, msg=msg)

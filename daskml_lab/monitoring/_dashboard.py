@@ -1,0 +1,475 @@
+"""The live training page of the Dask dashboard: a scheduler plugin that collects the training events.
+
+:class:`TrainingMonitor` is a :class:`distributed.diagnostics.plugin.SchedulerPlugin`. The scheduler hands it
+every event logged under :data:`~daskml_lab.monitoring.TOPIC` (its ``log_event`` hook); it keeps the recent
+runs and serves them from the scheduler's own dashboard server:
+
+- ``/daskml-training``: the full page, with the dashboard's navigation bar (also linked from it);
+- ``/individual-daskml-training``: the same plots alone, listed in ``/individual-plots.json`` so that the
+  JupyterLab Dask extension offers it;
+- ``/json/daskml-training.json``: the data as JSON (``?run=<id>`` for one run).
+
+The pages are Bokeh documents updated twice a second while the fit runs: objective and gradient norm per
+iteration for the solvers (staleness for asynchronous SGD), per-shard status, rows and validation scores for
+the shard ensembles.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from daskml_lab.monitoring._events import EVENT_VERSION, TOPIC
+
+__all__ = ["INDIVIDUAL_ROUTE", "JSON_ROUTE", "PAGE_ROUTE", "TrainingMonitor", "install_monitor"]
+
+logger = logging.getLogger(__name__)
+
+#: Path of the full page below the dashboard prefix.
+PAGE_ROUTE = "daskml-training"
+#: Path of the plots-only page (an "individual plot" of the dashboard).
+INDIVIDUAL_ROUTE = "individual-daskml-training"
+#: Path of the JSON data.
+JSON_ROUTE = "json/daskml-training.json"
+
+_STATUS_COLORS = {"pending": "#bbbbbb", "started": "#f0a030", "finished": "#3070b0", "failed": "#d03030"}
+_SHARD_COLUMNS = (
+    "shard",
+    "status",
+    "worker",
+    "n_rows",
+    "n_train",
+    "n_held_out",
+    "fit_time_s",
+    "model",
+    "validation_score",
+    "weight",
+)
+
+
+class _Run:
+    """What the monitor knows about one run."""
+
+    def __init__(self, run_id: str, max_records: int) -> None:
+        self.id = run_id
+        self.kind = "solver"
+        self.label = run_id[:8]
+        self.status = "running"
+        self.info: dict[str, Any] = {}
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.n_shards: int | None = None
+        self.records: list[dict[str, Any]] = []
+        self.truncated = False
+        self.shards: dict[int, dict[str, Any]] = {}
+        self.version = 0
+        self._max_records = max_records
+
+    def apply(self, message: dict[str, Any], worker: str | None) -> None:
+        kind = message.get("kind")
+        if kind == "run-start":
+            self.kind = str(message.get("run_kind", self.kind))
+            self.label = str(message.get("label", self.label))
+            self.info = dict(message.get("info") or {})
+            self.started = message.get("time", self.started)
+            self.n_shards = message.get("n_shards")
+            for shard in range(self.n_shards or 0):
+                self.shards.setdefault(shard, {"shard": shard, "status": "pending"})
+        elif kind == "iteration":
+            if len(self.records) < self._max_records:
+                self.records.append(dict(message.get("record") or {}))
+            else:
+                self.truncated = True
+        elif kind == "run-end":
+            self.status = str(message.get("status", "finished"))
+            self.ended = message.get("time")
+        elif kind == "shard":
+            self.kind = "ensemble"
+            shard = int(message["shard"])
+            row = self.shards.setdefault(shard, {"shard": shard, "status": "pending"})
+            # A late "started" never overwrites a final status (worker events may overtake each other).
+            if not (message.get("status") == "started" and row.get("status") in ("finished", "failed")):
+                row["status"] = message.get("status")
+            if worker is not None:
+                row["worker"] = worker
+            for key, value in message.items():
+                if key not in ("kind", "run", "shard", "status", "time", "worker"):
+                    row[key] = value
+        elif kind == "shards":
+            self.kind = "ensemble"
+            for values in message.get("rows") or ():
+                shard = int(values["shard"])
+                row = self.shards.setdefault(shard, {"shard": shard, "status": "finished"})
+                row.update({key: value for key, value in values.items() if key != "status"})
+        self.version += 1
+
+    def to_dict(self, *, records: bool = True) -> dict[str, Any]:
+        last = self.records[-1] if self.records else {}
+        out = {
+            "id": self.id,
+            "kind": self.kind,
+            "label": self.label,
+            "status": self.status,
+            "info": self.info,
+            "started": self.started,
+            "ended": self.ended,
+            "n_iter": len(self.records),
+            "objective": last.get("objective"),
+            "grad_norm": last.get("grad_norm"),
+            "n_shards": self.n_shards,
+            "truncated": self.truncated,
+            "shards": [self.shards[shard] for shard in sorted(self.shards)],
+        }
+        if records:
+            out["records"] = self.records
+        return out
+
+
+class TrainingMonitor(SchedulerPlugin):
+    """Scheduler plugin behind the dashboard's training page: collects daskml_lab's training events.
+
+    Install it with :func:`install_monitor` (``daskml_lab.connect`` does so for the local clusters it starts),
+    or on a ``dask scheduler`` with ``--preload daskml_lab.monitoring.preload``.
+
+    Parameters
+    ----------
+    max_runs : int, default=50
+        Runs kept (the oldest are forgotten first).
+    max_records : int, default=100000
+        Iteration records kept per run.
+
+    Attributes
+    ----------
+    runs : OrderedDict of str to run state
+        The runs, oldest first (after :meth:`start`).
+    """
+
+    name = "daskml-training-monitor"
+    idempotent = True
+
+    def __init__(self, max_runs: int = 50, max_records: int = 100_000) -> None:
+        self.max_runs = int(max_runs)
+        self.max_records = int(max_records)
+        self.runs: OrderedDict[str, _Run] = OrderedDict()
+        self.scheduler: Any = None
+        self.pages: list[str] = []
+
+    async def start(self, scheduler: Any) -> None:
+        """Collect the events already logged, and serve the pages and the JSON from the dashboard server."""
+        self.scheduler = scheduler
+        for _, event in scheduler.get_events(TOPIC):
+            self._handle(event)
+        self.pages = _serve(scheduler)
+
+    def log_event(self, topic: str, msg: Any) -> None:
+        """Take in a training event (called by the scheduler for every logged event)."""
+        if topic == TOPIC:
+            self._handle(msg)
+
+    def _handle(self, event: Any) -> None:
+        if not isinstance(event, dict) or event.get("v") != EVENT_VERSION:
+            return
+        worker = event.get("worker")
+        for message in event.get("messages") or ():
+            if not isinstance(message, dict) or "run" not in message:
+                continue
+            try:
+                self._run(str(message["run"])).apply(message, worker)
+            except (KeyError, TypeError, ValueError):
+                logger.debug("Ignored a malformed training event: %r", message)
+
+    def _run(self, run_id: str) -> _Run:
+        run = self.runs.get(run_id)
+        if run is None:
+            run = self.runs[run_id] = _Run(run_id, self.max_records)
+            while len(self.runs) > self.max_runs:
+                self.runs.popitem(last=False)
+        return run
+
+    def snapshot(self, run_id: str | None = None, *, records: bool = True) -> dict[str, Any]:
+        """The monitor's state as JSON-ready data: ``{"topic", "runs": [...]}``, oldest run first.
+
+        Parameters
+        ----------
+        run_id : str, default=None
+            Only this run.
+        records : bool, default=True
+            Include the per-iteration records.
+
+        Returns
+        -------
+        dict
+        """
+        runs = [run for run in self.runs.values() if run_id is None or run.id == run_id]
+        return {"topic": TOPIC, "time": time.time(), "runs": [run.to_dict(records=records) for run in runs]}
+
+
+def install_monitor(client: Any = None) -> str | None:
+    """Install :class:`TrainingMonitor` on the client's scheduler; return the URL of the training page.
+
+    Installing twice is harmless. The scheduler must be able to import daskml_lab; for a ``dask scheduler``
+    started from the shell, prefer ``dask scheduler --preload daskml_lab.monitoring.preload``.
+
+    Parameters
+    ----------
+    client : distributed.Client, default=None
+        The client; the current default client when ``None``.
+
+    Returns
+    -------
+    str or None
+        ``<dashboard>/daskml-training``, or ``None`` when the scheduler has no dashboard.
+
+    Examples
+    --------
+    >>> from daskml_lab.monitoring import install_monitor
+    >>> url = install_monitor(client)  # doctest: +SKIP
+    >>> url  # doctest: +SKIP
+    'http://127.0.0.1:8787/daskml-training'
+    """
+    if client is None:
+        from distributed import default_client
+
+        client = default_client()
+    client.register_plugin(TrainingMonitor())
+    return page_url(client)
+
+
+def page_url(client: Any, route: str = PAGE_ROUTE) -> str | None:
+    """URL of a monitoring page on the client's dashboard (``None`` without a dashboard).
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client.
+    route : str, default="daskml-training"
+        Page path.
+
+    Returns
+    -------
+    str or None
+    """
+    link = getattr(client, "dashboard_link", None)
+    if not link:
+        return None
+    base = link.rsplit("/", 1)[0] if link.endswith("/status") else link.rstrip("/")
+    return f"{base}/{route}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# serving
+
+
+def _serve(scheduler: Any) -> list[str]:
+    """Add the JSON route and the two Bokeh pages to the scheduler's HTTP server (once per scheduler)."""
+    from daskml_lab._compat import add_dashboard_page, dashboard_prefix
+
+    http_application = getattr(scheduler, "http_application", None)
+    if http_application is None:
+        logger.info("The scheduler has no HTTP server; the training page is not served.")
+        return []
+    served: list[str] = [JSON_ROUTE]
+    if not http_application.settings.get("daskml_lab_monitoring"):
+        http_application.settings["daskml_lab_monitoring"] = True
+        from tornado import web
+
+        class TrainingJSON(web.RequestHandler):
+            def get(self) -> None:
+                monitor = scheduler.plugins.get(TrainingMonitor.name)
+                if monitor is None:
+                    raise web.HTTPError(404, reason="The daskml_lab TrainingMonitor is not installed")
+                run_id = self.get_argument("run", None)
+                records = self.get_argument("records", "1") not in ("0", "false")
+                self.set_header("Content-Type", "application/json")
+                self.write(json.dumps(monitor.snapshot(run_id, records=records)))
+
+        prefix = dashboard_prefix(scheduler)
+        http_application.add_handlers(r".*", [(f"{prefix}/{JSON_ROUTE}", TrainingJSON)])
+    if add_dashboard_page(
+        scheduler,
+        INDIVIDUAL_ROUTE,
+        lambda doc: training_document(scheduler, doc, full_page=False),
+        menu_name="Training (daskml_lab)",
+    ):
+        served.append(INDIVIDUAL_ROUTE)
+    if add_dashboard_page(
+        scheduler, PAGE_ROUTE, lambda doc: training_document(scheduler, doc, full_page=True), nav_page=True
+    ):
+        served.append(PAGE_ROUTE)
+    return served
+
+
+def _shard_columns(run: _Run | None) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {name: [] for name in (*_SHARD_COLUMNS, "color")}
+    if run is None:
+        return columns
+    for shard in sorted(run.shards):
+        row = run.shards[shard]
+        for name in _SHARD_COLUMNS:
+            value = row.get(name)
+            columns[name].append("" if value is None and name in ("worker", "model", "status") else value)
+        columns["color"].append(_STATUS_COLORS.get(str(row.get("status")), "#bbbbbb"))
+    return columns
+
+
+def _record_columns(run: _Run | None, key: str) -> dict[str, list[Any]]:
+    if run is None:
+        return {"iteration": [], key: []}
+    pairs = [(r.get("iteration"), r.get(key)) for r in run.records if r.get(key) is not None]
+    return {"iteration": [p[0] for p in pairs], key: [p[1] for p in pairs]}
+
+
+def _run_summary(run: _Run | None) -> str:
+    if run is None:
+        return "<b>No training run yet.</b> Fit a daskml_lab model on this cluster to see it here."
+    parts = [f"<b>{run.label}</b>", f"status: <b>{run.status}</b>"]
+    if run.kind == "ensemble":
+        done = sum(1 for row in run.shards.values() if row.get("status") == "finished")
+        parts.append(f"shards fitted: {done}/{run.n_shards if run.n_shards is not None else len(run.shards)}")
+    else:
+        parts.append(f"iterations: {len(run.records)}")
+        if run.records:
+            last = run.records[-1]
+            for key in ("objective", "grad_norm", "staleness"):
+                if last.get(key) is not None:
+                    parts.append(f"{key}: {last[key]:.6g}")
+    for key, value in run.info.items():
+        parts.append(f"{key}: {value}")
+    return " &nbsp;|&nbsp; ".join(parts)
+
+
+def _requested_kind(doc: Any) -> str | None:
+    """The ``?kind=solver|ensemble`` of the page's URL: which kind of run "latest run" means."""
+    try:
+        values = doc.session_context.request.arguments.get("kind") or []
+    except AttributeError:
+        return None
+    kinds = [value.decode() if isinstance(value, bytes) else str(value) for value in values]
+    return kinds[0] if kinds and kinds[0] in ("solver", "ensemble") else None
+
+
+def training_document(scheduler: Any, doc: Any, *, full_page: bool) -> None:
+    """Fill a Bokeh document with the training page (called by the Bokeh server for each session).
+
+    The page shows the latest run (of the kind given by ``?kind=solver`` or ``?kind=ensemble`` in its URL, if
+    any) until another run is chosen in its menu.
+
+    Parameters
+    ----------
+    scheduler : distributed.Scheduler
+        The scheduler whose :class:`TrainingMonitor` feeds the page.
+    doc : bokeh.document.Document
+        The session's document.
+    full_page : bool
+        Whether to use the dashboard's page template (navigation bar).
+    """
+    from bokeh.layouts import column, row
+    from bokeh.models import ColumnDataSource, DataTable, Div, NumberFormatter, Select, TableColumn
+    from bokeh.plotting import figure
+
+    from daskml_lab._compat import dashboard_template, dashboard_theme
+
+    state: dict[str, Any] = {"pinned": "", "shown": None, "version": -1, "kind": _requested_kind(doc)}
+    select = Select(title="Run", value="", options=[("", "latest run")], width=420)
+    summary = Div(text="", sizing_mode="stretch_width", name="daskml-summary")
+    objective = ColumnDataSource(_record_columns(None, "objective"), name="daskml-objective")
+    grad_norm = ColumnDataSource(_record_columns(None, "grad_norm"), name="daskml-grad-norm")
+    staleness = ColumnDataSource(_record_columns(None, "staleness"), name="daskml-staleness")
+    shards = ColumnDataSource(_shard_columns(None), name="daskml-shards")
+
+    common = {"height": 280, "sizing_mode": "stretch_width", "tools": "pan,wheel_zoom,box_zoom,reset,save"}
+    objective_figure = figure(title="Objective", x_axis_label="iteration", **common)
+    objective_figure.line("iteration", "objective", source=objective, line_width=2)
+    objective_figure.scatter("iteration", "objective", source=objective, size=4)
+    grad_figure = figure(title="Gradient norm", x_axis_label="iteration", y_axis_type="log", **common)
+    grad_figure.line("iteration", "grad_norm", source=grad_norm, line_width=2, color="#d07020")
+    grad_figure.scatter("iteration", "grad_norm", source=grad_norm, size=4, color="#d07020")
+    staleness_figure = figure(title="Staleness (async SGD)", x_axis_label="update", **common)
+    staleness_figure.scatter("iteration", "staleness", source=staleness, size=4, color="#309040")
+    staleness_figure.visible = False
+    rows_figure = figure(title="Shards: rows (colour: status)", x_axis_label="shard", **common)
+    rows_figure.vbar(x="shard", top="n_rows", width=0.8, source=shards, color="color")
+    score_figure = figure(title="Shards: validation score", x_axis_label="shard", **common)
+    score_figure.vbar(x="shard", top="validation_score", width=0.8, source=shards, color="#3070b0")
+    table = DataTable(
+        source=shards,
+        columns=[
+            TableColumn(field=name, title=name, formatter=NumberFormatter(format="0.[0000]"))
+            if name in ("fit_time_s", "validation_score", "weight")
+            else TableColumn(field=name, title=name)
+            for name in _SHARD_COLUMNS
+        ],
+        height=220,
+        sizing_mode="stretch_width",
+        index_position=None,
+    )
+    solver_part = column(
+        row(objective_figure, grad_figure, sizing_mode="stretch_width"),
+        staleness_figure,
+        sizing_mode="stretch_width",
+    )
+    ensemble_part = column(
+        row(rows_figure, score_figure, sizing_mode="stretch_width"), table, sizing_mode="stretch_width"
+    )
+
+    def on_select(attr: str, old: Any, new: Any) -> None:
+        state["pinned"] = new
+        state["version"] = -1
+        update()
+
+    select.on_change("value", on_select)
+
+    def update() -> None:
+        monitor = scheduler.plugins.get(TrainingMonitor.name)
+        runs = list(monitor.runs.values()) if monitor is not None else []
+        options = [("", "latest run")] + [
+            (r.id, f"{r.label} [{r.status}] {r.id[:6]}") for r in reversed(runs)
+        ]
+        if select.options != options:
+            select.options = options
+        chosen = next((r for r in runs if r.id == state["pinned"]), None) if state["pinned"] else None
+        candidates = [r for r in runs if state["kind"] is None or r.kind == state["kind"]]
+        run = chosen or (candidates[-1] if candidates else None)
+        if monitor is None:
+            summary.text = "<b>The daskml_lab TrainingMonitor plugin is not installed on this scheduler.</b>"
+            return
+        key = None if run is None else run.id
+        if key == state["shown"] and run is not None and run.version == state["version"]:
+            return
+        state["shown"], state["version"] = key, None if run is None else run.version
+        summary.text = _run_summary(run)
+        is_ensemble = run is not None and run.kind == "ensemble"
+        solver_part.visible = not is_ensemble
+        ensemble_part.visible = is_ensemble
+        objective.data = _record_columns(run, "objective")
+        grad_norm.data = _record_columns(run, "grad_norm")
+        stale = _record_columns(run, "staleness")
+        staleness.data = stale
+        staleness_figure.visible = bool(stale["iteration"]) and not is_ensemble
+        shards.data = _shard_columns(run)
+
+    update()
+    doc.add_periodic_callback(update, 500)
+    doc.title = "daskml_lab: training"
+    doc.add_root(
+        column(
+            row(select, summary, sizing_mode="stretch_width"),
+            solver_part,
+            ensemble_part,
+            sizing_mode="stretch_width",
+            name="daskml-training",
+        )
+    )
+    theme = dashboard_theme()
+    if theme is not None:
+        doc.theme = theme
+    if full_page:
+        template = dashboard_template(scheduler)
+        if template is not None:
+            doc.template, variables = template
+            doc.template_variables.update(variables)

@@ -1,0 +1,363 @@
+"""The live training page, for real: clusters on 127.0.0.1, fits, the page fetched over HTTP and its websocket.
+
+- a LocalCluster started by ``daskml_lab.connect()`` (which installs the page);
+- a ``dask scheduler --preload daskml_lab.monitoring.preload`` and a ``dask worker`` started as subprocesses;
+- the page's data pulled the way a browser gets it (Bokeh's websocket, ``bokeh.client.pull_session``) and the
+  JSON endpoint, compared with ``history_`` and ``shard_report_``; the page listed among the individual plots;
+- a screenshot with headless Chromium when it is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import dask.array as da
+import numpy as np
+import pytest
+from distributed import Client, get_task_stream, wait
+from distributed.utils import key_split
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+import daskml_lab
+from daskml_lab.ensemble import ShardEnsembleClassifier
+from daskml_lab.linear_model import LogisticRegression
+from daskml_lab.monitoring import TOPIC, TrainingMonitor, fit_span, install_monitor, page_url
+from daskml_lab.monitoring._events import start_run
+from daskml_lab.solvers._common import History
+from tests.conftest import REPO_ROOT, _dask_command, _free_port
+
+pytestmark = pytest.mark.cluster
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
+def _training_json(base: str, **query: str) -> dict:
+    suffix = "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""
+    return json.loads(_get(f"{base}/json/daskml-training.json{suffix}"))
+
+
+def _pull(url: str, kind: str | None = None) -> dict[str, dict]:
+    """The page's data sources as a browser receives them (Bokeh's websocket protocol)."""
+    from bokeh.client import pull_session
+
+    with pull_session(url=url, arguments=None if kind is None else {"kind": kind}) as session:
+        document = session.document
+        return {
+            name: dict(document.get_model_by_name(name).data)
+            for name in ("daskml-objective", "daskml-grad-norm", "daskml-shards")
+        }
+
+
+def _data(seed: int = 0, n_samples: int = 4_000, n_features: int = 6) -> tuple[da.Array, da.Array]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_samples, n_features))
+    y = (X @ rng.normal(size=n_features) + 0.5 * rng.normal(size=n_samples) > 0).astype(np.int64)
+    return da.from_array(X, chunks=n_samples // 4), da.from_array(y, chunks=n_samples // 4)
+
+
+@pytest.fixture(scope="module")
+def connected() -> Iterator[Client]:
+    """A LocalCluster started by the package: the page must be there without any extra step."""
+    with daskml_lab.connect(
+        n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0", memory_limit="1GiB"
+    ) as client:
+        yield client
+
+
+def _base(client: Client) -> str:
+    url = page_url(client)
+    assert url is not None
+    return url.rsplit("/", 1)[0]
+
+
+def _run_by_label(snapshot: dict, label: str) -> dict:
+    runs = [run for run in snapshot["runs"] if run["label"] == label]
+    assert runs, [run["label"] for run in snapshot["runs"]]
+    return runs[-1]
+
+
+def test_connect_installs_the_page_and_it_is_listed(connected):
+    assert TrainingMonitor.name in connected.run_on_scheduler(
+        lambda dask_scheduler: list(dask_scheduler.plugins)
+    )
+    base = _base(connected)
+    plots = json.loads(_get(f"{base}/individual-plots.json"))
+    assert plots["Individual Daskml Training"] == "/individual-daskml-training"
+    page = _get(f"{base}/daskml-training").decode()
+    # The full page carries the dashboard's navigation bar, with a link to itself and the "More..." entry.
+    assert 'href="daskml-training"' in page
+    assert 'href="individual-daskml-training"' in page
+    assert 'href="status"' in page
+    assert "Bokeh" in page
+    assert "Bokeh" in _get(f"{base}/individual-daskml-training").decode()
+    # Installing again is harmless (the plugin is idempotent, the routes are added once).
+    assert install_monitor(connected) == f"{base}/daskml-training"
+
+
+def test_solver_fit_is_on_the_page(connected):
+    X, y = _data(0)
+    model = LogisticRegression(C=10.0, tol=1e-8, max_iter=50).fit(X, y)
+    history = model.history_
+    assert len(history) >= 5
+
+    run = _run_by_label(_training_json(_base(connected)), "LogisticRegression / lbfgs")
+    assert run["kind"] == "solver"
+    assert run["status"] == "finished"
+    assert [r["iteration"] for r in run["records"]] == history["iteration"].tolist()
+    # Exactly the values of history_: floats travel as their shortest repr (msgpack, then JSON).
+    assert [r["objective"] for r in run["records"]] == history["objective"].tolist()
+    assert [r["grad_norm"] for r in run["records"]] == history["grad_norm"].tolist()
+
+    sources = _pull(f"{_base(connected)}/individual-daskml-training", kind="solver")
+    assert sources["daskml-objective"]["objective"] == history["objective"].tolist()
+    assert sources["daskml-objective"]["iteration"] == history["iteration"].tolist()
+    assert sources["daskml-grad-norm"]["grad_norm"] == history["grad_norm"].tolist()
+
+
+def test_ensemble_fit_is_on_the_page(connected):
+    X, y = _data(1)
+    model = ShardEnsembleClassifier(
+        SkLogisticRegression(), n_shards=4, fusion="soft-voting", validation_fraction=0.2, random_state=0
+    ).fit(X, y)
+    report = model.shard_report_.to_frame()
+    workers = set(connected.scheduler_info()["workers"])
+
+    run = _run_by_label(_training_json(_base(connected)), "ShardEnsembleClassifier")
+    assert run["kind"] == "ensemble"
+    assert run["status"] == "finished"
+    assert run["n_shards"] == 4
+    assert run["info"] == {"estimator": "LogisticRegression", "fusion": "SoftVoting"}
+    shards = run["shards"]
+    assert [s["shard"] for s in shards] == [0, 1, 2, 3]
+    assert {s["status"] for s in shards} == {"finished"}
+    assert {s["worker"] for s in shards} <= workers
+    assert [s["n_rows"] for s in shards] == report["n_rows"].tolist()
+    assert [s["n_train"] for s in shards] == report["n_train"].tolist()
+    assert [s["validation_score"] for s in shards] == report["validation_score"].tolist()
+    assert [s["weight"] for s in shards] == report["weight"].tolist()
+    assert all(s["fit_time_s"] >= 0 for s in shards)
+
+    sources = _pull(f"{_base(connected)}/daskml-training", kind="ensemble")
+    assert sources["daskml-shards"]["validation_score"] == report["validation_score"].tolist()
+    assert sources["daskml-shards"]["status"] == ["finished"] * 4
+
+
+def test_page_updates_while_a_fit_runs(connected):
+    """Records reach the page before the fit ends; the run is 'running' until its fit span closes."""
+    base = _base(connected)
+    with fit_span("ManualSolver"):
+        history = History(1.0, None, (2, 1))
+        for step in range(3):
+            history.add(
+                objective_scaled=1.0 / (step + 1),
+                grad_norm=0.1**step,
+                step_size=1.0,
+                n_evals=step + 1,
+                x=np.zeros(2),
+                staleness=step,
+            )
+        assert history.run._publisher is not None
+        assert history.run._publisher.flush()
+        run = _run_by_label(_training_json(base, records="1"), "ManualSolver")
+        assert run["status"] == "running"
+        assert [r["objective"] for r in run["records"]] == [1.0, 0.5, 1.0 / 3.0]
+        assert [r["staleness"] for r in run["records"]] == [0, 1, 2]
+        sources = _pull(f"{base}/individual-daskml-training")
+        assert sources["daskml-objective"]["objective"] == [1.0, 0.5, 1.0 / 3.0]
+        history.add(objective_scaled=0.25, grad_norm=1e-3, step_size=1.0, n_evals=4, x=np.zeros(2))
+    run = _run_by_label(_training_json(base), "ManualSolver")
+    assert run["status"] == "finished"
+    assert run["n_iter"] == 4
+    assert run["objective"] == 0.25
+    # ?records=0 leaves the iterations out; ?run= selects one run.
+    light = _training_json(base, run=run["id"], records="0")
+    assert [r["id"] for r in light["runs"]] == [run["id"]]
+    assert "records" not in light["runs"][0]
+
+
+def test_a_failing_fit_is_marked_failed(connected):
+    def failing_fit() -> None:
+        with fit_span("Failing"):
+            start_run("solver").iteration({"iteration": 1, "objective": 3.0})
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        failing_fit()
+    run = _run_by_label(_training_json(_base(connected)), "Failing")
+    assert run["status"] == "failed"
+    assert run["records"] == [{"iteration": 1, "objective": 3.0}]
+
+
+def test_events_go_through_the_scheduler_event_log(connected):
+    X, y = _data(2, n_samples=2_000)
+    LogisticRegression(max_iter=20).fit(X, y)
+    events = connected.get_events(TOPIC)
+    kinds = [m["kind"] for _, event in events for m in event["messages"]]
+    assert {"run-start", "iteration", "run-end"} <= set(kinds)
+
+
+def test_publishing_can_be_turned_off(connected):
+    import dask
+
+    before = len(connected.get_events(TOPIC))
+    X, y = _data(3, n_samples=2_000)
+    with dask.config.set({"daskml_lab.monitoring.publish": False}):
+        LogisticRegression(max_iter=20).fit(X, y)
+        ShardEnsembleClassifier(SkLogisticRegression(), n_shards=2).fit(X, y)
+    assert len(connected.get_events(TOPIC)) == before
+
+
+def test_fit_tasks_carry_daskml_names(connected):
+    """The task stream shows the package's work under its own names (data already on the workers)."""
+    X, y = _data(4)
+    X, y = X.persist(), y.persist()
+    wait([X, y])
+    with get_task_stream(connected) as stream:
+        ShardEnsembleClassifier(SkLogisticRegression(), fusion="soft-voting", random_state=0).fit(X, y)
+    prefixes = {key_split(task["key"]) for task in stream.data}
+    assert prefixes
+    assert {p for p in prefixes if not p.startswith("daskml-")} <= {"finalize-hlgfinalizecompute", "finalize"}
+    assert "daskml-shard-fit" in prefixes
+
+
+def test_page_without_the_plugin_says_so(connected):
+    """Removing the plugin leaves the routes; they answer 404 (JSON) or a message (page), never crash.
+
+    A monitor installed later rebuilds the runs from the scheduler's event log.
+    """
+    base = _base(connected)
+    with fit_span("BeforeRemoval"):
+        start_run("solver").iteration({"iteration": 1, "objective": 1.0})
+    before = [run["id"] for run in _training_json(base)["runs"]]
+    connected.unregister_scheduler_plugin(TrainingMonitor.name)
+    try:
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            _get(f"{base}/json/daskml-training.json")
+        from bokeh.client import pull_session
+
+        with pull_session(url=f"{base}/individual-daskml-training") as session:
+            summary = session.document.get_model_by_name("daskml-summary").text
+        assert "TrainingMonitor plugin is not installed" in summary
+    finally:
+        install_monitor(connected)
+    assert [run["id"] for run in _training_json(base)["runs"]] == before
+
+
+# ------------------------------------------------------------------------------------------------------------
+# an external `dask scheduler` with the preload module
+
+
+@pytest.fixture(scope="module")
+def preloaded_scheduler(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """``dask scheduler --preload daskml_lab.monitoring.preload`` and one ``dask worker``, on 127.0.0.1."""
+    port, dashboard_port = _free_port(), _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs = tmp_path_factory.mktemp("preloaded-cluster")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    commands = [
+        [
+            *_dask_command("scheduler"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dashboard-address",
+            f"127.0.0.1:{dashboard_port}",
+            "--preload",
+            "daskml_lab.monitoring.preload",
+        ],
+        [
+            *_dask_command("worker"),
+            address,
+            "--host",
+            "127.0.0.1",
+            "--nthreads",
+            "1",
+            "--memory-limit",
+            "1GiB",
+            "--no-dashboard",
+            "--preload",
+            "daskml_lab.monitoring.preload",
+        ],
+    ]
+    processes = []
+    try:
+        for index, command in enumerate(commands):
+            with (logs / f"process-{index}.log").open("w") as log:
+                processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
+            if index == 0:
+                time.sleep(0.5)
+        with Client(address, timeout=30) as probe:
+            probe.wait_for_workers(1, timeout=60)
+        yield address, f"http://127.0.0.1:{dashboard_port}"
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_preloaded_external_scheduler_serves_the_page(preloaded_scheduler):
+    address, dashboard = preloaded_scheduler
+    with Client(address, timeout=30) as client:
+        plugins = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins))
+        assert TrainingMonitor.name in plugins
+        X, y = _data(5, n_samples=2_000)
+        model = LogisticRegression(max_iter=30).fit(X, y)
+        ensemble = ShardEnsembleClassifier(SkLogisticRegression(), n_shards=2, random_state=0).fit(X, y)
+    assert json.loads(_get(f"{dashboard}/individual-plots.json"))["Individual Daskml Training"] == (
+        "/individual-daskml-training"
+    )
+    snapshot = _training_json(dashboard)
+    solver = _run_by_label(snapshot, "LogisticRegression / lbfgs")
+    assert [r["objective"] for r in solver["records"]] == model.history_["objective"].tolist()
+    shards = _run_by_label(snapshot, "ShardEnsembleClassifier")["shards"]
+    assert [s["n_rows"] for s in shards] == ensemble.shard_report_.to_frame()["n_rows"].tolist()
+    sources = _pull(f"{dashboard}/daskml-training", kind="solver")
+    assert sources["daskml-objective"]["objective"] == model.history_["objective"].tolist()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# a screenshot, when Debian's chromium is installed
+
+
+def _screenshot_module():
+    spec = importlib.util.spec_from_file_location(
+        "screenshot_training_page", REPO_ROOT / "docs" / "screenshot_training_page.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_screenshot_of_the_page(connected, tmp_path):
+    shots = _screenshot_module()
+    if shots.find_chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    X, y = _data(6)
+    LogisticRegression(C=10.0, tol=1e-8, max_iter=50).fit(X, y)
+    path = shots.screenshot(
+        f"{_base(connected)}/daskml-training?kind=solver", tmp_path / "page.png", wait_s=3.0
+    )
+    png = path.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # A drawn page (navigation bar, two plots) compresses much worse than a blank one (~15 kB at this size).
+    assert len(png) > 30_000
