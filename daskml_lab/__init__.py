@@ -11,13 +11,28 @@ The package is organised by responsibility:
   :mod:`daskml_lab.fusion` fuses the shard models (voting, weighted averaging, stacking, parameter averaging,
   forest union);
 - :mod:`daskml_lab.cluster` connects to a Dask scheduler (or starts a local one);
+- :mod:`daskml_lab.monitoring` names our tasks, feeds the live training page of the Dask dashboard, draws
+  progress bars and plots;
+- :func:`daskml_lab.save` / :func:`daskml_lab.load` keep fitted models in a safe format (no pickle);
 - :mod:`daskml_lab.testing` holds public helpers for testing code built on the package.
 
 Importing the package has no side effects: no cluster is started and no client is looked up.
 """
 
-from daskml_lab import data, ensemble, fusion, linear_model, solvers
+from daskml_lab import data, ensemble, fusion, linear_model, monitoring, solvers
 from daskml_lab._version import __version__
 from daskml_lab.cluster import connect
+from daskml_lab.persistence import load, save
 
-__all__ = ["__version__", "connect", "data", "ensemble", "fusion", "linear_model", "solvers"]
+__all__ = [
+    "__version__",
+    "connect",
+    "data",
+    "ensemble",
+    "fusion",
+    "linear_model",
+    "load",
+    "monitoring",
+    "save",
+    "solvers",
+]

@@ -11,8 +11,10 @@ __all__ = [
     "ConvergenceWarning",
     "DaskMLLabWarning",
     "DataConversionWarning",
+    "ModelVersionWarning",
     "NotFittedError",
     "PerformanceWarning",
+    "UntrustedTypesError",
 ]
 
 
@@ -29,3 +31,28 @@ class DataConversionWarning(DaskMLLabWarning, _SklearnDataConversionWarning):
 
 class PerformanceWarning(DaskMLLabWarning):
     """The requested operation works but will be slow (for example, one huge row block)."""
+
+
+class ModelVersionWarning(DaskMLLabWarning):
+    """A saved model is loaded by another version of daskml_lab (or scikit-learn) than the one that saved it.
+
+    Loading still works when the stored state matches the current classes; refit or re-save the model with the
+    current versions to be sure of its predictions.
+    """
+
+
+class UntrustedTypesError(ValueError):
+    """A saved model holds types that :func:`daskml_lab.load` does not trust by default.
+
+    Nothing was created from the file. The message lists the types; after checking them (for instance with
+    :func:`daskml_lab.persistence.describe`), pass them to ``load(path, trusted=[...])``.
+
+    Attributes
+    ----------
+    types : list of str
+        The fully qualified names of the untrusted types.
+    """
+
+    def __init__(self, message: str, types: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.types = list(types or [])

@@ -5,12 +5,30 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from daskml_lab._version import __version__
+from daskml_lab.cli._config import COMMAND_OPTIONS, add_options, resolve_options
 
-#: Exceptions that describe a user error; they are printed as one line instead of a traceback.
-_USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, ConnectionError, TimeoutError)
+#: Exceptions that describe a user error; they are printed as one line instead of a traceback. OSError covers
+#: missing files, existing outputs and unreachable schedulers; ImportError a missing optional dependency.
+_USER_ERRORS = (ValueError, TypeError, KeyError, OSError, TimeoutError, ImportError)
+
+_EPILOGS = {
+    "fit": """examples:
+  daskml-lab fit data.parquet --target label --output model.daskml
+  daskml-lab fit magic.tsv.gz -t target -m random-forest --fusion forest-union -p n_estimators=50 -o forest.daskml
+  daskml-lab fit data.csv -t price -m ridge -p alpha=0.1 --solver lbfgs --scheduler tcp://10.0.0.5:8786 -o m.daskml
+  daskml-lab fit data.nc -t crop --config fit.toml""",
+    "predict": """examples:
+  daskml-lab predict model.daskml new.parquet --output predictions.parquet
+  daskml-lab predict model.daskml scene.nc --output crop.nc --proba""",
+    "evaluate": """examples:
+  daskml-lab evaluate model.daskml test.parquet
+  daskml-lab evaluate model.daskml test.csv --target label --json""",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +40,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"daskml-lab {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the package does")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    descriptions = {
+        "fit": (
+            "fit a model on a file and save it",
+            "Read DATA (CSV/TSV, parquet, zarr, netCDF/HDF5, svmlight) lazily on a Dask cluster, fit a model on "
+            "it where the data live, print a summary and save the model with daskml_lab.save. Options may come "
+            "from a TOML/YAML --config file; the command line overrides it.",
+        ),
+        "predict": (
+            "predict a file with a saved model and write the predictions",
+            "Predict DATA with MODEL lazily; the workers write the predictions to parquet, zarr or netCDF "
+            "(xarray inputs keep their coordinates). The output appears only when complete.",
+        ),
+        "evaluate": (
+            "print metrics of a saved model on labelled data",
+            "Compute metrics of MODEL on DATA on the cluster from per-block statistics: accuracy, balanced "
+            "accuracy, macro F1 and log loss for classifiers; R^2, MAE and RMSE for regressors.",
+        ),
+    }
+    for name in ("fit", "predict", "evaluate"):
+        summary, description = descriptions[name]
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=description,
+            epilog=_EPILOGS[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_options(sub, COMMAND_OPTIONS[name])
 
     demo = commands.add_parser(
         "demo",
@@ -52,37 +99,89 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 on a user error (printed as one line on stderr).
+        0 on success, 2 on a user error (printed as one line on stderr), 130 when interrupted.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
-    )
-    try:
-        if args.command == "demo":
-            from daskml_lab.cli._demo import run_demo
-
-            run_demo(
-                n_rows=args.rows,
-                n_features=args.features,
-                chunk_rows=args.chunk_rows,
-                n_workers=args.workers,
-                scheduler=args.scheduler,
-                seed=args.seed,
+    verbose = args.verbose
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
+    command = args.command
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning(command)
+        try:
+            _run(command, args, verbose=verbose)
+        except _USER_ERRORS as err:
+            if verbose:
+                logging.getLogger(__name__).exception("%s failed", command)
+            print(f"daskml-lab {command}: error: {_one_line(err)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"daskml-lab {command}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as err:  # a bug, or an error of a library: still one line, with the way to learn more
+            if verbose:
+                logging.getLogger(__name__).exception("%s failed", command)
+            hint = "" if verbose else " (run with --verbose for the traceback)"
+            print(
+                f"daskml-lab {command}: internal error: {type(err).__name__}: {_one_line(err)}{hint}",
+                file=sys.stderr,
             )
-        elif args.command == "info":
-            from daskml_lab.cli._info import run_info
-
-            run_info(scheduler=args.scheduler)
-    except _USER_ERRORS as err:
-        message = str(err).strip().strip('"') or type(err).__name__
-        print(f"daskml-lab {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"daskml-lab {args.command}: interrupted", file=sys.stderr)
-        return 130
+            return 1
     return 0
+
+
+def _run(command: str, args: argparse.Namespace, *, verbose: bool) -> None:
+    if command == "demo":
+        from daskml_lab.cli._demo import run_demo
+
+        run_demo(
+            n_rows=args.rows,
+            n_features=args.features,
+            chunk_rows=args.chunk_rows,
+            n_workers=args.workers,
+            scheduler=args.scheduler,
+            seed=args.seed,
+        )
+        return
+    if command == "info":
+        from daskml_lab.cli._info import run_info
+
+        run_info(scheduler=args.scheduler)
+        return
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
+    settings = resolve_options(command, given)
+    if command == "fit":
+        from daskml_lab.cli._fit import run_fit
+
+        run_fit(settings, verbose=verbose)
+    elif command == "predict":
+        from daskml_lab.cli._predict import run_predict
+
+        run_predict(settings, verbose=verbose)
+    else:
+        from daskml_lab.cli._evaluate import run_evaluate
+
+        run_evaluate(settings, verbose=verbose)
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of an exception on one line (KeyError's quotes removed)."""
+    text = str(err).strip()
+    if isinstance(err, KeyError) and len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    return " ".join(text.split()) or type(err).__name__
+
+
+def _one_line_warning(command: str) -> Any:
+    def show(
+        message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+    ):
+        print(
+            f"daskml-lab {command}: warning: {category.__name__}: {_one_line(Warning(message))}",
+            file=sys.stderr,
+        )
+
+    return show
 
 
 if __name__ == "__main__":

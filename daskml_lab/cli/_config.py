@@ -1,0 +1,488 @@
+"""Options of ``fit``, ``predict`` and ``evaluate``: their declaration, config files and merging.
+
+Every option has a *key* (``n_shards``), which is its name in a config file, and flags (``--n-shards``).
+Values are taken, in order of precedence, from the command line, the config file's table of the subcommand
+(``[fit]``), the config file's top level, and the built-in defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["COMMAND_OPTIONS", "Option", "add_options", "parse_value", "read_config", "resolve_options"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a subcommand.
+
+    Attributes
+    ----------
+    key : str
+        Name in the parsed settings and in config files.
+    flags : tuple of str
+        Command-line flags; empty for a positional argument.
+    kind : {"str", "path", "int", "float", "bool", "kv", "list"}
+        Value type; ``"kv"`` collects ``KEY=VALUE`` pairs into a dict (a table in config files), ``"list"``
+        collects repeated values.
+    help : str
+        Help text.
+    default : object, default=None
+        Built-in default.
+    choices : tuple of str, default=None
+        Allowed values.
+    required : bool, default=False
+        Whether a value must come from the command line or the config file.
+    """
+
+    key: str
+    flags: tuple[str, ...]
+    kind: str
+    help: str
+    default: Any = None
+    choices: tuple[str, ...] | None = None
+    required: bool = False
+
+    @property
+    def display(self) -> str:
+        """How the option is named in messages."""
+        return self.flags[0] if self.flags else self.key.upper()
+
+
+def _common(*, model_input: bool) -> list[Option]:
+    options = [
+        Option(
+            "data_format",
+            ("--data-format",) if model_input else ("--data-format", "--format"),
+            "str",
+            "format of DATA when its extension does not tell (zarr, netcdf, parquet, csv, svmlight)",
+            choices=("zarr", "netcdf", "parquet", "csv", "svmlight"),
+        ),
+        Option(
+            "read_options",
+            ("--read-option",),
+            "kv",
+            "KEY=VALUE passed to the reader of daskml_lab.data.read (e.g. sep=';', dataset=X); repeatable",
+            default={},
+        ),
+        Option(
+            "scheduler",
+            ("--scheduler",),
+            "str",
+            "address of a running dask scheduler (default: start a local cluster)",
+        ),
+        Option(
+            "workers", ("--workers",), "int", "worker processes of the local cluster (default: 2)", default=2
+        ),
+        Option(
+            "timeout_s",
+            ("--timeout",),
+            "float",
+            "seconds to wait for the scheduler (default: 10)",
+            default=10.0,
+        ),
+    ]
+    if model_input:
+        options.append(
+            Option(
+                "trust",
+                ("--trust",),
+                "list",
+                "a type to trust when loading MODEL (see daskml_lab.load); repeatable",
+                default=[],
+            )
+        )
+    return options
+
+
+#: The options of each subcommand that reads configuration.
+COMMAND_OPTIONS: dict[str, list[Option]] = {
+    "fit": [
+        Option(
+            "data",
+            (),
+            "path",
+            "training data: a file, directory or glob of any format of daskml_lab.data.read",
+            required=True,
+        ),
+        Option("target", ("--target", "-t"), "str", "target column, variable or array", required=True),
+        Option(
+            "output", ("--output", "-o"), "path", "where to save the model (daskml_lab.save)", required=True
+        ),
+        Option(
+            "model",
+            ("--model", "-m"),
+            "str",
+            "model name (default: logistic-regression for classification, "
+            "ridge for regression, random-forest when --fusion or shard options are given)",
+        ),
+        Option(
+            "fusion",
+            ("--fusion",),
+            "str",
+            "fusion of the shard models (scikit-learn models only; default: soft-voting)",
+        ),
+        Option("solver", ("--solver",), "str", "solver of a linear model (default: auto)"),
+        Option("n_shards", ("--n-shards",), "int", "number of shards (default: one per row block)"),
+        Option(
+            "sharding",
+            ("--sharding",),
+            "str",
+            "how rows are assigned to shards (contiguous, shuffle, hash, stratified)",
+        ),
+        Option(
+            "validation_fraction",
+            ("--validation-fraction",),
+            "float",
+            "share of each shard held out for validation scores and stacking",
+        ),
+        Option("random_state", ("--random-state", "--seed"), "int", "random seed of the model"),
+        Option(
+            "task",
+            ("--task",),
+            "str",
+            "classification or regression (default: auto, from the target's "
+            "dtype: float targets are regression)",
+            default="auto",
+            choices=("auto", "classification", "regression"),
+        ),
+        Option(
+            "params",
+            ("--param", "-p"),
+            "kv",
+            "KEY=VALUE parameter of the model (of the per-shard model for ensembles); repeatable",
+            default={},
+        ),
+        Option(
+            "fusion_params",
+            ("--fusion-param",),
+            "kv",
+            "KEY=VALUE parameter of the fusion (e.g. weights=validation); repeatable",
+            default={},
+        ),
+        Option(
+            "solver_options",
+            ("--solver-option",),
+            "kv",
+            "KEY=VALUE option of the solver; repeatable",
+            default={},
+        ),
+        Option(
+            "features",
+            ("--features",),
+            "list",
+            "feature columns or variables, comma-separated (default: all but the target); repeatable",
+            default=[],
+        ),
+        Option(
+            "categorical",
+            ("--categorical",),
+            "str",
+            "non-numeric feature columns: error or encode (ordinal codes, reused by predict and evaluate)",
+            default="error",
+            choices=("error", "encode"),
+        ),
+        Option("overwrite", ("--overwrite",), "bool", "replace an existing model file", default=False),
+        *_common(model_input=False),
+    ],
+    "predict": [
+        Option("model", (), "path", "a model file written by fit (daskml_lab.save)", required=True),
+        Option("data", (), "path", "data to predict, in any format of daskml_lab.data.read", required=True),
+        Option("output", ("--output", "-o"), "path", "where to write the predictions", required=True),
+        Option(
+            "output_format",
+            ("--format",),
+            "str",
+            "parquet, zarr or netcdf (default: from the extension of --output)",
+            choices=("parquet", "zarr", "netcdf"),
+        ),
+        Option(
+            "proba",
+            ("--proba",),
+            "bool",
+            "also write class probabilities (classifiers with predict_proba)",
+            default=False,
+        ),
+        Option("overwrite", ("--overwrite",), "bool", "replace an existing output", default=False),
+        *_common(model_input=True),
+    ],
+    "evaluate": [
+        Option("model", (), "path", "a model file written by fit (daskml_lab.save)", required=True),
+        Option("data", (), "path", "labelled data, in any format of daskml_lab.data.read", required=True),
+        Option(
+            "target", ("--target", "-t"), "str", "target column (default: the one the model was trained on)"
+        ),
+        Option("json", ("--json",), "bool", "print the metrics as JSON", default=False),
+        *_common(model_input=True),
+    ],
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# argparse
+
+_METAVARS = {
+    "scheduler": "ADDRESS",
+    "workers": "N",
+    "timeout_s": "SECONDS",
+    "target": "COLUMN",
+    "output": "PATH",
+    "model": "NAME",
+    "fusion": "NAME",
+    "solver": "NAME",
+    "n_shards": "N",
+    "sharding": "STRATEGY",
+    "validation_fraction": "FRACTION",
+    "random_state": "SEED",
+    "features": "COLUMNS",
+    "trust": "TYPE",
+}
+
+
+def parse_value(text: str) -> Any:
+    """A ``--param`` value: JSON (numbers, true/false/null, lists, dicts, quoted strings), else the text.
+
+    Examples
+    --------
+    >>> parse_value("10"), parse_value("1e-3"), parse_value("true"), parse_value("None"), parse_value("gini")
+    (10, 0.001, True, None, 'gini')
+    """
+    lowered = text.strip().lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        msg = f"expected KEY=VALUE, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return key.strip(), parse_value(value)
+
+
+def add_options(parser: argparse.ArgumentParser, options: Iterable[Option]) -> None:
+    """Declare ``options`` on ``parser``; absent options stay absent from the namespace (no defaults)."""
+    for option in options:
+        common: dict[str, Any] = {"default": argparse.SUPPRESS, "help": option.help}
+        if not option.flags:
+            parser.add_argument(option.key, nargs="?", metavar=option.key.upper(), **common)
+            continue
+        if option.kind == "bool":
+            parser.add_argument(*option.flags, dest=option.key, action="store_true", **common)
+        elif option.kind == "kv":
+            parser.add_argument(
+                *option.flags,
+                dest=option.key,
+                action="append",
+                type=_key_value,
+                metavar="KEY=VALUE",
+                **common,
+            )
+        elif option.kind == "list":
+            metavar = _METAVARS.get(option.key, "NAME")
+            parser.add_argument(*option.flags, dest=option.key, action="append", metavar=metavar, **common)
+        else:
+            converter = {"int": int, "float": float}.get(option.kind, str)
+            metavar = _METAVARS.get(option.key) if option.choices is None else None
+            parser.add_argument(
+                *option.flags,
+                dest=option.key,
+                type=converter,
+                choices=option.choices,
+                metavar=metavar,
+                **common,
+            )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="TOML or YAML file of option defaults (keys as in the long options, with underscores)",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# config files
+
+
+def read_config(path: str) -> dict[str, Any]:
+    """The mapping of a TOML (``.toml``) or YAML (``.yaml``, ``.yml``) config file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If it cannot be parsed, is not a mapping, or has another extension.
+    ImportError
+        For a YAML file when PyYAML is not installed.
+    """
+    if not os.path.isfile(path):
+        msg = f"No such config file: {path!r}."
+        raise FileNotFoundError(msg)
+    lowered = path.lower()
+    if lowered.endswith(".toml"):
+        import tomllib
+
+        try:
+            with open(path, "rb") as stream:
+                content: Any = tomllib.load(stream)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            msg = f"Could not parse the config file {path!r} as TOML: {err}."
+            raise ValueError(msg) from err
+    elif lowered.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError as err:
+            msg = f"Reading the YAML config file {path!r} needs PyYAML: pip install pyyaml (or use TOML)."
+            raise ImportError(msg) from err
+        try:
+            with open(path, encoding="utf-8") as stream:
+                content = yaml.safe_load(stream)
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            msg = f"Could not parse the config file {path!r} as YAML: {' '.join(str(err).split())}."
+            raise ValueError(msg) from err
+        content = {} if content is None else content
+    else:
+        msg = f"The config file {path!r} must be TOML (.toml) or YAML (.yaml, .yml)."
+        raise ValueError(msg)
+    if not isinstance(content, dict):
+        msg = f"The config file {path!r} must hold a mapping of options; got {type(content).__name__}."
+        raise ValueError(msg)
+    return content
+
+
+def resolve_options(command: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge the command line (``given``), the config file it names and the defaults; check the result.
+
+    Parameters
+    ----------
+    command : str
+        ``"fit"``, ``"predict"`` or ``"evaluate"``.
+    given : dict
+        The parsed command line (only the options that were given, plus ``config``).
+
+    Returns
+    -------
+    dict
+        Every option of the command, by key.
+
+    Raises
+    ------
+    ValueError
+        For an unknown or ill-typed config key, or a required option given nowhere.
+    """
+    options = {option.key: option for option in COMMAND_OPTIONS[command]}
+    given = dict(given)
+    path = given.pop("config", None)
+    from_file: dict[str, Any] = {}
+    if path is not None:
+        content = read_config(path)
+        all_keys = {o.key for opts in COMMAND_OPTIONS.values() for o in opts}
+        for key, value in content.items():
+            if key in COMMAND_OPTIONS:
+                continue
+            name = str(key).replace("-", "_")
+            if name not in all_keys:
+                msg = _unknown_key(path, key, sorted(all_keys | set(COMMAND_OPTIONS)))
+                raise ValueError(msg)
+            if name in options:
+                from_file[name] = _coerce(options[name], value, path)
+        section = content.get(command, {})
+        if not isinstance(section, dict):
+            msg = f"In the config file {path!r}, [{command}] must be a table of options."
+            raise ValueError(msg)
+        for key, value in section.items():
+            name = str(key).replace("-", "_")
+            if name not in options:
+                msg = _unknown_key(path, f"{command}.{key}", sorted(options))
+                raise ValueError(msg)
+            from_file[name] = _coerce(options[name], value, path)
+    settings: dict[str, Any] = {}
+    for key, option in options.items():
+        value = option.default
+        if key in from_file:
+            value = from_file[key]
+        if key in given:
+            cli_value = given[key]
+            if option.kind == "kv":
+                value = {**(value or {}), **dict(cli_value)}
+            elif option.kind == "list":
+                value = [*(value or []), *cli_value]
+            else:
+                value = cli_value
+        settings[key] = value
+    missing = [o.display for o in options.values() if o.required and settings[o.key] in (None, "")]
+    if missing:
+        msg = (
+            f"missing {', '.join(missing)}: give it on the command line"
+            + (" or in the config file" if path is not None else " (or in a --config file)")
+            + "."
+        )
+        raise ValueError(msg)
+    return settings
+
+
+def _unknown_key(path: str, key: Any, valid: list[str]) -> str:
+    return f"Unknown option {key!r} in the config file {path!r}. Valid options: {', '.join(valid)}."
+
+
+def _coerce(option: Option, value: Any, path: str) -> Any:
+    """A config value as the option's type (strings are parsed like the command line)."""
+    where = f"In the config file {path!r}, {option.key!r}"
+    kind = option.kind
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        msg = f"{where} must be true or false; got {value!r}."
+        raise ValueError(msg)
+    if kind == "kv":
+        if isinstance(value, dict):
+            return {str(k): v for k, v in value.items()}
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return dict(_key_value(v) for v in value)
+        msg = f"{where} must be a table of KEY = VALUE; got {value!r}."
+        raise ValueError(msg)
+    if kind == "list":
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        msg = f"{where} must be a list of strings; got {value!r}."
+        raise ValueError(msg)
+    if kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            msg = f"{where} must be a number; got {value!r}."
+            raise ValueError(msg)
+        try:
+            number = int(value) if kind == "int" else float(value)
+        except ValueError as err:
+            msg = f"{where} must be {'an integer' if kind == 'int' else 'a number'}; got {value!r}."
+            raise ValueError(msg) from err
+        if kind == "int" and isinstance(value, float) and value != number:
+            msg = f"{where} must be an integer; got {value!r}."
+            raise ValueError(msg)
+        return number
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        msg = f"{where} must be a string; got {value!r}."
+        raise ValueError(msg)
+    text = str(value)
+    if option.choices is not None and text not in option.choices:
+        msg = f"{where} must be one of {', '.join(option.choices)}; got {text!r}."
+        raise ValueError(msg)
+    if kind == "path" and "://" not in text:
+        # Relative paths in a config file are relative to the file's folder.
+        text = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(text))
+    return text

@@ -1,0 +1,213 @@
+"""Reading data for the command line, connecting to the cluster, and writing outputs atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "atomic_output",
+    "check_output",
+    "cluster",
+    "data_format",
+    "json_safe",
+    "local_path",
+    "read_for_model",
+    "read_training",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def local_path(path: str) -> str:
+    """An absolute path for local files (workers may run in another folder); URLs are kept."""
+    text = os.fspath(path)
+    if "://" in text:
+        return text
+    return os.path.abspath(os.path.expanduser(text))
+
+
+def data_format(path: str, given: str | None) -> str:
+    """The format :func:`daskml_lab.data.read` uses for ``path`` (``given``, or from the extension)."""
+    from daskml_lab.data.ingest import _check_exists, _format_of
+
+    _check_exists(path)
+    return given or _format_of(path)
+
+
+@contextlib.contextmanager
+def cluster(settings: Mapping[str, Any], *, verbose: bool) -> Iterator[Any]:
+    """The client of ``--scheduler``, or of a local cluster of ``--workers`` processes (closed on exit)."""
+    import daskml_lab
+
+    if settings["scheduler"]:
+        client = daskml_lab.connect(settings["scheduler"], timeout_s=settings["timeout_s"])
+    else:
+        client = daskml_lab.connect(
+            n_workers=settings["workers"],
+            threads_per_worker=1,
+            silence_logs=logging.INFO if verbose else logging.CRITICAL,
+        )
+    with client:
+        yield client
+
+
+def json_safe(value: Any) -> Any:
+    """Lists and plain Python scalars for numpy arrays and scalars (nested)."""
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def read_training(
+    path: str,
+    target: str,
+    *,
+    fmt: str,
+    read_options: Mapping[str, Any],
+    categorical: str,
+    features: list[str] | None = None,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Read training data; return ``X``, ``y`` and what predict and evaluate need to read alike.
+
+    Returns
+    -------
+    X, y : dask.array.Array
+        Lazy, with known row chunks.
+    info : dict
+        JSON-safe: ``path``, ``format``, ``target``, ``features`` (names, or None), ``categories`` (for encoded
+        columns), ``read_options``, ``n_samples``, ``n_features``, ``n_blocks``.
+    """
+    from daskml_lab.data import read
+
+    options = dict(read_options)
+    if features:
+        if fmt == "svmlight":
+            msg = "--features does not apply to svmlight files, whose features are numbered; leave it out."
+            raise ValueError(msg)
+        options["columns" if fmt == "parquet" else "features"] = list(features)
+    if fmt == "svmlight":
+        X, y = read(path, format=fmt, **options)
+        origin = None
+    else:
+        if fmt in ("csv", "parquet"):
+            options.setdefault("categorical", categorical)
+        elif categorical != "error":
+            msg = f"--categorical applies to CSV and parquet tables; {path!r} is read as {fmt}."
+            raise ValueError(msg)
+        X, y, origin = read(path, target, format=fmt, return_origin=True, **options)
+    for key in ("categorical", "features", "columns"):
+        options.pop(key, None)  # recorded below as they were resolved
+    names = getattr(origin, "feature_names", None)
+    categories = getattr(origin, "categories", None)
+    info = {
+        "path": path,
+        "format": fmt,
+        "target": None if fmt == "svmlight" else target,
+        "features": None if names is None else json_safe(np.asarray(names, dtype=object)),
+        "categories": None if not categories else {str(k): json_safe(v) for k, v in categories.items()},
+        "read_options": json_safe(options),
+        "n_samples": int(X.shape[0]),
+        "n_features": int(X.shape[1]),
+        "n_blocks": int(X.numblocks[0]),
+    }
+    return X, y, info
+
+
+def read_for_model(
+    path: str,
+    trained_on: Mapping[str, Any],
+    *,
+    fmt: str,
+    target: str | None,
+    read_options: Mapping[str, Any],
+    n_features: int | None,
+) -> tuple[Any, Any, Any]:
+    """Read data to predict or evaluate the way the training data were read (same features and encodings).
+
+    Returns
+    -------
+    X : dask.array.Array
+    y : dask.array.Array or None
+        Only with ``target`` (and always for svmlight files, which hold labels).
+    origin : InputOrigin or None
+        Where the rows came from (None for svmlight).
+    """
+    from daskml_lab.data import read
+
+    options: dict[str, Any] = {}
+    if trained_on.get("format") == fmt:
+        options.update(trained_on.get("read_options") or {})
+    options.update(read_options)
+    features = trained_on.get("features")
+    if fmt == "svmlight":
+        if n_features is not None:
+            options.setdefault("n_features", n_features)
+        X, y = read(path, format=fmt, **options)
+        return X, y, None
+    if features is not None and not _positional(features):
+        options.setdefault("columns" if fmt == "parquet" else "features", list(features))
+    categories = trained_on.get("categories")
+    if categories and fmt in ("csv", "parquet"):
+        options.setdefault("categorical", dict(categories))
+    result = read(path, target, format=fmt, return_origin=True, **options)
+    if target is None:
+        X, origin = result
+        return X, None, origin
+    X, y, origin = result
+    return X, y, origin
+
+
+def _positional(features: Any) -> bool:
+    """Whether the features were columns of a matrix (positions), which need no selection."""
+    return all(isinstance(f, int) for f in features) and list(features) == list(range(len(features)))
+
+
+def check_output(path: str, *, overwrite: bool, what: str) -> Path:
+    """Check an output path before any work: its folder exists, and it is new unless ``overwrite``."""
+    output = Path(local_path(path))
+    if not output.parent.is_dir():
+        msg = f"Cannot write the {what} to {str(output)!r}: the folder {str(output.parent)!r} does not exist."
+        raise FileNotFoundError(msg)
+    if output.exists() and not overwrite:
+        msg = f"The {what} {str(output)!r} already exists; pass --overwrite to replace it."
+        raise FileExistsError(msg)
+    return output
+
+
+def atomic_output(output: Path, write: Callable[[str], None]) -> None:
+    """Run ``write(temporary_path)`` next to ``output``, then rename it; on error remove what was written."""
+    temporary = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
+    backup = output.with_name(f".{output.name}.old-{uuid.uuid4().hex[:8]}")
+    try:
+        write(str(temporary))
+        if output.exists():
+            os.replace(output, backup)
+        os.replace(temporary, output)
+    except BaseException:
+        _remove(temporary)
+        if backup.exists() and not output.exists():
+            os.replace(backup, output)
+        raise
+    _remove(backup)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)

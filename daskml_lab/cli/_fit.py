@@ -1,0 +1,196 @@
+"""``daskml-lab fit``: read data, fit a model on the cluster, print a summary, save the model."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from daskml_lab.cli._data import check_output, cluster, data_format, local_path, read_training
+from daskml_lab.cli._models import CLASSIFICATION, build_estimator, get_model, infer_task
+
+__all__ = ["run_fit"]
+
+_ENSEMBLE_OPTIONS = ("n_shards", "sharding", "validation_fraction")
+
+
+def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
+    """Fit the model the settings describe and save it (see ``daskml-lab fit --help``).
+
+    Parameters
+    ----------
+    settings : dict
+        The merged options of ``fit`` (see :data:`daskml_lab.cli._config.COMMAND_OPTIONS`).
+    verbose : bool
+        Show the cluster's logs.
+
+    Raises
+    ------
+    ValueError
+        For incompatible options, an unknown model, fusion or solver, or invalid data.
+    FileNotFoundError
+        If the data or the output folder do not exist.
+    ConnectionError
+        If the scheduler cannot be reached.
+    """
+    from daskml_lab.persistence import save
+
+    spec = _check_choices(settings)
+    path = local_path(settings["data"])
+    fmt = data_format(path, settings["data_format"])
+    if fmt != "svmlight" and not settings["target"]:
+        msg = (
+            "missing --target: name the target column, variable or array (or set target in the config file)."
+        )
+        raise ValueError(msg)
+    output = check_output(settings["output"], overwrite=settings["overwrite"], what="model file")
+    ensemble_options = {k: settings[k] for k in _ENSEMBLE_OPTIONS if settings[k] is not None}
+
+    with cluster(settings, verbose=verbose) as client:
+        print(f"Dask dashboard: {client.dashboard_link}")
+        X, y, info = read_training(
+            path,
+            settings["target"],
+            fmt=fmt,
+            read_options=settings["read_options"],
+            categorical=settings["categorical"],
+            features=[
+                name.strip() for item in settings["features"] for name in item.split(",") if name.strip()
+            ],
+        )
+        task = settings["task"] if settings["task"] != "auto" else None
+        if spec is None:
+            task = task or infer_task(y.dtype)
+            name = (
+                "random-forest"
+                if settings["fusion"] or ensemble_options
+                else ("logistic-regression" if task == CLASSIFICATION else "ridge")
+            )
+            spec = get_model(name)
+        elif task is None:
+            task = spec.tasks[0] if len(spec.tasks) == 1 else infer_task(y.dtype)
+        estimator, notes = build_estimator(
+            spec,
+            task,
+            params=settings["params"],
+            fusion=settings["fusion"],
+            fusion_params=settings["fusion_params"],
+            solver=settings["solver"],
+            solver_options=settings["solver_options"],
+            ensemble_options=ensemble_options,
+            random_state=settings["random_state"],
+        )
+        start = time.perf_counter()
+        estimator.fit(X, y)
+        fit_s = time.perf_counter() - start
+        n_workers = len(client.scheduler_info().get("workers", {}))
+        dashboard = client.dashboard_link
+
+    metadata = {
+        "data": info,
+        "training": {"fit_time_s": round(fit_s, 6), "task": task, "n_workers": n_workers},
+        "cli": {"model": spec.name, "fusion": settings["fusion"], "argv": sys.argv[1:]},
+    }
+    save(estimator, output, metadata=metadata)
+    rows = [
+        ("model", f"{spec.name} ({_describe(estimator)})"),
+        ("task", _task_line(task, estimator)),
+        (
+            "data",
+            f"{info['n_samples']:,} rows x {info['n_features']} features in {info['n_blocks']} block(s) "
+            f"({fmt})",
+        ),
+        ("fit time", f"{fit_s:.2f} s on {n_workers} worker(s)"),
+        *_progress_rows(estimator),
+        *(("note", note) for note in notes),
+        ("dashboard", str(dashboard)),
+        ("saved to", str(output)),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print(f"Fitted {type(estimator).__name__}")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+
+
+def _check_choices(settings: Mapping[str, Any]) -> Any:
+    """The model spec (or None for the default), after checking that the options fit together."""
+    from daskml_lab.fusion import FUSION_NAMES
+    from daskml_lab.solvers import SOLVERS
+
+    spec = get_model(settings["model"]) if settings["model"] else None
+    fusion, solver = settings["fusion"], settings["solver"]
+    if fusion is not None and fusion not in FUSION_NAMES:
+        msg = f"Unknown fusion {fusion!r}. Valid fusions are {', '.join(FUSION_NAMES)}."
+        raise ValueError(msg)
+    if solver is not None and solver != "auto" and solver not in SOLVERS:
+        msg = f"Unknown solver {solver!r}. Valid solvers are auto, {', '.join(sorted(SOLVERS))}."
+        raise ValueError(msg)
+    family = spec.family if spec is not None else None
+    shard_given = [f"--{k.replace('_', '-')}" for k in _ENSEMBLE_OPTIONS if settings[k] is not None]
+    if family == "linear" and (fusion or settings["fusion_params"] or shard_given):
+        given = [*(["--fusion"] if fusion or settings["fusion_params"] else []), *shard_given]
+        msg = (
+            f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to shard ensembles, but "
+            f"--model {spec.name} is a distributed linear model fitted on all rows. Drop "
+            f"{'it' if len(given) == 1 else 'them'}, or choose a scikit-learn model trained per shard (e.g. "
+            "--model sgd, random-forest, svc)."
+        )
+        raise ValueError(msg)
+    if family == "cascade" and (
+        fusion or settings["fusion_params"] or settings["validation_fraction"] is not None
+    ):
+        msg = "--model cascade-svc merges support vectors instead of fusing models: drop --fusion, --fusion-param "
+        msg += "and --validation-fraction."
+        raise ValueError(msg)
+    if (solver is not None or settings["solver_options"]) and family != "linear":
+        what = f"--model {spec.name}" if spec is not None else "--fusion or shard options"
+        if spec is None and not (fusion or shard_given):
+            return spec  # the default model is linear
+        msg = (
+            f"--solver and --solver-option apply to the distributed linear models, not to {what}. Drop them, "
+            "or choose a linear model (logistic-regression, linear-svc, linear-regression, ridge, lasso, "
+            "elastic-net, huber)."
+        )
+        raise ValueError(msg)
+    task = settings["task"]
+    if spec is not None and task != "auto" and task not in spec.tasks:
+        msg = f"--model {spec.name} does {' and '.join(spec.tasks)}, but --task {task} was given."
+        raise ValueError(msg)
+    return spec
+
+
+def _describe(estimator: Any) -> str:
+    inner = getattr(estimator, "estimator", None)
+    if inner is None:
+        return type(estimator).__name__
+    fusion = estimator.fusion if isinstance(estimator.fusion, str) else type(estimator.fusion).__name__
+    return f"{type(inner).__name__} per shard, fusion {fusion}"
+
+
+def _task_line(task: str, estimator: Any) -> str:
+    classes = getattr(estimator, "classes_", None)
+    if classes is None:
+        return task
+    shown = ", ".join(str(c) for c in classes[:10]) + (", ..." if len(classes) > 10 else "")
+    return f"{task} ({len(classes)} classes: {shown})"
+
+
+def _progress_rows(estimator: Any) -> list[tuple[str, str]]:
+    rows = []
+    n_iter = getattr(estimator, "n_iter_", None)
+    if n_iter is not None:
+        rows.append(("iterations", str(n_iter)))
+    history = getattr(estimator, "history_", None)
+    if history is not None and len(history) and "objective" in history:
+        rows.append(("final objective", f"{float(history['objective'].iloc[-1]):.6g}"))
+    n_shards = getattr(estimator, "n_shards_", None)
+    if n_shards is not None:
+        models = getattr(estimator, "estimators_", [])
+        rows.append(("shards", f"{n_shards} ({len(models)} model(s))"))
+        report = getattr(estimator, "shard_report_", None)
+        if report is not None:
+            scores = report.to_frame().get("validation_score")
+            if scores is not None and scores.notna().any():
+                rows.append(("validation score", f"{float(scores.mean()):.4f} (mean over shards)"))
+    return rows

@@ -1,0 +1,705 @@
+"""``daskml-lab fit / predict / evaluate`` end to end: subprocesses on real and synthetic files, and errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    log_loss,
+    mean_absolute_error,
+    r2_score,
+    root_mean_squared_error,
+)
+
+from daskml_lab.cli import main
+from daskml_lab.cli._config import parse_value, resolve_options
+from daskml_lab.persistence import describe, load, save
+
+from .conftest import shared_file
+
+
+def _run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("daskml-lab")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "daskml_lab.cli._main"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def _error_line(result: subprocess.CompletedProcess[str], command: str) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"daskml-lab {command}: error: ")
+    return lines[0]
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A labelled table (parquet, 4 row groups) and a gridded dataset with masked pixels (netCDF, zarr)."""
+    folder = tmp_path_factory.mktemp("cli-data")
+    rng = np.random.default_rng(0)
+    n = 2000
+    X = rng.normal(size=(n, 3))
+    table = pd.DataFrame(
+        {
+            "a": X[:, 0],
+            "b": X[:, 1],
+            "c": X[:, 2],
+            "label": np.where(X[:, 0] + X[:, 1] + 0.3 * rng.normal(size=n) > 0, "yes", "no"),
+            "price": X @ np.array([1.5, -2.0, 0.5]) + 3.0 + 0.2 * rng.normal(size=n),
+        }
+    )
+    table.to_parquet(folder / "table.parquet", row_group_size=500)
+    grid = rng.normal(size=(3, 40, 50))
+    a = grid[0].copy()
+    a[0, :3] = np.nan  # masked pixels (clouds)
+    crop = (grid[0] - grid[1] + 0.3 * rng.normal(size=(40, 50)) > 0).astype(np.int64)
+    ds = xr.Dataset(
+        {
+            "a": (("y", "x"), a),
+            "b": (("y", "x"), grid[1]),
+            "c": (("y", "x"), grid[2]),
+            "crop": (("y", "x"), crop),
+        },
+        coords={"y": np.arange(40) * 10.0, "x": 100.0 + np.arange(50) * 5.0},
+    )
+    ds.to_netcdf(folder / "grid.nc")
+    ds.chunk({"y": 10}).to_zarr(folder / "grid.zarr", zarr_format=2)
+    return {"table": folder / "table.parquet", "grid": folder / "grid.nc", "zarr": folder / "grid.zarr"}
+
+
+def _classification_metrics(model, X, y):
+    proba = model.predict_proba(X)
+    prediction = model.predict(X)
+    return {
+        "accuracy": accuracy_score(y, prediction),
+        "balanced_accuracy": balanced_accuracy_score(y, prediction),
+        "f1_macro": f1_score(y, prediction, average="macro"),
+        "log_loss": log_loss(y, y_proba=proba, labels=model.classes_),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# end to end
+
+
+@pytest.mark.cluster
+def test_magic_fit_predict_evaluate(shared_data, external_scheduler, tmp_path):
+    data = shared_file(shared_data, "magic_gamma_telescope", "magic.tsv.gz")
+    model_path, predictions = tmp_path / "magic.daskml", tmp_path / "magic.parquet"
+    out = _ok(
+        _run(
+            "fit",
+            str(data),
+            "--target",
+            "target",
+            "--param",
+            "max_iter=300",
+            "--scheduler",
+            external_scheduler,
+            "--output",
+            str(model_path),
+        )
+    )
+    assert "logistic-regression (LogisticRegression)" in out
+    assert "19,020 rows x 10 features" in out
+    assert "dashboard" in out
+    assert "http://127.0.0.1:" in out
+    info = describe(model_path)
+    assert info["metadata"]["data"]["target"] == "target"
+    assert info["metadata"]["training"]["task"] == "classification"
+    assert info["params"]["max_iter"] == 300
+
+    _ok(
+        _run(
+            "predict",
+            str(model_path),
+            str(data),
+            "--output",
+            str(predictions),
+            "--proba",
+            "--scheduler",
+            external_scheduler,
+        )
+    )
+    frame = pd.read_parquet(predictions)
+    table = pd.read_csv(data, sep="\t")
+    X, y = table.drop(columns="target").to_numpy(), table["target"].to_numpy()
+    model = load(model_path)
+    np.testing.assert_array_equal(frame["prediction"].to_numpy(), model.predict(X))
+    np.testing.assert_allclose(frame[["proba_0", "proba_1"]].to_numpy(), model.predict_proba(X), rtol=1e-12)
+    assert frame["row"].tolist() == list(range(len(table)))
+
+    result = json.loads(
+        _ok(_run("evaluate", str(model_path), str(data), "--json", "--scheduler", external_scheduler))
+    )
+    assert result["n_samples"] == len(table)
+    expected = _classification_metrics(model, X, y)
+    assert result["metrics"].keys() == expected.keys()
+    for name, value in expected.items():
+        assert result["metrics"][name] == pytest.approx(value, rel=1e-10), name
+    assert 0.7 < result["metrics"]["accuracy"] < 0.9  # a linear model on MAGIC reaches about 0.79
+
+
+@pytest.mark.cluster
+def test_forest_union_on_parquet_with_text_labels_to_zarr(files, external_scheduler, tmp_path):
+    model_path, predictions = tmp_path / "forest.daskml", tmp_path / "out.zarr"
+    out = _ok(
+        _run(
+            "fit",
+            str(files["table"]),
+            "-t",
+            "label",
+            "--features",
+            "a,b,c",
+            "-m",
+            "random-forest",
+            "--fusion",
+            "forest-union",
+            "-p",
+            "n_estimators=10",
+            "-p",
+            "max_depth=6",
+            "--random-state",
+            "0",
+            "--n-shards",
+            "4",
+            "--scheduler",
+            external_scheduler,
+            "-o",
+            str(model_path),
+        )
+    )
+    assert "RandomForestClassifier per shard, fusion forest-union" in out
+    assert "4 (4 model(s))" in out
+    _ok(
+        _run(
+            "predict",
+            str(model_path),
+            str(files["table"]),
+            "-o",
+            str(predictions),
+            "--proba",
+            "--scheduler",
+            external_scheduler,
+        )
+    )
+    written = xr.open_zarr(predictions)
+    table = pd.read_parquet(files["table"])
+    X, y = table[["a", "b", "c"]].to_numpy(), table["label"].to_numpy()
+    model = load(model_path)
+    np.testing.assert_array_equal(written["prediction"].values, model.predict(X).astype(str))
+    np.testing.assert_array_equal(written["probability"].values, model.predict_proba(X))
+    assert written["class"].values.tolist() == ["no", "yes"]
+
+    result = json.loads(
+        _ok(
+            _run(
+                "evaluate", str(model_path), str(files["table"]), "--json", "--scheduler", external_scheduler
+            )
+        )
+    )
+    for name, value in _classification_metrics(model, X, y).items():
+        assert result["metrics"][name] == pytest.approx(value, rel=1e-10), name
+
+
+@pytest.mark.cluster
+def test_netcdf_predictions_keep_the_grid_coordinates(files, external_scheduler, tmp_path):
+    model_path, predictions = tmp_path / "grid.daskml", tmp_path / "crop.nc"
+    _ok(
+        _run(
+            "fit", str(files["grid"]), "-t", "crop", "--scheduler", external_scheduler, "-o", str(model_path)
+        )
+    )
+    assert describe(model_path)["metadata"]["data"]["n_samples"] == 40 * 50 - 3  # masked pixels left out
+    # The model trained on netCDF predicts the same grid stored as zarr.
+    _ok(
+        _run(
+            "predict",
+            str(model_path),
+            str(files["zarr"]),
+            "-o",
+            str(predictions),
+            "--proba",
+            "--scheduler",
+            external_scheduler,
+        )
+    )
+    written = xr.open_dataset(predictions)
+    source = xr.open_dataset(files["grid"])
+    assert written["prediction"].dims == ("y", "x")
+    np.testing.assert_array_equal(written["x"].values, source["x"].values)
+    np.testing.assert_array_equal(written["y"].values, source["y"].values)
+    features = np.stack([source[v].values.ravel() for v in ("a", "b", "c")], axis=1)
+    valid = ~np.isnan(features).any(axis=1)
+    model = load(model_path)
+    flat = written["prediction"].values.ravel()
+    assert (~valid).sum() == 3
+    assert np.isnan(flat[~valid]).all()
+    np.testing.assert_array_equal(flat[valid], model.predict(features[valid]))
+    np.testing.assert_allclose(
+        written["probability"].values.reshape(-1, 2)[valid], model.predict_proba(features[valid]), rtol=1e-12
+    )
+
+
+@pytest.mark.cluster
+def test_regression_from_a_config_file(files, external_scheduler, tmp_path):
+    config = tmp_path / "fit.toml"
+    config.write_text(
+        f"""
+scheduler = "{external_scheduler}"
+target = "price"
+
+[fit]
+model = "ridge"
+features = ["a", "b", "c"]
+output = "ridge.daskml"
+solver = "lbfgs"
+
+[fit.params]
+alpha = 5.0
+tol = 1e-8
+"""
+    )
+    out = _ok(_run("fit", str(files["table"]), "--config", str(config), "--param", "alpha=2.0"))
+    model_path = tmp_path / "ridge.daskml"  # relative to the config file
+    assert str(model_path) in out
+    info = describe(model_path)
+    assert info["params"]["alpha"] == 2.0  # the command line overrides the file
+    assert info["params"]["tol"] == 1e-8
+    assert info["params"]["solver"] == "lbfgs"
+
+    result = json.loads(
+        _ok(_run("evaluate", str(model_path), str(files["table"]), "--json", "--config", str(config)))
+    )
+    table = pd.read_parquet(files["table"])
+    X, y = table[["a", "b", "c"]].to_numpy(), table["price"].to_numpy()
+    prediction = load(model_path).predict(X)
+    expected = {
+        "r2": r2_score(y, prediction),
+        "mae": mean_absolute_error(y, prediction),
+        "rmse": root_mean_squared_error(y, prediction),
+    }
+    assert result["metrics"] == pytest.approx(expected, rel=1e-9)
+    assert result["metrics"]["r2"] > 0.95
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_fit_predict_on_a_local_cluster(files, tmp_path):
+    model_path, predictions = tmp_path / "sgd.daskml", tmp_path / "out.parquet"
+    out = _ok(
+        _run(
+            "fit",
+            str(files["table"]),
+            "-t",
+            "label",
+            "--features",
+            "a,b,c",
+            "-m",
+            "sgd",
+            "--fusion",
+            "parameter-averaging",
+            "--random-state",
+            "1",
+            "--workers",
+            "1",
+            "-o",
+            str(model_path),
+        )
+    )
+    assert "on 1 worker(s)" in out
+    _ok(_run("predict", str(model_path), str(files["table"]), "-o", str(predictions), "--workers", "1"))
+    table = pd.read_parquet(files["table"])
+    expected = load(model_path).predict(table[["a", "b", "c"]].to_numpy())
+    np.testing.assert_array_equal(pd.read_parquet(predictions)["prediction"].to_numpy(), expected)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# errors, as the shell sees them
+
+
+def test_bad_path_is_one_line(tmp_path):
+    missing = tmp_path / "absent.parquet"
+    line = _error_line(_run("fit", str(missing), "-t", "y", "-o", str(tmp_path / "m.daskml")), "fit")
+    assert line.endswith(f"No such file or directory: '{missing}'.")
+
+
+def test_unreachable_scheduler_is_one_line(files, tmp_path):
+    address = f"tcp://127.0.0.1:{_closed_port()}"
+    result = _run(
+        "fit",
+        str(files["table"]),
+        "-t",
+        "label",
+        "--scheduler",
+        address,
+        "--timeout",
+        "2",
+        "-o",
+        str(tmp_path / "m.daskml"),
+    )
+    assert f"Could not reach the Dask scheduler at '{address}' within 2 s" in _error_line(result, "fit")
+
+
+@pytest.mark.cluster
+def test_unknown_column_is_one_line(files, external_scheduler, tmp_path):
+    result = _run(
+        "fit",
+        str(files["table"]),
+        "-t",
+        "colour",
+        "--scheduler",
+        external_scheduler,
+        "-o",
+        str(tmp_path / "m.daskml"),
+    )
+    line = _error_line(result, "fit")
+    assert (
+        "Target column 'colour' not found in the DataFrame. Available columns: ['a', 'b', 'c', 'label'"
+        in line
+    )
+    assert not (tmp_path / "m.daskml").exists()
+
+
+def test_incompatible_options_are_one_line(files, tmp_path):
+    result = _run(
+        "fit",
+        str(files["table"]),
+        "-t",
+        "label",
+        "-m",
+        "logistic-regression",
+        "--fusion",
+        "soft-voting",
+        "-o",
+        str(tmp_path / "m.daskml"),
+    )
+    line = _error_line(result, "fit")
+    assert (
+        "--fusion applies to shard ensembles, but --model logistic-regression is a distributed linear model"
+        in line
+    )
+
+
+def test_corrupt_model_file_is_one_line(files, tmp_path):
+    model_path = tmp_path / "m.daskml"
+    model_path.write_bytes(b"\x80\x04not a model")
+    result = _run("predict", str(model_path), str(files["table"]), "-o", str(tmp_path / "p.parquet"))
+    assert "is not a daskml-lab model file: it is not a zip archive" in _error_line(result, "predict")
+    assert not (tmp_path / "p.parquet").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# errors and options, in process (the same code path, without a process start per case)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["-m", "gradient-descent"],
+            "Unknown model 'gradient-descent'. Valid models are linear models: "
+            "logistic-regression, linear-svc",
+        ),
+        (
+            ["-m", "random-forest", "--fusion", "majority"],
+            "Unknown fusion 'majority'. Valid fusions are hard-voting",
+        ),
+        (
+            ["-m", "random-forest", "--solver", "lbfgs"],
+            "--solver and --solver-option apply to the distributed "
+            "linear models, not to --model random-forest",
+        ),
+        (["-m", "ridge", "--n-shards", "4"], "--n-shards applies to shard ensembles, but --model ridge"),
+        (["-m", "ridge", "--solver", "newton"], "Unknown solver 'newton'. Valid solvers are auto, admm"),
+        (
+            ["-m", "logistic-regression", "--task", "regression"],
+            "--model logistic-regression does classification, but --task regression was given",
+        ),
+        (["-m", "cascade-svc", "--fusion", "stacking"], "--model cascade-svc merges support vectors"),
+    ],
+    ids=[
+        "unknown-model",
+        "unknown-fusion",
+        "solver-with-ensemble",
+        "shards-with-linear",
+        "unknown-solver",
+        "task-mismatch",
+        "fusion-with-cascade",
+    ],
+)
+def test_option_errors(args, message, files, tmp_path, capsys):
+    code = main(["fit", str(files["table"]), "-t", "label", *args, "-o", str(tmp_path / "m.daskml")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert err.startswith("daskml-lab fit: error: ")
+    assert message in err
+
+
+def test_missing_target_and_output(files, capsys):
+    assert main(["fit", str(files["table"])]) == 2
+    assert capsys.readouterr().err == (
+        "daskml-lab fit: error: missing --target, --output: give it on the command line (or in a --config file).\n"
+    )
+
+
+def test_existing_output_needs_overwrite(files, tmp_path, capsys):
+    existing = tmp_path / "m.daskml"
+    existing.write_text("keep me")
+    assert main(["fit", str(files["table"]), "-t", "label", "-o", str(existing)]) == 2
+    assert (
+        f"The model file '{existing}' already exists; pass --overwrite to replace it."
+        in capsys.readouterr().err
+    )
+    assert existing.read_text() == "keep me"
+
+
+def test_unknown_parameter_lists_the_valid_ones(files, tmp_path, capsys):
+    model_path = tmp_path / "m.daskml"
+    # The parameter is checked when the estimator is built, after reading: use a tiny local run of the CLI
+    # code without a cluster by building the estimator directly.
+    from daskml_lab.cli._models import build_estimator, get_model
+
+    with pytest.raises(
+        ValueError,
+        match=r"--model svc \(SVC\) has no parameter\(s\) \['depth'\] \(given with "
+        r"--param\). Its parameters are: C, break_ties",
+    ):
+        build_estimator(
+            get_model("svc"),
+            "classification",
+            params={"depth": 3},
+            fusion=None,
+            fusion_params={},
+            solver=None,
+            solver_options={},
+            ensemble_options={},
+            random_state=None,
+        )
+    assert not model_path.exists()
+
+
+def test_predict_needs_a_known_output_format(files, tmp_path, capsys):
+    model_path = save(load_free_model(), tmp_path / "m.daskml")
+    assert main(["predict", str(model_path), str(files["table"]), "-o", str(tmp_path / "p.csv")]) == 2
+    assert (
+        "Cannot tell the output format from 'p.csv': use an extension among .parquet"
+        in capsys.readouterr().err
+    )
+
+
+def test_proba_needs_a_probabilistic_model(files, tmp_path, capsys):
+    model_path = save(load_free_model(), tmp_path / "m.daskml")
+    assert (
+        main(["predict", str(model_path), str(files["table"]), "-o", str(tmp_path / "p.parquet"), "--proba"])
+        == 2
+    )
+    assert "--proba needs a classifier with predict_proba; the Ridge" in capsys.readouterr().err
+
+
+def test_untrusted_model_names_the_trust_option(files, tmp_path, capsys):
+    import math
+
+    from sklearn.preprocessing import FunctionTransformer
+
+    model_path = save(FunctionTransformer(func=math.fabs), tmp_path / "m.daskml")
+    assert main(["evaluate", str(model_path), str(files["table"]), "-t", "price"]) == 2
+    err = capsys.readouterr().err
+    assert "holds types that are not trusted by default: ['math.fabs']" in err
+    assert "--trust TYPE" in err
+
+
+def load_free_model():
+    """A fitted Ridge on 3 features, fitted in process (no cluster needed)."""
+    from daskml_lab.linear_model import Ridge
+
+    X = np.arange(12.0).reshape(4, 3)
+    with dask.config.set(scheduler="sync"):
+        return Ridge().fit(X, X.sum(axis=1))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# config files
+
+
+def test_config_precedence_and_types(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(
+        'target = "y"\nn_shards = "3"\n[fit]\nmodel = "svc"\nn_shards = 4\n[fit.params]\nC = 2\n'
+    )
+    settings = resolve_options(
+        "fit", {"data": "d.parquet", "output": "m.daskml", "config": str(config), "params": [("gamma", 0.5)]}
+    )
+    assert settings["target"] == "y"
+    assert settings["model"] == "svc"
+    assert settings["n_shards"] == 4  # the [fit] table overrides the top level
+    assert settings["params"] == {"C": 2, "gamma": 0.5}
+    assert settings["workers"] == 2  # built-in default
+    assert settings["data"] == "d.parquet"
+
+
+def test_yaml_config(tmp_path):
+    pytest.importorskip("yaml")
+    config = tmp_path / "c.yaml"
+    config.write_text("target: y\nfit:\n  model: ridge\n  data: train.parquet\n  output: m.daskml\n")
+    settings = resolve_options("fit", {"config": str(config)})
+    assert settings["model"] == "ridge"
+    assert settings["data"] == str(tmp_path / "train.parquet")  # relative to the config file
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("modle = 'ridge'\n", r"Unknown option 'modle' in the config file .*Valid options: categorical"),
+        ("[fit]\nn_shards = 'many'\n", r"'n_shards' must be an integer; got 'many'"),
+        ("[fit]\njson = true\n", r"Unknown option 'fit.json'"),
+        ("target = \n", r"Could not parse the config file .* as TOML"),
+    ],
+)
+def test_config_errors(content, message, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        resolve_options("fit", {"data": "d", "target": "t", "output": "o", "config": str(config)})
+
+
+def test_yaml_without_pyyaml_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    config = tmp_path / "c.yml"
+    config.write_text("target: y\n")
+    with pytest.raises(ImportError, match="needs PyYAML: pip install pyyaml"):
+        resolve_options("fit", {"config": str(config)})
+
+
+def test_param_values_are_parsed_like_json():
+    assert parse_value("10") == 10
+    assert parse_value("0.5") == 0.5
+    assert parse_value("false") is False
+    assert parse_value("null") is None
+    assert parse_value("[1, 2]") == [1, 2]
+    assert parse_value('{"0": 2}') == {"0": 2}
+    assert parse_value("balanced") == "balanced"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the building blocks of predict and evaluate, in process: one computation each, results as sklearn's
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    import dask.array as da
+
+    from daskml_lab.ensemble import ShardEnsembleClassifier
+    from daskml_lab.linear_model import Ridge
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(900, 3))
+    labels = np.array(["cat", "dog", "emu"])[np.digitize(X[:, 0] + X[:, 1], [-0.5, 0.5])]
+    target = X @ np.array([1.0, 2.0, -1.0]) + rng.normal(size=900)
+    Xd = da.from_array(X, chunks=(250, 3))  # uneven blocks: 250, 250, 250, 150
+    from sklearn.naive_bayes import GaussianNB
+
+    with dask.config.set(scheduler="sync"):
+        classifier = ShardEnsembleClassifier(GaussianNB(), random_state=0).fit(Xd, labels)
+        regressor = Ridge(alpha=3.0).fit(Xd, target)
+    return X, Xd, labels, target, classifier, regressor
+
+
+def test_classification_metrics_match_sklearn_in_one_computation(blocks):
+    import dask.array as da
+
+    from daskml_lab.cli._evaluate import classification_metrics
+    from daskml_lab.testing import raise_if_computes
+
+    X, Xd, labels, _, classifier, _ = blocks
+    with raise_if_computes(max_computes=1):
+        metrics = classification_metrics(classifier, Xd, da.from_array(labels, chunks=250))
+    assert metrics == pytest.approx(_classification_metrics(classifier, X, labels), rel=1e-12)
+
+
+def test_regression_metrics_match_sklearn_in_one_computation(blocks):
+    import dask.array as da
+
+    from daskml_lab.cli._evaluate import regression_metrics
+    from daskml_lab.testing import raise_if_computes
+
+    X, Xd, _, target, _, regressor = blocks
+    with raise_if_computes(max_computes=1):
+        metrics = regression_metrics(regressor, Xd, da.from_array(target, chunks=250))
+    prediction = regressor.predict(X)
+    assert metrics == pytest.approx(
+        {
+            "r2": r2_score(target, prediction),
+            "mae": mean_absolute_error(target, prediction),
+            "rmse": root_mean_squared_error(target, prediction),
+        },
+        rel=1e-12,
+    )
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "zarr", "netcdf"])
+def test_predictions_are_written_in_one_computation(fmt, blocks, tmp_path):
+    from daskml_lab.cli._predict import _prediction_dataset, _write
+    from daskml_lab.testing import raise_if_computes
+
+    X, Xd, _, _, classifier, _ = blocks
+    with raise_if_computes(max_computes=0):
+        dataset = _prediction_dataset(classifier, Xd, None, proba=True)
+    with raise_if_computes(max_computes=1):
+        _write(dataset, str(tmp_path / "out"), fmt, tabular=True, label_width=3)
+    if fmt == "parquet":
+        written = pd.read_parquet(tmp_path / "out")
+        labels, proba = written["prediction"].to_numpy(), written[["proba_cat", "proba_dog", "proba_emu"]]
+    else:
+        written = xr.open_zarr(tmp_path / "out") if fmt == "zarr" else xr.open_dataset(tmp_path / "out")
+        labels, proba = written["prediction"].values, written["probability"].values
+    np.testing.assert_array_equal(labels, classifier.predict(X))
+    np.testing.assert_array_equal(np.asarray(proba), classifier.predict_proba(X))
+
+
+def test_failed_write_leaves_no_partial_output(tmp_path):
+    from daskml_lab.cli._data import atomic_output
+
+    output = tmp_path / "out.zarr"
+    output.mkdir()
+    (output / "old").write_text("previous result")
+
+    def fail(temporary: str) -> None:
+        Path(temporary).mkdir()
+        (Path(temporary) / "part.0").write_text("half")
+        msg = "worker died"
+        raise OSError(msg)
+
+    with pytest.raises(OSError, match="worker died"):
+        atomic_output(output, fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+    assert (output / "old").read_text() == "previous result"
+
+    atomic_output(output, lambda temporary: Path(temporary).mkdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+    assert not (output / "old").exists()

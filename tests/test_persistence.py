@@ -1,0 +1,465 @@
+"""save/load: round trips of every kind of estimator, fresh processes, metadata, trust and tampered files."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+from sklearn.linear_model import SGDClassifier
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeRegressor
+
+import daskml_lab
+from daskml_lab.ensemble import CascadeSVC, ShardEnsembleClassifier, ShardEnsembleRegressor
+from daskml_lab.exceptions import ModelVersionWarning, UntrustedTypesError
+from daskml_lab.fusion import WeightedAveraging
+from daskml_lab.linear_model import ElasticNet, HuberRegressor, Lasso, LinearSVC, LogisticRegression, Ridge
+from daskml_lab.persistence import describe, load, save
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int64)
+    y3 = np.digitize(X[:, 0] + X[:, 1], [-0.6, 0.6])
+    target = X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * rng.normal(size=400)
+    return X, y, y3, target
+
+
+def _classifiers():
+    return {
+        "logistic": lambda: LogisticRegression(C=0.5),
+        "logistic-multinomial": lambda: LogisticRegression(),
+        "linear-svc": lambda: LinearSVC(),
+        "soft-voting": lambda: ShardEnsembleClassifier(
+            CalibratedClassifierCV(SVC(), ensemble=False), fusion="soft-voting", random_state=0
+        ),
+        "forest-union": lambda: ShardEnsembleClassifier(
+            RandomForestClassifier(n_estimators=5, random_state=0), fusion="forest-union", random_state=0
+        ),
+        "stacking": lambda: ShardEnsembleClassifier(
+            SkLogisticRegression(), fusion="stacking", random_state=0
+        ),
+        "hist-gradient-boosting": lambda: ShardEnsembleClassifier(
+            HistGradientBoostingClassifier(max_iter=5), random_state=0
+        ),
+        "kneighbors": lambda: ShardEnsembleClassifier(KNeighborsClassifier(), fusion="hard-voting"),
+        "parameter-averaging": lambda: ShardEnsembleClassifier(
+            SGDClassifier(random_state=0), fusion="parameter-averaging", random_state=0
+        ),
+        "ensemble-of-ours": lambda: ShardEnsembleClassifier(LogisticRegression(), random_state=0),
+        "cascade": lambda: CascadeSVC(random_state=0),
+        "pipeline": lambda: make_pipeline(StandardScaler(), LogisticRegression()),
+    }
+
+
+def _regressors():
+    return {
+        "ridge": lambda: Ridge(alpha=2.0),
+        "lasso": lambda: Lasso(alpha=0.01),
+        "elastic-net": lambda: ElasticNet(alpha=0.01, l1_ratio=0.3),
+        "huber": lambda: HuberRegressor(),
+        "weighted-regressor": lambda: ShardEnsembleRegressor(
+            DecisionTreeRegressor(max_depth=4), fusion=WeightedAveraging(weights="validation"), random_state=0
+        ),
+    }
+
+
+def _fit(name, data):
+    X, y, y3, target = data
+    factory = {**_classifiers(), **_regressors()}[name]
+    labels = y3 if name == "logistic-multinomial" else y
+    Xd = X if name == "pipeline" else da.from_array(X, chunks=100)
+    with dask.config.set(scheduler="sync"):
+        return factory().fit(Xd, target if name in _regressors() else labels)
+
+
+def _outputs(model, X):
+    with dask.config.set(scheduler="sync"):
+        outputs = {"predict": np.asarray(model.predict(X))}
+        for method in ("predict_proba", "decision_function"):
+            if hasattr(model, method):
+                outputs[method] = np.asarray(getattr(model, method)(X))
+    return outputs
+
+
+@pytest.mark.parametrize("name", [*_classifiers(), *_regressors()])
+def test_round_trip_predicts_exactly_the_same(name, data, tmp_path):
+    model = _fit(name, data)
+    path = save(model, tmp_path / "model.daskml")
+    loaded = load(path)
+    assert type(loaded) is type(model)
+    assert repr(loaded.get_params()) == repr(model.get_params())
+    before, after = _outputs(model, data[0]), _outputs(loaded, data[0])
+    assert before.keys() == after.keys()
+    for method, expected in before.items():
+        np.testing.assert_array_equal(after[method], expected, err_msg=method)
+    for attribute in ("history_",):
+        if hasattr(model, attribute):
+            pd.testing.assert_frame_equal(getattr(loaded, attribute), getattr(model, attribute))
+    if hasattr(model, "shard_report_"):
+        pd.testing.assert_frame_equal(loaded.shard_report_.to_frame(), model.shard_report_.to_frame())
+        assert loaded.shard_report_.title == model.shard_report_.title
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.daskml"]  # no temporary file left
+
+
+def test_loaded_model_predicts_lazily_on_dask_input(data, tmp_path):
+    from daskml_lab.testing import raise_if_computes
+
+    model = load(save(_fit("forest-union", data), tmp_path / "m.daskml"))
+    X = da.from_array(data[0], chunks=100)
+    with raise_if_computes():
+        prediction = model.predict(X)
+    np.testing.assert_array_equal(prediction.compute(scheduler="sync"), _outputs(model, data[0])["predict"])
+
+
+def test_fresh_process_predicts_what_the_saving_process_predicted(data, tmp_path):
+    names = ["logistic", "ridge", "soft-voting", "forest-union", "stacking"]
+    X = data[0]
+    np.save(tmp_path / "X.npy", X)
+    for name in names:
+        model = _fit(name, data)
+        save(model, tmp_path / f"{name}.daskml")
+        for method, values in _outputs(model, X).items():
+            np.save(tmp_path / f"{name}.{method}.expected.npy", values)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        import daskml_lab.persistence as persistence
+        folder = {str(tmp_path)!r}
+        X = np.load(folder + "/X.npy")
+        for name in {names!r}:
+            model = persistence.load(folder + "/" + name + ".daskml")
+            for method in ("predict", "predict_proba", "decision_function"):
+                if hasattr(model, method):
+                    np.save(folder + "/" + name + "." + method + ".loaded.npy", np.asarray(getattr(model, method)(X)))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    expected = sorted(p.name for p in tmp_path.glob("*.expected.npy"))
+    assert len(expected) >= 2 * len(names)
+    for name in expected:
+        loaded = np.load(tmp_path / name.replace(".expected.", ".loaded."))
+        np.testing.assert_array_equal(loaded, np.load(tmp_path / name), err_msg=name)
+
+
+def test_file_records_version_params_and_training_summary(data, tmp_path):
+    model = _fit("logistic", data)
+    path = save(model, tmp_path / "m.daskml", metadata={"data": {"path": "train.parquet", "n_samples": 400}})
+    info = describe(path)
+    assert info["format"] == "daskml-lab-model"
+    assert info["daskml_lab_version"] == daskml_lab.__version__
+    assert info["class"] == "daskml_lab.linear_model._logistic.LogisticRegression"
+    assert info["params"]["C"] == 0.5
+    assert info["params"]["solver"] == "auto"
+    summary = info["summary"]
+    assert summary["fitted"] is True
+    assert summary["n_features_in"] == 4
+    assert summary["classes"] == [0, 1]
+    assert summary["n_iter"] == model.n_iter_
+    assert summary["history"]["n_records"] == len(model.history_)
+    assert summary["history"]["solver_time_s"] == pytest.approx(model.history_["time_s"].max())
+    assert info["metadata"] == {"data": {"path": "train.parquet", "n_samples": 400}}
+    assert info["untrusted_types"] == []
+    assert info["versions"]["scikit-learn"]
+
+
+def test_shard_ensemble_summary_and_nested_params(data, tmp_path):
+    model = _fit("forest-union", data)
+    info = describe(save(model, tmp_path / "m.daskml"))
+    assert info["params"]["estimator"]["class"] == "sklearn.ensemble._forest.RandomForestClassifier"
+    assert info["params"]["estimator"]["params"]["n_estimators"] == 5
+    assert info["params"]["fusion"] == "forest-union"
+    shards = info["summary"]["shards"]
+    assert shards["n_shards"] == 4
+    assert shards["n_rows"] == 400
+    assert shards["models"] == {"RandomForestClassifier": 4}
+    assert info["summary"]["fusion"] == "ForestUnion"
+    assert info["summary"]["n_estimators"] == 4
+
+
+def test_unfitted_estimator_round_trips(tmp_path):
+    model = ShardEnsembleClassifier(SVC(C=3.0), fusion="hard-voting", n_shards=3)
+    loaded = load(save(model, tmp_path / "m.daskml"))
+    assert repr(loaded.get_params()) == repr(model.get_params())
+    assert describe(tmp_path / "m.daskml")["summary"]["fitted"] is False
+
+
+def test_save_replaces_an_existing_file(data, tmp_path):
+    path = tmp_path / "m.daskml"
+    save(Ridge(), path)
+    model = _fit("ridge", data)
+    save(model, path)
+    assert describe(path)["summary"]["fitted"] is True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# errors when saving
+
+
+def test_save_refuses_non_estimators(tmp_path):
+    with pytest.raises(TypeError, match=r"save\(\) stores estimators .* got an object of type builtins.dict"):
+        save({"a": 1}, tmp_path / "m.daskml")
+
+
+def test_save_into_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"the folder .*missing' does not exist"):
+        save(Ridge(), tmp_path / "missing" / "m.daskml")
+
+
+def test_save_refuses_metadata_that_is_not_json(tmp_path):
+    with pytest.raises(TypeError, match="metadata must be JSON-serialisable"):
+        save(Ridge(), tmp_path / "m.daskml", metadata={"when": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# untrusted types
+
+
+def test_untrusted_types_are_listed_and_can_be_trusted_explicitly(tmp_path):
+    import math
+
+    model = FunctionTransformer(func=math.fabs)
+    path = save(model, tmp_path / "m.daskml")
+    assert describe(path)["untrusted_types"] == ["math.fabs"]
+    with pytest.raises(UntrustedTypesError, match=r"not trusted by default: \['math.fabs'\]") as info:
+        load(path)
+    assert info.value.types == ["math.fabs"]
+    assert "trusted=['math.fabs']" in str(info.value)
+    loaded = load(path, trusted=["math.fabs"])
+    assert loaded.func is math.fabs
+
+
+def test_trusted_must_be_a_list_of_names(tmp_path):
+    path = save(Ridge(), tmp_path / "m.daskml")
+    with pytest.raises(TypeError, match="trusted must be a list of fully qualified type names"):
+        load(path, trusted=True)
+    with pytest.raises(TypeError, match="trusted must be a list of fully qualified type names"):
+        load(path, trusted="math.fabs")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tampered and corrupt files
+
+
+class _RunsCode:
+    """Unpickling this runs a shell command (the classic pickle exploit)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _rewrite(path, *, payload=None, metadata=None, checksum=True):
+    """Rewrite a model file with a new payload and/or metadata changes (recomputing the checksum)."""
+    with zipfile.ZipFile(path) as archive:
+        info = json.loads(archive.read("daskml_lab.json"))
+        old_payload = archive.read("model.skops")
+    payload = old_payload if payload is None else payload
+    info.update(metadata or {})
+    if checksum:
+        info["payload"]["sha256"] = hashlib.sha256(payload).hexdigest()
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("daskml_lab.json", json.dumps(info))
+        archive.writestr("model.skops", payload)
+
+
+def _skops_members(path):
+    with zipfile.ZipFile(path) as archive, zipfile.ZipFile(io.BytesIO(archive.read("model.skops"))) as inner:
+        return {name: inner.read(name) for name in inner.namelist()}
+
+
+def _skops_bytes(members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as inner:
+        for name, content in members.items():
+            inner.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No such model file"):
+        load(tmp_path / "absent.daskml")
+
+
+def test_plain_pickle_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "m.daskml"
+    path.write_bytes(pickle.dumps(_RunsCode(marker)))
+    with pytest.raises(ValueError, match=r"is not a daskml-lab model file: it is not a zip archive"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_pickle_in_place_of_the_payload_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = save(Ridge(), tmp_path / "m.daskml")
+    _rewrite(path, payload=pickle.dumps(_RunsCode(marker)))
+    with pytest.raises(ValueError, match=r"has an invalid structure .*BadZipFile"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_pickled_object_array_inside_the_payload_is_refused(data, tmp_path):
+    marker = tmp_path / "pwned"
+    path = save(_fit("logistic", data), tmp_path / "m.daskml")
+    members = _skops_members(path)
+    arrays = [name for name in members if name.endswith(".npy")]
+    assert arrays
+    evil = io.BytesIO()
+    np.save(evil, np.array([_RunsCode(marker)], dtype=object), allow_pickle=True)
+    for name in arrays:
+        members[name] = evil.getvalue()
+    _rewrite(path, payload=_skops_bytes(members))
+    with pytest.raises(ValueError, match=r"could not be rebuilt .*allow_pickle"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_payload_naming_a_dangerous_type_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = save(SkLogisticRegression(), tmp_path / "m.daskml")
+    members = _skops_members(path)
+    schema = json.loads(members["schema.json"])
+    schema["__class__"], schema["__module__"] = "Popen", "subprocess"
+    schema["content"] = {
+        "__class__": "list",
+        "__module__": "builtins",
+        "__loader__": "ListNode",
+        "content": [
+            {
+                "__class__": "str",
+                "__module__": "builtins",
+                "__loader__": "JsonNode",
+                "content": json.dumps(f"touch {marker}"),
+                "is_json": True,
+                "__id__": 7,
+            }
+        ],
+        "__id__": 8,
+    }
+    members["schema.json"] = json.dumps(schema).encode()
+    _rewrite(path, payload=_skops_bytes(members))
+    assert describe(path)["untrusted_types"] == ["subprocess.Popen"]
+    with pytest.raises(UntrustedTypesError, match=r"\['subprocess.Popen'\]. Nothing was loaded"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_foreign_function_posing_as_a_package_type_is_refused(tmp_path):
+    path = save(SkLogisticRegression(), tmp_path / "m.daskml")
+    members = _skops_members(path)
+    schema = json.loads(members["schema.json"])
+    # os is imported by daskml_lab.persistence; names that resolve to foreign objects are never trusted
+    schema["__class__"], schema["__module__"] = "os.system", "daskml_lab.persistence"
+    members["schema.json"] = json.dumps(schema).encode()
+    _rewrite(path, payload=_skops_bytes(members))
+    with pytest.raises(UntrustedTypesError, match=r"daskml_lab.persistence.os.system"):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda b: b[: len(b) // 2], "not a zip archive|could not be read"),
+        (lambda b: np.random.default_rng(0).bytes(len(b)), "not a zip archive"),
+        (lambda b: b"", "not a zip archive"),
+    ],
+    ids=["truncated", "random-bytes", "empty"],
+)
+def test_corrupt_files_give_a_clear_error(damage, match, data, tmp_path):
+    path = save(_fit("ridge", data), tmp_path / "m.daskml")
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ValueError, match=match):
+        load(path)
+
+
+def test_modified_payload_fails_the_checksum(data, tmp_path):
+    path = save(_fit("ridge", data), tmp_path / "m.daskml")
+    members = _skops_members(path)
+    name = next(n for n in members if n.endswith(".npy"))
+    members[name] = members[name][:-1] + bytes([members[name][-1] ^ 1])  # one coefficient changes
+    _rewrite(path, payload=_skops_bytes(members), checksum=False)
+    with pytest.raises(ValueError, match="does not match the checksum"):
+        load(path)
+
+
+def test_zip_without_our_members_is_refused(tmp_path):
+    path = tmp_path / "m.daskml"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.pkl", pickle.dumps(1))
+    with pytest.raises(ValueError, match=r"zip archive but not a daskml-lab model file: it lacks"):
+        load(path)
+
+
+def test_metadata_must_describe_the_payload(data, tmp_path):
+    path = save(_fit("ridge", data), tmp_path / "m.daskml")
+    _rewrite(path, metadata={"class": "daskml_lab.linear_model._regression.Lasso"})
+    with pytest.raises(ValueError, match=r"metadata describes a .*Lasso but it holds a .*Ridge"):
+        load(path)
+
+
+def test_newer_file_format_is_refused(tmp_path):
+    path = save(Ridge(), tmp_path / "m.daskml")
+    _rewrite(path, metadata={"format_version": 99})
+    with pytest.raises(ValueError, match="uses model file format 99, newer than the format 1"):
+        load(path)
+
+
+def test_inconsistent_tree_is_refused(data, tmp_path):
+    path = save(_fit("forest-union", data), tmp_path / "m.daskml")
+    members = _skops_members(path)
+    # Point the children of every tree's root back at the root (an infinite loop or out-of-bounds read).
+    changed = 0
+    for name, content in members.items():
+        if not name.endswith(".npy"):
+            continue
+        array = np.load(io.BytesIO(content), allow_pickle=False)
+        if array.dtype.names and "left_child" in array.dtype.names:
+            array["left_child"][0] = 0
+            buffer = io.BytesIO()
+            np.save(buffer, array, allow_pickle=False)
+            members[name] = buffer.getvalue()
+            changed += 1
+    assert changed
+    _rewrite(path, payload=_skops_bytes(members))
+    with pytest.raises(ValueError, match="a decision tree has a child index out of range"):
+        load(path)
+
+
+def test_other_version_warns(data, tmp_path):
+    path = save(_fit("ridge", data), tmp_path / "m.daskml")
+    _rewrite(path, metadata={"daskml_lab_version": "0.0.1"})
+    with pytest.warns(ModelVersionWarning, match=r"saved with daskml_lab 0.0.1 \(this is "):
+        model = load(path)
+    np.testing.assert_array_equal(model.predict(data[0]), _fit("ridge", data).predict(data[0]))
