@@ -3,10 +3,13 @@
 - :class:`ShardEnsembleClassifier` and :class:`ShardEnsembleRegressor` train a clone of a base estimator on
   every row block (shard) of a dask array and fuse the shard models with a strategy of
   :mod:`daskml_lab.fusion`;
-- :class:`ShardReport` is their per-shard report (``shard_report_``).
+- :class:`ShardReport` is their per-shard report (``shard_report_``);
+- :class:`CascadeSVC` is the Cascade SVM: kernel SVCs per shard whose support vectors are merged and
+  retrained up to one SVC.
 """
 
+from daskml_lab.ensemble._cascade import CascadeSVC
 from daskml_lab.ensemble._report import ShardReport
 from daskml_lab.ensemble._shard_ensemble import ShardEnsembleClassifier, ShardEnsembleRegressor
 
-__all__ = ["ShardEnsembleClassifier", "ShardEnsembleRegressor", "ShardReport"]
+__all__ = ["CascadeSVC", "ShardEnsembleClassifier", "ShardEnsembleRegressor", "ShardReport"]

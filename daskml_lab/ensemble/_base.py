@@ -23,12 +23,14 @@ from daskml_lab.ensemble._training import (
     KIND_FITTED,
     build_held_out_graph,
     build_shard_fit_graph,
+    place_shards,
     root_entropy,
     shard_seeds,
 )
 from daskml_lab.fusion import FUSION_NAMES, Fusion, FusionData, HardVoting, resolve_fusion
 from daskml_lab.fusion._base import ArrayLike, _check_members, combine_score_stats, scores_from_stats
 from daskml_lab.monitoring import fit_span, task_prefix
+from daskml_lab.monitoring._events import start_run
 
 __all__ = ["DEFAULT_VALIDATION_FRACTION", "BaseShardEnsemble"]
 
@@ -134,6 +136,12 @@ class BaseShardEnsemble(DaskMLEstimator):
         client receives the fitted models, per-shard counts, per-model score sums and, for stacking, the
         meta-features of the held-out rows; no rows of ``X`` otherwise. The fusion is then fitted on the
         client.
+
+        On a distributed cluster the shard blocks are first persisted (blocks already in memory stay where
+        they are), and each shard's tasks are pinned to the worker holding its block, so that no rows of
+        ``X`` cross the network; a ``y`` or weight block persisted on another worker than its ``X`` block is
+        fetched (``n_rows`` values). Data whose dense size exceeds half of the workers' memory are not
+        persisted: each fit then runs where the scheduler computes its block.
         """
         self._validate_params()
         classification = self._classification
@@ -161,20 +169,30 @@ class BaseShardEnsemble(DaskMLEstimator):
             type(fusion).__name__,
         )
         with fit_span(type(self).__name__):
+            run = start_run(
+                "ensemble",
+                run_id=token,
+                n_shards=n_shards,
+                info={"estimator": type(self.estimator).__name__, "fusion": type(fusion).__name__},
+            )
+            placed = place_shards(X_arr, y_arr, sw_arr)
             summaries, held_out = build_shard_fit_graph(
-                list(X_arr.to_delayed().ravel()),
-                list(y_arr.to_delayed().ravel()),
-                None if sw_arr is None else list(sw_arr.to_delayed().ravel()),
+                placed.X_blocks,
+                placed.y_blocks,
+                placed.sw_blocks,
                 self.estimator,
                 seeds=shard_seeds(root, n_shards),
                 validation_fraction=fraction,
                 classification=classification,
                 fusion=fusion,
                 token=token,
+                workers=placed.workers,
+                run_id=run.reporting_id,
             )
             # compute: one fitted model and a few counts per shard; with held-out rows also per-model score
             # sums and, for stacking, the meta-features of the held-out rows
             summaries, held_out = dask.compute(summaries, held_out or [])
+            del placed  # releases the blocks persisted for the fit
         classes = None
         if classification:
             classes = check_classes(np.unique(np.concatenate([s["labels"] for s in summaries])))
@@ -187,6 +205,7 @@ class BaseShardEnsemble(DaskMLEstimator):
             n_shards=n_shards,
             token=token,
         )
+        run.shards(self.shard_report_.to_frame().reset_index().to_dict("records"))
         return self
 
     def _resolve_validation_fraction(self, fusion: Fusion) -> float:

@@ -25,6 +25,8 @@ class ShardReport:
       shards, which no model trained on (``NaN`` without held-out rows);
     - ``weight``: the model's share of the fused prediction (``fusion_.weights_``; 0 for empty shards,
       ``NaN`` for stacking, whose final estimator combines the models);
+    - ``worker``: the address of the dask worker that fitted the shard (only when ``fit`` ran on a
+      distributed cluster);
     - for classifiers, one column per class (named by the label) with the number of rows of that class.
 
     Parameters
@@ -86,6 +88,7 @@ def build_report(
     """Assemble the report from the per-shard summaries and the per-member scores and weights."""
     rows = []
     member = 0
+    with_workers = any(s.get("worker") is not None for s in summaries)
     for summary in summaries:
         has_model = summary["model"] is not None
         row: dict[str, Any] = {
@@ -97,6 +100,8 @@ def build_report(
             "validation_score": float(scores[member]) if has_model else np.nan,
             "weight": float(weights[member]) if has_model else 0.0,
         }
+        if with_workers:
+            row["worker"] = summary.get("worker")
         if classes is not None:
             counts = dict.fromkeys(classes.tolist(), 0)
             if summary.get("labels") is not None:

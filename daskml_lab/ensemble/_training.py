@@ -18,17 +18,29 @@ and, when rows are held out, a second pass that needs every model:
 One ``dask.compute`` runs both passes: the data blocks are read once and no row crosses the network, except
 as meta-features. The same functions serve a Cascade SVM or any other shard-wise trainer that needs
 "fit a clone per block, keep held-out rows local" (see :func:`build_shard_fit_graph`).
+
+**Locality.** On a distributed cluster, :func:`place_shards` persists the shard blocks once and asks the
+scheduler which worker holds each block (matched by key); :func:`build_shard_fit_graph` then pins every
+shard's tasks to that worker (``dask.annotate(workers=[...], allow_other_workers=False)``), so that neither
+the scheduler's placement heuristics nor work stealing can move a shard's rows to another worker. Without a
+distributed client (local schedulers) the blocks are used as they are.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import numbers
+import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dask
+import dask.array as da
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 from sklearn.utils.multiclass import check_classification_targets
@@ -36,16 +48,25 @@ from sklearn.utils.multiclass import check_classification_targets
 from daskml_lab.fusion import Fusion
 from daskml_lab.fusion._base import member_score_stats
 from daskml_lab.monitoring import task_prefix
+from daskml_lab.monitoring._events import publish_shard_event
 
 __all__ = [
+    "PlacedShards",
     "ShardSeeds",
     "build_held_out_graph",
     "build_shard_fit_graph",
+    "current_client",
+    "place_shards",
     "root_entropy",
     "seeded_clone",
     "shard_seeds",
     "split_rows",
 ]
+
+logger = logging.getLogger(__name__)
+
+#: Persist the shards for pinned fits only when their dense size is at most this share of the workers' memory.
+PERSIST_MEMORY_FRACTION = 0.5
 
 #: What a shard model is, in the shard report.
 KIND_FITTED = "fitted"
@@ -174,6 +195,144 @@ def split_rows(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.
 
 
 # ---------------------------------------------------------------------------------------------------------
+# placement (client side)
+
+
+@dataclass(frozen=True)
+class PlacedShards:
+    """The row blocks of every shard, and the worker each shard is fitted on.
+
+    Attributes
+    ----------
+    X_blocks, y_blocks : list of dask.delayed.Delayed
+        One delayed block per shard.
+    sw_blocks : list of dask.delayed.Delayed or None
+        Sample-weight blocks.
+    workers : list of str or None
+        Address of the worker holding shard ``i`` (its tasks are pinned there), or ``None`` for every shard
+        when no distributed client is in use or the blocks were not persisted.
+    futures : list of distributed.Future
+        The persisted blocks. The delayed blocks name their keys but do not hold them: keep this object
+        until the fits have been computed, then drop it to free the workers' memory.
+    """
+
+    X_blocks: list[Any]
+    y_blocks: list[Any]
+    sw_blocks: list[Any] | None
+    workers: list[str | None] | None
+    futures: list[Any] = field(default_factory=list)
+
+
+def current_client() -> Any:
+    """The distributed client ``dask.compute`` uses now, or ``None`` when a local scheduler is in use.
+
+    Returns
+    -------
+    distributed.Client or None
+        ``None`` when ``dask.config`` names a local scheduler (``"sync"``, ``"threads"``, a counting
+        scheduler, ...) or no default client exists.
+    """
+    scheduler = dask.config.get("scheduler", None)
+    if scheduler is not None and scheduler not in ("dask.distributed", "distributed"):
+        return None
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _unplaced(X: da.Array, y: da.Array, sample_weight: da.Array | None) -> PlacedShards:
+    """The blocks as they are; the scheduler places the fits."""
+    sw_blocks = None if sample_weight is None else list(sample_weight.to_delayed().ravel())
+    return PlacedShards(list(X.to_delayed().ravel()), list(y.to_delayed().ravel()), sw_blocks, None)
+
+
+def place_shards(
+    X: da.Array, y: da.Array, sample_weight: da.Array | None, client: Any = None
+) -> PlacedShards:
+    """Persist the shard blocks on the cluster once and find the worker holding each (by key).
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+        The sharded features, one row block per shard.
+    y : dask.array.Array of shape (n_samples,)
+        Targets with the row chunks of ``X``.
+    sample_weight : dask.array.Array of shape (n_samples,) or None
+        Weights with the row chunks of ``X``.
+    client : distributed.Client, default=None
+        The client; ``None`` uses :func:`current_client`.
+
+    Returns
+    -------
+    PlacedShards
+        Without a distributed client, or when the dense size of ``X`` exceeds ``PERSIST_MEMORY_FRACTION`` of
+        the workers' memory, the blocks as they are and ``workers=None`` (the scheduler places the fits).
+        Otherwise the persisted blocks and, per shard, a worker holding its ``X`` block, preferring one that
+        also holds its ``y`` (and weight) block. Sparse ``X`` is always persisted.
+
+    Raises
+    ------
+    ValueError
+        What computing a block raised (for example the finiteness check of the data layer).
+    """
+    client = current_client() if client is None else client
+    if client is None:
+        return _unplaced(X, y, sample_weight)
+    from distributed import futures_of, wait
+
+    memory = sum(w.get("memory_limit", 0) or 0 for w in client.scheduler_info()["workers"].values())
+    dense_nbytes = float(np.prod(X.shape)) * X.dtype.itemsize
+    if memory and not sp.issparse(X._meta) and dense_nbytes > PERSIST_MEMORY_FRACTION * memory:
+        logger.info(
+            "The shards (%.1f GB dense) exceed %d%% of the workers' memory (%.1f GB): not persisting them; "
+            "each shard is fitted where the scheduler computes its block.",
+            dense_nbytes / 1e9,
+            int(100 * PERSIST_MEMORY_FRACTION),
+            memory / 1e9,
+        )
+        return _unplaced(X, y, sample_weight)
+    collections = [X, y] if sample_weight is None else [X, y, sample_weight]
+    # persist: the shard blocks, once, so that the scheduler can tell where each lives (data-sized, kept on
+    # the workers for the duration of the fit; blocks already in memory are only referenced again)
+    persisted = client.persist(collections)
+    futures = futures_of(persisted)
+    wait(futures)
+    for future in futures:
+        if future.status == "error":
+            future.result()  # raises the task's own exception (e.g. NaN found by the finiteness check)
+    blocks = [list(c.to_delayed().ravel()) for c in persisted]
+    who_has = client.who_has(futures)
+    workers: list[str | None] = []
+    for index, X_block in enumerate(blocks[0]):
+        x_holders = sorted(who_has.get(X_block.key, ()))
+        others = [set(who_has.get(b[index].key, ())) for b in blocks[1:]]
+        together = [w for w in x_holders if all(w in o for o in others)]
+        workers.append((together or x_holders or [None])[0])
+    logger.debug("shard fits pinned to the workers holding their blocks: %s", dict(Counter(workers)))
+    return PlacedShards(blocks[0], blocks[1], blocks[2] if len(blocks) == 3 else None, workers, futures)
+
+
+def _pinned(worker: str | None) -> Any:
+    """Annotation context pinning the tasks created inside it to ``worker`` (nothing for ``None``)."""
+    if worker is None:
+        return contextlib.nullcontext()
+    return dask.annotate(workers=[worker], allow_other_workers=False)
+
+
+def _worker_address() -> str | None:
+    """Address of the dask worker running the current task, or ``None`` under a local scheduler."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
 # kernels (run on the workers)
 
 
@@ -187,13 +346,17 @@ def _fit_shard_block(
     seeds: tuple[int, int],
     validation_fraction: float,
     classification: bool,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Fit a seeded clone of ``estimator`` on the training rows of one shard; keep the held-out rows.
 
     A classification shard whose training rows hold a single class gets a constant predictor
-    (``DummyClassifier(strategy="constant")``); an empty shard gets no model.
+    (``DummyClassifier(strategy="constant")``); an empty shard gets no model. With a ``run_id``, the shard's
+    start and end are reported to the training monitor from the worker.
     """
     n_rows = int(X.shape[0])
+    publish_shard_event(run_id, shard, "started", n_rows=n_rows)
+    started = time.perf_counter()
     model_seed, split_seed = seeds
     result: dict[str, Any] = {
         "shard": shard,
@@ -202,11 +365,13 @@ def _fit_shard_block(
         "kind": KIND_EMPTY,
         "labels": None,
         "counts": None,
+        "worker": _worker_address(),
     }
     if n_rows == 0:
         result.update(n_train=0, n_held_out=0, X_held_out=X[:0], y_held_out=y[:0], sw_held_out=None)
         if classification:
             result.update(labels=y[:0], counts=np.zeros(0, dtype=np.int64))
+        publish_shard_event(run_id, shard, "finished", n_rows=0, n_train=0, n_held_out=0, model="empty")
         return result
     if classification:
         check_classification_targets(y)
@@ -227,10 +392,21 @@ def _fit_shard_block(
     try:
         model.fit(X_train, y_train, **fit_params)
     except Exception as err:
+        publish_shard_event(run_id, shard, "failed", error=f"{type(err).__name__}: {err}"[:200])
         err.add_note(
             f"daskml_lab: raised while fitting {type(model).__name__} on shard {shard} ({len(train)} rows)."
         )
         raise
+    publish_shard_event(
+        run_id,
+        shard,
+        "finished",
+        n_rows=n_rows,
+        n_train=int(train.size),
+        n_held_out=int(held_out.size),
+        fit_time_s=time.perf_counter() - started,
+        model=kind if kind != KIND_FITTED else type(model).__name__,
+    )
     result.update(
         model=model,
         kind=kind,
@@ -301,6 +477,8 @@ def build_shard_fit_graph(
     classification: bool,
     fusion: Fusion | None,
     token: str,
+    workers: Sequence[str | None] | None = None,
+    run_id: str | None = None,
 ) -> tuple[list[Any], list[Any] | None]:
     """Delayed shard fits (and held-out evaluations) over matching row blocks; nothing is computed.
 
@@ -322,19 +500,27 @@ def build_shard_fit_graph(
         Unfitted fusion whose :meth:`~daskml_lab.fusion.Fusion.held_out_features` runs on the held-out rows.
     token : str
         Unique suffix of the task keys.
+    workers : list of str or None, default=None
+        Per shard, the worker its fit, summary and held-out tasks are pinned to (from :func:`place_shards`;
+        ``None`` leaves the placement to the scheduler).
+    run_id : str, default=None
+        Training-monitor run the shard fits report to (from the workers); ``None`` reports nothing.
 
     Returns
     -------
     summaries : list of dask.delayed.Delayed
-        Per shard: ``model``, ``kind``, ``n_rows``, ``n_train``, ``n_held_out``, ``labels``, ``counts``.
+        Per shard: ``model``, ``kind``, ``n_rows``, ``n_train``, ``n_held_out``, ``labels``, ``counts`` and
+        ``worker`` (the address of the worker that fitted it, ``None`` under a local scheduler).
     held_out : list of dask.delayed.Delayed or None
         Per shard: ``stats``, ``features``, ``target``, ``sample_weight`` of its held-out rows.
     """
     base = dask.delayed(estimator, name=f"{task_prefix('base estimator')}-{token}", pure=True, traverse=False)
+    placement = list(workers) if workers is not None else [None] * len(X_blocks)
     fits = []
+    summaries = []
     for index, X_block in enumerate(X_blocks):
-        fits.append(
-            dask.delayed(_fit_shard_block, pure=True)(
+        with _pinned(placement[index]):
+            fit = dask.delayed(_fit_shard_block, pure=True)(
                 X_block,
                 y_blocks[index],
                 None if sw_blocks is None else sw_blocks[index],
@@ -343,27 +529,30 @@ def build_shard_fit_graph(
                 seeds=seeds.shards[index],
                 validation_fraction=validation_fraction,
                 classification=classification,
+                run_id=run_id,
                 dask_key_name=(f"{task_prefix('shard fit')}-{token}", index),
             )
-        )
-    summaries = [
-        dask.delayed(_summarize_shard_block, pure=True)(
-            fit, dask_key_name=(f"{task_prefix('shard summary')}-{token}", index)
-        )
-        for index, fit in enumerate(fits)
-    ]
+            summaries.append(
+                dask.delayed(_summarize_shard_block, pure=True)(
+                    fit, dask_key_name=(f"{task_prefix('shard summary')}-{token}", index)
+                )
+            )
+        fits.append(fit)
     if validation_fraction <= 0:
         return summaries, None
     members = dask.delayed(_collect_members_block, pure=True)(
         summaries, classification, dask_key_name=f"{task_prefix('shard members')}-{token}"
     )
     fusion_node = dask.delayed(fusion, name=f"{task_prefix('fusion')}-{token}", pure=True, traverse=False)
-    held_out = [
-        dask.delayed(_held_out_from_fit_block, pure=True)(
-            fit, members, fusion_node, dask_key_name=(f"{task_prefix('held out')}-{token}", index)
-        )
-        for index, fit in enumerate(fits)
-    ]
+    held_out = []
+    for index, fit in enumerate(fits):
+        # The held-out rows stay in the fit's result, on the shard's worker: evaluate them there.
+        with _pinned(placement[index]):
+            held_out.append(
+                dask.delayed(_held_out_from_fit_block, pure=True)(
+                    fit, members, fusion_node, dask_key_name=(f"{task_prefix('held out')}-{token}", index)
+                )
+            )
     return summaries, held_out
 
 

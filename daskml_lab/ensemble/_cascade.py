@@ -1,0 +1,595 @@
+"""Cascade SVM (Graf et al., 2004): kernel SVCs trained shard by shard, support vectors merged up to one SVC.
+
+The estimator: parameters, sharding through the data layer, the report and lazy prediction. The graph and the
+kernels that run on the workers are in :mod:`daskml_lab.ensemble._cascade_graph`.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+from sklearn.base import ClassifierMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
+from daskml_lab.base import DaskMLEstimator, Interval, Options
+from daskml_lab.data.sharding import shard
+from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
+from daskml_lab.ensemble._base import _fused_block
+from daskml_lab.ensemble._cascade_calibration import CalibratedSVC
+from daskml_lab.ensemble._cascade_graph import KIND_SKIPPED, SVC_PARAMETERS, build_cascade_graph, join_block
+from daskml_lab.ensemble._training import place_shards, root_entropy, shard_seeds
+from daskml_lab.monitoring import fit_span, task_prefix
+
+__all__ = ["CascadeSVC"]
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# estimator
+
+
+def _has_probability(self: CascadeSVC) -> bool:
+    if not self.probability:
+        msg = "predict_proba is not available when probability=False. Fit with probability=True."
+        raise AttributeError(msg)
+    return True
+
+
+class CascadeSVC(ClassifierMixin, DaskMLEstimator):
+    """Cascade SVM: kernel SVCs trained shard by shard, their support vectors merged up to one SVC.
+
+    The Cascade SVM of Graf et al. (2004) for data too large for one kernel SVM. ``fit`` trains a
+    :class:`sklearn.svm.SVC` on every shard, as one task on the worker holding the shard; each returns only
+    its support vectors. The support vectors of ``fan_in`` neighbouring shards are merged and retrained,
+    layer by layer, up to one SVC. In a feedback pass the final SVC goes back to every shard, which tests
+    its rows against it (Graf et al.'s test): rows that are not support vectors but lie inside the margin
+    violate the optimality conditions. The violators go up the tree and are trained together with the final
+    support vectors (see Notes). It stops when no shard has a violator or the set of support vectors (by row
+    id) no longer changes, or after ``n_feedback`` passes. At convergence the result is the SVM of all the
+    data (Graf et al.'s theorem); one feedback pass usually brings it within a fraction of a point of it.
+
+    Every SVC of the cascade solves part of the same global problem: ``gamma="scale"`` and
+    ``class_weight="balanced"`` are resolved once from all the data (the variance of ``X``, the class counts),
+    not per shard. The result, ``final_estimator_``, is one plain :class:`~sklearn.svm.SVC`; prediction is
+    lazy, one task per row block, with the fitted model sent to the workers once.
+
+    Parameters
+    ----------
+    C : float, default=1.0
+        Regularization parameter, as in :class:`~sklearn.svm.SVC` (the penalty is squared l2). Must be
+        strictly positive.
+    kernel : {"linear", "poly", "rbf", "sigmoid"} or callable, default="rbf"
+        Kernel of every SVC. A callable ``kernel(A, B)`` returns the kernel matrix between the rows of ``A``
+        and ``B``. ``"precomputed"`` is not supported: shards hold rows, not kernel matrices.
+    degree : int, default=3
+        Degree of the ``"poly"`` kernel.
+    gamma : {"scale", "auto"} or float, default="scale"
+        Kernel coefficient of ``"rbf"``, ``"poly"`` and ``"sigmoid"``: ``"scale"`` is
+        ``1 / (n_features * X.var())`` over all of ``X``, ``"auto"`` is ``1 / n_features``.
+    coef0 : float, default=0.0
+        Independent term of the ``"poly"`` and ``"sigmoid"`` kernels.
+    shrinking : bool, default=True
+        Whether libsvm uses the shrinking heuristic.
+    probability : bool, default=False
+        Whether to provide ``predict_proba``: the final SVC's decision values calibrated by a sigmoid (Platt
+        scaling, as :class:`~sklearn.calibration.CalibratedClassifierCV` with ``method="sigmoid"``) on rows
+        that no SVC trained on: a seeded tenth of every class of every shard is held out from training (at
+        least one row of every class with two or more rows in the shard). The SVCs are therefore trained on
+        the other nine tenths.
+    tol : float, default=1e-3
+        Tolerance of libsvm's stopping criterion, for every SVC.
+    cache_size : float, default=200
+        Kernel cache of every SVC, in MB.
+    class_weight : dict or "balanced", default=None
+        Multiplies ``C`` by the weight of each sample's class. ``"balanced"`` uses
+        ``n_samples / (n_classes * np.bincount(y))`` over all of ``y``.
+    max_iter : int, default=-1
+        Iteration limit of every SVC, or -1 for none.
+    decision_function_shape : {"ovo", "ovr"}, default="ovr"
+        Shape of ``decision_function`` for more than two classes, as in :class:`~sklearn.svm.SVC`.
+    break_ties : bool, default=False
+        With ``decision_function_shape="ovr"`` and more than two classes, break ties by the decision values,
+        as in :class:`~sklearn.svm.SVC`.
+    n_shards : int, default=None
+        Number of shards (SVCs of layer 0). ``None`` makes one shard per row block of ``X``; in-memory input
+        is a single block unless it exceeds dask's ``array.chunk-size``. One shard trains one SVC on all rows.
+    sharding : {"stratified", "shuffle", "contiguous"}, default="stratified"
+        How rows are assigned to shards, a strategy of :func:`daskml_lab.data.shard`. ``"stratified"`` gives
+        every shard the class proportions of ``y`` and ``"shuffle"`` a random sample; both move rows between
+        workers once. ``"contiguous"`` with ``n_shards=None`` keeps the row blocks where they are.
+    fan_in : int, default=2
+        Number of nodes merged into one at each layer (2 is Graf et al.'s binary cascade). Must be at least 2.
+    n_feedback : int, default=1
+        Largest number of feedback passes. Passes stop early once the support vectors no longer change.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the sharding and of the candidates a single-class shard passes up.
+
+    Attributes
+    ----------
+    final_estimator_ : sklearn.svm.SVC
+        The SVC at the top of the last pass: a plain fitted scikit-learn SVC (with a numeric ``gamma``).
+    calibrator_ : sklearn.calibration.CalibratedClassifierCV
+        With ``probability=True`` only: the sigmoid calibration of the final SVC's one-vs-rest decision
+        values (its input is ``final_estimator_``'s decision values, not rows).
+    support_ : ndarray of shape (n_SV,)
+        Row numbers, in ``X`` as given to ``fit``, of ``final_estimator_.support_vectors_``.
+    classes_ : ndarray of shape (n_classes,)
+        The sorted labels of all of ``y``.
+    cascade_report_ : pandas.DataFrame
+        One row per node of the cascade that ran (columns ``pass``, ``layer``, ``node``, ``kind``,
+        ``n_train``, ``n_violators``, ``n_classes``, ``n_sv``, ``n_bounded_sv``, ``dual_objective``,
+        ``fit_time_s``, ``worker``, ``sv_changes``); see Notes.
+    n_iter_ : ndarray of shape (n_classes * (n_classes - 1) // 2,)
+        Iterations of libsvm in the final SVC, one per pair of classes (``final_estimator_.n_iter_``).
+    n_shards_ : int
+        Number of shards.
+    n_passes_ : int
+        Passes of the cascade that ran: 1 plus the feedback passes.
+    converged_ : bool
+        Whether the last pass left the support vectors unchanged (always true for one shard).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Feature names, when ``X`` had string column names.
+
+    See Also
+    --------
+    sklearn.svm.SVC : The SVM trained at every node, and the model this one approximates.
+    ShardEnsembleClassifier : One model per shard, fused (no retraining on merged support vectors).
+
+    Notes
+    -----
+    Feedback differs from Graf et al. in one point: their first layer re-optimizes every shard plus the
+    support vectors starting from the previous solution, which is cheap. libsvm cannot start from a previous
+    solution, so every shard would solve nearly the whole support-vector problem again. Instead the violators
+    are collected on the way up (``kind="collect"``) and trained together with the previous support vectors
+    at the root, or at a lower merge once more violators than the largest shard have arrived, which keeps
+    every SVC no larger than ``fan_in`` shards plus the support vectors. Each feedback pass solves a problem
+    containing the previous one, so the dual objective never decreases.
+
+    The cascade report has a row per node of every pass that ran: ``kind`` is ``"svc"`` (an SVC was trained),
+    ``"one-class"`` (see below), ``"violators"`` (a feedback shard passing up its violators),
+    ``"optimal"`` (a feedback shard or merge without violators: nothing to add), ``"collect"`` (a feedback
+    merge passing violators up untrained), ``"pass-through"`` (a first-pass merge with a single child
+    bringing rows, moved up unchanged) or ``"empty"``. Layer 0 of every pass holds one row per shard, layer
+    ``k`` the merges; the root of a pass is its row of highest ``layer``. ``n_sv`` counts the rows a node
+    passes up: the support vectors of its SVC, or its candidates or violators. ``n_violators`` (layer 0 of
+    feedback passes) counts the shard's rows inside the margin of the previous pass's SVC.
+    ``dual_objective`` (only at the roots) is ``sum(alpha) - alpha' Q alpha / 2`` summed over the one-vs-one
+    class pairs: it grows from pass to pass. ``sv_changes`` (roots of feedback passes) counts the
+    rows that entered or left the support vectors. ``n_bounded_sv`` counts support vectors whose coefficient
+    is at its bound ``C * class_weight * sample_weight``.
+
+    A shard whose rows (of positive weight) hold a single class cannot train an SVC. In the first pass it
+    passes up a seeded random tenth of its rows (at least one) as candidates (``kind="one-class"``); in a
+    feedback pass its rows inside the margin of the global SVC are trained with the global support vectors,
+    which hold the other classes. Keep ``n_feedback >= 1`` when shards can miss classes
+    (``sharding="stratified"`` avoids it).
+
+    Sample weights travel with their rows and rescale ``C`` per row, as in :class:`~sklearn.svm.SVC`.
+    The rows are converted to float64 (as libsvm needs), so float32 input doubles in memory during ``fit``.
+    Only dense input is supported.
+
+    With ``probability=True`` the calibration rows stay on their workers: a ``daskml-cascade-calibrate``
+    task per shard computes the final SVC's decision values on them, and only these values (one per row and
+    class) reach the task that fits the sigmoid. Calibrating on the training rows instead would be badly
+    biased: the rows that reach the top of the cascade are the support vectors, which lie inside the
+    margin.
+
+    References
+    ----------
+    .. [1] H. P. Graf, E. Cosatto, L. Bottou, I. Durdanovic and V. Vapnik, "Parallel Support Vector Machines:
+       The Cascade SVM", Advances in Neural Information Processing Systems 17 (NIPS 2004).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_moons
+    >>> from daskml_lab.ensemble import CascadeSVC
+    >>> X, y = make_moons(400, noise=0.2, random_state=0)
+    >>> model = CascadeSVC(n_shards=4, random_state=0).fit(X, y)
+    >>> model.n_shards_, type(model.final_estimator_).__name__
+    (4, 'SVC')
+    >>> report = model.cascade_report_
+    >>> report[report["pass"] == 0][["layer", "n_train", "n_sv"]].to_numpy().T.tolist()
+    [[0, 0, 0, 0, 1, 1, 2], [100, 100, 100, 100, 75, 59, 107], [34, 41, 28, 31, 60, 47, 84]]
+    >>> from sklearn.svm import SVC
+    >>> float((model.predict(X) == SVC().fit(X, y).predict(X)).mean())  # one SVC on all rows
+    0.9975
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "C": [Interval(numbers.Real, 0, None, closed="neither")],
+        "kernel": [Options({"linear", "poly", "rbf", "sigmoid"}), "callable"],
+        "degree": [Interval(numbers.Integral, 0, None, closed="left")],
+        "gamma": [Options({"scale", "auto"}), Interval(numbers.Real, 0, None, closed="left")],
+        "coef0": [Interval(numbers.Real, None, None, closed="neither")],
+        "shrinking": ["boolean"],
+        "probability": ["boolean"],
+        "tol": [Interval(numbers.Real, 0, None, closed="neither")],
+        "cache_size": [Interval(numbers.Real, 0, None, closed="neither")],
+        "class_weight": ["dict", Options({"balanced"}), None],
+        "max_iter": [Interval(numbers.Integral, -1, None, closed="left")],
+        "decision_function_shape": [Options({"ovo", "ovr"})],
+        "break_ties": ["boolean"],
+        "n_shards": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "sharding": [Options({"stratified", "shuffle", "contiguous"})],
+        "fan_in": [Interval(numbers.Integral, 2, None, closed="left")],
+        "n_feedback": [Interval(numbers.Integral, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+    _accepts_sparse: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        C: float = 1.0,
+        kernel: Any = "rbf",
+        degree: int = 3,
+        gamma: Any = "scale",
+        coef0: float = 0.0,
+        shrinking: bool = True,
+        probability: bool = False,
+        tol: float = 1e-3,
+        cache_size: float = 200,
+        class_weight: Any = None,
+        max_iter: int = -1,
+        decision_function_shape: str = "ovr",
+        break_ties: bool = False,
+        n_shards: int | None = None,
+        sharding: str = "stratified",
+        fan_in: int = 2,
+        n_feedback: int = 1,
+        random_state: Any = None,
+    ) -> None:
+        self.C = C
+        self.kernel = kernel
+        self.degree = degree
+        self.gamma = gamma
+        self.coef0 = coef0
+        self.shrinking = shrinking
+        self.probability = probability
+        self.tol = tol
+        self.cache_size = cache_size
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.decision_function_shape = decision_function_shape
+        self.break_ties = break_ties
+        self.n_shards = n_shards
+        self.sharding = sharding
+        self.fan_in = fan_in
+        self.n_feedback = n_feedback
+        self.random_state = random_state
+
+    # -----------------------------------------------------------------------------------------------------
+    # fit
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> CascadeSVC:
+        """Train the cascade: an SVC per shard where the shard lives, support vectors merged up to one SVC.
+
+        Parameters
+        ----------
+        X : {array-like, dask array, xarray.DataArray} of shape (n_samples, n_features)
+            Training rows (dense).
+        y : {array-like, dask array, Series, xarray.DataArray} of shape (n_samples,)
+            Class labels, of any dtype.
+        sample_weight : {array-like, dask array} of shape (n_samples,), default=None
+            Per-row weights; they rescale ``C`` per row.
+
+        Returns
+        -------
+        self
+            The fitted object.
+
+        Raises
+        ------
+        InvalidParameterError
+            If a parameter has a value its constraints do not allow.
+        ValueError
+            For invalid data, fewer than two classes in ``y``, ``n_shards`` larger than the number of rows,
+            or ``break_ties=True`` with ``decision_function_shape="ovo"``.
+
+        Notes
+        -----
+        One ``dask.compute`` runs the whole cascade, every feedback pass included (``sharding="stratified"``
+        first computes the label counts of every row block, an ``n_blocks x n_classes`` matrix). The shard
+        rows stay on the workers: a ``daskml-cascade-fit`` task per shard and pass runs where its shard is,
+        and only support vectors (rows, labels, weights, row ids) move between the tasks of the tree. The
+        client receives the final SVC, a few numbers per node and the row ids of the final support vectors.
+        With ``probability=True`` a ``daskml-cascade-calibrate`` task per shard also computes the final SVC's
+        decision values on the shard's calibration rows, and the sigmoid is fitted on them in the same
+        compute.
+
+        On a distributed cluster the shard blocks are first persisted (see
+        :func:`daskml_lab.ensemble._training.place_shards`) and the layer-0 tasks of every pass are pinned
+        to the worker holding their shard; data larger than half of the workers' memory are not persisted,
+        and the scheduler then places each task where its block is computed.
+        """
+        self._validate_params()
+        if self.break_ties and self.decision_function_shape == "ovo":
+            msg = (
+                "break_ties must be False when decision_function_shape is 'ovo': ties are broken by the "
+                "one-vs-rest decision values. Set decision_function_shape='ovr' or break_ties=False."
+            )
+            raise ValueError(msg)
+        data = self._validate_fit_data(X, y, sample_weight=sample_weight)
+        root = root_entropy(self.random_state)
+        if root is None:
+            root = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+        joined, y_sharded = self._shard(data, shard_seeds(root, 0).sharding)
+        n_shards = int(joined.numblocks[0])
+        n_passes = 1 if n_shards == 1 else 1 + int(self.n_feedback)
+        token = uuid.uuid4().hex
+        spec = {name: getattr(self, name) for name in SVC_PARAMETERS}
+        spec.update(gamma=self.gamma, class_weight=self.class_weight, probability=bool(self.probability))
+        logger.info(
+            "cascade SVM on %d shard(s), fan-in %d, up to %d pass(es)", n_shards, self.fan_in, n_passes
+        )
+        with fit_span(type(self).__name__):
+            placed = place_shards(joined, y_sharded, None)
+            stats, prepared, final = build_cascade_graph(
+                placed.X_blocks,
+                placed.y_blocks,
+                spec,
+                n_features=self.n_features_in_,
+                has_weight=data.sample_weight is not None,
+                n_passes=n_passes,
+                fan_in=int(self.fan_in),
+                seeds=[s[1] for s in shard_seeds(root, n_shards).shards],
+                token=token,
+                max_candidates=max(int(size) for size in joined.chunks[0]),
+                workers=placed.workers,
+            )
+            # compute: the whole cascade; brings back a few numbers per node, the global settings (classes,
+            # gamma, class weights) and the final SVC with the row ids of its support vectors
+            stats, prepared, final = dask.compute(stats, prepared, final)
+            del placed  # releases the shard blocks persisted for the fit
+        classes = prepared["classes"]
+        if final["model"] is None:
+            msg = (
+                f"The support vectors reaching the top of the cascade hold only the classes "
+                f"{[] if final['root_classes'] is None else final['root_classes'].tolist()} of "
+                f"{classes.tolist()}: some classes have no rows of positive weight. Give every class a "
+                "positive sample_weight on some rows."
+            )
+            raise ValueError(msg)
+        model = final["model"]
+        if not np.array_equal(model.classes_, classes):
+            msg = (
+                f"The final SVC saw the classes {model.classes_.tolist()}, but y has {classes.tolist()}: "
+                "some classes have no rows of positive weight. Give every class a positive sample_weight."
+            )
+            raise ValueError(msg)
+        self.final_estimator_ = model
+        if final["calibrator"] is not None:
+            self.calibrator_ = final["calibrator"]
+        elif hasattr(self, "calibrator_"):
+            del self.calibrator_
+        self.classes_ = classes
+        self.support_ = np.asarray(final["support"], dtype=np.int64)
+        self.n_iter_ = model.n_iter_
+        self.n_shards_ = n_shards
+        self.n_passes_ = int(final["n_passes"])
+        self.converged_ = bool(final["converged"]) or n_shards == 1
+        self.cascade_report_ = _report(stats, final["sv_changes"])
+        self._model_key = f"{task_prefix('cascade model')}-{token}"
+        logger.info(
+            "cascade SVM: %d support vectors after %d pass(es)%s",
+            self.support_.size,
+            self.n_passes_,
+            " (converged)" if self.converged_ else "",
+        )
+        return self
+
+    def _shard(self, data: ValidatedData, seed: int) -> tuple[da.Array, da.Array]:
+        """Rows joined with their ids (and weights) and, when asked for, re-sharded by the data layer."""
+        X, y, sw = data.X, data.y, data.sample_weight
+        assert y is not None  # fit always validates y
+        n_columns = X.shape[1] + 1 + (sw is not None)
+        extra = [] if sw is None else [sw[:, None]]
+        joined = da.map_blocks(
+            join_block,
+            X,
+            *extra,
+            chunks=(X.chunks[0], (n_columns,)),
+            dtype=np.float64,
+            meta=np.empty((0, 0), dtype=np.float64),
+            token=task_prefix("cascade join"),
+        )
+        n_blocks = sum(1 for size in X.chunks[0] if size > 0)
+        n_shards = n_blocks if self.n_shards is None else int(self.n_shards)
+        if n_shards == 1:
+            # One shard holds every row, in the original order (any strategy gives the same set of rows).
+            return joined.rechunk({0: -1}), y.rechunk({0: -1})
+        if self.n_shards is None and self.sharding == "contiguous":
+            return joined, y
+        return shard(joined, y, n_shards=n_shards, strategy=self.sharding, random_state=seed)
+
+    # -----------------------------------------------------------------------------------------------------
+    # prediction
+
+    def _map(
+        self, model: Any, key: str, X: da.Array, method_name: str, *, out_dtype: Any, n_columns: int | None
+    ) -> da.Array:
+        """Lazy ``model.<method_name>`` over the row blocks of ``X``; the model is one graph key."""
+        node = dask.delayed(model, name=key, pure=True, traverse=False)
+        common = {
+            "method_name": method_name,
+            "n_columns": n_columns,
+            "out_dtype": out_dtype,
+            "dtype": out_dtype,
+            "token": task_prefix(f"cascade {method_name}"),
+        }
+        if n_columns is None:
+            return da.map_blocks(
+                _fused_block,
+                X,
+                node,
+                drop_axis=1,
+                chunks=(X.chunks[0],),
+                meta=np.empty((0,), out_dtype),
+                **common,
+            )
+        return da.map_blocks(
+            _fused_block,
+            X,
+            node,
+            chunks=(X.chunks[0], (n_columns,)),
+            meta=np.empty((0, 0), out_dtype),
+            **common,
+        )
+
+    def _predict_dask(self, X: da.Array) -> da.Array:
+        return self._map(
+            self.final_estimator_,
+            self._model_key,
+            X,
+            "predict",
+            out_dtype=self.classes_.dtype,
+            n_columns=None,
+        )
+
+    def predict(self, X: Any) -> Any:
+        """Class labels of the final SVC.
+
+        Parameters
+        ----------
+        X : {array-like, dask array, xarray.DataArray} of shape (n_samples, n_features)
+            Rows to predict.
+
+        Returns
+        -------
+        {ndarray, dask array, xarray.DataArray} of shape (n_samples,)
+            numpy for in-memory input; lazy for dask input (one ``daskml-cascade-predict`` task per row
+            block); xarray on the original sample coordinates for xarray input. The dtype is that of
+            ``classes_``.
+        """
+        X_arr, origin = self._validate_predict_data(X)
+        return self._wrap_output(self._predict_dask(X_arr), origin, name="prediction")
+
+    def decision_function(self, X: Any) -> Any:
+        """Decision function of the final SVC.
+
+        Parameters
+        ----------
+        X : {array-like, dask array, xarray.DataArray} of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        {ndarray, dask array, xarray.DataArray} of shape (n_samples,) or (n_samples, n_columns)
+            One value per row for two classes; otherwise ``n_classes`` columns
+            (``decision_function_shape="ovr"``) or ``n_classes * (n_classes - 1) / 2`` (``"ovo"``). Lazy for
+            dask input (``daskml-cascade-decision-function`` tasks).
+        """
+        X_arr, origin = self._validate_predict_data(X)
+        n_classes = len(self.classes_)
+        if n_classes == 2:
+            n_columns = None
+        elif self.final_estimator_.decision_function_shape == "ovr":
+            n_columns = n_classes
+        else:
+            n_columns = n_classes * (n_classes - 1) // 2
+        result = self._map(
+            self.final_estimator_,
+            self._model_key,
+            X_arr,
+            "decision_function",
+            out_dtype=np.dtype(np.float64),
+            n_columns=n_columns,
+        )
+        columns = self.classes_ if n_columns == n_classes else None
+        return self._wrap_output(result, origin, columns=columns, name="decision")
+
+    @available_if(_has_probability)
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities: the final SVC's decision values calibrated by a sigmoid (Platt scaling).
+
+        Parameters
+        ----------
+        X : {array-like, dask array, xarray.DataArray} of shape (n_samples, n_features)
+            Rows to predict.
+
+        Returns
+        -------
+        {ndarray, dask array, xarray.DataArray} of shape (n_samples, n_classes)
+            One column per class of ``classes_``; lazy for dask input (``daskml-cascade-predict-proba``
+            tasks). As with :class:`~sklearn.svm.SVC`, the most probable class may differ from ``predict``.
+        """
+        X_arr, origin = self._validate_predict_data(X)
+        result = self._map(
+            CalibratedSVC(self.final_estimator_, self.calibrator_),
+            f"{self._model_key}-calibrated",
+            X_arr,
+            "predict_proba",
+            out_dtype=np.dtype(np.float64),
+            n_columns=len(self.classes_),
+        )
+        return self._wrap_output(result, origin, columns=self.classes_, name="probability")
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy of ``predict`` on ``X`` against ``y`` (weighted by ``sample_weight``).
+
+        Parameters
+        ----------
+        X : {array-like, dask array, xarray.DataArray} of shape (n_samples, n_features)
+            Rows.
+        y : {array-like, dask array, Series} of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights.
+
+        Returns
+        -------
+        float
+            Computed once (one ``dask.compute`` of two scalars).
+        """
+        check_is_fitted(self)
+        data = check_X_y(X, y, sample_weight=sample_weight, accept_sparse=False)
+        check_n_features(data.X, self.n_features_in_, estimator_name=type(self).__name__)
+        assert data.y is not None
+        correct = self._predict_dask(data.X) == data.y
+        weight = (
+            data.sample_weight if data.sample_weight is not None else da.ones_like(data.y, dtype=np.float64)
+        )
+        # compute: two scalars (weight of correct rows, total weight)
+        hits, total = dask.compute((weight * correct).sum(), weight.sum())
+        return float(hits / total)
+
+
+def _report(stats: Sequence[dict[str, Any]], sv_changes: Sequence[int | None]) -> pd.DataFrame:
+    """The cascade report: one row per node that ran, ordered by pass, layer and node."""
+    columns = [
+        "pass",
+        "layer",
+        "node",
+        "kind",
+        "n_train",
+        "n_violators",
+        "n_classes",
+        "n_sv",
+        "n_bounded_sv",
+        "dual_objective",
+        "fit_time_s",
+        "worker",
+    ]
+    rows = [s for s in stats if s["kind"] != KIND_SKIPPED]
+    frame = pd.DataFrame(rows, columns=columns).sort_values(["pass", "layer", "node"], ignore_index=True)
+    changes = np.full(len(frame), np.nan)
+    for pass_index, value in enumerate(sv_changes):
+        if value is None:
+            continue
+        in_pass = np.flatnonzero(frame["pass"].to_numpy() == pass_index)
+        if in_pass.size:
+            changes[in_pass[np.argmax(frame["layer"].to_numpy()[in_pass])]] = value
+    frame["sv_changes"] = changes
+    return frame
