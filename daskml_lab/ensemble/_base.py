@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 from daskml_lab.base import DaskMLEstimator, HasMethods, Interval, Options
 from daskml_lab.data.sharding import STRATEGIES, shard
 from daskml_lab.data.validation import ValidatedData, check_classes, check_n_features, check_X_y
+from daskml_lab.ensemble._predict import map_model_method
 from daskml_lab.ensemble._report import build_report
 from daskml_lab.ensemble._training import (
     KIND_FITTED,
@@ -54,15 +55,6 @@ def _ensemble_has(method: str) -> Any:
         return hasattr(self.estimator, method)
 
     return check
-
-
-def _fused_block(
-    X: Any, fusion: Fusion, *, method_name: str, n_columns: int | None, out_dtype: Any
-) -> np.ndarray:
-    """Apply the fitted fusion to one row block (empty blocks give empty results)."""
-    if X.shape[0] == 0:
-        return np.empty((0,) if n_columns is None else (0, n_columns), dtype=out_dtype)
-    return np.asarray(getattr(fusion, method_name)(X), dtype=out_dtype)
 
 
 class BaseShardEnsemble(DaskMLEstimator):
@@ -401,32 +393,15 @@ class BaseShardEnsemble(DaskMLEstimator):
     # prediction
 
     def _fused_map(self, X: da.Array, method_name: str, *, out_dtype: Any, n_columns: int | None) -> da.Array:
-        """Lazy ``fusion_.<method_name>`` over the row blocks; the fitted fusion is one graph key."""
-        fused = dask.delayed(self.fusion_, name=self._fusion_key, pure=True, traverse=False)
-        common = {
-            "method_name": method_name,
-            "n_columns": n_columns,
-            "out_dtype": out_dtype,
-            "dtype": out_dtype,
-            "token": task_prefix(f"fuse {method_name}"),
-        }
-        if n_columns is None:
-            return da.map_blocks(
-                _fused_block,
-                X,
-                fused,
-                drop_axis=1,
-                chunks=(X.chunks[0],),
-                meta=np.empty((0,), out_dtype),
-                **common,
-            )
-        return da.map_blocks(
-            _fused_block,
+        """Lazy ``fusion_.<method_name>`` over the row blocks; the fitted fusion enters the graph once."""
+        return map_model_method(
+            self.fusion_,
+            self._fusion_key,
             X,
-            fused,
-            chunks=(X.chunks[0], (n_columns,)),
-            meta=np.empty((0, 0), out_dtype),
-            **common,
+            method_name,
+            out_dtype=out_dtype,
+            n_columns=n_columns,
+            action=f"fuse {method_name}",
         )
 
     def _predict_dask(self, X: da.Array) -> da.Array:

@@ -23,9 +23,9 @@ from sklearn.utils.validation import check_is_fitted
 from daskml_lab.base import DaskMLEstimator, Interval, Options
 from daskml_lab.data.sharding import shard
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
-from daskml_lab.ensemble._base import _fused_block
 from daskml_lab.ensemble._cascade_calibration import CalibratedSVC
 from daskml_lab.ensemble._cascade_graph import KIND_SKIPPED, SVC_PARAMETERS, build_cascade_graph, join_block
+from daskml_lab.ensemble._predict import map_model_method
 from daskml_lab.ensemble._training import place_shards, root_entropy, shard_seeds
 from daskml_lab.monitoring import fit_span, task_prefix
 
@@ -420,32 +420,15 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
     def _map(
         self, model: Any, key: str, X: da.Array, method_name: str, *, out_dtype: Any, n_columns: int | None
     ) -> da.Array:
-        """Lazy ``model.<method_name>`` over the row blocks of ``X``; the model is one graph key."""
-        node = dask.delayed(model, name=key, pure=True, traverse=False)
-        common = {
-            "method_name": method_name,
-            "n_columns": n_columns,
-            "out_dtype": out_dtype,
-            "dtype": out_dtype,
-            "token": task_prefix(f"cascade {method_name}"),
-        }
-        if n_columns is None:
-            return da.map_blocks(
-                _fused_block,
-                X,
-                node,
-                drop_axis=1,
-                chunks=(X.chunks[0],),
-                meta=np.empty((0,), out_dtype),
-                **common,
-            )
-        return da.map_blocks(
-            _fused_block,
+        """Lazy ``model.<method_name>`` over the row blocks of ``X``; the model enters the graph once."""
+        return map_model_method(
+            model,
+            key,
             X,
-            node,
-            chunks=(X.chunks[0], (n_columns,)),
-            meta=np.empty((0, 0), out_dtype),
-            **common,
+            method_name,
+            out_dtype=out_dtype,
+            n_columns=n_columns,
+            action=f"cascade {method_name}",
         )
 
     def _predict_dask(self, X: da.Array) -> da.Array:

@@ -1,0 +1,91 @@
+"""Lazy prediction with a fitted model over row blocks: the model enters the graph once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+from daskml_lab.ensemble._training import current_client
+from daskml_lab.monitoring import task_prefix
+
+__all__ = ["map_model_method"]
+
+
+def _model_method_block(
+    X: Any, model: Any, *, method_name: str, n_columns: int | None, out_dtype: Any
+) -> np.ndarray:
+    """Apply ``model.<method_name>`` to one row block (empty blocks give empty results)."""
+    if X.shape[0] == 0:
+        return np.empty((0,) if n_columns is None else (0, n_columns), dtype=out_dtype)
+    return np.asarray(getattr(model, method_name)(X), dtype=out_dtype)
+
+
+def _model_node(model: Any, key: str) -> Any:
+    """One graph node holding ``model``.
+
+    On a distributed cluster the model is scattered to the workers once, outside the task graph, so that a
+    large fitted forest does not make every ``compute`` ship a graph of tens of MiB; with a local scheduler it is
+    a delayed literal under the key ``key``.
+    """
+    client = current_client()
+    if client is not None:
+        return client.scatter(model, hash=False)
+    return dask.delayed(model, name=key, pure=True, traverse=False)
+
+
+def map_model_method(
+    model: Any, key: str, X: da.Array, method_name: str, *, out_dtype: Any, n_columns: int | None, action: str
+) -> da.Array:
+    """Lazy ``model.<method_name>`` over the row blocks of ``X``, one ``daskml-<action>`` task per block.
+
+    Parameters
+    ----------
+    model : object
+        A fitted model (a fusion, an SVC, ...).
+    key : str
+        Graph key of the model when it is a delayed literal.
+    X : dask.array.Array of shape (n_samples, n_features)
+        Validated row blocks.
+    method_name : str
+        ``"predict"``, ``"predict_proba"``, ``"decision_function"``, ...
+    out_dtype : dtype
+        Dtype of the result.
+    n_columns : int or None
+        Columns of a 2-D result; ``None`` for one value per row.
+    action : str
+        Words for the task prefix, e.g. ``"fuse predict"``.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy, with the row chunks of ``X``.
+    """
+    node = _model_node(model, key)
+    common = {
+        "method_name": method_name,
+        "n_columns": n_columns,
+        "out_dtype": out_dtype,
+        "dtype": out_dtype,
+        "token": task_prefix(action),
+    }
+    if n_columns is None:
+        return da.map_blocks(
+            _model_method_block,
+            X,
+            node,
+            drop_axis=1,
+            chunks=(X.chunks[0],),
+            meta=np.empty((0,), out_dtype),
+            **common,
+        )
+    return da.map_blocks(
+        _model_method_block,
+        X,
+        node,
+        chunks=(X.chunks[0], (n_columns,)),
+        meta=np.empty((0, 0), out_dtype),
+        **common,
+    )
