@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import dask
 import dask.array as da
@@ -121,6 +122,18 @@ def test_place_shards_matches_blocks_by_key(client, on_one_worker):
     values = dask.compute(placed.X_blocks[3], placed.sw_blocks[3])
     np.testing.assert_array_equal(values[0], X.blocks[3].compute())
     np.testing.assert_array_equal(values[1], np.ones(400))
+
+
+def test_replicated_blocks_are_shared_out_between_their_holders(client, on_one_worker):
+    X, y, _ = on_one_worker
+    client.replicate(futures_of(X) + futures_of(y))  # every block now lives on both workers
+    assert all(len(h) == 2 for h in _holders(client, X))
+    placed = place_shards(X, y, None, client)
+    assert sorted(Counter(placed.workers).values()) == [8, 8]
+    with get_task_stream(client) as stream:
+        model = ShardEnsembleClassifier(GaussianNB(), random_state=0).fit(X, y)
+    assert sorted(Counter(r["worker"] for r in _records(stream, "daskml-shard-fit-")).values()) == [8, 8]
+    assert sorted(Counter(model.shard_report_.to_frame()["worker"]).values()) == [8, 8]
 
 
 def test_local_scheduler_inside_a_client_keeps_the_delayed_path(client):

@@ -271,7 +271,9 @@ def place_shards(
         Without a distributed client, or when the dense size of ``X`` exceeds ``PERSIST_MEMORY_FRACTION`` of
         the workers' memory, the blocks as they are and ``workers=None`` (the scheduler places the fits).
         Otherwise the persisted blocks and, per shard, a worker holding its ``X`` block, preferring one that
-        also holds its ``y`` (and weight) block. Sparse ``X`` is always persisted.
+        also holds its ``y`` (and weight) block; among several such workers (replicated blocks), the one with
+        the fewest rows assigned so far. Sparse ``X`` is always persisted. The fits follow the data: blocks
+        persisted unevenly give some workers more fits than others.
 
     Raises
     ------
@@ -306,11 +308,18 @@ def place_shards(
     blocks = [list(c.to_delayed().ravel()) for c in persisted]
     who_has = client.who_has(futures)
     workers: list[str | None] = []
+    rows_per_worker: Counter[str] = Counter()
     for index, X_block in enumerate(blocks[0]):
         x_holders = sorted(who_has.get(X_block.key, ()))
         others = [set(who_has.get(b[index].key, ())) for b in blocks[1:]]
-        together = [w for w in x_holders if all(w in o for o in others)]
-        workers.append((together or x_holders or [None])[0])
+        candidates = [w for w in x_holders if all(w in o for o in others)] or x_holders
+        if not candidates:
+            workers.append(None)
+            continue
+        # A block held by several workers (replicas) goes to the one with the fewest rows to fit so far.
+        chosen = min(candidates, key=lambda w: (rows_per_worker[w], w))
+        rows_per_worker[chosen] += int(X.chunks[0][index])
+        workers.append(chosen)
     logger.debug("shard fits pinned to the workers holding their blocks: %s", dict(Counter(workers)))
     return PlacedShards(blocks[0], blocks[1], blocks[2] if len(blocks) == 3 else None, workers, futures)
 
