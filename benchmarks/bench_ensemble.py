@@ -1,0 +1,282 @@
+"""Benchmark: speed of shard ensembles against the joblib floor and dask-ml's BlockwiseVotingClassifier.
+
+One run, on a LocalCluster of 2 single-threaded worker processes (6 GiB each):
+
+- **Data**: 1,600,000 x 50 float64 rows from :func:`daskml_lab.data.make_classification` (``n_informative=20,
+  n_redundant=10``) in 16 blocks of 100,000 rows, generated on the workers and persisted; the same blocks
+  gathered into numpy in this process for the floor. Generation, persist and gather are not timed.
+- **Cases**: ``LogisticRegression()`` per shard with soft and with hard voting, and
+  ``SGDClassifier(loss="hinge")`` with hard voting (no probabilities).
+- **daskml_lab**: ``ShardEnsembleClassifier(base, fusion=...)``; fit is the wall time of ``fit`` (shard
+  fits pinned to the worker holding each block, fusion on the client); predict is
+  ``predict(X).compute()`` over the 1,600,000 rows.
+- **floor**: the same per-shard fits done with joblib (loky, ``n_jobs=2``, warm workers) on the numpy
+  blocks, and the same fused prediction (the fitted fusion's numpy ``predict``) over the numpy blocks.
+- **dask-ml**: ``dask_ml.ensemble.BlockwiseVotingClassifier(base, voting=..., classes=[0, 1])``, fit and
+  ``predict(X).compute()``, when dask-ml imports.
+
+The task stream of each daskml_lab fit gives its profile: how long each worker spent inside the shard fits
+(``busy``) against the wall time, and the mean time of one shard fit on the workers against one in loky.
+
+Targets of issue 4: fit and predict within 1.2x of the floor; no slower than dask-ml (issue's orientation on
+1.6M x 50 in 16 blocks: dask-ml BlockwiseVoting of LogisticRegression 4.3 s soft / 7.0 s hard, of
+SGDClassifier(hinge) 21.4 s). Timings depend on what else runs on the machine: rerun on an idle machine for
+the figures that count.
+
+Usage::
+
+    python benchmarks/bench_ensemble.py              # full run, best of 2 (about 4 minutes)
+    python benchmarks/bench_ensemble.py --quick      # 160,000 rows (smoke test)
+    python benchmarks/bench_ensemble.py --repeat 1   # one measurement per timing (about 2 minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from distributed import Client, LocalCluster, futures_of, get_task_stream, wait
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+
+from daskml_lab.data import make_classification
+from daskml_lab.ensemble import ShardEnsembleClassifier
+
+CASES = {
+    "LogisticRegression soft": (LogisticRegression(), "soft-voting", "soft"),
+    "LogisticRegression hard": (LogisticRegression(), "hard-voting", "hard"),
+    "SGDClassifier(hinge) hard": (SGDClassifier(loss="hinge", random_state=0), "hard-voting", "hard"),
+}
+#: dask-ml fit times quoted in issue 4 (measured elsewhere).
+ISSUE_DASK_ML = {
+    "LogisticRegression soft": 4.3,
+    "LogisticRegression hard": 7.0,
+    "SGDClassifier(hinge) hard": 21.4,
+}
+TARGET_FLOOR_RATIO = 1.2
+
+
+def _best(func: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = func()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def _fit_block(estimator: Any, X: np.ndarray, y: np.ndarray) -> tuple[Any, float]:
+    start = time.perf_counter()
+    model = clone(estimator).fit(X, y)
+    return model, time.perf_counter() - start
+
+
+def _predict_block(fusion: Any, X: np.ndarray) -> np.ndarray:
+    return fusion.predict(X)
+
+
+def _profile(stream: list[dict], wall: float) -> dict[str, float]:
+    """Per-worker busy time in shard fits, and the mean duration of one shard fit."""
+    busy: dict[str, float] = defaultdict(float)
+    durations = []
+    for record in stream:
+        key = record["key"]
+        if not str(key[0] if isinstance(key, tuple) else key).startswith("daskml-shard-fit-"):
+            continue
+        for part in record["startstops"]:
+            if part["action"] == "compute":
+                busy[record["worker"]] += part["stop"] - part["start"]
+                durations.append(part["stop"] - part["start"])
+    slowest = max(busy.values(), default=0.0)
+    return {
+        "busy": slowest,
+        "overhead": wall - slowest,
+        "mean_fit": float(np.mean(durations)) if durations else float("nan"),
+    }
+
+
+def _gather(client: Client, *arrays: Any) -> list[np.ndarray]:
+    """Persisted arrays into this process block by block (no concatenation, hence no copy, on a worker)."""
+    out = []
+    for array in arrays:
+        futures = {f.key: f for f in futures_of(array)}
+        blocks = client.gather([futures[b.key] for b in array.to_delayed().ravel()])
+        out.append(np.concatenate(blocks))
+    return out
+
+
+def run(client: Client, args: argparse.Namespace) -> list[dict[str, Any]]:
+    start = time.perf_counter()
+    X, y = make_classification(
+        args.n_samples,
+        args.n_features,
+        n_informative=20,
+        n_redundant=10,
+        chunks=args.n_samples // args.n_shards,
+        random_state=0,
+    )
+    X, y = client.persist([X, y])
+    wait([X, y])
+    X_np, y_np = _gather(client, X, y)  # for the joblib floor (not timed)
+    bounds = np.cumsum((0, *X.chunks[0]))
+    blocks = [(X_np[a:b], y_np[a:b]) for a, b in itertools.pairwise(bounds)]
+    print(
+        f"data: {args.n_samples:,} x {args.n_features} in {len(blocks)} blocks of {X.chunks[0][0]:,} rows, "
+        f"generated, persisted and gathered in {time.perf_counter() - start:.1f} s; blocks per worker: "
+        f"{sorted(Counter(next(iter(w)) for w in client.who_has(futures_of(X)).values()).values())}",
+        flush=True,
+    )
+    try:
+        from dask_ml.ensemble import BlockwiseVotingClassifier
+    except ImportError:  # dask-ml is optional
+        BlockwiseVotingClassifier = None
+        print("dask-ml is not installed: skipped", flush=True)
+
+    rows = []
+    floor_fits: dict[str, tuple[float, list[Any], float]] = {}
+    with Parallel(n_jobs=2) as parallel:
+        # Start the loky workers and dump the blocks to joblib's memory maps outside the timings.
+        parallel(delayed(len)(Xb) for Xb, _ in blocks)
+        for name, (base, fusion, voting) in CASES.items():
+            row: dict[str, Any] = {"case": name}
+            model = ShardEnsembleClassifier(base, fusion=fusion, random_state=0)
+            streams: list[list[dict]] = []
+
+            def fit_ours(model=model, streams=streams):
+                with get_task_stream(client) as stream:
+                    model.fit(X, y)
+                streams.append(stream.data)
+                return model
+
+            row["ours_fit"], model = _best(fit_ours, args.repeat)
+            row["profile"] = _profile(streams[-1], row["ours_fit"])
+            row["ours_predict"], predicted = _best(
+                lambda model=model: model.predict(X).compute(), args.repeat
+            )
+            row["accuracy"] = float(np.mean(predicted == y_np))
+
+            # The floor's fits do not depend on the fusion: fit once per base estimator.
+            base_name = type(base).__name__
+            if base_name not in floor_fits:
+                fit_s, fitted = _best(
+                    lambda base=base: parallel(delayed(_fit_block)(base, Xb, yb) for Xb, yb in blocks),
+                    args.repeat,
+                )
+                floor_fits[base_name] = (
+                    fit_s,
+                    [m for m, _ in fitted],
+                    float(np.mean([t for _, t in fitted])),
+                )
+            row["floor_fit"], _, row["floor_mean_fit"] = floor_fits[base_name]
+            row["floor_predict"], _ = _best(
+                lambda model=model: parallel(delayed(_predict_block)(model.fusion_, Xb) for Xb, _ in blocks),
+                args.repeat,
+            )
+
+            if BlockwiseVotingClassifier is not None:
+                reference = BlockwiseVotingClassifier(clone(base), voting=voting, classes=[0, 1])
+                row["dask_ml_fit"], _ = _best(lambda reference=reference: reference.fit(X, y), args.repeat)
+                row["dask_ml_predict"], predicted = _best(
+                    lambda reference=reference: reference.predict(X).compute(), args.repeat
+                )
+                row["dask_ml_accuracy"] = float(np.mean(predicted == y_np))
+            rows.append(row)
+            print(
+                f"  {name}: ours fit {row['ours_fit']:.2f} s / predict {row['ours_predict']:.2f} s; floor "
+                f"{row['floor_fit']:.2f} / {row['floor_predict']:.2f} s; dask-ml "
+                f"{row.get('dask_ml_fit', float('nan')):.2f} / {row.get('dask_ml_predict', float('nan')):.2f} s",
+                flush=True,
+            )
+    return rows
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"{args.n_samples:,} x {args.n_features}, {args.n_shards} shards, 2 workers x 1 thread; "
+        f"best of {args.repeat}; times in seconds"
+    )
+    header = (
+        f"{'case':<27} {'ours fit':>8} {'floor':>7} {'ratio':>6} {'dask-ml':>8} {'ratio':>6} | "
+        f"{'ours pred':>9} {'floor':>7} {'ratio':>6} {'dask-ml':>8} {'ratio':>6} | {'acc':>6} {'dask-ml':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    nan = float("nan")
+    for row in rows:
+        dm_fit, dm_pred = row.get("dask_ml_fit", nan), row.get("dask_ml_predict", nan)
+        print(
+            f"{row['case']:<27} {row['ours_fit']:>8.2f} {row['floor_fit']:>7.2f} "
+            f"{row['ours_fit'] / row['floor_fit']:>6.2f} {dm_fit:>8.2f} {row['ours_fit'] / dm_fit:>6.2f} | "
+            f"{row['ours_predict']:>9.2f} {row['floor_predict']:>7.2f} "
+            f"{row['ours_predict'] / row['floor_predict']:>6.2f} {dm_pred:>8.2f} "
+            f"{row['ours_predict'] / dm_pred:>6.2f} | {row['accuracy']:>6.4f} "
+            f"{row.get('dask_ml_accuracy', nan):>7.4f}"
+        )
+    print()
+    print("profile of each daskml_lab fit (task stream):")
+    for row in rows:
+        profile = row["profile"]
+        print(
+            f"  {row['case']:<27} wall {row['ours_fit']:.2f} s = busiest worker inside shard fits "
+            f"{profile['busy']:.2f} s + rest {profile['overhead']:.2f} s; one shard fit: "
+            f"{profile['mean_fit']:.3f} s on a worker, {row['floor_mean_fit']:.3f} s in loky"
+        )
+    print()
+    print(f"targets: fit and predict <= {TARGET_FLOOR_RATIO}x the floor, and <= dask-ml:")
+    for row in rows:
+        checks = [
+            ("fit/floor", row["ours_fit"] / row["floor_fit"], TARGET_FLOOR_RATIO),
+            ("predict/floor", row["ours_predict"] / row["floor_predict"], TARGET_FLOOR_RATIO),
+        ]
+        if "dask_ml_fit" in row:
+            checks += [
+                ("fit/dask-ml", row["ours_fit"] / row["dask_ml_fit"], 1.0),
+                ("predict/dask-ml", row["ours_predict"] / row["dask_ml_predict"], 1.0),
+            ]
+        verdicts = ", ".join(
+            f"{label} {ratio:.2f} [{'met' if ratio <= limit else 'NOT met'}]"
+            for label, ratio, limit in checks
+        )
+        issue = ISSUE_DASK_ML.get(row["case"])
+        print(f"  {row['case']:<27} {verdicts}; issue's dask-ml fit: {issue} s")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n-samples", type=int, default=1_600_000)
+    parser.add_argument("--n-features", type=int, default=50)
+    parser.add_argument("--n-shards", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="160,000 rows (smoke test)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n_samples = 160_000
+    logging.basicConfig(level=logging.WARNING)
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+            memory_limit="6GiB",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        rows = run(client, args)
+    report(rows, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
