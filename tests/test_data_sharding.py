@@ -278,6 +278,22 @@ def test_sparse_blocks_are_sharded():
     np.testing.assert_array_equal(out, X.toarray()[ids])
 
 
+@pytest.mark.parametrize("strategy", ["shuffle", "stratified"])
+def test_sparse_X_stays_aligned_with_dense_y(strategy):
+    # The sparse and the dense code paths permute each shard separately: they must agree row for row.
+    rng = np.random.default_rng(0)
+    ids = np.arange(90.0)
+    X = sp.hstack([sp.csr_matrix(ids[:, None]), sp.random(90, 4, density=0.3, random_state=1)], format="csr")
+    y = rng.integers(0, 3, size=90)
+    Xs, ys = shard(da.from_array(X, chunks=30), da.from_array(y, chunks=30), n_shards=3, strategy=strategy,
+                   random_state=0)
+    X_blocks, y_blocks = compute_blocks(Xs)[0], compute_blocks(ys)[0]
+    for X_block, y_block in zip(X_blocks, y_blocks, strict=True):
+        rows = X_block[:, [0]].toarray().ravel().astype(int)
+        np.testing.assert_array_equal(y_block, y[rows])
+        np.testing.assert_array_equal(X_block.toarray(), X.toarray()[rows])
+
+
 def test_shard_builds_lazily_and_computes_only_small_counts():
     X, y = make_data(100)
     Xd, yd = da.from_array(X, chunks=(30, 3)), da.from_array(y, chunks=30)

@@ -597,7 +597,9 @@ def _concat_shard_block(pieces: list[Any], empty: Any, entropy: int | None, shar
         permutation = rng.permutation(n_rows)
     if sp.issparse(pieces[0]):
         out = sp.vstack(pieces, format="csr")
-        return out if permutation is None else out[permutation]
+        # The same placement as the dense scatter below (row k goes to permutation[k]), so that the X, y and
+        # weight shards, whatever their block types, are permuted alike.
+        return out if permutation is None else out[np.argsort(permutation)]
     if permutation is None:
         return np.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0].copy()
     # Scatter every piece straight to its shuffled rows: one copy instead of concatenate-then-gather.
