@@ -64,6 +64,9 @@ TRUSTED_SKLEARN_TYPES: tuple[str, ...] = (
     ),
 )
 
+#: Harmless standard-library types an estimator parameter may hold (``checkpoint=pathlib.Path(...)``).
+_TRUSTED_STDLIB_TYPES = ("pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.Path")
+
 _METADATA_NAME = "daskml_lab.json"
 _PAYLOAD_NAME = "model.skops"
 _MAX_METADATA_BYTES = 64 * 2**20
@@ -190,7 +193,8 @@ def load(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) 
       included) and the internal types of :data:`TRUSTED_SKLEARN_TYPES`: decision trees, histogram gradient
       boosting predictors, the neighbours' search trees, calibrated classifiers and parameter-free distance
       metrics. The index arrays of the trees are checked after loading (a crafted tree could otherwise make
-      scikit-learn's compiled code read outside its arrays when predicting).
+      scikit-learn's compiled code read outside its arrays when predicting);
+    - :class:`pathlib.Path` objects (an estimator's ``checkpoint`` parameter may hold one).
 
     Any other type (functions, classes of other packages, ...) makes ``load`` raise
     :class:`~daskml_lab.exceptions.UntrustedTypesError` listing it, unless it is given in ``trusted``.
@@ -581,6 +585,8 @@ def _untrusted_types(payload: bytes, path: Any, *, apply_policy: bool = True) ->
 
 def _trusted_by_default(name: str) -> bool:
     """Our allowlist, applied to a fully qualified type name without importing anything outside it."""
+    if name in _TRUSTED_STDLIB_TYPES:
+        return True
     root = name.split(".", 1)[0]
     if root not in ("daskml_lab", "sklearn"):
         return False

@@ -14,7 +14,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["COMMAND_OPTIONS", "Option", "add_options", "parse_value", "read_config", "resolve_options"]
+__all__ = [
+    "COMMAND_OPTIONS",
+    "TLS_OPTIONS",
+    "Option",
+    "add_options",
+    "parse_value",
+    "read_config",
+    "resolve_options",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,25 @@ class Option:
         return self.flags[0] if self.flags else self.key.upper()
 
 
+#: TLS options of a ``tls://`` --scheduler, named as those of ``dask scheduler`` and ``dask worker``. Without
+#: them, Dask's configuration (``distributed.comm.tls.*``, or ``DASK_DISTRIBUTED__COMM__TLS__...``) applies.
+TLS_OPTIONS = (
+    Option(
+        "tls_ca_file",
+        ("--tls-ca-file",),
+        "path",
+        "CA certificate(s) file that signed the scheduler's certificate (PEM), for a tls:// --scheduler",
+    ),
+    Option(
+        "tls_cert",
+        ("--tls-cert",),
+        "path",
+        "client certificate file (PEM), signed by that CA; may also hold the key",
+    ),
+    Option("tls_key", ("--tls-key",), "path", "private key file of --tls-cert (PEM)"),
+)
+
+
 def _common(*, model_input: bool) -> list[Option]:
     options = [
         Option(
@@ -86,6 +113,7 @@ def _common(*, model_input: bool) -> list[Option]:
             "seconds to wait for the scheduler (default: 10)",
             default=10.0,
         ),
+        *TLS_OPTIONS,
     ]
     if model_input:
         options.append(
@@ -241,6 +269,9 @@ _METAVARS = {
     "random_state": "SEED",
     "features": "COLUMNS",
     "trust": "TYPE",
+    "tls_ca_file": "FILE",
+    "tls_cert": "FILE",
+    "tls_key": "FILE",
 }
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "local_path",
     "read_for_model",
     "read_training",
+    "tls_security",
 ]
 
 logger = logging.getLogger(__name__)
@@ -43,13 +44,62 @@ def data_format(path: str, given: str | None) -> str:
     return given or _format_of(path)
 
 
+def tls_security(scheduler: str | None, *, ca_file: str | None, cert: str | None, key: str | None) -> Any:
+    """The :class:`distributed.Security` of ``--tls-ca-file/--tls-cert/--tls-key``, or None if none is given.
+
+    Raises
+    ------
+    ValueError
+        If they are given without ``--scheduler``, or incompletely (a CA file and a certificate are needed).
+    FileNotFoundError
+        If one of the files does not exist.
+    """
+    given = {"--tls-ca-file": ca_file, "--tls-cert": cert, "--tls-key": key}
+    named = [flag for flag, value in given.items() if value]
+    if not named:
+        return None  # Dask's configuration (distributed.comm.tls.*) applies
+    if not scheduler:
+        msg = (
+            f"{', '.join(named)} {'apply' if len(named) > 1 else 'applies'} to a tls:// --scheduler; the local "
+            "cluster started without --scheduler listens on 127.0.0.1 only. Give --scheduler tls://HOST:PORT, or "
+            "drop the TLS options."
+        )
+        raise ValueError(msg)
+    missing = [flag for flag in ("--tls-ca-file", "--tls-cert") if not given[flag]]
+    if missing:
+        msg = (
+            "A TLS connection needs --tls-ca-file (the CA that signed the scheduler's certificate) and --tls-cert "
+            f"(this client's certificate, with --tls-key unless that file holds the key); missing {', '.join(missing)}."
+        )
+        raise ValueError(msg)
+    paths = {flag: local_path(str(value)) for flag, value in given.items() if value}
+    for flag, path in paths.items():
+        if not os.path.isfile(path):
+            msg = f"No such file for {flag}: {path!r}."
+            raise FileNotFoundError(msg)
+    from distributed.security import Security
+
+    return Security(
+        tls_ca_file=paths["--tls-ca-file"],
+        tls_client_cert=paths["--tls-cert"],
+        tls_client_key=paths.get("--tls-key"),
+        require_encryption=True,
+    )
+
+
 @contextlib.contextmanager
 def cluster(settings: Mapping[str, Any], *, verbose: bool) -> Iterator[Any]:
     """The client of ``--scheduler``, or of a local cluster of ``--workers`` processes (closed on exit)."""
     import daskml_lab
 
+    security = tls_security(
+        settings["scheduler"],
+        ca_file=settings.get("tls_ca_file"),
+        cert=settings.get("tls_cert"),
+        key=settings.get("tls_key"),
+    )
     if settings["scheduler"]:
-        client = daskml_lab.connect(settings["scheduler"], timeout_s=settings["timeout_s"])
+        client = daskml_lab.connect(settings["scheduler"], timeout_s=settings["timeout_s"], security=security)
     else:
         client = daskml_lab.connect(
             n_workers=settings["workers"],

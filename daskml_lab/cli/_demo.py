@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import daskml_lab
 from daskml_lab.data import make_classification, shard_summary, train_test_split
@@ -17,7 +18,14 @@ def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
 
 
 def run_demo(
-    *, n_rows: int, n_features: int, chunk_rows: int, n_workers: int, scheduler: str | None, seed: int
+    *,
+    n_rows: int,
+    n_features: int,
+    chunk_rows: int,
+    n_workers: int,
+    scheduler: str | None,
+    seed: int,
+    security: Any = None,
 ) -> None:
     """Fit a distributed logistic regression on a lazily generated dataset and print its metrics.
 
@@ -31,10 +39,14 @@ def run_demo(
         Address of a running scheduler; ``None`` starts a local cluster on 127.0.0.1.
     seed : int
         Random seed of the data, the split and the model.
+    security : distributed.Security, default=None
+        TLS settings of a ``tls://`` scheduler (Dask's configuration when ``None``).
     """
     from daskml_lab.linear_model import LogisticRegression
 
     options = {} if scheduler else {"n_workers": n_workers, "threads_per_worker": 1}
+    if scheduler:
+        options["security"] = security
     with daskml_lab.connect(scheduler, **options) as client:
         print(f"Dask dashboard: {client.dashboard_link}")
         n_informative = max(2, n_features // 2)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from daskml_lab._version import __version__
-from daskml_lab.cli._config import COMMAND_OPTIONS, add_options, resolve_options
+from daskml_lab.cli._config import COMMAND_OPTIONS, TLS_OPTIONS, add_options, resolve_options
 
 #: Exceptions that describe a user error; they are printed as one line instead of a traceback. OSError covers
 #: missing files, existing outputs and unreachable schedulers; ImportError a missing optional dependency.
@@ -82,10 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, default=2, help="local worker processes (default: 2)")
     demo.add_argument("--scheduler", metavar="ADDRESS", help="use a running dask scheduler instead")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _add_tls_arguments(demo)
 
     info = commands.add_parser("info", help="print versions, the cluster and its dashboard link")
     info.add_argument("--scheduler", metavar="ADDRESS", help="describe this scheduler instead of a local one")
+    _add_tls_arguments(info)
     return parser
+
+
+def _add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """The --tls-ca-file, --tls-cert and --tls-key options (as for fit, predict and evaluate)."""
+    for option in TLS_OPTIONS:
+        parser.add_argument(*option.flags, dest=option.key, metavar="FILE", help=option.help)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(command: str, args: argparse.Namespace, *, verbose: bool) -> None:
+    if command in ("demo", "info"):
+        from daskml_lab.cli._data import tls_security
+
+        security = tls_security(args.scheduler, ca_file=args.tls_ca_file, cert=args.tls_cert, key=args.tls_key)
     if command == "demo":
         from daskml_lab.cli._demo import run_demo
 
@@ -141,12 +153,13 @@ def _run(command: str, args: argparse.Namespace, *, verbose: bool) -> None:
             n_workers=args.workers,
             scheduler=args.scheduler,
             seed=args.seed,
+            security=security,
         )
         return
     if command == "info":
         from daskml_lab.cli._info import run_info
 
-        run_info(scheduler=args.scheduler)
+        run_info(scheduler=args.scheduler, security=security)
         return
     given = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
     settings = resolve_options(command, given)

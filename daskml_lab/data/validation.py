@@ -7,8 +7,10 @@ algorithm relies on:
   and a floating dtype (float32 stays float32; integers and booleans become float64);
 - ``y`` and ``sample_weight`` are 1-D dask arrays with exactly the row chunks of ``X``;
 - cheap checks (types, dimensions, lengths, chunks, dtypes, empty input) raise *before* any graph is built;
-- the check for NaN and infinity is folded into the first pass over the data (a ``daskml-check-finite`` task per
-  block) for dask inputs, so that no separate full pass is needed. In-memory inputs are checked at once.
+- the check for NaN and infinity (and for missing class labels) is folded into the first pass over the data (a
+  ``daskml-check-finite`` / ``daskml-check-labels`` task per block) for dask inputs, so that no separate full
+  pass is needed. In-memory inputs are checked at once. Each input is judged by its own kind: an in-memory ``y``
+  is checked at once even when ``X`` is a dask array, and a dask ``y`` is never computed on the client.
 
 Nothing here computes data. Error messages say what was expected, what arrived, and how to fix it.
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
@@ -184,23 +187,30 @@ def check_X_y(
     ------
     TypeError, ValueError
         As :func:`check_array`, and if the lengths or row chunks of ``X``, ``y`` and ``sample_weight`` differ,
-        if ``y`` is not 1-D, or if the weights are negative.
+        if ``y`` is not 1-D, if the weights are negative, if ``y`` holds NaN or infinity, or (class labels) if
+        ``y`` has missing labels (``None``/NaN) or mixes text and numbers. For dask inputs the value checks
+        raise when the blocks are first computed.
     """
     if y is None:
         msg = "This estimator requires y to be passed, but the target y is None."
         raise ValueError(msg)
     X_arr, origin = check_array(X, name="X", allow_nan=allow_nan, accept_sparse=accept_sparse, chunks=chunks)
-    y_arr = _check_vector(y, "y", X_arr)
+    y_arr, y_origin = _check_vector(y, "y", X_arr)
     if y_numeric:
         y_arr = _as_numeric_target(y_arr, X_arr.dtype)
         # A regression target must be finite, like X (checked at once in memory, else in the first pass).
-        if origin.is_eager:
+        if y_origin.is_eager:
             _check_finite_in_memory(y_arr, "y", allow_nan=False)
         else:
             y_arr = _fold_finite_check(y_arr, "y", allow_nan=False)
+    else:
+        # Class labels (or a target not yet known to be numeric) must be present and of one kind; np.unique
+        # would otherwise fail deep inside fit (or on a worker) with "'<' not supported between instances of
+        # 'float' and 'str'", or take NaN for a class.
+        y_arr = _check_labels(y_arr, "y", eager=y_origin.is_eager)
     sw_arr = None
     if sample_weight is not None:
-        sw_arr = _check_vector(sample_weight, "sample_weight", X_arr)
+        sw_arr, _ = _check_vector(sample_weight, "sample_weight", X_arr)
         sw_arr = _as_numeric_target(sw_arr, X_arr.dtype, name="sample_weight")
         sw_arr = _fold_weight_check(sw_arr, eager=origin.is_eager)
     return ValidatedData(X_arr, y_arr, sw_arr, origin)
@@ -392,8 +402,8 @@ def _fold_finite_check(array: da.Array, name: str, allow_nan: bool) -> da.Array:
     )
 
 
-def _check_vector(vector: Any, name: str, X: da.Array) -> da.Array:
-    """Convert y or sample_weight to a 1-D dask array with the row chunks of X."""
+def _check_vector(vector: Any, name: str, X: da.Array) -> tuple[da.Array, InputOrigin]:
+    """Convert y or sample_weight to a 1-D dask array with the row chunks of X (and say what it was)."""
     # In-memory vectors of the right length are cut exactly like X; anything else is checked below.
     same_length = _length(vector) == X.shape[0]
     array, origin = to_dask_array(vector, name=name, chunks=X.chunks[0] if same_length else None)
@@ -427,7 +437,7 @@ def _check_vector(vector: Any, name: str, X: da.Array) -> da.Array:
             )
             raise ValueError(msg)
         array = array.rechunk((X.chunks[0],))
-    return array
+    return array, origin
 
 
 def _length(vector: Any) -> int | None:
@@ -458,6 +468,65 @@ def _as_numeric_target(array: da.Array, float_dtype: np.dtype, name: str = "y") 
         f"{name} must be numeric for this estimator, got dtype {array.dtype}. Convert it with astype(float)."
     )
     raise TypeError(msg)
+
+
+def _label_error(labels: np.ndarray, name: str, where: str = "") -> tuple[type[Exception], str] | None:
+    """What is wrong with a block of targets not declared numeric (exception type and message), or None."""
+    if labels.size == 0:
+        return None
+    if labels.dtype.kind in "fc":
+        if np.isfinite(labels).all():
+            return None
+        bad = "NaN" if np.isnan(labels).any() else "infinity"
+        return ValueError, (
+            f"Input {name} contains {bad}{where}. Every row needs a finite target: drop or fix the rows whose "
+            "target is NaN or infinite (e.g. dropna on the DataFrame)."
+        )
+    if labels.dtype != object:
+        return None
+    missing = pd.isna(labels)
+    if missing.any():
+        return ValueError, (
+            f"Input {name} contains NaN or None (missing values) at {int(missing.sum())} row(s){where}. Drop "
+            "the rows whose target is missing (e.g. dropna on the DataFrame), or fill them in."
+        )
+    text = np.fromiter((isinstance(v, str | bytes) for v in labels), dtype=bool, count=labels.size)
+    if text.any() and not text.all():
+        kinds = sorted({type(v).__name__ for v in labels})
+        return TypeError, (
+            f"The labels of {name} mix text and other types ({', '.join(kinds)}){where}; they cannot be sorted "
+            f"into classes. Convert them to one type first, e.g. {name}.astype(str)."
+        )
+    return None
+
+
+def _check_labels_block(block: np.ndarray, input_name: str, block_info: Any = None) -> np.ndarray:
+    """Raise a clear error if a block of class labels is missing values or mixes types; else return it."""
+    location = ""
+    if block_info is not None and 0 in block_info:
+        start, stop = block_info[0]["array-location"][0]
+        location = f" (row block {block_info[0]['chunk-location'][0]}, rows {start} to {stop - 1})"
+    problem = _label_error(np.asarray(block), input_name, location)
+    if problem is not None:
+        error, message = problem
+        raise error(message)
+    return block
+
+
+def _check_labels(labels: da.Array, name: str, *, eager: bool) -> da.Array:
+    """Check class labels at once (in-memory input) or in the first pass over them (dask input)."""
+    if labels.dtype.kind not in "fcO":
+        return labels  # integers, booleans and fixed-width text cannot be missing
+    if eager:
+        _check_labels_block(labels.compute(scheduler="sync"), name)
+        return labels
+    return labels.map_blocks(
+        _check_labels_block,
+        input_name=name,
+        dtype=labels.dtype,
+        meta=labels._meta,
+        token="daskml-check-labels",
+    )
 
 
 def _check_weight_block(block: np.ndarray) -> np.ndarray:
