@@ -273,7 +273,7 @@ def main(argv: list[str]) -> int:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=":0",
+            dashboard_address="127.0.0.1:0",
             memory_limit="6GiB",
             silence_logs=logging.ERROR,
         ) as cluster,

@@ -42,7 +42,7 @@ def local_cluster() -> Iterator[LocalCluster]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=":0",
+        dashboard_address="127.0.0.1:0",
         memory_limit="2GiB",
     ) as cluster:
         yield cluster
@@ -135,3 +135,13 @@ def external_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def default_final_classifier() -> object:
+    """Stacking's default final estimator for classes, written out: C chosen by 5-fold CV log-loss."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    return GridSearchCV(
+        LogisticRegression(max_iter=1000), {"C": [0.01, 0.1, 1.0, 10.0]}, cv=5, scoring="neg_log_loss"
+    )

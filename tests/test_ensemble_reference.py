@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
 from sklearn.metrics import accuracy_score
 from sklearn.tree import DecisionTreeClassifier
 
@@ -112,33 +112,49 @@ def test_validation_weights_match_hand_reference(classification):
     np.testing.assert_allclose(model.predict_proba(X_test), expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize(("passthrough", "weighted"), [(False, False), (True, False), (False, True)])
-def test_stacking_matches_hand_reference(classification, passthrough, weighted):
+@pytest.mark.parametrize(
+    ("passthrough", "weighted", "refit"),
+    [(False, False, True), (False, False, False), (True, False, True), (False, True, True)],
+)
+def test_stacking_matches_hand_reference(classification, passthrough, weighted, refit):
     X, y, X_test = classification
     base = LogisticRegression()
     weight = np.random.default_rng(9).uniform(0.2, 3.0, size=len(y)) if weighted else None
-    model = ShardEnsembleClassifier(
-        base, fusion=Stacking(passthrough=passthrough), validation_fraction=0.2, random_state=5
-    ).fit(da.from_array(X, chunks=(CHUNKS, 5)), y, sample_weight=weight)
+    fusion = Stacking(LogisticRegression(), passthrough=passthrough, refit_members=refit)
+    model = ShardEnsembleClassifier(base, fusion=fusion, validation_fraction=0.2, random_state=5).fit(
+        da.from_array(X, chunks=(CHUNKS, 5)), y, sample_weight=weight
+    )
     splits = _held_out_split(5, base)
     pairs = list(zip(_shards(CHUNKS), splits, strict=True))
-    hand = [
+    # the models of the training rows give the held-out meta-features ...
+    held_out_models = [
         clone(base).fit(X[r][t], y[r][t], sample_weight=None if weight is None else weight[r][t])
         for r, (t, _) in pairs
     ]
+    # ... and, with refit_members, the members refitted on their whole shard predict
+    hand = (
+        [clone(base).fit(X[r], y[r], sample_weight=None if weight is None else weight[r]) for r, _ in pairs]
+        if refit
+        else held_out_models
+    )
+    for member, expected in zip(model.estimators_, hand, strict=True):
+        np.testing.assert_allclose(member.coef_, expected.coef_, rtol=1e-10)
+    expected_rows = [len(r) if refit else len(t) for r, (t, _) in pairs]
+    np.testing.assert_array_equal(model.shard_report_.to_frame()["n_train"], expected_rows)
     X_val = np.vstack([X[r][h] for r, (_, h) in pairs])
     y_val = np.concatenate([y[r][h] for r, (_, h) in pairs])
     w_val = None if weight is None else np.concatenate([weight[r][h] for r, (_, h) in pairs])
 
-    def meta(rows):
-        features = np.hstack([_aligned(m, rows, np.arange(3)) for m in hand])
+    def meta(members, rows):
+        features = np.hstack([_aligned(m, rows, np.arange(3)) for m in members])
         return np.hstack([features, rows]) if passthrough else features
 
-    final = LogisticRegression().fit(meta(X_val), y_val, sample_weight=w_val)
-    np.testing.assert_allclose(model.predict_proba(X_test), final.predict_proba(meta(X_test)), rtol=1e-8)
-    np.testing.assert_array_equal(model.predict(X_test), final.predict(meta(X_test)))
-    if weighted:  # validation scores are weighted accuracies
-        expected = [np.average(m.predict(X_val) == y_val, weights=w_val) for m in hand]
+    final = LogisticRegression().fit(meta(held_out_models, X_val), y_val, sample_weight=w_val)
+    expected_proba = final.predict_proba(meta(hand, X_test))
+    np.testing.assert_allclose(model.predict_proba(X_test), expected_proba, rtol=1e-8)
+    np.testing.assert_array_equal(model.predict(X_test), final.predict(meta(hand, X_test)))
+    if weighted:  # validation scores are weighted accuracies, of the models that never saw the rows
+        expected = [np.average(m.predict(X_val) == y_val, weights=w_val) for m in held_out_models]
         np.testing.assert_allclose(model.shard_report_.to_frame()["validation_score"], expected, rtol=1e-12)
 
 
@@ -187,16 +203,17 @@ def test_regression_fusions_match_hand_reference(regression, fusion):
     base = (
         RandomForestRegressor(n_estimators=4, max_depth=3) if fusion == "forest-union" else Ridge(alpha=0.5)
     )
-    fraction = 0.2 if fusion == "stacking" else None
-    model = ShardEnsembleRegressor(base, fusion=fusion, validation_fraction=fraction, random_state=11)
+    model = ShardEnsembleRegressor(base, fusion=fusion, random_state=11)
     model.fit(da.from_array(X, chunks=(CHUNKS, 4)), y)
     weights = np.asarray(CHUNKS) / sum(CHUNKS)
-    if fusion == "stacking":
-        splits = _held_out_split(11, base)
-        hand = [clone(base).fit(X[r][t], y[r][t]) for r, (t, _) in zip(_shards(CHUNKS), splits, strict=True)]
-        X_val = np.vstack([X[r][h] for r, (_, h) in zip(_shards(CHUNKS), splits, strict=True)])
-        y_val = np.concatenate([y[r][h] for r, (_, h) in zip(_shards(CHUNKS), splits, strict=True)])
-        final = Ridge().fit(np.column_stack([m.predict(X_val) for m in hand]), y_val)
+    if fusion == "stacking":  # default: 0.2 held out, members refitted on their whole shard, RidgeCV
+        pairs = list(zip(_shards(CHUNKS), _held_out_split(11, base), strict=True))
+        held_out_models = [clone(base).fit(X[r][t], y[r][t]) for r, (t, _) in pairs]
+        hand = [clone(base).fit(X[r], y[r]) for r, _ in pairs]
+        X_val = np.vstack([X[r][h] for r, (_, h) in pairs])
+        y_val = np.concatenate([y[r][h] for r, (_, h) in pairs])
+        final = RidgeCV(alphas=np.logspace(-3, 3, 7))
+        final.fit(np.column_stack([m.predict(X_val) for m in held_out_models]), y_val)
         expected = final.predict(np.column_stack([m.predict(X_test) for m in hand]))
     else:
         hand = _hand_models(model, base, X, y)

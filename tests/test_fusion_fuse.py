@@ -5,7 +5,7 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, RidgeCV
 from sklearn.naive_bayes import GaussianNB
 
 from daskml_lab.fusion import (
@@ -19,6 +19,8 @@ from daskml_lab.fusion import (
     fuse,
     resolve_fusion,
 )
+
+from .conftest import default_final_classifier
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def test_fuse_stacking_with_held_out_rows(partitions):
     members, X_val, y_val = partitions
     fused = fuse(members, "stacking", X_val=X_val, y_val=y_val)
     meta = np.hstack([m.predict_proba(X_val) for m in members])
-    reference = LogisticRegression().fit(meta, y_val)
+    reference = default_final_classifier().fit(meta, y_val)
     np.testing.assert_allclose(fused.predict_proba(X_val), reference.predict_proba(meta), rtol=1e-10)
 
 
@@ -76,7 +78,7 @@ def test_fuse_stacking_with_sample_weights(partitions):
     weight = np.linspace(0.5, 2.0, len(y_val))
     fused = fuse(members, "stacking", X_val=X_val, y_val=y_val, sample_weight=weight)
     meta = np.hstack([m.predict_proba(X_val) for m in members])
-    reference = LogisticRegression().fit(meta, y_val, sample_weight=weight)
+    reference = default_final_classifier().fit(meta, y_val, sample_weight=weight)
     np.testing.assert_allclose(fused.predict_proba(X_val), reference.predict_proba(meta), rtol=1e-10)
 
 
@@ -108,7 +110,7 @@ def test_fuse_regressors_by_hand():
     fused = fuse(members, "stacking", X_val=X, y_val=X[:, 0] + X[:, 1])
     meta = np.column_stack([m.predict(X) for m in members])
     np.testing.assert_allclose(
-        fused.predict(X), Ridge().fit(meta, X[:, 0] + X[:, 1]).predict(meta), rtol=1e-10
+        fused.predict(X), RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(meta, X[:, 0] + X[:, 1]).predict(meta), rtol=1e-10
     )
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, RandomForestRegressor
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, RidgeCV
 from sklearn.naive_bayes import GaussianNB
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
@@ -33,6 +33,8 @@ from daskml_lab.fusion._base import (
     member_score_stats,
     scores_from_stats,
 )
+
+from .conftest import default_final_classifier
 
 CLASSES = np.array([0, 1, 2])
 
@@ -277,7 +279,7 @@ def test_stacking_multiclass_by_hand(multiclass):
     hand_meta = np.hstack([_hand_proba([m], X_val, [1.0]) for m in members])
     np.testing.assert_allclose(meta, hand_meta)
     fused = stacking.fit(members, FusionData(meta_features=meta, meta_target=y_val))
-    final = LogisticRegression().fit(hand_meta, y_val)
+    final = default_final_classifier().fit(hand_meta, y_val)
     hand_test = np.hstack([_hand_proba([m], X_test, [1.0]) for m in members])
     np.testing.assert_allclose(fused.predict_proba(X_test), final.predict_proba(hand_test), rtol=1e-10)
     np.testing.assert_array_equal(fused.predict(X_test), final.predict(hand_test))
@@ -323,7 +325,7 @@ def test_stacking_regression_by_hand():
     stacking = Stacking()
     meta = stacking.held_out_features(members, X, classes=None)
     fused = stacking.fit(members, FusionData(meta_features=meta, meta_target=y))
-    hand = Ridge().fit(np.column_stack([m.predict(X) for m in members]), y)
+    hand = RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(np.column_stack([m.predict(X) for m in members]), y)
     np.testing.assert_allclose(
         fused.predict(X), hand.predict(np.column_stack([m.predict(X) for m in members]))
     )

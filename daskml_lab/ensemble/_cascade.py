@@ -26,7 +26,7 @@ from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_
 from daskml_lab.ensemble._cascade_calibration import CalibratedSVC
 from daskml_lab.ensemble._cascade_graph import KIND_SKIPPED, SVC_PARAMETERS, build_cascade_graph, join_block
 from daskml_lab.ensemble._predict import map_model_method
-from daskml_lab.ensemble._training import place_shards, root_entropy, shard_seeds
+from daskml_lab.ensemble._training import compute_pinned, place_shards, root_entropy, shard_seeds
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = ["CascadeSVC"]
@@ -336,22 +336,27 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         )
         with fit_span(type(self).__name__):
             placed = place_shards(joined, y_sharded, None)
-            stats, prepared, final = build_cascade_graph(
-                placed.X_blocks,
-                placed.y_blocks,
-                spec,
-                n_features=self.n_features_in_,
-                has_weight=data.sample_weight is not None,
-                n_passes=n_passes,
-                fan_in=int(self.fan_in),
-                seeds=[s[1] for s in shard_seeds(root, n_shards).shards],
-                token=token,
-                max_candidates=max(int(size) for size in joined.chunks[0]),
-                workers=placed.workers,
-            )
+            X_blocks, y_blocks = placed.X_blocks, placed.y_blocks
+
+            def build(workers: list[str | None] | None, suffix: str) -> tuple[Any, ...]:
+                return build_cascade_graph(
+                    X_blocks,
+                    y_blocks,
+                    spec,
+                    n_features=self.n_features_in_,
+                    has_weight=data.sample_weight is not None,
+                    n_passes=n_passes,
+                    fan_in=int(self.fan_in),
+                    seeds=[s[1] for s in shard_seeds(root, n_shards).shards],
+                    token=token + suffix,
+                    max_candidates=max(int(size) for size in joined.chunks[0]),
+                    workers=workers,
+                )
+
             # compute: the whole cascade; brings back a few numbers per node, the global settings (classes,
-            # gamma, class weights) and the final SVC with the row ids of its support vectors
-            stats, prepared, final = dask.compute(stats, prepared, final)
+            # gamma, class weights) and the final SVC with the row ids of its support vectors (a lost worker
+            # makes the shards move to the new holders of their blocks, see compute_pinned)
+            stats, prepared, final = compute_pinned(build, placed)
             del placed  # releases the shard blocks persisted for the fit
         classes = prepared["classes"]
         if final["model"] is None:

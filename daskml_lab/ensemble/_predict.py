@@ -29,10 +29,14 @@ def _model_node(model: Any, key: str) -> Any:
     On a distributed cluster the model is scattered to the workers once, outside the task graph, so that a
     large fitted forest does not make every ``compute`` ship a graph of tens of MiB; with a local scheduler it is
     a delayed literal under the key ``key``.
+
+    The scattered model is copied to every worker (``broadcast=True``): scattered data have no lineage, so a
+    single copy would be lost for good with its worker, and every later computation of the prediction would
+    fail. The tasks of every worker need the model anyway.
     """
     client = current_client()
     if client is not None:
-        return client.scatter(model, hash=False)
+        return client.scatter(model, hash=False, broadcast=True)
     return dask.delayed(model, name=key, pure=True, traverse=False)
 
 

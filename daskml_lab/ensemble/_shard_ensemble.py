@@ -36,12 +36,23 @@ _SHARED_PARAMETERS = """\
     validation_fraction : float, default=None
         Share of every shard's rows held out (at random, seeded) from its model's training. Held-out rows
         give each model's validation score and feed the ``"validation"`` weights and stacking. ``None``:
-        0.1 when the fusion needs held-out rows, otherwise 0 (all rows train, scores are ``NaN``).
+        the fusion's :meth:`~daskml_lab.fusion.Fusion.held_out_fraction` when it needs held-out rows (0.1;
+        0.2 for stacking, whose members are then refitted on their whole shard), otherwise 0 (all rows
+        train, scores are ``NaN``).
     random_state : int, RandomState instance or None, default=None
         Root of every random stream: each shard's model gets ``random_state`` (and any nested
         ``*__random_state``) derived from it with :class:`numpy.random.SeedSequence`, as does the split into
         held-out rows and the sharding. ``None`` uses the base estimator's ``random_state`` when it is an int,
-        otherwise fresh entropy."""
+        otherwise fresh entropy.
+    checkpoint : str, path-like or None, default=None
+        Directory where each shard model is saved, in the safe format of :func:`daskml_lab.save`, as soon as
+        it is trained. Fitting again with the same directory (after an interruption) trains only the shards
+        without a saved model and gives the model an uninterrupted fit gives; a directory holding every shard
+        trains none. A saved model is reused only if its shard's rows are unchanged (a digest of each shard is
+        computed where it lives). The directory is created if missing and checked in ``fit`` before any
+        computation; one written by another estimator, other parameters or differently shaped data is refused
+        with a clear error (delete it to start afresh). With ``random_state=None`` the resumed fit reuses the
+        seed recorded in the directory. See :doc:`/checkpoints`."""
 
 _SHARED_ATTRIBUTES = """\
     estimators_ : list of estimators

@@ -24,16 +24,24 @@ scheduler which worker holds each block (matched by key); :func:`build_shard_fit
 shard's tasks to that worker (``dask.annotate(workers=[...], allow_other_workers=False)``), so that neither
 the scheduler's placement heuristics nor work stealing can move a shard's rows to another worker. Without a
 distributed client (local schedulers) the blocks are used as they are.
+
+**Lost workers.** A task pinned to a worker that dies would wait for that worker for ever (a restarted worker
+has a new address). :func:`compute_pinned` therefore computes the pinned graph while watching the workers it
+is pinned to: when one leaves, it cancels the computation, waits for the scheduler to recompute the lost
+blocks from their lineage, pins the shards to their new holders and computes a fresh graph (every task is
+pure and seeded, so the result is the one an undisturbed fit gives).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import logging
 import numbers
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +63,9 @@ __all__ = [
     "ShardSeeds",
     "build_held_out_graph",
     "build_shard_fit_graph",
+    "cluster_timeout_s",
+    "compute_pinned",
+    "compute_shard_fits",
     "current_client",
     "place_shards",
     "root_entropy",
@@ -67,6 +78,14 @@ logger = logging.getLogger(__name__)
 
 #: Persist the shards for pinned fits only when their dense size is at most this share of the workers' memory.
 PERSIST_MEMORY_FRACTION = 0.5
+
+#: Seconds between two checks, while pinned shard tasks run, that the workers they are pinned to are alive.
+WATCH_INTERVAL_S = 0.5
+#: Computations of a pinned graph (the first one and the retries after lost workers) before giving up.
+MAX_PINNED_ATTEMPTS = 4
+#: Seconds a computation that lost its last worker waits for a worker to join (a nanny restarts its worker
+#: within seconds) before it fails.
+NO_WORKER_GRACE_S = 10.0
 
 #: What a shard model is, in the shard report.
 KIND_FITTED = "fitted"
@@ -214,6 +233,8 @@ class PlacedShards:
     futures : list of distributed.Future
         The persisted blocks. The delayed blocks name their keys but do not hold them: keep this object
         until the fits have been computed, then drop it to free the workers' memory.
+    rows : tuple of int
+        Rows of every shard (balances the shards between the holders of replicated blocks).
     """
 
     X_blocks: list[Any]
@@ -221,6 +242,7 @@ class PlacedShards:
     sw_blocks: list[Any] | None
     workers: list[str | None] | None
     futures: list[Any] = field(default_factory=list)
+    rows: tuple[int, ...] = ()
 
 
 def current_client() -> Any:
@@ -241,6 +263,16 @@ def current_client() -> Any:
         return default_client()
     except (ImportError, ValueError):
         return None
+
+
+def cluster_timeout_s() -> float:
+    """Longest wait for a cluster operation that should not take long (blocks in memory, a result to fetch).
+
+    The solvers' setting, ``dask.config`` key ``daskml_lab.solvers.timeout_s`` (600 seconds by default), is
+    shared by the ensembles. A shard fit itself may take any time: it is not bounded by this timeout, only
+    watched for lost workers (see :func:`compute_pinned`).
+    """
+    return float(dask.config.get("daskml_lab.solvers.timeout_s", 600))
 
 
 def _unplaced(X: da.Array, y: da.Array, sample_weight: da.Array | None) -> PlacedShards:
@@ -279,11 +311,15 @@ def place_shards(
     ------
     ValueError
         What computing a block raised (for example the finiteness check of the data layer).
+    TimeoutError
+        If the blocks are not in memory within :func:`cluster_timeout_s`.
+    RuntimeError
+        If blocks were lost with a worker and cannot be computed again (no lineage).
     """
     client = current_client() if client is None else client
     if client is None:
         return _unplaced(X, y, sample_weight)
-    from distributed import futures_of, wait
+    from distributed import futures_of
 
     memory = sum(w.get("memory_limit", 0) or 0 for w in client.scheduler_info()["workers"].values())
     dense_nbytes = float(np.prod(X.shape)) * X.dtype.itemsize
@@ -300,13 +336,51 @@ def place_shards(
     # persist: the shard blocks, once, so that the scheduler can tell where each lives (data-sized, kept on
     # the workers for the duration of the fit; blocks already in memory are only referenced again)
     persisted = client.persist(collections)
-    futures = futures_of(persisted)
-    wait(futures)
+    blocks = [list(c.to_delayed().ravel()) for c in persisted]
+    placed = PlacedShards(
+        blocks[0],
+        blocks[1],
+        blocks[2] if len(blocks) == 3 else None,
+        None,
+        futures_of(persisted),
+        tuple(int(size) for size in X.chunks[0]),
+    )
+    return _locate(placed, client)
+
+
+def _wait_for_blocks(futures: list[Any], client: Any) -> None:
+    """Wait (at most :func:`cluster_timeout_s`) until the persisted blocks are in memory; raise their errors."""
+    from distributed import CancelledError, wait
+
+    timeout_s = cluster_timeout_s()
+    try:
+        wait(futures, timeout=timeout_s)
+    except TimeoutError as err:
+        msg = (
+            f"Timed out after {timeout_s:g} s waiting for the shard blocks to be computed and held in memory on "
+            f"the cluster at {client.scheduler.address}. Check that the workers are alive and have memory for "
+            "the data, or raise the timeout (dask.config daskml_lab.solvers.timeout_s)."
+        )
+        raise TimeoutError(msg) from err
+    except CancelledError as err:
+        # The scheduler forgets data lost with a worker when it cannot compute them again.
+        msg = (
+            "Shard blocks were lost with a worker and cannot be computed again (they have no lineage: scattered "
+            "data, or data persisted by a client that has gone). Load the input from its source (files or a "
+            f"lazy graph) rather than scattering it, or keep a copy on another worker (client.replicate). "
+            f"Details: {err}"
+        )
+        raise RuntimeError(msg) from err
     for future in futures:
         if future.status == "error":
             future.result()  # raises the task's own exception (e.g. NaN found by the finiteness check)
-    blocks = [list(c.to_delayed().ravel()) for c in persisted]
-    who_has = client.who_has(futures)
+
+
+def _locate(placed: PlacedShards, client: Any) -> PlacedShards:
+    """``placed`` with, per shard, a worker holding its blocks now (after waiting for them to be in memory)."""
+    _wait_for_blocks(placed.futures, client)
+    who_has = client.who_has(placed.futures)
+    blocks = [placed.X_blocks, placed.y_blocks] + ([placed.sw_blocks] if placed.sw_blocks is not None else [])
     workers: list[str | None] = []
     rows_per_worker: Counter[str] = Counter()
     for index, X_block in enumerate(blocks[0]):
@@ -318,10 +392,158 @@ def place_shards(
             continue
         # A block held by several workers (replicas) goes to the one with the fewest rows to fit so far.
         chosen = min(candidates, key=lambda w: (rows_per_worker[w], w))
-        rows_per_worker[chosen] += int(X.chunks[0][index])
+        rows_per_worker[chosen] += placed.rows[index] if placed.rows else 1
         workers.append(chosen)
     logger.debug("shard fits pinned to the workers holding their blocks: %s", dict(Counter(workers)))
-    return PlacedShards(blocks[0], blocks[1], blocks[2] if len(blocks) == 3 else None, workers, futures)
+    return dataclasses.replace(placed, workers=workers)
+
+
+class _PinnedWorkerLost(Exception):
+    """A worker that shard tasks are pinned to has left the cluster."""
+
+
+def compute_pinned(
+    build: Callable[[list[str | None] | None, str], tuple[Any, ...]],
+    placed: PlacedShards,
+    *,
+    client: Any = None,
+) -> tuple[Any, ...]:
+    """Compute the graph of pinned shard tasks that ``build`` makes, surviving the loss of workers.
+
+    A task pinned to a worker (``allow_other_workers=False``) waits for ever once that worker has died: the
+    scheduler never runs it elsewhere, and a worker restarted by its nanny has a new address. So the
+    computation is watched: every :data:`WATCH_INTERVAL_S` seconds the workers the shards are pinned to are
+    compared with the scheduler's; when one has left, the computation is cancelled, the lost blocks are
+    recomputed from their lineage by the scheduler, the shards are pinned to their new holders and a fresh
+    graph is computed (:data:`MAX_PINNED_ATTEMPTS` times at most). The tasks are pure and seeded, so a
+    recomputed result equals the undisturbed one.
+
+    Parameters
+    ----------
+    build : callable
+        ``build(workers, suffix)`` returns a tuple whose items are delayed objects or lists of them, with
+        the shards' tasks pinned to ``workers`` (one address or None per shard, or None) and ``suffix``
+        appended to the token of every key (keys of a cancelled attempt are never reused).
+    placed : PlacedShards
+        From :func:`place_shards`.
+    client : distributed.Client, default=None
+        ``None`` uses :func:`current_client`.
+
+    Returns
+    -------
+    tuple
+        The computed items, in the structure ``build`` returned.
+
+    Raises
+    ------
+    RuntimeError
+        When workers keep leaving (:data:`MAX_PINNED_ATTEMPTS` attempts), or when a block was lost and
+        cannot be computed again.
+    TimeoutError
+        When the blocks or a result do not arrive within :func:`cluster_timeout_s`.
+    """
+    client = current_client() if client is None else client
+    if client is None or placed.workers is None:
+        # compute: what the caller's graph brings back (the caller states its size); unpinned tasks are
+        # rescheduled by the scheduler itself when a worker dies
+        return tuple(dask.compute(*build(placed.workers, "")))
+    for attempt in range(MAX_PINNED_ATTEMPTS):
+        parts = build(placed.workers, "" if attempt == 0 else f"-retry{attempt}")
+        flat = [item for part in parts for item in (part if isinstance(part, list | tuple) else [part])]
+        # compute: what the caller's graph brings back (the caller states its size)
+        futures = client.compute(flat)
+        try:
+            values = _gather_watching(client, futures, placed.workers)
+        except _PinnedWorkerLost as err:
+            # Released rather than cancelled: the scheduler then forgets the tasks pinned to the dead worker.
+            # (client.cancel of futures that depend on each other can trip an assertion in the scheduler and
+            # close the client's connection, distributed 2026.8.)
+            for future in futures:
+                future.release()
+            del futures
+            if attempt + 1 == MAX_PINNED_ATTEMPTS:
+                msg = (
+                    f"Workers holding shards left the cluster at {client.scheduler.address} during "
+                    f"{MAX_PINNED_ATTEMPTS} attempts in a row of the shard computation (last: {err}); giving "
+                    "up. Check the workers' logs (memory limits, crashes) and fit again."
+                )
+                raise RuntimeError(msg) from err
+            logger.warning(
+                "shard computation: %s; recomputing the lost blocks and pinning the shards anew", err
+            )
+            _require_a_worker(client)
+            placed = _locate(placed, client)
+            continue
+        out: list[Any] = []
+        position = 0
+        for part in parts:
+            if isinstance(part, list | tuple):
+                out.append(values[position : position + len(part)])
+                position += len(part)
+            else:
+                out.append(values[position])
+                position += 1
+        return tuple(out)
+    msg = "unreachable"  # pragma: no cover
+    raise AssertionError(msg)  # pragma: no cover
+
+
+def _require_a_worker(client: Any) -> None:
+    """Return once the cluster has a worker; ``RuntimeError`` if none joins within :data:`NO_WORKER_GRACE_S`."""
+    if client.scheduler_info()["workers"]:
+        return
+    try:
+        client.wait_for_workers(1, timeout=NO_WORKER_GRACE_S)
+    except TimeoutError as err:
+        msg = (
+            f"No worker is left in the cluster at {client.scheduler.address} to fit the shards (none joined "
+            f"within {NO_WORKER_GRACE_S:g} s after the last one was lost). Start workers and fit again."
+        )
+        raise RuntimeError(msg) from err
+
+
+def _gather_watching(client: Any, futures: list[Any], workers: Sequence[str | None]) -> list[Any]:
+    """The futures' values; raises :class:`_PinnedWorkerLost` as soon as a worker in ``workers`` has left."""
+    from distributed import CancelledError, wait
+
+    pinned = {w for w in workers if w is not None}
+
+    def check() -> None:
+        gone = pinned - set(client.scheduler_info()["workers"])
+        if gone:
+            msg = f"worker(s) {sorted(gone)} left the cluster"
+            raise _PinnedWorkerLost(msg)
+
+    while True:
+        try:
+            wait(futures, timeout=WATCH_INTERVAL_S)
+            break
+        except TimeoutError:
+            check()
+        except CancelledError:
+            # The scheduler cancels tasks whose inputs were lost for good: after a lost worker, retrying
+            # tells whether the blocks can be computed again (and says so clearly when they cannot).
+            check()
+            raise
+    # Every future is done: errors are the tasks' own (the first one is raised, as dask.compute does).
+    for future in futures:
+        if future.status == "error":
+            future.result()
+    check()  # a value held by a worker that has just died would otherwise be waited for (see below)
+    timeout_s = cluster_timeout_s()
+    values = []
+    for future in futures:
+        try:
+            values.append(future.result(timeout=timeout_s))
+        except TimeoutError as err:
+            check()  # the value was lost with its worker: retry
+            msg = (
+                f"Timed out after {timeout_s:g} s fetching the result {future.key!r} from the cluster at "
+                f"{client.scheduler.address}. Check the workers, or raise the timeout (dask.config "
+                "daskml_lab.solvers.timeout_s)."
+            )
+            raise TimeoutError(msg) from err
+    return values
 
 
 def _pinned(worker: str | None) -> Any:
@@ -356,12 +578,15 @@ def _fit_shard_block(
     validation_fraction: float,
     classification: bool,
     run_id: str | None = None,
+    refit: bool = False,
 ) -> dict[str, Any]:
     """Fit a seeded clone of ``estimator`` on the training rows of one shard; keep the held-out rows.
 
     A classification shard whose training rows hold a single class gets a constant predictor
     (``DummyClassifier(strategy="constant")``); an empty shard gets no model. With a ``run_id``, the shard's
-    start and end are reported to the training monitor from the worker.
+    start and end are reported to the training monitor from the worker. With ``refit`` and held-out rows,
+    a second clone is fitted on the whole shard: it becomes ``model`` (the member), and the model of the
+    training rows, which never saw the held-out rows, is kept as ``held_out_model`` to evaluate them.
     """
     n_rows = int(X.shape[0])
     publish_shard_event(run_id, shard, "started", n_rows=n_rows)
@@ -390,36 +615,31 @@ def _fit_shard_block(
         sw_train = None if sample_weight is None else sample_weight[train]
     else:
         X_train, y_train, sw_train = X, y, sample_weight
-    fit_params = {} if sw_train is None else {"sample_weight": sw_train}
-    train_labels = np.unique(y_train) if classification else None
-    if train_labels is not None and train_labels.size == 1:
-        model = DummyClassifier(strategy="constant", constant=train_labels[:1])
-        kind = KIND_CONSTANT
-    else:
-        model = seeded_clone(estimator, model_seed)
-        kind = KIND_FITTED
-    try:
-        model.fit(X_train, y_train, **fit_params)
-    except Exception as err:
-        publish_shard_event(run_id, shard, "failed", error=f"{type(err).__name__}: {err}"[:200])
-        err.add_note(
-            f"daskml_lab: raised while fitting {type(model).__name__} on shard {shard} ({len(train)} rows)."
-        )
-        raise
+    member = functools.partial(
+        _fit_member, estimator, seed=model_seed, classification=classification, shard=shard, run_id=run_id
+    )
+    model, kind = member(X_train, y_train, sw_train)
+    held_out_model = None
+    n_member_rows = int(train.size)
+    if refit and held_out.size:
+        held_out_model = model
+        model, kind = member(X, y, sample_weight)
+        n_member_rows = n_rows
     publish_shard_event(
         run_id,
         shard,
         "finished",
         n_rows=n_rows,
-        n_train=int(train.size),
+        n_train=n_member_rows,
         n_held_out=int(held_out.size),
         fit_time_s=time.perf_counter() - started,
         model=kind if kind != KIND_FITTED else type(model).__name__,
     )
     result.update(
         model=model,
+        held_out_model=held_out_model,
         kind=kind,
-        n_train=int(train.size),
+        n_train=n_member_rows,
         n_held_out=int(held_out.size),
         X_held_out=X[held_out],
         y_held_out=y[held_out],
@@ -431,6 +651,35 @@ def _fit_shard_block(
     return result
 
 
+def _fit_member(
+    estimator: Any,
+    X: Any,
+    y: np.ndarray,
+    sample_weight: np.ndarray | None,
+    *,
+    seed: int,
+    classification: bool,
+    shard: int,
+    run_id: str | None,
+) -> tuple[Any, str]:
+    """One fitted member and its kind: a seeded clone, or a constant predictor for a single class."""
+    fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
+    labels = np.unique(y) if classification else None
+    if labels is not None and labels.size == 1:
+        model, kind = DummyClassifier(strategy="constant", constant=labels[:1]), KIND_CONSTANT
+    else:
+        model, kind = seeded_clone(estimator, seed), KIND_FITTED
+    try:
+        model.fit(X, y, **fit_params)
+    except Exception as err:
+        publish_shard_event(run_id, shard, "failed", error=f"{type(err).__name__}: {err}"[:200])
+        err.add_note(
+            f"daskml_lab: raised while fitting {type(model).__name__} on shard {shard} ({len(y)} rows)."
+        )
+        raise
+    return model, kind
+
+
 def _summarize_shard_block(fitted: dict[str, Any]) -> dict[str, Any]:
     """The part of a shard's result that goes to the client: model and counts, no rows."""
     return {
@@ -439,8 +688,15 @@ def _summarize_shard_block(fitted: dict[str, Any]) -> dict[str, Any]:
 
 
 def _collect_members_block(summaries: Sequence[dict[str, Any]], classification: bool) -> dict[str, Any]:
-    """The fitted models (non-empty shards, in shard order) and the global classes."""
-    models = [s["model"] for s in summaries if s["model"] is not None]
+    """The models that evaluate the held-out rows (non-empty shards, in shard order) and the global classes.
+
+    These are the models of the training rows: with refitted members, ``held_out_model``.
+    """
+    models = [
+        s["model"] if s.get("held_out_model") is None else s["held_out_model"]
+        for s in summaries
+        if s["model"] is not None
+    ]
     classes = None
     if classification:
         classes = np.unique(np.concatenate([s["labels"] for s in summaries]))
@@ -506,7 +762,9 @@ def build_shard_fit_graph(
     classification : bool
         Whether labels are classes.
     fusion : Fusion or None
-        Unfitted fusion whose :meth:`~daskml_lab.fusion.Fusion.held_out_features` runs on the held-out rows.
+        Unfitted fusion whose :meth:`~daskml_lab.fusion.Fusion.held_out_features` runs on the held-out rows;
+        when its :meth:`~daskml_lab.fusion.Fusion.refits_members` is true, each member is refitted on its
+        whole shard after its held-out model is kept.
     token : str
         Unique suffix of the task keys.
     workers : list of str or None, default=None
@@ -525,6 +783,7 @@ def build_shard_fit_graph(
     """
     base = dask.delayed(estimator, name=f"{task_prefix('base estimator')}-{token}", pure=True, traverse=False)
     placement = list(workers) if workers is not None else [None] * len(X_blocks)
+    refit = fusion is not None and validation_fraction > 0 and fusion.refits_members()
     fits = []
     summaries = []
     for index, X_block in enumerate(X_blocks):
@@ -539,6 +798,7 @@ def build_shard_fit_graph(
                 validation_fraction=validation_fraction,
                 classification=classification,
                 run_id=run_id,
+                refit=refit,
                 dask_key_name=(f"{task_prefix('shard fit')}-{token}", index),
             )
             summaries.append(
@@ -563,6 +823,52 @@ def build_shard_fit_graph(
                 )
             )
     return summaries, held_out
+
+
+def compute_shard_fits(
+    placed: PlacedShards,
+    estimator: Any,
+    *,
+    seeds: ShardSeeds,
+    validation_fraction: float,
+    classification: bool,
+    fusion: Fusion | None,
+    token: str,
+    run_id: str | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Build the shard-fit graph over ``placed`` (:func:`build_shard_fit_graph`) and compute it.
+
+    Computed by :func:`compute_pinned`: a lost worker makes the shards move to the new holders of their
+    blocks instead of waiting for ever. The keyword arguments are those of :func:`build_shard_fit_graph`.
+
+    Returns
+    -------
+    summaries : list of dict
+        Per shard.
+    held_out : list of dict
+        Per shard; empty when no rows are held out.
+    """
+
+    def build(workers: list[str | None] | None, suffix: str) -> tuple[list[Any], list[Any]]:
+        summaries, held_out = build_shard_fit_graph(
+            placed.X_blocks,
+            placed.y_blocks,
+            placed.sw_blocks,
+            estimator,
+            seeds=seeds,
+            validation_fraction=validation_fraction,
+            classification=classification,
+            fusion=fusion,
+            token=token + suffix,
+            workers=workers,
+            run_id=run_id,
+        )
+        return summaries, held_out or []
+
+    # compute: one fitted model and a few counts per shard; with held-out rows also per-model score sums
+    # and, for stacking, the meta-features of the held-out rows
+    summaries, held_out = compute_pinned(build, placed)
+    return list(summaries), list(held_out)
 
 
 def build_held_out_graph(

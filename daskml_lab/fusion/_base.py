@@ -130,6 +130,31 @@ class Fusion(BaseEstimator):
         """
         return False
 
+    def held_out_fraction(self) -> float:
+        """Share of every shard to hold out when the ensemble's ``validation_fraction`` is ``None``.
+
+        Only read when :meth:`requires_held_out` is true.
+
+        Returns
+        -------
+        float
+        """
+        return 0.1
+
+    def refits_members(self) -> bool:
+        """Whether each shard model is fitted again on its whole shard once the held-out rows were used.
+
+        When true, the held-out scores and meta-features come from models that never saw those rows, and the
+        members that :meth:`fit` receives and that predict are refitted on all the rows of their shard (as
+        :class:`sklearn.ensemble.StackingClassifier` refits its estimators on all data after computing
+        out-of-fold predictions). Costs a second fit per shard.
+
+        Returns
+        -------
+        bool
+        """
+        return False
+
     def check_base_estimator(self, estimator: Any, *, classification: bool) -> None:
         """Reject, before training, a base estimator or task this fusion cannot fuse.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import logging
 import numbers
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -48,7 +49,11 @@ logger = logging.getLogger(__name__)
 #: Order in which ``solver="auto"`` picks among the solvers that support a loss and penalty.
 _AUTO_ORDER = ("lbfgs", "proximal", "admm", "sgd", "gd", "async-sgd")
 #: Keywords every solver takes from the estimator's own parameters (never from ``solver_options``).
-_RESERVED_SOLVER_KEYWORDS = frozenset({"problem", "w0", "tol", "max_iter", "random_state", "callback"})
+_RESERVED_SOLVER_KEYWORDS = frozenset(
+    {"problem", "w0", "tol", "max_iter", "random_state", "callback", "checkpoint"}
+)
+#: Parameters that do not change the solution, left out of a checkpoint's fingerprint.
+_CHECKPOINT_NEUTRAL = frozenset({"checkpoint", "checkpoint_every", "warm_start"})
 _HISTORY_COLUMNS = ("iteration", "objective", "grad_norm", "step_size", "time_s")
 
 
@@ -75,6 +80,8 @@ COMMON_CONSTRAINTS: dict[str, list[Any]] = {
     "random_state": ["random_state"],
     "solver": [_SolverName()],
     "solver_options": [None, "dict"],
+    "checkpoint": [None, "str", os.PathLike],
+    "checkpoint_every": [Interval(numbers.Integral, 1, None, closed="left")],
 }
 
 
@@ -136,7 +143,8 @@ class LinearModelBase(DaskMLEstimator):
         if reserved:
             msg = (
                 f"solver_options may not set {reserved}: they come from the estimator's own parameters "
-                f"(tol, max_iter, random_state, warm_start). Set those on {type(self).__name__} instead."
+                f"(tol, max_iter, random_state, warm_start, checkpoint). Set those on {type(self).__name__} "
+                "instead."
             )
             raise ValueError(msg)
         unknown = sorted(set(self.solver_options) - set(accepted))
@@ -146,6 +154,45 @@ class LinearModelBase(DaskMLEstimator):
                 f"are {sorted(accepted)}."
             )
             raise ValueError(msg)
+
+    def _open_checkpoint(self) -> None:
+        """Check the checkpoint directory (writable, and this fit's) before any computation; no-op without one.
+
+        The directory's manifest records the estimator's class and parameters (all but ``checkpoint``,
+        ``checkpoint_every`` and ``warm_start``): another estimator, or other parameters, are refused with a
+        :class:`~daskml_lab.solvers.CheckpointError`. Each solver run then checks its own stage against the
+        problem and the data.
+        """
+        if self.checkpoint is None:
+            return
+        from daskml_lab.solvers._checkpoint import open_checkpoint_directory
+
+        if self.solver != "auto":
+            self._check_solver_checkpoints(str(self.solver))
+
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in _CHECKPOINT_NEUTRAL}
+        open_checkpoint_directory(self.checkpoint, owner=type(self).__name__, fingerprint=params)
+
+    def _check_solver_checkpoints(self, name: str) -> None:
+        """Refuse ``checkpoint`` with a registered solver that does not take a ``checkpoint`` argument."""
+        if "checkpoint" not in inspect.signature(solvers.get_solver(name)).parameters:
+            msg = (
+                f"solver={name!r} does not support checkpoints (it takes no 'checkpoint' argument), but "
+                f"checkpoint={self.checkpoint!r} was given. Use one of the built-in solvers, or checkpoint=None."
+            )
+            raise ValueError(msg)
+
+    def _checkpoint_keywords(self, name: str, stage: str) -> dict[str, Any]:
+        """``{"checkpoint": SolverCheckpoint}`` for the solver run ``stage``, or nothing without a checkpoint.
+
+        Nothing is passed without a checkpoint, so that solvers registered without checkpoint support work.
+        """
+        if self.checkpoint is None:
+            return {}
+        self._check_solver_checkpoints(name)
+        return {
+            "checkpoint": solvers.SolverCheckpoint(self.checkpoint, every=self.checkpoint_every, stage=stage)
+        }
 
     def _resolve_solver(self, objective: Objective) -> str:
         """The solver for ``objective``: ``self.solver`` checked against the registry, or the auto choice."""
@@ -181,8 +228,12 @@ class LinearModelBase(DaskMLEstimator):
         *,
         n_outputs: int,
         w0: np.ndarray | None,
+        stage: str = "solver",
     ) -> tuple[Any, np.ndarray, np.ndarray]:
-        """Build the blocked problem, run the solver; return the result, coef (K, d) and intercept (K,)."""
+        """Build the blocked problem, run the solver; return the result, coef (K, d) and intercept (K,).
+
+        ``stage`` names this solver run in the checkpoint directory (fits with several runs give each its own).
+        """
         name = self._resolve_solver(objective)
         solver = solvers.get_solver(name)
         options = dict(self.solver_options or {})
@@ -216,6 +267,7 @@ class LinearModelBase(DaskMLEstimator):
                 max_iter=self.max_iter,
                 random_state=self.random_state,
                 callback=None,
+                **self._checkpoint_keywords(name, stage),
                 **options,
             )
             coef, intercept = problem.unpack(result.W)
@@ -318,6 +370,7 @@ class LinearRegressorBase(RegressorMixin, LinearModelBase):
         self._validate_params()
         data = self._validate_fit_data(X, y, sample_weight=sample_weight, y_numeric=True)
         self._check_solver_options()
+        self._open_checkpoint()
         n_samples, n_features = data.X.shape
         with fit_span(type(self).__name__):
             weight_sum = float(n_samples)

@@ -55,6 +55,22 @@ DOC_FRAGMENTS: dict[str, str] = {
             Extra keyword arguments of the chosen solver (its tuning constants, e.g. a step size), checked
             against the solver's signature in ``fit``. Only valid with an explicit ``solver``.
         """,
+    "checkpoint": """
+        checkpoint : str, path-like or None, default=None
+            Directory where the solver saves its state (parameters, iteration, history and the solver's own
+            state, in a safe ``.npz`` + JSON format) every ``checkpoint_every`` iterations. Fitting again with
+            the same directory resumes from the last save and reaches the solution of an uninterrupted fit; a
+            directory holding a completed fit gives its result back at once. The directory is created if
+            missing and checked in ``fit`` before any computation; a directory written by another estimator,
+            other parameters or other data is refused with a clear error (delete it to start afresh). The
+            data check hashes the row blocks where they live: one extra pass over them in memory per solver
+            run. See :doc:`/checkpoints`.
+        """,
+    "checkpoint_every": """
+        checkpoint_every : int, default=1
+            Iterations between two saves of the checkpoint (the final state is always saved). Larger values
+            write less often and redo more iterations after an interruption.
+        """,
     "class_weight": """
         class_weight : dict, "balanced" or None, default=None
             Weights of the classes, ``{label: weight}``, multiplied with ``sample_weight``. ``"balanced"``

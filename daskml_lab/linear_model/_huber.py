@@ -21,6 +21,7 @@ A few alternations (typically 3 to 6) reach scikit-learn's solution; the data ar
 from __future__ import annotations
 
 import numbers
+import os
 import warnings
 from typing import Any, ClassVar
 
@@ -87,6 +88,8 @@ class HuberRegressor(LinearRegressorBase):
     %(random_state)s
     %(solver)s
     %(solver_options)s
+    %(checkpoint)s
+    %(checkpoint_every)s
 
     Attributes
     ----------
@@ -153,6 +156,8 @@ class HuberRegressor(LinearRegressorBase):
         random_state: Any = None,
         solver: str = "auto",
         solver_options: dict[str, Any] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
     ) -> None:
         self.epsilon = epsilon
         self.alpha = alpha
@@ -163,6 +168,8 @@ class HuberRegressor(LinearRegressorBase):
         self.random_state = random_state
         self.solver = solver
         self.solver_options = solver_options
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> HuberRegressor:
         """Fit the coefficients and the scale.
@@ -184,6 +191,7 @@ class HuberRegressor(LinearRegressorBase):
         self._validate_params()
         data = self._validate_fit_data(X, y, sample_weight=sample_weight, y_numeric=True)
         self._check_solver_options()
+        self._open_checkpoint()
         n_samples, n_features = data.X.shape
         with fit_span(type(self).__name__):
             # persist: the rows are read by every coefficient fit and every scale update
@@ -197,9 +205,15 @@ class HuberRegressor(LinearRegressorBase):
             previous_scale = getattr(self, "scale_", None)
             scale = float(previous_scale) if w0 is not None and previous_scale is not None else 1.0
             results, scales = [], []
-            for _ in range(_MAX_SCALE_UPDATES):
+            for update in range(_MAX_SCALE_UPDATES):
                 result, coef, intercept = self._run_solver(
-                    X_rows, y_rows, weights, self._objective_at(scale, weight_sum), n_outputs=1, w0=w0
+                    X_rows,
+                    y_rows,
+                    weights,
+                    self._objective_at(scale, weight_sum),
+                    n_outputs=1,
+                    w0=w0,
+                    stage=f"scale-{update}",
                 )
                 results.append(result)
                 scales.append(scale)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any, ClassVar
 
 import dask.array as da
@@ -50,6 +51,8 @@ class LogisticRegression(LinearClassifierBase):
     %(random_state)s
     %(solver)s
     %(solver_options)s
+    %(checkpoint)s
+    %(checkpoint_every)s
 
     Attributes
     ----------
@@ -105,6 +108,8 @@ class LogisticRegression(LinearClassifierBase):
         random_state: Any = None,
         solver: str = "auto",
         solver_options: dict[str, Any] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
     ) -> None:
         self.C = C
         self.l1_ratio = l1_ratio
@@ -116,6 +121,8 @@ class LogisticRegression(LinearClassifierBase):
         self.random_state = random_state
         self.solver = solver
         self.solver_options = solver_options
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LogisticRegression:
         """Fit the model.
@@ -143,6 +150,7 @@ class LogisticRegression(LinearClassifierBase):
         self._validate_params()
         data = self._validate_fit_data(X, y, sample_weight=sample_weight)
         self._check_solver_options()
+        self._open_checkpoint()
         n_features = data.n_features
         with fit_span(type(self).__name__):
             classes, class_weights, weight_sums, codes = self._prepare_labels(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any, ClassVar
 
 from daskml_lab.base import Interval
@@ -31,6 +32,8 @@ class LinearRegression(LinearRegressorBase):
     %(random_state)s
     %(solver)s
     %(solver_options)s
+    %(checkpoint)s
+    %(checkpoint_every)s
 
     Attributes
     ----------
@@ -75,6 +78,8 @@ class LinearRegression(LinearRegressorBase):
         random_state: Any = None,
         solver: str = "auto",
         solver_options: dict[str, Any] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
     ) -> None:
         self.fit_intercept = fit_intercept
         self.tol = tol
@@ -83,6 +88,8 @@ class LinearRegression(LinearRegressorBase):
         self.random_state = random_state
         self.solver = solver
         self.solver_options = solver_options
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def _objective(self, weight_sum: float) -> Objective:
         return Objective(loss="squared", data_scale=1.0 / weight_sum)
@@ -106,6 +113,8 @@ class Ridge(LinearRegressorBase):
     %(random_state)s
     %(solver)s
     %(solver_options)s
+    %(checkpoint)s
+    %(checkpoint_every)s
 
     Attributes
     ----------
@@ -152,6 +161,8 @@ class Ridge(LinearRegressorBase):
         random_state: Any = None,
         solver: str = "auto",
         solver_options: dict[str, Any] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
     ) -> None:
         self.alpha = alpha
         self.fit_intercept = fit_intercept
@@ -161,6 +172,8 @@ class Ridge(LinearRegressorBase):
         self.random_state = random_state
         self.solver = solver
         self.solver_options = solver_options
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def _objective(self, weight_sum: float) -> Objective:
         # sklearn: sum s_i r_i^2 + alpha ||w||^2 = 2 * [sum s_i r_i^2 / 2 + alpha / 2 ||w||^2], divided by 2n.
@@ -194,6 +207,8 @@ class ElasticNet(LinearRegressorBase):
     %(random_state)s
     %(solver)s
     %(solver_options)s
+    %(checkpoint)s
+    %(checkpoint_every)s
 
     Attributes
     ----------
@@ -241,6 +256,8 @@ class ElasticNet(LinearRegressorBase):
         random_state: Any = None,
         solver: str = "auto",
         solver_options: dict[str, Any] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
     ) -> None:
         self.alpha = alpha
         self.l1_ratio = l1_ratio
@@ -251,6 +268,8 @@ class ElasticNet(LinearRegressorBase):
         self.random_state = random_state
         self.solver = solver
         self.solver_options = solver_options
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def _objective(self, weight_sum: float) -> Objective:
         l1_ratio = self._l1_ratio()
@@ -290,6 +309,8 @@ class Lasso(ElasticNet):
     %(random_state)s
     %(solver)s
     %(solver_options)s
+    %(checkpoint)s
+    %(checkpoint_every)s
 
     Attributes
     ----------
@@ -334,6 +355,8 @@ class Lasso(ElasticNet):
         random_state: Any = None,
         solver: str = "auto",
         solver_options: dict[str, Any] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
     ) -> None:
         self.alpha = alpha
         self.fit_intercept = fit_intercept
@@ -343,6 +366,8 @@ class Lasso(ElasticNet):
         self.random_state = random_state
         self.solver = solver
         self.solver_options = solver_options
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def _l1_ratio(self) -> float:
         return 1.0

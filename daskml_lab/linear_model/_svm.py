@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any, ClassVar
 
 import dask.array as da
@@ -54,6 +55,8 @@ class LinearSVC(LinearClassifierBase):
     %(random_state)s
     %(solver)s
     %(solver_options)s
+    %(checkpoint)s
+    %(checkpoint_every)s
 
     Attributes
     ----------
@@ -117,6 +120,8 @@ class LinearSVC(LinearClassifierBase):
         random_state: Any = None,
         solver: str = "auto",
         solver_options: dict[str, Any] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
     ) -> None:
         self.penalty = penalty
         self.loss = loss
@@ -129,6 +134,8 @@ class LinearSVC(LinearClassifierBase):
         self.random_state = random_state
         self.solver = solver
         self.solver_options = solver_options
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearSVC:
         """Fit the model (one problem for two classes, one per class otherwise).
@@ -162,6 +169,7 @@ class LinearSVC(LinearClassifierBase):
             raise ValueError(msg)
         data = self._validate_fit_data(X, y, sample_weight=sample_weight)
         self._check_solver_options()
+        self._open_checkpoint()
         n_features = data.n_features
         with fit_span(type(self).__name__):
             classes, class_weights, weight_sums, codes = self._prepare_labels(data)
@@ -186,7 +194,13 @@ class LinearSVC(LinearClassifierBase):
                     objective = self._objective(float(positive_weights @ weight_sums))
                     w0 = None if previous is None else previous[:, k : k + 1]
                     result, coef_k, intercept_k = self._run_solver(
-                        data.X, _one_vs_rest_target(codes, k), weights, objective, n_outputs=1, w0=w0
+                        data.X,
+                        _one_vs_rest_target(codes, k),
+                        weights,
+                        objective,
+                        n_outputs=1,
+                        w0=w0,
+                        stage=f"class-{k}",
                     )
                     results.append(result)
                     coefs.append(coef_k)

@@ -7,15 +7,18 @@ one round trip per evaluation; the solvers are plain functions registered by nam
         result = get_solver("lbfgs")(problem, w0=None, tol=1e-4, max_iter=100, random_state=None,
                                      callback=None)
 
-Every solver takes ``problem`` and the keywords ``w0, tol, max_iter, random_state, callback`` plus its own
-tuning constants (each with a default), returns a :class:`SolverResult`, and warns with
-:class:`~daskml_lab.exceptions.ConvergenceWarning` when it stops before meeting ``tol``.
+Every solver takes ``problem`` and the keywords ``w0, tol, max_iter, random_state, callback, checkpoint`` plus
+its own tuning constants (each with a default), returns a :class:`SolverResult`, and warns with
+:class:`~daskml_lab.exceptions.ConvergenceWarning` when it stops before meeting ``tol``. Given a
+:class:`SolverCheckpoint`, a solver saves its state every few iterations and resumes from it (see
+:doc:`/checkpoints`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from daskml_lab.solvers._checkpoint import CheckpointError, SolverCheckpoint
 from daskml_lab.solvers._engine import LocalBlocks, WorkerCall
 from daskml_lab.solvers._objectives import LOSSES, get_loss
 from daskml_lab.solvers._problem import BlockedProblem
@@ -31,7 +34,9 @@ __all__ = [
     "LOSSES",
     "SOLVERS",
     "BlockedProblem",
+    "CheckpointError",
     "LocalBlocks",
+    "SolverCheckpoint",
     "SolverResult",
     "WorkerCall",
     "get_solver",
@@ -56,7 +61,7 @@ def register_solver(
     name : str
         Registry name (e.g. ``"sgd"``).
     solver : callable
-        ``solver(problem, *, w0, tol, max_iter, random_state, callback, ...) -> SolverResult``.
+        ``solver(problem, *, w0, tol, max_iter, random_state, callback, checkpoint, ...) -> SolverResult``.
     smooth_only : bool
         Whether the solver needs a differentiable loss.
     supports_l1 : bool

@@ -107,6 +107,12 @@ class History:
         self._last_evals = 0
         self.run = start_run("solver")
 
+    def restore(self, records: list[dict[str, Any]]) -> None:
+        """Start from the records of a checkpoint: iterations and ``time_s`` continue from the last one."""
+        self.records = [dict(record) for record in records]
+        if self.records:
+            self.start -= float(self.records[-1].get("time_s") or 0.0)
+
     def add(
         self,
         *,

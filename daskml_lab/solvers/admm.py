@@ -26,6 +26,7 @@ import numpy as np
 from scipy.optimize import Bounds, minimize
 
 from daskml_lab.monitoring import fit_span
+from daskml_lab.solvers._checkpoint import SolverCheckpoint, finished_result, open_checkpoint
 from daskml_lab.solvers._common import History, check_solver_args, require_problem, single_threaded_blas
 from daskml_lab.solvers._regularizers import l1_norm, l1_optimality
 from daskml_lab.solvers._result import SolverResult, warn_not_converged
@@ -336,6 +337,7 @@ def admm(
     memory: int = 10,
     hinge_smoothing: float = 1e-3,
     max_working_set: int = 20_000,
+    checkpoint: SolverCheckpoint | None = None,
 ) -> SolverResult:
     """Minimise a :class:`~daskml_lab.solvers.BlockedProblem` with consensus ADMM.
 
@@ -400,6 +402,12 @@ def admm(
     max_working_set : int, default=20000
         Hinge only: largest number of rows near the margin handled by the exact polish of a local solution;
         beyond it the smoothed solution is kept (its error is of the order of ``hinge_smoothing``).
+    checkpoint : SolverCheckpoint or None, default=None
+        Save the consensus ``z``, the workers' local solutions ``x_i`` and scaled duals ``u_i``, ``rho`` and
+        its balancing counters, the iteration and the history every ``checkpoint.every`` iterations; a run
+        given a checkpoint of the same problem resumes from it and, on the same placement of the blocks,
+        reaches the solution of an uninterrupted run (with another placement the duals restart at zero, as
+        after a lost worker; see :doc:`/checkpoints`).
 
     Returns
     -------
@@ -465,6 +473,28 @@ def admm(
         l2, l1 = problem.l2 / scale, problem.l1 / scale
         data_factor = problem.data_scale / scale
         shape = (problem.n_params, problem.n_outputs)
+        run = open_checkpoint(
+            checkpoint,
+            problem,
+            "admm",
+            {
+                "tol": tol,
+                "max_iter": max_iter,
+                "rho": rho,
+                "adaptive_rho": adaptive_rho,
+                "rho_mu": rho_mu,
+                "rho_tau": rho_tau,
+                "relaxation": relaxation,
+                "local_tol": local_tol,
+                "local_max_iter": local_max_iter,
+                "memory": memory,
+                "hinge_smoothing": hinge_smoothing,
+                "max_working_set": max_working_set,
+            },
+        )
+        saved = run.load()
+        if saved is not None and saved.complete:
+            return finished_result(saved, problem, "admm")
         z = problem.initial_params(w0)
         x: dict[tuple[int, ...], np.ndarray] = {}
         u: dict[tuple[int, ...], np.ndarray] = {}
@@ -473,6 +503,17 @@ def admm(
         measure = math.inf
         history = History(scale, callback, shape)
         converged, message, n_iter, n_passes = False, "", 0, 0
+        if saved is not None:  # resume: consensus, local solutions, duals, rho and its counters
+            state, arrays = saved.state, saved.arrays
+            z = arrays["z"]
+            for position, key in enumerate(state["keys"]):
+                x[tuple(int(i) for i in key)] = arrays[f"x_{position}"]
+                u[tuple(int(i) for i in key)] = arrays[f"u_{position}"]
+            current_rho, measure = float(state["rho"]), float(state["measure"])
+            reversals, last_direction = int(state["reversals"]), int(state["last_direction"])
+            next_change, n_passes = int(state["next_change"]), int(state["n_passes"])
+            n_iter = saved.iteration
+            history.restore(saved.history)
         while True:
             if n_iter >= max_iter:
                 message = f"reached max_iter={max_iter} with {_MEASURE[smooth]} {measure:.3g} > tol={tol:g}"
@@ -558,12 +599,32 @@ def admm(
                 factor = rho_tau if direction > 0 else 1.0 / rho_tau
                 current_rho *= factor
                 u = {key: value / factor for key, value in u.items()}
-    if not converged and message != "stopped by the callback":
-        warn_not_converged(
-            "admm", f"{message}. Increase max_iter, scale the features, or try another starting rho."
-        )
+            keys_saved = sorted(x)
+            run.save(
+                n_iter,
+                history.records,
+                {
+                    "z": z,
+                    **{f"x_{i}": x[key] for i, key in enumerate(keys_saved)},
+                    **{f"u_{i}": u[key] for i, key in enumerate(keys_saved)},
+                },
+                keys=[list(key) for key in keys_saved],
+                rho=current_rho,
+                measure=measure,
+                reversals=reversals,
+                last_direction=last_direction,
+                next_change=next_change,
+                n_passes=n_passes,
+            )
+        warning = None
+        if not converged and message != "stopped by the callback":
+            warning = f"{message}. Increase max_iter, scale the features, or try another starting rho."
+        W = np.asarray(z, dtype=np.float64).reshape(shape)
+        run.complete(SolverResult(W, n_iter, converged, history.records, message), warning)
+    if warning is not None:
+        warn_not_converged("admm", warning)
     logger.debug("admm: %d iterations, final rho %.3g: %s", n_iter, current_rho, message)
-    W = np.asarray(z).reshape(shape).astype(problem.dtype)
+    W = W.astype(problem.dtype)
     return SolverResult(W=W, n_iter=n_iter, converged=converged, history=history.records, message=message)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from daskml_lab.monitoring import fit_span
+from daskml_lab.solvers._checkpoint import SolverCheckpoint, finished_result, open_checkpoint
 from daskml_lab.solvers._common import History, check_solver_args, require_problem, single_threaded_blas
 from daskml_lab.solvers._regularizers import prox_l1
 from daskml_lab.solvers._result import SolverResult, warn_not_converged
@@ -133,6 +134,7 @@ def async_sgd(
     updates_per_iter: int | None = None,
     n_iter_no_change: int = 5,
     poll_s: float = 1e-3,
+    checkpoint: SolverCheckpoint | None = None,
 ) -> SolverResult:
     """Minimise a :class:`~daskml_lab.solvers.BlockedProblem` with asynchronous SGD (a parameter server).
 
@@ -190,6 +192,13 @@ def async_sgd(
         Iterations without improvement needed to stop.
     poll_s : float, default=1e-3
         Longest sleep between two polls of the workers' calls.
+    checkpoint : SolverCheckpoint or None, default=None
+        Save the server's parameters and version, each worker's position in its mini-batch sequence, the
+        best parameters so far, the schedule, the stopping counters, the random streams' root entropy and the
+        history every ``checkpoint.every`` iterations. A run given a checkpoint of the same problem resumes
+        from it; the changes in flight when the run stopped are lost, and the order of the workers' answers is
+        not reproducible anyway, so the resumed run converges like an uninterrupted one rather than
+        repeating it (see :doc:`/checkpoints`).
 
     Returns
     -------
@@ -269,11 +278,35 @@ def async_sgd(
         )
         from daskml_lab.data._blocks import root_entropy
 
-        entropy = root_entropy(random_state)
+        run = open_checkpoint(
+            checkpoint,
+            problem,
+            "async-sgd",
+            {
+                "tol": tol,
+                "max_iter": max_iter,
+                "random_state": random_state,
+                "learning_rate": learning_rate,
+                "eta0": eta0,
+                "shrink": shrink,
+                "decay": decay,
+                "power_t": power_t,
+                "batch_size": batch_size,
+                "local_steps": local_steps,
+                "max_staleness": max_staleness,
+                "staleness_power": staleness_power,
+                "updates_per_iter": updates_per_iter,
+                "n_iter_no_change": n_iter_no_change,
+            },
+        )
+        saved = run.load()
+        if saved is not None and saved.complete:
+            return finished_result(saved, problem, "async-sgd")
+        entropy = root_entropy(random_state) if saved is None else int(saved.state["entropy"])
         batch_size = resolve_batch_size(batch_size, problem.n_samples)
         server = _ParameterServer(
             problem,
-            problem.initial_params(w0),
+            problem.initial_params(w0) if saved is None else saved.arrays["W"],
             token=uuid.uuid4().hex,
             entropy=entropy,
             batch_size=batch_size,
@@ -284,13 +317,24 @@ def async_sgd(
             max_staleness=max_staleness,
             poll_s=float(poll_s),
         )
-        first_eta = estimate_eta0(problem, batch_size, l2, entropy) if eta0 == "auto" else float(eta0)
-        schedule = Schedule(learning_rate, first_eta, float(decay), float(power_t), l2)
         period = updates_per_iter or max(1, math.ceil(problem.n_samples / (batch_size * local_steps)))
         history = History(scale, callback, (problem.n_params, problem.n_outputs))
         no_change = NoChange(tol, n_iter_no_change)
-        best_W, best_objective = server.W, math.inf
         converged, message, n_iter = False, "", 0
+        if saved is None:
+            first_eta = estimate_eta0(problem, batch_size, l2, entropy) if eta0 == "auto" else float(eta0)
+            schedule = Schedule(learning_rate, first_eta, float(decay), float(power_t), l2)
+            best_W, best_objective = server.W, math.inf
+        else:  # resume: parameters, version, each worker's mini-batch position, schedule and counters
+            state = saved.state
+            first_eta = float(state["first_eta"])
+            schedule = Schedule(learning_rate, float(state["eta0"]), float(decay), float(power_t), l2)
+            best_W = saved.arrays.get("best_W", server.W.copy())
+            best_objective = float(state["best_objective"])
+            no_change.best, no_change.count = float(state["no_change_best"]), int(state["no_change_count"])
+            server.restore(state, saved.arrays)
+            n_iter = saved.iteration
+            history.restore(saved.history)
         try:
             server.start(schedule)
             while n_iter < max_iter:
@@ -333,16 +377,33 @@ def async_sgd(
                 if stop:
                     message = "stopped by the callback"
                     break
+                run.save(
+                    n_iter,
+                    history.records,
+                    {"W": server.W, "best_W": best_W, **server.state_arrays()},
+                    entropy=entropy,
+                    first_eta=first_eta,
+                    eta0=schedule.eta0,
+                    best_objective=best_objective,
+                    no_change_best=no_change.best,
+                    no_change_count=no_change.count,
+                    **server.state(),
+                )
             else:
                 message = f"reached max_iter={max_iter} iterations"
         finally:
             server.drain()
         W = best_W if math.isfinite(best_objective) else server.W
         message += f"; {server.summary()}"
-    if not converged and not message.startswith("stopped by the callback"):
-        warn_not_converged("async-sgd", f"{message}. Increase max_iter, or loosen tol.")
+        warning = None
+        if not converged and not message.startswith("stopped by the callback"):
+            warning = f"{message}. Increase max_iter, or loosen tol."
+        W = np.asarray(W, dtype=np.float64)
+        run.complete(SolverResult(W, n_iter, converged, history.records, message), warning)
+    if warning is not None:
+        warn_not_converged("async-sgd", warning)
     logger.debug("async-sgd: %d iterations, eta0=%.3g: %s", n_iter, first_eta, message)
-    W = np.asarray(W, dtype=np.float64).astype(problem.dtype)
+    W = W.astype(problem.dtype)
     return SolverResult(W=W, n_iter=n_iter, converged=converged, history=history.records, message=message)
 
 
@@ -490,6 +551,25 @@ class _ParameterServer:
                 logger.debug("async-sgd: a call in flight failed while finishing: %r", err)
         self.pending.clear()
         self.orphans = []
+
+    def state(self) -> dict[str, Any]:
+        """The server's scalar state, for a checkpoint."""
+        return {
+            "version": self.version,
+            "next_step": [[list(key), int(step)] for key, step in sorted(self.next_step.items())],
+            "n_dropped_total": self.n_dropped_total,
+        }
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The server's array state (the staleness of every applied change), for a checkpoint."""
+        return {"all_staleness": np.asarray(self.all_staleness, dtype=np.int64)}
+
+    def restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Continue from :meth:`state` and :meth:`state_arrays` of a checkpoint (before :meth:`start`)."""
+        self.version = int(state["version"])
+        self.next_step = {tuple(int(i) for i in key): int(step) for key, step in state["next_step"]}
+        self.n_dropped_total = int(state["n_dropped_total"])
+        self.all_staleness = [int(s) for s in arrays.get("all_staleness", np.zeros(0, dtype=np.int64))]
 
     def summary(self) -> str:
         """Staleness of the applied changes over the whole run, for the result message."""

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from daskml_lab.monitoring import fit_span
+from daskml_lab.solvers._checkpoint import SolverCheckpoint, finished_result, open_checkpoint
 from daskml_lab.solvers._common import (
     History,
     ScaledObjective,
@@ -37,6 +38,7 @@ def gd(
     grow: float = 2.0,
     c1: float = 1e-4,
     max_line_search: int = 50,
+    checkpoint: SolverCheckpoint | None = None,
 ) -> SolverResult:
     """Minimise a smooth :class:`~daskml_lab.solvers.BlockedProblem` by gradient descent.
 
@@ -70,6 +72,10 @@ def gd(
         Armijo sufficient-decrease constant (in (0, 1)).
     max_line_search : int, default=50
         Evaluations allowed per line search.
+    checkpoint : SolverCheckpoint or None, default=None
+        Save the parameters, the iteration, the history and the next trial step every ``checkpoint.every``
+        iterations; a run given a checkpoint of the same problem resumes from it and reaches the solution of
+        an uninterrupted run (see :doc:`/checkpoints`).
 
     Returns
     -------
@@ -94,12 +100,32 @@ def gd(
     require_problem(problem, "gd")
     with fit_span("gd"), single_threaded_blas():
         problem.start()
+        run = open_checkpoint(
+            checkpoint,
+            problem,
+            "gd",
+            {
+                "tol": tol,
+                "max_iter": max_iter,
+                "step_size": step_size,
+                "shrink": shrink,
+                "grow": grow,
+                "c1": c1,
+                "max_line_search": max_line_search,
+            },
+        )
+        saved = run.load()
+        if saved is not None and saved.complete:
+            return finished_result(saved, problem, "gd")
         fun = ScaledObjective(problem)
-        x = problem.initial_params(w0).ravel()
+        x = problem.initial_params(w0).ravel() if saved is None else saved.arrays["x"]
         f, g = fun(x)
         history = History(fun.scale, callback, fun.shape)
         step = float(step_size)
         converged, message, n_iter = False, "", 0
+        if saved is not None:
+            history.restore(saved.history)
+            step, n_iter = float(saved.state["step"]), saved.iteration
         grad_norm = _sup(g)
         while True:
             if grad_norm <= tol:
@@ -126,10 +152,16 @@ def gd(
             ):
                 message = "stopped by the callback"
                 break
-    if not converged and message != "stopped by the callback":
-        warn_not_converged("gd", f"{message}. Increase max_iter, scale the features, or use solver='lbfgs'.")
+            run.save(n_iter, history.records, {"x": x}, step=step)
+        warning = None
+        if not converged and message != "stopped by the callback":
+            warning = f"{message}. Increase max_iter, scale the features, or use solver='lbfgs'."
+        W = np.asarray(x, dtype=np.float64).reshape(fun.shape)
+        run.complete(SolverResult(W, n_iter, converged, history.records, message), warning)
+    if warning is not None:
+        warn_not_converged("gd", warning)
     logger.debug("gd: %d iterations, %d evaluations: %s", n_iter, fun.n_evals, message)
-    W = np.asarray(x).reshape(fun.shape).astype(problem.dtype)
+    W = W.astype(problem.dtype)
     return SolverResult(W=W, n_iter=n_iter, converged=converged, history=history.records, message=message)
 
 

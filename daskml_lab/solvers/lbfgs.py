@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import OptimizeResult, minimize
 
 from daskml_lab.monitoring import fit_span
+from daskml_lab.solvers._checkpoint import SolverCheckpoint, finished_result, open_checkpoint
 from daskml_lab.solvers._common import (
     History,
     ScaledObjective,
@@ -37,6 +38,7 @@ def lbfgs(
     memory: int = 10,
     max_line_search: int = 50,
     ftol: float = 64 * _EPS,
+    checkpoint: SolverCheckpoint | None = None,
 ) -> SolverResult:
     """Minimise a smooth :class:`~daskml_lab.solvers.BlockedProblem` with limited-memory BFGS.
 
@@ -68,6 +70,11 @@ def lbfgs(
     ftol : float, default=64 * machine epsilon
         Also stop when the relative objective decrease ``(f_k - f_k+1) / max(|f_k|, |f_k+1|, 1)`` of the
         per-sample objective is at most ``ftol``.
+    checkpoint : SolverCheckpoint or None, default=None
+        Save the parameters, the iteration and the history every ``checkpoint.every`` iterations. A run
+        given a checkpoint of the same problem resumes from the saved parameters with the remaining
+        iterations (scipy cannot restore its correction pairs, so the resumed run rebuilds them: it reaches
+        the same solution within ``tol``, not bit for bit; see :doc:`/checkpoints`).
 
     Returns
     -------
@@ -90,9 +97,28 @@ def lbfgs(
     require_problem(problem, "lbfgs")
     with fit_span("lbfgs"), single_threaded_blas():
         problem.start()
+        run = open_checkpoint(
+            checkpoint,
+            problem,
+            "lbfgs",
+            {
+                "tol": tol,
+                "max_iter": max_iter,
+                "memory": memory,
+                "max_line_search": max_line_search,
+                "ftol": ftol,
+            },
+        )
+        saved = run.load()
+        if saved is not None and saved.complete:
+            return finished_result(saved, problem, "lbfgs")
         fun = ScaledObjective(problem)
-        x0 = problem.initial_params(w0).ravel()
+        x0 = problem.initial_params(w0).ravel() if saved is None else saved.arrays["x"]
         history = History(fun.scale, callback, fun.shape)
+        start_iter = 0
+        if saved is not None:
+            history.restore(saved.history)
+            start_iter = saved.iteration
         previous = {"x": x0}
 
         def on_iteration(intermediate_result: Any) -> None:
@@ -112,18 +138,34 @@ def lbfgs(
             )
             if stop:
                 raise StopIteration
+            run.save(len(history.records), history.records, {"x": x})
 
-        options = {"maxiter": max_iter, "maxcor": memory, "maxls": max_line_search, "gtol": tol, "ftol": ftol}
-        result = minimize(fun, x0, jac=True, method="L-BFGS-B", callback=on_iteration, options=options)
-    n_iter = int(result.nit)
-    message = str(result.message)
-    converged = result.status == 0
-    if result.status == 1 or result.status == 2:
-        warn_not_converged(
-            "lbfgs",
-            f"stopped after {n_iter} iteration(s) (status={result.status}): {message}. Increase max_iter, "
-            "scale the features (e.g. StandardScaler), or loosen tol.",
-        )
+        options = {
+            "maxiter": max_iter - start_iter,
+            "maxcor": memory,
+            "maxls": max_line_search,
+            "gtol": tol,
+            "ftol": ftol,
+        }
+        if options["maxiter"] > 0:
+            result = minimize(fun, x0, jac=True, method="L-BFGS-B", callback=on_iteration, options=options)
+        else:  # resumed after the last iteration (scipy would still run one)
+            result = OptimizeResult(
+                x=x0, nit=0, status=1, message="STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"
+            )
+        n_iter = start_iter + int(result.nit)
+        message = str(result.message)
+        converged = result.status == 0
+        warning = None
+        if result.status == 1 or result.status == 2:
+            warning = (
+                f"stopped after {n_iter} iteration(s) (status={result.status}): {message}. Increase max_iter, "
+                "scale the features (e.g. StandardScaler), or loosen tol."
+            )
+        W = np.asarray(result.x, dtype=np.float64).reshape(fun.shape)
+        run.complete(SolverResult(W, n_iter, converged, history.records, message), warning)
+    if warning is not None:
+        warn_not_converged("lbfgs", warning)
     logger.debug("lbfgs: %d iterations, %d evaluations, %s", n_iter, fun.n_evals, message)
-    W = np.asarray(result.x).reshape(fun.shape).astype(problem.dtype)
+    W = W.astype(problem.dtype)
     return SolverResult(W=W, n_iter=n_iter, converged=converged, history=history.records, message=message)

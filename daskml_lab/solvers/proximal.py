@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from daskml_lab.monitoring import fit_span
+from daskml_lab.solvers._checkpoint import SolverCheckpoint, finished_result, open_checkpoint
 from daskml_lab.solvers._common import (
     History,
     ScaledObjective,
@@ -39,6 +40,7 @@ def proximal(
     grow: float = 1.25,
     restart: bool = True,
     max_line_search: int = 50,
+    checkpoint: SolverCheckpoint | None = None,
 ) -> SolverResult:
     """Minimise ``smooth + l1 * ||W[:d]||_1`` with FISTA (Beck and Teboulle, 2009).
 
@@ -75,6 +77,10 @@ def proximal(
         Whether to reset the momentum when the objective increases.
     max_line_search : int, default=50
         Evaluations allowed per backtracking search.
+    checkpoint : SolverCheckpoint or None, default=None
+        Save the iterate, the extrapolated point, the momentum, the next trial step, the iteration and the
+        history every ``checkpoint.every`` iterations; a run given a checkpoint of the same problem resumes
+        from it and reaches the solution of an uninterrupted run (see :doc:`/checkpoints`).
 
     Returns
     -------
@@ -119,7 +125,24 @@ def proximal(
         def total(f: float, x: np.ndarray) -> float:
             return f + l1 * l1_norm(x.reshape(shape), n_features)
 
-        x = problem.initial_params(w0).ravel()
+        run = open_checkpoint(
+            checkpoint,
+            problem,
+            "proximal",
+            {
+                "tol": tol,
+                "max_iter": max_iter,
+                "step_size": step_size,
+                "shrink": shrink,
+                "grow": grow,
+                "restart": restart,
+                "max_line_search": max_line_search,
+            },
+        )
+        saved = run.load()
+        if saved is not None and saved.complete:
+            return finished_result(saved, problem, "proximal")
+        x = problem.initial_params(w0).ravel() if saved is None else saved.arrays["x"]
         f_x, g_x = fun(x)
         obj_x = total(f_x, x)
         y, f_y, g_y = x, f_x, g_x
@@ -127,6 +150,12 @@ def proximal(
         step = float(step_size)
         history = History(fun.scale, callback, shape)
         converged, message, n_iter = False, "", 0
+        if saved is not None:
+            history.restore(saved.history)
+            theta, step, n_iter = float(saved.state["theta"]), float(saved.state["step"]), saved.iteration
+            if "y" in saved.arrays:  # the extrapolated point differs from the iterate
+                y = saved.arrays["y"]
+                f_y, g_y = fun(y)
         optimality = _optimality(x, g_x, shape, n_features, l1)
         while True:
             if optimality <= tol:
@@ -173,10 +202,18 @@ def proximal(
             ):
                 message = "stopped by the callback"
                 break
-    if not converged and message != "stopped by the callback":
-        warn_not_converged("proximal", f"{message}. Increase max_iter or scale the features.")
+            run.save(
+                n_iter, history.records, {"x": x} if y is x else {"x": x, "y": y}, theta=theta, step=step
+            )
+        warning = None
+        if not converged and message != "stopped by the callback":
+            warning = f"{message}. Increase max_iter or scale the features."
+        W = np.asarray(x, dtype=np.float64).reshape(shape)
+        run.complete(SolverResult(W, n_iter, converged, history.records, message), warning)
+    if warning is not None:
+        warn_not_converged("proximal", warning)
     logger.debug("proximal: %d iterations, %d evaluations: %s", n_iter, fun.n_evals, message)
-    W = np.asarray(x).reshape(shape).astype(problem.dtype)
+    W = W.astype(problem.dtype)
     return SolverResult(W=W, n_iter=n_iter, converged=converged, history=history.records, message=message)
 
 

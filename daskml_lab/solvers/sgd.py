@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from daskml_lab.monitoring import fit_span
+from daskml_lab.solvers._checkpoint import SolverCheckpoint, finished_result, open_checkpoint
 from daskml_lab.solvers._common import History, check_solver_args, require_problem, single_threaded_blas
 from daskml_lab.solvers._regularizers import l1_norm, l1_optimality
 from daskml_lab.solvers._result import SolverResult, warn_not_converged
@@ -402,6 +403,7 @@ def sgd(
     local_steps: int | None = None,
     eval_every: int = 1,
     n_iter_no_change: int = 5,
+    checkpoint: SolverCheckpoint | None = None,
 ) -> SolverResult:
     """Minimise a :class:`~daskml_lab.solvers.BlockedProblem` with synchronous distributed mini-batch SGD.
 
@@ -459,6 +461,12 @@ def sgd(
     n_iter_no_change : int, default=5
         Consecutive evaluations that improve the best objective by less than ``tol`` (relative) needed to
         stop.
+    checkpoint : SolverCheckpoint or None, default=None
+        Save the parameters, the best parameters so far, the round, the learning-rate schedule's position,
+        the stopping test's counters, the random streams' root entropy and the history every
+        ``checkpoint.every`` rounds. A run given a checkpoint of the same problem resumes at the next round
+        with the same mini-batches and rates, so on the same placement of the blocks it reaches the result of
+        an uninterrupted run (see :doc:`/checkpoints`).
 
     Returns
     -------
@@ -517,18 +525,50 @@ def sgd(
         )
         from daskml_lab.data._blocks import root_entropy
 
-        entropy = root_entropy(random_state)
+        run = open_checkpoint(
+            checkpoint,
+            problem,
+            "sgd",
+            {
+                "tol": tol,
+                "max_iter": max_iter,
+                "random_state": random_state,
+                "learning_rate": learning_rate,
+                "eta0": eta0,
+                "shrink": shrink,
+                "decay": decay,
+                "power_t": power_t,
+                "batch_size": batch_size,
+                "local_steps": local_steps,
+                "eval_every": eval_every,
+                "n_iter_no_change": n_iter_no_change,
+            },
+        )
+        saved = run.load()
+        if saved is not None and saved.complete:
+            return finished_result(saved, problem, "sgd")
         batch_size = resolve_batch_size(batch_size, problem.n_samples)
         token = uuid.uuid4().hex
         shape = (problem.n_params, problem.n_outputs)
-        W = problem.initial_params(w0)
-        first_eta = estimate_eta0(problem, batch_size, l2, entropy) if eta0 == "auto" else float(eta0)
-        schedule = Schedule(learning_rate, first_eta, float(decay), float(power_t), l2)
         history = History(scale, callback, shape)
         no_change = NoChange(tol, n_iter_no_change)
-        best_W, best_objective = W.copy(), math.inf
         converged, message, n_iter, change = False, "", 0, math.nan
-        for round_index in range(max_iter):
+        if saved is None:
+            entropy = root_entropy(random_state)
+            W = problem.initial_params(w0)
+            first_eta = estimate_eta0(problem, batch_size, l2, entropy) if eta0 == "auto" else float(eta0)
+            schedule = Schedule(learning_rate, first_eta, float(decay), float(power_t), l2)
+            best_W, best_objective = W.copy(), math.inf
+        else:  # resume: the same random streams, schedule position and stopping counters
+            state = saved.state
+            entropy, first_eta = int(state["entropy"]), float(state["first_eta"])
+            schedule = Schedule(learning_rate, float(state["eta0"]), float(decay), float(power_t), l2)
+            W = saved.arrays["W"]
+            best_W, best_objective = saved.arrays.get("best_W", W.copy()), float(state["best_objective"])
+            no_change.best, no_change.count = float(state["no_change_best"]), int(state["no_change_count"])
+            n_iter, change = saved.iteration, float(state["change"])
+            history.restore(saved.history)
+        for round_index in range(n_iter, max_iter):
             results = problem.map_workers(
                 _sgd_round_worker,
                 token,
@@ -588,12 +628,29 @@ def sgd(
             if stop:
                 message = "stopped by the callback"
                 break
+            run.save(
+                n_iter,
+                history.records,
+                {"W": W, "best_W": best_W},
+                entropy=entropy,
+                first_eta=first_eta,
+                eta0=schedule.eta0,
+                best_objective=best_objective,
+                no_change_best=no_change.best,
+                no_change_count=no_change.count,
+                change=change,
+            )
         else:
             message = f"reached max_iter={max_iter} rounds (last relative objective change {change:.3g})"
         if math.isfinite(best_objective):
             W = best_W
-    if not converged and message != "stopped by the callback":
-        warn_not_converged("sgd", f"{message}. Increase max_iter, or loosen tol.")
+        warning = None
+        if not converged and message != "stopped by the callback":
+            warning = f"{message}. Increase max_iter, or loosen tol."
+        W = np.asarray(W, dtype=np.float64).reshape(shape)
+        run.complete(SolverResult(W, n_iter, converged, history.records, message), warning)
+    if warning is not None:
+        warn_not_converged("sgd", warning)
     logger.debug("sgd: %d rounds, eta0=%.3g: %s", n_iter, first_eta, message)
-    W = np.asarray(W, dtype=np.float64).reshape(shape).astype(problem.dtype)
+    W = W.astype(problem.dtype)
     return SolverResult(W=W, n_iter=n_iter, converged=converged, history=history.records, message=message)
