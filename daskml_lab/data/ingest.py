@@ -243,7 +243,20 @@ def read_csv(
         df = dd.read_csv(path, **options)
     except (ValueError, OSError, EOFError, zlib.error, lzma.LZMAError) as err:
         raise _unreadable(path, "a delimited text (CSV/TSV) file", err) from err
-    return from_dataframe(df, target, features=features, categorical=categorical, return_origin=return_origin)
+    try:
+        return from_dataframe(
+            df, target, features=features, categorical=categorical, return_origin=return_origin
+        )
+    except (ValueError, TypeError) as err:
+        # A file with a header and no rows gives text-typed columns: say "no rows", not "not numeric".
+        # Only on this error path, a look at the first row (computed: at most one row).
+        if "numeric" in str(err) and len(df.head(1, npartitions=-1)) == 0:
+            msg = (
+                f"{path!s} has a header but no data rows (0 samples). Check the file, or the glob pattern, "
+                "points at the data."
+            )
+            raise ValueError(msg) from err
+        raise
 
 
 def read_parquet(
@@ -308,7 +321,33 @@ def read_parquet(
         raise ValueError(msg) from err
     except (ValueError, OSError) as err:
         raise _unreadable(path, "parquet", err) from err
+    _check_parquet_footers(path)
     return from_dataframe(df, target, features=features, categorical=categorical, return_origin=return_origin)
+
+
+def _check_parquet_footers(path: Any) -> None:
+    """Read the footer of every file of a local parquet dataset, so that a damaged file is named now.
+
+    dask reads the footers of some files only; a damaged one would otherwise fail later, in a worker's read
+    task, with pyarrow's message and no file name. A footer is a few kilobytes: no data are read.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isdir(path):
+        return
+    import pyarrow.parquet as pq
+
+    for root, _, names in os.walk(path):
+        for name in sorted(names):
+            if name.startswith((".", "_")):  # hidden files, _metadata / _common_metadata / _SUCCESS
+                continue
+            file = os.path.join(root, name)
+            try:
+                pq.read_metadata(file)
+            except (OSError, ValueError) as err:
+                msg = (
+                    f"The parquet dataset {os.fspath(path)!r} holds a damaged or non-parquet file: {file} "
+                    f"({type(err).__name__}: {err}). Remove or rewrite that file."
+                )
+                raise ValueError(msg) from err
 
 
 def read_zarr(
