@@ -28,7 +28,8 @@ __all__ = ["BlockedProblem"]
 
 _ENGINES = ("actors", "tasks", "local", "stream")
 
-#: Fraction of the cluster's (or this machine's available) memory the persisted blocks may take.
+#: Fraction of the free memory (workers' limits minus their current use, or this machine's available memory)
+#: the persisted blocks may take under ``persist="auto"``.
 _PERSIST_FRACTION = 0.5
 
 
@@ -74,11 +75,16 @@ class BlockedProblem:
     client : distributed.Client or None, default=None
         Cluster to run on. ``None`` uses the default client if dask's current scheduler is distributed,
         otherwise evaluates in this process with the current dask scheduler.
-    persist : {"auto", True, False}, default="auto"
+    persist : {"auto", True, False} or None, default=None
         Whether to keep the blocks in (worker) memory for the whole fit. ``"auto"`` persists when the dense
-        size of the data is under half of the memory available (sum of the workers' memory limits, or this
-        machine's available memory without a cluster), and otherwise streams the blocks from their source at
-        every evaluation (logged at INFO level).
+        size of the data is at most half of the free memory (on a cluster: summed over the workers, the part
+        of ``memory_limit`` below dask's ``distributed.worker.memory.spill`` fraction that the worker process
+        does not use yet; without a cluster: this machine's available memory), and otherwise streams the
+        blocks from their source at every evaluation (logged at INFO level), so that worker memory stays
+        bounded by a few blocks whatever the size of the data. ``True`` always persists, ``False`` always
+        streams. ``None`` reads ``dask.config`` key ``daskml_lab.solvers.persist`` (default ``"auto"``),
+        which is how the estimators are overridden:
+        ``with dask.config.set({"daskml_lab.solvers.persist": False}): model.fit(X, y)``.
     engine : {"actors", "tasks"} or None, default=None
         How a persisted problem evaluates on a cluster (see :mod:`daskml_lab.solvers._engine`); ``None`` reads
         ``dask.config`` key ``daskml_lab.solvers.engine`` (default ``"actors"``).
@@ -129,7 +135,7 @@ class BlockedProblem:
         l1: float = 0.0,
         loss_options: dict | None = None,
         client: Any = None,
-        persist: bool | str = "auto",
+        persist: bool | str | None = None,
         engine: str | None = None,
         timeout_s: float | None = None,
     ) -> None:
@@ -149,8 +155,12 @@ class BlockedProblem:
         _check_non_negative("data_scale", data_scale, strict=True)
         _check_non_negative("l2", l2)
         _check_non_negative("l1", l1)
-        if persist not in ("auto", True, False):
-            msg = f"persist must be 'auto', True or False, got {persist!r}."
+        from_config = persist is None
+        if from_config:
+            persist = dask.config.get("daskml_lab.solvers.persist", "auto")
+        if not (persist is True or persist is False or (isinstance(persist, str) and persist == "auto")):
+            where = " (from dask.config key 'daskml_lab.solvers.persist')" if from_config else ""
+            msg = f"persist must be 'auto', True or False{where}, got {persist!r}."
             raise ValueError(msg)
         engine = engine if engine is not None else dask.config.get("daskml_lab.solvers.engine", "actors")
         if engine not in ("actors", "tasks"):
@@ -194,6 +204,13 @@ class BlockedProblem:
         -------
         BlockedProblem
             ``self``.
+
+        Raises
+        ------
+        ValueError
+            On a cluster whose workers have a ``memory_limit``, before anything is computed: when
+            ``persist=True`` and the data exceed the workers' free memory, or when streaming and a row block
+            exceeds the free memory of every worker (either would get the workers killed by their nanny).
         """
         if self._engine is not None:
             return self
@@ -239,26 +256,58 @@ class BlockedProblem:
             return None
 
     def _decide_persist(self, client: Any) -> bool:
-        if self.persist is not True and self.persist is not False:
-            nbytes = self._dense_nbytes()
-            if client is None:
-                import psutil
+        nbytes = self._dense_nbytes()
+        workers = _worker_memory(client)
+        sparse = sp.issparse(getattr(self.X, "_meta", None))
+        if self.persist is True or self.persist is False:
+            keep = bool(self.persist)
+            logger.debug("BlockedProblem: persist=%s set explicitly", keep)
+        else:
+            available = _free_memory(workers, "spill")
+            keep = sparse or nbytes <= _PERSIST_FRACTION * available
+            if not keep:
+                logger.info(
+                    "The data (%.2f GB dense) exceed %d%% of the free memory (%.2f GB%s): streaming the blocks "
+                    "from their source at every evaluation instead of persisting them. Set dask.config "
+                    "'daskml_lab.solvers.persist' to True to persist anyway.",
+                    nbytes / 1e9,
+                    int(100 * _PERSIST_FRACTION),
+                    available / 1e9,
+                    " on the workers" if client is not None else " in this process",
+                )
+        if workers and not sparse:
+            self._check_fits(keep, nbytes, workers)
+        return keep
 
-                available = float(psutil.virtual_memory().available)
-            else:
-                workers = client.scheduler_info().get("workers", {}).values()
-                available = float(sum(w.get("memory_limit", 0) or 0 for w in workers)) or float("inf")
-            if sp.issparse(getattr(self.X, "_meta", None)) or nbytes <= _PERSIST_FRACTION * available:
-                return True
-            logger.info(
-                "The data (%.1f GB dense) exceed %d%% of the memory available (%.1f GB): streaming the "
-                "blocks from their source at every evaluation instead of persisting them.",
-                nbytes / 1e9,
-                int(100 * _PERSIST_FRACTION),
-                available / 1e9,
+    def _check_fits(self, keep: bool, nbytes: float, workers: list[tuple[float, float]]) -> None:
+        """Refuse what would certainly exceed the workers' memory, before any graph runs.
+
+        Persisting more than all the workers can hold, or streaming a block larger than any one of them can
+        hold, would get workers killed by their nanny again and again until the scheduler gives up.
+        """
+        if keep:
+            room = _free_memory(workers, "terminate")
+            if nbytes > room:
+                msg = (
+                    f"persist=True, but the data ({nbytes / 1e9:.2f} GB dense) exceed the free memory of the "
+                    f"{len(workers)} workers ({room / 1e9:.2f} GB below their memory_limit): persisting them "
+                    "would get the workers killed. Use persist='auto' or False (dask.config "
+                    "'daskml_lab.solvers.persist') to stream the blocks instead, or add workers or memory."
+                )
+                raise ValueError(msg)
+            return
+        rows = max(self.X.chunks[0], default=0)
+        block = float(rows) * self.n_features * self.dtype.itemsize
+        room = max(_free_memory([worker], "terminate") for worker in workers)
+        if block > room:
+            suggested = max(1, int(rows * room / (4 * block)))
+            msg = (
+                f"The largest row block ({rows} rows, {block / 1e6:.0f} MB dense) does not fit in the free "
+                f"memory of any worker (at most {room / 1e6:.0f} MB below its memory_limit), and streaming "
+                f"reads one whole block per task. Use smaller row blocks, e.g. X.rechunk({{0: {suggested}}}) "
+                "or read_zarr(..., chunks=...), or workers with more memory."
             )
-            return False
-        return bool(self.persist)
+            raise ValueError(msg)
 
     def _dense_nbytes(self) -> float:
         total = float(self.n_samples) * self.n_features * self.dtype.itemsize
@@ -377,6 +426,40 @@ class BlockedProblem:
             f"data_scale={self.data_scale:g}, l2={self.l2:g}, l1={self.l1:g}, dtype={self.dtype}, "
             f"engine={self.engine_name})"
         )
+
+
+def _worker_memory(client: Any) -> list[tuple[float, float]]:
+    """``(memory_limit, memory in use)`` in bytes per worker; empty without a client or memory limits.
+
+    The memory in use is the worker process's memory at its last heartbeat: a worker holds a few hundred MB
+    of libraries before it holds any data, so its limit alone overstates the room for blocks.
+    """
+    if client is None:
+        return []
+    workers = []
+    for info in client.scheduler_info().get("workers", {}).values():
+        limit = float(info.get("memory_limit", 0) or 0)
+        if limit <= 0:
+            return []  # a worker without a limit: nothing to bound
+        used = float((info.get("metrics") or {}).get("memory", 0) or 0)
+        workers.append((limit, used))
+    return workers
+
+
+def _free_memory(workers: list[tuple[float, float]], threshold: str) -> float:
+    """Bytes below the workers' ``distributed.worker.memory.<threshold>`` fraction not in use yet, summed.
+
+    ``"spill"`` (0.7 by default): above it, dask moves persisted blocks to disk, which defeats persisting;
+    ``"terminate"`` (0.95): above it, the nanny kills the worker. Without workers (no client, or workers
+    without a memory limit): this machine's available memory.
+    """
+    if not workers:
+        import psutil
+
+        return float(psutil.virtual_memory().available)
+    fraction = dask.config.get(f"distributed.worker.memory.{threshold}", None)
+    fraction = float(fraction) if fraction else 1.0  # False disables the threshold: the limit itself
+    return float(sum(max(fraction * limit - used, 0.0) for limit, used in workers))
 
 
 def _check_arrays(X: Any, y: Any, sample_weight: Any) -> None:

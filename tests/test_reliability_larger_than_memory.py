@@ -1,0 +1,300 @@
+"""Data on disk larger than the workers' memory: fitted by streaming the blocks, no worker killed (issue 6).
+
+A zarr store of about 1.2 GiB (150 row chunks of 8 MiB) is fitted on two workers of ``memory_limit=500MiB``
+each: more than the whole cluster's limit, and about 2.5 times one worker's. Persisting it would get the
+workers killed by their nanny, so the linear model's solver and the shard ensemble must choose on their own to
+read the blocks from the store at every pass and keep worker memory bounded. A worker process of this package
+holds about 300 MiB of libraries before it holds any data; 500 MiB leaves room for a few blocks below dask's
+pause threshold (80 %).
+
+The store repeats 3 distinct blocks 50 times, so that the exact answers are cheap to compute in memory: the
+logistic regression on the store with ``C`` equals scikit-learn's on the 3 blocks with ``50 * C`` (the
+objective is the same up to a factor), and shard ``i`` of the ensemble is scikit-learn's model of block
+``i % 3``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import dask
+import numpy as np
+import psutil
+import pytest
+import zarr
+from distributed import Client, LocalCluster
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+from sklearn.naive_bayes import GaussianNB
+
+from daskml_lab.data import read_zarr
+from daskml_lab.ensemble import ShardEnsembleClassifier
+from daskml_lab.linear_model import LogisticRegression
+from daskml_lab.solvers import _problem
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+MEMORY_LIMIT_MIB = 500
+N_WORKERS = 2
+BLOCK_ROWS = 16_384
+N_FEATURES = 64  # 8 MiB per float64 block
+N_DISTINCT = 3
+N_COPIES = 50  # 150 blocks, 1.17 GiB of X
+PAUSE_FRACTION = 0.8  # dask's distributed.worker.memory.pause default
+
+
+def _base_blocks() -> list[tuple[np.ndarray, np.ndarray]]:
+    coef = np.random.default_rng(0).standard_normal(N_FEATURES) / np.sqrt(N_FEATURES) * 3
+    blocks = []
+    for index in range(N_DISTINCT):
+        rng = np.random.default_rng([1, index])
+        X = rng.standard_normal((BLOCK_ROWS, N_FEATURES))
+        y = (X @ coef + rng.logistic(size=BLOCK_ROWS) > 0).astype(np.int64)
+        blocks.append((X, y))
+    return blocks
+
+
+@pytest.fixture(scope="module")
+def base_blocks() -> list[tuple[np.ndarray, np.ndarray]]:
+    return _base_blocks()
+
+
+@pytest.fixture(scope="module")
+def big_store(tmp_path_factory: pytest.TempPathFactory, base_blocks) -> Iterator[Path]:
+    """A zarr group with ``X`` (chunks of BLOCK_ROWS rows) and ``y``; removed after the module."""
+    path = tmp_path_factory.mktemp("larger_than_memory") / "big.zarr"
+    n_blocks = N_DISTINCT * N_COPIES
+    group = zarr.open_group(str(path), mode="w")
+    X_array = group.create_array(
+        "X",
+        shape=(n_blocks * BLOCK_ROWS, N_FEATURES),
+        chunks=(BLOCK_ROWS, N_FEATURES),
+        dtype="f8",
+        compressors=None,
+    )
+    y_array = group.create_array(
+        "y", shape=(n_blocks * BLOCK_ROWS,), chunks=(BLOCK_ROWS,), dtype="i8", compressors=None
+    )
+    for block in range(n_blocks):
+        X, y = base_blocks[block % N_DISTINCT]
+        rows = slice(block * BLOCK_ROWS, (block + 1) * BLOCK_ROWS)
+        X_array[rows] = X
+        y_array[rows] = y
+    yield path
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def tight_client() -> Iterator[Client]:
+    """Two single-threaded worker processes with a memory limit of MEMORY_LIMIT_MIB each."""
+    with (
+        LocalCluster(
+            n_workers=N_WORKERS,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+            memory_limit=f"{MEMORY_LIMIT_MIB}MiB",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        # the libraries the fit tasks need, loaded before anything is measured
+        client.run(lambda: __import__("daskml_lab.solvers") and __import__("sklearn.naive_bayes"))
+        yield client
+
+
+class PeakMemory:
+    """Largest RSS of each worker process, sampled every 0.2 s from a thread (public ``client.run``)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.peak: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for address, rss in self.client.run(_rss).items():
+                    self.peak[address] = max(self.peak.get(address, 0), rss)
+            except Exception:  # a failed sample must not hide the fit's own error
+                pass
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def max_mib(self) -> float:
+        return max(self.peak.values()) / 2**20
+
+
+def _rss() -> int:
+    return int(psutil.Process().memory_info().rss)
+
+
+def _assert_no_worker_restarted(client: Client, pids_before: dict[str, int]) -> None:
+    # a worker killed by its nanny comes back with another process id (and address)
+    assert client.run(os.getpid) == pids_before
+
+
+def test_store_is_larger_than_the_cluster_memory(big_store, tight_client):
+    X, _ = read_zarr(big_store, target="y")
+    limits = [w["memory_limit"] for w in tight_client.scheduler_info()["workers"].values()]
+    assert limits == [MEMORY_LIMIT_MIB * 2**20] * N_WORKERS
+    assert X.nbytes > 1.1 * sum(limits)
+    assert X.chunks[0] == (BLOCK_ROWS,) * (N_DISTINCT * N_COPIES)
+
+
+def test_logistic_regression_streams_and_matches_the_in_memory_reference(
+    big_store, tight_client, base_blocks, caplog
+):
+    X, y = read_zarr(big_store, target="y")
+    pids = tight_client.run(os.getpid)
+    with (
+        caplog.at_level(logging.DEBUG, logger="daskml_lab.solvers._problem"),
+        PeakMemory(tight_client) as memory,
+    ):
+        model = LogisticRegression(C=1.0 / N_COPIES, tol=1e-5, max_iter=100).fit(X, y)
+    assert "streaming the blocks from their source at every evaluation" in caplog.text
+    assert "engine stream" in caplog.text
+    _assert_no_worker_restarted(tight_client, pids)
+    assert memory.max_mib < PAUSE_FRACTION * MEMORY_LIMIT_MIB, memory.peak
+    # the same objective (up to the factor N_COPIES) on the distinct blocks, in memory
+    X_ref = np.vstack([b[0] for b in base_blocks])
+    y_ref = np.concatenate([b[1] for b in base_blocks])
+    reference = SkLogisticRegression(C=1.0, tol=1e-10, max_iter=1000).fit(X_ref, y_ref)
+    # tol=1e-5 stops lbfgs within about 5e-5 of the optimal coefficients (about 1 in magnitude)
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=0, atol=3e-4)
+    np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=0, atol=3e-4)
+
+
+def test_shard_ensemble_streams_and_matches_the_in_memory_reference(
+    big_store, tight_client, base_blocks, caplog
+):
+    X, y = read_zarr(big_store, target="y")
+    pids = tight_client.run(os.getpid)
+    with (
+        caplog.at_level(logging.INFO, logger="daskml_lab.ensemble"),
+        PeakMemory(tight_client) as memory,
+    ):
+        ensemble = ShardEnsembleClassifier(GaussianNB(), random_state=0).fit(X, y)
+    assert "Not persisting the shards" in caplog.text
+    _assert_no_worker_restarted(tight_client, pids)
+    assert memory.max_mib < PAUSE_FRACTION * MEMORY_LIMIT_MIB, memory.peak
+    references = [GaussianNB().fit(X_block, y_block) for X_block, y_block in base_blocks]
+    assert ensemble.n_shards_ == N_DISTINCT * N_COPIES
+    for index, member in enumerate(ensemble.estimators_):
+        np.testing.assert_allclose(member.theta_, references[index % N_DISTINCT].theta_, rtol=1e-12)
+        np.testing.assert_allclose(member.var_, references[index % N_DISTINCT].var_, rtol=1e-12)
+    rows = np.vstack([X_block[:50] for X_block, _ in base_blocks])
+    expected = np.mean([reference.predict_proba(rows) for reference in references], axis=0)
+    np.testing.assert_allclose(ensemble.predict_proba(rows), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_forced_persist_of_data_larger_than_memory_fails_before_killing_workers(big_store, tight_client):
+    X, y = read_zarr(big_store, target="y")
+    pids = tight_client.run(os.getpid)
+    with (
+        dask.config.set({"daskml_lab.solvers.persist": True}),
+        pytest.raises(
+            ValueError, match=r"persist=True, but the data \(1\.\d+ GB dense\) exceed the free memory"
+        ),
+    ):
+        LogisticRegression(max_iter=5).fit(X, y)
+    with (
+        dask.config.set({"daskml_lab.ensemble.persist": True}),
+        pytest.raises(ValueError, match=r"daskml_lab.ensemble.persist=True, but the data .* exceed the free"),
+    ):
+        ShardEnsembleClassifier(GaussianNB()).fit(X, y)
+    _assert_no_worker_restarted(tight_client, pids)
+
+
+def test_blocks_larger_than_a_worker_fail_before_killing_workers(big_store, tight_client):
+    rows = N_DISTINCT * N_COPIES * BLOCK_ROWS // 2  # two blocks of 600 MB: more than a worker's limit
+    X, y = read_zarr(big_store, target="y", chunks=rows)
+    pids = tight_client.run(os.getpid)
+    with pytest.raises(ValueError, match=r"largest row block \(1228800 rows, 629 MB dense\) does not fit"):
+        LogisticRegression(max_iter=5).fit(X, y)
+    with pytest.raises(ValueError, match=r"largest shard \(1228800 rows, 629 MB dense\) does not fit"):
+        ShardEnsembleClassifier(GaussianNB()).fit(X, y)
+    with pytest.raises(ValueError, match="Use more, smaller shards"):
+        ShardEnsembleClassifier(GaussianNB(), n_shards=2).fit(*read_zarr(big_store, target="y"))
+    _assert_no_worker_restarted(tight_client, pids)
+
+
+# -- the overrides, on small data and the session's cluster ------------------------------------------------
+# With the persist fraction made tiny, "auto" streams even these small data: True must then persist anyway.
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory: pytest.TempPathFactory, base_blocks) -> Path:
+    path = tmp_path_factory.mktemp("small") / "small.zarr"
+    group = zarr.open_group(str(path), mode="w")
+    group.create_array("X", data=np.vstack([b[0][:2048] for b in base_blocks]), chunks=(2048, N_FEATURES))
+    group.create_array("y", data=np.concatenate([b[1][:2048] for b in base_blocks]), chunks=(2048,))
+    return path
+
+
+def _fit_logged(caplog, make_model, X, y, key: str, persist: object) -> tuple[object, str]:
+    caplog.clear()
+    settings = {} if persist == "auto" else {key: persist}
+    with caplog.at_level(logging.DEBUG, logger="daskml_lab"), dask.config.set(settings):
+        model = make_model().fit(X, y)
+    return model, caplog.text
+
+
+def test_persist_override_of_the_linear_models(client, small_store, caplog, monkeypatch):
+    monkeypatch.setattr(_problem, "_PERSIST_FRACTION", 1e-12)
+    X, y = read_zarr(small_store, target="y")
+    key = "daskml_lab.solvers.persist"
+    models = {}
+    for persist, engine in (("auto", "stream"), (True, "actors"), (False, "stream")):
+        models[persist], log = _fit_logged(caplog, lambda: LogisticRegression(tol=1e-8), X, y, key, persist)
+        assert f"BlockedProblem started: engine {engine}" in log, persist
+        assert ("streaming the blocks from their source" in log) is (persist == "auto")
+        assert (f"persist={persist} set explicitly" in log) is (persist != "auto")
+    for persist in (True, False):
+        np.testing.assert_allclose(models[persist].coef_, models["auto"].coef_, rtol=1e-7, atol=1e-9)
+
+
+def test_persist_override_of_the_ensembles(client, small_store, base_blocks, caplog, monkeypatch):
+    monkeypatch.setattr(_problem, "_PERSIST_FRACTION", 1e-12)
+    X, y = read_zarr(small_store, target="y")
+    key = "daskml_lab.ensemble.persist"
+    references = [GaussianNB().fit(X_block[:2048], y_block[:2048]) for X_block, y_block in base_blocks]
+    for persist, reason in (("auto", "more than half"), (True, None), (False, "persist=False")):
+        ensemble, log = _fit_logged(
+            caplog, lambda: ShardEnsembleClassifier(GaussianNB(), random_state=0), X, y, key, persist
+        )
+        if reason is None:
+            assert "Not persisting the shards" not in log
+        else:
+            assert "Not persisting the shards" in log
+            assert reason in log
+        for member, reference in zip(ensemble.estimators_, references, strict=True):
+            np.testing.assert_allclose(member.theta_, reference.theta_, rtol=1e-12)
+
+
+def test_invalid_persist_setting_is_rejected(client, small_store):
+    X, y = read_zarr(small_store, target="y")
+    with (
+        dask.config.set({"daskml_lab.solvers.persist": "yes"}),
+        pytest.raises(ValueError, match=r"persist must be 'auto', True or False \(from dask.config key"),
+    ):
+        LogisticRegression().fit(X, y)
+    with (
+        dask.config.set({"daskml_lab.ensemble.persist": "yes"}),
+        pytest.raises(ValueError, match=r"daskml_lab\.ensemble\.persist' must be 'auto', True or False"),
+    ):
+        ShardEnsembleClassifier(GaussianNB()).fit(X, y)
