@@ -6,9 +6,12 @@ treat a failure here as "feature unavailable" (logged), never as a crash of a fi
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import dask
 
 __all__ = [
     "add_dashboard_page",
@@ -16,9 +19,31 @@ __all__ = [
     "dashboard_template",
     "dashboard_theme",
     "log_event_async",
+    "unique_fused_keys",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def unique_fused_keys() -> Iterator[None]:
+    """Turn off dask's low-level linear fusion for the computes and persists made inside the block.
+
+    Works around dask/dask#9964 (open): ``dask._task_spec.fuse_linear_task_spec`` names every fused chain of
+    tasks after its task names, cut to 115 characters, plus the first four characters of Python's ``hash`` of
+    the full name (three hex digits when the hash is negative). Chains whose names agree on their first 115
+    characters -- the same pipeline over different blocks or arrays, computed or persisted together -- then
+    share a name with a probability of about 1/65,536 to 1/4,096 per pair, and one silently returns the
+    other's result (reading an svmlight file in 880 blocks and computing them together swapped about 30).
+    Our package names its tasks with long, explicit prefixes, which makes such names common.
+
+    Blockwise fusion (``optimize_blockwise``), which does most of dask's fusing, stays on; only the linear
+    chains that it leaves are no longer merged into single tasks. The setting is read when a graph is
+    optimised, which :func:`dask.compute`, ``Client.compute`` and ``Client.persist`` do in the calling
+    process, so it must surround those calls.
+    """
+    with dask.config.set({"optimization.fuse.active": False}):
+        yield
 
 
 def _dashboard_bokeh_server(scheduler: Any) -> Any | None:

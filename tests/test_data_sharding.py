@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.data import _blocks, shard, shard_summary
 from daskml_lab.data.sharding import _split_rows_block, _stratified_quota
 from daskml_lab.testing import raise_if_computes
@@ -38,7 +39,8 @@ def compute_blocks(*arrays: da.Array, scheduler: str | None = "sync") -> list[li
     """All row blocks of all arrays, in one computation."""
     blocks = [[array.blocks[j] for j in range(array.numblocks[0])] for array in arrays]
     kwargs = {"scheduler": scheduler} if scheduler else {}
-    computed = dask.compute(*blocks, **kwargs)
+    with unique_fused_keys():  # many similar collections at once: see daskml_lab._compat.unique_fused_keys
+        computed = dask.compute(*blocks, **kwargs)
     return [list(c) for c in computed]
 
 
@@ -200,7 +202,8 @@ def test_shuffle_is_reproducible_and_depends_on_the_seed():
     first = shard(Xd, y, n_shards=5, strategy="shuffle", random_state=3)
     again = shard(Xd, y, n_shards=5, strategy="shuffle", random_state=3)
     other = shard(Xd, y, n_shards=5, strategy="shuffle", random_state=4)
-    a, b, c = dask.compute(first[0], again[0], other[0], scheduler="sync")
+    with unique_fused_keys():
+        a, b, c = dask.compute(first[0], again[0], other[0], scheduler="sync")
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     # rows really move between blocks: shard 0 does not hold only the first 60 rows

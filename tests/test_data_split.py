@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import train_test_split as sk_train_test_split
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.data import train_test_split
 from daskml_lab.testing import raise_if_computes
 
@@ -22,7 +23,8 @@ from .conftest import shared_file
 
 def ids_of(*parts: da.Array, scheduler: str | None = "sync") -> list[np.ndarray]:
     kwargs = {"scheduler": scheduler} if scheduler else {}
-    return list(dask.compute(*parts, **kwargs))
+    with unique_fused_keys():  # several collections at once: see daskml_lab._compat.unique_fused_keys
+        return list(dask.compute(*parts, **kwargs))
 
 
 def sklearn_sizes(n_samples, test_size, train_size, stratify=None):
@@ -241,8 +243,9 @@ def test_split_on_a_cluster_equals_the_synchronous_one(client):
     y = np.arange(1500) % 4
     for stratify in (None, y):
         parts = train_test_split(X, y, test_size=0.25, random_state=11, stratify=stratify)
-        on_cluster = dask.compute(*parts)
-        local = dask.compute(*parts, scheduler="sync")
+        with unique_fused_keys():
+            on_cluster = dask.compute(*parts)
+            local = dask.compute(*parts, scheduler="sync")
         for a, b in zip(on_cluster, local, strict=True):
             np.testing.assert_array_equal(a, b)
         assert on_cluster[1].shape[0] == 375

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import dump_svmlight_file, load_svmlight_file, load_svmlight_files
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.data import read_svmlight
 from daskml_lab.exceptions import PerformanceWarning
 from daskml_lab.testing import raise_if_computes
@@ -48,7 +49,8 @@ def _options(mode: str, n_features: int, zero_based: bool | str) -> dict:
 
 def _computed_blocks(array: da.Array) -> list:
     """Every row block, computed on the synchronous scheduler, checked against the declared chunks."""
-    blocks = dask.compute(*[array.blocks[i] for i in range(array.numblocks[0])], scheduler="sync")
+    with unique_fused_keys():  # many similar collections at once: see daskml_lab._compat.unique_fused_keys
+        blocks = dask.compute(*[array.blocks[i] for i in range(array.numblocks[0])], scheduler="sync")
     for block, n_rows in zip(blocks, array.chunks[0], strict=True):
         assert block.shape[0] == n_rows
         assert block.shape[1:] == array.shape[1:]

@@ -9,6 +9,7 @@ from sklearn.datasets import make_classification as sk_make_classification
 from sklearn.datasets import make_regression as sk_make_regression
 from sklearn.linear_model import LogisticRegression
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.data import make_classification, make_regression
 from daskml_lab.data.synthetic import _hypercube_vertices
 from daskml_lab.testing import raise_if_computes
@@ -16,7 +17,8 @@ from daskml_lab.testing import raise_if_computes
 
 def computed(*arrays, scheduler="sync"):
     kwargs = {"scheduler": scheduler} if scheduler else {}
-    return dask.compute(*arrays, **kwargs)
+    with unique_fused_keys():  # several collections at once: see daskml_lab._compat.unique_fused_keys
+        return dask.compute(*arrays, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.cli._data import cluster, data_format, local_path, read_for_model
 from daskml_lab.cli._predict import load_model
 
@@ -133,7 +134,8 @@ def classification_metrics(model: Any, X: da.Array, y: da.Array) -> dict[str, fl
         )
         parts.append(losses.sum())
     # compute: the n_classes x n_classes confusion matrix and, with probabilities, one log-loss sum
-    computed = dask.compute(*parts)
+    with unique_fused_keys():
+        computed = dask.compute(*parts)
     matrix = np.asarray(computed[0], dtype=np.float64)
     n_samples = matrix.sum()
     if n_samples == 0:

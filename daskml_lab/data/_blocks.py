@@ -24,6 +24,8 @@ import scipy.sparse as sp
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from daskml_lab._compat import unique_fused_keys
+
 __all__ = [
     "STREAM_CLASSIFICATION",
     "STREAM_REGRESSION",
@@ -253,7 +255,8 @@ def compute_block_class_counts(y: da.Array) -> tuple[np.ndarray, np.ndarray]:
         count(block, dask_key_name=(prefix, index)) for index, block in enumerate(y.to_delayed().ravel())
     ]
     # compute: per-block unique labels and counts, n_blocks x n_classes values (the data stay on the workers)
-    results = dask.compute(*tasks)
+    with unique_fused_keys():
+        results = dask.compute(*tasks)
     uniques = [values for values, _ in results]
     classes = np.unique(np.concatenate(uniques)) if uniques else np.asarray([])
     counts = np.zeros((len(results), classes.size), dtype=np.int64)

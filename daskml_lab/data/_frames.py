@@ -16,6 +16,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.data._convert import InputOrigin, Kind, is_dask_dataframe
 from daskml_lab.data.validation import check_array, check_X_y
 
@@ -303,7 +304,8 @@ def _frame_blocks(
     )
     # compute: one integer per partition (the row chunks of X and y) and the distinct values of each column to
     # encode (a small array per column and partition), from one pass over the partitions.
-    described = dask.compute(*counts)
+    with unique_fused_keys():
+        described = dask.compute(*counts)
     lengths = tuple(n for n, _ in described)
     found = {
         col: _sorted_categories(np.concatenate([distinct[col] for _, distinct in described]))

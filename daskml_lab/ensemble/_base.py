@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.base import DaskMLEstimator, HasMethods, Interval, Options
 from daskml_lab.data.sharding import STRATEGIES, shard
 from daskml_lab.data.validation import ValidatedData, check_classes, check_n_features, check_X_y
@@ -501,14 +502,16 @@ class BaseShardEnsemble(DaskMLEstimator):
         )
         if self._classification:
             # compute: two scalars (weight of correct rows, total weight)
-            correct, total = dask.compute((weight * (prediction == data.y)).sum(), weight.sum())
+            with unique_fused_keys():
+                correct, total = dask.compute((weight * (prediction == data.y)).sum(), weight.sum())
             return float(correct / total)
         y_true = data.y.astype(np.float64)
         mean = (weight * y_true).sum() / weight.sum()
         # compute: two scalars (residual and total sums of squares)
-        residual, spread = dask.compute(
-            (weight * (y_true - prediction) ** 2).sum(), (weight * (y_true - mean) ** 2).sum()
-        )
+        with unique_fused_keys():
+            residual, spread = dask.compute(
+                (weight * (y_true - prediction) ** 2).sum(), (weight * (y_true - mean) ** 2).sum()
+            )
         if spread == 0:
             return 1.0 if residual == 0 else 0.0
         return float(1.0 - residual / spread)
@@ -791,7 +794,8 @@ def _compute_as_completed(targets: dict[int, Any], arrived: Callable[[int, Any],
     if client is not None:
         from distributed import as_completed
 
-        futures = client.compute(list(targets.values()))
+        with unique_fused_keys():
+            futures = client.compute(list(targets.values()))
         try:
             for future in as_completed(futures):
                 arrived(index_of[future.key], future.result())
@@ -811,7 +815,7 @@ def _compute_as_completed(targets: dict[int, Any], arrived: Callable[[int, Any],
             done.add(index_of[key])
             arrived(index_of[key], result)
 
-    with Callback(posttask=posttask):
+    with Callback(posttask=posttask), unique_fused_keys():
         values = dask.compute(*targets.values())
     for index, value in zip(targets, values, strict=True):
         if index not in done:

@@ -20,6 +20,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.base import DaskMLEstimator, Interval, Options
 from daskml_lab.data.sharding import shard
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
@@ -550,7 +551,8 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             data.sample_weight if data.sample_weight is not None else da.ones_like(data.y, dtype=np.float64)
         )
         # compute: two scalars (weight of correct rows, total weight)
-        hits, total = dask.compute((weight * correct).sum(), weight.sum())
+        with unique_fused_keys():
+            hits, total = dask.compute((weight * correct).sum(), weight.sum())
         return float(hits / total)
 
 

@@ -18,6 +18,7 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.ensemble._training import PlacedShards, current_client, place_shards
 from daskml_lab.solvers import _problem
 
@@ -93,7 +94,8 @@ def place_shards_for_fit(X: da.Array, y: da.Array, sample_weight: da.Array | Non
         collections = [X, y] if sample_weight is None else [X, y, sample_weight]
         # persist: forced by dask.config daskml_lab.ensemble.persist=True (data-sized, on the workers for the
         # duration of the fit); place_shards only references these blocks again and pins the fits to them
-        persisted = client.persist(collections)
+        with unique_fused_keys():
+            persisted = client.persist(collections)
         X, y = persisted[0], persisted[1]
         sample_weight = persisted[2] if sample_weight is not None else None
     return place_shards(X, y, sample_weight, client)

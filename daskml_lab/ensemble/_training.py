@@ -53,6 +53,7 @@ from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 from sklearn.utils.multiclass import check_classification_targets
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.fusion import Fusion
 from daskml_lab.fusion._base import member_score_stats
 from daskml_lab.monitoring import task_prefix
@@ -335,7 +336,8 @@ def place_shards(
     collections = [X, y] if sample_weight is None else [X, y, sample_weight]
     # persist: the shard blocks, once, so that the scheduler can tell where each lives (data-sized, kept on
     # the workers for the duration of the fit; blocks already in memory are only referenced again)
-    persisted = client.persist(collections)
+    with unique_fused_keys():
+        persisted = client.persist(collections)
     blocks = [list(c.to_delayed().ravel()) for c in persisted]
     placed = PlacedShards(
         blocks[0],
@@ -446,12 +448,14 @@ def compute_pinned(
     if client is None or placed.workers is None:
         # compute: what the caller's graph brings back (the caller states its size); unpinned tasks are
         # rescheduled by the scheduler itself when a worker dies
-        return tuple(dask.compute(*build(placed.workers, "")))
+        with unique_fused_keys():
+            return tuple(dask.compute(*build(placed.workers, "")))
     for attempt in range(MAX_PINNED_ATTEMPTS):
         parts = build(placed.workers, "" if attempt == 0 else f"-retry{attempt}")
         flat = [item for part in parts for item in (part if isinstance(part, list | tuple) else [part])]
         # compute: what the caller's graph brings back (the caller states its size)
-        futures = client.compute(flat)
+        with unique_fused_keys():
+            futures = client.compute(flat)
         try:
             values = _gather_watching(client, futures, placed.workers)
         except _PinnedWorkerLost as err:

@@ -9,6 +9,7 @@ import dask
 import numpy as np
 from sklearn.base import clone
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.data.validation import check_classes, check_n_features, check_X_y
 from daskml_lab.fusion._base import (
     Fusion,
@@ -171,7 +172,10 @@ def fuse(
         if n_features is not None:
             check_n_features(held_out.X, int(n_features), estimator_name=type(fusion_).__name__)
         # compute: the user's held-out rows are already in memory; this only unwraps them from dask
-        X, target, weights = dask.compute(held_out.X, held_out.y, held_out.sample_weight, scheduler="sync")
+        with unique_fused_keys():
+            X, target, weights = dask.compute(
+                held_out.X, held_out.y, held_out.sample_weight, scheduler="sync"
+            )
         stats = member_score_stats(members, X, target, weights, classes=classes)
         scores, baseline = scores_from_stats(stats, len(members))
         features = fusion_.held_out_features(members, X, classes=classes)

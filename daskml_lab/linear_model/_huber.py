@@ -29,6 +29,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.base import Interval
 from daskml_lab.exceptions import ConvergenceWarning
 from daskml_lab.linear_model._base import (
@@ -195,7 +196,8 @@ class HuberRegressor(LinearRegressorBase):
         n_samples, n_features = data.X.shape
         with fit_span(type(self).__name__):
             # persist: the rows are read by every coefficient fit and every scale update
-            X_rows, y_rows, weights = dask.persist(data.X, _target(data), data.sample_weight)
+            with unique_fused_keys():
+                X_rows, y_rows, weights = dask.persist(data.X, _target(data), data.sample_weight)
             weight_sum = float(n_samples)
             if weights is not None:
                 # compute: one scalar, the total sample weight

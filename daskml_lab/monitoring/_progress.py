@@ -15,6 +15,8 @@ from typing import Any, TextIO
 
 import dask
 
+from daskml_lab._compat import unique_fused_keys
+
 __all__ = [
     "IterationBar",
     "ShardBar",
@@ -233,12 +235,14 @@ def compute_with_progress(*collections: Any, verbose: bool = True, **kwargs: Any
             client = default_client()
     if client is None:
         if not show:
-            return dask.compute(*collections, **kwargs)
+            with unique_fused_keys():
+                return dask.compute(*collections, **kwargs)
         from dask.diagnostics import ProgressBar
 
-        with ProgressBar(out=sys.stderr):
+        with ProgressBar(out=sys.stderr), unique_fused_keys():
             return dask.compute(*collections, **kwargs)
-    futures = client.compute(list(collections), **kwargs)
+    with unique_fused_keys():
+        futures = client.compute(list(collections), **kwargs)
     if show:
         from distributed import progress as distributed_progress
 

@@ -47,6 +47,7 @@ from typing import Any
 import dask
 import numpy as np
 
+from daskml_lab._compat import unique_fused_keys
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._objectives import PreparedBlock, _aligned_block, _loss_grad_prepared, _prepare_block
 
@@ -361,7 +362,8 @@ class LocalEngine(_Engine):
         if sw is not None:
             parts.append(sw.to_delayed().ravel().tolist())
         # compute: the row blocks, kept in this process for the whole fit (the local path has no workers)
-        (computed,) = dask.compute(parts)
+        with unique_fused_keys():
+            (computed,) = dask.compute(parts)
         n_blocks = len(computed[0])
         sw_blocks = computed[2] if sw is not None else None
         self.local = LocalBlocks.from_raw(
@@ -415,12 +417,14 @@ class StreamEngine(_Engine):
     def _compute(self, value: Any) -> Any:
         if self.client is None:
             # compute: one small result (per-block counts, a loss and gradient, or per-block small results)
-            (result,) = dask.compute(value)
+            with unique_fused_keys():
+                (result,) = dask.compute(value)
             return result
         from distributed import wait
 
         # compute: one small result (per-block counts, a loss and gradient, or per-block small results)
-        futures = self.client.compute(value)
+        with unique_fused_keys():
+            futures = self.client.compute(value)
         wait(futures if isinstance(futures, list) else [futures], timeout=self.timeout_s)
         return self.client.gather(futures)
 
@@ -529,7 +533,8 @@ class DistributedEngine(_Engine):
         X = X.map_blocks(_aligned_block, dtype=X.dtype, meta=X._meta, token=task_prefix("align"))
         collections = [X, y] if sw is None else [X, y, sw]
         # persist: the row blocks stay on the workers for the whole fit (the only data-sized step)
-        self._persisted = self.client.persist(collections)
+        with unique_fused_keys():
+            self._persisted = self.client.persist(collections)
         futures = {f.key: f for c in self._persisted for f in futures_of(c)}
         keys = [list(_flatten_keys(c.__dask_keys__())) for c in self._persisted]
         self._block_futures = [tuple(futures[ks[i]] for ks in keys) for i in range(len(keys[0]))]
