@@ -115,15 +115,17 @@ def test_every_row_lands_in_exactly_one_shard(n_samples, chunk, n_shards, strate
     chunk_a=st.integers(1, 60),
     chunk_b=st.integers(1, 60),
     n_shards=st.integers(1, 8),
-    strategy=st.sampled_from(["contiguous", "hash"]),
+    strategy=st.sampled_from(["contiguous", "hash", "shuffle", "stratified"]),
+    seed=st.integers(0, 2**32 - 1),
 )
-def test_contiguous_and_hash_do_not_depend_on_input_chunks(n_samples, chunk_a, chunk_b, n_shards, strategy):
+def test_no_strategy_depends_on_input_chunks(n_samples, chunk_a, chunk_b, n_shards, strategy, seed):
     X, y = make_data(n_samples)
     n_shards = min(n_shards, n_samples)
     key = 1 if strategy == "hash" else None
     results = []
     for chunk in (chunk_a, chunk_b):
-        Xs, ys = shard(da.from_array(X, chunks=(chunk, 3)), y, n_shards=n_shards, strategy=strategy, key=key)
+        Xd = da.from_array(X, chunks=(chunk, 3))
+        Xs, ys = shard(Xd, y, n_shards=n_shards, strategy=strategy, key=key, random_state=seed)
         results.append((Xs.chunks, *dask.compute(Xs, ys, scheduler="sync")))
     assert results[0][0] == results[1][0]
     np.testing.assert_array_equal(results[0][1], results[1][1])

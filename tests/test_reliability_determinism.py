@@ -4,11 +4,10 @@ What is guaranteed, and tested here against the fit on the local (synchronous) s
 
 - deterministic solvers (``lbfgs``; ``Ridge``): the same coefficients to rounding (the blocked sums are
   grouped differently), whatever the number of workers and the row chunks;
-- shard ensembles with ``sharding="contiguous"`` and an explicit ``n_shards``: the shards are the same row
-  ranges whatever the input chunks, so the shard models and the predictions are the same;
-- ``sharding="shuffle"`` and ``"stratified"``: the same model for the same input chunks on any number of
-  workers (their assignment of rows to shards is drawn per input block, so other input chunks give other
-  shards: not guaranteed, and not tested beyond showing that it does change).
+- shard ensembles with an explicit ``n_shards``: ``sharding="contiguous"`` gives the same row ranges whatever
+  the input chunks; ``"shuffle"`` and ``"stratified"`` send each row to the shard a seeded permutation of the
+  row positions (of the class's rows) gives it, which depends on the row's global position only; so the shard
+  models and the predictions are the same.
 
 Not covered by the guarantee: ``admm``, ``sgd`` and ``async-sgd``, whose iterates depend on how the blocks are
 grouped by worker (they agree to the solver's tolerance, not to rounding).
@@ -53,12 +52,17 @@ MODELS = {
     "forest-union-contiguous": lambda: ShardEnsembleClassifier(
         ExtraTreesClassifier(n_estimators=4), fusion="forest-union", n_shards=5, random_state=0
     ),
-    # reproducible for a fixed input chunking only (see the module docstring)
     "soft-voting-stratified": lambda: ShardEnsembleClassifier(
         SkLogisticRegression(max_iter=1_000), n_shards=5, sharding="stratified", random_state=0
     ),
+    "forest-union-shuffle": lambda: ShardEnsembleClassifier(
+        ExtraTreesClassifier(n_estimators=4),
+        fusion="forest-union",
+        n_shards=5,
+        sharding="shuffle",
+        random_state=0,
+    ),
 }
-CHUNKING_INDEPENDENT = ("logistic-lbfgs", "ridge", "soft-voting-contiguous", "forest-union-contiguous")
 
 
 @pytest.fixture(scope="module")
@@ -146,18 +150,5 @@ def test_same_model_on_any_number_of_workers_and_any_chunking(scaled_client, dat
     n_workers = len(scaled_client.scheduler_info()["workers"])
     for chunking in WORKER_COUNTS[n_workers]:
         X, y, target = _chunked(data, chunking)
-        for name in CHUNKING_INDEPENDENT:
+        for name in MODELS:
             _assert_same(name, _fit(name, X, y, target), references[name], X_test)
-    # shuffle and stratified sharding: reproducible for the same input chunks, on any number of workers
-    X, y, target = _chunked(data, "even")
-    name = "soft-voting-stratified"
-    _assert_same(name, _fit(name, X, y, target), references[name], X_test)
-
-
-def test_stratified_shards_depend_on_the_input_chunking(data, references):
-    # Documented behaviour, not a guarantee of invariance: rows are assigned to shards block by block.
-    X, y, target = _chunked(data, "lopsided")
-    with dask.config.set(scheduler="sync"):
-        model = _fit("soft-voting-stratified", X, y, target)
-    reference = references["soft-voting-stratified"]
-    assert not np.allclose(model.predict_proba(data[3]), reference.predict_proba(data[3]), rtol=1e-9)

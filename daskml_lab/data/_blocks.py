@@ -39,6 +39,7 @@ __all__ = [
     "compute_block_class_counts",
     "empty_rows",
     "multivariate_hypergeometric",
+    "permuted_positions",
     "root_entropy",
 ]
 
@@ -51,6 +52,12 @@ STREAM_REGRESSION = 5
 
 # numpy's hypergeometric samplers accept populations below this size.
 _NUMPY_HYPERGEOMETRIC_LIMIT = 10**9
+
+# Rounds of the Feistel network of permuted_positions (4 already give a pseudorandom permutation; 6 for margin),
+# and the multipliers of the splitmix64 finaliser used as its round function.
+_FEISTEL_ROUNDS = 6
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
 
 
 def root_entropy(random_state: Any, *, name: str = "random_state") -> int:
@@ -109,6 +116,72 @@ def block_rng(entropy: int, *key: int) -> np.random.Generator:
     """
     seed = np.random.SeedSequence(entropy, spawn_key=tuple(int(k) for k in key))
     return np.random.Generator(np.random.PCG64(seed))
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser, element-wise (uint64 arithmetic wraps, as the hash needs)."""
+    values = (values ^ (values >> np.uint64(30))) * _MIX_1
+    values = (values ^ (values >> np.uint64(27))) * _MIX_2
+    return values ^ (values >> np.uint64(31))
+
+
+def permuted_positions(positions: Any, n: int, entropy: int, *key: int) -> np.ndarray:
+    """Where a seeded random permutation of ``range(n)`` sends each of ``positions``.
+
+    The permutation is a balanced Feistel network on ``2 * h`` bits (``4**h >= n``) keyed by the seed and
+    ``key``, walked again on the values that fall outside ``range(n)`` (cycle walking keeps it a permutation of
+    ``range(n)``; at most four walks are expected). Each position is mapped on its own, so any subset of
+    ``range(n)`` -- one row block, whatever the chunking -- is mapped without the rest: this is what makes the
+    random sharding of a row depend only on its global position and the seed, not on the input chunks.
+
+    Parameters
+    ----------
+    positions : array-like of int
+        Values in ``range(n)``.
+    n : int
+        Size of the permuted range.
+    entropy : int
+        Root entropy from :func:`root_entropy`.
+    *key : int
+        Stream constant and indices, as for :func:`block_rng`.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        The images of ``positions``: distinct positions have distinct images, all in ``range(n)``.
+
+    Examples
+    --------
+    >>> images = permuted_positions(np.arange(10), 10, 42, 1)
+    >>> sorted(images.tolist()) == list(range(10))
+    True
+    >>> np.array_equal(permuted_positions(np.arange(3, 7), 10, 42, 1), images[3:7])
+    True
+    """
+    values = np.asarray(positions, dtype=np.uint64)
+    if n <= 1:
+        return values.astype(np.int64)
+    half_bits = 1
+    while 4**half_bits < n:
+        half_bits += 1
+    mask = np.uint64((1 << half_bits) - 1)
+    shift = np.uint64(half_bits)
+    round_keys = np.random.SeedSequence(entropy, spawn_key=tuple(int(k) for k in key)).generate_state(
+        _FEISTEL_ROUNDS, np.uint64
+    )
+
+    def encrypt(x: np.ndarray) -> np.ndarray:
+        left, right = x >> shift, x & mask
+        for round_key in round_keys:
+            left, right = right, left ^ (_mix64(right ^ round_key) & mask)
+        return (left << shift) | right
+
+    images = encrypt(values)
+    outside = np.flatnonzero(images >= np.uint64(n))
+    while outside.size:
+        images[outside] = encrypt(images[outside])
+        outside = outside[images[outside] >= np.uint64(n)]
+    return images.astype(np.int64)
 
 
 def balanced_sizes(n_samples: int, n_parts: int) -> tuple[int, ...]:

@@ -7,9 +7,11 @@ its own. :func:`shard` moves rows between blocks without bringing any data to th
 - ``shuffle``, ``stratified`` and ``hash`` give every row a target shard inside its own block (a
   ``daskml-shard-assign`` task), split each block into one piece per shard (``daskml-shard-split``), and
   concatenate the pieces of each shard (``daskml-shard-concat``), shuffling the rows within the shard for the
-  two random strategies. How many rows go from block ``i`` to shard ``j`` is decided on the client beforehand:
-  from chunk sizes only (``shuffle``), from per-block class counts (``stratified``) or from per-block hash
-  counts (``hash``), so the output chunk sizes are always known.
+  two random strategies. The random strategies send each row where a seeded permutation of the row positions
+  (``shuffle``) or of the ranks of the rows within their class (``stratified``) cut into the shard sizes
+  puts it, so a row's shard depends on its global position and the seed only, not on the input chunks;
+  ``hash`` counts beforehand how many rows go from each block to each shard. The output chunk sizes are
+  always known.
 """
 
 from __future__ import annotations
@@ -110,20 +112,18 @@ def shard(
     -----
     What is computed before the lazy result is returned:
 
-    - ``contiguous`` and ``shuffle``: nothing (the rows each block sends to each shard are derived from the
-      chunk sizes and the seed);
+    - ``contiguous`` and ``shuffle``: nothing (a row's shard follows from its position and the seed);
     - ``stratified``: the label counts of every block (an ``n_blocks x n_classes`` matrix; reads ``y`` once);
     - ``hash``: the number of rows each block sends to each shard (an ``n_blocks x n_shards`` matrix; reads
       the key column once more when the result is computed).
 
-    ``contiguous`` and ``hash`` results do not depend on how the input is chunked; ``shuffle`` and
-    ``stratified`` are reproducible for a fixed ``random_state`` and input chunking. No result depends on the
-    number of workers. Shards of ``hash`` keep the original row order.
+    No result depends on how the input is chunked or on the number of workers (for ``shuffle`` and
+    ``stratified``, given a ``random_state``). Shards of ``hash`` keep the original row order.
 
     The stratified quota matrix ``Q[j, c]`` (rows of class ``c`` in shard ``j``) rounds
     ``n_c * size_j / n_samples`` up or down while keeping the exact shard sizes and class totals (a matrix
-    rounding solved as a small max-flow problem); each class's quota of a shard is then drawn from the blocks
-    at random (multivariate hypergeometric draws over the per-block class counts).
+    rounding solved as a small max-flow problem); the rows of class ``c``, ranked in their global order, are
+    then permuted at random (seeded) and cut into the quotas ``Q[:, c]``.
 
     Examples
     --------
@@ -164,12 +164,17 @@ def shard(
             entropy = _blocks.root_entropy(random_state)
             permute_entropy = entropy
             if y_arr is not None and strategy == "stratified":
-                labels, counts = _stratified_plan(y_arr, sizes, entropy)
+                labels = _stratified_plan(y_arr, sizes, entropy)
             else:
-                labels, counts = _shuffle_plan(X_arr.chunks[0], sizes, entropy)
-        X_out = _redistribute(X_arr, labels, counts, permute_entropy=permute_entropy)
+                labels = _shuffle_plan(X_arr.chunks[0], sizes, entropy)
+            counts = None  # every block may send rows to every shard; the split tasks count them
+        if counts is not None:
+            sizes = tuple(counts.sum(axis=0).tolist())  # hash shards are as large as their keys make them
+        X_out = _redistribute(X_arr, labels, counts, sizes=sizes, permute_entropy=permute_entropy)
         y_out = (
-            None if y_arr is None else _redistribute(y_arr, labels, counts, permute_entropy=permute_entropy)
+            None
+            if y_arr is None
+            else _redistribute(y_arr, labels, counts, sizes=sizes, permute_entropy=permute_entropy)
         )
     if y_out is None:
         return X_out
@@ -357,37 +362,36 @@ def _label_dtype(n_shards: int) -> np.dtype:
     return np.dtype(np.int16) if n_shards <= np.iinfo(np.int16).max else np.dtype(np.int32)
 
 
-def _shuffle_labels_block(counts: tuple[int, ...], entropy: int, block_index: int) -> np.ndarray:
-    """Target shards of the rows of one block: ``counts[j]`` rows for shard ``j``, in random order."""
-    labels = np.repeat(np.arange(len(counts), dtype=_label_dtype(len(counts))), counts)
-    _blocks.block_rng(entropy, _blocks.STREAM_SHARD_ASSIGN, 1, block_index).shuffle(labels)
-    return labels
+def _shard_of_images(images: np.ndarray, bounds: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Shard ``j`` takes the permuted positions in ``[bounds[j], bounds[j + 1])``."""
+    return np.searchsorted(bounds[1:], images, side="right").astype(dtype)
 
 
-def _shuffle_plan(
-    row_chunks: tuple[int, ...], sizes: tuple[int, ...], entropy: int
-) -> tuple[da.Array, np.ndarray]:
-    """Uniformly random balanced assignment, as if a global permutation were cut into ``sizes``.
+def _shuffle_labels_block(start: int, stop: int, sizes: tuple[int, ...], entropy: int) -> np.ndarray:
+    """Target shards of the rows ``start..stop-1``: a seeded permutation of all rows cut into ``sizes``."""
+    images = _blocks.permuted_positions(
+        np.arange(start, stop), sum(sizes), entropy, _blocks.STREAM_SHARD_ASSIGN
+    )
+    return _shard_of_images(images, np.cumsum((0, *sizes)), _label_dtype(len(sizes)))
 
-    Block ``i`` sends to shard ``j`` a multivariate hypergeometric share of the shard capacities still free,
-    so the count matrix comes from chunk sizes alone and each shard receives exactly ``sizes[j]`` rows.
+
+def _shuffle_plan(row_chunks: tuple[int, ...], sizes: tuple[int, ...], entropy: int) -> da.Array:
+    """Uniformly random balanced assignment: a seeded permutation of the row positions cut into ``sizes``.
+
+    A row's shard depends only on its global position and the seed (see
+    :func:`~daskml_lab.data._blocks.permuted_positions`), so the shards do not depend on the input chunks, and
+    nothing needs computing: every shard receives exactly ``sizes[j]`` rows.
     """
-    rng = _blocks.block_rng(entropy, _blocks.STREAM_SHARD_ASSIGN, 0)
-    remaining = np.asarray(sizes, dtype=np.int64)
-    counts = np.zeros((len(row_chunks), len(sizes)), dtype=np.int64)
-    for index, size in enumerate(row_chunks):
-        counts[index] = _blocks.multivariate_hypergeometric(rng, remaining, int(size))
-        remaining -= counts[index]
+    starts = np.cumsum((0, *row_chunks))
     name = f"daskml-shard-assign-{tokenize(row_chunks, sizes, entropy, 'shuffle')}"
     tasks = {
-        (name, index): (_shuffle_labels_block, tuple(counts[index].tolist()), entropy, index)
+        (name, index): (_shuffle_labels_block, int(starts[index]), int(starts[index + 1]), sizes, entropy)
         for index in range(len(row_chunks))
     }
     dtype = _label_dtype(len(sizes))
-    labels = _blocks.array_from_tasks(
+    return _blocks.array_from_tasks(
         name, tasks, (tuple(row_chunks),), meta=np.empty(0, dtype), dependencies=[]
     )
-    return labels, counts
 
 
 def _stratified_quota(
@@ -449,10 +453,19 @@ def _stratified_quota(
 
 
 def _stratified_labels_block(
-    y_block: np.ndarray, classes: np.ndarray, plan: np.ndarray, entropy: int, block_index: int
+    y_block: np.ndarray,
+    classes: np.ndarray,
+    quota: np.ndarray,
+    offsets: np.ndarray,
+    entropy: int,
+    block_index: int,
 ) -> np.ndarray:
-    """Target shards of one block: ``plan[j, c]`` rows of class ``c`` go to shard ``j``, chosen at random."""
-    n_shards = plan.shape[0]
+    """Target shards of one block: within each class, a seeded permutation of the class's rows cut by ``quota``.
+
+    ``offsets[c]`` rows of class ``c`` come before this block, so a row's rank in its class -- hence its shard
+    -- does not depend on the input chunks.
+    """
+    n_shards = quota.shape[0]
     codes = np.searchsorted(classes, y_block)
     codes = np.minimum(codes, classes.size - 1)
     if y_block.size and not np.array_equal(classes[codes], y_block):
@@ -461,27 +474,27 @@ def _stratified_labels_block(
             "computed. y must give the same values every time it is computed; persist it first."
         )
         raise RuntimeError(msg)
-    rng = _blocks.block_rng(entropy, _blocks.STREAM_SHARD_ASSIGN, 1, block_index)
     labels = np.empty(y_block.shape[0], dtype=_label_dtype(n_shards))
     order = np.argsort(codes, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=classes.size))])
+    totals = quota.sum(axis=0)
     for c in range(classes.size):
         rows = order[bounds[c] : bounds[c + 1]]
         if rows.size == 0:
             continue
-        targets = np.repeat(np.arange(n_shards, dtype=labels.dtype), plan[:, c])
-        if targets.size != rows.size:
+        ranks = offsets[c] + np.arange(rows.size)
+        if ranks[-1] >= totals[c]:
             msg = (
-                f"Row block {block_index} of y changed between the class count and the shard pass "
-                f"({rows.size} rows of class {classes[c]!r}, {targets.size} expected); persist y first."
+                f"Row block {block_index} of y changed between the class count and the shard pass (more rows "
+                f"of class {classes[c]!r} than counted); persist y first."
             )
             raise RuntimeError(msg)
-        rng.shuffle(targets)
-        labels[rows] = targets
+        images = _blocks.permuted_positions(ranks, int(totals[c]), entropy, _blocks.STREAM_SHARD_ASSIGN, 1, c)
+        labels[rows] = _shard_of_images(images, np.cumsum(np.concatenate([[0], quota[:, c]])), labels.dtype)
     return labels
 
 
-def _stratified_plan(y: da.Array, sizes: tuple[int, ...], entropy: int) -> tuple[da.Array, np.ndarray]:
+def _stratified_plan(y: da.Array, sizes: tuple[int, ...], entropy: int) -> da.Array:
     classes, block_counts = _blocks.compute_block_class_counts(y)
     if classes.dtype.kind == "f" and not np.all(np.mod(classes, 1) == 0):
         msg = (
@@ -490,37 +503,29 @@ def _stratified_plan(y: da.Array, sizes: tuple[int, ...], entropy: int) -> tuple
             "strategy='shuffle', or bin y into classes first."
         )
         raise ValueError(msg)
+    # The quota depends on the class totals and shard sizes only (not on the chunks), like the rows' ranks.
     rng = _blocks.block_rng(entropy, _blocks.STREAM_SHARD_ASSIGN, 0)
     quota = _stratified_quota(block_counts.sum(axis=0), sizes, rng)
-    n_blocks, n_classes = block_counts.shape
-    # plan[i, j, c]: rows of class c that block i sends to shard j
-    plan = np.zeros((n_blocks, len(sizes), n_classes), dtype=np.int64)
-    for c in range(n_classes):
-        remaining = quota[:, c].copy()
-        for index in range(n_blocks):
-            plan[index, :, c] = _blocks.multivariate_hypergeometric(
-                rng, remaining, int(block_counts[index, c])
-            )
-            remaining -= plan[index, :, c]
-    classes_key = f"daskml-shard-classes-{tokenize(classes)}"
-    classes_obj = dask.delayed(classes, name=classes_key, traverse=False)
+    offsets = np.cumsum(block_counts, axis=0) - block_counts  # rows of each class before each block
+    shared_key = f"daskml-shard-classes-{tokenize(classes, quota)}"
+    shared = dask.delayed((classes, quota), name=shared_key, traverse=False)
     name = f"daskml-shard-assign-{tokenize(y.name, sizes, entropy, 'stratified')}"
     tasks = {
         (name, index): (
             _stratified_labels_block,
             _blocks.block_key(y, index),
-            classes_key,
-            plan[index],
+            (operator.getitem, shared_key, 0),
+            (operator.getitem, shared_key, 1),
+            offsets[index],
             entropy,
             index,
         )
-        for index in range(n_blocks)
+        for index in range(block_counts.shape[0])
     }
     dtype = _label_dtype(len(sizes))
-    labels = _blocks.array_from_tasks(
-        name, tasks, (y.chunks[0],), meta=np.empty(0, dtype), dependencies=[y, classes_obj]
+    return _blocks.array_from_tasks(
+        name, tasks, (y.chunks[0],), meta=np.empty(0, dtype), dependencies=[y, shared]
     )
-    return labels, plan.sum(axis=2)
 
 
 def _hash_labels_block(keys: Any, n_shards: int, column: int | None = None) -> np.ndarray:
@@ -571,10 +576,15 @@ def _compute_label_counts(labels: da.Array, n_shards: int) -> np.ndarray:
 # moving rows
 
 
-def _split_rows_block(block: Any, labels: np.ndarray, counts: tuple[int, ...]) -> list[Any]:
-    """Split one block into one piece per shard (rows keep their order within each piece)."""
-    found = np.bincount(labels, minlength=len(counts))
-    if not np.array_equal(found, counts):
+def _split_rows_block(block: Any, labels: np.ndarray, counts: tuple[int, ...] | int) -> list[Any]:
+    """Split one block into one piece per shard (rows keep their order within each piece).
+
+    ``counts`` is the planned number of rows per shard, checked against ``labels``; or only the number of
+    shards, when the plan was not computed in advance (``shuffle`` and ``stratified``).
+    """
+    n_shards = counts if isinstance(counts, int) else len(counts)
+    found = np.bincount(labels, minlength=n_shards)
+    if not isinstance(counts, int) and not np.array_equal(found, counts):
         msg = (
             f"A row block sends {found.tolist()} rows to the shards, but {list(counts)} were planned. The "
             "input (or the hash key) must give the same values every time it is computed; persist it first."
@@ -582,8 +592,8 @@ def _split_rows_block(block: Any, labels: np.ndarray, counts: tuple[int, ...]) -
         raise RuntimeError(msg)
     order = np.argsort(labels, kind="stable")
     ordered = block[order]
-    bounds = np.concatenate([[0], np.cumsum(counts)])
-    return [ordered[bounds[j] : bounds[j + 1]] for j in range(len(counts))]
+    bounds = np.concatenate([[0], np.cumsum(found)])
+    return [ordered[bounds[j] : bounds[j + 1]] for j in range(n_shards)]
 
 
 def _concat_shard_block(pieces: list[Any], empty: Any, entropy: int | None, shard_index: int) -> Any:
@@ -612,30 +622,38 @@ def _concat_shard_block(pieces: list[Any], empty: Any, entropy: int | None, shar
 
 
 def _redistribute(
-    array: da.Array, labels: da.Array, counts: np.ndarray, *, permute_entropy: int | None
+    array: da.Array,
+    labels: da.Array,
+    counts: np.ndarray | None,
+    *,
+    sizes: tuple[int, ...],
+    permute_entropy: int | None,
 ) -> da.Array:
-    """Move row ``r`` of block ``i`` to shard ``labels[r]``; ``counts[i, j]`` rows go from ``i`` to ``j``."""
-    n_blocks, n_shards = counts.shape
-    token = tokenize(array.name, labels.name, counts, permute_entropy)
+    """Move row ``r`` of block ``i`` to shard ``labels[r]``; shard ``j`` receives ``sizes[j]`` rows.
+
+    ``counts[i, j]``, when known in advance, is the number of rows block ``i`` sends to shard ``j`` (the graph
+    then leaves out the empty pieces); ``None`` links every non-empty block to every shard.
+    """
+    n_blocks, n_shards = array.numblocks[0], len(sizes)
+    token = tokenize(array.name, labels.name, counts, sizes, permute_entropy)
     split_name = f"daskml-shard-split-{token}"
     piece_name = f"daskml-shard-piece-{token}"
     out_name = f"daskml-shard-concat-{token}"
     tail = (0,) * (array.ndim - 1)
+    senders: list[list[int]] = [[] for _ in range(n_shards)]
     tasks: dict[tuple, Any] = {}
     for i in range(n_blocks):
-        if counts[i].sum() == 0:
+        if array.chunks[0][i] == 0:
             continue
-        tasks[(split_name, i)] = (
-            _split_rows_block,
-            _blocks.block_key(array, i),
-            (labels.name, i),
-            tuple(counts[i].tolist()),
-        )
-        for j in np.flatnonzero(counts[i]).tolist():
+        targets = range(n_shards) if counts is None else np.flatnonzero(counts[i]).tolist()
+        planned = n_shards if counts is None else tuple(counts[i].tolist())
+        tasks[(split_name, i)] = (_split_rows_block, _blocks.block_key(array, i), (labels.name, i), planned)
+        for j in targets:
             tasks[(piece_name, i, j)] = (operator.getitem, (split_name, i), j)
+            senders[j].append(i)
     empty = _blocks.empty_rows(array._meta, array.shape[1:], array.dtype)
     for j in range(n_shards):
-        pieces = [(piece_name, i, j) for i in np.flatnonzero(counts[:, j]).tolist()]
+        pieces = [(piece_name, i, j) for i in senders[j]]
         tasks[(out_name, j, *tail)] = (_concat_shard_block, pieces, empty, permute_entropy, j)
-    chunks = (tuple(counts.sum(axis=0).tolist()), *((size,) for size in array.shape[1:]))
+    chunks = (tuple(sizes), *((size,) for size in array.shape[1:]))
     return _blocks.array_from_tasks(out_name, tasks, chunks, meta=array._meta, dependencies=[array, labels])
