@@ -32,7 +32,7 @@ from sklearn.naive_bayes import GaussianNB
 
 from daskml_lab.data import read_zarr
 from daskml_lab.ensemble import ShardEnsembleClassifier
-from daskml_lab.linear_model import LogisticRegression
+from daskml_lab.linear_model import HuberRegressor, LogisticRegression
 from daskml_lab.solvers import _problem
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -298,3 +298,25 @@ def test_invalid_persist_setting_is_rejected(client, small_store):
         pytest.raises(ValueError, match=r"daskml_lab\.ensemble\.persist' must be 'auto', True or False"),
     ):
         ShardEnsembleClassifier(GaussianNB()).fit(X, y)
+
+
+def test_huber_regressor_follows_the_persist_rule(client, small_store, caplog, monkeypatch):
+    # HuberRegressor reads the rows for several coefficient fits and scale updates: it keeps them in memory
+    # only when the solvers' rule would, so that data larger than memory are streamed by every one of its fits.
+    monkeypatch.setattr(_problem, "_PERSIST_FRACTION", 1e-12)
+    X, y = read_zarr(small_store, target="y")
+    key = "daskml_lab.solvers.persist"
+    persisted = []
+    original_persist = dask.persist
+    monkeypatch.setattr(
+        dask, "persist", lambda *args, **kw: persisted.append(args) or original_persist(*args, **kw)
+    )
+    models = {}
+    for persist, engine, other in (("auto", "stream", "actors"), (True, "actors", "stream")):
+        persisted.clear()
+        models[persist], log = _fit_logged(caplog, lambda: HuberRegressor(tol=1e-6), X, y, key, persist)
+        assert f"BlockedProblem started: engine {engine}" in log, persist
+        assert f"BlockedProblem started: engine {other}" not in log, persist
+        assert bool(persisted) is (persist is True), persist  # the rows are persisted only when kept
+    np.testing.assert_allclose(models["auto"].coef_, models[True].coef_, rtol=1e-6, atol=1e-8)
+    assert models["auto"].scale_ == pytest.approx(models[True].scale_, rel=1e-6)

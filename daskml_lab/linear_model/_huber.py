@@ -45,6 +45,7 @@ from daskml_lab.linear_model._base import (
 )
 from daskml_lab.linear_model._docs import fill_doc
 from daskml_lab.monitoring import fit_span
+from daskml_lab.solvers import BlockedProblem
 
 __all__ = ["HuberRegressor"]
 
@@ -194,10 +195,15 @@ class HuberRegressor(LinearRegressorBase):
         self._check_solver_options()
         self._open_checkpoint()
         n_samples, n_features = data.X.shape
+        X_rows, y_rows, weights = data.X, _target(data), data.sample_weight
         with fit_span(type(self).__name__):
-            # persist: the rows are read by every coefficient fit and every scale update
-            with unique_fused_keys():
-                X_rows, y_rows, weights = dask.persist(data.X, _target(data), data.sample_weight)
+            # The rows are read by every coefficient fit and every scale update: kept in memory unless the
+            # solvers' persist rule streams them (data larger than the workers' free memory, or the dask.config
+            # key daskml_lab.solvers.persist=False), as each coefficient fit would.
+            if BlockedProblem(X_rows, y_rows, weights, loss="huber").will_persist():
+                # persist: data-sized, on the workers (or here) for the duration of the fit
+                with unique_fused_keys():
+                    X_rows, y_rows, weights = dask.persist(X_rows, y_rows, weights)
             weight_sum = float(n_samples)
             if weights is not None:
                 # compute: one scalar, the total sample weight

@@ -197,6 +197,18 @@ class BlockedProblem:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
+    def will_persist(self) -> bool:
+        """Whether :meth:`start` keeps the blocks in memory (``True``) or streams them (``False``).
+
+        Applies the ``persist`` rule now, with the same checks as :meth:`start` (it raises the same errors),
+        so that a caller that reads the data several times can decide the same way before it starts.
+
+        Returns
+        -------
+        bool
+        """
+        return self._decide_persist(self._resolve_client())
+
     def start(self) -> BlockedProblem:
         """Persist the blocks (or prepare streaming) and create the per-worker state; idempotent.
 
