@@ -52,3 +52,19 @@ def test_data_layer_example_on_libsvm(shared_data):
     assert "loaded:  X (32561, 123) float64" in out
     assert "split:   train 24,420 rows, test 8,141 rows (stratified)" in out
     assert "sharded: 4 shards of (6105, 6105, 6105, 6105) rows (shuffle)" in out
+
+
+def test_checkpoint_resume_example_on_magic(shared_data, tmp_path):
+    path = shared_file(shared_data, "magic_gamma_telescope", "magic.tsv.gz")
+    out = _run(
+        str(EXAMPLES / "checkpoint_resume.py"), str(path), "--target", "target", "--workdir", str(tmp_path)
+    )
+    killed = int(re.search(r"linear:  child killed after iteration (\d+);", out).group(1))
+    assert killed >= 15
+    # the resumed fit starts from the checkpoint the killed child left (gradient descent resumes exactly)
+    assert f"gd: resuming stage 'solver' from the checkpoint of iteration {killed}" in out
+    assert "largest coefficient difference with the uninterrupted fit: 0.00e+00" in out
+    saved = int(re.search(r"shards:  child killed with (\d+) of 8 shard models saved", out).group(1))
+    assert saved >= 3
+    assert f"{saved} of 8 shard(s) already trained, training {8 - saved}" in out
+    assert "predictions identical to the uninterrupted fit: True" in out

@@ -473,7 +473,7 @@ class _CheckpointRun:
             raise CheckpointError(msg)
         arrays = self._read_arrays(info)
         try:
-            return SavedState(
+            saved = SavedState(
                 iteration=int(info["iteration"]),
                 history=[dict(record) for record in info["history"]],
                 arrays=arrays,
@@ -483,6 +483,15 @@ class _CheckpointRun:
         except (KeyError, TypeError, ValueError) as err:
             msg = f"The checkpoint {os.fspath(self.metadata_path)!r} lacks {err}. {_fix(self.directory)}"
             raise CheckpointError(msg) from err
+        if not saved.complete:
+            logger.info(
+                "%s: resuming stage %r from the checkpoint of iteration %d in %s",
+                self.solver,
+                self.spec.stage,
+                saved.iteration,
+                os.fspath(self.directory),
+            )
+        return saved
 
     def _read_arrays(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
         entry = info.get("arrays") or {}
