@@ -141,20 +141,33 @@ def test_stacking_matches_hand_reference(classification, passthrough, weighted, 
         np.testing.assert_allclose(member.coef_, expected.coef_, rtol=1e-10)
     expected_rows = [len(r) if refit else len(t) for r, (t, _) in pairs]
     np.testing.assert_array_equal(model.shard_report_.to_frame()["n_train"], expected_rows)
-    X_val = np.vstack([X[r][h] for r, (_, h) in pairs])
-    y_val = np.concatenate([y[r][h] for r, (_, h) in pairs])
-    w_val = None if weight is None else np.concatenate([weight[r][h] for r, (_, h) in pairs])
+    held_rows = [(X[r][h], y[r][h], None if weight is None else weight[r][h]) for r, (_, h) in pairs]
+    y_val = np.concatenate([target for _, target, _ in held_rows])
+    w_val = None if weight is None else np.concatenate([w for _, _, w in held_rows])
 
     def meta(members, rows):
         features = np.hstack([_aligned(m, rows, np.arange(3)) for m in members])
         return np.hstack([features, rows]) if passthrough else features
 
-    final = LogisticRegression().fit(meta(held_out_models, X_val), y_val, sample_weight=w_val)
+    def evaluators(shard):
+        # the held-out rows of shard s: its own member through the model of its training rows, every other
+        # member (which never saw them) as the fused model uses it
+        return [held_out_models[t] if t == shard else hand[t] for t in range(len(hand))]
+
+    meta_val = np.vstack([meta(evaluators(s), rows) for s, (rows, _, _) in enumerate(held_rows)])
+    final = LogisticRegression().fit(meta_val, y_val, sample_weight=w_val)
     expected_proba = final.predict_proba(meta(hand, X_test))
     np.testing.assert_allclose(model.predict_proba(X_test), expected_proba, rtol=1e-8)
     np.testing.assert_array_equal(model.predict(X_test), final.predict(meta(hand, X_test)))
-    if weighted:  # validation scores are weighted accuracies, of the models that never saw the rows
-        expected = [np.average(m.predict(X_val) == y_val, weights=w_val) for m in held_out_models]
+    if weighted:  # validation scores are weighted accuracies, of models that never saw the rows
+        expected = [
+            np.average(
+                np.concatenate([evaluators(s)[t].predict(rows) for s, (rows, _, _) in enumerate(held_rows)])
+                == y_val,
+                weights=w_val,
+            )
+            for t in range(len(hand))
+        ]
         np.testing.assert_allclose(model.shard_report_.to_frame()["validation_score"], expected, rtol=1e-12)
 
 
@@ -210,10 +223,18 @@ def test_regression_fusions_match_hand_reference(regression, fusion):
         pairs = list(zip(_shards(CHUNKS), _held_out_split(11, base), strict=True))
         held_out_models = [clone(base).fit(X[r][t], y[r][t]) for r, (t, _) in pairs]
         hand = [clone(base).fit(X[r], y[r]) for r, _ in pairs]
-        X_val = np.vstack([X[r][h] for r, (_, h) in pairs])
         y_val = np.concatenate([y[r][h] for r, (_, h) in pairs])
+        # held-out rows of shard s: its own member's model of the training rows, the others refitted
+        meta_val = np.vstack(
+            [
+                np.column_stack(
+                    [(held_out_models[t] if t == s else m).predict(X[r][h]) for t, m in enumerate(hand)]
+                )
+                for s, (r, (_, h)) in enumerate(pairs)
+            ]
+        )
         final = RidgeCV(alphas=np.logspace(-3, 3, 7))
-        final.fit(np.column_stack([m.predict(X_val) for m in held_out_models]), y_val)
+        final.fit(meta_val, y_val)
         expected = final.predict(np.column_stack([m.predict(X_test) for m in hand]))
     else:
         hand = _hand_models(model, base, X, y)

@@ -692,29 +692,55 @@ def _summarize_shard_block(fitted: dict[str, Any]) -> dict[str, Any]:
 
 
 def _collect_members_block(summaries: Sequence[dict[str, Any]], classification: bool) -> dict[str, Any]:
-    """The models that evaluate the held-out rows (non-empty shards, in shard order) and the global classes.
+    """The fitted members (non-empty shards, in shard order), what evaluates the held-out rows, and the classes.
 
-    These are the models of the training rows: with refitted members, ``held_out_model``.
+    ``estimators`` are the models of the training rows (with refitted members, their ``held_out_model``);
+    ``refitted`` the members as the fused model uses them (``None`` without refitting), and ``shards`` the
+    shard of each member. See :func:`_members_for_shard`.
     """
-    models = [
-        s["model"] if s.get("held_out_model") is None else s["held_out_model"]
-        for s in summaries
-        if s["model"] is not None
-    ]
+    present = [(index, s) for index, s in enumerate(summaries) if s["model"] is not None]
+    refit = any(s.get("held_out_model") is not None for _, s in present)
     classes = None
     if classification:
         classes = np.unique(np.concatenate([s["labels"] for s in summaries]))
-    return {"estimators": models, "classes": classes}
+    return {
+        "estimators": [s["model"] if s.get("held_out_model") is None else s["held_out_model"] for _, s in present],
+        "refitted": [s["model"] for _, s in present] if refit else None,
+        "shards": [index for index, _ in present],
+        "classes": classes,
+    }
+
+
+def _members_for_shard(members: dict[str, Any], shard_index: int | None) -> list[Any]:
+    """The models that evaluate the held-out rows of shard ``shard_index``.
+
+    A refitted member trained on its whole shard, held-out rows included, so it evaluates its own shard's
+    held-out rows through the model of its training rows; the held-out rows of the other shards it never saw,
+    so it evaluates them as the fused model will use it: refitted. The meta-features then differ from what
+    the fused model sees at prediction time only in one member out of ``n_shards``.
+    """
+    refitted = members.get("refitted")
+    if refitted is None or shard_index is None:
+        return list(members["estimators"])
+    return [
+        own if shard == shard_index else full
+        for own, full, shard in zip(members["estimators"], refitted, members["shards"], strict=True)
+    ]
 
 
 def _held_out_block(
-    X: Any, y: np.ndarray, sample_weight: np.ndarray | None, members: dict[str, Any], fusion: Fusion
+    X: Any,
+    y: np.ndarray,
+    sample_weight: np.ndarray | None,
+    members: dict[str, Any],
+    fusion: Fusion,
+    shard_index: int | None = None,
 ) -> dict[str, Any]:
-    """Every member's score statistics and the fusion's meta-features on held-out rows ``X``."""
+    """Every member's score statistics and the fusion's meta-features on held-out rows ``X`` of a shard."""
     n_rows = int(X.shape[0])
     if n_rows == 0:
         return {"n_rows": 0, "stats": None, "features": None, "target": None, "sample_weight": None}
-    estimators, classes = members["estimators"], members["classes"]
+    estimators, classes = _members_for_shard(members, shard_index), members["classes"]
     features = fusion.held_out_features(estimators, X, classes=classes)
     return {
         "n_rows": n_rows,
@@ -726,9 +752,11 @@ def _held_out_block(
 
 
 def _held_out_from_fit_block(
-    fitted: dict[str, Any], members: dict[str, Any], fusion: Fusion
+    fitted: dict[str, Any], members: dict[str, Any], fusion: Fusion, shard_index: int
 ) -> dict[str, Any]:
-    return _held_out_block(fitted["X_held_out"], fitted["y_held_out"], fitted["sw_held_out"], members, fusion)
+    return _held_out_block(
+        fitted["X_held_out"], fitted["y_held_out"], fitted["sw_held_out"], members, fusion, shard_index
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -823,7 +851,11 @@ def build_shard_fit_graph(
         with _pinned(placement[index]):
             held_out.append(
                 dask.delayed(_held_out_from_fit_block, pure=True)(
-                    fit, members, fusion_node, dask_key_name=(f"{task_prefix('held out')}-{token}", index)
+                    fit,
+                    members,
+                    fusion_node,
+                    index,
+                    dask_key_name=(f"{task_prefix('held out')}-{token}", index),
                 )
             )
     return summaries, held_out
@@ -884,14 +916,16 @@ def build_held_out_graph(
     *,
     token: str,
 ) -> list[Any]:
-    """Delayed held-out evaluations of given members over user-given rows (for ``from_estimators``).
+    """Delayed held-out evaluations of given members over row blocks (``from_estimators``, checkpoints).
 
     Parameters
     ----------
     X_blocks, y_blocks, sw_blocks : list of dask.delayed.Delayed
-        Row blocks of the held-out data.
+        Row blocks of the held-out data: user-given, or (resumed from a checkpoint) block ``i`` holds the
+        held-out rows of shard ``i``.
     members : dict
-        ``{"estimators": [...], "classes": ndarray or None}``; enters the graph once.
+        ``{"estimators": [...], "classes": ndarray or None}``, or :func:`_collect_members_block`'s result;
+        enters the graph once.
     fusion : Fusion
         Unfitted fusion.
     token : str
@@ -912,6 +946,7 @@ def build_held_out_graph(
             None if sw_blocks is None else sw_blocks[index],
             members_node,
             fusion_node,
+            index,
             dask_key_name=(f"{task_prefix('held out')}-{token}", index),
         )
         for index, X_block in enumerate(X_blocks)
