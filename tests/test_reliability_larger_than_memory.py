@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.naive_bayes import GaussianNB
 
 from daskml_lab.data import read_zarr
-from daskml_lab.ensemble import ShardEnsembleClassifier
+from daskml_lab.ensemble import CascadeSVC, ShardEnsembleClassifier
 from daskml_lab.linear_model import HuberRegressor, LogisticRegression
 from daskml_lab.solvers import _problem
 
@@ -320,3 +320,18 @@ def test_huber_regressor_follows_the_persist_rule(client, small_store, caplog, m
         assert bool(persisted) is (persist is True), persist  # the rows are persisted only when kept
     np.testing.assert_allclose(models["auto"].coef_, models[True].coef_, rtol=1e-6, atol=1e-8)
     assert models["auto"].scale_ == pytest.approx(models[True].scale_, rel=1e-6)
+
+
+def test_persist_override_of_the_cascade_svm(client, small_store, caplog, monkeypatch):
+    monkeypatch.setattr(_problem, "_PERSIST_FRACTION", 1e-12)
+    X, y = read_zarr(small_store, target="y")
+    key = "daskml_lab.ensemble.persist"
+    supports = {}
+    for persist, reason in (("auto", "more than half"), (True, None), (False, "persist=False")):
+        model, log = _fit_logged(caplog, lambda: CascadeSVC(n_feedback=0, random_state=0), X, y, key, persist)
+        assert ("Not persisting the shards" in log) is (reason is not None), persist
+        if reason is not None:
+            assert reason in log
+        supports[persist] = model.support_
+    np.testing.assert_array_equal(supports[True], supports["auto"])
+    np.testing.assert_array_equal(supports[False], supports["auto"])

@@ -26,8 +26,9 @@ from daskml_lab.data.sharding import shard
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
 from daskml_lab.ensemble._cascade_calibration import CalibratedSVC
 from daskml_lab.ensemble._cascade_graph import KIND_SKIPPED, SVC_PARAMETERS, build_cascade_graph, join_block
+from daskml_lab.ensemble._placement import place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
-from daskml_lab.ensemble._training import compute_pinned, place_shards, root_entropy, shard_seeds
+from daskml_lab.ensemble._training import compute_pinned, root_entropy, shard_seeds
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = ["CascadeSVC"]
@@ -310,10 +311,11 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         decision values on the shard's calibration rows, and the sigmoid is fitted on them in the same
         compute.
 
-        On a distributed cluster the shard blocks are first persisted (see
-        :func:`daskml_lab.ensemble._training.place_shards`) and the layer-0 tasks of every pass are pinned
-        to the worker holding their shard; data larger than half of the workers' memory are not persisted,
-        and the scheduler then places each task where its block is computed.
+        On a distributed cluster the shard blocks are first persisted and the layer-0 tasks of every pass are
+        pinned to the worker holding their shard; data larger than half of the workers' free memory are not
+        persisted, and the scheduler then places each task where its block is computed. The ``dask.config``
+        key ``daskml_lab.ensemble.persist`` (``"auto"``, True, False) overrides that choice, as for the shard
+        ensembles.
         """
         self._validate_params()
         if self.break_ties and self.decision_function_shape == "ovo":
@@ -336,7 +338,7 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             "cascade SVM on %d shard(s), fan-in %d, up to %d pass(es)", n_shards, self.fan_in, n_passes
         )
         with fit_span(type(self).__name__):
-            placed = place_shards(joined, y_sharded, None)
+            placed = place_shards_for_fit(joined, y_sharded, None)
             X_blocks, y_blocks = placed.X_blocks, placed.y_blocks
 
             def build(workers: list[str | None] | None, suffix: str) -> tuple[Any, ...]:
