@@ -14,8 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 
 from daskml_lab.data import make_classification
-from daskml_lab.ensemble import ShardEnsembleClassifier, _training
-from daskml_lab.ensemble._training import place_shards
+from daskml_lab.ensemble import ShardEnsembleClassifier, _placement
+from daskml_lab.ensemble._placement import place_shards
 
 pytestmark = pytest.mark.cluster
 
@@ -147,8 +147,8 @@ def test_local_scheduler_inside_a_client_keeps_the_delayed_path(client):
 
 def test_data_larger_than_the_memory_share_are_not_persisted(client, on_one_worker, monkeypatch, caplog):
     X, y, _ = on_one_worker
-    monkeypatch.setattr(_training, "PERSIST_MEMORY_FRACTION", 1e-9)
-    with caplog.at_level(logging.INFO, logger="daskml_lab.ensemble._training"):
+    monkeypatch.setattr(_placement, "PERSIST_MEMORY_FRACTION", 1e-9)
+    with caplog.at_level(logging.INFO, logger="daskml_lab.ensemble._placement"):
         placed = place_shards(X, y, None, client)
     assert placed.workers is None
     assert "not persisting them" in caplog.text

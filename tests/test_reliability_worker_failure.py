@@ -34,7 +34,7 @@ from sklearn.ensemble import ExtraTreesClassifier
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 from daskml_lab.data import make_classification
-from daskml_lab.ensemble import CascadeSVC, ShardEnsembleClassifier, _training
+from daskml_lab.ensemble import CascadeSVC, ShardEnsembleClassifier, _placement
 from daskml_lab.exceptions import ConvergenceWarning
 from daskml_lab.linear_model import LogisticRegression
 from daskml_lab.solvers import _common
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.cluster
 #: Longest wait of the package during these tests (its default is 600 s): a hang fails the test quickly.
 TIMEOUT_S = 60
 ENGINE_LOGGER = "daskml_lab.solvers._engine"
-ENSEMBLE_LOGGER = "daskml_lab.ensemble._training"
+ENSEMBLE_LOGGER = "daskml_lab.ensemble._placement"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -417,7 +417,7 @@ def test_without_nannies_lost_blocks_are_recomputed_or_the_fit_fails_clearly(
 
         # 3. The last worker dies in the middle of an ensemble fit: after a short grace for a worker to
         # join, the fit fails saying that no worker is left, instead of waiting for ever.
-        monkeypatch.setattr(_training, "NO_WORKER_GRACE_S", 2.0)
+        monkeypatch.setattr(_placement, "NO_WORKER_GRACE_S", 2.0)
         started = time.monotonic()
         with (
             kill_after_first_task(client, "daskml-shard-fit", n_workers=None),

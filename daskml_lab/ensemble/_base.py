@@ -22,18 +22,16 @@ from daskml_lab._compat import unique_fused_keys
 from daskml_lab.base import DaskMLEstimator, HasMethods, Interval, Options
 from daskml_lab.data.sharding import STRATEGIES, shard
 from daskml_lab.data.validation import ValidatedData, check_classes, check_n_features, check_X_y
-from daskml_lab.ensemble._placement import place_shards_for_fit
+from daskml_lab.ensemble._placement import PlacedShards, current_client, place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
 from daskml_lab.ensemble._report import build_report
 from daskml_lab.ensemble._training import (
     KIND_FITTED,
-    PlacedShards,
     ShardSeeds,
     _collect_members_block,
     build_held_out_graph,
     build_shard_fit_graph,
     compute_shard_fits,
-    current_client,
     root_entropy,
     shard_seeds,
     split_rows,
@@ -682,7 +680,7 @@ class _ShardCheckpoint:
         Returns the per-shard summaries and held-out results, as the fit without checkpoint computes them.
         The tasks are not pinned to workers: the scheduler runs each where its block lives, and elsewhere if
         that worker dies (saving the models as they arrive rules out
-        :func:`~daskml_lab.ensemble._training.compute_pinned`, which returns them all at the end).
+        :func:`~daskml_lab.ensemble._placement.compute_pinned`, which returns them all at the end).
         """
         saved = self.saved_shards()
         n_shards = self.n_shards

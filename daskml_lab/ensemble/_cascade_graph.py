@@ -639,7 +639,7 @@ def build_cascade_graph(
         Largest number of violators a merge of a feedback pass passes up without training (the largest shard).
     workers : list of str or None, default=None
         Per shard, the worker holding its block, to which its layer-0 tasks of every pass are pinned (from
-        :func:`daskml_lab.ensemble._training.place_shards`); ``None`` leaves the placement to the scheduler.
+        :func:`daskml_lab.ensemble._placement.place_shards`); ``None`` leaves the placement to the scheduler.
 
     Returns
     -------

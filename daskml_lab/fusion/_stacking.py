@@ -66,6 +66,10 @@ class Stacking(Fusion):
     ``1 - validation_fraction`` of their shard, which costs tree bases on small shards about half a point of
     accuracy), at the price of a second fit per shard. Because of that, stacking holds out a larger share by
     default (``validation_fraction=None`` means 0.2 here): more rows for ``g``, none taken from the members.
+    A refitted member has seen the held-out rows of its own shard, but never those of the other shards: the
+    meta-features of shard ``s``'s held-out rows therefore come from the refitted members, except member
+    ``s``, which contributes through its model of the training rows. ``g`` then learns on (all but one of)
+    the very models it will combine, not on stand-ins fitted to fewer rows.
 
     The default ``g`` chooses its regularisation by 5-fold cross-validation on the held-out meta-features
     (:class:`~sklearn.linear_model.LogisticRegression` with ``C`` in ``0.01, 0.1, 1, 10`` chosen by
