@@ -44,7 +44,7 @@ pytestmark = pytest.mark.cluster
 
 #: Longest wait of the package during these tests (its default is 600 s): a hang fails the test quickly.
 TIMEOUT_S = 60
-ENGINE_LOGGER = "daskml_lab.solvers._engine"
+ENGINE_LOGGER = "daskml_lab.solvers._distributed_engine"
 ENSEMBLE_LOGGER = "daskml_lab.ensemble._placement"
 
 

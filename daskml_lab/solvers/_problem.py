@@ -12,13 +12,8 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 
-from daskml_lab.solvers._engine import (
-    DistributedEngine,
-    EngineSpec,
-    LocalEngine,
-    StreamEngine,
-    WorkerCall,
-)
+from daskml_lab.solvers._distributed_engine import DistributedEngine
+from daskml_lab.solvers._engine import EngineSpec, LocalEngine, StreamEngine, WorkerCall
 from daskml_lab.solvers._objectives import get_loss
 from daskml_lab.solvers._regularizers import l1_norm, l2_value_grad
 

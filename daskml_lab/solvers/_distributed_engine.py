@@ -1,0 +1,565 @@
+"""The distributed engines of :class:`~daskml_lab.solvers.BlockedProblem`: ``"actors"`` and ``"tasks"``.
+
+The row blocks are persisted once and grouped by the worker that holds them (a *position* per group); every
+evaluation then costs one round trip per worker (see :mod:`daskml_lab.solvers._engine` for the other engines).
+
+**Lost workers** (``"actors"``). Each actor serves a fixed group of blocks (a *position*). A wait for an
+actor's answer checks every ``_WATCH_INTERVAL_S`` seconds that its worker is still in the cluster; when it has
+left (or a call fails to reach it), the scheduler recomputes the lost blocks from their lineage, the actors of
+the lost positions are recreated on the workers that now hold most of their blocks, and the call is sent again.
+The groups do not change, so the sums come out in the same order and the answers equal those an undisturbed
+fit gets (only the ``state`` dict of a recreated position starts empty). The ``"tasks"`` engine's tasks may
+run on any worker (the scheduler reruns them elsewhere; a failed evaluation places the blocks anew and is
+retried).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from daskml_lab._compat import unique_fused_keys
+from daskml_lab.monitoring import task_prefix
+from daskml_lab.solvers._engine import EngineSpec, LocalBlocks, WorkerCall, _Engine, _sum_parts
+from daskml_lab.solvers._objectives import _aligned_block
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DistributedEngine"]
+
+#: Rebuild attempts after a lost worker before an evaluation gives up.
+_MAX_REBUILDS = 3
+#: Seconds between two checks, while an actor's answer is awaited, that its worker is still in the cluster.
+_WATCH_INTERVAL_S = 0.5
+#: Seconds to wait, after a call failed to reach a worker, for the scheduler to notice that it has gone.
+_LOSS_GRACE_S = 10.0
+
+
+class _WorkerLost(OSError):
+    """The worker an actor lives on has left the cluster, or the actor was lost."""
+
+
+class _WorkerActor:
+    """Long-lived per-worker state: the worker's blocks, prepared once, answering evaluations directly."""
+
+    def __init__(
+        self, spec: EngineSpec, indices: list[int], n_blocks: int, has_weight: bool, *arrays: Any
+    ) -> None:
+        X_blocks = list(arrays[:n_blocks])
+        y_blocks = list(arrays[n_blocks : 2 * n_blocks])
+        sw_blocks = list(arrays[2 * n_blocks :]) if has_weight else None
+        self.local = LocalBlocks.from_raw(spec, indices, X_blocks, y_blocks, sw_blocks)
+
+    def describe(self) -> tuple[int, float]:
+        return self.local.n_rows, self.local.sum_weight
+
+    def loss_grad(self, W: np.ndarray) -> tuple[float, np.ndarray]:
+        return self.local.loss_grad(W)
+
+    def run(self, func: Callable, args: tuple) -> Any:
+        return func(self.local, *args)
+
+
+def _loss_grad_worker_task(
+    spec: EngineSpec, indices: list[int], n_blocks: int, has_weight: bool, W: Any, *arrays
+):
+    """Task body of the ``"tasks"`` engine: prepare the local blocks and sum their loss and gradient."""
+    actor = _WorkerActor(spec, indices, n_blocks, has_weight, *arrays)
+    return actor.loss_grad(W)
+
+
+def _run_worker_task(
+    spec: EngineSpec, indices: list[int], n_blocks: int, has_weight: bool, func, args, *arrays
+):
+    actor = _WorkerActor(spec, indices, n_blocks, has_weight, *arrays)
+    return actor.run(func, args)
+
+
+class DistributedEngine(_Engine):
+    """Persisted blocks, one unit of work per worker per evaluation (actors or pinned tasks)."""
+
+    def __init__(
+        self,
+        spec: EngineSpec,
+        X: Any,
+        y: Any,
+        sample_weight: Any,
+        client: Any,
+        timeout_s: float,
+        mode: str = "actors",
+    ) -> None:
+        self.spec, self.client, self.timeout_s, self.mode = spec, client, timeout_s, mode
+        self.name = mode
+        self._collections = (X, y, sample_weight)
+        self._block_rows = tuple(int(c) for c in X.chunks[0])
+        self._token = uuid.uuid4().hex[:10]
+        self._persisted: list[Any] = []
+        self._block_futures: list[tuple[Any, Any, Any]] = []
+        self._placement: dict[str, list[int]] = {}
+        self._actors: list[Any] = []
+        self._actor_futures: list[Any] = []
+        self._worker_args: list[tuple] = []
+        self._generation: list[int] = []  # per position: how many times its actor was created
+        self._live: tuple[float, set[str]] = (-float("inf"), set())  # (when, scheduler's worker addresses)
+        self.n_rebuilds = 0
+
+    # -- set-up -------------------------------------------------------------------------------------------
+    def start(self) -> tuple[int, float]:
+        from distributed import futures_of
+
+        X, y, sw = self._collections
+        # Blocks that travelled over the network can be misaligned in memory (slow BLAS paths): realign them
+        # on the worker once, as part of the persist, so that the stored copy is the one the kernels read.
+        X = X.map_blocks(_aligned_block, dtype=X.dtype, meta=X._meta, token=task_prefix("align"))
+        collections = [X, y] if sw is None else [X, y, sw]
+        # persist: the row blocks stay on the workers for the whole fit (the only data-sized step)
+        with unique_fused_keys():
+            self._persisted = self.client.persist(collections)
+        futures = {f.key: f for c in self._persisted for f in futures_of(c)}
+        keys = [list(_flatten_keys(c.__dask_keys__())) for c in self._persisted]
+        self._block_futures = [tuple(futures[ks[i]] for ks in keys) for i in range(len(keys[0]))]
+        self._collections = (None, None, None)
+        for attempt in range(_MAX_REBUILDS + 1):
+            try:
+                return self._build()
+            except TimeoutError:
+                raise
+            except OSError as err:  # a worker was lost while the actors were being created
+                if attempt == _MAX_REBUILDS:
+                    raise self._gave_up(attempt, err) from err
+                logger.warning("solver engine: a worker was lost while starting (%r); starting again", err)
+                # cancelled, not released: an actor pinned to a dead worker would wait for it for ever
+                self.client.cancel(self._actor_futures)
+                self.n_rebuilds += 1
+        msg = "unreachable"  # pragma: no cover
+        raise AssertionError(msg)  # pragma: no cover
+
+    def _gave_up(self, attempt: int, err: BaseException) -> RuntimeError:
+        msg = (
+            f"The solver lost contact with its workers {attempt + 1} times in a row (last error: {err!r}); "
+            f"giving up. Check the cluster at {self.client.scheduler.address} (the workers' logs tell why "
+            "they died: memory limits, crashes) and fit again."
+        )
+        return RuntimeError(msg)
+
+    def _wait(self, futures: list[Any], what: str) -> None:
+        from distributed import CancelledError, wait
+
+        try:
+            wait(futures, timeout=self.timeout_s)
+        except TimeoutError as err:
+            msg = (
+                f"Timed out after {self.timeout_s:g} s waiting for {what} on the cluster at "
+                f"{self.client.scheduler.address}. Check that the workers are alive and have memory to "
+                "hold the data, or raise the timeout (dask.config daskml_lab.solvers.timeout_s)."
+            )
+            raise TimeoutError(msg) from err
+        except CancelledError as err:
+            # The scheduler forgets data lost with a worker when it cannot compute them again.
+            msg = (
+                f"Waiting for {what} failed: data were lost with a worker and cannot be computed again (they "
+                "have no lineage: scattered data, or data persisted by a client that has gone). Load the input "
+                "from its source (files or a lazy graph) rather than scattering it, or keep a copy on another "
+                f"worker (client.replicate). Details: {err}"
+            )
+            raise RuntimeError(msg) from err
+        for future in futures:
+            if future.status == "error":
+                future.result()  # raises the task's own exception
+
+    # -- liveness -------------------------------------------------------------------------------------------
+    def _live_workers(self, max_age_s: float = _WATCH_INTERVAL_S) -> set[str]:
+        """Addresses of the scheduler's workers (asked again when the last answer is older than ``max_age_s``)."""
+        when, live = self._live
+        if time.monotonic() - when > max_age_s:
+            live = set(self.client.scheduler_info()["workers"])
+            self._live = (time.monotonic(), live)
+        return live
+
+    def _position_alive(self, position: int, generation: int, address: str, max_age_s: float) -> bool:
+        """Whether the actor ``generation`` of ``position``, created on ``address``, can still answer."""
+        if generation != self._generation[position]:
+            return False  # already replaced
+        if self._actor_futures[position].status in ("lost", "cancelled", "error"):
+            return False
+        return address in self._live_workers(max_age_s)
+
+    def _wait_actors(self, positions: list[int]) -> None:
+        """Wait for the actors of ``positions`` to exist; :class:`_WorkerLost` if their worker leaves."""
+        from distributed import CancelledError, wait
+
+        futures = [self._actor_futures[p] for p in positions]
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                wait(futures, timeout=min(_WATCH_INTERVAL_S, max(deadline - time.monotonic(), 0.01)))
+                break
+            except CancelledError:
+                # the scheduler cancels an actor whose blocks were lost for good: say so clearly
+                self._wait(futures, "the per-worker solver state")
+                raise
+            except TimeoutError:
+                gone = [p for p in positions if self._worker_args[p][0] not in self._live_workers(0.0)]
+                if gone:
+                    msg = f"worker {self._worker_args[gone[0]][0]} left before its solver state was created"
+                    raise _WorkerLost(msg) from None
+                if time.monotonic() > deadline:
+                    self._wait(futures, "the per-worker solver state")  # raises the clear TimeoutError
+        self._wait(futures, "the per-worker solver state")  # errors of the actors' constructors
+
+    def _build(self) -> tuple[int, float]:
+        """Wait for the blocks, place them on workers, and create the per-worker state."""
+        self._release_state()
+        flat = [f for triple in self._block_futures for f in triple]
+        self._wait(flat, "the row blocks to be computed and held in memory")
+        X_futures = [triple[0] for triple in self._block_futures]
+        who_has = self.client.who_has(X_futures)
+        sizes = list(self._block_rows)
+        holders = [next(iter(who_has.get(f.key, ())), None) for f in X_futures]
+        workers = sorted(self.client.scheduler_info()["workers"])
+        self._placement = _balance(holders, sizes, workers)
+        self.n_workers = len(self._placement)
+        has_weight = len(self._block_futures[0]) == 3
+        self._worker_args = []
+        for address, indices in self._placement.items():
+            triples = [self._block_futures[i] for i in indices]
+            arrays = [t[0] for t in triples] + [t[1] for t in triples]
+            if has_weight:
+                arrays += [t[2] for t in triples]
+            self._worker_args.append((address, indices, len(indices), has_weight, arrays))
+        logger.debug(
+            "solver engine %s: blocks per worker %s",
+            self.mode,
+            {a: len(i) for a, i in self._placement.items()},
+        )
+        if self.mode == "actors":
+            positions = list(range(len(self._worker_args)))
+            self._actor_futures = [self._submit_actor(p) for p in positions]
+            self._generation = [0] * len(positions)
+            self._wait_actors(positions)
+            self._actors = [f.result(timeout=self.timeout_s) for f in self._actor_futures]
+            described = [_ActorCall(self, p, "describe", ()).result(self.timeout_s) for p in positions]
+        else:
+            described = [c.result(self.timeout_s) for c in self._submit_tasks(_describe_local, ())]
+        return int(sum(d[0] for d in described)), float(sum(d[1] for d in described))
+
+    def _submit_actor(self, position: int) -> Any:
+        """Create the actor of ``position`` on the worker ``self._worker_args[position]`` names."""
+        address, indices, n, has_weight, arrays = self._worker_args[position]
+        return self.client.submit(
+            _WorkerActor,
+            self.spec,
+            indices,
+            n,
+            has_weight,
+            *arrays,
+            workers=[address],
+            allow_other_workers=False,
+            actor=True,
+            pure=False,
+            key=f"{task_prefix('solver state')}-{self._token}-{self.n_rebuilds}-{position}",
+        )
+
+    def _recover(self, err: BaseException) -> None:
+        """After a failed call: recreate the actors of the positions whose worker has left the cluster.
+
+        The scheduler may not have noticed the loss yet when the call fails: wait for it (at most
+        ``_LOSS_GRACE_S`` seconds). If every worker is still there, nothing is done and the call is retried.
+        """
+        deadline = time.monotonic() + min(_LOSS_GRACE_S, self.timeout_s)
+        for attempt in range(_MAX_REBUILDS + 1):
+            while True:
+                self._live_workers(0.0)  # one fresh answer of the scheduler for all the positions
+                lost = [
+                    p
+                    for p in range(len(self._worker_args))
+                    if not self._position_alive(p, self._generation[p], self._worker_args[p][0], float("inf"))
+                ]
+                if lost or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            if not lost and all(actor is not None for actor in self._actors):
+                logger.warning(
+                    "solver engine: a call failed (%r) but every worker is alive; retrying it", err
+                )
+                return
+            try:
+                self._rehome(lost, err)
+                return
+            except TimeoutError:
+                raise
+            except OSError as again:  # a worker left during the recovery: start it again
+                if attempt == _MAX_REBUILDS:
+                    raise self._gave_up(attempt, again) from again
+                err, deadline = again, time.monotonic()
+
+    def _rehome(self, lost: list[int], err: BaseException) -> None:
+        """Recreate the actors of ``lost`` positions where their blocks are now, and wait for every new actor."""
+        if lost:
+            self.n_rebuilds += 1
+            logger.warning(
+                "solver engine: worker(s) %s lost (%r); recreating the state of %d position(s) from their "
+                "blocks",
+                sorted({self._worker_args[p][0] for p in lost}),
+                err,
+                len(lost),
+            )
+            # The old actors are cancelled, not just released: a task pinned to a dead worker would otherwise
+            # wait for it for ever, holding its blocks in the cluster's memory.
+            self.client.cancel([self._actor_futures[p] for p in lost])
+            triples = [self._block_futures[i] for p in lost for i in self._worker_args[p][1]]
+            # The scheduler recomputes the lost blocks from their lineage (the futures still want them).
+            self._wait([f for t in triples for f in t], "the lost row blocks to be computed again")
+            who_has = self.client.who_has([t[0] for t in triples])
+            live = sorted(self._live_workers(0.0))
+            if not live:
+                msg = (
+                    f"No worker is left in the cluster at {self.client.scheduler.address} to run the solver."
+                )
+                raise RuntimeError(msg)
+            load = Counter(self._worker_args[p][0] for p in range(len(self._worker_args)) if p not in lost)
+            for p in lost:
+                _, indices, n, has_weight, arrays = self._worker_args[p]
+                held: Counter[str] = Counter()
+                for i in indices:
+                    for worker in who_has.get(self._block_futures[i][0].key, ()):
+                        held[worker] += self._block_rows[i]
+                # Where most of the position's rows are now, else the worker with the fewest positions.
+                target = min(live, key=lambda w: (-held[w], load[w], w))
+                load[target] += 1
+                self._worker_args[p] = (target, indices, n, has_weight, arrays)
+                self._actor_futures[p] = self._submit_actor(p)
+                self._generation[p] += 1
+                self._actors[p] = None
+        pending = [p for p, actor in enumerate(self._actors) if actor is None]
+        self._wait_actors(pending)
+        for p in pending:
+            self._actors[p] = self._actor_futures[p].result(timeout=self.timeout_s)
+
+    def _actor_result(self, call: _ActorCall, timeout_s: float | None) -> Any:
+        """The answer to ``call``; when its worker is lost, recover and send the call again."""
+        timeout_s = self.timeout_s if timeout_s is None else float(timeout_s)
+        error: BaseException | None = None
+        for attempt in range(_MAX_REBUILDS + 1):
+            try:
+                if error is not None:
+                    if call.generation == self._generation[call.position]:  # else: already recreated
+                        self._recover(error)
+                    call.send()
+                return self._await(call, timeout_s)
+            except TimeoutError:
+                raise
+            except OSError as err:  # _WorkerLost, CommClosedError, "Unable to contact Actor's worker"
+                if attempt == _MAX_REBUILDS:
+                    raise self._gave_up(attempt, err) from err
+                error = err
+        msg = "unreachable"  # pragma: no cover
+        raise AssertionError(msg)  # pragma: no cover
+
+    def _await(self, call: _ActorCall, timeout_s: float) -> Any:
+        if call.error is not None:
+            raise call.error
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return call.future.result(
+                    timeout=min(_WATCH_INTERVAL_S, max(deadline - time.monotonic(), 0.01))
+                )
+            except TimeoutError:
+                if call.future.done():  # finished just now, or the call itself raised TimeoutError
+                    return call.future.result()
+                if not self._position_alive(call.position, call.generation, call.address, _WATCH_INTERVAL_S):
+                    msg = f"worker {call.address} left the cluster while computing {call.method!r}"
+                    raise _WorkerLost(msg) from None
+                if time.monotonic() > deadline:
+                    msg = (
+                        f"Timed out after {timeout_s:g} s waiting for the worker {call.address} to answer "
+                        f"{call.method!r} (cluster at {self.client.scheduler.address}). Check that the worker is "
+                        "alive and not overloaded, or raise the timeout (dask.config "
+                        "daskml_lab.solvers.timeout_s)."
+                    )
+                    raise TimeoutError(msg) from None
+
+    def _release_state(self) -> None:
+        self._actors = []
+        for future in self._actor_futures:
+            future.release()
+        self._actor_futures = []
+
+    # -- evaluation ---------------------------------------------------------------------------------------
+    def _submit_tasks(self, func: Callable, args: tuple) -> list[WorkerCall]:
+        token = uuid.uuid4().hex[:8]
+        prefix = task_prefix("worker run")
+        return [
+            WorkerCall(
+                self.client.submit(
+                    _run_worker_task,
+                    self.spec,
+                    indices,
+                    n,
+                    has_weight,
+                    func,
+                    args,
+                    *arrays,
+                    workers=[address],
+                    allow_other_workers=True,
+                    pure=False,
+                    key=f"{prefix}-{token}-{position}",
+                )
+            )
+            for position, (address, indices, n, has_weight, arrays) in enumerate(self._worker_args)
+        ]
+
+    def _call_all(self, method: str, args: tuple) -> list[Any]:
+        if self.mode == "actors":
+            calls = [_ActorCall(self, p, method, args) for p in range(len(self._actors))]
+            return [call.result(self.timeout_s) for call in calls]
+        token = uuid.uuid4().hex[:8]
+        prefix = task_prefix("loss grad")
+        futures = [
+            self.client.submit(
+                _loss_grad_worker_task,
+                self.spec,
+                indices,
+                n,
+                has_weight,
+                args[0],
+                *arrays,
+                workers=[address],
+                allow_other_workers=True,
+                pure=False,
+                key=f"{prefix}-{token}-{position}",
+            )
+            for position, (address, indices, n, has_weight, arrays) in enumerate(self._worker_args)
+        ]
+        self._wait(futures, "the per-worker loss and gradient")
+        return self.client.gather(futures)
+
+    def _with_rebuild(self, method: str, args: tuple) -> list[Any]:
+        from distributed.comm import CommClosedError
+
+        for attempt in range(_MAX_REBUILDS + 1):
+            try:
+                return self._call_all(method, args)
+            except (OSError, CommClosedError, TimeoutError, RuntimeError) as err:
+                if isinstance(err, RuntimeError) and "lost" not in str(err).lower():
+                    raise
+                if attempt == _MAX_REBUILDS:
+                    msg = (
+                        f"The solver lost contact with its workers {attempt + 1} times in a row (last error: "
+                        f"{err!r}); giving up. Check the cluster at {self.client.scheduler.address}."
+                    )
+                    raise RuntimeError(msg) from err
+                logger.warning("solver engine: a worker was lost (%r); rebuilding its blocks and state", err)
+                self.n_rebuilds += 1
+                time.sleep(0.2 * (attempt + 1))
+                self._build()
+        msg = "unreachable"  # pragma: no cover
+        raise AssertionError(msg)  # pragma: no cover
+
+    def loss_grad(self, W: np.ndarray) -> tuple[float, np.ndarray]:
+        if self.mode == "actors":  # the calls recover from lost workers themselves
+            return _sum_parts(*self._call_all("loss_grad", (W,)))
+        results = self._with_rebuild("loss_grad", (W,))
+        return _sum_parts(*results)
+
+    def submit_workers(self, func: Callable, args: tuple) -> list[WorkerCall]:
+        if self.mode == "actors":
+            return [_ActorCall(self, p, "run", (func, args)) for p in range(len(self._actors))]
+        return self._submit_tasks(func, args)
+
+    def close(self) -> None:
+        self._release_state()
+        self._worker_args = []
+        self._block_futures = []
+        self._persisted = []
+        # Each actor method call leaves a reference cycle inside distributed (a self-referencing closure that
+        # holds the Actor proxy, whose own Future keeps the actor and its blocks alive on the workers);
+        # collect it now, so that closing the problem frees the workers' memory at once.
+        gc.collect()
+
+
+class _ActorCall(WorkerCall):
+    """A call to the actor of one position; ``result`` recovers from a lost worker and sends it again."""
+
+    def __init__(self, engine: DistributedEngine, position: int, method: str, args: tuple) -> None:
+        super().__init__()
+        self.engine, self.position, self.method, self.args = engine, position, method, args
+        self.send()
+
+    def send(self) -> None:
+        """Send the call to the current actor of the position."""
+        engine = self.engine
+        self.generation = engine._generation[self.position]
+        self.address = engine._worker_args[self.position][0]
+        self.future, self.error = None, None
+        actor = engine._actors[self.position]
+        try:
+            if actor is None:
+                msg = f"the solver state of position {self.position} is being recreated"
+                raise _WorkerLost(msg)
+            self.future = getattr(actor, self.method)(*self.args)
+        except RuntimeError as err:  # the Actor proxy refuses calls once it knows that its worker was lost
+            if "lost" not in str(err).lower():
+                raise
+            self.error = _WorkerLost(str(err))
+        except _WorkerLost as err:
+            self.error = err
+
+    def done(self) -> bool:
+        """Whether the call has finished, or its worker has left (``result`` then sends it again)."""
+        if self.future is None or self.future.done():
+            return True
+        return not self.engine._position_alive(
+            self.position, self.generation, self.address, _WATCH_INTERVAL_S
+        )
+
+    def result(self, timeout_s: float | None = None) -> Any:
+        """The call's return value (each attempt waits at most ``timeout_s`` seconds)."""
+        return self.engine._actor_result(self, timeout_s)
+
+
+def _flatten_keys(keys: Any) -> Iterator[Any]:
+    """Block keys of a dask collection in block order (the nested lists of ``__dask_keys__`` flattened)."""
+    for key in keys:
+        if isinstance(key, list):
+            yield from _flatten_keys(key)
+        else:
+            yield key
+
+
+def _describe_local(local: LocalBlocks) -> tuple[int, float]:
+    return local.n_rows, local.sum_weight
+
+
+def _balance(holders: list[str | None], sizes: list[int], workers: list[str]) -> dict[str, list[int]]:
+    """Assign blocks to workers: keep a block where it lives unless that worker already has its share.
+
+    Returns ``{address: [block indices]}`` for the workers that get at least one block, indices sorted.
+    """
+    total = float(sum(sizes)) or 1.0
+    live = [w for w in workers if w] or [h for h in holders if h]
+    share = total / max(1, len(live))
+    largest = max(sizes) if sizes else 0
+    load = dict.fromkeys(live, 0.0)
+    assignment: dict[str, list[int]] = {w: [] for w in live}
+    pending = []
+    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        holder = holders[index]
+        if holder in load and load[holder] + sizes[index] <= share + largest / 2:
+            assignment[holder].append(index)
+            load[holder] += sizes[index]
+        else:
+            pending.append(index)
+    for index in pending:
+        target = min(load, key=lambda w: (load[w], w))
+        assignment[target].append(index)
+        load[target] += sizes[index]
+    return {w: sorted(ix) for w, ix in assignment.items() if ix}
