@@ -35,7 +35,6 @@ vectors (or candidates), never a shard.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -54,6 +53,7 @@ from daskml_lab.ensemble._cascade_calibration import (
     fit_calibrator,
     ovr_values,
 )
+from daskml_lab.ensemble._placement import _pinned, _worker_address
 from daskml_lab.monitoring import task_prefix
 
 __all__ = [
@@ -199,22 +199,6 @@ def _make_svc(spec: dict[str, Any], prepared: dict[str, Any]) -> SVC:
     """The cascade's SVC: the user's parameters with the global gamma and class weights."""
     params = {name: spec[name] for name in SVC_PARAMETERS}
     return SVC(gamma=prepared["gamma"], class_weight=prepared["class_weight"], **params)
-
-
-def _pinned(worker: str | None) -> Any:
-    """Annotation context pinning the tasks created inside it to ``worker`` (nothing for ``None``)."""
-    if worker is None:
-        return contextlib.nullcontext()
-    return dask.annotate(workers=[worker], allow_other_workers=False)
-
-
-def _worker_address() -> str | None:
-    try:
-        from distributed import get_worker
-
-        return str(get_worker().address)
-    except (ImportError, ValueError):  # not running on a distributed worker
-        return None
 
 
 def _node(position: tuple[int, int, int], kind: str, status: str, n_train: int = 0) -> dict[str, Any]:
