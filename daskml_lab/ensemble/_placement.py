@@ -37,6 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab.cluster._current import current_client
 from daskml_lab.solvers import _problem
 
 __all__ = [
@@ -91,26 +92,6 @@ class PlacedShards:
     workers: list[str | None] | None
     futures: list[Any] = field(default_factory=list)
     rows: tuple[int, ...] = ()
-
-
-def current_client() -> Any:
-    """The distributed client ``dask.compute`` uses now, or ``None`` when a local scheduler is in use.
-
-    Returns
-    -------
-    distributed.Client or None
-        ``None`` when ``dask.config`` names a local scheduler (``"sync"``, ``"threads"``, a counting
-        scheduler, ...) or no default client exists.
-    """
-    scheduler = dask.config.get("scheduler", None)
-    if scheduler is not None and scheduler not in ("dask.distributed", "distributed"):
-        return None
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ImportError, ValueError):
-        return None
 
 
 def cluster_timeout_s() -> float:

@@ -38,6 +38,7 @@ from typing import Any
 
 import dask
 
+from daskml_lab.cluster._current import current_client as cluster_client
 from daskml_lab.monitoring._progress import IterationBar, ShardBar, progress_enabled
 
 __all__ = [
@@ -104,13 +105,8 @@ def current_client() -> Any | None:
     """
     if not dask.config.get("daskml_lab.monitoring.publish", True):
         return None
-    try:
-        from distributed import default_client
-
-        client = default_client()
-    except (ImportError, ValueError):
-        return None
-    if getattr(client, "status", None) != "running":
+    client = cluster_client()
+    if client is None or getattr(client, "status", None) != "running":
         return None
     return client
 

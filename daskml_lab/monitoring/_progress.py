@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import dask
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab.cluster._current import current_client
 
 __all__ = [
     "IterationBar",
@@ -227,12 +228,7 @@ def compute_with_progress(*collections: Any, verbose: bool = True, **kwargs: Any
     (np.float64(4.0),)
     """
     show = verbose and progress_enabled()
-    client = None
-    if dask.config.get("scheduler", None) in (None, "dask.distributed", "distributed"):
-        with contextlib.suppress(ImportError, ValueError):
-            from distributed import default_client
-
-            client = default_client()
+    client = current_client()
     if client is None:
         if not show:
             with unique_fused_keys():

@@ -12,6 +12,7 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 
+from daskml_lab.cluster._current import current_client
 from daskml_lab.solvers._distributed_engine import DistributedEngine
 from daskml_lab.solvers._engine import EngineSpec, LocalEngine, StreamEngine, WorkerCall
 from daskml_lab.solvers._objectives import get_loss
@@ -248,19 +249,7 @@ class BlockedProblem:
             self._engine = None
 
     def _resolve_client(self) -> Any:
-        if self.client is not None:
-            return self.client
-        scheduler = dask.config.get("scheduler", None)
-        if scheduler is not None and scheduler not in ("dask.distributed", "distributed"):
-            return (
-                None  # an explicit local scheduler is configured (sync, threads, a counting scheduler, ...)
-            )
-        try:
-            from distributed import default_client
-
-            return default_client()
-        except (ImportError, ValueError):
-            return None
+        return self.client if self.client is not None else current_client()
 
     def _decide_persist(self, client: Any) -> bool:
         nbytes = self._dense_nbytes()
