@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -338,6 +339,32 @@ def test_fit_predict_on_a_local_cluster(files, tmp_path):
     np.testing.assert_array_equal(pd.read_parquet(predictions)["prediction"].to_numpy(), expected)
 
 
+@pytest.mark.cluster
+def test_checkpoint_option_resumes_the_fit(files, external_scheduler, tmp_path, caplog):
+    checkpoint = tmp_path / "ckpt"
+    args = ["fit", str(files["table"]), "-t", "label", "--features", "a,b,c", "-m", "random-forest"]
+    args += [
+        "--n-shards",
+        "3",
+        "--seed",
+        "0",
+        "--checkpoint",
+        str(checkpoint),
+        "--scheduler",
+        external_scheduler,
+    ]
+    assert main([*args, "-o", str(tmp_path / "first.daskml")]) == 0
+    assert (checkpoint / "checkpoint.json").is_file()
+    assert len(list(checkpoint.glob("shard-*.json"))) == 3
+    # the same command again finds every shard trained (as after an interruption it would find some)
+    with caplog.at_level(logging.INFO, logger="daskml_lab.ensemble"):
+        assert main([*args, "-o", str(tmp_path / "again.daskml")]) == 0
+    assert "3 of 3 shard(s) already trained, training 0" in caplog.text
+    rows = pd.read_parquet(files["table"])[["a", "b", "c"]].to_numpy()
+    first, again = load(tmp_path / "first.daskml"), load(tmp_path / "again.daskml")
+    np.testing.assert_array_equal(again.predict_proba(rows), first.predict_proba(rows))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # errors, as the shell sees them
 
@@ -441,6 +468,7 @@ def test_corrupt_model_file_is_one_line(files, tmp_path):
             "--model logistic-regression does classification, but --task regression was given",
         ),
         (["-m", "cascade-svc", "--fusion", "stacking"], "--model cascade-svc merges support vectors"),
+        (["-m", "cascade-svc", "--checkpoint", "ckpt"], "--model cascade-svc cannot checkpoint its fit yet"),
     ],
     ids=[
         "unknown-model",
@@ -450,6 +478,7 @@ def test_corrupt_model_file_is_one_line(files, tmp_path):
         "unknown-solver",
         "task-mismatch",
         "fusion-with-cascade",
+        "checkpoint-with-cascade",
     ],
 )
 def test_option_errors(args, message, files, tmp_path, capsys):

@@ -171,6 +171,13 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
         ),
         Option("random_state", ("--random-state", "--seed"), "int", "random seed of the model"),
         Option(
+            "checkpoint",
+            ("--checkpoint",),
+            "path",
+            "directory where the fit saves its progress; the same command run again resumes an interrupted "
+            "fit (linear models and shard ensembles)",
+        ),
+        Option(
             "task",
             ("--task",),
             "str",
@@ -267,6 +274,7 @@ _METAVARS = {
     "sharding": "STRATEGY",
     "validation_fraction": "FRACTION",
     "random_state": "SEED",
+    "checkpoint": "DIR",
     "features": "COLUMNS",
     "trust": "TYPE",
     "tls_ca_file": "FILE",

@@ -80,6 +80,7 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
             solver_options=settings["solver_options"],
             ensemble_options=ensemble_options,
             random_state=settings["random_state"],
+            checkpoint=settings["checkpoint"],
         )
         start = time.perf_counter()
         estimator.fit(X, y)
@@ -136,6 +137,9 @@ def _check_choices(settings: Mapping[str, Any]) -> Any:
             f"{'it' if len(given) == 1 else 'them'}, or choose a scikit-learn model trained per shard (e.g. "
             "--model sgd, random-forest, svc)."
         )
+        raise ValueError(msg)
+    if family == "cascade" and settings["checkpoint"] is not None:
+        msg = "--model cascade-svc cannot checkpoint its fit yet: drop --checkpoint, or choose another model."
         raise ValueError(msg)
     if family == "cascade" and (
         fusion or settings["fusion_params"] or settings["validation_fraction"] is not None

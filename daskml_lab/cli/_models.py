@@ -141,6 +141,7 @@ def build_estimator(
     solver_options: Mapping[str, Any],
     ensemble_options: Mapping[str, Any],
     random_state: int | None,
+    checkpoint: Any = None,
 ) -> tuple[Any, list[str]]:
     """The unfitted estimator for the command line's choices, and notes to print about it.
 
@@ -164,6 +165,8 @@ def build_estimator(
         ``n_shards``, ``sharding``, ``validation_fraction`` given on the command line.
     random_state : int or None
         Seed of the model (for shard ensembles: of the ensemble, which seeds every shard model).
+    checkpoint : path or None, default=None
+        Checkpoint directory of a linear model or shard ensemble (see :doc:`/checkpoints`).
 
     Returns
     -------
@@ -190,6 +193,8 @@ def build_estimator(
             extra["solver_options"] = {**(model.get_params().get("solver_options") or {}), **solver_options}
         if random_state is not None:
             extra["random_state"] = random_state
+        if checkpoint is not None:
+            extra["checkpoint"] = str(checkpoint)
         model.set_params(**extra)
         return model, notes
     if spec.family == "cascade":
@@ -220,7 +225,13 @@ def build_estimator(
     ensemble_cls = ShardEnsembleClassifier if classification else ShardEnsembleRegressor
     # A name reads better in the saved parameters; an object carries the options.
     chosen = fusion_object if fusion_params else (fusion or "soft-voting")
-    ensemble = ensemble_cls(model, fusion=chosen, random_state=random_state, **ensemble_options)
+    ensemble = ensemble_cls(
+        model,
+        fusion=chosen,
+        random_state=random_state,
+        checkpoint=None if checkpoint is None else str(checkpoint),
+        **ensemble_options,
+    )
     return ensemble, notes
 
 
