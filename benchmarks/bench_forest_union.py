@@ -232,7 +232,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--n-samples", type=int, default=2_000_000)
     parser.add_argument("--n-features", type=int, default=50)
     parser.add_argument("--n-estimators", type=int, default=4, help="trees per shard forest")
-    parser.add_argument("--max-features", type=float, default=0.3)
+    parser.add_argument("--max-features", type=float, default=0.25)
     parser.add_argument("--min-samples-leaf", type=int, default=3)
     parser.add_argument("--skip-hgb", action="store_true")
     parser.add_argument("--skip-joblib", action="store_true")
