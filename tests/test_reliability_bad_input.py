@@ -476,14 +476,17 @@ def test_shard_with_a_single_class_gets_a_constant_model():
 def test_shard_with_a_single_class_passes_candidates_in_the_cascade():
     """CascadeSVC documents it: a single-class shard passes up candidates; feedback trains it with the rest."""
     X, y = _sorted_by_class()
-    model = ensemble.CascadeSVC(sharding="contiguous").fit(_dask(X), _dask(y))
+    # Seeded: the candidates of a one-class shard are a random share of its rows. With one feedback pass the
+    # 60-row cascade agrees with one SVC on 92-100 % of the rows depending on the seed; the feedback passes
+    # until convergence make it agree on all of them (checked for seeds 0-11).
+    model = ensemble.CascadeSVC(sharding="contiguous", n_feedback=5, random_state=3).fit(_dask(X), _dask(y))
     report = model.cascade_report_
     assert "one-class" in set(report["kind"])
+    assert model.converged_
     from sklearn.svm import SVC
 
     reference = SVC().fit(X, y)
-    agreement = np.mean(model.predict(X) == reference.predict(X))
-    assert agreement >= 0.95, agreement
+    np.testing.assert_array_equal(model.predict(X), reference.predict(X))
 
 
 # ---------------------------------------------------------------------------------------------------------
