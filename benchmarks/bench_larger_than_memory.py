@@ -38,7 +38,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -54,6 +53,7 @@ from daskml_lab.data import read_zarr
 from daskml_lab.ensemble import ShardEnsembleClassifier
 from daskml_lab.exceptions import ConvergenceWarning
 from daskml_lab.linear_model import LogisticRegression
+from daskml_lab.testing import PeakMemory, process_rss
 
 N_FEATURES = 64
 CHUNK_ROWS = 16_384
@@ -106,41 +106,6 @@ def _disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def _rss() -> int:
-    return int(psutil.Process().memory_info().rss)
-
-
-class PeakMemory:
-    """Largest RSS of each worker process during a block, sampled every 0.2 s from a thread."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.peak: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for address, rss in self.client.run(_rss).items():
-                    self.peak[address] = max(self.peak.get(address, 0), rss)
-            except Exception:  # a worker restarting: the restart is reported separately
-                pass
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def max_mib(self) -> float:
-        return max(self.peak.values(), default=0) / 2**20
-
-
 class _Choices(logging.Handler):
     """Collects what the package logged about persisting or streaming."""
 
@@ -156,7 +121,7 @@ class _Choices(logging.Handler):
 
 def _fit_on_cluster(client: Client, make_model, X, y) -> dict:
     pids = client.run(os.getpid)
-    before = max(client.run(_rss).values()) / 2**20
+    before = max(client.run(process_rss).values()) / 2**20
     with PeakMemory(client) as memory, warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = time.perf_counter()
@@ -248,7 +213,7 @@ def main(argv: list[str]) -> int:
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 LogisticRegression(max_iter=1).fit(X_test, y_test)
             time.sleep(2)  # a heartbeat, so that the scheduler knows the workers' memory in use
-            baseline = client.run(_rss)
+            baseline = client.run(process_rss)
             total_limit = 2 * args.memory_limit_mib * 2**20
             print(
                 f"cluster: 2 workers x 1 thread, memory_limit {args.memory_limit_mib} MiB each "

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import dask
 import numpy as np
-import psutil
 import pytest
 import zarr
 from distributed import Client, LocalCluster
@@ -34,6 +32,7 @@ from daskml_lab.data import read_zarr
 from daskml_lab.ensemble import CascadeSVC, ShardEnsembleClassifier
 from daskml_lab.linear_model import HuberRegressor, LogisticRegression
 from daskml_lab.solvers import _problem
+from daskml_lab.testing import PeakMemory
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -106,41 +105,6 @@ def tight_client() -> Iterator[Client]:
         # the libraries the fit tasks need, loaded before anything is measured
         client.run(lambda: __import__("daskml_lab.solvers") and __import__("sklearn.naive_bayes"))
         yield client
-
-
-class PeakMemory:
-    """Largest RSS of each worker process, sampled every 0.2 s from a thread (public ``client.run``)."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.peak: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for address, rss in self.client.run(_rss).items():
-                    self.peak[address] = max(self.peak.get(address, 0), rss)
-            except Exception:  # a failed sample must not hide the fit's own error
-                pass
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def max_mib(self) -> float:
-        return max(self.peak.values()) / 2**20
-
-
-def _rss() -> int:
-    return int(psutil.Process().memory_info().rss)
 
 
 def _assert_no_worker_restarted(client: Client, pids_before: dict[str, int]) -> None:

@@ -202,31 +202,23 @@ class BaseShardEnsemble(DaskMLEstimator):
                 info={"estimator": type(self.estimator).__name__, "fusion": type(fusion).__name__},
             )
             placed = place_shards_for_fit(X_arr, y_arr, sw_arr)
-            if checkpoint is not None:
-                summaries, held_out = _ShardCheckpoint(checkpoint, n_shards).fit(
-                    placed,
-                    self.estimator,
-                    seeds=shard_seeds(root, n_shards),
-                    validation_fraction=fraction,
-                    classification=classification,
-                    fusion=fusion,
-                    token=token,
-                    run_id=run.reporting_id,
-                )
-            else:
-                # compute: one fitted model and a few counts per shard; with held-out rows also per-model
-                # score sums and, for stacking, the meta-features of the held-out rows (a lost worker makes
-                # the shards move to the new holders of their blocks, see compute_pinned)
-                summaries, held_out = compute_shard_fits(
-                    placed,
-                    self.estimator,
-                    seeds=shard_seeds(root, n_shards),
-                    validation_fraction=fraction,
-                    classification=classification,
-                    fusion=fusion,
-                    token=token,
-                    run_id=run.reporting_id,
-                )
+            # compute: one fitted model and a few counts per shard; with held-out rows also per-model score
+            # sums and, for stacking, the meta-features of the held-out rows (a lost worker makes the shards
+            # move to the new holders of their blocks, see compute_pinned; with a checkpoint, each shard model
+            # is saved as it arrives and the saved ones are not trained again)
+            fit_shards = (
+                compute_shard_fits if checkpoint is None else _ShardCheckpoint(checkpoint, n_shards).fit
+            )
+            summaries, held_out = fit_shards(
+                placed,
+                self.estimator,
+                seeds=shard_seeds(root, n_shards),
+                validation_fraction=fraction,
+                classification=classification,
+                fusion=fusion,
+                token=token,
+                run_id=run.reporting_id,
+            )
             del placed  # releases the blocks persisted for the fit
         classes = None
         if classification:
