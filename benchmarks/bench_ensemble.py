@@ -28,6 +28,7 @@ Usage::
     python benchmarks/bench_ensemble.py              # full run, best of 2 (about 4 minutes)
     python benchmarks/bench_ensemble.py --quick      # 160,000 rows (smoke test)
     python benchmarks/bench_ensemble.py --repeat 1   # one measurement per timing (about 2 minutes)
+    python benchmarks/bench_ensemble.py --cases SGD  # only the SGDClassifier case
 """
 
 from __future__ import annotations
@@ -149,6 +150,8 @@ def run(client: Client, args: argparse.Namespace) -> list[dict[str, Any]]:
         # Start the loky workers and dump the blocks to joblib's memory maps outside the timings.
         parallel(delayed(len)(Xb) for Xb, _ in blocks)
         for name, (base, fusion, voting) in CASES.items():
+            if args.cases and not any(part.lower() in name.lower() for part in args.cases):
+                continue
             row: dict[str, Any] = {"case": name}
             model = ShardEnsembleClassifier(base, fusion=fusion, random_state=0)
 
@@ -263,6 +266,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--n-shards", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="160,000 rows (smoke test)")
+    parser.add_argument(
+        "--cases",
+        nargs="*",
+        default=None,
+        help="run only the cases whose name contains one of these (e.g. SGD)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.n_samples = 160_000

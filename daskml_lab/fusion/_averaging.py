@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from sklearn.utils.metaestimators import available_if
 
-from daskml_lab.fusion._base import Fusion, FusionData, aligned_proba, class_index, label_index
+from daskml_lab.fusion._base import Fusion, FusionData, aligned_proba, class_index
+from daskml_lab.fusion._votes import vote_totals
 
 __all__: list[str] = []
 
@@ -142,16 +143,18 @@ class _Averaging(Fusion):
     def _scores(self, X: Any) -> np.ndarray:
         """Weighted sum of aligned probabilities or label votes, shape (n_rows, n_classes)."""
         n_classes = len(self.classes_)
-        n_rows = X.shape[0]
-        total = np.zeros((n_rows, n_classes), dtype=np.float64)
-        for member, index, weight in zip(self.estimators_, self.class_index_, self.weights_, strict=True):
-            if weight == 0:
-                continue
-            if self.method_ == "predict_proba":
-                total += weight * aligned_proba(member, index, X, n_classes)
-            else:
-                votes = label_index(member.predict(X), self.classes_)
-                total[np.arange(n_rows), votes] += weight
+        voters = [p for p, weight in enumerate(self.weights_) if weight != 0]
+        if self.method_ != "predict_proba":
+            return vote_totals(
+                [self.estimators_[p] for p in voters],
+                [self.class_index_[p] for p in voters],
+                np.asarray(self.weights_)[voters],
+                self.classes_,
+                X,
+            )
+        total = np.zeros((X.shape[0], n_classes), dtype=np.float64)
+        for p in voters:
+            total += self.weights_[p] * aligned_proba(self.estimators_[p], self.class_index_[p], X, n_classes)
         return total
 
     def predict(self, X: Any) -> np.ndarray:
