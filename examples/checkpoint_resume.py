@@ -116,7 +116,7 @@ def show_resume_messages() -> None:
     handler.addFilter(
         lambda record: "resuming" in record.getMessage() or "already trained" in record.getMessage()
     )
-    for name in ("daskml_lab.solvers._checkpoint", "daskml_lab.ensemble._base"):
+    for name in ("daskml_lab.solvers._checkpoint", "daskml_lab.ensemble"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
         logger.addHandler(handler)

@@ -162,9 +162,9 @@ ENSEMBLE_EXIT = textwrap.dedent(
     import dask
     sys.path.insert(0, sys.argv[1])
     from builders import make_ensemble
-    from daskml_lab.ensemble import _base
+    from daskml_lab.ensemble import _checkpoint
 
-    original_save = _base._ShardCheckpoint.save_shard
+    original_save = _checkpoint.ShardCheckpoint.save_shard
     saved = [0]
 
     def save_shard(self, summary, digest):
@@ -173,7 +173,7 @@ ENSEMBLE_EXIT = textwrap.dedent(
         if saved[0] == int(sys.argv[3]):
             os._exit(3)
 
-    _base._ShardCheckpoint.save_shard = save_shard
+    _checkpoint.ShardCheckpoint.save_shard = save_shard
     model, (X, y) = make_ensemble(sys.argv[2], fusion=sys.argv[4])
     with dask.config.set(scheduler="sync"):
         model.fit(X, y)

@@ -138,9 +138,6 @@ def _check_choices(settings: Mapping[str, Any]) -> Any:
             "--model sgd, random-forest, svc)."
         )
         raise ValueError(msg)
-    if family == "cascade" and settings["checkpoint"] is not None:
-        msg = "--model cascade-svc cannot checkpoint its fit yet: drop --checkpoint, or choose another model."
-        raise ValueError(msg)
     if family == "cascade" and (
         fusion or settings["fusion_params"] or settings["validation_fraction"] is not None
     ):

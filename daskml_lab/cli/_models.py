@@ -166,7 +166,7 @@ def build_estimator(
     random_state : int or None
         Seed of the model (for shard ensembles: of the ensemble, which seeds every shard model).
     checkpoint : path or None, default=None
-        Checkpoint directory of a linear model or shard ensemble (see :doc:`/checkpoints`).
+        Checkpoint directory of a linear model, shard ensemble or cascade SVM (see :doc:`/checkpoints`).
 
     Returns
     -------
@@ -201,6 +201,8 @@ def build_estimator(
         extra = {k: v for k, v in ensemble_options.items() if k in ("n_shards", "sharding")}
         if random_state is not None:
             extra["random_state"] = random_state
+        if checkpoint is not None:
+            extra["checkpoint"] = str(checkpoint)
         model.set_params(**extra)
         return model, notes
     fusion_object = resolve_fusion(fusion or "soft-voting")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import numbers
 import os
-import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import dask
@@ -22,35 +20,21 @@ from daskml_lab._compat import unique_fused_keys
 from daskml_lab.base import DaskMLEstimator, HasMethods, Interval, Options
 from daskml_lab.data.sharding import STRATEGIES, shard
 from daskml_lab.data.validation import ValidatedData, check_classes, check_n_features, check_X_y
-from daskml_lab.ensemble._placement import PlacedShards, current_client, place_shards_for_fit
+from daskml_lab.ensemble._checkpoint import ShardCheckpoint, open_ensemble_checkpoint
+from daskml_lab.ensemble._placement import place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
 from daskml_lab.ensemble._report import build_report
 from daskml_lab.ensemble._training import (
     KIND_FITTED,
-    ShardSeeds,
-    _collect_members_block,
     build_held_out_graph,
-    build_shard_fit_graph,
     compute_shard_fits,
     root_entropy,
     shard_seeds,
-    split_rows,
 )
 from daskml_lab.fusion import FUSION_NAMES, Fusion, FusionData, HardVoting, resolve_fusion
 from daskml_lab.fusion._base import ArrayLike, _check_members, combine_score_stats, scores_from_stats
 from daskml_lab.monitoring import fit_span, task_prefix
 from daskml_lab.monitoring._events import start_run
-from daskml_lab.persistence import load, save
-from daskml_lab.solvers._checkpoint import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    CheckpointError,
-    atomic_write,
-    dump_json,
-    open_checkpoint_directory,
-    read_json,
-    update_digest,
-)
 
 __all__ = ["BaseShardEnsemble"]
 
@@ -182,7 +166,7 @@ class BaseShardEnsemble(DaskMLEstimator):
         if self.checkpoint is not None:
             # before any computation: an unwritable or foreign directory fails at once; a resumed fit reuses
             # the root seed of the fit it continues (the same shards, splits and model seeds)
-            checkpoint = self._open_checkpoint(data, root)
+            checkpoint = open_ensemble_checkpoint(self, data, root)
             root = int(checkpoint["state"]["root"])
         X_arr, y_arr, sw_arr = self._shard(data, shard_seeds(root, 0).sharding)
         n_shards = int(X_arr.numblocks[0])
@@ -207,7 +191,7 @@ class BaseShardEnsemble(DaskMLEstimator):
             # move to the new holders of their blocks, see compute_pinned; with a checkpoint, each shard model
             # is saved as it arrives and the saved ones are not trained again)
             fit_shards = (
-                compute_shard_fits if checkpoint is None else _ShardCheckpoint(checkpoint, n_shards).fit
+                compute_shard_fits if checkpoint is None else ShardCheckpoint(checkpoint, n_shards).fit
             )
             summaries, held_out = fit_shards(
                 placed,
@@ -234,24 +218,6 @@ class BaseShardEnsemble(DaskMLEstimator):
         )
         run.shards(self.shard_report_.to_frame().reset_index().to_dict("records"))
         return self
-
-    def _open_checkpoint(self, data: ValidatedData, root: int) -> dict[str, Any]:
-        """Check the checkpoint directory and its manifest (this class, these parameters, data of this layout)."""
-        X = data.X
-        fingerprint = {
-            "params": {k: v for k, v in self.get_params(deep=False).items() if k != "checkpoint"},
-            "data": {
-                "n_samples": int(X.shape[0]),
-                "n_features": int(X.shape[1]),
-                "dtype": np.dtype(X.dtype).str,
-                "sparse": bool(sp.issparse(X._meta)),
-                "row_chunks": [int(c) for c in X.chunks[0]],
-                "sample_weight": data.sample_weight is not None,
-            },
-        }
-        return open_checkpoint_directory(
-            self.checkpoint, owner=type(self).__name__, fingerprint=fingerprint, state={"root": int(root)}
-        )
 
     def _resolve_validation_fraction(self, fusion: Fusion) -> float:
         if self.validation_fraction is None:
@@ -505,331 +471,6 @@ class BaseShardEnsemble(DaskMLEstimator):
         if spread == 0:
             return 1.0 if residual == 0 else 0.0
         return float(1.0 - residual / spread)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# checkpoints: every shard model saved as it arrives, a resumed fit trains only the missing shards
-
-_SHARD_FILE = re.compile(r"^shard-(\d+)\.json$")
-#: Model files of a shard, by summary key: the member, and (for members refitted on their whole shard, as
-#: stacking does) the model of the training rows, which evaluates the held-out rows.
-_MODEL_FILES = {"model": ".model", "held_out_model": ".held-out.model"}
-
-
-class _ShardCheckpoint:
-    """The shard files of a checkpoint directory, and the fit that fills them in.
-
-    Per shard ``i``: ``shard-<i>.model`` (the fitted model, saved with :func:`daskml_lab.persistence.save`,
-    absent for an empty shard), ``shard-<i>.held-out.model`` (for members refitted on their whole shard, the
-    model of the training rows) and ``shard-<i>.json`` (the counts of the shard, a digest of its rows, the
-    model files' checksums and the digest of the manifest), written last: a shard is done when its JSON
-    exists. A resumed fit trains only the shards without one, and reuses a saved shard model only when the
-    digest of the shard's rows, computed again where the shard lives, is unchanged.
-    """
-
-    def __init__(self, checkpoint: dict[str, Any], n_shards: int) -> None:
-        self.directory = checkpoint["directory"]
-        self.fit_id = checkpoint["id"]
-        self.n_shards = n_shards
-
-    def _paths(self, shard: int) -> tuple[Any, dict[str, Any]]:
-        """The shard's JSON file, and its model files by summary key."""
-        name = f"shard-{shard:05d}"
-        models = {key: self.directory / f"{name}{suffix}" for key, suffix in _MODEL_FILES.items()}
-        return self.directory / f"{name}.json", models
-
-    def _fix(self) -> str:
-        return (
-            f"Delete the directory {os.fspath(self.directory)!r} to start afresh, or pass another checkpoint "
-            "path."
-        )
-
-    # -- reading -------------------------------------------------------------------------------------------
-    def saved_shards(self) -> dict[int, dict[str, Any]]:
-        """The shards already done, ``{index: metadata}``, checked against this fit."""
-        found: dict[int, dict[str, Any]] = {}
-        for path in sorted(self.directory.glob("shard-*.json")):
-            match = _SHARD_FILE.match(path.name)
-            if match is None:
-                continue
-            info = read_json(path, "shard file", self.directory)
-            shard = int(match.group(1))
-            if info.get("fit") != self.fit_id or info.get("shard") != shard or shard >= self.n_shards:
-                msg = (
-                    f"The checkpoint file {os.fspath(path)!r} does not belong to this fit (another fit, "
-                    f"parameters or number of shards wrote it). {self._fix()}"
-                )
-                raise CheckpointError(msg)
-            found[shard] = info
-        return found
-
-    def _load_model(self, path: Any, checksum: str) -> Any:
-        """One saved model, checked against its checksum, through the safe loader."""
-        try:
-            payload = path.read_bytes()
-        except OSError as err:
-            msg = (
-                f"The shard model {os.fspath(path)!r} of the checkpoint is missing or unreadable "
-                f"({err.strerror or err}). {self._fix()}"
-            )
-            raise CheckpointError(msg) from err
-        if hashlib.sha256(payload).hexdigest() != checksum:
-            msg = (
-                f"The shard model {os.fspath(path)!r} is corrupt: its SHA-256 checksum does not match the one "
-                f"recorded in its JSON file. {self._fix()}"
-            )
-            raise CheckpointError(msg)
-        try:
-            return load(path)
-        except (ValueError, TypeError, OSError) as err:
-            msg = (
-                f"The shard model {os.fspath(path)!r} of the checkpoint cannot be loaded safely ({err}). A "
-                "checkpoint can only hold models made of types the safe loader trusts (scikit-learn and "
-                f"daskml_lab estimators). {self._fix()}"
-            )
-            raise CheckpointError(msg) from err
-
-    def load_summary(self, shard: int, info: dict[str, Any]) -> dict[str, Any]:
-        """The summary of a saved shard, its models loaded with the safe loader."""
-        _, paths = self._paths(shard)
-        checksums = info.get("models") or {}
-        models = {
-            key: None if checksums.get(key) is None else self._load_model(path, checksums[key])
-            for key, path in paths.items()
-        }
-        labels = info.get("labels")
-        try:
-            return {
-                "shard": shard,
-                "n_rows": int(info["n_rows"]),
-                **models,
-                "kind": info["kind"],
-                "labels": (
-                    None if labels is None else np.asarray(labels["values"], dtype=np.dtype(labels["dtype"]))
-                ),
-                "counts": None if info.get("counts") is None else np.asarray(info["counts"], dtype=np.int64),
-                "worker": info.get("worker"),
-                "n_train": int(info["n_train"]),
-                "n_held_out": int(info["n_held_out"]),
-            }
-        except (KeyError, TypeError, ValueError) as err:
-            msg = f"The checkpoint file of shard {shard} lacks or garbles {err}. {self._fix()}"
-            raise CheckpointError(msg) from err
-
-    # -- writing -------------------------------------------------------------------------------------------
-    def save_shard(self, summary: dict[str, Any], digest: str) -> None:
-        """Save one shard's models, then its JSON (which marks the shard as done)."""
-        shard = int(summary["shard"])
-        json_path, paths = self._paths(shard)
-        checksums: dict[str, str | None] = {}
-        for key, path in paths.items():
-            checksums[key] = None
-            if summary.get(key) is None:
-                continue
-            try:
-                save(summary[key], path, metadata={"checkpoint_shard": shard})
-            except TypeError as err:
-                err.add_note(
-                    f"daskml_lab: raised while saving the model of shard {shard} to the checkpoint; a checkpoint "
-                    "holds only models the safe format can store. Fit with checkpoint=None instead."
-                )
-                raise
-            checksums[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-        labels = summary.get("labels")
-        info = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "fit": self.fit_id,
-            "shard": shard,
-            "digest": digest,
-            "kind": summary["kind"],
-            "n_rows": int(summary["n_rows"]),
-            "n_train": int(summary["n_train"]),
-            "n_held_out": int(summary["n_held_out"]),
-            "labels": None if labels is None else {"dtype": labels.dtype.str, "values": labels.tolist()},
-            "counts": None if summary.get("counts") is None else np.asarray(summary["counts"]).tolist(),
-            "worker": summary.get("worker"),
-            "models": checksums,
-        }
-        atomic_write(json_path, dump_json(info))
-        logger.debug("checkpoint: saved shard %d to %s", shard, json_path)
-
-    # -- the fit -------------------------------------------------------------------------------------------
-    def fit(
-        self,
-        placed: PlacedShards,
-        estimator: Any,
-        *,
-        seeds: ShardSeeds,
-        validation_fraction: float,
-        classification: bool,
-        fusion: Fusion,
-        token: str,
-        run_id: str | None,
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Train the missing shards (saving each model as it arrives), then evaluate the held-out rows.
-
-        Returns the per-shard summaries and held-out results, as the fit without checkpoint computes them.
-        The tasks are not pinned to workers: the scheduler runs each where its block lives, and elsewhere if
-        that worker dies (saving the models as they arrive rules out
-        :func:`~daskml_lab.ensemble._placement.compute_pinned`, which returns them all at the end).
-        """
-        saved = self.saved_shards()
-        n_shards = self.n_shards
-        fits, _ = build_shard_fit_graph(
-            placed.X_blocks,
-            placed.y_blocks,
-            placed.sw_blocks,
-            estimator,
-            seeds=seeds,
-            validation_fraction=validation_fraction,
-            classification=classification,
-            fusion=fusion,
-            token=token,
-            workers=None,
-            run_id=run_id,
-        )
-        targets: dict[int, Any] = {}
-        for index in range(n_shards):
-            digest = dask.delayed(_shard_digest_block, pure=True)(
-                placed.X_blocks[index],
-                placed.y_blocks[index],
-                None if placed.sw_blocks is None else placed.sw_blocks[index],
-                dask_key_name=(f"{task_prefix('shard digest')}-{token}", index),
-            )
-            # only the summaries of the missing shards are computed: the saved ones are not refitted
-            targets[index] = (
-                digest
-                if index in saved
-                else dask.delayed(_pair_block, pure=True)(
-                    fits[index], digest, dask_key_name=(f"{task_prefix('shard checkpoint')}-{token}", index)
-                )
-            )
-        logger.info(
-            "checkpoint %s: %d of %d shard(s) already trained, training %d",
-            self.directory,
-            len(saved),
-            n_shards,
-            n_shards - len(saved),
-        )
-        summaries: dict[int, dict[str, Any]] = {}
-
-        def arrived(index: int, value: Any) -> None:
-            if index in saved:
-                if value != saved[index].get("digest"):
-                    msg = (
-                        f"The rows of shard {index} differ from those its checkpointed model was trained on "
-                        f"(the digest of the block changed). {self._fix()}"
-                    )
-                    raise CheckpointError(msg)
-                return
-            summary, digest = value
-            self.save_shard(summary, digest)
-            summaries[index] = summary
-
-        # compute: one fitted model and a few counts per missing shard, a digest per shard (saved as they come)
-        _compute_as_completed(targets, arrived)
-        for index in saved:
-            summaries[index] = self.load_summary(index, saved[index])
-        ordered = [summaries[index] for index in range(n_shards)]
-        if validation_fraction <= 0:
-            return ordered, []
-        return ordered, self._held_out(
-            placed, ordered, seeds, validation_fraction, classification, fusion, token
-        )
-
-    def _held_out(
-        self,
-        placed: PlacedShards,
-        summaries: list[dict[str, Any]],
-        seeds: ShardSeeds,
-        validation_fraction: float,
-        classification: bool,
-        fusion: Fusion,
-        token: str,
-    ) -> list[dict[str, Any]]:
-        """Every member's statistics on the held-out rows of every shard (the same split as the fits)."""
-        # the models of the training rows (with refitted members, their held-out models) and the classes
-        members = _collect_members_block(summaries, classification)
-        X_parts, y_parts, sw_parts = [], [], []
-        for index in range(len(summaries)):
-            rows = dask.delayed(_held_out_rows_block, pure=True, nout=3)(
-                placed.X_blocks[index],
-                placed.y_blocks[index],
-                None if placed.sw_blocks is None else placed.sw_blocks[index],
-                validation_fraction,
-                seeds.shards[index][1],
-                dask_key_name=(f"{task_prefix('held out rows')}-{token}", index),
-            )
-            X_parts.append(rows[0])
-            y_parts.append(rows[1])
-            sw_parts.append(rows[2])
-        graph = build_held_out_graph(
-            X_parts, y_parts, None if placed.sw_blocks is None else sw_parts, members, fusion, token=token
-        )
-        # compute: per-model score sums and, for stacking, the meta-features of the held-out rows
-        (held_out,) = dask.compute(graph)
-        return list(held_out)
-
-
-def _compute_as_completed(targets: dict[int, Any], arrived: Callable[[int, Any], None]) -> None:
-    """Compute the delayed ``targets`` at once and call ``arrived(index, value)`` as each one finishes.
-
-    With a distributed client, through futures and :func:`distributed.as_completed`; with a local scheduler,
-    through a :class:`dask.callbacks.Callback` called after each task (and, for a scheduler that does not run
-    callbacks, once the compute returns).
-    """
-    index_of = {target.key: index for index, target in targets.items()}
-    client = current_client()
-    if client is not None:
-        from distributed import as_completed
-
-        with unique_fused_keys():
-            futures = client.compute(list(targets.values()))
-        try:
-            for future in as_completed(futures):
-                arrived(index_of[future.key], future.result())
-        except BaseException:
-            # release, not cancel: cancelling futures that depend on each other can trip an assertion in
-            # the scheduler and drop this client's connection
-            for future in futures:
-                future.release()
-            raise
-        return
-    from dask.callbacks import Callback
-
-    done: set[int] = set()
-
-    def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        if key in index_of and index_of[key] not in done:
-            done.add(index_of[key])
-            arrived(index_of[key], result)
-
-    with Callback(posttask=posttask), unique_fused_keys():
-        values = dask.compute(*targets.values())
-    for index, value in zip(targets, values, strict=True):
-        if index not in done:
-            arrived(index, value)
-
-
-def _shard_digest_block(X: Any, y: np.ndarray, sample_weight: np.ndarray | None) -> str:
-    """A BLAKE2 digest of one shard's rows, targets and weights (to recognise the data of a saved model)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for part in (X, y, sample_weight):
-        update_digest(digest, part)
-    return digest.hexdigest()
-
-
-def _pair_block(summary: dict[str, Any], digest: str) -> tuple[dict[str, Any], str]:
-    return summary, digest
-
-
-def _held_out_rows_block(
-    X: Any, y: np.ndarray, sample_weight: np.ndarray | None, validation_fraction: float, split_seed: int
-) -> tuple[Any, np.ndarray, np.ndarray | None]:
-    """The held-out rows of one shard: the split of :func:`~daskml_lab.ensemble._training.split_rows`."""
-    _, held_out = split_rows(int(X.shape[0]), validation_fraction, split_seed)
-    return X[held_out], y[held_out], None if sample_weight is None else sample_weight[held_out]
 
 
 def _short(chunks: tuple[Any, ...]) -> str:

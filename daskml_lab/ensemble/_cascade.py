@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import os
 import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -25,7 +26,9 @@ from daskml_lab.base import DaskMLEstimator, Interval, Options
 from daskml_lab.data.sharding import shard
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
 from daskml_lab.ensemble._cascade_calibration import CalibratedSVC
+from daskml_lab.ensemble._cascade_checkpoint import CascadeCheckpoint
 from daskml_lab.ensemble._cascade_graph import KIND_SKIPPED, SVC_PARAMETERS, build_cascade_graph, join_block
+from daskml_lab.ensemble._checkpoint import open_ensemble_checkpoint
 from daskml_lab.ensemble._placement import compute_pinned, place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
 from daskml_lab.ensemble._training import root_entropy, shard_seeds
@@ -115,6 +118,16 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         Largest number of feedback passes. Passes stop early once the support vectors no longer change.
     random_state : int, RandomState instance or None, default=None
         Seed of the sharding and of the candidates a single-class shard passes up.
+    checkpoint : str, path-like or None, default=None
+        Directory where the support vectors of every shard's SVC (the first layer of the cascade) are saved
+        as soon as the shard is trained (``.npz`` arrays read back without unpickling, and a JSON file per
+        shard). Fitting again with the same directory (after an interruption) trains only the shards without
+        saved support vectors, then runs the merges and feedback passes again, and gives the model an
+        uninterrupted fit gives. Saved support vectors are reused only if their shard's rows are unchanged (a
+        digest of each shard is computed where it lives). The directory is created if missing and checked in
+        ``fit`` before any computation; one written by another estimator, other parameters or differently
+        shaped data is refused with a clear error. With ``random_state=None`` the resumed fit reuses the seed
+        recorded in the directory. Ignored (nothing is saved) with a single shard. See :doc:`/checkpoints`.
 
     Attributes
     ----------
@@ -228,6 +241,7 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         "fan_in": [Interval(numbers.Integral, 2, None, closed="left")],
         "n_feedback": [Interval(numbers.Integral, 0, None, closed="left")],
         "random_state": ["random_state"],
+        "checkpoint": [None, "str", os.PathLike],
     }
     _accepts_sparse: ClassVar[bool] = False
 
@@ -252,6 +266,7 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         fan_in: int = 2,
         n_feedback: int = 1,
         random_state: Any = None,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         self.C = C
         self.kernel = kernel
@@ -271,6 +286,7 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         self.fan_in = fan_in
         self.n_feedback = n_feedback
         self.random_state = random_state
+        self.checkpoint = checkpoint
 
     # -----------------------------------------------------------------------------------------------------
     # fit
@@ -328,6 +344,12 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         root = root_entropy(self.random_state)
         if root is None:
             root = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+        checkpoint = None
+        if self.checkpoint is not None:
+            # before any computation: an unwritable or foreign directory fails at once; a resumed fit reuses
+            # the root seed of the fit it continues (the same shards and seeds)
+            checkpoint = open_ensemble_checkpoint(self, data, root)
+            root = int(checkpoint["state"]["root"])
         joined, y_sharded = self._shard(data, shard_seeds(root, 0).sharding)
         n_shards = int(joined.numblocks[0])
         n_passes = 1 if n_shards == 1 else 1 + int(self.n_feedback)
@@ -340,6 +362,18 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         with fit_span(type(self).__name__):
             placed = place_shards_for_fit(joined, y_sharded, None)
             X_blocks, y_blocks = placed.X_blocks, placed.y_blocks
+            seeds = [s[1] for s in shard_seeds(root, n_shards).shards]
+            first_layer = None
+            if checkpoint is not None and n_shards > 1:
+                # compute: the SVCs of the shards without saved support vectors, each saved as it arrives
+                first_layer = CascadeCheckpoint(checkpoint, n_shards).first_layer(
+                    placed,
+                    spec,
+                    n_features=self.n_features_in_,
+                    has_weight=data.sample_weight is not None,
+                    seeds=seeds,
+                    token=token + "-shards",
+                )
 
             def build(workers: list[str | None] | None, suffix: str) -> tuple[Any, ...]:
                 return build_cascade_graph(
@@ -350,10 +384,11 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
                     has_weight=data.sample_weight is not None,
                     n_passes=n_passes,
                     fan_in=int(self.fan_in),
-                    seeds=[s[1] for s in shard_seeds(root, n_shards).shards],
+                    seeds=seeds,
                     token=token + suffix,
                     max_candidates=max(int(size) for size in joined.chunks[0]),
                     workers=workers,
+                    first_layer=first_layer,
                 )
 
             # compute: the whole cascade; brings back a few numbers per node, the global settings (classes,

@@ -60,8 +60,11 @@ __all__ = [
     "ONE_CLASS_CANDIDATE_FRACTION",
     "SVC_PARAMETERS",
     "build_cascade_graph",
+    "build_shard_svc_graph",
     "dual_objective",
     "join_block",
+    "node_from_payload",
+    "node_payload",
     "ovo_decision",
 ]
 
@@ -495,6 +498,46 @@ def _close_pass_block(
     }
 
 
+def node_payload(node: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
+    """A layer-0 node as arrays of plain dtypes (labels as positions among the classes), to save it.
+
+    Parameters
+    ----------
+    node : dict
+        A node result of the first pass's layer 0 (no model unless it is the root).
+    prepared : dict
+        The shared settings (``classes``).
+
+    Returns
+    -------
+    dict
+        ``status``, ``stats`` and, when the node has rows, ``X``, ``y_index`` (int64), ``ids`` and ``sw``.
+    """
+    payload: dict[str, Any] = {"status": node["status"], "stats": dict(node["stats"])}
+    if node["ids"] is not None:
+        payload.update(
+            X=node["X"],
+            y_index=np.searchsorted(prepared["classes"], node["y"]).astype(np.int64),
+            ids=node["ids"],
+            sw=node["sw"],
+        )
+    return payload
+
+
+def node_from_payload(payload: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
+    """The node a :func:`node_payload` describes (labels taken back from the classes)."""
+    node = _node((0, 0, int(payload["stats"]["node"])), payload["stats"]["kind"], payload["status"])
+    node["stats"] = dict(payload["stats"])
+    if payload.get("ids") is not None:
+        node.update(
+            X=payload["X"],
+            y=prepared["classes"][payload["y_index"]],
+            ids=payload["ids"],
+            sw=payload.get("sw"),
+        )
+    return node
+
+
 def _node_stats_block(node: dict[str, Any]) -> dict[str, Any]:
     """The part of a node's result that goes to the client: counts and timings, no rows."""
     return dict(node["stats"])
@@ -582,6 +625,127 @@ def dual_objective(model: SVC, X_sv: np.ndarray | None = None) -> float:
 # graph
 
 
+def _settings_graph(
+    joined_blocks: Sequence[Any],
+    y_blocks: Sequence[Any],
+    spec: dict[str, Any],
+    *,
+    n_features: int,
+    has_weight: bool,
+    placement: Sequence[str | None],
+    key: Any,
+) -> tuple[Any, Any]:
+    """The delayed SVC parameters and the settings computed from all the data (one moments task per shard)."""
+    spec_node = dask.delayed(spec, name=key("cascade spec"), pure=True, traverse=False)
+    moments = []
+    for index, joined in enumerate(joined_blocks):
+        with _pinned(placement[index]):
+            moments.append(
+                dask.delayed(_moments_block, pure=True)(
+                    joined,
+                    y_blocks[index],
+                    n_features=n_features,
+                    has_weight=has_weight,
+                    dask_key_name=(key("cascade moments"), index),
+                )
+            )
+    prepared = dask.delayed(_prepare_block, pure=True)(
+        moments, spec_node, n_features=n_features, dask_key_name=key("cascade prepare")
+    )
+    return spec_node, prepared
+
+
+def _shard_layer(
+    joined_blocks: Sequence[Any],
+    y_blocks: Sequence[Any],
+    previous: Any,
+    spec_node: Any,
+    prepared: Any,
+    *,
+    n_features: int,
+    has_weight: bool,
+    pass_index: int,
+    seeds: Sequence[int],
+    placement: Sequence[str | None],
+    key: Any,
+    shards: Sequence[int] | None = None,
+) -> list[Any]:
+    """Layer 0 of a pass: one :func:`_fit_shard_block` task per shard (of ``shards``), pinned like its block."""
+    layer = []
+    for index in range(len(joined_blocks)) if shards is None else shards:
+        with _pinned(placement[index]):
+            layer.append(
+                dask.delayed(_fit_shard_block, pure=True)(
+                    joined_blocks[index],
+                    y_blocks[index],
+                    previous,
+                    spec_node,
+                    prepared,
+                    n_features=n_features,
+                    has_weight=has_weight,
+                    position=(pass_index, 0, index),
+                    is_root=len(joined_blocks) == 1,
+                    seed=seeds[index],
+                    dask_key_name=(key("cascade fit"), pass_index, index),
+                )
+            )
+    return layer
+
+
+def build_shard_svc_graph(
+    joined_blocks: Sequence[Any],
+    y_blocks: Sequence[Any],
+    spec: dict[str, Any],
+    *,
+    n_features: int,
+    has_weight: bool,
+    seeds: Sequence[int],
+    token: str,
+    shards: Sequence[int],
+) -> tuple[list[Any], Any]:
+    """The first pass's shard SVCs of ``shards`` alone, and the shared settings; nothing is computed.
+
+    The tasks are those of :func:`build_cascade_graph` (same functions, settings from all the data), not
+    pinned: a checkpointed fit saves each result as it arrives.
+
+    Returns
+    -------
+    nodes : list of dask.delayed.Delayed
+        Per shard of ``shards``, its node: the support vectors of its SVC (see :func:`_fit_node`).
+    prepared : dask.delayed.Delayed
+        The shared settings (``classes`` among them).
+    """
+
+    def key(action: str) -> str:
+        return f"{task_prefix(action)}-{token}"
+
+    placement = [None] * len(joined_blocks)
+    spec_node, prepared = _settings_graph(
+        joined_blocks,
+        y_blocks,
+        spec,
+        n_features=n_features,
+        has_weight=has_weight,
+        placement=placement,
+        key=key,
+    )
+    nodes = _shard_layer(
+        joined_blocks,
+        y_blocks,
+        None,
+        spec_node,
+        prepared,
+        n_features=n_features,
+        has_weight=has_weight,
+        pass_index=0,
+        seeds=seeds,
+        placement=placement,
+        key=key,
+        shards=shards,
+    )
+    return nodes, prepared
+
+
 def build_cascade_graph(
     joined_blocks: Sequence[Any],
     y_blocks: Sequence[Any],
@@ -595,6 +759,7 @@ def build_cascade_graph(
     token: str,
     max_candidates: int,
     workers: Sequence[str | None] | None = None,
+    first_layer: Sequence[Any] | None = None,
 ) -> tuple[list[Any], Any, Any]:
     """The delayed cascade over shard blocks; nothing is computed.
 
@@ -624,6 +789,10 @@ def build_cascade_graph(
     workers : list of str or None, default=None
         Per shard, the worker holding its block, to which its layer-0 tasks of every pass are pinned (from
         :func:`daskml_lab.ensemble._placement.place_shards`); ``None`` leaves the placement to the scheduler.
+    first_layer : list of dict, default=None
+        The layer-0 nodes of the first pass (the shard SVCs' support vectors), computed before by
+        :func:`build_shard_svc_graph` and turned into payloads by :func:`node_payload` (a checkpointed fit);
+        default: their tasks are built here.
 
     Returns
     -------
@@ -638,46 +807,43 @@ def build_cascade_graph(
     def key(action: str) -> str:
         return f"{task_prefix(action)}-{token}"
 
-    spec_node = dask.delayed(spec, name=key("cascade spec"), pure=True, traverse=False)
     placement = list(workers) if workers is not None else [None] * len(joined_blocks)
-    moments = []
-    for index, joined in enumerate(joined_blocks):
-        with _pinned(placement[index]):
-            moments.append(
-                dask.delayed(_moments_block, pure=True)(
-                    joined,
-                    y_blocks[index],
-                    n_features=n_features,
-                    has_weight=has_weight,
-                    dask_key_name=(key("cascade moments"), index),
-                )
-            )
-    prepared = dask.delayed(_prepare_block, pure=True)(
-        moments, spec_node, n_features=n_features, dask_key_name=key("cascade prepare")
+    spec_node, prepared = _settings_graph(
+        joined_blocks,
+        y_blocks,
+        spec,
+        n_features=n_features,
+        has_weight=has_weight,
+        placement=placement,
+        key=key,
     )
-    n_shards = len(joined_blocks)
     stats: list[Any] = []
     passes: list[Any] = []
     previous = None
     for pass_index in range(n_passes):
-        layer = []
-        for index, joined in enumerate(joined_blocks):
-            with _pinned(placement[index]):
-                layer.append(
-                    dask.delayed(_fit_shard_block, pure=True)(
-                        joined,
-                        y_blocks[index],
-                        previous,
-                        spec_node,
-                        prepared,
-                        n_features=n_features,
-                        has_weight=has_weight,
-                        position=(pass_index, 0, index),
-                        is_root=n_shards == 1,
-                        seed=seeds[index],
-                        dask_key_name=(key("cascade fit"), pass_index, index),
-                    )
+        if pass_index == 0 and first_layer is not None:
+            layer = [
+                dask.delayed(node_from_payload, pure=True)(
+                    dask.delayed(payload, pure=True, traverse=False),
+                    prepared,
+                    dask_key_name=(key("cascade saved fit"), index),
                 )
+                for index, payload in enumerate(first_layer)
+            ]
+        else:
+            layer = _shard_layer(
+                joined_blocks,
+                y_blocks,
+                previous,
+                spec_node,
+                prepared,
+                n_features=n_features,
+                has_weight=has_weight,
+                pass_index=pass_index,
+                seeds=seeds,
+                placement=placement,
+                key=key,
+            )
         stats.extend(
             dask.delayed(_node_stats_block, pure=True)(
                 node, dask_key_name=(key("cascade stats"), pass_index, 0, index)

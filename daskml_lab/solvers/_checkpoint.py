@@ -102,6 +102,69 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def save_arrays(path: Path, arrays: Mapping[str, Any]) -> tuple[str, int]:
+    """Write arrays of plain dtypes to an ``.npz`` file atomically; return its SHA-256 and size.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Destination.
+    arrays : dict of str to array-like
+        The arrays (no object dtype: :func:`load_arrays` reads with ``allow_pickle=False``).
+
+    Returns
+    -------
+    sha256 : str
+    n_bytes : int
+    """
+    buffer = io.BytesIO()
+    np.savez(buffer, **{key: np.asarray(value) for key, value in arrays.items()})
+    data = buffer.getvalue()
+    atomic_write(path, data)
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def load_arrays(path: Path, sha256: Any, *, what: str) -> dict[str, np.ndarray]:
+    """Read an ``.npz`` file of :func:`save_arrays` after checking its checksum; never unpickles.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+    sha256 : str
+        Its recorded SHA-256.
+    what : str
+        What the file is, for messages.
+
+    Returns
+    -------
+    dict of str to ndarray
+
+    Raises
+    ------
+    CheckpointError
+        If the file is missing, unreadable or does not match its checksum.
+    """
+    directory = path.parent
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        msg = f"The {what} {os.fspath(path)!r} is missing or unreadable ({err.strerror or err}). {_fix(directory)}"
+        raise CheckpointError(msg) from err
+    if hashlib.sha256(data).hexdigest() != sha256:
+        msg = (
+            f"The {what} {os.fspath(path)!r} is corrupt: its SHA-256 checksum does not match the recorded one. "
+            f"{_fix(directory)}"
+        )
+        raise CheckpointError(msg)
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as stored:
+            return {key: np.array(stored[key]) for key in stored.files}
+    except (OSError, ValueError) as err:  # pragma: no cover - the checksum catches damage first
+        msg = f"The {what} {os.fspath(path)!r} cannot be read ({err}). {_fix(directory)}"
+        raise CheckpointError(msg) from err
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -500,26 +563,9 @@ class _CheckpointRun:
         if not isinstance(name, str) or "/" in name or os.sep in name:
             msg = f"The checkpoint {os.fspath(self.metadata_path)!r} names no valid array file. {_fix(self.directory)}"
             raise CheckpointError(msg)
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            msg = (
-                f"The array file {os.fspath(path)!r} of checkpoint {os.fspath(self.metadata_path)!r} is missing or "
-                f"unreadable ({err.strerror or err}). {_fix(self.directory)}"
-            )
-            raise CheckpointError(msg) from err
-        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-            msg = (
-                f"The array file {os.fspath(path)!r} is corrupt: its SHA-256 checksum does not match the one "
-                f"recorded in {os.fspath(self.metadata_path)!r}. {_fix(self.directory)}"
-            )
-            raise CheckpointError(msg)
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as stored:
-                return {key: np.array(stored[key]) for key in stored.files}
-        except (OSError, ValueError) as err:  # pragma: no cover - the checksum catches damage first
-            msg = f"The array file {os.fspath(path)!r} cannot be read ({err}). {_fix(self.directory)}"
-            raise CheckpointError(msg) from err
+        return load_arrays(
+            path, entry.get("sha256"), what=f"array file of checkpoint {os.fspath(self.metadata_path)!r}"
+        )
 
     # -- writing -------------------------------------------------------------------------------------------
     def save(
@@ -548,11 +594,8 @@ class _CheckpointRun:
         *,
         status: str,
     ) -> None:
-        buffer = io.BytesIO()
-        np.savez(buffer, **{key: np.asarray(value) for key, value in arrays.items()})
-        data = buffer.getvalue()
         array_name = f"{self.spec.stage}.{iteration}.npz"
-        atomic_write(self.directory / array_name, data)
+        checksum, n_bytes = save_arrays(self.directory / array_name, arrays)
         info = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -561,7 +604,7 @@ class _CheckpointRun:
             "iteration": int(iteration),
             "fingerprint": self.fingerprint,
             "data_digest": self._data_digest(),
-            "arrays": {"name": array_name, "sha256": hashlib.sha256(data).hexdigest(), "n_bytes": len(data)},
+            "arrays": {"name": array_name, "sha256": checksum, "n_bytes": n_bytes},
             "state": dict(state),
             "history": list(history),
         }

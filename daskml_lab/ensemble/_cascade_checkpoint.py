@@ -1,0 +1,180 @@
+"""Checkpoints of a Cascade SVM: the support vectors of every shard's SVC, saved as each shard finishes.
+
+The shard SVCs (layer 0 of the first pass) are the cascade's largest and only embarrassingly parallel part:
+each solves a problem of a whole shard, the merges above them solve problems of support vectors. A fit with
+``checkpoint`` therefore runs in two computations:
+
+1. the SVCs of the shards without saved support vectors, each result saved on the client as it arrives
+   (with a digest of the shard's rows, computed where the shard lives, for every shard);
+2. the rest of the cascade (merges, feedback passes, calibration), from the saved support vectors, as the
+   fit without checkpoint runs it.
+
+A fit interrupted at any point resumes with the shards already trained: only the missing shard SVCs, then
+the merges and the feedback passes, run again. The result equals the uninterrupted fit's: the same shards,
+seeds and settings give the same SVCs.
+
+Files per shard ``i`` (besides the manifest of
+:func:`~daskml_lab.ensemble._checkpoint.open_ensemble_checkpoint`): ``shard-<i>.svs.npz`` (the support
+vector rows, their labels as positions among the classes, row ids and weights; read with
+``allow_pickle=False``) and ``shard-<i>.json`` (the digest of the shard, the array file's checksum and the
+node's statistics), written last: a shard is done when its JSON exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+
+from daskml_lab.ensemble._cascade_graph import build_shard_svc_graph, node_payload
+from daskml_lab.ensemble._checkpoint import ShardCheckpoint, compute_as_completed, shard_digest_block
+from daskml_lab.ensemble._placement import PlacedShards
+from daskml_lab.monitoring import task_prefix
+from daskml_lab.solvers._checkpoint import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    CheckpointError,
+    atomic_write,
+    dump_json,
+    load_arrays,
+    save_arrays,
+)
+
+__all__ = ["CascadeCheckpoint"]
+
+logger = logging.getLogger(__name__)
+
+#: Arrays of a saved node (``sw`` only with sample weights).
+_ARRAYS = ("X", "y_index", "ids", "sw")
+
+
+class CascadeCheckpoint(ShardCheckpoint):
+    """The shard files of a Cascade SVM's checkpoint directory, and the computation that fills them in."""
+
+    def _arrays_path(self, shard: int) -> Any:
+        return self.directory / f"shard-{shard:05d}.svs.npz"
+
+    def save_node(self, shard: int, payload: dict[str, Any], digest: str) -> None:
+        """Save one shard's support vectors, then its JSON (which marks the shard as done)."""
+        arrays = {name: payload[name] for name in _ARRAYS if payload.get(name) is not None}
+        entry = None
+        if arrays:
+            checksum, n_bytes = save_arrays(self._arrays_path(shard), arrays)
+            entry = {"name": self._arrays_path(shard).name, "sha256": checksum, "n_bytes": n_bytes}
+        info = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "fit": self.fit_id,
+            "shard": shard,
+            "digest": digest,
+            "status": payload["status"],
+            "stats": payload["stats"],
+            "arrays": entry,
+        }
+        json_path, _ = self._paths(shard)
+        atomic_write(json_path, dump_json(info))
+        logger.debug("checkpoint: saved the support vectors of shard %d to %s", shard, json_path)
+
+    def load_node(self, shard: int, info: dict[str, Any]) -> dict[str, Any]:
+        """The payload of a saved shard (see :func:`~daskml_lab.ensemble._cascade_graph.node_payload`)."""
+        try:
+            payload: dict[str, Any] = {"status": str(info["status"]), "stats": dict(info["stats"])}
+        except (KeyError, TypeError, ValueError) as err:
+            msg = f"The checkpoint file of shard {shard} lacks or garbles {err}. {self._fix()}"
+            raise CheckpointError(msg) from err
+        entry = info.get("arrays")
+        if entry is not None:
+            path = self._arrays_path(shard)
+            if not isinstance(entry, dict) or entry.get("name") != path.name:
+                msg = f"The checkpoint file of shard {shard} names no valid array file. {self._fix()}"
+                raise CheckpointError(msg)
+            arrays = load_arrays(path, entry.get("sha256"), what="support-vector file of the checkpoint")
+            payload.update({name: arrays.get(name) for name in _ARRAYS})
+        return payload
+
+    def first_layer(
+        self,
+        placed: PlacedShards,
+        spec: dict[str, Any],
+        *,
+        n_features: int,
+        has_weight: bool,
+        seeds: Sequence[int],
+        token: str,
+    ) -> list[dict[str, Any]]:
+        """Train the shard SVCs without saved support vectors (saving each), and load the saved ones.
+
+        Returns
+        -------
+        list of dict
+            Per shard, the payload of its first-pass node, for ``build_cascade_graph(first_layer=...)``.
+
+        Raises
+        ------
+        CheckpointError
+            If a saved shard's rows changed, or a saved file is damaged.
+        """
+        saved = self.saved_shards()
+        missing = [index for index in range(self.n_shards) if index not in saved]
+        nodes, prepared = build_shard_svc_graph(
+            placed.X_blocks,
+            placed.y_blocks,
+            spec,
+            n_features=n_features,
+            has_weight=has_weight,
+            seeds=seeds,
+            token=token,
+            shards=missing,
+        )
+        node_of = dict(zip(missing, nodes, strict=True))
+        targets: dict[int, Any] = {}
+        for index in range(self.n_shards):
+            digest = dask.delayed(shard_digest_block, pure=True)(
+                placed.X_blocks[index],
+                placed.y_blocks[index],
+                None,
+                dask_key_name=(f"{task_prefix('shard digest')}-{token}", index),
+            )
+            targets[index] = (
+                digest
+                if index in saved
+                else dask.delayed(_payload_block, pure=True)(
+                    node_of[index],
+                    prepared,
+                    digest,
+                    dask_key_name=(f"{task_prefix('shard checkpoint')}-{token}", index),
+                )
+            )
+        logger.info(
+            "checkpoint %s: %d of %d shard SVC(s) already trained, training %d",
+            self.directory,
+            len(saved),
+            self.n_shards,
+            len(missing),
+        )
+        payloads: dict[int, dict[str, Any]] = {}
+
+        def arrived(index: int, value: Any) -> None:
+            if index in saved:
+                if value != saved[index].get("digest"):
+                    msg = (
+                        f"The rows of shard {index} differ from those its checkpointed support vectors come "
+                        f"from (the digest of the block changed). {self._fix()}"
+                    )
+                    raise CheckpointError(msg)
+                return
+            payload, digest = value
+            self.save_node(index, payload, digest)
+            payloads[index] = payload
+
+        # compute: the support vectors of every missing shard's SVC and a digest per shard (saved as they come)
+        compute_as_completed(targets, arrived)
+        for index, info in saved.items():
+            payloads[index] = self.load_node(index, info)
+        return [payloads[index] for index in range(self.n_shards)]
+
+
+def _payload_block(node: dict[str, Any], prepared: dict[str, Any], digest: str) -> tuple[dict[str, Any], str]:
+    return node_payload(node, prepared), digest
