@@ -3,11 +3,12 @@
 Run it on a real classification table, e.g. ``python examples/checkpoint_resume.py
 ../shared/data/magic_gamma_telescope/magic04.csv --target class``. The script starts one local cluster (two
 worker processes on 127.0.0.1, or the ``dask scheduler`` given by ``--scheduler``) that outlives the fits, as a
-real cluster outlives a client whose notebook or job dies. Then, for a linear model and for a shard ensemble:
+real cluster outlives a client whose notebook or job dies. Then, for a linear model, a shard ensemble and a
+Cascade SVM:
 
 1. fits once without a checkpoint (the reference);
 2. starts the same fit with ``checkpoint=DIR`` in a child process and kills it (``SIGKILL``) once the
-   checkpoint shows progress: a few solver iterations, or a few trained shards;
+   checkpoint shows progress: a few solver iterations, or a few trained shards (shard SVCs for the cascade);
 3. fits again in this process with the same ``checkpoint=DIR``: the fit resumes where the killed one stopped;
 4. prints where it resumed and how the resumed model compares with the reference.
 """
@@ -28,7 +29,7 @@ from sklearn.naive_bayes import GaussianNB
 
 import daskml_lab
 from daskml_lab.data import read, shard
-from daskml_lab.ensemble import ShardEnsembleClassifier
+from daskml_lab.ensemble import CascadeSVC, ShardEnsembleClassifier
 from daskml_lab.linear_model import LogisticRegression
 
 #: Checkpoint progress at which the child process is killed.
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", default=None, help="where the checkpoints go (default: a temporary dir)")
     parser.add_argument("--n-shards", type=int, default=8, help="shards of the ensemble (default: 8)")
     # internal: the child process that gets killed
-    parser.add_argument("--child", choices=("linear", "ensemble"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("linear", "ensemble", "cascade"), help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -54,6 +55,8 @@ def make_model(kind: str, checkpoint: str | None, n_shards: int):
     if kind == "linear":
         # gradient descent takes many cheap iterations: easy to interrupt in the middle
         return LogisticRegression(C=1.0, solver="gd", tol=1e-5, max_iter=400, checkpoint=checkpoint)
+    if kind == "cascade":
+        return CascadeSVC(C=1.0, n_shards=n_shards, n_feedback=1, random_state=0, checkpoint=checkpoint)
     return ShardEnsembleClassifier(
         GaussianNB(), fusion="soft-voting", n_shards=n_shards, random_state=0, checkpoint=checkpoint
     )
@@ -68,8 +71,8 @@ def load(args: argparse.Namespace):
 
 
 def progress(kind: str, checkpoint: Path) -> int:
-    """Solver iterations (linear) or trained shards (ensemble) recorded in the checkpoint directory so far."""
-    if kind == "ensemble":
+    """Solver iterations (linear) or trained shards (ensemble, cascade) recorded in the checkpoint so far."""
+    if kind in ("ensemble", "cascade"):
         return len(list(checkpoint.glob("shard-*.json")))
     stage = checkpoint / "solver.json"
     try:
@@ -156,6 +159,21 @@ def main(argv: list[str] | None = None) -> int:
             f"trained the other {args.n_shards - done}"
         )
         print(f"         predictions identical to the uninterrupted fit: {same}")
+
+        # cascade SVM: shard SVCs (their support vectors are saved)
+        reference = make_model("cascade", None, args.n_shards).fit(X, y)
+        checkpoint = workdir / "cascade"
+        done = fit_and_kill(args, "cascade", checkpoint, client.scheduler.address)
+        resumed = make_model("cascade", str(checkpoint), args.n_shards).fit(X, y)
+        same = bool((resumed.predict(X_check) == reference.predict(X_check)).all().compute())
+        print(
+            f"cascade: child killed with {done} of {args.n_shards} shard SVCs saved; the resumed fit trained "
+            f"the other {args.n_shards - done}, then merged all up to {resumed.support_.size} support vectors"
+        )
+        print(
+            f"         same support vectors as the uninterrupted fit: "
+            f"{np.array_equal(resumed.support_, reference.support_)}; same predictions: {same}"
+        )
     print(f"checkpoints kept in {workdir}")
     return 0
 

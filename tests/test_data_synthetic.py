@@ -43,6 +43,12 @@ def test_blocks_match_their_metadata_and_float32_is_honoured():
     assert [b.shape for b in blocks[4:]] == [(100,), (400,), (0,), (500,)]
     assert all(b.dtype == np.float32 for b in blocks[:4])
     assert all(b.dtype == np.int64 for b in blocks[4:])
+    # row blocks are row-major, shuffled features or not (column fancy indexing would make them column-major)
+    for shuffle in (True, False):
+        X, _ = make_classification(300, 6, chunks=100, shuffle=shuffle, random_state=0)
+        with unique_fused_keys():  # the blocks as the tasks make them (no concatenation on the way back)
+            raw = dask.compute(*X.to_delayed().ravel(), scheduler="sync")
+        assert all(block.flags.c_contiguous for block in raw)
 
 
 def test_hundred_million_rows_are_described_without_computing():

@@ -456,7 +456,9 @@ def _make_classification_block(
         rows = rng.permutation(n_rows)
         X, y = X[rows], y[rows]
     if model.feature_order is not None:
-        X = X[:, model.feature_order]
+        # take, not X[:, order]: fancy indexing of columns returns a column-major array, and row blocks are
+        # row-major everywhere else (libraries that read rows, or multiply X by a matrix, expect it)
+        X = np.take(X, model.feature_order, axis=1)
     return X.astype(dtype, copy=False), y
 
 

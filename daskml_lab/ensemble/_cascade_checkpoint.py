@@ -29,7 +29,7 @@ from typing import Any
 import dask
 
 from daskml_lab.ensemble._cascade_graph import build_shard_svc_graph, node_payload
-from daskml_lab.ensemble._checkpoint import ShardCheckpoint, compute_as_completed, shard_digest_block
+from daskml_lab.ensemble._checkpoint import ShardCheckpoint
 from daskml_lab.ensemble._placement import PlacedShards
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._checkpoint import (
@@ -128,53 +128,21 @@ class CascadeCheckpoint(ShardCheckpoint):
             token=token,
             shards=missing,
         )
-        node_of = dict(zip(missing, nodes, strict=True))
-        targets: dict[int, Any] = {}
-        for index in range(self.n_shards):
-            digest = dask.delayed(shard_digest_block, pure=True)(
-                placed.X_blocks[index],
-                placed.y_blocks[index],
-                None,
-                dask_key_name=(f"{task_prefix('shard digest')}-{token}", index),
+        work = {
+            index: dask.delayed(node_payload, pure=True)(
+                node, prepared, dask_key_name=(f"{task_prefix('cascade payload')}-{token}", index)
             )
-            targets[index] = (
-                digest
-                if index in saved
-                else dask.delayed(_payload_block, pure=True)(
-                    node_of[index],
-                    prepared,
-                    digest,
-                    dask_key_name=(f"{task_prefix('shard checkpoint')}-{token}", index),
-                )
-            )
-        logger.info(
-            "checkpoint %s: %d of %d shard SVC(s) already trained, training %d",
-            self.directory,
-            len(saved),
-            self.n_shards,
-            len(missing),
+            for index, node in zip(missing, nodes, strict=True)
+        }
+        payloads = self.train_missing(
+            placed,
+            work,
+            saved,
+            token=token,
+            what="shard SVC(s)",
+            source="support vectors come from",
+            save=self.save_node,
         )
-        payloads: dict[int, dict[str, Any]] = {}
-
-        def arrived(index: int, value: Any) -> None:
-            if index in saved:
-                if value != saved[index].get("digest"):
-                    msg = (
-                        f"The rows of shard {index} differ from those its checkpointed support vectors come "
-                        f"from (the digest of the block changed). {self._fix()}"
-                    )
-                    raise CheckpointError(msg)
-                return
-            payload, digest = value
-            self.save_node(index, payload, digest)
-            payloads[index] = payload
-
-        # compute: the support vectors of every missing shard's SVC and a digest per shard (saved as they come)
-        compute_as_completed(targets, arrived)
         for index, info in saved.items():
             payloads[index] = self.load_node(index, info)
         return [payloads[index] for index in range(self.n_shards)]
-
-
-def _payload_block(node: dict[str, Any], prepared: dict[str, Any], digest: str) -> tuple[dict[str, Any], str]:
-    return node_payload(node, prepared), digest

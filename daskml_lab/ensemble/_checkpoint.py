@@ -233,6 +233,88 @@ class ShardCheckpoint:
         logger.debug("checkpoint: saved shard %d to %s", shard, json_path)
 
     # -- the fit -------------------------------------------------------------------------------------------
+    def train_missing(
+        self,
+        placed: PlacedShards,
+        work: dict[int, Any],
+        saved: dict[int, dict[str, Any]],
+        *,
+        token: str,
+        what: str,
+        source: str,
+        save: Callable[[int, Any, str], None],
+    ) -> dict[int, Any]:
+        """Compute ``work`` and a digest of every shard at once, saving each result as it arrives.
+
+        Parameters
+        ----------
+        placed : PlacedShards
+            The shard blocks.
+        work : dict of int to dask.delayed.Delayed
+            Per shard without a saved result, the delayed result to save.
+        saved : dict
+            The saved shards (:meth:`saved_shards`), whose digests are checked against their blocks.
+        token : str
+            Unique suffix of the task keys.
+        what : str
+            What a shard's result is called in the log (``"shard(s)"``).
+        source : str
+            How a saved result relates to its rows, for the error when they changed.
+        save : callable
+            ``save(index, result, digest)``, called on the client as each result arrives.
+
+        Returns
+        -------
+        dict of int to object
+            The results of ``work``, by shard.
+
+        Raises
+        ------
+        CheckpointError
+            If the rows of a saved shard changed.
+        """
+        targets: dict[int, Any] = {}
+        for index in range(self.n_shards):
+            digest = dask.delayed(shard_digest_block, pure=True)(
+                placed.X_blocks[index],
+                placed.y_blocks[index],
+                None if placed.sw_blocks is None else placed.sw_blocks[index],
+                dask_key_name=(f"{task_prefix('shard digest')}-{token}", index),
+            )
+            targets[index] = (
+                digest
+                if index not in work
+                else dask.delayed(_pair_block, pure=True)(
+                    work[index], digest, dask_key_name=(f"{task_prefix('shard checkpoint')}-{token}", index)
+                )
+            )
+        logger.info(
+            "checkpoint %s: %d of %d %s already trained, training %d",
+            self.directory,
+            self.n_shards - len(work),
+            self.n_shards,
+            what,
+            len(work),
+        )
+        results: dict[int, Any] = {}
+
+        def arrived(index: int, value: Any) -> None:
+            if index not in work:
+                if value != saved[index].get("digest"):
+                    msg = (
+                        f"The rows of shard {index} differ from those its checkpointed {source} (the digest of "
+                        f"the block changed). {self._fix()}"
+                    )
+                    raise CheckpointError(msg)
+                return
+            result, digest = value
+            save(index, result, digest)
+            results[index] = result
+
+        # compute: the result of every missing shard and a digest per shard (saved as they come)
+        compute_as_completed(targets, arrived)
+        return results
+
     def fit(
         self,
         placed: PlacedShards,
@@ -267,46 +349,16 @@ class ShardCheckpoint:
             workers=None,
             run_id=run_id,
         )
-        targets: dict[int, Any] = {}
-        for index in range(n_shards):
-            digest = dask.delayed(shard_digest_block, pure=True)(
-                placed.X_blocks[index],
-                placed.y_blocks[index],
-                None if placed.sw_blocks is None else placed.sw_blocks[index],
-                dask_key_name=(f"{task_prefix('shard digest')}-{token}", index),
-            )
-            # only the summaries of the missing shards are computed: the saved ones are not refitted
-            targets[index] = (
-                digest
-                if index in saved
-                else dask.delayed(_pair_block, pure=True)(
-                    fits[index], digest, dask_key_name=(f"{task_prefix('shard checkpoint')}-{token}", index)
-                )
-            )
-        logger.info(
-            "checkpoint %s: %d of %d shard(s) already trained, training %d",
-            self.directory,
-            len(saved),
-            n_shards,
-            n_shards - len(saved),
+        # only the summaries of the missing shards are computed: the saved ones are not refitted
+        summaries = self.train_missing(
+            placed,
+            {index: fits[index] for index in range(n_shards) if index not in saved},
+            saved,
+            token=token,
+            what="shard(s)",
+            source="model was trained on",
+            save=lambda _, summary, digest: self.save_shard(summary, digest),
         )
-        summaries: dict[int, dict[str, Any]] = {}
-
-        def arrived(index: int, value: Any) -> None:
-            if index in saved:
-                if value != saved[index].get("digest"):
-                    msg = (
-                        f"The rows of shard {index} differ from those its checkpointed model was trained on "
-                        f"(the digest of the block changed). {self._fix()}"
-                    )
-                    raise CheckpointError(msg)
-                return
-            summary, digest = value
-            self.save_shard(summary, digest)
-            summaries[index] = summary
-
-        # compute: one fitted model and a few counts per missing shard, a digest per shard (saved as they come)
-        compute_as_completed(targets, arrived)
         for index in saved:
             summaries[index] = self.load_summary(index, saved[index])
         ordered = [summaries[index] for index in range(n_shards)]
