@@ -7,7 +7,9 @@ What is guaranteed, and tested here against the fit on the local (synchronous) s
 - shard ensembles with an explicit ``n_shards``: ``sharding="contiguous"`` gives the same row ranges whatever
   the input chunks; ``"shuffle"`` and ``"stratified"`` send each row to the shard a seeded permutation of the
   row positions (of the class's rows) gives it, which depends on the row's global position only; so the shard
-  models and the predictions are the same.
+  models and the predictions are the same;
+- ``CascadeSVC`` with an explicit ``n_shards``: the same shards, hence the same support vectors at every
+  node and the same final SVC.
 
 Not covered by the guarantee: ``admm``, ``sgd`` and ``async-sgd``, whose iterates depend on how the blocks are
 grouped by worker (they agree to the solver's tolerance, not to rounding).
@@ -27,7 +29,7 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import ExtraTreesClassifier
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
-from daskml_lab.ensemble import ShardEnsembleClassifier
+from daskml_lab.ensemble import CascadeSVC, ShardEnsembleClassifier
 from daskml_lab.linear_model import LogisticRegression, Ridge
 
 pytestmark = pytest.mark.cluster
@@ -55,6 +57,7 @@ MODELS = {
     "soft-voting-stratified": lambda: ShardEnsembleClassifier(
         SkLogisticRegression(max_iter=1_000), n_shards=5, sharding="stratified", random_state=0
     ),
+    "cascade-svc-stratified": lambda: CascadeSVC(C=2.0, n_shards=4, random_state=0),
     "forest-union-shuffle": lambda: ShardEnsembleClassifier(
         ExtraTreesClassifier(n_estimators=4),
         fusion="forest-union",
@@ -90,6 +93,13 @@ def _assert_same(name, model, reference, X_test):
     if name in ("logistic-lbfgs", "ridge"):
         np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-6, atol=1e-10)
         np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=1e-6, atol=1e-10)
+        return
+    if isinstance(model, CascadeSVC):  # the same shards, hence the same SVCs all the way up
+        np.testing.assert_array_equal(model.support_, reference.support_)
+        np.testing.assert_array_equal(model.predict(X_test), reference.predict(X_test))
+        np.testing.assert_allclose(
+            model.decision_function(X_test), reference.decision_function(X_test), rtol=1e-9
+        )
         return
     np.testing.assert_array_equal(model.predict(X_test), reference.predict(X_test))
     np.testing.assert_allclose(model.predict_proba(X_test), reference.predict_proba(X_test), rtol=1e-9)
