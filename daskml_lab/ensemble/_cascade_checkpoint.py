@@ -33,8 +33,6 @@ from daskml_lab.ensemble._checkpoint import ShardCheckpoint
 from daskml_lab.ensemble._placement import PlacedShards
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._checkpoint import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
     CheckpointError,
     atomic_write,
     dump_json,
@@ -64,11 +62,7 @@ class CascadeCheckpoint(ShardCheckpoint):
             checksum, n_bytes = save_arrays(self._arrays_path(shard), arrays)
             entry = {"name": self._arrays_path(shard).name, "sha256": checksum, "n_bytes": n_bytes}
         info = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "fit": self.fit_id,
-            "shard": shard,
-            "digest": digest,
+            **self._header(shard, digest),
             "status": payload["status"],
             "stats": payload["stats"],
             "arrays": entry,

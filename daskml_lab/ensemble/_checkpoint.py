@@ -42,6 +42,7 @@ from daskml_lab.solvers._checkpoint import (
     dump_json,
     open_checkpoint_directory,
     read_json,
+    read_verified,
     update_digest,
 )
 
@@ -116,6 +117,16 @@ class ShardCheckpoint:
         models = {key: self.directory / f"{name}{suffix}" for key, suffix in _MODEL_FILES.items()}
         return self.directory / f"{name}.json", models
 
+    def _header(self, shard: int, digest: str) -> dict[str, Any]:
+        """The fields every shard JSON file starts with: the format, this fit, the shard and its digest."""
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "fit": self.fit_id,
+            "shard": shard,
+            "digest": digest,
+        }
+
     def _fix(self) -> str:
         return (
             f"Delete the directory {os.fspath(self.directory)!r} to start afresh, or pass another checkpoint "
@@ -143,20 +154,7 @@ class ShardCheckpoint:
 
     def _load_model(self, path: Any, checksum: str) -> Any:
         """One saved model, checked against its checksum, through the safe loader."""
-        try:
-            payload = path.read_bytes()
-        except OSError as err:
-            msg = (
-                f"The shard model {os.fspath(path)!r} of the checkpoint is missing or unreadable "
-                f"({err.strerror or err}). {self._fix()}"
-            )
-            raise CheckpointError(msg) from err
-        if hashlib.sha256(payload).hexdigest() != checksum:
-            msg = (
-                f"The shard model {os.fspath(path)!r} is corrupt: its SHA-256 checksum does not match the one "
-                f"recorded in its JSON file. {self._fix()}"
-            )
-            raise CheckpointError(msg)
+        read_verified(path, checksum, what="shard model of the checkpoint")
         try:
             return load(path)
         except (ValueError, TypeError, OSError) as err:
@@ -215,11 +213,7 @@ class ShardCheckpoint:
             checksums[key] = hashlib.sha256(path.read_bytes()).hexdigest()
         labels = summary.get("labels")
         info = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "fit": self.fit_id,
-            "shard": shard,
-            "digest": digest,
+            **self._header(shard, digest),
             "kind": summary["kind"],
             "n_rows": int(summary["n_rows"]),
             "n_train": int(summary["n_train"]),

@@ -124,6 +124,44 @@ def save_arrays(path: Path, arrays: Mapping[str, Any]) -> tuple[str, int]:
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
+def read_verified(path: Path, sha256: Any, *, what: str) -> bytes:
+    """The bytes of a checkpoint file, after checking them against their recorded SHA-256.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+    sha256 : str
+        Its recorded SHA-256.
+    what : str
+        What the file is, for messages.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    CheckpointError
+        If the file is missing, unreadable or does not match its checksum.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        msg = (
+            f"The {what} {os.fspath(path)!r} is missing or unreadable ({err.strerror or err}). "
+            f"{_fix(path.parent)}"
+        )
+        raise CheckpointError(msg) from err
+    if hashlib.sha256(data).hexdigest() != sha256:
+        msg = (
+            f"The {what} {os.fspath(path)!r} is corrupt: its SHA-256 checksum does not match the recorded one. "
+            f"{_fix(path.parent)}"
+        )
+        raise CheckpointError(msg)
+    return data
+
+
 def load_arrays(path: Path, sha256: Any, *, what: str) -> dict[str, np.ndarray]:
     """Read an ``.npz`` file of :func:`save_arrays` after checking its checksum; never unpickles.
 
@@ -145,23 +183,12 @@ def load_arrays(path: Path, sha256: Any, *, what: str) -> dict[str, np.ndarray]:
     CheckpointError
         If the file is missing, unreadable or does not match its checksum.
     """
-    directory = path.parent
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        msg = f"The {what} {os.fspath(path)!r} is missing or unreadable ({err.strerror or err}). {_fix(directory)}"
-        raise CheckpointError(msg) from err
-    if hashlib.sha256(data).hexdigest() != sha256:
-        msg = (
-            f"The {what} {os.fspath(path)!r} is corrupt: its SHA-256 checksum does not match the recorded one. "
-            f"{_fix(directory)}"
-        )
-        raise CheckpointError(msg)
+    data = read_verified(path, sha256, what=what)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as stored:
             return {key: np.array(stored[key]) for key in stored.files}
     except (OSError, ValueError) as err:  # pragma: no cover - the checksum catches damage first
-        msg = f"The {what} {os.fspath(path)!r} cannot be read ({err}). {_fix(directory)}"
+        msg = f"The {what} {os.fspath(path)!r} cannot be read ({err}). {_fix(path.parent)}"
         raise CheckpointError(msg) from err
 
 
