@@ -74,6 +74,27 @@ def test_fit_and_predict_on_the_cluster_match_the_local_result(client):
         np.testing.assert_allclose(on_cluster.fusion_.weights_, local.fusion_.weights_)
 
 
+@pytest.mark.cluster
+def test_the_fitted_model_is_sent_to_the_workers_once_per_client(client):
+    rng = np.random.default_rng(3)
+    X = da.from_array(rng.normal(size=(900, 3)), chunks=300)
+    y = (X[:, 0] > 0).astype(int).compute()
+    model = ShardEnsembleClassifier(LogisticRegression(), fusion="hard-voting").fit(X, y)
+    prefix = type(model.fusion_).__name__ + "-"
+
+    def copies() -> set[str]:
+        return {str(k) for keys in client.has_what().values() for k in keys if str(k).startswith(prefix)}
+
+    first = model.predict(X).compute()
+    sent = copies()
+    assert len(sent) == 1
+    np.testing.assert_array_equal(model.predict(X).compute(), first)
+    assert copies() == sent  # the second prediction reused the copies on the workers
+    model.fit(X, 1 - y)  # a refit is a new model: sent again, and predicts the new labels
+    np.testing.assert_array_equal(model.predict(X).compute(), 1 - first)
+    assert len(copies() - sent) == 1
+
+
 def test_real_data_sorted_by_label_stratified_sharding_recovers(shared_data):
     path = shared_file(shared_data, "magic_gamma_telescope", "magic.tsv.gz")
     frame = pd.read_csv(path, sep="\t").iloc[::2]

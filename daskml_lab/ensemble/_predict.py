@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import dask
@@ -23,6 +24,11 @@ def _model_method_block(
     return np.asarray(getattr(model, method_name)(X), dtype=out_dtype)
 
 
+#: Models already scattered: ``{model: (client, future)}``. Weak keys: when a fitted model is garbage
+#: collected, its entry goes and the future's release frees the copies on the workers.
+_SCATTERED: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+
+
 def _model_node(model: Any, key: str) -> Any:
     """One graph node holding ``model``.
 
@@ -32,12 +38,22 @@ def _model_node(model: Any, key: str) -> Any:
 
     The scattered model is copied to every worker (``broadcast=True``): scattered data have no lineage, so a
     single copy would be lost for good with its worker, and every later computation of the prediction would
-    fail. The tasks of every worker need the model anyway.
+    fail. The tasks of every worker need the model anyway. The copies are reused by later predictions with the
+    same fitted model and client (a refit makes a new model object, hence a new copy); they are scattered
+    again if the cluster lost them.
     """
     client = current_client()
-    if client is not None:
+    if client is None:
+        return dask.delayed(model, name=key, pure=True, traverse=False)
+    try:
+        cached = _SCATTERED.get(model)
+    except TypeError:  # an unhashable model: scattered for every prediction
         return client.scatter(model, hash=False, broadcast=True)
-    return dask.delayed(model, name=key, pure=True, traverse=False)
+    if cached is not None and cached[0] is client and cached[1].status == "finished":
+        return cached[1]
+    future = client.scatter(model, hash=False, broadcast=True)
+    _SCATTERED[model] = (client, future)
+    return future
 
 
 def map_model_method(
