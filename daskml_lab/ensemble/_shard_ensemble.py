@@ -23,7 +23,8 @@ _SHARED_PARAMETERS = """\
     fusion : str or Fusion, default="soft-voting"
         How the shard models become one predictor: ``"hard-voting"``, ``"soft-voting"``, ``"weighted"``,
         ``"stacking"``, ``"parameter-averaging"``, ``"forest-union"``, or a fusion object from
-        :mod:`daskml_lab.fusion` carrying its options (cloned before use). See :doc:`/ensembles` and :doc:`/fusion/index`.
+        :mod:`daskml_lab.fusion` carrying its options (cloned before use). See :doc:`/ensembles` and
+        :doc:`/fusion/index`.
     n_shards : int, default=None
         Number of shards. ``None`` keeps the existing row blocks of the input, one shard per block (after
         ``sharding`` when that is not ``"contiguous"``).
