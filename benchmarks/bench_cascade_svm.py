@@ -38,7 +38,8 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import pandas as pd
-from distributed import Client, LocalCluster, wait
+from _cluster import bench_client
+from distributed import Client, wait
 from sklearn.svm import SVC
 
 from daskml_lab.ensemble import CascadeSVC
@@ -146,12 +147,7 @@ def main(argv: list[str]) -> int:
         f"{'dataset':<10} {'method':<11} {'shards':>6} {'fit s':>8} {'accuracy':>9} {'gap pt':>7} {'speed-up':>8} "
         f"{'n_SV':>7} {'passes':>6}"
     )
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with bench_client() as client:
         print(
             f"CascadeSVC vs one SVC; cluster: 2 worker processes x 1 thread; {os.cpu_count()} CPUs",
             flush=True,

@@ -32,7 +32,8 @@ from typing import Any
 
 import dask
 import numpy as np
-from distributed import Client, LocalCluster, wait
+from _cluster import bench_client
+from distributed import wait
 from sklearn.datasets import make_classification as sk_make_classification
 from sklearn.model_selection import train_test_split as sk_train_test_split
 
@@ -64,12 +65,7 @@ def main() -> None:
     params = {"n_informative": 10, "n_redundant": 5, "n_classes": 3, "random_state": 0}
     rows = []
 
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with bench_client() as client:
         print(f"cluster: {len(client.scheduler_info()['workers'])} workers x 1 thread, data {n:,} x {d}")
 
         seconds, (X, y) = timed(lambda: persist(*make_classification(n, d, chunks=args.chunks, **params)))

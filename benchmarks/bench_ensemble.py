@@ -43,7 +43,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from distributed import Client, LocalCluster, futures_of, get_task_stream, wait
+from _cluster import bench_client
+from distributed import Client, futures_of, get_task_stream, wait
 from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression, SGDClassifier
@@ -292,18 +293,7 @@ def main(argv: list[str]) -> int:
         # a fresh cluster and loky pool per case: what one case leaves in the worker processes (we saw the
         # logistic fits of the second case run 1.6x slower on the workers than in the first, for dask-ml too,
         # while loky's did not) must not weigh on the next
-        with (
-            LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address="127.0.0.1:0",
-                memory_limit="6GiB",
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with bench_client(memory_limit="6GiB") as client:
             rows += run(client, args, [name])
     report(rows, args)
     return 0

@@ -42,7 +42,8 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-from distributed import Client, LocalCluster, futures_of, wait
+from _cluster import bench_client
+from distributed import Client, futures_of, wait
 from joblib import Parallel, delayed
 from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
 
@@ -244,18 +245,7 @@ def main(argv: list[str]) -> int:
     # The fitted forests travel in the prediction graph as one key (shipped once per worker); distributed
     # warns about any graph above 10 MB.
     warnings.filterwarnings("ignore", message="Sending large graph")
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            memory_limit="6GiB",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with bench_client(memory_limit="6GiB") as client:
         results = run(client, args)
     report(results, args)
     return 0

@@ -59,7 +59,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from distributed import Client, LocalCluster, wait
+from _cluster import bench_client
+from distributed import Client, wait
 from sklearn.base import clone
 from sklearn.datasets import load_svmlight_file
 from sklearn.ensemble import ExtraTreesClassifier
@@ -518,18 +519,7 @@ def main(argv: list[str]) -> int:
         print(f"shared datasets not found at {SHARED}: nothing to do")
         return 0
     rows = []
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            memory_limit="4GiB",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with bench_client(memory_limit="4GiB") as client:
         if not args.plot_only:
             for name in names:
                 start = time.perf_counter()

@@ -45,7 +45,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 import zarr
-from distributed import Client, LocalCluster
+from _cluster import bench_client
+from distributed import Client
 from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
 from sklearn.linear_model import SGDClassifier
 
@@ -195,18 +196,7 @@ def main(argv: list[str]) -> int:
             f"(free disk left: {shutil.disk_usage(root).free / 1e9:.0f} GB)",
             flush=True,
         )
-        with (
-            LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=":0",
-                memory_limit=f"{args.memory_limit_mib}MiB",
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with bench_client(dashboard_address=":0", memory_limit=f"{args.memory_limit_mib}MiB") as client:
             # warm-up, not timed: imports and first reads of zarr on the workers
             X_test, y_test = read_zarr(test_path, target="y")
             with warnings.catch_warnings():

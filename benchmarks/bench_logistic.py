@@ -33,7 +33,8 @@ import dask
 import dask.array as da
 import numpy as np
 import threadpoolctl
-from distributed import Client, LocalCluster, wait
+from _cluster import bench_client
+from distributed import Client, wait
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
@@ -342,17 +343,7 @@ def main(argv: list[str]) -> int:
         "threadpoolctl in this process:",
         [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()],
     )
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with bench_client() as client:
         blas = client.run(
             lambda: [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]
         )

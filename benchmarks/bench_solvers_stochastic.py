@@ -34,7 +34,8 @@ import dask
 import dask.array as da
 import numpy as np
 import threadpoolctl
-from distributed import Client, LocalCluster
+from _cluster import bench_client
+from distributed import Client
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDClassifier
 from sklearn.svm import LinearSVC as LiblinearSVC
@@ -231,12 +232,7 @@ def main() -> None:
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     logging.basicConfig(level=logging.WARNING)
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with bench_client() as client:
         start = time.perf_counter()
         _logistic(client, 500_000 // scale, 50, 50_000 // scale)
         _hinge(client, 200_000 // scale, 50, 25_000 // scale)

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from distributed import Client, LocalCluster, wait
+from _cluster import bench_client
+from distributed import Client, wait
 from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 
 from daskml_lab.data import read_svmlight
@@ -96,12 +97,7 @@ def main() -> None:
         t_sklearn, shape_sklearn = time_sklearn(path)
         rows = [("sklearn load_svmlight_file (1 process)", None, t_sklearn, shape_sklearn)]
 
-        with (
-            LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with bench_client() as client:
             first, total, shape = time_dask(client, path, args.blocksize)
             rows.append(("read_svmlight + persist, index pass", first, total, shape))
             first, total, shape = time_dask(
