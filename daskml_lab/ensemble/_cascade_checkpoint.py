@@ -29,7 +29,7 @@ from typing import Any
 import dask
 
 from daskml_lab.ensemble._cascade_graph import build_shard_svc_graph, node_payload
-from daskml_lab.ensemble._checkpoint import ShardCheckpoint
+from daskml_lab.ensemble._checkpoint import ShardFiles
 from daskml_lab.ensemble._placement import PlacedShards
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._checkpoint import (
@@ -48,26 +48,23 @@ logger = logging.getLogger(__name__)
 _ARRAYS = ("X", "y_index", "ids", "sw")
 
 
-class CascadeCheckpoint(ShardCheckpoint):
+class CascadeCheckpoint(ShardFiles):
     """The shard files of a Cascade SVM's checkpoint directory, and the computation that fills them in."""
-
-    def _arrays_path(self, shard: int) -> Any:
-        return self.directory / f"shard-{shard:05d}.svs.npz"
 
     def save_node(self, shard: int, payload: dict[str, Any], digest: str) -> None:
         """Save one shard's support vectors, then its JSON (which marks the shard as done)."""
         arrays = {name: payload[name] for name in _ARRAYS if payload.get(name) is not None}
         entry = None
         if arrays:
-            checksum, n_bytes = save_arrays(self._arrays_path(shard), arrays)
-            entry = {"name": self._arrays_path(shard).name, "sha256": checksum, "n_bytes": n_bytes}
+            checksum, n_bytes = save_arrays(self._file(shard, ".svs.npz"), arrays)
+            entry = {"name": self._file(shard, ".svs.npz").name, "sha256": checksum, "n_bytes": n_bytes}
         info = {
             **self._header(shard, digest),
             "status": payload["status"],
             "stats": payload["stats"],
             "arrays": entry,
         }
-        json_path, _ = self._paths(shard)
+        json_path = self._file(shard, ".json")
         atomic_write(json_path, dump_json(info))
         logger.debug("checkpoint: saved the support vectors of shard %d to %s", shard, json_path)
 
@@ -80,7 +77,7 @@ class CascadeCheckpoint(ShardCheckpoint):
             raise CheckpointError(msg) from err
         entry = info.get("arrays")
         if entry is not None:
-            path = self._arrays_path(shard)
+            path = self._file(shard, ".svs.npz")
             if not isinstance(entry, dict) or entry.get("name") != path.name:
                 msg = f"The checkpoint file of shard {shard} names no valid array file. {self._fix()}"
                 raise CheckpointError(msg)

@@ -46,7 +46,13 @@ from daskml_lab.solvers._checkpoint import (
     update_digest,
 )
 
-__all__ = ["ShardCheckpoint", "compute_as_completed", "open_ensemble_checkpoint", "shard_digest_block"]
+__all__ = [
+    "ShardCheckpoint",
+    "ShardFiles",
+    "compute_as_completed",
+    "open_ensemble_checkpoint",
+    "shard_digest_block",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,15 +101,14 @@ _SHARD_FILE = re.compile(r"^shard-(\d+)\.json$")
 _MODEL_FILES = {"model": ".model", "held_out_model": ".held-out.model"}
 
 
-class ShardCheckpoint:
-    """The shard files of a checkpoint directory, and the fit that fills them in.
+class ShardFiles:
+    """The per-shard files of a checkpoint directory: which shards are done, and the computation saving the rest.
 
-    Per shard ``i``: ``shard-<i>.model`` (the fitted model, saved with :func:`daskml_lab.persistence.save`,
-    absent for an empty shard), ``shard-<i>.held-out.model`` (for members refitted on their whole shard, the
-    model of the training rows) and ``shard-<i>.json`` (the counts of the shard, a digest of its rows, the
-    model files' checksums and the digest of the manifest), written last: a shard is done when its JSON
-    exists. A resumed fit trains only the shards without one, and reuses a saved shard model only when the
-    digest of the shard's rows, computed again where the shard lives, is unchanged.
+    Every shard ``i`` has a ``shard-<i>.json`` file, written last, that starts with :meth:`_header` (the
+    format, this fit's manifest digest, the shard and the digest of its rows): a shard is done when its JSON
+    exists. :class:`ShardCheckpoint` (shard ensembles) and
+    :class:`~daskml_lab.ensemble._cascade_checkpoint.CascadeCheckpoint` (the shard SVCs of a Cascade SVM) add
+    what they save beside it.
     """
 
     def __init__(self, checkpoint: dict[str, Any], n_shards: int) -> None:
@@ -111,11 +116,9 @@ class ShardCheckpoint:
         self.fit_id = checkpoint["id"]
         self.n_shards = n_shards
 
-    def _paths(self, shard: int) -> tuple[Any, dict[str, Any]]:
-        """The shard's JSON file, and its model files by summary key."""
-        name = f"shard-{shard:05d}"
-        models = {key: self.directory / f"{name}{suffix}" for key, suffix in _MODEL_FILES.items()}
-        return self.directory / f"{name}.json", models
+    def _file(self, shard: int, suffix: str) -> Any:
+        """The path of one of the shard's files: ``shard-<i><suffix>``."""
+        return self.directory / f"shard-{shard:05d}{suffix}"
 
     def _header(self, shard: int, digest: str) -> dict[str, Any]:
         """The fields every shard JSON file starts with: the format, this fit, the shard and its digest."""
@@ -152,81 +155,7 @@ class ShardCheckpoint:
             found[shard] = info
         return found
 
-    def _load_model(self, path: Any, checksum: str) -> Any:
-        """One saved model, checked against its checksum, through the safe loader."""
-        read_verified(path, checksum, what="shard model of the checkpoint")
-        try:
-            return load(path)
-        except (ValueError, TypeError, OSError) as err:
-            msg = (
-                f"The shard model {os.fspath(path)!r} of the checkpoint cannot be loaded safely ({err}). A "
-                "checkpoint can only hold models made of types the safe loader trusts (scikit-learn and "
-                f"daskml_lab estimators). {self._fix()}"
-            )
-            raise CheckpointError(msg) from err
-
-    def load_summary(self, shard: int, info: dict[str, Any]) -> dict[str, Any]:
-        """The summary of a saved shard, its models loaded with the safe loader."""
-        _, paths = self._paths(shard)
-        checksums = info.get("models") or {}
-        models = {
-            key: None if checksums.get(key) is None else self._load_model(path, checksums[key])
-            for key, path in paths.items()
-        }
-        labels = info.get("labels")
-        try:
-            return {
-                "shard": shard,
-                "n_rows": int(info["n_rows"]),
-                **models,
-                "kind": info["kind"],
-                "labels": (
-                    None if labels is None else np.asarray(labels["values"], dtype=np.dtype(labels["dtype"]))
-                ),
-                "counts": None if info.get("counts") is None else np.asarray(info["counts"], dtype=np.int64),
-                "worker": info.get("worker"),
-                "n_train": int(info["n_train"]),
-                "n_held_out": int(info["n_held_out"]),
-            }
-        except (KeyError, TypeError, ValueError) as err:
-            msg = f"The checkpoint file of shard {shard} lacks or garbles {err}. {self._fix()}"
-            raise CheckpointError(msg) from err
-
-    # -- writing -------------------------------------------------------------------------------------------
-    def save_shard(self, summary: dict[str, Any], digest: str) -> None:
-        """Save one shard's models, then its JSON (which marks the shard as done)."""
-        shard = int(summary["shard"])
-        json_path, paths = self._paths(shard)
-        checksums: dict[str, str | None] = {}
-        for key, path in paths.items():
-            checksums[key] = None
-            if summary.get(key) is None:
-                continue
-            try:
-                save(summary[key], path, metadata={"checkpoint_shard": shard})
-            except TypeError as err:
-                err.add_note(
-                    f"daskml_lab: raised while saving the model of shard {shard} to the checkpoint; a checkpoint "
-                    "holds only models the safe format can store. Fit with checkpoint=None instead."
-                )
-                raise
-            checksums[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-        labels = summary.get("labels")
-        info = {
-            **self._header(shard, digest),
-            "kind": summary["kind"],
-            "n_rows": int(summary["n_rows"]),
-            "n_train": int(summary["n_train"]),
-            "n_held_out": int(summary["n_held_out"]),
-            "labels": None if labels is None else {"dtype": labels.dtype.str, "values": labels.tolist()},
-            "counts": None if summary.get("counts") is None else np.asarray(summary["counts"]).tolist(),
-            "worker": summary.get("worker"),
-            "models": checksums,
-        }
-        atomic_write(json_path, dump_json(info))
-        logger.debug("checkpoint: saved shard %d to %s", shard, json_path)
-
-    # -- the fit -------------------------------------------------------------------------------------------
+    # -- training -------------------------------------------------------------------------------------------
     def train_missing(
         self,
         placed: PlacedShards,
@@ -308,6 +237,96 @@ class ShardCheckpoint:
         # compute: the result of every missing shard and a digest per shard (saved as they come)
         compute_as_completed(targets, arrived)
         return results
+
+
+class ShardCheckpoint(ShardFiles):
+    """The shard models of a shard ensemble's checkpoint, and the fit that fills them in.
+
+    Per shard ``i``: ``shard-<i>.model`` (the fitted model, saved with :func:`daskml_lab.persistence.save`,
+    absent for an empty shard), ``shard-<i>.held-out.model`` (for members refitted on their whole shard, the
+    model of the training rows) and ``shard-<i>.json`` (the counts of the shard, a digest of its rows, the
+    model files' checksums and the digest of the manifest), written last: a shard is done when its JSON
+    exists. A resumed fit trains only the shards without one, and reuses a saved shard model only when the
+    digest of the shard's rows, computed again where the shard lives, is unchanged.
+    """
+
+    def _model_paths(self, shard: int) -> dict[str, Any]:
+        """The shard's model files by summary key."""
+        return {key: self._file(shard, suffix) for key, suffix in _MODEL_FILES.items()}
+
+    def _load_model(self, path: Any, checksum: str) -> Any:
+        """One saved model, checked against its checksum, through the safe loader."""
+        read_verified(path, checksum, what="shard model of the checkpoint")
+        try:
+            return load(path)
+        except (ValueError, TypeError, OSError) as err:
+            msg = (
+                f"The shard model {os.fspath(path)!r} of the checkpoint cannot be loaded safely ({err}). A "
+                "checkpoint can only hold models made of types the safe loader trusts (scikit-learn and "
+                f"daskml_lab estimators). {self._fix()}"
+            )
+            raise CheckpointError(msg) from err
+
+    def load_summary(self, shard: int, info: dict[str, Any]) -> dict[str, Any]:
+        """The summary of a saved shard, its models loaded with the safe loader."""
+        paths = self._model_paths(shard)
+        checksums = info.get("models") or {}
+        models = {
+            key: None if checksums.get(key) is None else self._load_model(path, checksums[key])
+            for key, path in paths.items()
+        }
+        labels = info.get("labels")
+        try:
+            return {
+                "shard": shard,
+                "n_rows": int(info["n_rows"]),
+                **models,
+                "kind": info["kind"],
+                "labels": (
+                    None if labels is None else np.asarray(labels["values"], dtype=np.dtype(labels["dtype"]))
+                ),
+                "counts": None if info.get("counts") is None else np.asarray(info["counts"], dtype=np.int64),
+                "worker": info.get("worker"),
+                "n_train": int(info["n_train"]),
+                "n_held_out": int(info["n_held_out"]),
+            }
+        except (KeyError, TypeError, ValueError) as err:
+            msg = f"The checkpoint file of shard {shard} lacks or garbles {err}. {self._fix()}"
+            raise CheckpointError(msg) from err
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def save_shard(self, summary: dict[str, Any], digest: str) -> None:
+        """Save one shard's models, then its JSON (which marks the shard as done)."""
+        shard = int(summary["shard"])
+        json_path, paths = self._file(shard, ".json"), self._model_paths(shard)
+        checksums: dict[str, str | None] = {}
+        for key, path in paths.items():
+            checksums[key] = None
+            if summary.get(key) is None:
+                continue
+            try:
+                save(summary[key], path, metadata={"checkpoint_shard": shard})
+            except TypeError as err:
+                err.add_note(
+                    f"daskml_lab: raised while saving the model of shard {shard} to the checkpoint; a checkpoint "
+                    "holds only models the safe format can store. Fit with checkpoint=None instead."
+                )
+                raise
+            checksums[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        labels = summary.get("labels")
+        info = {
+            **self._header(shard, digest),
+            "kind": summary["kind"],
+            "n_rows": int(summary["n_rows"]),
+            "n_train": int(summary["n_train"]),
+            "n_held_out": int(summary["n_held_out"]),
+            "labels": None if labels is None else {"dtype": labels.dtype.str, "values": labels.tolist()},
+            "counts": None if summary.get("counts") is None else np.asarray(summary["counts"]).tolist(),
+            "worker": summary.get("worker"),
+            "models": checksums,
+        }
+        atomic_write(json_path, dump_json(info))
+        logger.debug("checkpoint: saved shard %d to %s", shard, json_path)
 
     def fit(
         self,
