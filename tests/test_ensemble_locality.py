@@ -14,8 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 
 from daskml_lab.data import make_classification
-from daskml_lab.ensemble import ShardEnsembleClassifier, _placement
-from daskml_lab.ensemble._placement import place_shards
+from daskml_lab.ensemble import ShardEnsembleClassifier
+from daskml_lab.ensemble._placement import place_shards, place_shards_for_fit
 
 pytestmark = pytest.mark.cluster
 
@@ -145,13 +145,15 @@ def test_local_scheduler_inside_a_client_keeps_the_delayed_path(client):
     assert "worker" not in model.shard_report_.to_frame().columns
 
 
-def test_data_larger_than_the_memory_share_are_not_persisted(client, on_one_worker, monkeypatch, caplog):
+def test_data_larger_than_the_memory_share_are_not_persisted(client, on_one_worker, caplog):
     X, y, _ = on_one_worker
-    monkeypatch.setattr(_placement, "PERSIST_MEMORY_FRACTION", 1e-9)
-    with caplog.at_level(logging.INFO, logger="daskml_lab.ensemble._placement"):
-        placed = place_shards(X, y, None, client)
+    with (
+        dask.config.set({"daskml_lab.memory.persist_fraction": 1e-9}),
+        caplog.at_level(logging.INFO, logger="daskml_lab.ensemble._placement"),
+    ):
+        placed = place_shards_for_fit(X, y, None)
     assert placed.workers is None
-    assert "not persisting them" in caplog.text
+    assert "Not persisting the shards" in caplog.text
     model = ShardEnsembleClassifier(GaussianNB(), random_state=0).fit(X, y)  # fits placed by the scheduler
     assert len(model.estimators_) == 16
     assert model.score(X, y) > 0.7

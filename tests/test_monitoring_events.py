@@ -14,7 +14,7 @@ from tornado.ioloop import IOLoop
 
 from daskml_lab.linear_model import LogisticRegression
 from daskml_lab.monitoring import TOPIC, TrainingMonitor, fit_span
-from daskml_lab.monitoring._events import TrainingRun, _Publisher, current_client, plain, start_run
+from daskml_lab.monitoring._events import TrainingRun, _Publisher, plain, publishing_client, start_run
 from daskml_lab.solvers._common import History
 
 
@@ -70,7 +70,7 @@ def test_fit_scope_ends_its_runs():
 
 
 def test_no_client_publishes_nothing():
-    assert current_client() is None
+    assert publishing_client() is None
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3))
     y = (X[:, 0] > 0).astype(int)

@@ -28,10 +28,10 @@ from distributed import Client, LocalCluster
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.naive_bayes import GaussianNB
 
+from daskml_lab._runtime.memory import WorkerMemory, dense_nbytes, plan_memory
 from daskml_lab.data import read_zarr
 from daskml_lab.ensemble import CascadeSVC, ShardEnsembleClassifier
 from daskml_lab.linear_model import HuberRegressor, LogisticRegression
-from daskml_lab.solvers import _problem
 from daskml_lab.testing import PeakMemory
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -120,6 +120,30 @@ def test_store_is_larger_than_the_cluster_memory(big_store, tight_client):
     assert X.chunks[0] == (BLOCK_ROWS,) * (N_DISTINCT * N_COPIES)
 
 
+def test_the_memory_plan_streams_the_store_whatever_the_workers_use(big_store, tight_client):
+    # The plan's inputs made explicit: with no memory in use at all (the most room the workers can have), the
+    # store still exceeds half of their free memory, so the fits below stream however much the worker processes
+    # happen to use.
+    X, y = read_zarr(big_store, target="y")
+    idle = (WorkerMemory(MEMORY_LIMIT_MIB * 2**20, 0.0),) * N_WORKERS
+    for key, subject in (
+        ("daskml_lab.solvers.persist", "the data"),
+        ("daskml_lab.ensemble.persist", "the shards"),
+    ):
+        plan = plan_memory(
+            nbytes=dense_nbytes(X, y),
+            sparse=False,
+            persist="auto",
+            config_key=key,
+            workers=idle,
+            subject=subject,
+            streaming="reading the blocks from the source",
+            logger=logging.getLogger(__name__),
+        )
+        assert not plan.persist
+        assert plan.reason.startswith("more than 0.5 of the workers' free memory")
+
+
 def test_logistic_regression_streams_and_matches_the_in_memory_reference(
     big_store, tight_client, base_blocks, caplog
 ):
@@ -201,6 +225,16 @@ def test_blocks_larger_than_a_worker_fail_before_killing_workers(big_store, tigh
 # With the persist fraction made tiny, "auto" streams even these small data: True must then persist anyway.
 
 
+AUTO_STREAM_REASON = "more than 1e-12 of the workers' free memory"
+
+
+@pytest.fixture
+def tiny_persist_fraction() -> Iterator[None]:
+    # an explicit input of the memory plan, instead of the workers' momentary memory use
+    with dask.config.set({"daskml_lab.memory.persist_fraction": 1e-12}):
+        yield
+
+
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory: pytest.TempPathFactory, base_blocks) -> Path:
     path = tmp_path_factory.mktemp("small") / "small.zarr"
@@ -218,8 +252,7 @@ def _fit_logged(caplog, make_model, X, y, key: str, persist: object) -> tuple[ob
     return model, caplog.text
 
 
-def test_persist_override_of_the_linear_models(client, small_store, caplog, monkeypatch):
-    monkeypatch.setattr(_problem, "_PERSIST_FRACTION", 1e-12)
+def test_persist_override_of_the_linear_models(client, small_store, caplog, tiny_persist_fraction):
     X, y = read_zarr(small_store, target="y")
     key = "daskml_lab.solvers.persist"
     models = {}
@@ -232,12 +265,11 @@ def test_persist_override_of_the_linear_models(client, small_store, caplog, monk
         np.testing.assert_allclose(models[persist].coef_, models["auto"].coef_, rtol=1e-7, atol=1e-9)
 
 
-def test_persist_override_of_the_ensembles(client, small_store, base_blocks, caplog, monkeypatch):
-    monkeypatch.setattr(_problem, "_PERSIST_FRACTION", 1e-12)
+def test_persist_override_of_the_ensembles(client, small_store, base_blocks, caplog, tiny_persist_fraction):
     X, y = read_zarr(small_store, target="y")
     key = "daskml_lab.ensemble.persist"
     references = [GaussianNB().fit(X_block[:2048], y_block[:2048]) for X_block, y_block in base_blocks]
-    for persist, reason in (("auto", "more than half"), (True, None), (False, "persist=False")):
+    for persist, reason in (("auto", AUTO_STREAM_REASON), (True, None), (False, "persist=False")):
         ensemble, log = _fit_logged(
             caplog, lambda: ShardEnsembleClassifier(GaussianNB(), random_state=0), X, y, key, persist
         )
@@ -254,7 +286,7 @@ def test_invalid_persist_setting_is_rejected(client, small_store):
     X, y = read_zarr(small_store, target="y")
     with (
         dask.config.set({"daskml_lab.solvers.persist": "yes"}),
-        pytest.raises(ValueError, match=r"persist must be 'auto', True or False \(from dask.config key"),
+        pytest.raises(ValueError, match=r"daskml_lab\.solvers\.persist' must be 'auto', True or False"),
     ):
         LogisticRegression().fit(X, y)
     with (
@@ -264,10 +296,11 @@ def test_invalid_persist_setting_is_rejected(client, small_store):
         ShardEnsembleClassifier(GaussianNB()).fit(X, y)
 
 
-def test_huber_regressor_follows_the_persist_rule(client, small_store, caplog, monkeypatch):
+def test_huber_regressor_follows_the_persist_rule(
+    client, small_store, caplog, monkeypatch, tiny_persist_fraction
+):
     # HuberRegressor reads the rows for several coefficient fits and scale updates: it keeps them in memory
     # only when the solvers' rule would, so that data larger than memory are streamed by every one of its fits.
-    monkeypatch.setattr(_problem, "_PERSIST_FRACTION", 1e-12)
     X, y = read_zarr(small_store, target="y")
     key = "daskml_lab.solvers.persist"
     persisted = []
@@ -286,12 +319,11 @@ def test_huber_regressor_follows_the_persist_rule(client, small_store, caplog, m
     assert models["auto"].scale_ == pytest.approx(models[True].scale_, rel=1e-6)
 
 
-def test_persist_override_of_the_cascade_svm(client, small_store, caplog, monkeypatch):
-    monkeypatch.setattr(_problem, "_PERSIST_FRACTION", 1e-12)
+def test_persist_override_of_the_cascade_svm(client, small_store, caplog, tiny_persist_fraction):
     X, y = read_zarr(small_store, target="y")
     key = "daskml_lab.ensemble.persist"
     supports = {}
-    for persist, reason in (("auto", "more than half"), (True, None), (False, "persist=False")):
+    for persist, reason in (("auto", AUTO_STREAM_REASON), (True, None), (False, "persist=False")):
         model, log = _fit_logged(caplog, lambda: CascadeSVC(n_feedback=0, random_state=0), X, y, key, persist)
         assert ("Not persisting the shards" in log) is (reason is not None), persist
         if reason is not None:

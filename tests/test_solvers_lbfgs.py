@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -341,12 +342,12 @@ def test_registry():
     assert not {"lbfgs", "gd", "proximal"} & set(supported_solvers("hinge", 0.0))
 
 
-def test_auto_persist_streams_when_the_data_do_not_fit(monkeypatch, caplog):
-    import daskml_lab.solvers._problem as problem_module
-
+def test_auto_persist_streams_when_the_data_do_not_fit(caplog):
     X, y = _binary()
-    monkeypatch.setattr(problem_module, "_PERSIST_FRACTION", 1e-12)
-    with caplog.at_level("INFO", logger="daskml_lab.solvers._problem"):
+    with (
+        dask.config.set({"daskml_lab.memory.persist_fraction": 1e-12}),
+        caplog.at_level("INFO", logger="daskml_lab.solvers._problem"),
+    ):
         with BlockedProblem(*_dask(X, y), loss="logistic") as problem:
             result = get_solver("lbfgs")(problem, tol=1e-6)
             assert problem.engine_name == "stream"

@@ -28,17 +28,17 @@ from typing import Any
 
 import dask
 
-from daskml_lab.ensemble._cascade_graph import build_shard_svc_graph, node_payload
-from daskml_lab.ensemble._checkpoint import ShardFiles
-from daskml_lab.ensemble._placement import PlacedShards
-from daskml_lab.monitoring import task_prefix
-from daskml_lab.solvers._checkpoint import (
+from daskml_lab._runtime.checkpoint_files import (
     CheckpointError,
     atomic_write,
     dump_json,
     load_arrays,
     save_arrays,
 )
+from daskml_lab.ensemble._cascade_graph import build_shard_svc_graph, node_payload
+from daskml_lab.ensemble._checkpoint import ShardFiles
+from daskml_lab.ensemble._placement import PlacedShards
+from daskml_lab.monitoring import task_prefix
 
 __all__ = ["CascadeCheckpoint"]
 

@@ -45,6 +45,7 @@ import numpy as np
 from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.svm import SVC
 
+from daskml_lab._runtime.client import pinned_to, worker_address
 from daskml_lab.base import class_weight_vector
 from daskml_lab.data.validation import check_classes
 from daskml_lab.ensemble._cascade_calibration import (
@@ -53,7 +54,6 @@ from daskml_lab.ensemble._cascade_calibration import (
     fit_calibrator,
     ovr_values,
 )
-from daskml_lab.ensemble._placement import _pinned, _worker_address
 from daskml_lab.monitoring import task_prefix
 
 __all__ = [
@@ -226,7 +226,7 @@ def _node(position: tuple[int, int, int], kind: str, status: str, n_train: int =
             "n_bounded_sv": 0,
             "dual_objective": math.nan,
             "fit_time_s": 0.0,
-            "worker": _worker_address(),
+            "worker": worker_address(),
         },
     }
 
@@ -639,7 +639,7 @@ def _settings_graph(
     spec_node = dask.delayed(spec, name=key("cascade spec"), pure=True, traverse=False)
     moments = []
     for index, joined in enumerate(joined_blocks):
-        with _pinned(placement[index]):
+        with pinned_to(placement[index]):
             moments.append(
                 dask.delayed(_moments_block, pure=True)(
                     joined,
@@ -673,7 +673,7 @@ def _shard_layer(
     """Layer 0 of a pass: one :func:`_fit_shard_block` task per shard (of ``shards``), pinned like its block."""
     layer = []
     for index in range(len(joined_blocks)) if shards is None else shards:
-        with _pinned(placement[index]):
+        with pinned_to(placement[index]):
             layer.append(
                 dask.delayed(_fit_shard_block, pure=True)(
                     joined_blocks[index],
@@ -884,7 +884,7 @@ def build_cascade_graph(
     calibration = []
     if spec["probability"]:
         for index, joined in enumerate(joined_blocks):
-            with _pinned(placement[index]):
+            with pinned_to(placement[index]):
                 calibration.append(
                     dask.delayed(_calibrate_block, pure=True)(
                         joined,

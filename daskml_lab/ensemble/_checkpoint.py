@@ -1,6 +1,6 @@
 """Checkpoints of the shard ensembles: every shard model saved as it arrives, a resumed fit trains the rest.
 
-A checkpoint directory holds the manifest of :func:`daskml_lab.solvers._checkpoint.open_checkpoint_directory`
+A checkpoint directory holds the manifest of :func:`daskml_lab._runtime.checkpoint_files.open_checkpoint_directory`
 (the estimator's class, parameters and data layout, and the root seed) and, per shard, files written by
 :class:`ShardCheckpoint` (shard ensembles) or :class:`~daskml_lab.ensemble._cascade_checkpoint.CascadeCheckpoint`
 (the shard SVCs of a Cascade SVM). A shard is done when its JSON file exists; a resumed fit reuses a shard's
@@ -21,7 +21,18 @@ import numpy as np
 import scipy.sparse as sp
 
 from daskml_lab._compat import unique_fused_keys
-from daskml_lab.cluster._current import current_client
+from daskml_lab._runtime.checkpoint_files import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    CheckpointError,
+    atomic_write,
+    dump_json,
+    open_checkpoint_directory,
+    read_json,
+    read_verified,
+    update_digest,
+)
+from daskml_lab._runtime.client import current_client
 from daskml_lab.data.validation import ValidatedData
 from daskml_lab.ensemble._placement import PlacedShards
 from daskml_lab.ensemble._training import (
@@ -34,17 +45,6 @@ from daskml_lab.ensemble._training import (
 from daskml_lab.fusion import Fusion
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.persistence import load, save
-from daskml_lab.solvers._checkpoint import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    CheckpointError,
-    atomic_write,
-    dump_json,
-    open_checkpoint_directory,
-    read_json,
-    read_verified,
-    update_digest,
-)
 
 __all__ = [
     "ShardCheckpoint",
@@ -72,7 +72,7 @@ def open_ensemble_checkpoint(estimator: Any, data: ValidatedData, root: int) -> 
     Returns
     -------
     dict
-        As :func:`~daskml_lab.solvers._checkpoint.open_checkpoint_directory`; ``state["root"]`` is the root
+        As :func:`~daskml_lab._runtime.checkpoint_files.open_checkpoint_directory`; ``state["root"]`` is the root
         entropy of the fit the directory belongs to.
     """
     X = data.X

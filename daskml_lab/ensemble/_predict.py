@@ -9,7 +9,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from daskml_lab.ensemble._placement import current_client
+from daskml_lab._runtime.client import current_client
 from daskml_lab.monitoring import task_prefix
 
 __all__ = ["map_model_method"]

@@ -39,12 +39,8 @@ from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 from sklearn.utils.multiclass import check_classification_targets
 
-from daskml_lab.ensemble._placement import (
-    PlacedShards,
-    _pinned,
-    _worker_address,
-    compute_pinned,
-)
+from daskml_lab._runtime.client import pinned_to, worker_address
+from daskml_lab.ensemble._placement import PlacedShards, compute_pinned
 from daskml_lab.fusion import Fusion
 from daskml_lab.fusion._base import member_score_stats
 from daskml_lab.monitoring import task_prefix
@@ -225,7 +221,7 @@ def _fit_shard_block(
         "kind": KIND_EMPTY,
         "labels": None,
         "counts": None,
-        "worker": _worker_address(),
+        "worker": worker_address(),
     }
     if n_rows == 0:
         result.update(n_train=0, n_held_out=0, X_held_out=X[:0], y_held_out=y[:0], sw_held_out=None)
@@ -443,7 +439,7 @@ def build_shard_fit_graph(
     fits = []
     summaries = []
     for index, X_block in enumerate(X_blocks):
-        with _pinned(placement[index]):
+        with pinned_to(placement[index]):
             fit = dask.delayed(_fit_shard_block, pure=True)(
                 X_block,
                 y_blocks[index],
@@ -472,7 +468,7 @@ def build_shard_fit_graph(
     held_out = []
     for index, fit in enumerate(fits):
         # The held-out rows stay in the fit's result, on the shard's worker: evaluate them there.
-        with _pinned(placement[index]):
+        with pinned_to(placement[index]):
             held_out.append(
                 dask.delayed(_held_out_from_fit_block, pure=True)(
                     fit,

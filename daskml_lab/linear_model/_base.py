@@ -30,6 +30,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab import solvers
+from daskml_lab._runtime.checkpoint_files import open_checkpoint_directory
 from daskml_lab.base import DaskMLEstimator, Interval, class_weight_vector, encode_labels
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
 from daskml_lab.linear_model._docs import fill_doc
@@ -165,7 +166,6 @@ class LinearModelBase(DaskMLEstimator):
         """
         if self.checkpoint is None:
             return
-        from daskml_lab.solvers._checkpoint import open_checkpoint_directory
 
         if self.solver != "auto":
             self._check_solver_checkpoints(str(self.solver))

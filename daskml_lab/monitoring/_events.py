@@ -38,17 +38,17 @@ from typing import Any
 
 import dask
 
-from daskml_lab.cluster._current import current_client as cluster_client
+from daskml_lab._runtime.client import current_client
 from daskml_lab.monitoring._progress import IterationBar, ShardBar, progress_enabled
 
 __all__ = [
     "EVENT_VERSION",
     "TOPIC",
     "TrainingRun",
-    "current_client",
     "fit_scope",
     "plain",
     "publish_shard_event",
+    "publishing_client",
     "start_run",
 ]
 
@@ -98,14 +98,14 @@ def _scope_label() -> str:
     return " / ".join(names) if names else "fit"
 
 
-def current_client() -> Any | None:
+def publishing_client() -> Any | None:
     """The current distributed client when training events should be published to it, else ``None``.
 
     Publishing is on by default; ``dask.config.set({"daskml_lab.monitoring.publish": False})`` turns it off.
     """
     if not dask.config.get("daskml_lab.monitoring.publish", True):
         return None
-    client = cluster_client()
+    client = current_client()
     if client is None or getattr(client, "status", None) != "running":
         return None
     return client
@@ -355,7 +355,7 @@ def start_run(
         run_id=run_id,
         n_shards=n_shards,
         info=info,
-        client=current_client(),
+        client=publishing_client(),
     )
     scopes = _SCOPES.get()
     if scopes:

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import dask
 
 from daskml_lab._compat import unique_fused_keys
-from daskml_lab.cluster._current import current_client
+from daskml_lab._runtime.client import current_client
 
 __all__ = [
     "IterationBar",

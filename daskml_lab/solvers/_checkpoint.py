@@ -25,14 +25,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import io
-import json
 import logging
-import math
 import numbers
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,393 +36,35 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from daskml_lab._runtime.checkpoint_files import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    CheckpointError,
+    atomic_write,
+    canonical,
+    check_directory,
+    describe_differences,
+    differences,
+    dump_json,
+    fix_advice,
+    load_arrays,
+    read_json,
+    save_arrays,
+    update_digest,
+)
+
 __all__ = [
     "CheckpointError",
+    "SavedState",
     "SolverCheckpoint",
-    "atomic_write",
-    "canonical",
-    "dump_json",
+    "data_digest",
+    "finished_result",
     "open_checkpoint",
-    "open_checkpoint_directory",
-    "read_json",
-    "update_digest",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Format name and version written in every metadata file of a checkpoint.
-FORMAT_NAME = "daskml-lab-checkpoint"
-FORMAT_VERSION = 1
-#: Name of the directory's manifest.
-MANIFEST_NAME = "checkpoint.json"
-#: Floats of two fingerprints agree when within this relative tolerance (sums may be reordered).
-_FLOAT_RTOL = 1e-9
 _STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_TEMPORARY_SUFFIX = ".tmp"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used: unwritable directory, another problem's checkpoint, or a damaged file.
-
-    The message names the file and the fix (delete the directory or pass another path).
-    """
-
-
-def _fix(path: Path) -> str:
-    return f"Delete the directory {os.fspath(path)!r} to start afresh, or pass another checkpoint path."
-
-
-# ---------------------------------------------------------------------------------------------------------
-# files
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same directory, then :func:`os.replace`.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        Destination (replaced if it exists).
-    data : bytes
-        Content.
-    """
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def save_arrays(path: Path, arrays: Mapping[str, Any]) -> tuple[str, int]:
-    """Write arrays of plain dtypes to an ``.npz`` file atomically; return its SHA-256 and size.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        Destination.
-    arrays : dict of str to array-like
-        The arrays (no object dtype: :func:`load_arrays` reads with ``allow_pickle=False``).
-
-    Returns
-    -------
-    sha256 : str
-    n_bytes : int
-    """
-    buffer = io.BytesIO()
-    np.savez(buffer, **{key: np.asarray(value) for key, value in arrays.items()})
-    data = buffer.getvalue()
-    atomic_write(path, data)
-    return hashlib.sha256(data).hexdigest(), len(data)
-
-
-def read_verified(path: Path, sha256: Any, *, what: str) -> bytes:
-    """The bytes of a checkpoint file, after checking them against their recorded SHA-256.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        The file.
-    sha256 : str
-        Its recorded SHA-256.
-    what : str
-        What the file is, for messages.
-
-    Returns
-    -------
-    bytes
-
-    Raises
-    ------
-    CheckpointError
-        If the file is missing, unreadable or does not match its checksum.
-    """
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        msg = (
-            f"The {what} {os.fspath(path)!r} is missing or unreadable ({err.strerror or err}). "
-            f"{_fix(path.parent)}"
-        )
-        raise CheckpointError(msg) from err
-    if hashlib.sha256(data).hexdigest() != sha256:
-        msg = (
-            f"The {what} {os.fspath(path)!r} is corrupt: its SHA-256 checksum does not match the recorded one. "
-            f"{_fix(path.parent)}"
-        )
-        raise CheckpointError(msg)
-    return data
-
-
-def load_arrays(path: Path, sha256: Any, *, what: str) -> dict[str, np.ndarray]:
-    """Read an ``.npz`` file of :func:`save_arrays` after checking its checksum; never unpickles.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        The file.
-    sha256 : str
-        Its recorded SHA-256.
-    what : str
-        What the file is, for messages.
-
-    Returns
-    -------
-    dict of str to ndarray
-
-    Raises
-    ------
-    CheckpointError
-        If the file is missing, unreadable or does not match its checksum.
-    """
-    data = read_verified(path, sha256, what=what)
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as stored:
-            return {key: np.array(stored[key]) for key in stored.files}
-    except (OSError, ValueError) as err:  # pragma: no cover - the checksum catches damage first
-        msg = f"The {what} {os.fspath(path)!r} cannot be read ({err}). {_fix(path.parent)}"
-        raise CheckpointError(msg) from err
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple | set | frozenset):
-        return list(value)
-    msg = f"cannot store an object of type {type(value).__name__} in checkpoint metadata"
-    raise TypeError(msg)
-
-
-def dump_json(info: Mapping[str, Any]) -> bytes:
-    """Metadata as JSON bytes (NaN and infinity are kept, as Python's :mod:`json` writes them)."""
-    return json.dumps(info, indent=1, default=_json_default).encode("utf-8")
-
-
-def read_json(path: Path, what: str, directory: Path) -> dict[str, Any]:
-    """Read a metadata file of the checkpoint format, or raise :class:`CheckpointError` naming the file."""
-    try:
-        info = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        msg = f"The checkpoint {what} {os.fspath(path)!r} is unreadable or corrupt ({err}). {_fix(directory)}"
-        raise CheckpointError(msg) from err
-    if not isinstance(info, dict) or info.get("format") != FORMAT_NAME:
-        msg = (
-            f"The file {os.fspath(path)!r} is not a daskml_lab checkpoint {what} (no format "
-            f"{FORMAT_NAME!r} in it). {_fix(directory)}"
-        )
-        raise CheckpointError(msg)
-    if info.get("format_version") != FORMAT_VERSION:
-        msg = (
-            f"The checkpoint {what} {os.fspath(path)!r} has format version {info.get('format_version')!r}; this "
-            f"version of daskml_lab reads version {FORMAT_VERSION}. {_fix(directory)}"
-        )
-        raise CheckpointError(msg)
-    return info
-
-
-def canonical(value: Any, depth: int = 0) -> Any:
-    """A JSON-able description of a parameter value, stable across processes (for fingerprints).
-
-    Estimators become their class and parameters, arrays their shape, dtype and a hash of their bytes,
-    random generators their type, and anything else its type and ``repr``.
-
-    Examples
-    --------
-    >>> canonical({"C": 1.0, "solver": "lbfgs", "class_weight": None})
-    {'C': 1.0, 'class_weight': None, 'solver': 'lbfgs'}
-    """
-    if depth > 20:
-        return "<nested too deep>"
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, Mapping):
-        return {str(k): canonical(v, depth + 1) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, list | tuple):
-        return [canonical(v, depth + 1) for v in value]
-    if isinstance(value, np.random.RandomState | np.random.Generator):
-        return f"<{type(value).__module__}.{type(value).__name__}>"
-    if isinstance(value, np.ndarray):
-        data = np.ascontiguousarray(value)
-        digest = hashlib.sha256(
-            data.view(np.uint8).tobytes() if data.dtype != object else repr(data).encode()
-        )
-        return {"array": list(data.shape), "dtype": data.dtype.str, "sha256": digest.hexdigest()}
-    if callable(getattr(value, "get_params", None)) and not isinstance(value, type):
-        return {
-            "class": f"{type(value).__module__}.{type(value).__qualname__}",
-            "params": canonical(value.get_params(deep=False), depth + 1),
-        }
-    if isinstance(value, type) or callable(value):
-        return f"<{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}>"
-    return f"<{type(value).__name__} {value!r}>"
-
-
-def differences(saved: Any, current: Any, where: str = "") -> list[str]:
-    """Where two fingerprints differ (floats compared with a relative tolerance of 1e-9)."""
-    if isinstance(saved, dict) and isinstance(current, dict):
-        found = []
-        for key in sorted(set(saved) | set(current)):
-            name = f"{where}.{key}" if where else str(key)
-            if key not in saved or key not in current:
-                found.append(
-                    f"{name} (saved {saved.get(key, '<absent>')!r}, now {current.get(key, '<absent>')!r})"
-                )
-            else:
-                found.extend(differences(saved[key], current[key], name))
-        return found
-    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
-        return [
-            d
-            for i, (a, b) in enumerate(zip(saved, current, strict=True))
-            for d in differences(a, b, f"{where}[{i}]")
-        ]
-    if (
-        isinstance(saved, float | int)
-        and isinstance(current, float | int)
-        and not isinstance(saved, bool)
-        and not isinstance(current, bool)
-    ):
-        same = (
-            saved == current
-            or math.isclose(saved, current, rel_tol=_FLOAT_RTOL, abs_tol=0.0)
-            or (math.isnan(saved) and math.isnan(current))
-        )
-        return [] if same else [f"{where} (saved {saved!r}, now {current!r})"]
-    if saved != current:
-        text_saved, text_current = repr(saved), repr(current)
-        if len(text_saved) > 120 or len(text_current) > 120:
-            return [f"{where} (differs)"]
-        return [f"{where} (saved {text_saved}, now {text_current})"]
-    return []
-
-
-def _describe_differences(found: list[str]) -> str:
-    shown = "; ".join(found[:5])
-    return shown + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
-
-
-def check_directory(path: Any) -> Path:
-    """Create the checkpoint directory if needed, make sure this process can write in it, drop stale temporaries.
-
-    Parameters
-    ----------
-    path : str or path-like
-
-    Returns
-    -------
-    pathlib.Path
-
-    Raises
-    ------
-    CheckpointError
-        If the path is a file, or the directory cannot be created or written to.
-    """
-    directory = Path(os.fspath(path))
-    if directory.exists() and not directory.is_dir():
-        msg = (
-            f"checkpoint={os.fspath(path)!r} exists and is not a directory. Pass the path of a directory "
-            "(it is created if missing)."
-        )
-        raise CheckpointError(msg)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=_TEMPORARY_SUFFIX, dir=directory)
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as err:
-        msg = (
-            f"The checkpoint directory {os.fspath(path)!r} cannot be created or written to ({err.strerror or err})."
-            " Pass a checkpoint path in a writable location, or fix its permissions."
-        )
-        raise CheckpointError(msg) from err
-    for stale in directory.glob(f".*{_TEMPORARY_SUFFIX}"):  # left by a process killed while writing
-        with contextlib.suppress(OSError):
-            stale.unlink()
-    return directory
-
-
-def open_checkpoint_directory(
-    path: Any, *, owner: str, fingerprint: Mapping[str, Any], state: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """Check the directory is writable, then create its manifest or check that it belongs to this fit.
-
-    Call it at the start of ``fit``, before any computation: an unwritable directory, or a directory used by
-    another estimator or other parameters, fails at once.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The checkpoint directory (created if missing).
-    owner : str
-        Class name of the estimator.
-    fingerprint : dict
-        JSON-able description of what determines the fit (see :func:`canonical`).
-    state : dict, default=None
-        Values to record when the manifest is created (for example the root entropy of a random stream);
-        an existing manifest's values are returned instead, so that a resumed fit uses the same ones.
-
-    Returns
-    -------
-    dict
-        ``directory`` (the path), ``resumed`` (whether the manifest existed), ``state`` and ``id`` (a digest
-        of the manifest that the other files of the directory can record).
-
-    Raises
-    ------
-    CheckpointError
-        If the directory is not writable, or holds another fit's checkpoint or a damaged manifest.
-    """
-    directory = check_directory(path)
-    manifest = directory / MANIFEST_NAME
-    current = {"owner": owner, "fingerprint": canonical(fingerprint)}
-    if manifest.exists():
-        info = read_json(manifest, "manifest", directory)
-        found = differences({"owner": info.get("owner"), "fingerprint": info.get("fingerprint")}, current)
-        if found:
-            msg = (
-                f"The checkpoint directory {os.fspath(directory)!r} belongs to another fit ({info.get('owner')}); "
-                f"what differs: {_describe_differences(found)}. {_fix(directory)}"
-            )
-            raise CheckpointError(msg)
-        saved_state = dict(info.get("state") or {})
-        return {
-            "directory": directory,
-            "resumed": True,
-            "state": saved_state,
-            "id": _fit_id(current, saved_state),
-        }
-    info = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        **current,
-        "state": canonical(dict(state or {})),
-    }
-    atomic_write(manifest, dump_json(info))
-    return {
-        "directory": directory,
-        "resumed": False,
-        "state": info["state"],
-        "id": _fit_id(current, info["state"]),
-    }
-
-
-def _fit_id(current: Mapping[str, Any], state: Mapping[str, Any]) -> str:
-    """A digest of the manifest's content: files of the directory record it, to prove they belong to it."""
-    text = json.dumps({"current": current, "state": state}, sort_keys=True, default=_json_default)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
 
 # ---------------------------------------------------------------------------------------------------------
 # solver runs
@@ -551,14 +189,14 @@ class _CheckpointRun:
         if found:
             msg = (
                 f"The checkpoint {os.fspath(self.metadata_path)!r} was written for another problem or solver "
-                f"settings; what differs: {_describe_differences(found)}. {_fix(self.directory)}"
+                f"settings; what differs: {describe_differences(found)}. {fix_advice(self.directory)}"
             )
             raise CheckpointError(msg)
         if info.get("data_digest") != self._data_digest():
             msg = (
                 f"The checkpoint {os.fspath(self.metadata_path)!r} was written for other data: the shapes and "
                 "chunks agree, but the content of the row blocks differs. "
-                f"{_fix(self.directory)}"
+                f"{fix_advice(self.directory)}"
             )
             raise CheckpointError(msg)
         arrays = self._read_arrays(info)
@@ -571,7 +209,9 @@ class _CheckpointRun:
                 complete=info["status"] == "complete",
             )
         except (KeyError, TypeError, ValueError) as err:
-            msg = f"The checkpoint {os.fspath(self.metadata_path)!r} lacks {err}. {_fix(self.directory)}"
+            msg = (
+                f"The checkpoint {os.fspath(self.metadata_path)!r} lacks {err}. {fix_advice(self.directory)}"
+            )
             raise CheckpointError(msg) from err
         if not saved.complete:
             logger.info(
@@ -588,7 +228,10 @@ class _CheckpointRun:
         name = entry.get("name")
         path = self.directory / str(name)
         if not isinstance(name, str) or "/" in name or os.sep in name:
-            msg = f"The checkpoint {os.fspath(self.metadata_path)!r} names no valid array file. {_fix(self.directory)}"
+            msg = (
+                f"The checkpoint {os.fspath(self.metadata_path)!r} names no valid array file. "
+                f"{fix_advice(self.directory)}"
+            )
             raise CheckpointError(msg)
         return load_arrays(
             path, entry.get("sha256"), what=f"array file of checkpoint {os.fspath(self.metadata_path)!r}"
@@ -718,25 +361,6 @@ def _problem_fingerprint(problem: Any) -> dict[str, Any]:
         "row_chunks": [int(c) for c in X.chunks[0]],
         "sample_weight": problem.sample_weight is not None,
     }
-
-
-def update_digest(digest: Any, value: Any) -> None:
-    """Feed an array (dense, CSR, object dtype) or None into a :mod:`hashlib` digest, shape and dtype included."""
-    if value is None:
-        digest.update(b"none;")
-        return
-    if sp.issparse(value):
-        value = sp.csr_matrix(value)
-        digest.update(f"csr{value.shape};".encode())
-        for part in (value.data, value.indices, value.indptr):
-            update_digest(digest, np.asarray(part))
-        return
-    array = np.ascontiguousarray(value)
-    digest.update(f"{array.dtype.str}{array.shape};".encode())
-    if array.dtype.hasobject:
-        digest.update(repr(array.tolist()).encode())
-    elif array.size:
-        digest.update(array.view(np.uint8).data)
 
 
 def _digest_blocks_worker(local: Any) -> list[tuple[int, str]]:

@@ -4,7 +4,7 @@ The row blocks are persisted once and grouped by the worker that holds them (a *
 evaluation then costs one round trip per worker (see :mod:`daskml_lab.solvers._engine` for the other engines).
 
 **Lost workers** (``"actors"``). Each actor serves a fixed group of blocks (a *position*). A wait for an
-actor's answer checks every ``_WATCH_INTERVAL_S`` seconds that its worker is still in the cluster; when it has
+actor's answer checks every ``WATCH_INTERVAL_S`` seconds that its worker is still in the cluster; when it has
 left (or a call fails to reach it), the scheduler recomputes the lost blocks from their lineage, the actors of
 the lost positions are recreated on the workers that now hold most of their blocks, and the call is sent again.
 The groups do not change, so the sums come out in the same order and the answers equal those an undisturbed
@@ -24,8 +24,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+from distributed import CancelledError, futures_of, wait
+from distributed.comm import CommClosedError
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab._runtime.waiting import DataLostError, wait_for
+from daskml_lab._runtime.watch import WATCH_INTERVAL_S, WorkersLost, WorkerWatch
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._engine import EngineSpec, LocalBlocks, WorkerCall, _Engine, _sum_parts
 from daskml_lab.solvers._objectives import _aligned_block
@@ -36,14 +40,8 @@ __all__ = ["DistributedEngine"]
 
 #: Rebuild attempts after a lost worker before an evaluation gives up.
 _MAX_REBUILDS = 3
-#: Seconds between two checks, while an actor's answer is awaited, that its worker is still in the cluster.
-_WATCH_INTERVAL_S = 0.5
 #: Seconds to wait, after a call failed to reach a worker, for the scheduler to notice that it has gone.
 _LOSS_GRACE_S = 10.0
-
-
-class _WorkerLost(OSError):
-    """The worker an actor lives on has left the cluster, or the actor was lost."""
 
 
 class _WorkerActor:
@@ -107,13 +105,11 @@ class DistributedEngine(_Engine):
         self._actor_futures: list[Any] = []
         self._worker_args: list[tuple] = []
         self._generation: list[int] = []  # per position: how many times its actor was created
-        self._live: tuple[float, set[str]] = (-float("inf"), set())  # (when, scheduler's worker addresses)
+        self._watch = WorkerWatch(client)
         self.n_rebuilds = 0
 
     # -- set-up -------------------------------------------------------------------------------------------
     def start(self) -> tuple[int, float]:
-        from distributed import futures_of
-
         X, y, sw = self._collections
         # Blocks that travelled over the network can be misaligned in memory (slow BLAS paths): realign them
         # on the worker once, as part of the persist, so that the stored copy is the one the kernels read.
@@ -150,66 +146,35 @@ class DistributedEngine(_Engine):
         return RuntimeError(msg)
 
     def _wait(self, futures: list[Any], what: str) -> None:
-        from distributed import CancelledError, wait
-
-        try:
-            wait(futures, timeout=self.timeout_s)
-        except TimeoutError as err:
-            msg = (
-                f"Timed out after {self.timeout_s:g} s waiting for {what} on the cluster at "
-                f"{self.client.scheduler.address}. Check that the workers are alive and have memory to "
-                "hold the data, or raise the timeout (dask.config daskml_lab.solvers.timeout_s)."
-            )
-            raise TimeoutError(msg) from err
-        except CancelledError as err:
-            # The scheduler forgets data lost with a worker when it cannot compute them again.
-            msg = (
-                f"Waiting for {what} failed: data were lost with a worker and cannot be computed again (they "
-                "have no lineage: scattered data, or data persisted by a client that has gone). Load the input "
-                "from its source (files or a lazy graph) rather than scattering it, or keep a copy on another "
-                f"worker (client.replicate). Details: {err}"
-            )
-            raise RuntimeError(msg) from err
-        for future in futures:
-            if future.status == "error":
-                future.result()  # raises the task's own exception
+        wait_for(futures, what=what, client=self.client, timeout_s=self.timeout_s)
 
     # -- liveness -------------------------------------------------------------------------------------------
-    def _live_workers(self, max_age_s: float = _WATCH_INTERVAL_S) -> set[str]:
-        """Addresses of the scheduler's workers (asked again when the last answer is older than ``max_age_s``)."""
-        when, live = self._live
-        if time.monotonic() - when > max_age_s:
-            live = set(self.client.scheduler_info()["workers"])
-            self._live = (time.monotonic(), live)
-        return live
-
     def _position_alive(self, position: int, generation: int, address: str, max_age_s: float) -> bool:
         """Whether the actor ``generation`` of ``position``, created on ``address``, can still answer."""
         if generation != self._generation[position]:
             return False  # already replaced
         if self._actor_futures[position].status in ("lost", "cancelled", "error"):
             return False
-        return address in self._live_workers(max_age_s)
+        return address in self._watch.live(max_age_s)
 
     def _wait_actors(self, positions: list[int]) -> None:
-        """Wait for the actors of ``positions`` to exist; :class:`_WorkerLost` if their worker leaves."""
-        from distributed import CancelledError, wait
-
+        """Wait for the actors of ``positions`` to exist; :class:`WorkersLost` if their worker leaves."""
         futures = [self._actor_futures[p] for p in positions]
         deadline = time.monotonic() + self.timeout_s
         while True:
             try:
-                wait(futures, timeout=min(_WATCH_INTERVAL_S, max(deadline - time.monotonic(), 0.01)))
+                wait(futures, timeout=min(WATCH_INTERVAL_S, max(deadline - time.monotonic(), 0.01)))
                 break
             except CancelledError:
                 # the scheduler cancels an actor whose blocks were lost for good: say so clearly
                 self._wait(futures, "the per-worker solver state")
                 raise
             except TimeoutError:
-                gone = [p for p in positions if self._worker_args[p][0] not in self._live_workers(0.0)]
-                if gone:
-                    msg = f"worker {self._worker_args[gone[0]][0]} left before its solver state was created"
-                    raise _WorkerLost(msg) from None
+                self._watch.check(
+                    [self._worker_args[p][0] for p in positions],
+                    max_age_s=0.0,
+                    during="before its solver state was created",
+                )
                 if time.monotonic() > deadline:
                     self._wait(futures, "the per-worker solver state")  # raises the clear TimeoutError
         self._wait(futures, "the per-worker solver state")  # errors of the actors' constructors
@@ -276,7 +241,7 @@ class DistributedEngine(_Engine):
         deadline = time.monotonic() + min(_LOSS_GRACE_S, self.timeout_s)
         for attempt in range(_MAX_REBUILDS + 1):
             while True:
-                self._live_workers(0.0)  # one fresh answer of the scheduler for all the positions
+                self._watch.live(0.0)  # one fresh answer of the scheduler for all the positions
                 lost = [
                     p
                     for p in range(len(self._worker_args))
@@ -318,7 +283,7 @@ class DistributedEngine(_Engine):
             # The scheduler recomputes the lost blocks from their lineage (the futures still want them).
             self._wait([f for t in triples for f in t], "the lost row blocks to be computed again")
             who_has = self.client.who_has([t[0] for t in triples])
-            live = sorted(self._live_workers(0.0))
+            live = sorted(self._watch.live(0.0))
             if not live:
                 msg = (
                     f"No worker is left in the cluster at {self.client.scheduler.address} to run the solver."
@@ -356,7 +321,7 @@ class DistributedEngine(_Engine):
                 return self._await(call, timeout_s)
             except TimeoutError:
                 raise
-            except OSError as err:  # _WorkerLost, CommClosedError, "Unable to contact Actor's worker"
+            except OSError as err:  # WorkersLost, CommClosedError, "Unable to contact Actor's worker"
                 if attempt == _MAX_REBUILDS:
                     raise self._gave_up(attempt, err) from err
                 error = err
@@ -370,14 +335,14 @@ class DistributedEngine(_Engine):
         while True:
             try:
                 return call.future.result(
-                    timeout=min(_WATCH_INTERVAL_S, max(deadline - time.monotonic(), 0.01))
+                    timeout=min(WATCH_INTERVAL_S, max(deadline - time.monotonic(), 0.01))
                 )
             except TimeoutError:
                 if call.future.done():  # finished just now, or the call itself raised TimeoutError
                     return call.future.result()
-                if not self._position_alive(call.position, call.generation, call.address, _WATCH_INTERVAL_S):
+                if not self._position_alive(call.position, call.generation, call.address, WATCH_INTERVAL_S):
                     msg = f"worker {call.address} left the cluster while computing {call.method!r}"
-                    raise _WorkerLost(msg) from None
+                    raise WorkersLost(msg) from None
                 if time.monotonic() > deadline:
                     msg = (
                         f"Timed out after {timeout_s:g} s waiting for the worker {call.address} to answer "
@@ -443,14 +408,10 @@ class DistributedEngine(_Engine):
         return self.client.gather(futures)
 
     def _with_rebuild(self, method: str, args: tuple) -> list[Any]:
-        from distributed.comm import CommClosedError
-
         for attempt in range(_MAX_REBUILDS + 1):
             try:
                 return self._call_all(method, args)
-            except (OSError, CommClosedError, TimeoutError, RuntimeError) as err:
-                if isinstance(err, RuntimeError) and "lost" not in str(err).lower():
-                    raise
+            except (OSError, CommClosedError, TimeoutError, DataLostError) as err:
                 if attempt == _MAX_REBUILDS:
                     msg = (
                         f"The solver lost contact with its workers {attempt + 1} times in a row (last error: "
@@ -504,22 +465,20 @@ class _ActorCall(WorkerCall):
         try:
             if actor is None:
                 msg = f"the solver state of position {self.position} is being recreated"
-                raise _WorkerLost(msg)
+                raise WorkersLost(msg)
             self.future = getattr(actor, self.method)(*self.args)
         except RuntimeError as err:  # the Actor proxy refuses calls once it knows that its worker was lost
-            if "lost" not in str(err).lower():
+            if engine._position_alive(self.position, self.generation, self.address, 0.0):
                 raise
-            self.error = _WorkerLost(str(err))
-        except _WorkerLost as err:
+            self.error = WorkersLost(str(err))
+        except WorkersLost as err:
             self.error = err
 
     def done(self) -> bool:
         """Whether the call has finished, or its worker has left (``result`` then sends it again)."""
         if self.future is None or self.future.done():
             return True
-        return not self.engine._position_alive(
-            self.position, self.generation, self.address, _WATCH_INTERVAL_S
-        )
+        return not self.engine._position_alive(self.position, self.generation, self.address, WATCH_INTERVAL_S)
 
     def result(self, timeout_s: float | None = None) -> Any:
         """The call's return value (each attempt waits at most ``timeout_s`` seconds)."""

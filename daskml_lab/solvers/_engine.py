@@ -37,8 +37,11 @@ from typing import Any
 
 import dask
 import numpy as np
+from dask import delayed
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab._runtime.waiting import wait_for
+from daskml_lab.data._blocks import block_rng
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._objectives import PreparedBlock, _loss_grad_prepared, _prepare_block
 
@@ -169,8 +172,6 @@ class LocalBlocks:
         PreparedBlock
             A mini-batch; evaluate it with :meth:`loss_grad_batch`.
         """
-        from daskml_lab.data._blocks import block_rng
-
         order_rng = block_rng(entropy, 0, epoch, *self.indices[:1])
         for position in order_rng.permutation(len(self.blocks)):
             block = self.blocks[position]
@@ -364,17 +365,18 @@ class StreamEngine(_Engine):
             with unique_fused_keys():
                 (result,) = dask.compute(value)
             return result
-        from distributed import wait
-
         # compute: one small result (per-block counts, a loss and gradient, or per-block small results)
         with unique_fused_keys():
             futures = self.client.compute(value)
-        wait(futures if isinstance(futures, list) else [futures], timeout=self.timeout_s)
+        wait_for(
+            futures if isinstance(futures, list) else [futures],
+            what="the blocks streamed from their source",
+            client=self.client,
+            timeout_s=self.timeout_s,
+        )
         return self.client.gather(futures)
 
     def start(self) -> tuple[int, float]:
-        from dask import delayed
-
         token = uuid.uuid4().hex[:8]
         y_blocks = self._y.to_delayed().ravel().tolist()
         sw_blocks = [None] * len(y_blocks) if self._sw is None else self._sw.to_delayed().ravel().tolist()
@@ -399,7 +401,6 @@ class StreamEngine(_Engine):
 
     def loss_grad(self, W: np.ndarray) -> tuple[float, np.ndarray]:
         import dask.array as da
-        from dask import delayed
 
         token = uuid.uuid4().hex[:8]
         # the parameters enter the graph once, as one key every block task depends on
@@ -421,8 +422,6 @@ class StreamEngine(_Engine):
         return float(values[0]), values[1:].reshape(W.shape)
 
     def submit_workers(self, func: Callable, args: tuple) -> list[WorkerCall]:
-        from dask import delayed
-
         token = uuid.uuid4().hex[:8]
         # The arguments (parameters, and for admm every block's copy and dual) enter the graph once, not
         # once per block: with n blocks, per-block copies would make the graph grow as n ** 2.

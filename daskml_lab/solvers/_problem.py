@@ -12,7 +12,15 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 
-from daskml_lab.cluster._current import current_client
+from daskml_lab._runtime.client import cluster_timeout_s, current_client
+from daskml_lab._runtime.memory import (
+    WorkerMemory,
+    block_room,
+    dense_nbytes,
+    measure_workers,
+    plan_memory,
+    resolve_persist,
+)
 from daskml_lab.solvers._distributed_engine import DistributedEngine
 from daskml_lab.solvers._engine import EngineSpec, LocalEngine, StreamEngine, WorkerCall
 from daskml_lab.solvers._objectives import get_loss
@@ -24,9 +32,8 @@ __all__ = ["BlockedProblem"]
 
 _ENGINES = ("actors", "tasks", "local", "stream")
 
-#: Fraction of the free memory (workers' limits minus their current use, or this machine's available memory)
-#: the persisted blocks may take under ``persist="auto"``.
-_PERSIST_FRACTION = 0.5
+#: ``dask.config`` key of the persist setting of the solvers.
+PERSIST_KEY = "daskml_lab.solvers.persist"
 
 
 class BlockedProblem:
@@ -72,11 +79,13 @@ class BlockedProblem:
         Cluster to run on. ``None`` uses the default client if dask's current scheduler is distributed,
         otherwise evaluates in this process with the current dask scheduler.
     persist : {"auto", True, False} or None, default=None
-        Whether to keep the blocks in (worker) memory for the whole fit. ``"auto"`` persists when the dense
-        size of the data is at most half of the free memory (on a cluster: summed over the workers, the part
-        of ``memory_limit`` below dask's ``distributed.worker.memory.spill`` fraction that the worker process
-        does not use yet; without a cluster: this machine's available memory), and otherwise streams the
-        blocks from their source at every evaluation (logged at INFO level), so that worker memory stays
+        Whether to keep the blocks in (worker) memory for the whole fit, decided by the package's one memory
+        plan (:func:`daskml_lab._runtime.memory.plan_memory`, shared with the ensembles). ``"auto"`` persists
+        when the dense size of the data is at most half (``dask.config`` key
+        ``daskml_lab.memory.persist_fraction``) of the free memory (on a cluster: summed over the workers, the
+        part of ``memory_limit`` below dask's ``distributed.worker.memory.spill`` fraction that the worker
+        process does not use yet; without a cluster: this machine's available memory), and otherwise streams
+        the blocks from their source at every evaluation (logged at INFO level), so that worker memory stays
         bounded by a few blocks whatever the size of the data. ``True`` always persists, ``False`` always
         streams. ``None`` reads ``dask.config`` key ``daskml_lab.solvers.persist`` (default ``"auto"``),
         which is how the estimators are overridden:
@@ -151,19 +160,13 @@ class BlockedProblem:
         _check_non_negative("data_scale", data_scale, strict=True)
         _check_non_negative("l2", l2)
         _check_non_negative("l1", l1)
-        from_config = persist is None
-        if from_config:
-            persist = dask.config.get("daskml_lab.solvers.persist", "auto")
-        if not (persist is True or persist is False or (isinstance(persist, str) and persist == "auto")):
-            where = " (from dask.config key 'daskml_lab.solvers.persist')" if from_config else ""
-            msg = f"persist must be 'auto', True or False{where}, got {persist!r}."
-            raise ValueError(msg)
+        persist = resolve_persist(persist, PERSIST_KEY)
         engine = engine if engine is not None else dask.config.get("daskml_lab.solvers.engine", "actors")
         if engine not in ("actors", "tasks"):
             msg = f"engine must be 'actors' or 'tasks' (or None for the configured default), got {engine!r}."
             raise ValueError(msg)
         if timeout_s is None:
-            timeout_s = float(dask.config.get("daskml_lab.solvers.timeout_s", 600))
+            timeout_s = cluster_timeout_s()
         _check_non_negative("timeout_s", timeout_s, strict=True)
         self.X, self.y, self.sample_weight = X, y, sample_weight
         self.n_outputs = int(n_outputs)
@@ -251,50 +254,32 @@ class BlockedProblem:
     def _resolve_client(self) -> Any:
         return self.client if self.client is not None else current_client()
 
-    def _decide_persist(self, client: Any) -> bool:
-        nbytes = self._dense_nbytes()
-        workers = _worker_memory(client)
+    def _decide_persist(self, client: Any, workers: tuple[WorkerMemory, ...] | None = None) -> bool:
+        """The memory plan of this problem's data (persist or stream), after refusing blocks no worker holds."""
+        workers = measure_workers(client) if workers is None else tuple(workers)
         sparse = sp.issparse(getattr(self.X, "_meta", None))
-        if self.persist is True or self.persist is False:
-            keep = bool(self.persist)
-            logger.debug("BlockedProblem: persist=%s set explicitly", keep)
-        else:
-            available = _free_memory(workers, "spill")
-            keep = sparse or nbytes <= _PERSIST_FRACTION * available
-            if not keep:
-                logger.info(
-                    "The data (%.2f GB dense) exceed %d%% of the free memory (%.2f GB%s): streaming the blocks "
-                    "from their source at every evaluation instead of persisting them. Set dask.config "
-                    "'daskml_lab.solvers.persist' to True to persist anyway.",
-                    nbytes / 1e9,
-                    int(100 * _PERSIST_FRACTION),
-                    available / 1e9,
-                    " on the workers" if client is not None else " in this process",
-                )
-        if workers and not sparse:
-            self._check_fits(keep, nbytes, workers)
-        return keep
+        plan = plan_memory(
+            nbytes=dense_nbytes(self.X, self.y, self.sample_weight),
+            sparse=sparse,
+            persist=self.persist,
+            config_key=PERSIST_KEY,
+            workers=workers,
+            subject="the data",
+            streaming="streaming the blocks from their source at every evaluation",
+            logger=logger,
+        )
+        if workers and not sparse and not plan.persist:
+            self._check_block_fits(workers)
+        return plan.persist
 
-    def _check_fits(self, keep: bool, nbytes: float, workers: list[tuple[float, float]]) -> None:
-        """Refuse what would certainly exceed the workers' memory, before any graph runs.
+    def _check_block_fits(self, workers: tuple[WorkerMemory, ...]) -> None:
+        """Refuse, before any graph runs, a row block that no worker can hold: streaming reads one whole block.
 
-        Persisting more than all the workers can hold, or streaming a block larger than any one of them can
-        hold, would get workers killed by their nanny again and again until the scheduler gives up.
+        Its task would get the worker killed by its nanny again and again until the scheduler gives up.
         """
-        if keep:
-            room = _free_memory(workers, "terminate")
-            if nbytes > room:
-                msg = (
-                    f"persist=True, but the data ({nbytes / 1e9:.2f} GB dense) exceed the free memory of the "
-                    f"{len(workers)} workers ({room / 1e9:.2f} GB below their memory_limit): persisting them "
-                    "would get the workers killed. Use persist='auto' or False (dask.config "
-                    "'daskml_lab.solvers.persist') to stream the blocks instead, or add workers or memory."
-                )
-                raise ValueError(msg)
-            return
         rows = max(self.X.chunks[0], default=0)
         block = float(rows) * self.n_features * self.dtype.itemsize
-        room = max(_free_memory([worker], "terminate") for worker in workers)
+        room = block_room(workers)
         if block > room:
             suggested = max(1, int(rows * room / (4 * block)))
             msg = (
@@ -304,11 +289,6 @@ class BlockedProblem:
                 "or read_zarr(..., chunks=...), or workers with more memory."
             )
             raise ValueError(msg)
-
-    def _dense_nbytes(self) -> float:
-        total = float(self.n_samples) * self.n_features * self.dtype.itemsize
-        total += float(self.n_samples) * 8 * (2 if self.sample_weight is not None else 1)
-        return total
 
     @property
     def n_workers(self) -> int:
@@ -422,40 +402,6 @@ class BlockedProblem:
             f"data_scale={self.data_scale:g}, l2={self.l2:g}, l1={self.l1:g}, dtype={self.dtype}, "
             f"engine={self.engine_name})"
         )
-
-
-def _worker_memory(client: Any) -> list[tuple[float, float]]:
-    """``(memory_limit, memory in use)`` in bytes per worker; empty without a client or memory limits.
-
-    The memory in use is the worker process's memory at its last heartbeat: a worker holds a few hundred MB
-    of libraries before it holds any data, so its limit alone overstates the room for blocks.
-    """
-    if client is None:
-        return []
-    workers = []
-    for info in client.scheduler_info().get("workers", {}).values():
-        limit = float(info.get("memory_limit", 0) or 0)
-        if limit <= 0:
-            return []  # a worker without a limit: nothing to bound
-        used = float((info.get("metrics") or {}).get("memory", 0) or 0)
-        workers.append((limit, used))
-    return workers
-
-
-def _free_memory(workers: list[tuple[float, float]], threshold: str) -> float:
-    """Bytes below the workers' ``distributed.worker.memory.<threshold>`` fraction not in use yet, summed.
-
-    ``"spill"`` (0.7 by default): above it, dask moves persisted blocks to disk, which defeats persisting;
-    ``"terminate"`` (0.95): above it, the nanny kills the worker. Without workers (no client, or workers
-    without a memory limit): this machine's available memory.
-    """
-    if not workers:
-        import psutil
-
-        return float(psutil.virtual_memory().available)
-    fraction = dask.config.get(f"distributed.worker.memory.{threshold}", None)
-    fraction = float(fraction) if fraction else 1.0  # False disables the threshold: the limit itself
-    return float(sum(max(fraction * limit - used, 0.0) for limit, used in workers))
 
 
 def _check_arrays(X: Any, y: Any, sample_weight: Any) -> None:

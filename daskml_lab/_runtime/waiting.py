@@ -1,0 +1,80 @@
+"""Waiting for futures on a cluster, with errors that say what was awaited, where, and what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from distributed import CancelledError, wait
+
+from daskml_lab._runtime.client import TIMEOUT_KEY
+
+__all__ = ["DataLostError", "lost_data_error", "raise_task_errors", "timeout_error", "wait_for"]
+
+
+class DataLostError(RuntimeError):
+    """Data were lost with a worker: the scheduler cancelled the work that needs them."""
+
+
+def wait_for(futures: Sequence[Any], *, what: str, client: Any, timeout_s: float) -> None:
+    """Wait until every future is done, then raise the first task's own error, if any.
+
+    Parameters
+    ----------
+    futures : sequence of distributed.Future
+        What to wait for.
+    what : str
+        What the futures are, for messages ("the row blocks to be computed and held in memory").
+    client : distributed.Client
+        The client (its scheduler's address goes in the messages).
+    timeout_s : float
+        Longest wait.
+
+    Raises
+    ------
+    TimeoutError
+        After ``timeout_s`` seconds, naming ``what``, the scheduler and the setting to raise.
+    DataLostError
+        When the scheduler cancelled the futures because data were lost with a worker and cannot be computed
+        again (they have no lineage).
+    Exception
+        The error a task raised (for example the data layer's finiteness check).
+    """
+    try:
+        wait(list(futures), timeout=timeout_s)
+    except TimeoutError as err:
+        raise timeout_error(what, client, timeout_s) from err
+    except CancelledError as err:
+        raise lost_data_error(what, err) from err
+    raise_task_errors(futures)
+
+
+def timeout_error(what: str, client: Any, timeout_s: float) -> TimeoutError:
+    """The error for a wait of ``timeout_s`` seconds for ``what`` that did not end."""
+    msg = (
+        f"Timed out after {timeout_s:g} s waiting for {what} on the cluster at {client.scheduler.address}. "
+        "Check that the workers are alive and have memory to hold the data, or raise the timeout "
+        f"(dask.config {TIMEOUT_KEY})."
+    )
+    return TimeoutError(msg)
+
+
+def lost_data_error(what: str, err: BaseException) -> DataLostError:
+    """The error for futures the scheduler cancelled because their data were lost for good.
+
+    The scheduler forgets data lost with a worker when it cannot compute them again (no lineage).
+    """
+    msg = (
+        f"Waiting for {what} failed: data were lost with a worker and cannot be computed again (they have "
+        "no lineage: scattered data, or data persisted by a client that has gone). Load the input from its "
+        "source (files or a lazy graph) rather than scattering it, or keep a copy on another worker "
+        f"(client.replicate). Details: {err}"
+    )
+    return DataLostError(msg)
+
+
+def raise_task_errors(futures: Sequence[Any]) -> None:
+    """Raise the exception of the first errored future (as ``dask.compute`` does); nothing if none failed."""
+    for future in futures:
+        if future.status == "error":
+            future.result()  # raises the task's own exception
