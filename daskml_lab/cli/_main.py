@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from daskml_lab._version import __version__
+from daskml_lab import __version__
 from daskml_lab.cli._config import COMMAND_OPTIONS, TLS_OPTIONS, add_options, resolve_options
 
 #: Exceptions that describe a user error; they are printed as one line instead of a traceback. OSError covers
