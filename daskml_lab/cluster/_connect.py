@@ -9,6 +9,9 @@ from typing import Any
 import dask
 from distributed import Client
 
+from daskml_lab._runtime.client import current_client
+from daskml_lab.monitoring import install_monitor
+
 __all__ = ["connect"]
 
 logger = logging.getLogger(__name__)
@@ -103,7 +106,7 @@ def connect(
             raise ValueError(msg)
         client = _connect_remote(str(resolved), timeout_s=timeout_s, security=security)
     else:
-        current = _current_client()
+        current = current_client()
         if current is not None and not local_options:
             client = _connect_remote(
                 current.scheduler.address,
@@ -122,15 +125,6 @@ def connect(
             client = _start_local(local_options)
     _log_connection(client)
     return client
-
-
-def _current_client() -> Client | None:
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except ValueError:
-        return None
 
 
 def _connect_remote(address: str, *, timeout_s: float, security: Any, set_as_default: bool = True) -> Client:
@@ -230,8 +224,6 @@ def _start_local(options: dict[str, Any]) -> Client:
 
 def _install_training_monitor(client: Client) -> None:
     """Serve the live training page (``/daskml-training``) from the local cluster's dashboard."""
-    from daskml_lab.monitoring import install_monitor
-
     try:
         url = install_monitor(client)
     except Exception:  # the page is a convenience: a cluster without it is still usable

@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from distributed import default_client
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from daskml_lab.monitoring._events import EVENT_VERSION, TOPIC
@@ -233,8 +234,6 @@ def install_monitor(client: Any = None) -> str | None:
     'http://127.0.0.1:8787/daskml-training'
     """
     if client is None:
-        from distributed import default_client
-
         client = default_client()
     client.register_plugin(TrainingMonitor())
     return page_url(client)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dask
+from distributed import get_worker
 
 from daskml_lab._runtime.client import current_client
 from daskml_lab.monitoring._progress import IterationBar, ShardBar, progress_enabled
@@ -382,10 +383,8 @@ def publish_shard_event(run_id: str | None, shard: int, status: str, **facts: An
     if run_id is None or not dask.config.get("daskml_lab.monitoring.publish", True):
         return
     try:
-        from distributed import get_worker
-
         worker = get_worker()
-    except (ImportError, ValueError):
+    except ValueError:  # not in a worker's task
         return
     message = {"kind": "shard", "run": run_id, "shard": int(shard), "status": status, "time": time.time()}
     message.update(plain(facts))

@@ -11,6 +11,8 @@ import contextlib
 import re
 from collections.abc import Iterator
 
+from distributed import span
+
 from daskml_lab.monitoring._events import fit_scope
 
 __all__ = ["fit_span", "task_prefix"]
@@ -57,11 +59,5 @@ def fit_span(*names: str) -> Iterator[str | None]:
     str or None
         The span id, when distributed is in use.
     """
-    try:
-        from distributed import span
-    except ImportError:  # pragma: no cover - distributed is a dependency, but keep the leaf importable
-        with fit_scope(*names):
-            yield None
-        return
     with span("daskml-fit", *names) as span_id, fit_scope(*names):
         yield span_id

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 import dask
+from distributed import progress as distributed_progress
 
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.client import current_client
@@ -240,8 +241,6 @@ def compute_with_progress(*collections: Any, verbose: bool = True, **kwargs: Any
     with unique_fused_keys():
         futures = client.compute(list(collections), **kwargs)
     if show:
-        from distributed import progress as distributed_progress
-
         # The notebook widget needs ipywidgets; the text bar works everywhere.
         notebook = _in_jupyter() and _has_module("ipywidgets")
         bar = distributed_progress(futures, notebook=notebook, multi=False)

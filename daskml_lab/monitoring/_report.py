@@ -6,6 +6,8 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+from distributed import default_client, performance_report
+
 __all__ = ["fit_report"]
 
 
@@ -37,8 +39,6 @@ def fit_report(path: str | os.PathLike[str] = "daskml-fit-report.html") -> Itera
     >>> with fit_report("fit.html"):  # doctest: +SKIP
     ...     model.fit(X, y)
     """
-    from distributed import default_client, performance_report
-
     try:
         default_client()
     except ValueError as err:

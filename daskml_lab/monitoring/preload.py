@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from distributed import Scheduler
+
 from daskml_lab.monitoring._dashboard import TrainingMonitor
 
 __all__ = ["dask_setup"]
@@ -30,8 +32,6 @@ def dask_setup(server: Any) -> None:
     server : distributed.Scheduler or distributed.Worker
         The server that loads the module.
     """
-    from distributed import Scheduler
-
     if not isinstance(server, Scheduler):
         logger.info(
             "daskml_lab.monitoring.preload only acts on schedulers; %s ignored.", type(server).__name__
