@@ -16,7 +16,12 @@ score). The estimators' ``score`` methods, the fusion strategies' validation sco
 all use them.
 """
 
-from daskml_lab.metrics._classification import accuracy_score, classification_scores, confusion_matrix, log_loss
+from daskml_lab.metrics._classification import (
+    accuracy_score,
+    classification_scores,
+    confusion_matrix,
+    log_loss,
+)
 from daskml_lab.metrics._regression import (
     mean_absolute_error,
     mean_squared_error,

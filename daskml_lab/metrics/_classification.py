@@ -88,7 +88,11 @@ def _confusion_chunk(
     counts = np.bincount(
         true_codes[keep] * n_labels + predicted_codes[keep], weights=weights[keep], minlength=n_labels**2
     )
-    return {"labels": block_labels, "counts": counts.reshape(n_labels, n_labels), "weight": float(weights.sum())}
+    return {
+        "labels": block_labels,
+        "counts": counts.reshape(n_labels, n_labels),
+        "weight": float(weights.sum()),
+    }
 
 
 def _confusion_combine(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 A metric is three pure numpy functions: ``_<stat>_chunk`` turns one row block into a small dict of sufficient
 statistics, ``_<stat>_combine`` merges a list of such dicts, and ``_<metric>_agg`` turns the merged dict into
-the score. Described by a :class:`Statistics`, :func:`evaluate` runs them: in memory directly, or for dask input as a ``daskml-<stat>-chunk`` task
-per row block, a tree of ``daskml-<stat>-merge`` tasks (:func:`dask.array.reduction` with dict intermediates and
-the fan-in of dask's ``split_every`` setting) and one ``daskml-<metric>`` task that calls the aggregate.
+the score. Described by a :class:`Statistics`, :func:`evaluate` runs them: in memory directly, or for dask
+input as a ``daskml-<stat>-chunk`` task per row block, a tree of ``daskml-<stat>-merge`` tasks
+(:func:`dask.array.reduction` with dict intermediates and the fan-in of dask's ``split_every`` setting) and
+one ``daskml-<stat>-<score>`` task that calls the aggregate.
 
 Metrics that share a ``stat`` (R², MSE and MAE; accuracy from the confusion matrix) build the same chunk and merge
 keys, so computing several of them together reads every block once.
@@ -28,10 +29,10 @@ from daskml_lab.data._convert import is_dask_dataframe, to_dask_array
 from daskml_lab.monitoring import task_prefix
 
 __all__ = [
+    "COMPUTE_DOC",
     "Output",
     "Statistics",
     "check_inputs",
-    "COMPUTE_DOC",
     "check_total_weight",
     "evaluate",
     "fill_compute_doc",
@@ -125,7 +126,7 @@ def check_inputs(
     row_chunks = reference.chunks[0]
     for name, array in present.items():
         if not isinstance(array, da.Array):
-            block_shape = (row_chunks,) + tuple((size,) for size in array.shape[1:])
+            block_shape = (row_chunks, *tuple((size,) for size in array.shape[1:]))
             arrays[name] = da.from_array(array, chunks=block_shape)
         elif array.chunks[0] != row_chunks:
             msg = (
@@ -332,7 +333,9 @@ def evaluate(outputs: dict[str, Output], *, eager: bool, compute: bool) -> dict[
     for name, (statistics, aggregate, shape) in outputs.items():
         if id(statistics) not in reductions:
             reductions[id(statistics)] = statistics.lazy()
-        lazy[name] = finish(reductions[id(statistics)], aggregate, name=statistics.stat + " " + name, shape=shape)
+        lazy[name] = finish(
+            reductions[id(statistics)], aggregate, name=statistics.stat + " " + name, shape=shape
+        )
     if not compute:
         return lazy
     # compute: the scores, floats (or a confusion matrix), from small per-block statistics, all in one pass

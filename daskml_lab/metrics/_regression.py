@@ -25,17 +25,23 @@ from daskml_lab.metrics._reduce import (
 
 __all__ = ["mean_absolute_error", "mean_squared_error", "r2_score", "regression_scores"]
 
+
 def _regression_chunk(
-    y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray | None = None
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    *,
+    check_finite: bool = True,
 ) -> dict[str, Any]:
     """Sufficient statistics of one block: ``weight``, ``shift``, ``mean``, ``m2``, ``sse``, ``sae``.
 
     ``mean`` is the weighted mean of ``y_true - shift``, where ``shift`` is a value of the block: differences of
     nearby floats are exact, so the means of two blocks compare to the last bit even when ``y`` has a large
     offset. ``y_pred`` may be 2-D (one column per model); ``sse`` and ``sae`` are then one value per column.
+    ``check_finite=False`` lets NaN or infinity through (into the scores) instead of raising ``ValueError``.
     """
-    y = _finite(y_true, "y_true")
-    prediction = _finite(y_pred, "y_pred")
+    y = _finite(y_true, "y_true", check_finite)
+    prediction = _finite(y_pred, "y_pred", check_finite)
     weights = row_weights(sample_weight, y.shape[0])
     total = float(weights.sum())
     shift = float(y[0]) if y.size else 0.0
@@ -101,9 +107,9 @@ def _mae_agg(stats: dict[str, Any], metric: str = "mean_absolute_error") -> Any:
 _FINALS = {"r2": _r2_agg, "mae": _mae_agg, "mse": _mse_agg, "rmse": _rmse_agg}
 
 
-def _finite(values: Any, name: str) -> np.ndarray:
+def _finite(values: Any, name: str, check: bool = True) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
-    if not np.isfinite(array).all():
+    if check and not np.isfinite(array).all():
         msg = f"Input {name} contains NaN or infinity. Drop or fix those rows before scoring."
         raise ValueError(msg)
     return array
