@@ -179,8 +179,8 @@ def _log_loss_agg(stats: dict[str, Any], metric: str = "log_loss", labels_given:
             )
         elif len(labels) == 1:
             msg = (
-                f"y_true contains only one label ({labels[0]!r}). Please provide the list of all expected class "
-                "labels explicitly through the labels argument."
+                f"y_true contains only one label ({labels.tolist()[0]!r}). Please provide the list of all "
+                "expected class labels explicitly through the labels argument."
             )
         else:
             msg = (
