@@ -289,6 +289,29 @@ def test_sklearn_raises_for_zero_total_weight_too():
         skm.r2_score([1.0, 2.0], [1.0, 2.0], sample_weight=[0.0, 0.0])
 
 
+def test_estimators_score_by_the_same_rule():
+    from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+    from daskml_lab.ensemble import ShardEnsembleClassifier
+    from daskml_lab.linear_model import LogisticRegression, Ridge
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 2))
+    labels = (X[:, 0] > 0).astype(int)
+    zeros = np.zeros(60)
+    match = "is undefined when the sample weights sum to zero"
+    with dask.config.set(scheduler="sync"):
+        ridge = Ridge().fit(X, X[:, 0])
+        classifier = LogisticRegression().fit(X, labels)
+        ensemble = ShardEnsembleClassifier(SkLogisticRegression(), n_shards=2, random_state=0).fit(X, labels)
+        with pytest.raises(ValueError, match="r2_score " + match):
+            ridge.score(X, X[:, 0], sample_weight=zeros)
+        for model in (classifier, ensemble):
+            with pytest.raises(ValueError, match="accuracy_score " + match):
+                model.score(X, labels, sample_weight=zeros)
+        assert ensemble.score(X, labels) == pytest.approx(skm.accuracy_score(labels, ensemble.predict(X)))
+
+
 def test_zero_weight_blocks_next_to_weighted_ones_are_fine(regression):
     y, prediction, weight = regression
     weight = weight.copy()
