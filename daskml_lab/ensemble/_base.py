@@ -16,7 +16,6 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
-from daskml_lab._compat import unique_fused_keys
 from daskml_lab.base import DaskMLEstimator, HasMethods, Interval, Options
 from daskml_lab.data.sharding import STRATEGIES, shard
 from daskml_lab.data.validation import ValidatedData, check_classes, check_n_features, check_X_y
@@ -33,6 +32,7 @@ from daskml_lab.ensemble._training import (
 )
 from daskml_lab.fusion import FUSION_NAMES, Fusion, FusionData, HardVoting, resolve_fusion
 from daskml_lab.fusion._base import ArrayLike, _check_members, combine_score_stats, scores_from_stats
+from daskml_lab.metrics import accuracy_score, r2_score
 from daskml_lab.monitoring import fit_span, task_prefix
 from daskml_lab.monitoring._events import start_run
 
@@ -451,26 +451,11 @@ class BaseShardEnsemble(DaskMLEstimator):
             X, y, sample_weight=sample_weight, y_numeric=not self._classification, accept_sparse=True
         )
         check_n_features(data.X, self.n_features_in_, estimator_name=type(self).__name__)
-        prediction = self._predict_dask(data.X)
         assert data.y is not None
-        weight = (
-            data.sample_weight if data.sample_weight is not None else da.ones_like(data.y, dtype=np.float64)
-        )
-        if self._classification:
-            # compute: two scalars (weight of correct rows, total weight)
-            with unique_fused_keys():
-                correct, total = dask.compute((weight * (prediction == data.y)).sum(), weight.sum())
-            return float(correct / total)
-        y_true = data.y.astype(np.float64)
-        mean = (weight * y_true).sum() / weight.sum()
-        # compute: two scalars (residual and total sums of squares)
-        with unique_fused_keys():
-            residual, spread = dask.compute(
-                (weight * (y_true - prediction) ** 2).sum(), (weight * (y_true - mean) ** 2).sum()
-            )
-        if spread == 0:
-            return 1.0 if residual == 0 else 0.0
-        return float(1.0 - residual / spread)
+        prediction = self._predict_dask(data.X)
+        score = accuracy_score if self._classification else r2_score
+        # the metric computes once: a float from a few float64 statistics per row block
+        return float(score(data.y, prediction, sample_weight=data.sample_weight))
 
 
 def _short(chunks: tuple[Any, ...]) -> str:

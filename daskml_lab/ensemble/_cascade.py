@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -21,7 +20,6 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from daskml_lab._compat import unique_fused_keys
 from daskml_lab.base import DaskMLEstimator, Interval, Options
 from daskml_lab.data.sharding import shard
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
@@ -32,6 +30,7 @@ from daskml_lab.ensemble._checkpoint import open_ensemble_checkpoint
 from daskml_lab.ensemble._placement import compute_pinned, place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
 from daskml_lab.ensemble._training import root_entropy, shard_seeds
+from daskml_lab.metrics import accuracy_score
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = ["CascadeSVC"]
@@ -577,20 +576,21 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         Returns
         -------
         float
-            Computed once (one ``dask.compute`` of two scalars).
+            Computed once (one ``dask.compute`` of two values per row block), by
+            :func:`daskml_lab.metrics.accuracy_score`.
+
+        Raises
+        ------
+        ValueError
+            If the sample weights sum to zero (the rule of :mod:`daskml_lab.metrics`).
         """
         check_is_fitted(self)
         data = check_X_y(X, y, sample_weight=sample_weight, accept_sparse=False)
         check_n_features(data.X, self.n_features_in_, estimator_name=type(self).__name__)
         assert data.y is not None
-        correct = self._predict_dask(data.X) == data.y
-        weight = (
-            data.sample_weight if data.sample_weight is not None else da.ones_like(data.y, dtype=np.float64)
-        )
-        # compute: two scalars (weight of correct rows, total weight)
-        with unique_fused_keys():
-            hits, total = dask.compute((weight * correct).sum(), weight.sum())
-        return float(hits / total)
+        prediction = self._predict_dask(data.X)
+        # accuracy_score computes once: a float from two float64 values per row block
+        return float(accuracy_score(data.y, prediction, sample_weight=data.sample_weight))
 
 
 def _report(stats: Sequence[dict[str, Any]], sv_changes: Sequence[int | None]) -> pd.DataFrame:

@@ -241,7 +241,13 @@ class ShardEnsembleClassifier(ClassifierMixin, BaseShardEnsemble):
         Returns
         -------
         float
-            Computed once (one ``dask.compute`` of two scalars).
+            Computed once (one ``dask.compute`` of two values per row block), by
+            :func:`daskml_lab.metrics.accuracy_score`.
+
+        Raises
+        ------
+        ValueError
+            If the sample weights sum to zero (the rule of :mod:`daskml_lab.metrics`).
         """
         return self._score(X, y, sample_weight)
 
@@ -352,7 +358,13 @@ class ShardEnsembleRegressor(RegressorMixin, BaseShardEnsemble):
         Returns
         -------
         float
-            Computed once (one ``dask.compute`` of two scalars); as :func:`sklearn.metrics.r2_score`, 1.0 for
-            a perfect fit of a constant target and 0.0 for an imperfect one.
+            Computed once (one ``dask.compute`` of a few values per row block), by
+            :func:`daskml_lab.metrics.r2_score`; as :func:`sklearn.metrics.r2_score`, 1.0 for a perfect fit of a
+            constant target and 0.0 for an imperfect one.
+
+        Raises
+        ------
+        ValueError
+            If the sample weights sum to zero (the rule of :mod:`daskml_lab.metrics`).
         """
         return self._score(X, y, sample_weight)

@@ -41,6 +41,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import check_params
+from daskml_lab.metrics._classification import _accuracy_agg, _accuracy_chunk, _accuracy_combine
+from daskml_lab.metrics._regression import _r2_agg, _regression_chunk, _regression_combine
 
 __all__ = [
     "ArrayLike",
@@ -368,9 +370,11 @@ def member_score_stats(
 ) -> dict[str, Any]:
     """Additive statistics of every member's score on one block of held-out rows.
 
-    Classification: the weight of correctly predicted rows per member and the weight of each class (for the
-    majority baseline). Regression: the weighted squared error per member, and the weight, weighted mean and
-    weighted sum of squared deviations of ``y`` (merged exactly with Chan's formula).
+    The statistics are those of :mod:`daskml_lab.metrics`, one value per member where they depend on the
+    prediction. Classification: the accuracy statistics (weight of correctly predicted rows per member, total
+    weight) and the weight of each class (for the majority baseline). Regression: the R² statistics (weight,
+    weighted mean and centred sum of squares of ``y``, merged exactly with Chan's formula; weighted squared
+    error per member).
 
     Parameters
     ----------
@@ -387,25 +391,21 @@ def member_score_stats(
         Merge with :func:`combine_score_stats`, turn into scores with :func:`scores_from_stats`.
     """
     y = np.asarray(y)
-    weight = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if classes is not None:
-        correct = np.array(
-            [np.sum(weight[np.asarray(m.predict(X)) == y]) for m in estimators], dtype=np.float64
-        )
+        predictions = _member_predictions(estimators, X, y.shape[0], None)
+        weight = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         class_weight = np.bincount(label_index(y, classes), weights=weight, minlength=len(classes))
-        return {"correct": correct, "class_weight": class_weight.astype(np.float64)}
-    y = y.astype(np.float64)
-    sse = np.array(
-        [np.sum(weight * (y - np.asarray(m.predict(X), dtype=np.float64)) ** 2) for m in estimators]
-    )
-    total = float(weight.sum())
-    mean = float(np.sum(weight * y) / total) if total > 0 else 0.0
-    m2 = float(np.sum(weight * (y - mean) ** 2))
-    return {"sse": sse, "weight": total, "mean": mean, "m2": m2}
+        return {
+            "accuracy": _accuracy_chunk(y, predictions, sample_weight),
+            "class_weight": class_weight.astype(np.float64),
+        }
+    predictions = _member_predictions(estimators, X, y.shape[0], np.float64)
+    # A member predicting NaN gets a NaN score (and no weight), not an error.
+    return {"regression": _regression_chunk(y, predictions, sample_weight, check_finite=False)}
 
 
 def combine_score_stats(stats: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
-    """Sum the statistics of several blocks (``None`` entries, from empty blocks, are skipped).
+    """Merge the statistics of several blocks (``None`` entries, from empty blocks, are skipped).
 
     Parameters
     ----------
@@ -420,21 +420,12 @@ def combine_score_stats(stats: Sequence[dict[str, Any] | None]) -> dict[str, Any
     parts = [s for s in stats if s is not None]
     if not parts:
         return None
-    if "correct" in parts[0]:
+    if "accuracy" in parts[0]:
         return {
-            "correct": np.sum([p["correct"] for p in parts], axis=0),
+            "accuracy": _accuracy_combine([p["accuracy"] for p in parts]),
             "class_weight": np.sum([p["class_weight"] for p in parts], axis=0),
         }
-    merged = dict(parts[0])
-    for part in parts[1:]:
-        total = merged["weight"] + part["weight"]
-        if total > 0:
-            delta = part["mean"] - merged["mean"]
-            merged["m2"] = merged["m2"] + part["m2"] + delta**2 * merged["weight"] * part["weight"] / total
-            merged["mean"] = merged["mean"] + delta * part["weight"] / total
-        merged["weight"] = total
-        merged["sse"] = merged["sse"] + part["sse"]
-    return merged
+    return {"regression": _regression_combine([p["regression"] for p in parts])}
 
 
 def scores_from_stats(stats: dict[str, Any] | None, n_members: int) -> tuple[np.ndarray, float | None]:
@@ -449,24 +440,31 @@ def scores_from_stats(stats: dict[str, Any] | None, n_members: int) -> tuple[np.
     Returns
     -------
     scores : ndarray of shape (n_members,)
-        ``NaN`` when there were no held-out rows.
+        ``NaN`` when the held-out rows weigh nothing (none at all, or all of weight zero): the fusion then has
+        no evidence, which is not an error (unlike a score asked of :mod:`daskml_lab.metrics`).
     baseline : float or None
         Majority-class accuracy (classification) or 0 (R² of predicting the mean); ``None`` without rows.
     """
     if stats is None:
         return np.full(n_members, np.nan), None
-    if "correct" in stats:
+    if "accuracy" in stats:
         total = float(stats["class_weight"].sum())
         if total <= 0:
             return np.full(n_members, np.nan), None
-        return stats["correct"] / total, float(stats["class_weight"].max() / total)
-    if stats["weight"] <= 0:
+        scores = np.asarray(_accuracy_agg(stats["accuracy"]), dtype=np.float64).reshape(n_members)
+        return scores, float(stats["class_weight"].max() / total)
+    if stats["regression"]["weight"] <= 0:
         return np.full(n_members, np.nan), None
-    sse = np.asarray(stats["sse"], dtype=np.float64)
-    if stats["m2"] > 0:
-        return 1.0 - sse / stats["m2"], 0.0
-    # Constant target: scikit-learn's r2_score gives 1 for a perfect prediction and 0 otherwise.
-    return np.where(sse == 0, 1.0, 0.0), 0.0
+    # As scikit-learn's r2_score: for a constant target, 1 for a perfect prediction and 0 otherwise.
+    return np.asarray(_r2_agg(stats["regression"]), dtype=np.float64).reshape(n_members), 0.0
+
+
+def _member_predictions(estimators: Sequence[Any], X: Any, n_rows: int, dtype: Any) -> np.ndarray:
+    """The members' predictions of one block, one column per member."""
+    columns = [np.asarray(m.predict(X), dtype=dtype) for m in estimators]
+    if not columns:
+        return np.empty((n_rows, 0), dtype=dtype)
+    return np.column_stack(columns)
 
 
 # ---------------------------------------------------------------------------------------------------------

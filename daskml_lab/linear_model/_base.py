@@ -34,6 +34,7 @@ from daskml_lab._runtime.checkpoint_files import open_checkpoint_directory
 from daskml_lab.base import DaskMLEstimator, Interval, class_weight_vector, encode_labels
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
 from daskml_lab.linear_model._docs import fill_doc
+from daskml_lab.metrics import accuracy_score, r2_score
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = [
@@ -340,14 +341,6 @@ class LinearModelBase(DaskMLEstimator):
         check_n_features(data.X, self.n_features_in_, estimator_name=type(self).__name__)
         return data
 
-    def _score_statistics(
-        self, kernel: Callable[..., np.ndarray], data: ValidatedData, n_stats: int, **kwargs: Any
-    ) -> da.Array:
-        """Per-block statistics ``kernel(X, y, sample_weight, params)``, a lazy (n_blocks, n_stats) array."""
-        return block_statistics(
-            kernel, data.X, _target(data), data.sample_weight, self._params_in_graph(), n_stats, **kwargs
-        )
-
 
 class LinearRegressorBase(RegressorMixin, LinearModelBase):
     """Regression flow: one output, ``predict`` is the linear function, ``score`` is R^2 (not public)."""
@@ -420,12 +413,17 @@ class LinearRegressorBase(RegressorMixin, LinearModelBase):
         -------
         float
             R^2 as :func:`sklearn.metrics.r2_score` defines it (1.0 for a perfect fit; when ``y`` is constant,
-            1.0 for a perfect prediction and 0.0 otherwise).
+            1.0 for a perfect prediction and 0.0 otherwise), from :func:`daskml_lab.metrics.r2_score`.
+
+        Raises
+        ------
+        ValueError
+            If the sample weights sum to zero (the rule of :mod:`daskml_lab.metrics`).
         """
         data = self._validate_score_data(X, y, sample_weight, y_numeric=True)
-        stats = self._score_statistics(_r2_stats_block, data, 4)
-        # compute: 4 float64 per row block (weight, weighted mean, squared deviations, squared error)
-        return r2_from_block_stats(stats.compute())
+        prediction = self._lazy_decision_function(data.X, ravel=True)
+        # r2_score computes once: a float from a few float64 statistics per row block
+        return float(r2_score(_target(data), prediction, sample_weight=data.sample_weight))
 
 
 fill_doc(LinearRegressorBase.fit)
@@ -502,18 +500,21 @@ class LinearClassifierBase(ClassifierMixin, LinearModelBase):
             Labels from ``classes_`` (same dtype); lazy for dask and xarray input.
         """
         X_arr, origin = self._validate_predict_data(X)
-        labels = da.map_blocks(
+        return self._wrap_output(self._lazy_predict(X_arr), origin, name="prediction")
+
+    def _lazy_predict(self, X: da.Array) -> da.Array:
+        """Lazy labels of validated ``X`` (one ``daskml-predict`` task per row block)."""
+        return da.map_blocks(
             _predict_labels_block,
-            X_arr,
+            X,
             self._params_in_graph(),
             self.classes_,
-            chunks=(X_arr.chunks[0],),
+            chunks=(X.chunks[0],),
             drop_axis=1,
             dtype=self.classes_.dtype,
             meta=np.empty((0,), dtype=self.classes_.dtype),
             token=task_prefix("predict"),
         )
-        return self._wrap_output(labels, origin, name="prediction")
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean (weighted) accuracy, computed in one pass.
@@ -530,13 +531,19 @@ class LinearClassifierBase(ClassifierMixin, LinearModelBase):
         Returns
         -------
         float
-            The fraction (or weighted fraction) of correctly classified samples.
+            The fraction (or weighted fraction) of correctly classified samples, from
+            :func:`daskml_lab.metrics.accuracy_score`.
+
+        Raises
+        ------
+        ValueError
+            If the sample weights sum to zero (the rule of :mod:`daskml_lab.metrics`).
         """
         data = self._validate_score_data(X, y, sample_weight, y_numeric=False)
-        stats = self._score_statistics(_accuracy_stats_block, data, 2, classes=self.classes_)
-        # compute: two float64 values per row block (weight of correct predictions, total weight)
-        totals = stats.compute().sum(axis=0)
-        return float(totals[0] / totals[1]) if totals[1] > 0 else 0.0
+        # accuracy_score computes once: a float from two float64 values per row block
+        return float(
+            accuracy_score(_target(data), self._lazy_predict(data.X), sample_weight=data.sample_weight)
+        )
 
 
 fill_doc(LinearClassifierBase.decision_function)
@@ -706,34 +713,6 @@ def block_statistics(
     )
 
 
-def r2_from_block_stats(stats: np.ndarray) -> float:
-    """Combine per-block ``(weight, weighted mean, squared deviations, squared error)`` into R^2.
-
-    Parameters
-    ----------
-    stats : ndarray of shape (n_blocks, 4)
-        Output of ``_r2_stats_block`` for each row block.
-
-    Returns
-    -------
-    float
-        The coefficient of determination.
-    """
-    total_weight, mean, deviations, error = 0.0, 0.0, 0.0, 0.0
-    for weight, block_mean, block_deviations, block_error in np.asarray(stats, dtype=np.float64):
-        if weight <= 0:
-            continue
-        combined = total_weight + weight
-        delta = block_mean - mean
-        deviations += block_deviations + delta * delta * total_weight * weight / combined
-        mean += delta * weight / combined
-        total_weight = combined
-        error += block_error
-    if deviations == 0.0:
-        return 1.0 if error == 0.0 else 0.0
-    return float(1.0 - error / deviations)
-
-
 # ------------------------------------------------------------------------------------------------------------
 # per-block kernels (pure, module level, picklable)
 
@@ -777,26 +756,3 @@ def _class_weight_sums_combine(parts: list[tuple[np.ndarray, np.ndarray]]) -> tu
     for block_labels, block_sums in parts:
         np.add.at(sums, np.searchsorted(labels, block_labels), block_sums)
     return labels, sums
-
-
-def _r2_stats_block(
-    X: Any, y: np.ndarray, sample_weight: np.ndarray | None, params: np.ndarray
-) -> np.ndarray:
-    """``[[weight, weighted mean of y, weighted squared deviations of y, weighted squared error]]``."""
-    prediction = _decision_function_block(X, params, ravel=True).astype(np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    weights = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    total = weights.sum()
-    mean = float(weights @ y / total) if total > 0 else 0.0
-    deviations = float(weights @ (y - mean) ** 2)
-    error = float(weights @ (y - prediction) ** 2)
-    return np.array([[total, mean, deviations, error]])
-
-
-def _accuracy_stats_block(
-    X: Any, y: np.ndarray, sample_weight: np.ndarray | None, params: np.ndarray, classes: np.ndarray
-) -> np.ndarray:
-    """``[[weight of correctly classified samples, total weight]]``."""
-    correct = _predict_labels_block(X, params, classes) == y
-    weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    return np.array([[float(weights @ correct), float(weights.sum())]])
