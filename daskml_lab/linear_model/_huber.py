@@ -37,12 +37,10 @@ from daskml_lab.linear_model._base import (
     LinearRegressorBase,
     Objective,
     _check_weight_sum,
-    _decision_function_block,
     _target,
-    block_statistics,
     history_frame,
-    params_in_graph,
 )
+from daskml_lab.linear_model._blocks import _decision_function_block, block_statistics, params_in_graph
 from daskml_lab.linear_model._docs import fill_doc
 from daskml_lab.monitoring import fit_span
 from daskml_lab.solvers import BlockedProblem

@@ -15,10 +15,9 @@ from daskml_lab.linear_model._base import (
     COMMON_CONSTRAINTS,
     LinearClassifierBase,
     Objective,
-    _decision_function_block,
-    effective_weights,
     history_frame,
 )
+from daskml_lab.linear_model._blocks import _decision_function_block, effective_weights
 from daskml_lab.linear_model._docs import fill_doc
 from daskml_lab.monitoring import fit_span, task_prefix
 

@@ -14,9 +14,9 @@ from daskml_lab.linear_model._base import (
     COMMON_CONSTRAINTS,
     LinearClassifierBase,
     Objective,
-    effective_weights,
     history_frame,
 )
+from daskml_lab.linear_model._blocks import effective_weights
 from daskml_lab.linear_model._docs import fill_doc
 from daskml_lab.monitoring import fit_span, task_prefix
 

@@ -1,0 +1,172 @@
+"""The linear models' blocked pieces: parameters entering a graph once, per-sample weights, per-block kernels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.delayed import Delayed
+
+from daskml_lab.monitoring import task_prefix
+
+__all__ = [
+    "block_statistics",
+    "effective_weights",
+    "params_in_graph",
+]
+
+
+def effective_weights(
+    codes: da.Array, sample_weight: da.Array | None, class_weights: np.ndarray, dtype: np.dtype
+) -> da.Array | None:
+    """Lazy per-sample weights ``sample_weight * class_weights[code]``; ``None`` when all are 1.
+
+    Parameters
+    ----------
+    codes : dask.array.Array of int64
+        Encoded labels.
+    sample_weight : dask.array.Array or None
+        User weights.
+    class_weights : ndarray of shape (n_classes,)
+        Weight of each class.
+    dtype : numpy.dtype
+        Floating dtype of the result (that of ``X``).
+
+    Returns
+    -------
+    dask.array.Array or None
+    """
+    if sample_weight is None and np.all(class_weights == 1.0):
+        return None
+    return da.map_blocks(
+        _sample_weights_block,
+        codes,
+        sample_weight,
+        np.asarray(class_weights, dtype=np.float64),
+        out_dtype=np.dtype(dtype),
+        dtype=dtype,
+        meta=np.empty((0,), dtype=dtype),
+        token=task_prefix("sample weights"),
+    )
+
+
+def params_in_graph(coef: np.ndarray, intercept: np.ndarray) -> Delayed:
+    """Coefficients ``(n_outputs, n_features)`` and intercepts ``(n_outputs,)`` as one delayed array.
+
+    The array has shape ``(n_features + 1, n_outputs)``, the intercepts in its last row, and enters a graph
+    once, under a ``daskml-coef`` key, however many tasks use it.
+
+    Parameters
+    ----------
+    coef : ndarray of shape (n_outputs, n_features) or (n_features,)
+        Coefficients.
+    intercept : ndarray of shape (n_outputs,) or float
+        Intercepts.
+
+    Returns
+    -------
+    dask.delayed.Delayed
+    """
+    coef = np.atleast_2d(np.asarray(coef))
+    intercept = np.broadcast_to(np.atleast_1d(np.asarray(intercept)), (coef.shape[0],))
+    params = np.vstack([coef.T, intercept[None, :]]).astype(coef.dtype, copy=False)
+    return dask.delayed(params, name=f"{task_prefix('coef')}-{tokenize(params)}")
+
+
+def block_statistics(
+    kernel: Callable[..., np.ndarray],
+    X: da.Array,
+    y: da.Array,
+    sample_weight: da.Array | None,
+    params: Delayed,
+    n_stats: int,
+    **kwargs: Any,
+) -> da.Array:
+    """Lazy per-row-block statistics ``kernel(X_block, y_block, weight_block, params, **kwargs)``.
+
+    Parameters
+    ----------
+    kernel : callable
+        Returns an array of shape (1, n_stats) for one row block.
+    X : dask.array.Array of shape (n_samples, n_features)
+        Rows, with one column chunk.
+    y : dask.array.Array of shape (n_samples,)
+        Targets with the row chunks of ``X``.
+    sample_weight : dask.array.Array of shape (n_samples,) or None
+        Weights with the row chunks of ``X``.
+    params : dask.delayed.Delayed
+        From :func:`params_in_graph`.
+    n_stats : int
+        Number of statistics per block.
+    **kwargs
+        Small constant arguments of the kernel.
+
+    Returns
+    -------
+    dask.array.Array of float64 of shape (n_blocks, n_stats)
+    """
+    args: list[Any] = [X, "ik", y, "i"]
+    args += [sample_weight, "i"] if sample_weight is not None else [None, None]
+    return da.blockwise(
+        kernel,
+        "ij",
+        *args,
+        params,
+        None,
+        new_axes={"j": n_stats},
+        adjust_chunks={"i": 1},
+        concatenate=True,
+        dtype=np.float64,
+        meta=np.empty((0, 0), dtype=np.float64),
+        name=f"{task_prefix('block stats')}-{tokenize(kernel, X, y, sample_weight, kwargs, params.key)}",
+        **kwargs,
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# per-block kernels (pure, module level, picklable)
+
+
+def _decision_function_block(X: Any, params: np.ndarray, ravel: bool = False) -> np.ndarray:
+    """``X @ params[:-1] + params[-1]`` for a dense or CSR block (the intercepts are the last row)."""
+    dtype = np.result_type(X.dtype, params.dtype)
+    scores = np.asarray(X @ params[:-1]) + params[-1]
+    scores = scores.astype(dtype, copy=False)
+    return scores[:, 0] if ravel else scores
+
+
+def _predict_labels_block(X: Any, params: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    scores = _decision_function_block(X, params)
+    indices = (scores[:, 0] > 0).astype(np.intp) if scores.shape[1] == 1 else scores.argmax(axis=1)
+    return classes[indices]
+
+
+def _sample_weights_block(
+    codes: np.ndarray, sample_weight: np.ndarray | None, class_weights: np.ndarray, out_dtype: np.dtype
+) -> np.ndarray:
+    weights = class_weights[codes]
+    if sample_weight is not None:
+        weights = weights * sample_weight
+    return weights.astype(out_dtype, copy=False)
+
+
+def _class_weight_sums_block(
+    y: np.ndarray, sample_weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted labels of a block and the total weight of each."""
+    labels, inverse = np.unique(y, return_inverse=True)
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    sums = np.bincount(inverse.ravel(), weights=weights, minlength=len(labels)).astype(np.float64)
+    return labels, sums
+
+
+def _class_weight_sums_combine(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.unique(np.concatenate([block_labels for block_labels, _ in parts]))
+    sums = np.zeros(len(labels), dtype=np.float64)
+    for block_labels, block_sums in parts:
+        np.add.at(sums, np.searchsorted(labels, block_labels), block_sums)
+    return labels, sums
