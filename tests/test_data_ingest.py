@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 import zarr
 
-import daskml_lab.data.svmlight as svmlight_module
+import daskml_lab.data.formats._svmlight as svmlight_module
 from daskml_lab.data import from_dataframe, read, read_csv, read_netcdf, read_parquet, read_zarr
 from daskml_lab.data.ingest import FrameOrigin
 from daskml_lab.testing import raise_if_computes
