@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 from daskml_lab.data._frames import from_dataframe
 from daskml_lab.data.formats._common import check_exists, unreadable
 from daskml_lab.data.formats._registry import Format
+from daskml_lab.exceptions import DaskMLLabDeprecationWarning
 
 __all__ = ["PARQUET", "read_parquet", "write_parquet"]
 
@@ -19,9 +21,10 @@ def read_parquet(
     path: Any,
     target: Hashable | None = None,
     *,
-    columns: Sequence[Hashable] | None = None,
+    features: Sequence[Hashable] | None = None,
     categorical: str | Mapping[Hashable, Sequence[Any]] = "error",
     return_origin: bool = False,
+    columns: Sequence[Hashable] | None = None,
 ) -> Any:
     """Read a parquet file or dataset (a directory of parquet files) with dask into ``X`` (and ``y``).
 
@@ -31,12 +34,14 @@ def read_parquet(
         A parquet file, a directory holding a parquet dataset, or a list of files.
     target : hashable, default=None
         Name of the target column (see :func:`from_dataframe`).
-    columns : sequence of hashable, default=None
+    features : sequence of hashable, default=None
         Feature columns to read, in this order (the target is read as well). ``None``: all but the target.
     categorical : {"error", "encode"} or dict, default="error"
         Non-numeric feature columns: see :func:`from_dataframe`.
     return_origin : bool, default=False
         Also return the :class:`FrameOrigin` (feature names, categories).
+    columns : sequence of hashable, default=None
+        Deprecated alias of ``features`` (the keyword of every other reader); it will be removed in 0.3.
 
     Returns
     -------
@@ -50,7 +55,12 @@ def read_parquet(
     ValueError
         If it is not valid parquet (the reader's error is chained), or as :func:`from_dataframe`.
     TypeError
-        As :func:`from_dataframe`.
+        If both ``features`` and ``columns`` are given, or as :func:`from_dataframe`.
+
+    Warns
+    -----
+    DaskMLLabDeprecationWarning
+        When ``columns`` is given: pass ``features`` instead.
 
     Notes
     -----
@@ -59,17 +69,26 @@ def read_parquet(
 
     Examples
     --------
-    >>> X, y = read_parquet("flights.parquet", "arr_delay", columns=["dep_delay"])  # doctest: +SKIP
+    >>> X, y = read_parquet("flights.parquet", "arr_delay", features=["dep_delay"])  # doctest: +SKIP
     """
     import dask.dataframe as dd
 
     check_exists(path)
-    read_columns = None
     if columns is not None:
-        features = [columns] if isinstance(columns, str) else list(columns)
+        if features is not None:
+            msg = "read_parquet got both features= and its deprecated alias columns=; pass features= only."
+            raise TypeError(msg)
+        warnings.warn(
+            "read_parquet(columns=...) is deprecated and will be removed in 0.3; pass features=... instead, the "
+            "keyword of every reader.",
+            DaskMLLabDeprecationWarning,
+            stacklevel=2,
+        )
+        features = columns
+    read_columns = None
+    if features is not None:
+        features = [features] if isinstance(features, str) else list(features)
         read_columns = features + ([target] if target is not None and target not in features else [])
-    else:
-        features = None
     try:
         df = dd.read_parquet(path, columns=read_columns)
     except KeyError as err:
