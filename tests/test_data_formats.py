@@ -203,7 +203,9 @@ def test_register_format_refuses_clashes_and_bad_entries(registry):
         ValueError, match=r"suffix\(es\) \['.tsv'\] of format 'npy' already belong to format 'csv'"
     ):
         register_format(dataclasses.replace(NPY, suffixes=(".npy", ".tsv")))
-    with pytest.raises(TypeError, match=r"register_format takes a daskml_lab\.data\.formats\.Format; got dict"):
+    with pytest.raises(
+        TypeError, match=r"register_format takes a daskml_lab\.data\.formats\.Format; got dict"
+    ):
         register_format({"name": "npy"})  # type: ignore[arg-type]
     with pytest.raises(
         ValueError, match=r"suffixes of format 'npy' must be a tuple of lower-case extensions"
