@@ -9,6 +9,7 @@ from sklearn.exceptions import DataConversionWarning as _SklearnDataConversionWa
 
 __all__ = [
     "ConvergenceWarning",
+    "DaskMLLabDeprecationWarning",
     "DaskMLLabWarning",
     "DataConversionWarning",
     "ModelVersionWarning",
@@ -20,6 +21,13 @@ __all__ = [
 
 class DaskMLLabWarning(UserWarning):
     """Base class of every warning issued by daskml_lab."""
+
+
+class DaskMLLabDeprecationWarning(DaskMLLabWarning, FutureWarning):
+    """A keyword or function is deprecated: it still works, and the message names what replaces it.
+
+    It is also a :class:`FutureWarning`, so that it is shown by default, as scikit-learn's deprecations are.
+    """
 
 
 class DataConversionWarning(DaskMLLabWarning, _SklearnDataConversionWarning):

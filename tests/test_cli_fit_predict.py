@@ -700,14 +700,15 @@ def test_regression_metrics_match_sklearn_in_one_computation(blocks):
 
 @pytest.mark.parametrize("fmt", ["parquet", "zarr", "netcdf"])
 def test_predictions_are_written_in_one_computation(fmt, blocks, tmp_path):
-    from daskml_lab.cli._predict import _prediction_dataset, _write
+    from daskml_lab.cli._predict import _prediction_dataset
+    from daskml_lab.data.formats import get_format
     from daskml_lab.testing import raise_if_computes
 
     X, Xd, _, _, classifier, _ = blocks
     with raise_if_computes(max_computes=0):
         dataset = _prediction_dataset(classifier, Xd, None, proba=True)
     with raise_if_computes(max_computes=1):
-        _write(dataset, str(tmp_path / "out"), fmt, tabular=True, label_width=3)
+        get_format(fmt).writer(dataset, str(tmp_path / "out"), tabular=True, label_width=3)
     if fmt == "parquet":
         written = pd.read_parquet(tmp_path / "out")
         labels, proba = written["prediction"].to_numpy(), written[["proba_cat", "proba_dog", "proba_emu"]]

@@ -16,9 +16,10 @@ import pytest
 import xarray as xr
 import zarr
 
-import daskml_lab.data.svmlight as svmlight_module
+import daskml_lab.data.formats._svmlight as svmlight_module
 from daskml_lab.data import from_dataframe, read, read_csv, read_netcdf, read_parquet, read_zarr
 from daskml_lab.data.ingest import FrameOrigin
+from daskml_lab.exceptions import DaskMLLabDeprecationWarning
 from daskml_lab.testing import raise_if_computes
 
 HAS_H5PY = importlib.util.find_spec("h5py") is not None
@@ -283,10 +284,28 @@ def test_parquet_file_and_columns(tmp_path, frame, data):
     X_np, y_np = data
     path = tmp_path / "table.parquet"
     frame.to_parquet(path)
-    X, y = read_parquet(path, "target", columns=["f2", "f0"])
+    X, y = read_parquet(path, "target", features=["f2", "f0"])
     assert_contract(X, y, n_features=2)
     np.testing.assert_array_equal(X.compute(), X_np[:, [2, 0]])
     np.testing.assert_array_equal(y.compute(), y_np)
+
+
+def test_parquet_columns_keyword_is_a_deprecated_alias_of_features(tmp_path, frame, data):
+    X_np, _ = data
+    path = tmp_path / "table.parquet"
+    frame.to_parquet(path)
+    with pytest.warns(
+        DaskMLLabDeprecationWarning, match=r"read_parquet\(columns=\.\.\.\) is deprecated.*features="
+    ):
+        X_old, y_old = read_parquet(path, "target", columns=["f2", "f0"])
+    with pytest.warns(FutureWarning, match="deprecated"):  # also a FutureWarning, shown by default
+        read(path, "target", columns=["f2"])
+    X_new, y_new = read_parquet(path, "target", features=["f2", "f0"])
+    np.testing.assert_array_equal(X_old.compute(), X_new.compute())
+    np.testing.assert_array_equal(X_old.compute(), X_np[:, [2, 0]])
+    np.testing.assert_array_equal(y_old.compute(), y_new.compute())
+    with pytest.raises(TypeError, match=r"both features= and its deprecated alias columns="):
+        read_parquet(path, "target", features=["f0"], columns=["f0"])
 
 
 def test_parquet_dataset_directory(tmp_path, mixed):

@@ -304,7 +304,7 @@ def test_building_the_arrays_runs_only_the_small_first_pass(tmp_path, mode):
 
 
 def test_first_pass_returns_only_small_integers(tmp_path):
-    from daskml_lab.data.svmlight import _scan_block
+    from daskml_lab.data.formats._svmlight_blocks import _scan_block
 
     block = b"1 1:0.5 3:2\n# c\n-1 2:1\n"
     expected = {"n_bytes": len(block), "n_lines": 3, "n_rows": 2, "n_indices": 3}

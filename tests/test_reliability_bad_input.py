@@ -589,31 +589,56 @@ READ_CASES = [
         "absent.parquet",
         FileNotFoundError,
         r"No such file or directory: '.*absent\.parquet'",
-        "data/ingest.py",
+        "data/formats/_common.py",
     ),
-    ("absent.csv", FileNotFoundError, r"No such file or directory: '.*absent\.csv'", "data/ingest.py"),
-    ("absent.svm", FileNotFoundError, r"No such file or directory: '.*absent\.svm'", "data/ingest.py"),
-    ("corrupt.parquet", ValueError, r"Could not read '.*corrupt\.parquet' as parquet", "data/ingest.py"),
+    (
+        "absent.csv",
+        FileNotFoundError,
+        r"No such file or directory: '.*absent\.csv'",
+        "data/formats/_common.py",
+    ),
+    (
+        "absent.svm",
+        FileNotFoundError,
+        r"No such file or directory: '.*absent\.svm'",
+        "data/formats/_common.py",
+    ),
+    (
+        "corrupt.parquet",
+        ValueError,
+        r"Could not read '.*corrupt\.parquet' as parquet",
+        "data/formats/_parquet.py",
+    ),
     (
         "corrupt.csv.gz",
         ValueError,
         r"Could not read '.*corrupt\.csv\.gz' as a delimited text",
-        "data/ingest.py",
+        "data/formats/_csv.py",
     ),
     (
         "ragged.csv",
         ValueError,
         r"(?s)Could not read '.*ragged\.csv' as a delimited text.*Expected 3 fields",
-        "data/ingest.py",
+        "data/formats/_csv.py",
     ),
-    ("corrupt.nc", ValueError, r"Could not read '.*corrupt\.nc' as netCDF/HDF5", "data/ingest.py"),
-    ("corrupt.zarr", ValueError, r"Could not read '.*corrupt\.zarr' as a zarr store", "data/ingest.py"),
-    ("corrupt.svm", ValueError, r"Malformed svmlight line in .*corrupt\.svm at line 1", "data/svmlight.py"),
+    ("corrupt.nc", ValueError, r"Could not read '.*corrupt\.nc' as netCDF/HDF5", "data/formats/_netcdf.py"),
+    (
+        "corrupt.zarr",
+        ValueError,
+        r"Could not read '.*corrupt\.zarr' as a zarr store",
+        "data/formats/_zarr.py",
+    ),
+    (
+        "corrupt.svm",
+        ValueError,
+        r"Malformed svmlight line in .*corrupt\.svm at line 1",
+        "data/formats/_svmlight.py",
+    ),
     (
         "malformed.svm",
         ValueError,
         r"Malformed svmlight line in .*malformed\.svm at line 1.*2:abc",
-        "data/svmlight.py",
+        "data/formats/_svmlight.py",
     ),
 ]
 
@@ -776,7 +801,7 @@ def test_cli_rejects_bad_input(command, case, fmt, files, cli, tmp_path, capsys)
 
 
 # ---------------------------------------------------------------------------------------------------------
-# known gaps, outside the input gate (fixes belong to daskml_lab/data/ingest.py and _frames.py)
+# known gaps, outside the input gate (fixes belong to daskml_lab/data/formats/ and _frames.py)
 
 
 def test_header_only_csv_is_reported_as_empty(tmp_path):

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from daskml_lab.data.formats import FORMATS, output_formats
+
 __all__ = [
     "COMMAND_OPTIONS",
     "TLS_OPTIONS",
@@ -87,8 +89,8 @@ def _common(*, model_input: bool) -> list[Option]:
             "data_format",
             ("--data-format",) if model_input else ("--data-format", "--format"),
             "str",
-            "format of DATA when its extension does not tell (zarr, netcdf, parquet, csv, svmlight)",
-            choices=("zarr", "netcdf", "parquet", "csv", "svmlight"),
+            f"format of DATA when its extension does not tell ({', '.join(FORMATS)})",
+            choices=tuple(FORMATS),
         ),
         Option(
             "read_options",
@@ -233,8 +235,8 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             "output_format",
             ("--format",),
             "str",
-            "parquet, zarr or netcdf (default: from the extension of --output)",
-            choices=("parquet", "zarr", "netcdf"),
+            f"{', '.join(output_formats())} (default: from the extension of --output)",
+            choices=output_formats(),
         ),
         Option(
             "proba",

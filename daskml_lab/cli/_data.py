@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from daskml_lab.data import read
+from daskml_lab.data.formats import FORMATS, format_of, get_format
+
 __all__ = [
     "atomic_output",
     "check_output",
@@ -37,11 +40,8 @@ def local_path(path: str) -> str:
 
 
 def data_format(path: str, given: str | None) -> str:
-    """The format :func:`daskml_lab.data.read` uses for ``path`` (``given``, or from the extension)."""
-    from daskml_lab.data.ingest import _check_exists, _format_of
-
-    _check_exists(path)
-    return given or _format_of(path)
+    """The name of the format :func:`daskml_lab.data.read` uses for ``path`` (``given``, or from the path)."""
+    return format_of(path, given).name
 
 
 def tls_security(scheduler: str | None, *, ca_file: str | None, cert: str | None, key: str | None) -> Any:
@@ -142,22 +142,22 @@ def read_training(
         JSON-safe: ``path``, ``format``, ``target``, ``features`` (names, or None), ``categories`` (for encoded
         columns), ``read_options``, ``n_samples``, ``n_features``, ``n_blocks``.
     """
-    from daskml_lab.data import read
-
+    spec = get_format(fmt)
     options = dict(read_options)
     if features:
-        if fmt == "svmlight":
-            msg = "--features does not apply to svmlight files, whose features are numbered; leave it out."
+        if spec.features is None:
+            msg = f"--features does not apply to {fmt} files, whose features are numbered; leave it out."
             raise ValueError(msg)
-        options["columns" if fmt == "parquet" else "features"] = list(features)
-    if fmt == "svmlight":
+        options["features"] = list(features)
+    if spec.labels_in_file:
         X, y = read(path, format=fmt, **options)
         origin = None
     else:
-        if fmt in ("csv", "parquet"):
+        if spec.table:
             options.setdefault("categorical", categorical)
         elif categorical != "error":
-            msg = f"--categorical applies to CSV and parquet tables; {path!r} is read as {fmt}."
+            tables = " and ".join(f.description for f in FORMATS.values() if f.table)
+            msg = f"--categorical applies to {tables} tables; {path!r} is read as {fmt}."
             raise ValueError(msg)
         X, y, origin = read(path, target, format=fmt, return_origin=True, **options)
     for key in ("categorical", "features", "columns"):
@@ -167,7 +167,7 @@ def read_training(
     info = {
         "path": path,
         "format": fmt,
-        "target": None if fmt == "svmlight" else target,
+        "target": None if spec.labels_in_file else target,
         "features": None if names is None else json_safe(np.asarray(names, dtype=object)),
         "categories": None if not categories else {str(k): json_safe(v) for k, v in categories.items()},
         "read_options": json_safe(options),
@@ -193,27 +193,27 @@ def read_for_model(
     -------
     X : dask.array.Array
     y : dask.array.Array or None
-        Only with ``target`` (and always for svmlight files, which hold labels).
+        Only with ``target`` (and always for formats whose files hold the labels, such as svmlight).
     origin : InputOrigin or None
-        Where the rows came from (None for svmlight).
+        Where the rows came from (None for those formats).
     """
-    from daskml_lab.data import read
-
+    spec = get_format(fmt)
     options: dict[str, Any] = {}
     if trained_on.get("format") == fmt:
         options.update(trained_on.get("read_options") or {})
     options.update(read_options)
     features = trained_on.get("features")
-    if fmt == "svmlight":
+    if spec.features is None:
         if n_features is not None:
-            options.setdefault("n_features", n_features)
+            options.setdefault("n_features", n_features)  # numbered features: as many as the model has
+    elif features is not None and not _positional(features):
+        options.setdefault("features", list(features))
+    categories = trained_on.get("categories")
+    if categories and spec.table:
+        options.setdefault("categorical", dict(categories))
+    if spec.labels_in_file:
         X, y = read(path, format=fmt, **options)
         return X, y, None
-    if features is not None and not _positional(features):
-        options.setdefault("columns" if fmt == "parquet" else "features", list(features))
-    categories = trained_on.get("categories")
-    if categories and fmt in ("csv", "parquet"):
-        options.setdefault("categorical", dict(categories))
     result = read(path, target, format=fmt, return_origin=True, **options)
     if target is None:
         X, origin = result

@@ -15,6 +15,7 @@ import numpy as np
 
 from daskml_lab.cli._data import cluster, data_format, local_path, read_for_model
 from daskml_lab.cli._predict import load_model
+from daskml_lab.data.formats import get_format
 from daskml_lab.metrics import classification_scores, regression_scores
 
 __all__ = ["classification_metrics", "regression_metrics", "run_evaluate"]
@@ -42,7 +43,8 @@ def run_evaluate(settings: Mapping[str, Any], *, verbose: bool) -> None:
     model, info = load_model(settings["model"], settings["trust"])
     trained_on = (info.get("metadata") or {}).get("data") or {}
     target = settings["target"] or trained_on.get("target")
-    if target is None and fmt != "svmlight":
+    labels_in_file = get_format(fmt).labels_in_file
+    if target is None and not labels_in_file:
         msg = "missing --target: the model file does not say which column holds the target; name it."
         raise ValueError(msg)
     with cluster(settings, verbose=verbose) as client:
@@ -52,7 +54,7 @@ def run_evaluate(settings: Mapping[str, Any], *, verbose: bool) -> None:
             path,
             trained_on,
             fmt=fmt,
-            target=None if fmt == "svmlight" else target,
+            target=None if labels_in_file else target,
             read_options=settings["read_options"],
             n_features=getattr(model, "n_features_in_", None),
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 from daskml_lab.cli._data import check_output, cluster, data_format, local_path, read_training
 from daskml_lab.cli._models import CLASSIFICATION, build_estimator, get_model, infer_task
+from daskml_lab.data.formats import get_format
 
 __all__ = ["run_fit"]
 
@@ -39,7 +40,7 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
     spec = _check_choices(settings)
     path = local_path(settings["data"])
     fmt = data_format(path, settings["data_format"])
-    if fmt != "svmlight" and not settings["target"]:
+    if not get_format(fmt).labels_in_file and not settings["target"]:
         msg = (
             "missing --target: name the target column, variable or array (or set target in the config file)."
         )

@@ -11,6 +11,7 @@ from typing import Any
 
 from daskml_lab import __version__
 from daskml_lab.cli._config import COMMAND_OPTIONS, TLS_OPTIONS, add_options, resolve_options
+from daskml_lab.data.formats import FORMATS, output_formats
 
 #: Exceptions that describe a user error; they are printed as one line instead of a traceback. OSError covers
 #: missing files, existing outputs and unreachable schedulers; ImportError a missing optional dependency.
@@ -44,14 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     descriptions = {
         "fit": (
             "fit a model on a file and save it",
-            "Read DATA (CSV/TSV, parquet, zarr, netCDF/HDF5, svmlight) lazily on a Dask cluster, fit a model on "
-            "it where the data live, print a summary and save the model with daskml_lab.save. Options may come "
-            "from a TOML/YAML --config file; the command line overrides it.",
+            f"Read DATA ({', '.join(f.description for f in FORMATS.values())}) lazily on a Dask cluster, fit a "
+            "model on it where the data live, print a summary and save the model with daskml_lab.save. Options "
+            "may come from a TOML/YAML --config file; the command line overrides it.",
         ),
         "predict": (
             "predict a file with a saved model and write the predictions",
-            "Predict DATA with MODEL lazily; the workers write the predictions to parquet, zarr or netCDF "
-            "(xarray inputs keep their coordinates). The output appears only when complete.",
+            "Predict DATA with MODEL lazily; the workers write the predictions to "
+            f"{', '.join(FORMATS[name].description for name in output_formats())} (xarray inputs keep their "
+            "coordinates). The output appears only when complete.",
         ),
         "evaluate": (
             "print metrics of a saved model on labelled data",

@@ -8,6 +8,7 @@
   multivariate hypergeometric draws. They use chunk sizes or small count matrices only, never data.
 - **Graph helpers.** Arrays built from hand-written task layers, named with ``daskml-`` prefixes.
 - **Class counts per block**, the one small computation that stratified sharding and splitting need.
+- **Row-block size** of in-memory inputs, from dask's ``array.chunk-size`` (:func:`default_row_chunks`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "block_key",
     "block_rng",
     "compute_block_class_counts",
+    "default_row_chunks",
     "empty_rows",
     "multivariate_hypergeometric",
     "permuted_positions",
@@ -336,3 +338,21 @@ def compute_block_class_counts(y: da.Array) -> tuple[np.ndarray, np.ndarray]:
     for index, (values, value_counts) in enumerate(results):
         counts[index, np.searchsorted(classes, values)] = value_counts
     return classes, counts
+
+
+def default_row_chunks(n_rows: int, n_features: int, itemsize: int) -> int:
+    """Rows per block so that one block holds about ``array.chunk-size`` bytes (dask's own setting).
+
+    Parameters
+    ----------
+    n_rows, n_features, itemsize : int
+        Shape and bytes per element of the array to be split.
+
+    Returns
+    -------
+    int
+        A row-block length of at least one row.
+    """
+    limit = dask.utils.parse_bytes(dask.config.get("array.chunk-size"))
+    row_bytes = max(1, n_features * itemsize)
+    return int(max(1, min(max(n_rows, 1), limit // row_bytes)))

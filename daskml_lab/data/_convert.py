@@ -7,64 +7,17 @@ user's own type: numpy in, numpy out; dask in, dask out; xarray in, xarray on th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["InputOrigin", "default_row_chunks", "is_dask_dataframe", "to_dask_array"]
+from daskml_lab.data._blocks import default_row_chunks
+from daskml_lab.data._origin import InputOrigin, Kind
 
-Kind = Literal["numpy", "sparse", "dask", "pandas", "dask-dataframe", "xarray"]
-
-
-@dataclass(frozen=True)
-class InputOrigin:
-    """Where an input came from, so that outputs can be returned in the same form.
-
-    Attributes
-    ----------
-    kind : str
-        One of ``"numpy"``, ``"sparse"``, ``"dask"``, ``"pandas"``, ``"dask-dataframe"``, ``"xarray"``.
-    feature_names : ndarray of str or None
-        Column names of a DataFrame (or the feature coordinate of an xarray object).
-    index : pandas.Index or None
-        The row index of a pandas input, used to label pandas outputs.
-    xarray : object or None
-        For xarray inputs, the :class:`daskml_lab.data._xarray.XarraySamples` describing the sample
-        dimensions, their coordinates and which samples were masked.
-    """
-
-    kind: Kind
-    feature_names: np.ndarray | None = None
-    index: Any = None
-    xarray: Any = field(default=None, repr=False)
-
-    @property
-    def is_eager(self) -> bool:
-        """Whether the user gave in-memory data (and therefore expects in-memory results)."""
-        return self.kind in ("numpy", "sparse", "pandas")
-
-
-def default_row_chunks(n_rows: int, n_features: int, itemsize: int) -> int:
-    """Rows per block so that one block holds about ``array.chunk-size`` bytes (dask's own setting).
-
-    Parameters
-    ----------
-    n_rows, n_features, itemsize : int
-        Shape and bytes per element of the array to be split.
-
-    Returns
-    -------
-    int
-        A row-block length of at least one row.
-    """
-    limit = dask.utils.parse_bytes(dask.config.get("array.chunk-size"))
-    row_bytes = max(1, n_features * itemsize)
-    return int(max(1, min(max(n_rows, 1), limit // row_bytes)))
+__all__ = ["InputOrigin", "Kind", "default_row_chunks", "is_dask_dataframe", "to_dask_array", "wrap_output"]
 
 
 def is_dask_dataframe(obj: Any) -> bool:

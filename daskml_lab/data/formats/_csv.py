@@ -1,0 +1,116 @@
+"""CSV/TSV files (compressed or not), read with dask into a DataFrame and handed to ``from_dataframe``."""
+
+from __future__ import annotations
+
+import lzma
+import zlib
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from daskml_lab.data._frames import from_dataframe
+from daskml_lab.data.formats._common import (
+    COMPRESSIONS,
+    check_exists,
+    first_path,
+    strip_compression,
+    unreadable,
+)
+from daskml_lab.data.formats._registry import Format
+
+__all__ = ["CSV", "read_csv"]
+
+
+def read_csv(
+    path: Any,
+    target: Hashable | None = None,
+    *,
+    features: Sequence[Hashable] | None = None,
+    categorical: str | Mapping[Hashable, Sequence[Any]] = "error",
+    return_origin: bool = False,
+    **dd_read_csv_options: Any,
+) -> Any:
+    """Read delimited text files (CSV, TSV, compressed or not) with dask into ``X`` (and ``y``).
+
+    Parameters
+    ----------
+    path : str, path-like or list of them
+        A file, a glob pattern (``"data/part-*.csv"``) or a list of files; any URL dask understands.
+    target : hashable, default=None
+        Name of the target column (see :func:`from_dataframe`).
+    features : sequence of hashable, default=None
+        Feature columns (see :func:`from_dataframe`).
+    categorical : {"error", "encode"} or dict, default="error"
+        Non-numeric feature columns: see :func:`from_dataframe`.
+    return_origin : bool, default=False
+        Also return the :class:`FrameOrigin` (feature names, categories).
+    **dd_read_csv_options
+        Passed to :func:`dask.dataframe.read_csv` (and on to :func:`pandas.read_csv`): ``header``, ``names``,
+        ``na_values``, ``dtype``, ``blocksize``... ``sep`` defaults to a tab for ``.tsv`` files.
+
+    Returns
+    -------
+    X, y[, origin]
+        As :func:`from_dataframe`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file (or every file of the pattern) does not exist.
+    ValueError
+        If the file cannot be parsed (the parser's error is chained), or as :func:`from_dataframe`.
+    TypeError
+        As :func:`from_dataframe`.
+
+    Notes
+    -----
+    Uncompressed files are split into partitions of ``blocksize`` bytes. A compressed file (``.gz``, ``.bz2``,
+    ``.xz``, ``.zip``, ``.zst``) cannot be split at byte offsets, so it becomes **one partition per file**
+    (this function passes ``blocksize=None``, as dask requires): one row block, read by one worker. For large
+    data, convert once to parquet (``dd.read_csv(...).to_parquet(...)``) and use :func:`read_parquet`.
+
+    The partition lengths are computed (one integer per partition), which parses the files once; reading them
+    for training parses them again. Persist ``X`` and ``y`` if they fit in the cluster's memory.
+
+    Examples
+    --------
+    >>> X, y = read_csv("magic.tsv.gz", target="target")  # doctest: +SKIP
+    """
+    import dask.dataframe as dd
+
+    check_exists(path)
+    first = first_path(path)
+    options = dict(dd_read_csv_options)
+    if strip_compression(first).endswith(".tsv") and "sep" not in options and "delimiter" not in options:
+        options["sep"] = "\t"
+    if first.endswith(COMPRESSIONS) and "blocksize" not in options:
+        options["blocksize"] = None  # compressed files cannot be split by byte ranges
+    try:
+        df = dd.read_csv(path, **options)
+    except (ValueError, OSError, EOFError, zlib.error, lzma.LZMAError) as err:
+        raise unreadable(path, "a delimited text (CSV/TSV) file", err) from err
+    try:
+        return from_dataframe(
+            df, target, features=features, categorical=categorical, return_origin=return_origin
+        )
+    except (ValueError, TypeError) as err:
+        # A file with a header and no rows gives text-typed columns: say "no rows", not "not numeric".
+        # Only on this error path, a look at the first row (computed: at most one row).
+        if "numeric" in str(err) and len(df.head(1, npartitions=-1)) == 0:
+            msg = (
+                f"{path!s} has a header but no data rows (0 samples). Check the file, or the glob pattern, "
+                "points at the data."
+            )
+            raise ValueError(msg) from err
+        raise
+
+
+#: The registry entry of delimited text files.
+CSV = Format(
+    name="csv",
+    description="CSV/TSV",
+    suffixes=(".csv", ".tsv"),
+    compressions=COMPRESSIONS,
+    reader=read_csv,
+    features="column names",
+    table=True,
+)

@@ -1,0 +1,199 @@
+"""Parquet files and datasets, read with dask and handed to ``from_dataframe``; predictions written as parquet."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Collection, Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from daskml_lab.data._frames import from_dataframe
+from daskml_lab.data.formats._common import check_exists, unreadable
+from daskml_lab.data.formats._registry import Format
+from daskml_lab.exceptions import DaskMLLabDeprecationWarning
+
+__all__ = ["PARQUET", "read_parquet", "write_parquet"]
+
+
+def read_parquet(
+    path: Any,
+    target: Hashable | None = None,
+    *,
+    features: Sequence[Hashable] | None = None,
+    categorical: str | Mapping[Hashable, Sequence[Any]] = "error",
+    return_origin: bool = False,
+    columns: Sequence[Hashable] | None = None,
+) -> Any:
+    """Read a parquet file or dataset (a directory of parquet files) with dask into ``X`` (and ``y``).
+
+    Parameters
+    ----------
+    path : str, path-like or list of them
+        A parquet file, a directory holding a parquet dataset, or a list of files.
+    target : hashable, default=None
+        Name of the target column (see :func:`from_dataframe`).
+    features : sequence of hashable, default=None
+        Feature columns to read, in this order (the target is read as well). ``None``: all but the target.
+    categorical : {"error", "encode"} or dict, default="error"
+        Non-numeric feature columns: see :func:`from_dataframe`.
+    return_origin : bool, default=False
+        Also return the :class:`FrameOrigin` (feature names, categories).
+    columns : sequence of hashable, default=None
+        Deprecated alias of ``features`` (the keyword of every other reader); it will be removed in 0.3.
+
+    Returns
+    -------
+    X, y[, origin]
+        As :func:`from_dataframe`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is not valid parquet (the reader's error is chained), or as :func:`from_dataframe`.
+    TypeError
+        If both ``features`` and ``columns`` are given, or as :func:`from_dataframe`.
+
+    Warns
+    -----
+    DaskMLLabDeprecationWarning
+        When ``columns`` is given: pass ``features`` instead.
+
+    Notes
+    -----
+    One row block per partition (dask's parquet reader decides them, by default one per row group or file).
+    The partition lengths are computed (one integer per partition), which reads one column.
+
+    Examples
+    --------
+    >>> X, y = read_parquet("flights.parquet", "arr_delay", features=["dep_delay"])  # doctest: +SKIP
+    """
+    import dask.dataframe as dd
+
+    check_exists(path)
+    if columns is not None:
+        if features is not None:
+            msg = "read_parquet got both features= and its deprecated alias columns=; pass features= only."
+            raise TypeError(msg)
+        warnings.warn(
+            "read_parquet(columns=...) is deprecated and will be removed in 0.3; pass features=... instead, the "
+            "keyword of every reader.",
+            DaskMLLabDeprecationWarning,
+            stacklevel=2,
+        )
+        features = columns
+    read_columns = None
+    if features is not None:
+        features = [features] if isinstance(features, str) else list(features)
+        read_columns = features + ([target] if target is not None and target not in features else [])
+    try:
+        df = dd.read_parquet(path, columns=read_columns)
+    except KeyError as err:
+        msg = f"Column(s) {read_columns} were requested from {path!r}, but some are missing ({err})."
+        raise ValueError(msg) from err
+    except (ValueError, OSError) as err:
+        raise unreadable(path, "parquet", err) from err
+    _check_parquet_footers(path)
+    return from_dataframe(df, target, features=features, categorical=categorical, return_origin=return_origin)
+
+
+def _check_parquet_footers(path: Any) -> None:
+    """Read the footer of every file of a local parquet dataset, so that a damaged file is named now.
+
+    dask reads the footers of some files only; a damaged one would otherwise fail later, in a worker's read
+    task, with pyarrow's message and no file name. A footer is a few kilobytes: no data are read.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isdir(path):
+        return
+    import pyarrow.parquet as pq
+
+    for root, _, names in os.walk(path):
+        for name in sorted(names):
+            if name.startswith((".", "_")):  # hidden files, _metadata / _common_metadata / _SUCCESS
+                continue
+            file = os.path.join(root, name)
+            try:
+                pq.read_metadata(file)
+            except (OSError, ValueError) as err:
+                msg = (
+                    f"The parquet dataset {os.fspath(path)!r} holds a damaged or non-parquet file: {file} "
+                    f"({type(err).__name__}: {err}). Remove or rewrite that file."
+                )
+                raise ValueError(msg) from err
+
+
+# ---------------------------------------------------------------------------------------------------------
+# predictions
+
+
+def write_parquet(dataset: Any, path: str, *, tabular: bool, label_width: int) -> None:
+    """Write a Dataset of per-sample outputs as a parquet dataset, from the workers.
+
+    A table's outputs become the columns ``row``, ``prediction`` and ``proba_<class>``; outputs on the
+    coordinates of an xarray input become one row per sample with its coordinates as columns.
+    ``label_width`` is not needed: parquet stores text of any length.
+    """
+    frame = _table_frame(dataset) if tabular else dataset.to_dask_dataframe()
+    # compute: each worker writes its partitions; only file metadata reach the client
+    frame.to_parquet(path, write_index=False)
+
+
+def _table_frame(dataset: Any) -> Any:
+    """A dask DataFrame with one row per sample: ``row``, ``prediction`` and ``proba_<class>`` columns."""
+    import dask
+    import dask.dataframe as dd
+
+    prediction = dataset["prediction"].data
+    probability = dataset["probability"].data if "probability" in dataset else None
+    columns = ["row", "prediction"]
+    if probability is not None:
+        columns += [f"proba_{label}" for label in dataset["class"].values.tolist()]
+    offsets = np.cumsum((0, *prediction.chunks[0]))
+    blocks = prediction.to_delayed().ravel()
+    proba_blocks = probability.to_delayed().ravel() if probability is not None else [None] * len(blocks)
+    parts = [
+        dask.delayed(_frame_block, pure=True)(block, proba, columns, int(offsets[i]))
+        for i, (block, proba) in enumerate(zip(blocks, proba_blocks, strict=True))
+    ]
+    meta = _frame_block(
+        np.empty(0, dtype=prediction.dtype),
+        None if probability is None else np.empty((0, probability.shape[1]), dtype=probability.dtype),
+        columns,
+        0,
+    )
+    sizes = prediction.chunks[0]
+    divisions = (*offsets[:-1].tolist(), int(offsets[-1]) - 1) if sizes and min(sizes) > 0 else None
+    return dd.from_delayed(parts, meta=meta, divisions=divisions, verify_meta=False)
+
+
+def _frame_block(prediction: np.ndarray, probability: Any, columns: list[str], offset: int) -> Any:
+    """One block of predictions (and probabilities) with the row numbers of the input, as a DataFrame."""
+    import pandas as pd
+
+    index = pd.RangeIndex(offset, offset + len(prediction))
+    data = {"row": np.arange(offset, offset + len(prediction), dtype=np.int64), "prediction": prediction}
+    if probability is not None:
+        for j, name in enumerate(columns[2:]):
+            data[name] = np.asarray(probability)[:, j]
+    return pd.DataFrame(data, index=index, columns=columns)
+
+
+def _is_parquet_dataset(entries: Collection[str]) -> bool:
+    return "_metadata" in entries or any(e.endswith((".parquet", ".pq")) for e in entries)
+
+
+#: The registry entry of parquet files and datasets.
+PARQUET = Format(
+    name="parquet",
+    description="parquet",
+    suffixes=(".parquet", ".pq"),
+    reader=read_parquet,
+    features="column names (only those columns and the target are read)",
+    table=True,
+    is_directory=_is_parquet_dataset,
+    directory="a parquet dataset (*.parquet files)",
+    writer=write_parquet,
+)
