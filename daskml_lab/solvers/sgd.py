@@ -91,8 +91,8 @@ def _sgd_round_worker(
 ) -> SGDRound:
     """One round on one worker: ``local_steps`` proximal mini-batch steps from ``W`` on the local rows.
 
-    Gradients are those of the worker's per-sample objective (the mini-batch data
-    gradient divided by the batch size times the local mean weight).
+    Gradients are those of the worker's per-sample objective (the mini-batch data gradient divided by the
+    batch size times the local mean weight).
     """
     key = local.key
     W = np.array(W, dtype=np.float64, copy=True)
