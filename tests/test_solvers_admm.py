@@ -19,8 +19,9 @@ from sklearn.preprocessing import StandardScaler
 
 from daskml_lab.linear_model import LinearSVC
 from daskml_lab.solvers import BlockedProblem, LocalBlocks, get_solver, supported_solvers
+from daskml_lab.solvers._admm_hinge import hinge_local_solve
 from daskml_lab.solvers._engine import EngineSpec
-from daskml_lab.solvers.admm import _hinge_local_solve, _prox_penalty, admm
+from daskml_lab.solvers.admm import _prox_penalty, admm
 from daskml_lab.testing import raise_if_computes
 
 
@@ -219,7 +220,7 @@ def test_local_hinge_solve_is_exact(weighted):
     local = _local_hinge(X, y, weight if weighted else None)
     v = np.random.default_rng(2).normal(scale=0.3, size=6)
     rho, c = 0.05, 1.0 / len(y)
-    x, n_passes = _hinge_local_solve(local, v, v, rho, c, 1e-10, 200, 10, 1e-3, 20_000)
+    x, n_passes = hinge_local_solve(local, v, v, rho, c, 1e-10, 200, 10, 1e-3, 20_000)
     expected = _local_hinge_reference(X, y, v, rho, c, weight)
     np.testing.assert_allclose(x, expected, atol=1e-7)
     assert n_passes > 0
@@ -231,7 +232,7 @@ def test_local_hinge_solve_falls_back_to_the_smoothed_solution():
     local = _local_hinge(X, y)
     v = np.zeros(6)
     rho, c = 0.05, 1.0 / len(y)
-    x, _ = _hinge_local_solve(local, v, v, rho, c, 1e-10, 200, 10, 1e-3, 0)  # no working set allowed
+    x, _ = hinge_local_solve(local, v, v, rho, c, 1e-10, 200, 10, 1e-3, 0)  # no working set allowed
     expected = _local_hinge_reference(X, y, v, rho, c, np.ones(len(y)))
     assert not np.allclose(x, expected, atol=1e-7)
     np.testing.assert_allclose(x, expected, atol=1e-2)  # within O(smoothing)

@@ -13,7 +13,8 @@ from sklearn.preprocessing import StandardScaler
 
 from daskml_lab.linear_model import LinearSVC, LogisticRegression
 from daskml_lab.solvers import BlockedProblem, get_solver, supported_solvers
-from daskml_lab.solvers.async_sgd import _wait_first, async_sgd
+from daskml_lab.solvers._parameter_server import wait_first
+from daskml_lab.solvers.async_sgd import async_sgd
 
 #: Relative objective gap to the exact optimum that async-sgd must reach (tol=1e-6).
 GAP = 1e-3
@@ -116,7 +117,7 @@ class _NeverDone:
 
 def test_wait_first_times_out_with_a_clear_message():
     with pytest.raises(TimeoutError, match=re.escape("async-sgd: no worker answered within 0.01 s")):
-        _wait_first({0: _NeverDone()}, timeout_s=0.01, poll_s=1e-3)
+        wait_first({0: _NeverDone()}, timeout_s=0.01, poll_s=1e-3)
 
 
 def test_hinge_with_the_estimator():

@@ -52,11 +52,13 @@ from daskml_lab._runtime.checkpoint_files import (
     save_arrays,
     update_digest,
 )
+from daskml_lab.solvers._result import SolverResult, warn_not_converged
 
 __all__ = [
     "CheckpointError",
     "SavedState",
     "SolverCheckpoint",
+    "check_checkpoint_argument",
     "data_digest",
     "finished_result",
     "open_checkpoint",
@@ -311,21 +313,24 @@ def open_checkpoint(
     CheckpointError
         If the directory cannot be written to.
     """
+    check_checkpoint_argument(checkpoint, solver)
     if checkpoint is None:
         return _NoCheckpoint()
-    if not isinstance(checkpoint, SolverCheckpoint):
+    return _CheckpointRun(checkpoint, problem, solver, options)
+
+
+def check_checkpoint_argument(checkpoint: Any, solver: str) -> None:
+    """Raise ``TypeError`` unless ``checkpoint`` is None or a :class:`SolverCheckpoint`."""
+    if checkpoint is not None and not isinstance(checkpoint, SolverCheckpoint):
         msg = (
             f"{solver}: checkpoint must be a daskml_lab.solvers.SolverCheckpoint or None, got "
             f"{type(checkpoint).__name__}."
         )
         raise TypeError(msg)
-    return _CheckpointRun(checkpoint, problem, solver, options)
 
 
-def finished_result(saved: SavedState, problem: Any, solver: str) -> Any:
+def finished_result(saved: SavedState, problem: Any, solver: str) -> SolverResult:
     """The :class:`SolverResult` of a completed run read back from its checkpoint (warning again if it did)."""
-    from daskml_lab.solvers._result import SolverResult, warn_not_converged
-
     state = saved.state
     if state.get("warning"):
         warn_not_converged(solver, str(state["warning"]))

@@ -1,18 +1,18 @@
-"""What the solvers share: argument checks, history records, the scaled objective, BLAS threads."""
+"""What the solvers share: the problem check, history records, the scaled objective, BLAS threads."""
 
 from __future__ import annotations
 
 import contextlib
-import numbers
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from daskml_lab.monitoring._events import start_run
 
-__all__ = ["History", "ScaledObjective", "check_solver_args", "require_problem", "single_threaded_blas"]
+__all__ = ["History", "ScaledObjective", "require_problem", "single_threaded_blas"]
 
 
 @contextlib.contextmanager
@@ -25,31 +25,8 @@ def single_threaded_blas() -> Iterator[None]:
     engine the evaluations themselves run here, and they are memory-bound, so a second thread would not help
     them either.
     """
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=1, user_api="blas"):
         yield
-
-
-def check_solver_args(solver: str, tol: Any, max_iter: Any, **positive: Any) -> None:
-    """Raise ``ValueError`` for a negative ``tol``, a bad ``max_iter`` or a non-positive constant."""
-    if not isinstance(tol, numbers.Real) or isinstance(tol, bool) or not np.isfinite(tol) or tol < 0:
-        msg = f"{solver}: tol must be a finite number >= 0, got {tol!r}."
-        raise ValueError(msg)
-    if not isinstance(max_iter, numbers.Integral) or isinstance(max_iter, bool) or max_iter < 0:
-        msg = f"{solver}: max_iter must be an int >= 0, got {max_iter!r}."
-        raise ValueError(msg)
-    for name, value in positive.items():
-        if value is None:
-            continue
-        if (
-            not isinstance(value, numbers.Real)
-            or isinstance(value, bool)
-            or not np.isfinite(value)
-            or value <= 0
-        ):
-            msg = f"{solver}: {name} must be a finite number > 0, got {value!r}."
-            raise ValueError(msg)
 
 
 def require_problem(problem: Any, solver: str, *, smooth: bool = True, allow_l1: bool = False) -> None:

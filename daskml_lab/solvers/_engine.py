@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dask
+import dask.array as da
 import numpy as np
 from dask import delayed
 
@@ -94,6 +95,8 @@ class LocalBlocks:
         Rows held here.
     sum_weight : float
         Sum of the sample weights held here.
+    key : tuple of int
+        The global indices of the blocks held here, as a tuple (names this worker's share in results).
     """
 
     def __init__(self, spec: EngineSpec, indices: list[int], blocks: list[PreparedBlock]) -> None:
@@ -103,6 +106,11 @@ class LocalBlocks:
         self.state: dict[str, Any] = {}
         self.n_rows = int(sum(block.X.shape[0] for block in self.blocks))
         self.sum_weight = float(sum(block.sum_weight for block in self.blocks))
+
+    @property
+    def key(self) -> tuple[int, ...]:
+        """Identity of this worker's share of the data: the global indices of its blocks."""
+        return tuple(int(index) for index in self.indices)
 
     @classmethod
     def from_raw(
@@ -400,8 +408,6 @@ class StreamEngine(_Engine):
         )
 
     def loss_grad(self, W: np.ndarray) -> tuple[float, np.ndarray]:
-        import dask.array as da
-
         token = uuid.uuid4().hex[:8]
         # the parameters enter the graph once, as one key every block task depends on
         W_node = delayed(W, name=f"{task_prefix('params')}-{token}", traverse=False)

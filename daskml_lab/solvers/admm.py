@@ -17,221 +17,106 @@ worker's state is (the engine then places the blocks anew and the duals restart 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.optimize import Bounds, minimize
+from scipy.optimize import minimize
 
-from daskml_lab.monitoring import fit_span
-from daskml_lab.solvers._checkpoint import SolverCheckpoint, finished_result, open_checkpoint
-from daskml_lab.solvers._common import History, check_solver_args, require_problem, single_threaded_blas
+from daskml_lab.solvers._admm_hinge import hinge_local_solve
+from daskml_lab.solvers._checkpoint import SolverCheckpoint
+from daskml_lab.solvers._options import (
+    SolverOptions,
+    check_in_range,
+    check_int,
+    check_positive,
+    option_error,
+)
 from daskml_lab.solvers._regularizers import l1_norm, l1_optimality
-from daskml_lab.solvers._result import SolverResult, warn_not_converged
-from daskml_lab.solvers.sgd import worker_key
+from daskml_lab.solvers._result import SolverResult
+from daskml_lab.solvers._scaffold import Outcome, SolverRun, Status, run_solver
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["admm"]
+__all__ = ["ADMMOptions", "ADMMReply", "admm"]
 
 _EPS = float(np.finfo(np.float64).eps)
+#: Hinge local solves stop at margin errors of ``local_tol * _HINGE_TOL_FACTOR * tol``: the exact polish is
+#: cheap, and looser local solutions leave the residuals of several workers oscillating above ``tol``.
+_HINGE_TOL_FACTOR = 1e-2
+#: rho stays within this factor of its starting value.
+_RHO_RANGE = 1e6
+#: What ``tol`` is compared with, for smooth losses and for the hinge.
+_MEASURE = {True: "optimality", False: "ADMM residuals"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ADMMOptions(SolverOptions):
+    """Tuning constants of :func:`admm` (see its parameters), validated when created.
+
+    Examples
+    --------
+    >>> ADMMOptions(relaxation=2.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: admm: relaxation must be in (0, 2), got 2.5.
+    """
+
+    solver = "admm"
+    rho: float = 1.0
+    adaptive_rho: bool = True
+    rho_mu: float = 10.0
+    rho_tau: float = 2.0
+    relaxation: float = 1.0
+    local_tol: float = 0.1
+    local_max_iter: int = 200
+    memory: int = 10
+    hinge_smoothing: float = 1e-3
+    max_working_set: int = 20_000
+
+    def __post_init__(self) -> None:
+        for name in (
+            "rho",
+            "rho_mu",
+            "rho_tau",
+            "relaxation",
+            "local_tol",
+            "hinge_smoothing",
+            "max_working_set",
+        ):
+            check_positive(self.solver, name, getattr(self, name))
+        check_in_range(self.solver, "relaxation", self.relaxation, 0, 2)
+        if self.rho_mu <= 1 or self.rho_tau <= 1:
+            raise option_error(
+                self.solver,
+                f"rho_mu and rho_tau must be > 1, got rho_mu={self.rho_mu!r}, rho_tau={self.rho_tau!r}.",
+            )
+        for name in ("local_max_iter", "memory"):
+            check_int(self.solver, name, getattr(self, name))
+
+
+class ADMMReply(NamedTuple):
+    """What one worker returns from an iteration of :func:`admm`."""
+
+    #: The worker's share of the data (global block indices).
+    key: tuple[int, ...]
+    #: Its local solution ``x_i``.
+    x: np.ndarray
+    #: Its fraction ``share_i`` of the sample weight.
+    share: float
+    #: ``f_i(z)``, its data term at the consensus it received.
+    value: float
+    #: The (sub)gradient of ``f_i`` at ``z``.
+    grad: np.ndarray
+    #: Passes over its rows in the local solve.
+    n_passes: int
 
 
 # ---------------------------------------------------------------------------------------------------------
 # worker side
-
-
-def _margins(block: Any, x: np.ndarray, n_features: int, fit_intercept: bool) -> np.ndarray:
-    """Margins ``s_j x_j . x`` (``x_j`` extended by 1 with an intercept) of one block's rows, in float64."""
-    scores = np.asarray(block.X @ x[:n_features].astype(block.X.dtype), dtype=np.float64).ravel()
-    if fit_intercept:
-        scores += x[n_features]
-    return block.target.astype(np.float64) * scores
-
-
-def _signed_sum(
-    block: Any, beta: np.ndarray, n_params: int, n_features: int, fit_intercept: bool
-) -> np.ndarray:
-    """``sum_j beta_j s_j x_j`` over one block's rows (``x_j`` extended by 1 with an intercept)."""
-    signed = beta * block.target
-    out = np.zeros(n_params)
-    out[:n_features] = np.asarray(block.X.T @ signed.astype(block.X.dtype), dtype=np.float64).ravel()
-    if fit_intercept:
-        out[n_features] = signed.sum()
-    return out
-
-
-class _HingeLocalProblem:
-    """The local hinge problem of one worker, ``min_x c sum_j w_j max(0, 1 - a_j . x) + (rho/2) ||x - v||^2``.
-
-    ``a_j = s_j x_j`` (``x_j`` extended by 1 with an intercept, which is then also pulled towards ``v``),
-    ``c = data_factor``. The solution is ``x = v + (c / rho) sum_j beta_j w_j a_j`` with ``beta_j = 1`` for
-    rows inside the margin (``a_j . x < 1``), ``0`` outside, and ``beta_j`` in ``[0, 1]`` on the margin.
-    """
-
-    def __init__(self, local: Any, v: np.ndarray, rho: float, data_factor: float) -> None:
-        self.blocks = [block for block in local.blocks if block.X.shape[0] > 0]
-        self.fit_intercept = local.spec.fit_intercept
-        self.n_params = v.shape[0]
-        self.n_features = self.n_params - int(self.fit_intercept)
-        self.v, self.rho, self.c = v, rho, data_factor
-        self.step = data_factor / rho
-        self.weights = [
-            np.ones(block.X.shape[0]) if block.weight is None else block.weight.astype(np.float64)
-            for block in self.blocks
-        ]
-        self.n_passes = 0
-
-    def margins(self, x: np.ndarray) -> list[np.ndarray]:
-        self.n_passes += 1
-        return [_margins(block, x, self.n_features, self.fit_intercept) for block in self.blocks]
-
-    def combine(self, betas: list[np.ndarray]) -> np.ndarray:
-        """``sum_j beta_j w_j a_j`` (one pass)."""
-        self.n_passes += 1
-        total = np.zeros(self.n_params)
-        for block, weight, beta in zip(self.blocks, self.weights, betas, strict=True):
-            total += _signed_sum(block, beta * weight, self.n_params, self.n_features, self.fit_intercept)
-        return total
-
-    def smoothed(self, x: np.ndarray, mu: float) -> tuple[float, np.ndarray]:
-        """The local objective with the hinge replaced by its Huber-type smoothing of width ``mu``."""
-        value, slopes = 0.0, []
-        for margin, weight in zip(self.margins(x), self.weights, strict=True):
-            slack = 1.0 - margin
-            slope = np.clip(slack / mu, 0.0, 1.0)
-            per_row = np.where(slack >= mu, slack - 0.5 * mu, 0.5 * slope * np.maximum(slack, 0.0))
-            value += float(weight @ per_row)
-            slopes.append(slope)
-        diff = x - self.v
-        return (
-            self.c * value + 0.5 * self.rho * float(diff @ diff),
-            -self.c * self.combine(slopes) + self.rho * diff,
-        )
-
-    def rows(self, masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Dense ``a_j`` (one per row) and ``w_j`` of the selected rows."""
-        parts, weights = [], []
-        for block, weight, mask in zip(self.blocks, self.weights, masks, strict=True):
-            if not mask.any():
-                continue
-            X = block.X[mask]
-            X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
-            rows = X.astype(np.float64) * block.target[mask].astype(np.float64)[:, None]
-            if self.fit_intercept:
-                rows = np.hstack([rows, block.target[mask].astype(np.float64)[:, None]])
-            parts.append(rows)
-            weights.append(weight[mask])
-        if not parts:
-            return np.zeros((0, self.n_params)), np.zeros(0)
-        return np.vstack(parts), np.concatenate(weights)
-
-
-def _restricted_dual(
-    beta: np.ndarray,
-    fixed: np.ndarray,
-    signed: np.ndarray,
-    rows: np.ndarray,
-    q: np.ndarray,
-    weights: np.ndarray,
-    step: float,
-) -> tuple[float, np.ndarray]:
-    """Negative local hinge dual (divided by ``c``) over the working-set rows, the other rows fixed.
-
-    ``fixed = sum_j beta_j w_j a_j`` over the fixed rows, ``signed`` the working rows ``w_j a_j``, ``rows``
-    the ``a_j``, ``q = 1 - a_j . v``; the gradient is ``w_j`` times the margin error of each working row.
-    """
-    r = fixed + signed.T @ beta
-    value = 0.5 * step * float(r @ r) - float(beta @ (q * weights))
-    return value, weights * (step * (rows @ r) - q)
-
-
-def _hinge_local_solve(
-    local: Any,
-    v: np.ndarray,
-    x0: np.ndarray,
-    rho_i: float,
-    data_factor: float,
-    pgtol: float,
-    max_iter: int,
-    memory: int,
-    smoothing: float,
-    max_working_set: int,
-    max_rounds: int = 20,
-) -> tuple[np.ndarray, int]:
-    """Exact solution of a worker's local hinge problem (see :class:`_HingeLocalProblem`).
-
-    1. Minimise the smoothed problem (hinge replaced by a Huber-type smoothing of width ``smoothing``) with
-       L-BFGS-B over the ``n_params`` primal variables, warm-started at ``x0``: cheap, and its margins tell
-       which rows are inside, on or outside the margin, up to ``O(smoothing)``.
-    2. Polish: fix ``beta = 1`` inside and ``0`` outside, and solve the dual quadratic program over the rows
-       near the margin only (the working set; box constraints, L-BFGS-B). Rows whose margins then contradict
-       their fixed ``beta`` (by more than ``pgtol``) join the working set, and the polish repeats.
-
-    The result satisfies the optimality conditions of the exact (non-smooth) problem to ``pgtol`` in margin
-    units. If the working set outgrows ``max_working_set`` rows, the smoothed solution is returned.
-
-    Returns
-    -------
-    x : ndarray of shape (n_params,)
-    n_passes : int
-        Passes over the local rows.
-    """
-    problem = _HingeLocalProblem(local, v, rho_i, data_factor)
-    options = {"maxiter": max_iter, "maxcor": memory, "gtol": 0.1 * smoothing * rho_i, "ftol": 10 * _EPS}
-    result = minimize(
-        problem.smoothed,
-        np.asarray(x0, dtype=np.float64),
-        args=(smoothing,),
-        jac=True,
-        method="L-BFGS-B",
-        options=options,
-    )
-    x_smooth = result.x
-    margins = problem.margins(x_smooth)
-    working = [(m > 1.0 - 2.0 * smoothing) & (m < 1.0 + smoothing) for m in margins]
-    offsets = [1.0 - m for m in problem.margins(v)]
-    for _ in range(max_rounds):
-        inside = [(m <= 1.0 - 2.0 * smoothing) & ~w for m, w in zip(margins, working, strict=True)]
-        if sum(int(w.sum()) for w in working) > max_working_set:
-            logger.debug(
-                "admm: hinge working set above %d rows; keeping the smoothed solution", max_working_set
-            )
-            return x_smooth, problem.n_passes
-        fixed = problem.combine([mask.astype(np.float64) for mask in inside])
-        rows, weights = problem.rows(working)
-        q = (
-            np.concatenate([o[w] for o, w in zip(offsets, working, strict=True)])
-            if rows.size
-            else np.zeros(0)
-        )
-        x = problem.v + problem.step * fixed
-        if rows.shape[0]:
-            signed = rows * weights[:, None]
-            slack = np.concatenate([1.0 - m[w] for m, w in zip(margins, working, strict=True)])
-            start = np.clip(slack / smoothing, 0.0, 1.0)
-            polish = minimize(
-                _restricted_dual,
-                start,
-                args=(fixed, signed, rows, q, weights, problem.step),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=Bounds(np.zeros_like(start), np.ones_like(start)),
-                options={"maxiter": 10 * max_iter, "maxcor": memory, "gtol": pgtol, "ftol": 10 * _EPS},
-            )
-            x = problem.v + problem.step * (fixed + signed.T @ np.clip(polish.x, 0.0, 1.0))
-        margins = problem.margins(x)
-        violated = [
-            (f & (m > 1.0 + pgtol)) | (~f & ~w & (m < 1.0 - pgtol))
-            for m, f, w in zip(margins, inside, working, strict=True)
-        ]
-        if not any(mask.any() for mask in violated):
-            return x, problem.n_passes
-        working = [w | mask for w, mask in zip(working, violated, strict=True)]
-    logger.debug("admm: hinge polish still inexact after %d rounds", max_rounds)
-    return x, problem.n_passes
 
 
 def _admm_worker(
@@ -246,18 +131,14 @@ def _admm_worker(
     memory: int,
     hinge_smoothing: float,
     max_working_set: int,
-) -> tuple[tuple[int, ...], np.ndarray, float, float, np.ndarray, int]:
+) -> ADMMReply:
     """Evaluate ``f_i`` at ``z``, then solve ``min_x f_i(x) + (rho_i / 2) ||x - z + u_i||^2`` locally.
 
     ``per_worker[key] = (x_i, u_i)`` from the previous iteration (absent at the start): ``x_i`` warm-starts
     L-BFGS-B. ``data_factor`` turns the unscaled data term into ``f_i`` (``data_scale / scale``). For the
-    hinge the local problem is solved exactly by :func:`_hinge_local_solve`.
-
-    Returns
-    -------
-    (key, x_i, share_i, f_i(z), (sub)gradient of f_i at z, local data passes)
+    hinge the local problem is solved exactly by :func:`~daskml_lab.solvers._admm_hinge.hinge_local_solve`.
     """
-    key = worker_key(local)
+    key = local.key
     shape = z.shape
     share = local.sum_weight / total_weight if total_weight > 0 else 0.0
     value, grad = local.loss_grad(z)
@@ -267,9 +148,9 @@ def _admm_worker(
     v = (z - u).ravel()
     rho_i = rho * share
     if rho_i <= 0:  # no weight here: f_i is zero and the local minimiser is the centre
-        return key, v.reshape(shape), share, data_factor * value, data_factor * grad, 1
+        return ADMMReply(key, v.reshape(shape), share, data_factor * value, data_factor * grad, 1)
     if local.spec.loss == "hinge":
-        x, n_passes = _hinge_local_solve(
+        x, n_passes = hinge_local_solve(
             local,
             v,
             np.asarray(x0, dtype=np.float64).ravel(),
@@ -281,7 +162,7 @@ def _admm_worker(
             hinge_smoothing,
             max_working_set,
         )
-        return key, x.reshape(shape), share, data_factor * value, data_factor * grad, 1 + n_passes
+        return ADMMReply(key, x.reshape(shape), share, data_factor * value, data_factor * grad, 1 + n_passes)
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         data_value, data_grad = local.loss_grad(x.reshape(shape))
@@ -294,7 +175,9 @@ def _admm_worker(
     options = {"maxiter": local_max_iter, "maxcor": memory, "gtol": local_gtol * share, "ftol": 10 * _EPS}
     start = np.asarray(x0, dtype=np.float64).ravel()
     result = minimize(fun, start, jac=True, method="L-BFGS-B", options=options)
-    return key, result.x.reshape(shape), share, data_factor * value, data_factor * grad, 1 + int(result.nfev)
+    return ADMMReply(
+        key, result.x.reshape(shape), share, data_factor * value, data_factor * grad, 1 + int(result.nfev)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -442,195 +325,180 @@ def admm(
     via the alternating direction method of multipliers", Foundations and Trends in Machine Learning 3(1),
     2011.
     """
-    check_solver_args(
-        "admm",
-        tol,
-        max_iter,
+    options = ADMMOptions(
         rho=rho,
+        adaptive_rho=adaptive_rho,
         rho_mu=rho_mu,
         rho_tau=rho_tau,
         relaxation=relaxation,
         local_tol=local_tol,
+        local_max_iter=local_max_iter,
+        memory=memory,
         hinge_smoothing=hinge_smoothing,
         max_working_set=max_working_set,
     )
-    check_solver_args("admm", tol, local_max_iter, memory=memory)
-    if not 0 < relaxation < 2:
-        msg = f"admm: relaxation must be in (0, 2), got {relaxation!r}."
-        raise ValueError(msg)
-    if rho_mu <= 1 or rho_tau <= 1:
-        msg = f"admm: rho_mu and rho_tau must be > 1, got rho_mu={rho_mu!r}, rho_tau={rho_tau!r}."
-        raise ValueError(msg)
-    if local_max_iter < 1 or not isinstance(memory, int) or isinstance(memory, bool):
-        msg = f"admm: local_max_iter and memory must be ints >= 1, got {local_max_iter!r} and {memory!r}."
-        raise ValueError(msg)
-    require_problem(problem, "admm", smooth=False, allow_l1=True)
-    with fit_span("admm"), single_threaded_blas():
-        problem.start()
-        smooth = problem.loss_info.smooth
-        scale = problem.objective_scale
-        n_features = problem.n_features
-        l2, l1 = problem.l2 / scale, problem.l1 / scale
-        data_factor = problem.data_scale / scale
-        shape = (problem.n_params, problem.n_outputs)
-        run = open_checkpoint(
-            checkpoint,
-            problem,
-            "admm",
-            {
-                "tol": tol,
-                "max_iter": max_iter,
-                "rho": rho,
-                "adaptive_rho": adaptive_rho,
-                "rho_mu": rho_mu,
-                "rho_tau": rho_tau,
-                "relaxation": relaxation,
-                "local_tol": local_tol,
-                "local_max_iter": local_max_iter,
-                "memory": memory,
-                "hinge_smoothing": hinge_smoothing,
-                "max_working_set": max_working_set,
-            },
+    return run_solver(
+        "admm",
+        problem,
+        options,
+        _run_admm,
+        w0=w0,
+        tol=tol,
+        max_iter=max_iter,
+        random_state=random_state,
+        callback=callback,
+        checkpoint=checkpoint,
+        advice="Increase max_iter, scale the features, or try another starting rho.",
+    )
+
+
+class _Rho:
+    """The penalty parameter and its residual balancing (Boyd et al., 3.4.1) with back-off.
+
+    After its ``k``-th change of direction, rho waits ``2 ** k`` iterations before it may change again: a rho
+    that keeps going back and forth can make the iterates cycle instead of converging.
+    """
+
+    def __init__(self, options: ADMMOptions, state: dict[str, Any] | None = None) -> None:
+        self.options = options
+        self.value = float(options.rho)
+        self.reversals, self.last_direction, self.next_change = 0, 0, 0
+        if state is not None:
+            self.value = float(state["rho"])
+            self.reversals, self.last_direction = int(state["reversals"]), int(state["last_direction"])
+            self.next_change = int(state["next_change"])
+
+    def balance(self, n_iter: int, primal: float, dual: float) -> float:
+        """Change rho if the residuals are out of balance; return the factor the scaled duals are divided by.
+
+        No change when a residual is exactly zero (the iterates stalled at working precision).
+        """
+        options = self.options
+        direction = 0
+        if options.adaptive_rho and primal > 0 and dual > 0 and n_iter >= self.next_change:
+            if primal > options.rho_mu * dual and self.value < options.rho * _RHO_RANGE:
+                direction = 1
+            elif dual > options.rho_mu * primal and self.value > options.rho / _RHO_RANGE:
+                direction = -1
+        if not direction:
+            return 1.0
+        self.reversals += int(direction == -self.last_direction)
+        self.last_direction = direction
+        self.next_change = n_iter + 2**self.reversals
+        factor = options.rho_tau if direction > 0 else 1.0 / options.rho_tau
+        self.value *= factor
+        return factor
+
+    def state(self) -> dict[str, Any]:
+        """The scalar state, for a checkpoint."""
+        return {
+            "rho": self.value,
+            "reversals": self.reversals,
+            "last_direction": self.last_direction,
+            "next_change": self.next_change,
+        }
+
+
+def _run_admm(run: SolverRun) -> Outcome:
+    """Consensus iterations: one round trip each, then the z- and u-updates on the client."""
+    options: ADMMOptions = run.options  # type: ignore[assignment]
+    problem, tol, max_iter, saved = run.problem, run.tol, run.max_iter, run.saved
+    smooth = problem.loss_info.smooth
+    scale = problem.objective_scale
+    n_features = problem.n_features
+    l2, l1 = problem.l2 / scale, problem.l1 / scale
+    data_factor = problem.data_scale / scale
+    shape = run.shape
+    z = run.initial_params()
+    x: dict[tuple[int, ...], np.ndarray] = {}
+    u: dict[tuple[int, ...], np.ndarray] = {}
+    rho = _Rho(options, None if saved is None else saved.state)
+    measure = math.inf
+    n_iter, n_passes = run.start_iteration, 0
+    if saved is not None:  # resume: consensus, local solutions, duals, rho and its counters
+        z = saved.arrays["z"]
+        for position, key in enumerate(saved.state["keys"]):
+            x[tuple(int(i) for i in key)] = saved.arrays[f"x_{position}"]
+            u[tuple(int(i) for i in key)] = saved.arrays[f"u_{position}"]
+        measure, n_passes = float(saved.state["measure"]), int(saved.state["n_passes"])
+    while True:
+        if n_iter >= max_iter:
+            message = f"reached max_iter={max_iter} with {_MEASURE[smooth]} {measure:.3g} > tol={tol:g}"
+            return Outcome(z, n_iter, Status.MAX_ITER, message)
+        results: list[ADMMReply] = problem.map_workers(
+            _admm_worker,
+            z,
+            rho.value,
+            {key: (x[key], u[key]) for key in x},
+            problem.sum_weights,
+            data_factor,
+            options.local_tol * (max(tol, min(measure, 1.0)) if smooth else _HINGE_TOL_FACTOR * tol),
+            int(options.local_max_iter),
+            int(options.memory),
+            float(options.hinge_smoothing),
+            int(options.max_working_set),
         )
-        saved = run.load()
-        if saved is not None and saved.complete:
-            return finished_result(saved, problem, "admm")
-        z = problem.initial_params(w0)
-        x: dict[tuple[int, ...], np.ndarray] = {}
-        u: dict[tuple[int, ...], np.ndarray] = {}
-        current_rho = float(rho)
-        reversals, last_direction, next_change = 0, 0, 0
-        measure = math.inf
-        history = History(scale, callback, shape)
-        converged, message, n_iter, n_passes = False, "", 0, 0
-        if saved is not None:  # resume: consensus, local solutions, duals, rho and its counters
-            state, arrays = saved.state, saved.arrays
-            z = arrays["z"]
-            for position, key in enumerate(state["keys"]):
-                x[tuple(int(i) for i in key)] = arrays[f"x_{position}"]
-                u[tuple(int(i) for i in key)] = arrays[f"u_{position}"]
-            current_rho, measure = float(state["rho"]), float(state["measure"])
-            reversals, last_direction = int(state["reversals"]), int(state["last_direction"])
-            next_change, n_passes = int(state["next_change"]), int(state["n_passes"])
-            n_iter = saved.iteration
-            history.restore(saved.history)
-        while True:
-            if n_iter >= max_iter:
-                message = f"reached max_iter={max_iter} with {_MEASURE[smooth]} {measure:.3g} > tol={tol:g}"
-                break
-            results = problem.map_workers(
-                _admm_worker,
-                z,
-                current_rho,
-                {key: (x[key], u[key]) for key in x},
-                problem.sum_weights,
-                data_factor,
-                local_tol * (max(tol, min(measure, 1.0)) if smooth else _HINGE_TOL_FACTOR * tol),
-                int(local_max_iter),
-                int(memory),
-                float(hinge_smoothing),
-                int(max_working_set),
+        n_iter += 1
+        keys = [r.key for r in results]
+        if x and set(keys) != set(x):
+            logger.info("admm: the blocks were placed anew (lost worker?); restarting the duals at zero")
+            x, u = {}, {}
+        n_passes += max(r.n_passes for r in results)
+        # the consensus z the workers received: its exact objective and optimality
+        grad = sum(r.grad for r in results).reshape(shape)
+        grad[:n_features] += l2 * z[:n_features]
+        objective = sum(r.value for r in results) + 0.5 * l2 * float(np.vdot(z[:n_features], z[:n_features]))
+        objective += l1 * l1_norm(z, n_features)
+        optimality = float(l1_optimality(z, grad, n_features, l1).max()) if grad.size else 0.0
+        record = {"objective_scaled": objective, "step_size": rho.value, "x": z, "rho": rho.value}
+        if smooth and optimality <= tol:
+            run.record(
+                grad_norm=optimality,
+                n_evals=n_passes,
+                primal_residual=math.nan,
+                dual_residual=math.nan,
+                **record,
             )
-            n_iter += 1
-            keys = [r[0] for r in results]
-            if x and set(keys) != set(x):
-                logger.info("admm: the blocks were placed anew (lost worker?); restarting the duals at zero")
-                x, u = {}, {}
-            n_passes += max(r[5] for r in results)
-            # the consensus z the workers received: its exact objective and optimality
-            grad = sum(r[4] for r in results).reshape(shape)
-            grad[:n_features] += l2 * z[:n_features]
-            objective = sum(r[3] for r in results) + 0.5 * l2 * float(np.vdot(z[:n_features], z[:n_features]))
-            objective += l1 * l1_norm(z, n_features)
-            optimality = float(l1_optimality(z, grad, n_features, l1).max()) if grad.size else 0.0
-            record = {"objective_scaled": objective, "step_size": current_rho, "x": z, "rho": current_rho}
-            if smooth and optimality <= tol:
-                history.add(
-                    grad_norm=optimality,
-                    n_evals=n_passes,
-                    primal_residual=math.nan,
-                    dual_residual=math.nan,
-                    **record,
-                )
-                converged, message = True, f"optimality {optimality:.3g} <= tol={tol:g}"
-                break
-            # z- and u-updates
-            shares = {r[0]: r[2] for r in results}
-            total_share = sum(shares.values()) or 1.0
-            relaxed = {r[0]: relaxation * r[1] + (1.0 - relaxation) * z for r in results}
-            average = sum((shares[key] / total_share) * (relaxed[key] + u.get(key, 0.0)) for key in keys)
-            z_new = _prox_penalty(average, n_features, l2, l1, current_rho * total_share)
-            for result in results:
-                key = result[0]
-                u[key] = u.get(key, np.zeros(shape)) + relaxed[key] - z_new
-                x[key] = result[1]
-            # stopping residuals, in the gradient units of tol (sup-norms)
-            primal = current_rho * max(float(np.max(np.abs(x[key] - z_new), initial=0.0)) for key in keys)
-            dual = current_rho * float(np.max(np.abs(z_new - z), initial=0.0))
-            measure = optimality if smooth else max(primal, dual)
-            # balancing residuals (Boyd et al., 3.4.1): primal in parameter units, dual in gradient units
-            balance_primal = math.sqrt(
-                sum((shares[key] / total_share) * float(np.sum((x[key] - z_new) ** 2)) for key in keys)
-            )
-            balance_dual = current_rho * float(np.linalg.norm(z_new - z))
-            stop = history.add(
-                grad_norm=measure, n_evals=n_passes, primal_residual=primal, dual_residual=dual, **record
-            )
-            z = z_new
-            if not smooth and measure <= tol:
-                converged, message = True, f"ADMM residuals {measure:.3g} <= tol={tol:g}"
-                break
-            if stop:
-                message = "stopped by the callback"
-                break
-            # No change when a residual is exactly zero (the iterates stalled at working precision). After the
-            # k-th change of direction, rho waits 2 ** k iterations before it may change again: a rho that keeps
-            # going back and forth can make the iterates cycle instead of converging.
-            direction = 0
-            if adaptive_rho and balance_primal > 0 and balance_dual > 0 and n_iter >= next_change:
-                if balance_primal > rho_mu * balance_dual and current_rho < rho * _RHO_RANGE:
-                    direction = 1
-                elif balance_dual > rho_mu * balance_primal and current_rho > rho / _RHO_RANGE:
-                    direction = -1
-            if direction:
-                reversals += int(direction == -last_direction)
-                last_direction = direction
-                next_change = n_iter + 2**reversals
-                factor = rho_tau if direction > 0 else 1.0 / rho_tau
-                current_rho *= factor
-                u = {key: value / factor for key, value in u.items()}
-            keys_saved = sorted(x)
-            run.save(
-                n_iter,
-                history.records,
-                {
-                    "z": z,
-                    **{f"x_{i}": x[key] for i, key in enumerate(keys_saved)},
-                    **{f"u_{i}": u[key] for i, key in enumerate(keys_saved)},
-                },
-                keys=[list(key) for key in keys_saved],
-                rho=current_rho,
-                measure=measure,
-                reversals=reversals,
-                last_direction=last_direction,
-                next_change=next_change,
-                n_passes=n_passes,
-            )
-        warning = None
-        if not converged and message != "stopped by the callback":
-            warning = f"{message}. Increase max_iter, scale the features, or try another starting rho."
-        W = np.asarray(z, dtype=np.float64).reshape(shape)
-        run.complete(SolverResult(W, n_iter, converged, history.records, message), warning)
-    if warning is not None:
-        warn_not_converged("admm", warning)
-    logger.debug("admm: %d iterations, final rho %.3g: %s", n_iter, current_rho, message)
-    W = W.astype(problem.dtype)
-    return SolverResult(W=W, n_iter=n_iter, converged=converged, history=history.records, message=message)
-
-
-_MEASURE = {True: "optimality", False: "ADMM residuals"}
-#: Hinge local solves stop at margin errors of ``local_tol * _HINGE_TOL_FACTOR * tol``: the exact polish is
-#: cheap, and looser local solutions leave the residuals of several workers oscillating above ``tol``.
-_HINGE_TOL_FACTOR = 1e-2
-#: rho stays within this factor of its starting value.
-_RHO_RANGE = 1e6
+            return Outcome(z, n_iter, Status.CONVERGED, f"optimality {optimality:.3g} <= tol={tol:g}")
+        # z- and u-updates
+        shares = {r.key: r.share for r in results}
+        total_share = sum(shares.values()) or 1.0
+        relaxed = {r.key: options.relaxation * r.x + (1.0 - options.relaxation) * z for r in results}
+        average = sum((shares[key] / total_share) * (relaxed[key] + u.get(key, 0.0)) for key in keys)
+        z_new = _prox_penalty(average, n_features, l2, l1, rho.value * total_share)
+        for result in results:
+            u[result.key] = u.get(result.key, np.zeros(shape)) + relaxed[result.key] - z_new
+            x[result.key] = result.x
+        # stopping residuals, in the gradient units of tol (sup-norms)
+        primal = rho.value * max(float(np.max(np.abs(x[key] - z_new), initial=0.0)) for key in keys)
+        dual = rho.value * float(np.max(np.abs(z_new - z), initial=0.0))
+        measure = optimality if smooth else max(primal, dual)
+        # balancing residuals (Boyd et al., 3.4.1): primal in parameter units, dual in gradient units
+        balance_primal = math.sqrt(
+            sum((shares[key] / total_share) * float(np.sum((x[key] - z_new) ** 2)) for key in keys)
+        )
+        balance_dual = rho.value * float(np.linalg.norm(z_new - z))
+        stop = run.record(
+            grad_norm=measure, n_evals=n_passes, primal_residual=primal, dual_residual=dual, **record
+        )
+        z = z_new
+        if not smooth and measure <= tol:
+            return Outcome(z, n_iter, Status.CONVERGED, f"ADMM residuals {measure:.3g} <= tol={tol:g}")
+        if stop:
+            return Outcome(z, n_iter, Status.STOPPED, "stopped by the callback")
+        factor = rho.balance(n_iter, balance_primal, balance_dual)
+        if factor != 1.0:
+            u = {key: value / factor for key, value in u.items()}
+        keys_saved = sorted(x)
+        run.save(
+            n_iter,
+            {
+                "z": z,
+                **{f"x_{i}": x[key] for i, key in enumerate(keys_saved)},
+                **{f"u_{i}": u[key] for i, key in enumerate(keys_saved)},
+            },
+            keys=[list(key) for key in keys_saved],
+            measure=measure,
+            n_passes=n_passes,
+            **rho.state(),
+        )

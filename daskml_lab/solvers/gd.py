@@ -2,27 +2,51 @@
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from daskml_lab.monitoring import fit_span
-from daskml_lab.solvers._checkpoint import SolverCheckpoint, finished_result, open_checkpoint
-from daskml_lab.solvers._common import (
-    History,
-    ScaledObjective,
-    check_solver_args,
-    require_problem,
-    single_threaded_blas,
-)
+from daskml_lab.solvers._checkpoint import SolverCheckpoint
+from daskml_lab.solvers._common import ScaledObjective
 from daskml_lab.solvers._linesearch import backtracking_armijo
-from daskml_lab.solvers._result import SolverResult, warn_not_converged
+from daskml_lab.solvers._options import SolverOptions, check_int, check_positive, option_error
+from daskml_lab.solvers._result import SolverResult
+from daskml_lab.solvers._scaffold import Outcome, SolverRun, Status, run_solver
 
-logger = logging.getLogger(__name__)
+__all__ = ["GDOptions", "gd", "sup_norm"]
 
-__all__ = ["gd"]
+
+@dataclasses.dataclass(frozen=True)
+class GDOptions(SolverOptions):
+    """Tuning constants of :func:`gd` (see its parameters), validated when created.
+
+    Examples
+    --------
+    >>> GDOptions(shrink=2.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: gd: need 0 < shrink < 1, grow >= 1 and 0 < c1 < 1; got shrink=2.0, grow=2.0, c1=0.0001.
+    """
+
+    solver = "gd"
+    step_size: float = 1.0
+    shrink: float = 0.5
+    grow: float = 2.0
+    c1: float = 1e-4
+    max_line_search: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("step_size", "shrink", "grow", "c1"):
+            check_positive(self.solver, name, getattr(self, name))
+        check_int(self.solver, "max_line_search", self.max_line_search)
+        if not (0 < self.shrink < 1 and self.grow >= 1 and 0 < self.c1 < 1):
+            raise option_error(
+                self.solver,
+                "need 0 < shrink < 1, grow >= 1 and 0 < c1 < 1; got "
+                f"shrink={self.shrink}, grow={self.grow}, c1={self.c1}.",
+            )
 
 
 def gd(
@@ -92,84 +116,59 @@ def gd(
     ConvergenceWarning
         When ``max_iter`` is reached or a line search fails.
     """
-    check_solver_args("gd", tol, max_iter, step_size=step_size, shrink=shrink, grow=grow, c1=c1)
-    _check_int("max_line_search", max_line_search)
-    if not (0 < shrink < 1 and grow >= 1 and 0 < c1 < 1):
-        msg = f"gd: need 0 < shrink < 1, grow >= 1 and 0 < c1 < 1; got shrink={shrink}, grow={grow}, c1={c1}."
-        raise ValueError(msg)
-    require_problem(problem, "gd")
-    with fit_span("gd"), single_threaded_blas():
-        problem.start()
-        run = open_checkpoint(
-            checkpoint,
-            problem,
-            "gd",
-            {
-                "tol": tol,
-                "max_iter": max_iter,
-                "step_size": step_size,
-                "shrink": shrink,
-                "grow": grow,
-                "c1": c1,
-                "max_line_search": max_line_search,
-            },
+    options = GDOptions(step_size=step_size, shrink=shrink, grow=grow, c1=c1, max_line_search=max_line_search)
+    return run_solver(
+        "gd",
+        problem,
+        options,
+        _run_gd,
+        w0=w0,
+        tol=tol,
+        max_iter=max_iter,
+        random_state=random_state,
+        callback=callback,
+        checkpoint=checkpoint,
+        advice="Increase max_iter, scale the features, or use solver='lbfgs'.",
+    )
+
+
+def _run_gd(run: SolverRun) -> Outcome:
+    """Armijo steps along the negative gradient until ``tol``, ``max_iter`` or a failed line search."""
+    options: GDOptions = run.options  # type: ignore[assignment]
+    tol, max_iter = run.tol, run.max_iter
+    fun = ScaledObjective(run.problem)
+    x = run.initial_params().ravel() if run.saved is None else run.saved.arrays["x"]
+    f, g = fun(x)
+    step = float(options.step_size) if run.saved is None else float(run.saved.state["step"])
+    n_iter = run.start_iteration
+    grad_norm = sup_norm(g)
+    while True:
+        if grad_norm <= tol:
+            message = f"gradient sup-norm {grad_norm:.3g} <= tol={tol:g}"
+            return Outcome(x, n_iter, Status.CONVERGED, message)
+        if n_iter >= max_iter:
+            message = f"reached max_iter={max_iter} with gradient sup-norm {grad_norm:.3g} > tol={tol:g}"
+            return Outcome(x, n_iter, Status.MAX_ITER, message)
+        search = backtracking_armijo(
+            fun, x, f, g, -g, step, shrink=options.shrink, c1=options.c1, max_trials=options.max_line_search
         )
-        saved = run.load()
-        if saved is not None and saved.complete:
-            return finished_result(saved, problem, "gd")
-        fun = ScaledObjective(problem)
-        x = problem.initial_params(w0).ravel() if saved is None else saved.arrays["x"]
-        f, g = fun(x)
-        history = History(fun.scale, callback, fun.shape)
-        step = float(step_size)
-        converged, message, n_iter = False, "", 0
-        if saved is not None:
-            history.restore(saved.history)
-            step, n_iter = float(saved.state["step"]), saved.iteration
-        grad_norm = _sup(g)
-        while True:
-            if grad_norm <= tol:
-                converged, message = True, f"gradient sup-norm {grad_norm:.3g} <= tol={tol:g}"
-                break
-            if n_iter >= max_iter:
-                message = f"reached max_iter={max_iter} with gradient sup-norm {grad_norm:.3g} > tol={tol:g}"
-                break
-            search = backtracking_armijo(
-                fun, x, f, g, -g, step, shrink=shrink, c1=c1, max_trials=max_line_search
+        if not search.success:
+            message = (
+                f"the line search found no decrease after {options.max_line_search} trials (gradient "
+                f"sup-norm {grad_norm:.3g}); the objective is flat at working precision"
             )
-            if not search.success:
-                message = (
-                    f"the line search found no decrease after {max_line_search} trials (gradient sup-norm "
-                    f"{grad_norm:.3g}); the objective is flat at working precision"
-                )
-                break
-            x, f, g = search.x, search.f, search.g
-            n_iter += 1
-            grad_norm = _sup(g)
-            step = search.step * grow
-            if history.add(
-                objective_scaled=f, grad_norm=grad_norm, step_size=search.step, n_evals=fun.n_evals, x=x
-            ):
-                message = "stopped by the callback"
-                break
-            run.save(n_iter, history.records, {"x": x}, step=step)
-        warning = None
-        if not converged and message != "stopped by the callback":
-            warning = f"{message}. Increase max_iter, scale the features, or use solver='lbfgs'."
-        W = np.asarray(x, dtype=np.float64).reshape(fun.shape)
-        run.complete(SolverResult(W, n_iter, converged, history.records, message), warning)
-    if warning is not None:
-        warn_not_converged("gd", warning)
-    logger.debug("gd: %d iterations, %d evaluations: %s", n_iter, fun.n_evals, message)
-    W = W.astype(problem.dtype)
-    return SolverResult(W=W, n_iter=n_iter, converged=converged, history=history.records, message=message)
+            return Outcome(x, n_iter, Status.FAILED, message)
+        x, f, g = search.x, search.f, search.g
+        n_iter += 1
+        grad_norm = sup_norm(g)
+        step = search.step * options.grow
+        if run.record(
+            objective_scaled=f, grad_norm=grad_norm, step_size=search.step, n_evals=fun.n_evals, x=x
+        ):
+            return Outcome(x, n_iter, Status.STOPPED, "stopped by the callback")
+        run.save(n_iter, {"x": x}, step=step)
 
 
-def _sup(g: np.ndarray) -> float:
+def sup_norm(g: np.ndarray) -> float:
+    """The largest absolute entry of ``g`` (0 for an empty array)."""
     return float(np.max(np.abs(g))) if g.size else 0.0
-
-
-def _check_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        msg = f"{name} must be an int >= 1, got {value!r}."
-        raise ValueError(msg)

@@ -2,29 +2,50 @@
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from scipy.optimize import OptimizeResult, minimize
 
-from daskml_lab.monitoring import fit_span
-from daskml_lab.solvers._checkpoint import SolverCheckpoint, finished_result, open_checkpoint
-from daskml_lab.solvers._common import (
-    History,
-    ScaledObjective,
-    check_solver_args,
-    require_problem,
-    single_threaded_blas,
-)
-from daskml_lab.solvers._result import SolverResult, warn_not_converged
+from daskml_lab.solvers._checkpoint import SolverCheckpoint
+from daskml_lab.solvers._common import ScaledObjective
+from daskml_lab.solvers._options import SolverOptions, check_int, check_positive
+from daskml_lab.solvers._result import SolverResult
+from daskml_lab.solvers._scaffold import Outcome, SolverRun, Status, run_solver
 
-logger = logging.getLogger(__name__)
-
-__all__ = ["lbfgs"]
+__all__ = ["LBFGSOptions", "lbfgs"]
 
 _EPS = float(np.finfo(np.float64).eps)
+#: scipy's L-BFGS-B status codes: 0 converged, 1 iteration limit, 2 abnormal stop (line search failure);
+#: anything else comes from the callback asking to stop.
+_SCIPY_STATUS = {0: Status.CONVERGED, 1: Status.MAX_ITER, 2: Status.FAILED}
+
+
+@dataclasses.dataclass(frozen=True)
+class LBFGSOptions(SolverOptions):
+    """Tuning constants of :func:`lbfgs` (see its parameters), validated when created.
+
+    Examples
+    --------
+    >>> LBFGSOptions(memory=5).memory
+    5
+    >>> LBFGSOptions(memory=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: lbfgs: memory must be an int >= 1, got 0.
+    """
+
+    solver = "lbfgs"
+    memory: int = 10
+    max_line_search: int = 50
+    ftol: float = 64 * _EPS
+
+    def __post_init__(self) -> None:
+        check_positive(self.solver, "ftol", self.ftol)
+        check_int(self.solver, "memory", self.memory)
+        check_int(self.solver, "max_line_search", self.max_line_search)
 
 
 def lbfgs(
@@ -92,80 +113,66 @@ def lbfgs(
     ConvergenceWarning
         When ``max_iter`` is reached or the line search fails before ``tol`` is met.
     """
-    check_solver_args("lbfgs", tol, max_iter, ftol=ftol)
-    check_solver_args("lbfgs", tol, memory, max_line_search=max_line_search)
-    require_problem(problem, "lbfgs")
-    with fit_span("lbfgs"), single_threaded_blas():
-        problem.start()
-        run = open_checkpoint(
-            checkpoint,
-            problem,
-            "lbfgs",
-            {
-                "tol": tol,
-                "max_iter": max_iter,
-                "memory": memory,
-                "max_line_search": max_line_search,
-                "ftol": ftol,
-            },
+    options = LBFGSOptions(memory=memory, max_line_search=max_line_search, ftol=ftol)
+    return run_solver(
+        "lbfgs",
+        problem,
+        options,
+        _run_lbfgs,
+        w0=w0,
+        tol=tol,
+        max_iter=max_iter,
+        random_state=random_state,
+        callback=callback,
+        checkpoint=checkpoint,
+        advice="Increase max_iter, scale the features (e.g. StandardScaler), or loosen tol.",
+    )
+
+
+def _run_lbfgs(run: SolverRun) -> Outcome:
+    """scipy's L-BFGS-B from ``w0`` (or the saved parameters), one history record per scipy iteration."""
+    options: LBFGSOptions = run.options  # type: ignore[assignment]
+    fun = ScaledObjective(run.problem)
+    x0 = run.initial_params().ravel() if run.saved is None else run.saved.arrays["x"]
+    start_iter = run.start_iteration
+    previous = {"x": x0}
+
+    def on_iteration(intermediate_result: Any) -> None:
+        x = np.asarray(intermediate_result.x)
+        if fun.last_x is not None and np.array_equal(x, fun.last_x):
+            grad_norm = float(np.max(np.abs(fun.last_g))) if fun.last_g.size else 0.0
+        else:  # pragma: no cover - scipy reports the last evaluated point
+            grad_norm = float("nan")
+        step = float(np.linalg.norm(x - previous["x"]))
+        previous["x"] = x.copy()
+        stop = run.record(
+            objective_scaled=float(intermediate_result.fun),
+            grad_norm=grad_norm,
+            step_size=step,
+            n_evals=fun.n_evals,
+            x=x,
         )
-        saved = run.load()
-        if saved is not None and saved.complete:
-            return finished_result(saved, problem, "lbfgs")
-        fun = ScaledObjective(problem)
-        x0 = problem.initial_params(w0).ravel() if saved is None else saved.arrays["x"]
-        history = History(fun.scale, callback, fun.shape)
-        start_iter = 0
-        if saved is not None:
-            history.restore(saved.history)
-            start_iter = saved.iteration
-        previous = {"x": x0}
+        if stop:
+            raise StopIteration
+        run.save(len(run.history.records), {"x": x})
 
-        def on_iteration(intermediate_result: Any) -> None:
-            x = np.asarray(intermediate_result.x)
-            if fun.last_x is not None and np.array_equal(x, fun.last_x):
-                grad_norm = float(np.max(np.abs(fun.last_g))) if fun.last_g.size else 0.0
-            else:  # pragma: no cover - scipy reports the last evaluated point
-                grad_norm = float("nan")
-            step = float(np.linalg.norm(x - previous["x"]))
-            previous["x"] = x.copy()
-            stop = history.add(
-                objective_scaled=float(intermediate_result.fun),
-                grad_norm=grad_norm,
-                step_size=step,
-                n_evals=fun.n_evals,
-                x=x,
-            )
-            if stop:
-                raise StopIteration
-            run.save(len(history.records), history.records, {"x": x})
-
-        options = {
-            "maxiter": max_iter - start_iter,
-            "maxcor": memory,
-            "maxls": max_line_search,
-            "gtol": tol,
-            "ftol": ftol,
-        }
-        if options["maxiter"] > 0:
-            result = minimize(fun, x0, jac=True, method="L-BFGS-B", callback=on_iteration, options=options)
-        else:  # resumed after the last iteration (scipy would still run one)
-            result = OptimizeResult(
-                x=x0, nit=0, status=1, message="STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"
-            )
-        n_iter = start_iter + int(result.nit)
-        message = str(result.message)
-        converged = result.status == 0
-        warning = None
-        if result.status == 1 or result.status == 2:
-            warning = (
-                f"stopped after {n_iter} iteration(s) (status={result.status}): {message}. Increase max_iter, "
-                "scale the features (e.g. StandardScaler), or loosen tol."
-            )
-        W = np.asarray(result.x, dtype=np.float64).reshape(fun.shape)
-        run.complete(SolverResult(W, n_iter, converged, history.records, message), warning)
-    if warning is not None:
-        warn_not_converged("lbfgs", warning)
-    logger.debug("lbfgs: %d iterations, %d evaluations, %s", n_iter, fun.n_evals, message)
-    W = W.astype(problem.dtype)
-    return SolverResult(W=W, n_iter=n_iter, converged=converged, history=history.records, message=message)
+    scipy_options = {
+        "maxiter": run.max_iter - start_iter,
+        "maxcor": options.memory,
+        "maxls": options.max_line_search,
+        "gtol": run.tol,
+        "ftol": options.ftol,
+    }
+    if scipy_options["maxiter"] > 0:
+        result = minimize(fun, x0, jac=True, method="L-BFGS-B", callback=on_iteration, options=scipy_options)
+    else:  # resumed after the last iteration (scipy would still run one)
+        result = OptimizeResult(x=x0, nit=0, status=1, message="STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT")
+    n_iter = start_iter + int(result.nit)
+    message = str(result.message)
+    return Outcome(
+        W=np.asarray(result.x, dtype=np.float64),
+        n_iter=n_iter,
+        status=_SCIPY_STATUS.get(int(result.status), Status.STOPPED),
+        message=message,
+        detail=f"stopped after {n_iter} iteration(s) (status={result.status}): {message}",
+    )

@@ -2,29 +2,53 @@
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from daskml_lab.monitoring import fit_span
-from daskml_lab.solvers._checkpoint import SolverCheckpoint, finished_result, open_checkpoint
-from daskml_lab.solvers._common import (
-    History,
-    ScaledObjective,
-    check_solver_args,
-    require_problem,
-    single_threaded_blas,
-)
+from daskml_lab.solvers._checkpoint import SolverCheckpoint
+from daskml_lab.solvers._common import ScaledObjective
 from daskml_lab.solvers._linesearch import backtracking_proximal
+from daskml_lab.solvers._options import SolverOptions, check_int, check_positive, option_error
 from daskml_lab.solvers._regularizers import l1_norm, l1_optimality, prox_l1
-from daskml_lab.solvers._result import SolverResult, warn_not_converged
+from daskml_lab.solvers._result import SolverResult
+from daskml_lab.solvers._scaffold import Outcome, SolverRun, Status, run_solver
 
-logger = logging.getLogger(__name__)
+__all__ = ["ProximalOptions", "proximal"]
 
-__all__ = ["proximal"]
+
+@dataclasses.dataclass(frozen=True)
+class ProximalOptions(SolverOptions):
+    """Tuning constants of :func:`proximal` (see its parameters), validated when created.
+
+    Examples
+    --------
+    >>> ProximalOptions(max_line_search=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: proximal: max_line_search must be an int >= 1, got 0.
+    """
+
+    solver = "proximal"
+    step_size: float = 1.0
+    shrink: float = 0.5
+    grow: float = 1.25
+    restart: bool = True
+    max_line_search: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("step_size", "shrink", "grow"):
+            check_positive(self.solver, name, getattr(self, name))
+        if not (0 < self.shrink < 1 and self.grow >= 1):
+            raise option_error(
+                self.solver, f"need 0 < shrink < 1 and grow >= 1; got shrink={self.shrink}, grow={self.grow}."
+            )
+        check_int(self.solver, "max_line_search", self.max_line_search)
+        if not isinstance(self.restart, bool | np.bool_):
+            raise option_error(self.solver, f"restart must be True or False, got {self.restart!r}.")
 
 
 def proximal(
@@ -104,117 +128,97 @@ def proximal(
     SIAM J. Imaging Sciences 2(1), 2009. B. O'Donoghue and E. Candès, "Adaptive restart for accelerated
     gradient schemes", Foundations of Computational Mathematics 15, 2015.
     """
-    check_solver_args("proximal", tol, max_iter, step_size=step_size, shrink=shrink, grow=grow)
-    if not (0 < shrink < 1 and grow >= 1):
-        msg = f"proximal: need 0 < shrink < 1 and grow >= 1; got shrink={shrink}, grow={grow}."
-        raise ValueError(msg)
-    if not isinstance(max_line_search, int) or isinstance(max_line_search, bool) or max_line_search < 1:
-        msg = f"proximal: max_line_search must be an int >= 1, got {max_line_search!r}."
-        raise ValueError(msg)
-    require_problem(problem, "proximal", allow_l1=True)
-    with fit_span("proximal"), single_threaded_blas():
-        problem.start()
-        fun = ScaledObjective(problem)
-        shape = fun.shape
-        n_features = problem.n_features
-        l1 = problem.l1 / fun.scale
+    options = ProximalOptions(
+        step_size=step_size, shrink=shrink, grow=grow, restart=restart, max_line_search=max_line_search
+    )
+    return run_solver(
+        "proximal",
+        problem,
+        options,
+        _run_fista,
+        w0=w0,
+        tol=tol,
+        max_iter=max_iter,
+        random_state=random_state,
+        callback=callback,
+        checkpoint=checkpoint,
+        advice="Increase max_iter or scale the features.",
+    )
 
-        def prox(v: np.ndarray, step: float) -> np.ndarray:
-            return prox_l1(v.reshape(shape), n_features, step * l1).ravel()
 
-        def total(f: float, x: np.ndarray) -> float:
-            return f + l1 * l1_norm(x.reshape(shape), n_features)
+def _run_fista(run: SolverRun) -> Outcome:
+    """FISTA iterations until ``tol``, ``max_iter`` or a failed backtracking search."""
+    options: ProximalOptions = run.options  # type: ignore[assignment]
+    tol, max_iter = run.tol, run.max_iter
+    fun = ScaledObjective(run.problem)
+    shape = fun.shape
+    n_features = run.problem.n_features
+    l1 = run.problem.l1 / fun.scale
 
-        run = open_checkpoint(
-            checkpoint,
-            problem,
-            "proximal",
-            {
-                "tol": tol,
-                "max_iter": max_iter,
-                "step_size": step_size,
-                "shrink": shrink,
-                "grow": grow,
-                "restart": restart,
-                "max_line_search": max_line_search,
-            },
+    def prox(v: np.ndarray, step: float) -> np.ndarray:
+        return prox_l1(v.reshape(shape), n_features, step * l1).ravel()
+
+    def total(f: float, x: np.ndarray) -> float:
+        return f + l1 * l1_norm(x.reshape(shape), n_features)
+
+    saved = run.saved
+    x = run.initial_params().ravel() if saved is None else saved.arrays["x"]
+    f_x, g_x = fun(x)
+    obj_x = total(f_x, x)
+    y, f_y, g_y = x, f_x, g_x
+    theta = 1.0
+    step = float(options.step_size)
+    n_iter = run.start_iteration
+    if saved is not None:
+        theta, step = float(saved.state["theta"]), float(saved.state["step"])
+        if "y" in saved.arrays:  # the extrapolated point differs from the iterate
+            y = saved.arrays["y"]
+            f_y, g_y = fun(y)
+    optimality = _optimality(x, g_x, shape, n_features, l1)
+    while True:
+        if optimality <= tol:
+            return Outcome(x, n_iter, Status.CONVERGED, f"optimality {optimality:.3g} <= tol={tol:g}")
+        if n_iter >= max_iter:
+            message = f"reached max_iter={max_iter} with optimality {optimality:.3g} > tol={tol:g}"
+            return Outcome(x, n_iter, Status.MAX_ITER, message)
+        search = backtracking_proximal(
+            fun, prox, y, f_y, g_y, step, shrink=options.shrink, max_trials=options.max_line_search
         )
-        saved = run.load()
-        if saved is not None and saved.complete:
-            return finished_result(saved, problem, "proximal")
-        x = problem.initial_params(w0).ravel() if saved is None else saved.arrays["x"]
-        f_x, g_x = fun(x)
-        obj_x = total(f_x, x)
-        y, f_y, g_y = x, f_x, g_x
-        theta = 1.0
-        step = float(step_size)
-        history = History(fun.scale, callback, shape)
-        converged, message, n_iter = False, "", 0
-        if saved is not None:
-            history.restore(saved.history)
-            theta, step, n_iter = float(saved.state["theta"]), float(saved.state["step"]), saved.iteration
-            if "y" in saved.arrays:  # the extrapolated point differs from the iterate
-                y = saved.arrays["y"]
+        if not search.success:
+            message = (
+                f"the backtracking search found no acceptable step after {options.max_line_search} trials "
+                f"(optimality {optimality:.3g}); the objective is flat at working precision"
+            )
+            return Outcome(x, n_iter, Status.FAILED, message)
+        n_iter += 1
+        step = search.step * options.grow
+        obj_new = total(search.f, search.x)
+        restarted = options.restart and obj_new > obj_x and y is not x
+        if restarted:
+            # momentum overshot: drop it and take the next step from the current point
+            theta, y, f_y, g_y = 1.0, x, f_x, g_x
+        else:
+            theta_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * theta * theta))
+            momentum = (theta - 1.0) / theta_next
+            x_prev = x
+            x, f_x, g_x, obj_x = search.x, search.f, search.g, obj_new
+            theta = theta_next
+            if momentum > 0:
+                y = x + momentum * (x - x_prev)
                 f_y, g_y = fun(y)
-        optimality = _optimality(x, g_x, shape, n_features, l1)
-        while True:
-            if optimality <= tol:
-                converged, message = True, f"optimality {optimality:.3g} <= tol={tol:g}"
-                break
-            if n_iter >= max_iter:
-                message = f"reached max_iter={max_iter} with optimality {optimality:.3g} > tol={tol:g}"
-                break
-            search = backtracking_proximal(
-                fun, prox, y, f_y, g_y, step, shrink=shrink, max_trials=max_line_search
-            )
-            if not search.success:
-                message = (
-                    f"the backtracking search found no acceptable step after {max_line_search} trials "
-                    f"(optimality {optimality:.3g}); the objective is flat at working precision"
-                )
-                break
-            n_iter += 1
-            step = search.step * grow
-            obj_new = total(search.f, search.x)
-            restarted = restart and obj_new > obj_x and y is not x
-            if restarted:
-                # momentum overshot: drop it and take the next step from the current point
-                theta, y, f_y, g_y = 1.0, x, f_x, g_x
             else:
-                theta_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * theta * theta))
-                momentum = (theta - 1.0) / theta_next
-                x_prev = x
-                x, f_x, g_x, obj_x = search.x, search.f, search.g, obj_new
-                theta = theta_next
-                if momentum > 0:
-                    y = x + momentum * (x - x_prev)
-                    f_y, g_y = fun(y)
-                else:
-                    y, f_y, g_y = x, f_x, g_x
-                optimality = _optimality(x, g_x, shape, n_features, l1)
-            if history.add(
-                objective_scaled=obj_x,
-                grad_norm=optimality,
-                step_size=search.step,
-                n_evals=fun.n_evals,
-                x=x,
-                restart=bool(restarted),
-            ):
-                message = "stopped by the callback"
-                break
-            run.save(
-                n_iter, history.records, {"x": x} if y is x else {"x": x, "y": y}, theta=theta, step=step
-            )
-        warning = None
-        if not converged and message != "stopped by the callback":
-            warning = f"{message}. Increase max_iter or scale the features."
-        W = np.asarray(x, dtype=np.float64).reshape(shape)
-        run.complete(SolverResult(W, n_iter, converged, history.records, message), warning)
-    if warning is not None:
-        warn_not_converged("proximal", warning)
-    logger.debug("proximal: %d iterations, %d evaluations: %s", n_iter, fun.n_evals, message)
-    W = W.astype(problem.dtype)
-    return SolverResult(W=W, n_iter=n_iter, converged=converged, history=history.records, message=message)
+                y, f_y, g_y = x, f_x, g_x
+            optimality = _optimality(x, g_x, shape, n_features, l1)
+        if run.record(
+            objective_scaled=obj_x,
+            grad_norm=optimality,
+            step_size=search.step,
+            n_evals=fun.n_evals,
+            x=x,
+            restart=bool(restarted),
+        ):
+            return Outcome(x, n_iter, Status.STOPPED, "stopped by the callback")
+        run.save(n_iter, {"x": x} if y is x else {"x": x, "y": y}, theta=theta, step=step)
 
 
 def _optimality(x: np.ndarray, g: np.ndarray, shape: tuple[int, int], n_features: int, l1: float) -> float:
