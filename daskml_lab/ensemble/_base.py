@@ -17,6 +17,7 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab._runtime.seeding import root_entropy, shard_seeds
 from daskml_lab.base import DaskMLEstimator, HasMethods, Interval, Options
 from daskml_lab.data.sharding import STRATEGIES, shard
 from daskml_lab.data.validation import ValidatedData, check_classes, check_n_features, check_X_y
@@ -24,13 +25,7 @@ from daskml_lab.ensemble._checkpoint import ShardCheckpoint, open_ensemble_check
 from daskml_lab.ensemble._placement import place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
 from daskml_lab.ensemble._report import build_report
-from daskml_lab.ensemble._training import (
-    KIND_FITTED,
-    build_held_out_graph,
-    compute_shard_fits,
-    root_entropy,
-    shard_seeds,
-)
+from daskml_lab.ensemble._training import KIND_FITTED, build_held_out_graph, compute_shard_fits
 from daskml_lab.fusion import FUSION_NAMES, Fusion, FusionData, HardVoting, resolve_fusion
 from daskml_lab.fusion._base import ArrayLike, _check_members, combine_score_stats, scores_from_stats
 from daskml_lab.monitoring import fit_span, task_prefix
@@ -160,8 +155,6 @@ class BaseShardEnsemble(DaskMLEstimator):
         fraction = self._resolve_validation_fraction(fusion)
         data = self._validate_fit_data(X, y, sample_weight=sample_weight, y_numeric=not classification)
         root = root_entropy(self.random_state, self.estimator)
-        if root is None:
-            root = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
         checkpoint = None
         if self.checkpoint is not None:
             # before any computation: an unwritable or foreign directory fails at once; a resumed fit reuses

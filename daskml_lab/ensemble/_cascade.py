@@ -22,6 +22,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab._runtime.seeding import root_entropy, shard_seeds
 from daskml_lab.base import DaskMLEstimator, Interval, Options
 from daskml_lab.data.sharding import shard
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
@@ -31,7 +32,6 @@ from daskml_lab.ensemble._cascade_graph import KIND_SKIPPED, SVC_PARAMETERS, bui
 from daskml_lab.ensemble._checkpoint import open_ensemble_checkpoint
 from daskml_lab.ensemble._placement import compute_pinned, place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
-from daskml_lab.ensemble._training import root_entropy, shard_seeds
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = ["CascadeSVC"]
@@ -342,8 +342,6 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             raise ValueError(msg)
         data = self._validate_fit_data(X, y, sample_weight=sample_weight)
         root = root_entropy(self.random_state)
-        if root is None:
-            root = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
         checkpoint = None
         if self.checkpoint is not None:
             # before any computation: an unwritable or foreign directory fails at once; a resumed fit reuses
