@@ -8,9 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from daskml_lab.persistence import register_trusted_type
+
 __all__ = ["ShardReport"]
 
 
+@register_trusted_type  # a fitted ensemble holds one: load() creates it without trusted=
 class ShardReport:
     """What each shard contributed to a fitted shard ensemble.
 
