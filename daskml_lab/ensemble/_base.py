@@ -26,7 +26,7 @@ from daskml_lab.ensemble._placement import place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
 from daskml_lab.ensemble._report import build_report
 from daskml_lab.ensemble._training import KIND_FITTED, build_held_out_graph, compute_shard_fits
-from daskml_lab.fusion import FUSION_NAMES, Fusion, FusionData, HardVoting, resolve_fusion
+from daskml_lab.fusion import FUSION_NAMES, Fusion, FusionData, resolve_fusion
 from daskml_lab.fusion._base import ArrayLike, _check_members, combine_score_stats, scores_from_stats
 from daskml_lab.monitoring import fit_span, task_prefix
 from daskml_lab.monitoring._events import start_run
@@ -37,17 +37,21 @@ logger = logging.getLogger(__name__)
 
 
 def _ensemble_has(method: str) -> Any:
-    """``available_if`` check: the fitted fusion has ``method`` (or raises why not); before fit, the base."""
+    """``available_if`` check: the fitted fusion has ``method`` (or raises why not).
+
+    Before fit: the fusion strategy provides ``method`` (its ``prediction_methods``) and so does the base
+    estimator. An invalid ``fusion`` leaves the decision to the base estimator; ``fit`` says what is wrong.
+    """
 
     def check(self: BaseShardEnsemble) -> bool:
         if hasattr(self, "fusion_"):
             getattr(self.fusion_, method)  # raises AttributeError saying why the method is unavailable
             return True
-        if method == "predict_proba" and (
-            self.fusion == "hard-voting" or isinstance(self.fusion, HardVoting)
-        ):
-            return False
-        return hasattr(self.estimator, method)
+        try:
+            provided = resolve_fusion(self.fusion).prediction_methods
+        except (TypeError, ValueError):
+            provided = frozenset({method})
+        return method in provided and hasattr(self.estimator, method)
 
     return check
 

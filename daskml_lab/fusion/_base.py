@@ -114,12 +114,19 @@ class Fusion(BaseEstimator):
     """Base class of fusion strategies: a parameter holder that fuses fitted members into one predictor.
 
     Subclasses implement :meth:`fit` and the prediction methods (``predict``; ``predict_proba`` and
-    ``decision_function`` guarded by :func:`sklearn.utils.metaestimators.available_if`), and override
-    :meth:`requires_held_out`, :meth:`held_out_features` and :meth:`check_base_estimator` when they need to.
-    See the module docstring for the lifecycle.
+    ``decision_function`` guarded by :func:`sklearn.utils.metaestimators.available_if`), list them in
+    :attr:`prediction_methods`, and override :meth:`requires_held_out`, :meth:`held_out_features` and
+    :meth:`check_base_estimator` when they need to. See the module docstring for the lifecycle.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
+
+    #: The prediction methods this strategy can provide, before any fit: an ensemble offers no method
+    #: outside it (``hasattr`` stays truthful). Whether a fitted fusion has one may further depend on its
+    #: members, which its ``available_if`` checks say.
+    prediction_methods: ClassVar[frozenset[str]] = frozenset(
+        {"predict", "predict_proba", "decision_function"}
+    )
 
     def requires_held_out(self) -> bool:
         """Whether :meth:`fit` needs validation scores or meta-features computed on held-out rows.
