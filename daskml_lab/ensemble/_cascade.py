@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -22,16 +21,15 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab._compat import unique_fused_keys
-from daskml_lab._runtime.seeding import root_entropy, shard_seeds
 from daskml_lab.base import DaskMLEstimator, Interval, Options
 from daskml_lab.data.sharding import shard
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
 from daskml_lab.ensemble._cascade_calibration import CalibratedSVC
 from daskml_lab.ensemble._cascade_checkpoint import CascadeCheckpoint
 from daskml_lab.ensemble._cascade_graph import KIND_SKIPPED, SVC_PARAMETERS, build_cascade_graph, join_block
-from daskml_lab.ensemble._checkpoint import open_ensemble_checkpoint
 from daskml_lab.ensemble._placement import compute_pinned, place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
+from daskml_lab.ensemble._prologue import start_shard_fit
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = ["CascadeSVC"]
@@ -333,25 +331,10 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         key ``daskml_lab.ensemble.persist`` (``"auto"``, True, False) overrides that choice, as for the shard
         ensembles.
         """
-        self._validate_params()
-        if self.break_ties and self.decision_function_shape == "ovo":
-            msg = (
-                "break_ties must be False when decision_function_shape is 'ovo': ties are broken by the "
-                "one-vs-rest decision values. Set decision_function_shape='ovr' or break_ties=False."
-            )
-            raise ValueError(msg)
-        data = self._validate_fit_data(X, y, sample_weight=sample_weight)
-        root = root_entropy(self.random_state)
-        checkpoint = None
-        if self.checkpoint is not None:
-            # before any computation: an unwritable or foreign directory fails at once; a resumed fit reuses
-            # the root seed of the fit it continues (the same shards and seeds)
-            checkpoint = open_ensemble_checkpoint(self, data, root)
-            root = int(checkpoint["state"]["root"])
-        joined, y_sharded = self._shard(data, shard_seeds(root, 0).sharding)
-        n_shards = int(joined.numblocks[0])
+        start = start_shard_fit(self, X, y, sample_weight, y_numeric=False)
+        joined, y_sharded = start.arrays
+        data, n_shards, token = start.data, start.n_shards, start.token
         n_passes = 1 if n_shards == 1 else 1 + int(self.n_feedback)
-        token = uuid.uuid4().hex
         spec = {name: getattr(self, name) for name in SVC_PARAMETERS}
         spec.update(gamma=self.gamma, class_weight=self.class_weight, probability=bool(self.probability))
         logger.info(
@@ -360,11 +343,11 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         with fit_span(type(self).__name__):
             placed = place_shards_for_fit(joined, y_sharded, None)
             X_blocks, y_blocks = placed.X_blocks, placed.y_blocks
-            seeds = [s[1] for s in shard_seeds(root, n_shards).shards]
+            seeds = [s[1] for s in start.seeds.shards]
             first_layer = None
-            if checkpoint is not None and n_shards > 1:
+            if start.checkpoint is not None and n_shards > 1:
                 # compute: the SVCs of the shards without saved support vectors, each saved as it arrives
-                first_layer = CascadeCheckpoint(checkpoint, n_shards).first_layer(
+                first_layer = CascadeCheckpoint(start.checkpoint, n_shards).first_layer(
                     placed,
                     spec,
                     n_features=self.n_features_in_,
@@ -431,8 +414,20 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         )
         return self
 
+    def _fit_settings(self, sample_weight: Any) -> None:
+        """Reject the combination of parameters that libsvm's options cannot express."""
+        if self.break_ties and self.decision_function_shape == "ovo":
+            msg = (
+                "break_ties must be False when decision_function_shape is 'ovo': ties are broken by the "
+                "one-vs-rest decision values. Set decision_function_shape='ovr' or break_ties=False."
+            )
+            raise ValueError(msg)
+
     def _shard(self, data: ValidatedData, seed: int) -> tuple[da.Array, da.Array]:
-        """Rows joined with their ids (and weights) and, when asked for, re-sharded by the data layer."""
+        """Rows joined with their ids (and weights) and, when asked for, re-sharded by the data layer.
+
+        The data are validated already: the data layer does not check them again (``check_input=False``).
+        """
         X, y, sw = data.X, data.y, data.sample_weight
         assert y is not None  # fit always validates y
         n_columns = X.shape[1] + 1 + (sw is not None)
@@ -453,7 +448,9 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             return joined.rechunk({0: -1}), y.rechunk({0: -1})
         if self.n_shards is None and self.sharding == "contiguous":
             return joined, y
-        return shard(joined, y, n_shards=n_shards, strategy=self.sharding, random_state=seed)
+        return shard(
+            joined, y, n_shards=n_shards, strategy=self.sharding, random_state=seed, check_input=False
+        )
 
     # -----------------------------------------------------------------------------------------------------
     # prediction
