@@ -1,7 +1,8 @@
 """Cascade SVM (Graf et al., 2004): kernel SVCs trained shard by shard, support vectors merged up to one SVC.
 
-The estimator: parameters, sharding through the data layer, the report and lazy prediction. The graph and the
-kernels that run on the workers are in :mod:`daskml_lab.ensemble._cascade_graph`.
+The estimator: parameters, sharding through the data layer, the report and lazy prediction. The graph is built
+in :mod:`daskml_lab.ensemble._cascade_graph`, from the kernels of :mod:`~daskml_lab.ensemble._cascade_nodes`
+that run on the workers and the SVC maths of :mod:`~daskml_lab.ensemble._cascade_svc`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from daskml_lab.data.sharding import shard
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
 from daskml_lab.ensemble._cascade_calibration import CalibratedSVC
 from daskml_lab.ensemble._cascade_checkpoint import CascadeCheckpoint
-from daskml_lab.ensemble._cascade_graph import KIND_SKIPPED, SVC_PARAMETERS, build_cascade_graph, join_block
+from daskml_lab.ensemble._cascade_graph import build_cascade_graph
+from daskml_lab.ensemble._cascade_nodes import KIND_SKIPPED, join_block
+from daskml_lab.ensemble._cascade_svc import SVC_PARAMETERS
 from daskml_lab.ensemble._placement import compute_pinned, place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
 from daskml_lab.ensemble._prologue import start_shard_fit

@@ -2,7 +2,7 @@
 
 The graph built by :func:`build_shard_fit_graph` has, for every shard ``i``:
 
-- ``("daskml-shard-fit-<token>", i)``: :func:`_fit_shard_block` splits the block into training and held-out
+- ``("daskml-shard-fit-<token>", i)``: :func:`_fit_shard_model_block` splits the block into training and held-out
   rows (seeded), fits a clone of the base estimator on the training rows and keeps the held-out rows, on the
   worker that holds the block;
 - ``("daskml-shard-summary-<token>", i)``: :func:`_summarize_shard_block`, the fitted model and a few counts
@@ -90,10 +90,10 @@ def split_rows(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.
 
 
 # ---------------------------------------------------------------------------------------------------------
-# placement (client side)
+# kernels (run on the workers)
 
 
-def _fit_shard_block(
+def _fit_shard_model_block(
     X: Any,
     y: np.ndarray,
     sample_weight: np.ndarray | None,
@@ -344,7 +344,7 @@ def build_shard_fit_graph(
     summaries = []
     for index, X_block in enumerate(X_blocks):
         with pinned_to(placement[index]):
-            fit = dask.delayed(_fit_shard_block, pure=True)(
+            fit = dask.delayed(_fit_shard_model_block, pure=True)(
                 X_block,
                 y_blocks[index],
                 None if sw_blocks is None else sw_blocks[index],
