@@ -16,8 +16,8 @@ and, when rows are held out, a second pass that needs every model:
   the fusion's meta-features on the held-out rows of shard ``i``: small arrays.
 
 One ``dask.compute`` runs both passes: the data blocks are read once and no row crosses the network, except
-as meta-features. The same functions serve a Cascade SVM or any other shard-wise trainer that needs
-"fit a clone per block, keep held-out rows local" (see :func:`build_shard_fit_graph`).
+as meta-features. :func:`build_held_out_graph` evaluates models trained elsewhere (``from_estimators``) or
+restored from a checkpoint the same way. The Cascade SVM has its own graph (:mod:`~daskml_lab.ensemble._cascade_graph`).
 
 Where the shards are fitted (persisted and pinned, or read from their source) is decided in
 :mod:`daskml_lab.ensemble._placement`.

@@ -29,13 +29,11 @@ stacking).
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
@@ -557,13 +555,3 @@ def _size_weights(data: FusionData, fusion_name: str) -> np.ndarray:
         msg = f"n_samples must hold one count per member ({_n_members(data)}); got shape {sizes.shape}."
         raise ValueError(msg)
     return _normalise_weights(sizes, "size")
-
-
-def _is_integral(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _dense_or_sparse_hstack(parts: Sequence[Any]) -> Any:
-    if any(sp.issparse(p) for p in parts):
-        return sp.hstack([sp.csr_matrix(p) for p in parts], format="csr")
-    return np.hstack(parts)
