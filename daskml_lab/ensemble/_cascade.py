@@ -10,13 +10,11 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import dask
 import dask.array as da
 import numpy as np
-import pandas as pd
 from sklearn.base import ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
@@ -28,11 +26,12 @@ from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_
 from daskml_lab.ensemble._cascade_calibration import CalibratedSVC
 from daskml_lab.ensemble._cascade_checkpoint import CascadeCheckpoint
 from daskml_lab.ensemble._cascade_graph import build_cascade_graph
-from daskml_lab.ensemble._cascade_nodes import KIND_SKIPPED, join_block
+from daskml_lab.ensemble._cascade_nodes import join_block
 from daskml_lab.ensemble._cascade_svc import SVC_PARAMETERS
 from daskml_lab.ensemble._placement import compute_pinned, place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
 from daskml_lab.ensemble._prologue import start_shard_fit
+from daskml_lab.ensemble._report import build_cascade_report
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = ["CascadeSVC"]
@@ -407,7 +406,7 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         self.n_shards_ = n_shards
         self.n_passes_ = int(final["n_passes"])
         self.converged_ = bool(final["converged"]) or n_shards == 1
-        self.cascade_report_ = _report(stats, final["sv_changes"])
+        self.cascade_report_ = build_cascade_report(stats, final["sv_changes"])
         self._model_key = f"{task_prefix('cascade model')}-{token}"
         logger.info(
             "cascade SVM: %d support vectors after %d pass(es)%s",
@@ -589,32 +588,3 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         with unique_fused_keys():
             hits, total = dask.compute((weight * correct).sum(), weight.sum())
         return float(hits / total)
-
-
-def _report(stats: Sequence[dict[str, Any]], sv_changes: Sequence[int | None]) -> pd.DataFrame:
-    """The cascade report: one row per node that ran, ordered by pass, layer and node."""
-    columns = [
-        "pass",
-        "layer",
-        "node",
-        "kind",
-        "n_train",
-        "n_violators",
-        "n_classes",
-        "n_sv",
-        "n_bounded_sv",
-        "dual_objective",
-        "fit_time_s",
-        "worker",
-    ]
-    rows = [s for s in stats if s["kind"] != KIND_SKIPPED]
-    frame = pd.DataFrame(rows, columns=columns).sort_values(["pass", "layer", "node"], ignore_index=True)
-    changes = np.full(len(frame), np.nan)
-    for pass_index, value in enumerate(sv_changes):
-        if value is None:
-            continue
-        in_pass = np.flatnonzero(frame["pass"].to_numpy() == pass_index)
-        if in_pass.size:
-            changes[in_pass[np.argmax(frame["layer"].to_numpy()[in_pass])]] = value
-    frame["sv_changes"] = changes
-    return frame
