@@ -19,6 +19,7 @@ __all__ = [
     "dashboard_template",
     "dashboard_theme",
     "log_event_async",
+    "sklearn_tree_types",
     "unique_fused_keys",
 ]
 
@@ -44,6 +45,42 @@ def unique_fused_keys() -> Iterator[None]:
     """
     with dask.config.set({"optimization.fuse.active": False}):
         yield
+
+
+def sklearn_tree_types() -> tuple[type | None, type | None]:
+    """The private classes of scikit-learn's fitted trees that :mod:`daskml_lab.persistence` checks on load.
+
+    ``sklearn.tree._tree.Tree`` (decision trees, forests, classic gradient boosting) and
+    ``sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor`` (histogram gradient boosting) are not
+    public, yet fitted estimators hold them, and scikit-learn's compiled prediction code follows the child and
+    feature indices they store without bounds checks: a model loaded from a file must have them checked
+    (``persistence/_checks.py``). They are imported here, the one home of private APIs, rather than there.
+
+    When a class has moved in a newer scikit-learn, ``None`` stands for it: its old name is then absent from
+    the files that version writes, and its new name is not in
+    :data:`~daskml_lab.persistence.TRUSTED_SKLEARN_TYPES`, so :func:`~daskml_lab.persistence.load` refuses
+    such files unless the user trusts the type. No tree is loaded unchecked by default.
+
+    Returns
+    -------
+    tree, predictor : type or None
+        ``Tree`` and ``TreePredictor``.
+    """
+    tree: type | None = None
+    predictor: type | None = None
+    try:
+        from sklearn.tree._tree import Tree
+
+        tree = Tree
+    except ImportError:  # pragma: no cover - present in every supported scikit-learn
+        logger.warning("sklearn.tree._tree.Tree moved: model files with decision trees need trusted=.")
+    try:
+        from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+        predictor = TreePredictor
+    except ImportError:  # pragma: no cover - present in every supported scikit-learn
+        logger.warning("TreePredictor moved: model files with histogram gradient boosting need trusted=.")
+    return tree, predictor
 
 
 def _dashboard_bokeh_server(scheduler: Any) -> Any | None:

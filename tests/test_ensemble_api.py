@@ -23,9 +23,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC, OneClassSVM
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from daskml_lab._runtime.seeding import root_entropy, shard_seeds
 from daskml_lab.base import InvalidParameterError
 from daskml_lab.ensemble import ShardEnsembleClassifier, ShardEnsembleRegressor, ShardReport
-from daskml_lab.ensemble._training import root_entropy, shard_seeds
 from daskml_lab.fusion import Stacking, WeightedAveraging, fuse
 from daskml_lab.testing import raise_if_computes
 
@@ -237,7 +237,7 @@ def test_random_state_reproducible_and_derived_per_shard(data):
     np.testing.assert_array_equal(first.predict_proba(Xd).compute(), again.predict_proba(Xd).compute())
     assert [m.random_state for m in first.estimators_] != [m.random_state for m in other.estimators_]
     seeds = shard_seeds(root_entropy(0, base), 4)
-    from daskml_lab.ensemble._training import seeded_clone
+    from daskml_lab._runtime.seeding import seeded_clone
 
     assert [m.random_state for m in first.estimators_] == [
         seeded_clone(base, s[0]).random_state for s in seeds.shards

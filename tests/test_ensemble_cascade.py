@@ -21,11 +21,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from daskml_lab._runtime.seeding import shard_seeds
 from daskml_lab.base import InvalidParameterError
 from daskml_lab.ensemble import CascadeSVC
 from daskml_lab.ensemble._cascade_calibration import DecisionValues, calibration_split
-from daskml_lab.ensemble._cascade_graph import dual_objective, ovo_decision
-from daskml_lab.ensemble._training import shard_seeds
+from daskml_lab.ensemble._cascade_svc import dual_objective, ovo_decision
 from daskml_lab.testing import raise_if_computes
 from tests.conftest import shared_file
 

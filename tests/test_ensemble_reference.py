@@ -11,8 +11,9 @@ from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
 from sklearn.metrics import accuracy_score
 from sklearn.tree import DecisionTreeClassifier
 
+from daskml_lab._runtime.seeding import root_entropy, shard_seeds
 from daskml_lab.ensemble import ShardEnsembleClassifier, ShardEnsembleRegressor
-from daskml_lab.ensemble._training import root_entropy, shard_seeds, split_rows
+from daskml_lab.ensemble._training import split_rows
 from daskml_lab.fusion import ParameterAveraging, Stacking, WeightedAveraging
 
 CHUNKS = (150, 250, 200, 100)

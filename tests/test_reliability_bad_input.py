@@ -580,7 +580,7 @@ def test_load_rejects_bad_files(name, error, match, files):
     before = _digest(path) if path.exists() else None
     with pytest.raises(error, match=match) as excinfo:
         daskml_lab.load(path)
-    _assert_raised_by(excinfo, "persistence.py")
+    _assert_raised_by(excinfo, "persistence/_container.py")
     assert (_digest(path) if path.exists() else None) == before
 
 

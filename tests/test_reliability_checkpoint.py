@@ -385,13 +385,13 @@ def test_ensemble_resumes_with_the_trained_shards(builders, tmp_path, monkeypatc
     from daskml_lab.ensemble import _training
 
     trained = []
-    original = _training._fit_shard_block
+    original = _training._fit_shard_model_block
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         trained.append(kwargs["shard"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(_training, "_fit_shard_block", counting)
+    monkeypatch.setattr(_training, "_fit_shard_model_block", counting)
     before = _shard_files(directory)
     model, (X, y) = namespace["make_ensemble"](directory)
     with dask.config.set(scheduler="sync"):
@@ -403,7 +403,7 @@ def test_ensemble_resumes_with_the_trained_shards(builders, tmp_path, monkeypatc
     assert all(after[name] == mtime for name, mtime in before.items())
     if model.fusion_.refits_members():  # stacking refits its members: both models of every shard are saved
         assert len(list(directory.glob("shard-*.held-out.model"))) == N_SHARDS
-    monkeypatch.setattr(_training, "_fit_shard_block", original)
+    monkeypatch.setattr(_training, "_fit_shard_model_block", original)
     reference, _ = namespace["make_ensemble"]()
     with dask.config.set(scheduler="sync"):
         reference.fit(X, y)

@@ -120,7 +120,7 @@ def _assert_same_model(model: CascadeSVC, reference: CascadeSVC, X: Any) -> None
 def _count_shard_svcs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Shards whose first-pass SVC is trained in this process."""
     trained: list[int] = []
-    original = _cascade_graph._fit_shard_block
+    original = _cascade_graph._fit_shard_svc_block
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         pass_index, _, shard = kwargs["position"]
@@ -128,7 +128,7 @@ def _count_shard_svcs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             trained.append(shard)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(_cascade_graph, "_fit_shard_block", counting)
+    monkeypatch.setattr(_cascade_graph, "_fit_shard_svc_block", counting)
     return trained
 
 

@@ -1,9 +1,8 @@
 """Building blocks shared by sharding, splitting and the synthetic generators.
 
-- **Random streams.** One root entropy is drawn from ``random_state`` on the client; every block draws from
-  its own :class:`numpy.random.Generator` seeded with ``SeedSequence(root, spawn_key=(stream, ...))``. Results
-  therefore depend on the seed and the block layout, never on the number of workers or the order in which
-  tasks run, and no code touches numpy's global random state.
+- **Random streams.** The stream constants of the data layer; the seeding rule itself (root entropy from
+  ``random_state``, one generator per stream and block) is :mod:`daskml_lab._runtime.seeding`, re-exported
+  here for the callers that import it from this module.
 - **Count plans.** Exact counts (rows per shard, test rows per block) are split over blocks on the client with
   multivariate hypergeometric draws. They use chunk sizes or small count matrices only, never data.
 - **Graph helpers.** Arrays built from hand-written task layers, named with ``daskml-`` prefixes.
@@ -14,7 +13,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +24,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab._runtime.seeding import block_rng, root_entropy
 
 __all__ = [
     "STREAM_CLASSIFICATION",
@@ -60,64 +59,6 @@ _NUMPY_HYPERGEOMETRIC_LIMIT = 10**9
 _FEISTEL_ROUNDS = 6
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
-
-
-def root_entropy(random_state: Any, *, name: str = "random_state") -> int:
-    """Turn ``random_state`` into the root entropy of all the random streams of one call.
-
-    Parameters
-    ----------
-    random_state : int, numpy.random.Generator, numpy.random.RandomState or None
-        A non-negative int gives reproducible streams; a generator is advanced once to draw the entropy;
-        ``None`` draws fresh entropy from the operating system.
-    name : str, default="random_state"
-        Name used in error messages.
-
-    Returns
-    -------
-    int
-        Non-negative entropy for :class:`numpy.random.SeedSequence`.
-
-    Raises
-    ------
-    ValueError
-        If ``random_state`` is a negative int or of another type.
-    """
-    if random_state is None:
-        return int(np.random.SeedSequence().entropy)
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool | np.bool_):
-        if random_state < 0:
-            msg = f"{name} must be a non-negative int, a numpy Generator or None; got {random_state}."
-            raise ValueError(msg)
-        return int(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**63))
-    if isinstance(random_state, np.random.RandomState):
-        high, low = random_state.randint(0, 2**32, size=2, dtype=np.uint64)
-        return int(high) << 32 | int(low)
-    msg = (
-        f"{random_state!r} cannot be used to seed the random streams: {name} must be a non-negative int, a "
-        "numpy.random.Generator, a numpy.random.RandomState or None."
-    )
-    raise ValueError(msg)
-
-
-def block_rng(entropy: int, *key: int) -> np.random.Generator:
-    """The random generator of one stream (and block) of a call.
-
-    Parameters
-    ----------
-    entropy : int
-        Root entropy from :func:`root_entropy`.
-    *key : int
-        Spawn key: the stream constant, then indices (e.g. the block index).
-
-    Returns
-    -------
-    numpy.random.Generator
-    """
-    seed = np.random.SeedSequence(entropy, spawn_key=tuple(int(k) for k in key))
-    return np.random.Generator(np.random.PCG64(seed))
 
 
 def _mix64(values: np.ndarray) -> np.ndarray:

@@ -51,6 +51,7 @@ def shard(
     strategy: str = "contiguous",
     key: Any = None,
     random_state: Any = None,
+    check_input: bool = True,
 ) -> Any:
     """Re-chunk ``X`` (and ``y``) so that each row block is one shard.
 
@@ -85,6 +86,11 @@ def shard(
     random_state : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
         Seed of the ``shuffle`` and ``stratified`` strategies (the others are deterministic). Every block
         draws from its own stream derived from this seed and the block index.
+    check_input : bool, default=True
+        Whether to validate ``X`` and ``y`` (dims, chunks, dtype, finiteness). Pass ``False`` only for arrays
+        that already went through :func:`~daskml_lab.data.check_X_y` (dask arrays with one column chunk,
+        known row chunks and aligned ``y``), as the ensembles do: it saves a second finiteness pass over the
+        data.
 
     Returns
     -------
@@ -139,7 +145,9 @@ def shard(
     [2, 3]
     """
     _check_options(strategy, y, key, n_shards, shard_size)
-    if y is not None:
+    if not check_input:
+        X_arr, y_arr = X, y
+    elif y is not None:
         _check_target_ndim(y)
         data = check_X_y(X, y)
         X_arr, y_arr = data.X, data.y

@@ -19,18 +19,13 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 from daskml_lab.base import DaskMLEstimator, HasMethods, Interval, Options
 from daskml_lab.data.sharding import STRATEGIES, shard
 from daskml_lab.data.validation import ValidatedData, check_classes, check_n_features, check_X_y
-from daskml_lab.ensemble._checkpoint import ShardCheckpoint, open_ensemble_checkpoint
+from daskml_lab.ensemble._checkpoint import ShardCheckpoint
 from daskml_lab.ensemble._placement import place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
+from daskml_lab.ensemble._prologue import start_shard_fit
 from daskml_lab.ensemble._report import build_report
-from daskml_lab.ensemble._training import (
-    KIND_FITTED,
-    build_held_out_graph,
-    compute_shard_fits,
-    root_entropy,
-    shard_seeds,
-)
-from daskml_lab.fusion import FUSION_NAMES, Fusion, FusionData, HardVoting, resolve_fusion
+from daskml_lab.ensemble._training import KIND_FITTED, build_held_out_graph, compute_shard_fits
+from daskml_lab.fusion import FUSION_NAMES, Fusion, FusionData, resolve_fusion
 from daskml_lab.fusion._base import ArrayLike, _check_members, combine_score_stats, scores_from_stats
 from daskml_lab.metrics import accuracy_score, r2_score
 from daskml_lab.monitoring import fit_span, task_prefix
@@ -42,17 +37,21 @@ logger = logging.getLogger(__name__)
 
 
 def _ensemble_has(method: str) -> Any:
-    """``available_if`` check: the fitted fusion has ``method`` (or raises why not); before fit, the base."""
+    """``available_if`` check: the fitted fusion has ``method`` (or raises why not).
+
+    Before fit: the fusion strategy provides ``method`` (its ``prediction_methods``) and so does the base
+    estimator. An invalid ``fusion`` leaves the decision to the base estimator; ``fit`` says what is wrong.
+    """
 
     def check(self: BaseShardEnsemble) -> bool:
         if hasattr(self, "fusion_"):
             getattr(self.fusion_, method)  # raises AttributeError saying why the method is unavailable
             return True
-        if method == "predict_proba" and (
-            self.fusion == "hard-voting" or isinstance(self.fusion, HardVoting)
-        ):
-            return False
-        return hasattr(self.estimator, method)
+        try:
+            provided = resolve_fusion(self.fusion).prediction_methods
+        except (TypeError, ValueError):
+            provided = frozenset({method})
+        return method in provided and hasattr(self.estimator, method)
 
     return check
 
@@ -147,30 +146,13 @@ class BaseShardEnsemble(DaskMLEstimator):
         are read twice when the fusion needs held-out rows (from memory on a cluster, where they are
         persisted).
         """
-        self._validate_params()
         classification = self._classification
-        fusion = resolve_fusion(self.fusion)
-        fusion.check_base_estimator(self.estimator, classification=classification)
-        if sample_weight is not None and not has_fit_parameter(self.estimator, "sample_weight"):
-            msg = (
-                f"sample_weight was given, but the base estimator {type(self.estimator).__name__} does not "
-                "accept sample_weight in fit. Choose a base estimator that does, or drop the weights."
-            )
-            raise ValueError(msg)
-        fraction = self._resolve_validation_fraction(fusion)
-        data = self._validate_fit_data(X, y, sample_weight=sample_weight, y_numeric=not classification)
-        root = root_entropy(self.random_state, self.estimator)
-        if root is None:
-            root = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
-        checkpoint = None
-        if self.checkpoint is not None:
-            # before any computation: an unwritable or foreign directory fails at once; a resumed fit reuses
-            # the root seed of the fit it continues (the same shards, splits and model seeds)
-            checkpoint = open_ensemble_checkpoint(self, data, root)
-            root = int(checkpoint["state"]["root"])
-        X_arr, y_arr, sw_arr = self._shard(data, shard_seeds(root, 0).sharding)
-        n_shards = int(X_arr.numblocks[0])
-        token = uuid.uuid4().hex
+        start = start_shard_fit(
+            self, X, y, sample_weight, y_numeric=not classification, seed_estimator=self.estimator
+        )
+        fusion, fraction = start.settings
+        X_arr, y_arr, sw_arr = start.arrays
+        n_shards, token = start.n_shards, start.token
         logger.info(
             "fitting %s on %d shards (rows per shard %s), fusion %s",
             type(self.estimator).__name__,
@@ -191,12 +173,14 @@ class BaseShardEnsemble(DaskMLEstimator):
             # move to the new holders of their blocks, see compute_pinned; with a checkpoint, each shard model
             # is saved as it arrives and the saved ones are not trained again)
             fit_shards = (
-                compute_shard_fits if checkpoint is None else ShardCheckpoint(checkpoint, n_shards).fit
+                compute_shard_fits
+                if start.checkpoint is None
+                else ShardCheckpoint(start.checkpoint, n_shards).fit
             )
             summaries, held_out = fit_shards(
                 placed,
                 self.estimator,
-                seeds=shard_seeds(root, n_shards),
+                seeds=start.seeds,
                 validation_fraction=fraction,
                 classification=classification,
                 fusion=fusion,
@@ -219,6 +203,18 @@ class BaseShardEnsemble(DaskMLEstimator):
         run.shards(self.shard_report_.to_frame().reset_index().to_dict("records"))
         return self
 
+    def _fit_settings(self, sample_weight: Any) -> tuple[Fusion, float]:
+        """The fusion (fresh) and the share of rows held out, checked against the base estimator."""
+        fusion = resolve_fusion(self.fusion)
+        fusion.check_base_estimator(self.estimator, classification=self._classification)
+        if sample_weight is not None and not has_fit_parameter(self.estimator, "sample_weight"):
+            msg = (
+                f"sample_weight was given, but the base estimator {type(self.estimator).__name__} does not "
+                "accept sample_weight in fit. Choose a base estimator that does, or drop the weights."
+            )
+            raise ValueError(msg)
+        return fusion, self._resolve_validation_fraction(fusion)
+
     def _resolve_validation_fraction(self, fusion: Fusion) -> float:
         if self.validation_fraction is None:
             return fusion.held_out_fraction() if fusion.requires_held_out() else 0.0
@@ -231,7 +227,10 @@ class BaseShardEnsemble(DaskMLEstimator):
         return float(self.validation_fraction)
 
     def _shard(self, data: ValidatedData, seed: int) -> tuple[da.Array, da.Array, da.Array | None]:
-        """Re-chunk the validated data into shards through the data layer (or keep the row blocks)."""
+        """Re-chunk the validated data into shards through the data layer (or keep the row blocks).
+
+        The data are validated already: the data layer does not check them again (``check_input=False``).
+        """
         X, y, sw = data.X, data.y, data.sample_weight
         assert y is not None  # fit always validates y
         if self.n_shards is None and self.sharding == "contiguous" and self.shard_key is None:
@@ -239,7 +238,13 @@ class BaseShardEnsemble(DaskMLEstimator):
         key = self.shard_key
         if isinstance(key, numbers.Integral) and not isinstance(key, bool) and key < 0:
             key = int(key) + X.shape[1]  # so that the weight column appended below is never the key
-        options = {"n_shards": self.n_shards, "strategy": self.sharding, "key": key, "random_state": seed}
+        options = {
+            "n_shards": self.n_shards,
+            "strategy": self.sharding,
+            "key": key,
+            "random_state": seed,
+            "check_input": False,
+        }
         if sw is None:
             X_sharded, y_sharded = shard(X, y, **options)
             return X_sharded, y_sharded, None

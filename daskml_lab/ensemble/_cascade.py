@@ -1,7 +1,8 @@
 """Cascade SVM (Graf et al., 2004): kernel SVCs trained shard by shard, support vectors merged up to one SVC.
 
-The estimator: parameters, sharding through the data layer, the report and lazy prediction. The graph and the
-kernels that run on the workers are in :mod:`daskml_lab.ensemble._cascade_graph`.
+The estimator: parameters, sharding through the data layer, the report and lazy prediction. The graph is built
+in :mod:`daskml_lab.ensemble._cascade_graph`, from the kernels of :mod:`~daskml_lab.ensemble._cascade_nodes`
+that run on the workers and the SVC maths of :mod:`~daskml_lab.ensemble._cascade_svc`.
 """
 
 from __future__ import annotations
@@ -9,13 +10,10 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import uuid
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import dask.array as da
 import numpy as np
-import pandas as pd
 from sklearn.base import ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
@@ -25,11 +23,13 @@ from daskml_lab.data.sharding import shard
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
 from daskml_lab.ensemble._cascade_calibration import CalibratedSVC
 from daskml_lab.ensemble._cascade_checkpoint import CascadeCheckpoint
-from daskml_lab.ensemble._cascade_graph import KIND_SKIPPED, SVC_PARAMETERS, build_cascade_graph, join_block
-from daskml_lab.ensemble._checkpoint import open_ensemble_checkpoint
+from daskml_lab.ensemble._cascade_graph import build_cascade_graph
+from daskml_lab.ensemble._cascade_nodes import join_block
+from daskml_lab.ensemble._cascade_svc import SVC_PARAMETERS
 from daskml_lab.ensemble._placement import compute_pinned, place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method
-from daskml_lab.ensemble._training import root_entropy, shard_seeds
+from daskml_lab.ensemble._prologue import start_shard_fit
+from daskml_lab.ensemble._report import build_cascade_report
 from daskml_lab.metrics import accuracy_score
 from daskml_lab.monitoring import fit_span, task_prefix
 
@@ -332,27 +332,10 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         key ``daskml_lab.ensemble.persist`` (``"auto"``, True, False) overrides that choice, as for the shard
         ensembles.
         """
-        self._validate_params()
-        if self.break_ties and self.decision_function_shape == "ovo":
-            msg = (
-                "break_ties must be False when decision_function_shape is 'ovo': ties are broken by the "
-                "one-vs-rest decision values. Set decision_function_shape='ovr' or break_ties=False."
-            )
-            raise ValueError(msg)
-        data = self._validate_fit_data(X, y, sample_weight=sample_weight)
-        root = root_entropy(self.random_state)
-        if root is None:
-            root = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
-        checkpoint = None
-        if self.checkpoint is not None:
-            # before any computation: an unwritable or foreign directory fails at once; a resumed fit reuses
-            # the root seed of the fit it continues (the same shards and seeds)
-            checkpoint = open_ensemble_checkpoint(self, data, root)
-            root = int(checkpoint["state"]["root"])
-        joined, y_sharded = self._shard(data, shard_seeds(root, 0).sharding)
-        n_shards = int(joined.numblocks[0])
+        start = start_shard_fit(self, X, y, sample_weight, y_numeric=False)
+        joined, y_sharded = start.arrays
+        data, n_shards, token = start.data, start.n_shards, start.token
         n_passes = 1 if n_shards == 1 else 1 + int(self.n_feedback)
-        token = uuid.uuid4().hex
         spec = {name: getattr(self, name) for name in SVC_PARAMETERS}
         spec.update(gamma=self.gamma, class_weight=self.class_weight, probability=bool(self.probability))
         logger.info(
@@ -361,11 +344,11 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         with fit_span(type(self).__name__):
             placed = place_shards_for_fit(joined, y_sharded, None)
             X_blocks, y_blocks = placed.X_blocks, placed.y_blocks
-            seeds = [s[1] for s in shard_seeds(root, n_shards).shards]
+            seeds = [s[1] for s in start.seeds.shards]
             first_layer = None
-            if checkpoint is not None and n_shards > 1:
+            if start.checkpoint is not None and n_shards > 1:
                 # compute: the SVCs of the shards without saved support vectors, each saved as it arrives
-                first_layer = CascadeCheckpoint(checkpoint, n_shards).first_layer(
+                first_layer = CascadeCheckpoint(start.checkpoint, n_shards).first_layer(
                     placed,
                     spec,
                     n_features=self.n_features_in_,
@@ -422,7 +405,7 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         self.n_shards_ = n_shards
         self.n_passes_ = int(final["n_passes"])
         self.converged_ = bool(final["converged"]) or n_shards == 1
-        self.cascade_report_ = _report(stats, final["sv_changes"])
+        self.cascade_report_ = build_cascade_report(stats, final["sv_changes"])
         self._model_key = f"{task_prefix('cascade model')}-{token}"
         logger.info(
             "cascade SVM: %d support vectors after %d pass(es)%s",
@@ -432,8 +415,20 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         )
         return self
 
+    def _fit_settings(self, sample_weight: Any) -> None:
+        """Reject the combination of parameters that libsvm's options cannot express."""
+        if self.break_ties and self.decision_function_shape == "ovo":
+            msg = (
+                "break_ties must be False when decision_function_shape is 'ovo': ties are broken by the "
+                "one-vs-rest decision values. Set decision_function_shape='ovr' or break_ties=False."
+            )
+            raise ValueError(msg)
+
     def _shard(self, data: ValidatedData, seed: int) -> tuple[da.Array, da.Array]:
-        """Rows joined with their ids (and weights) and, when asked for, re-sharded by the data layer."""
+        """Rows joined with their ids (and weights) and, when asked for, re-sharded by the data layer.
+
+        The data are validated already: the data layer does not check them again (``check_input=False``).
+        """
         X, y, sw = data.X, data.y, data.sample_weight
         assert y is not None  # fit always validates y
         n_columns = X.shape[1] + 1 + (sw is not None)
@@ -454,7 +449,9 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             return joined.rechunk({0: -1}), y.rechunk({0: -1})
         if self.n_shards is None and self.sharding == "contiguous":
             return joined, y
-        return shard(joined, y, n_shards=n_shards, strategy=self.sharding, random_state=seed)
+        return shard(
+            joined, y, n_shards=n_shards, strategy=self.sharding, random_state=seed, check_input=False
+        )
 
     # -----------------------------------------------------------------------------------------------------
     # prediction
@@ -592,31 +589,3 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         # accuracy_score computes once: a float from two float64 values per row block
         return float(accuracy_score(data.y, prediction, sample_weight=data.sample_weight))
 
-
-def _report(stats: Sequence[dict[str, Any]], sv_changes: Sequence[int | None]) -> pd.DataFrame:
-    """The cascade report: one row per node that ran, ordered by pass, layer and node."""
-    columns = [
-        "pass",
-        "layer",
-        "node",
-        "kind",
-        "n_train",
-        "n_violators",
-        "n_classes",
-        "n_sv",
-        "n_bounded_sv",
-        "dual_objective",
-        "fit_time_s",
-        "worker",
-    ]
-    rows = [s for s in stats if s["kind"] != KIND_SKIPPED]
-    frame = pd.DataFrame(rows, columns=columns).sort_values(["pass", "layer", "node"], ignore_index=True)
-    changes = np.full(len(frame), np.nan)
-    for pass_index, value in enumerate(sv_changes):
-        if value is None:
-            continue
-        in_pass = np.flatnonzero(frame["pass"].to_numpy() == pass_index)
-        if in_pass.size:
-            changes[in_pass[np.argmax(frame["layer"].to_numpy()[in_pass])]] = value
-    frame["sv_changes"] = changes
-    return frame

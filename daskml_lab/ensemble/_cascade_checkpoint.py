@@ -35,7 +35,8 @@ from daskml_lab._runtime.checkpoint_files import (
     load_arrays,
     save_arrays,
 )
-from daskml_lab.ensemble._cascade_graph import build_shard_svc_graph, node_payload
+from daskml_lab.ensemble._cascade_graph import build_shard_svc_graph
+from daskml_lab.ensemble._cascade_nodes import node_payload
 from daskml_lab.ensemble._checkpoint import ShardFiles
 from daskml_lab.ensemble._placement import PlacedShards
 from daskml_lab.monitoring import task_prefix
@@ -69,7 +70,7 @@ class CascadeCheckpoint(ShardFiles):
         logger.debug("checkpoint: saved the support vectors of shard %d to %s", shard, json_path)
 
     def load_node(self, shard: int, info: dict[str, Any]) -> dict[str, Any]:
-        """The payload of a saved shard (see :func:`~daskml_lab.ensemble._cascade_graph.node_payload`)."""
+        """The payload of a saved shard (see :func:`~daskml_lab.ensemble._cascade_nodes.node_payload`)."""
         try:
             payload: dict[str, Any] = {"status": str(info["status"]), "stats": dict(info["stats"])}
         except (KeyError, TypeError, ValueError) as err:

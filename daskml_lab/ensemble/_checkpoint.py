@@ -19,6 +19,8 @@ from typing import Any
 import dask
 import numpy as np
 import scipy.sparse as sp
+from dask.callbacks import Callback
+from distributed import as_completed
 
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.checkpoint_files import (
@@ -425,8 +427,6 @@ def compute_as_completed(targets: dict[int, Any], arrived: Callable[[int, Any], 
     index_of = {target.key: index for index, target in targets.items()}
     client = current_client()
     if client is not None:
-        from distributed import as_completed
-
         with unique_fused_keys():
             futures = client.compute(list(targets.values()))
         try:
@@ -439,8 +439,6 @@ def compute_as_completed(targets: dict[int, Any], arrived: Callable[[int, Any], 
                 future.release()
             raise
         return
-    from dask.callbacks import Callback
-
     done: set[int] = set()
 
     def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:

@@ -1,16 +1,21 @@
-"""The shard report: one row per shard, as a pandas DataFrame and an HTML table in notebooks."""
+"""The reports of the ensembles: the shard report (a DataFrame, an HTML table in notebooks) and the cascade's."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["ShardReport"]
+from daskml_lab.ensemble._cascade_nodes import KIND_SKIPPED
+from daskml_lab.persistence import register_trusted_type
+
+__all__ = ["ShardReport", "build_cascade_report", "build_report"]
 
 
+@register_trusted_type  # a fitted ensemble holds one: load() creates it without trusted=
 class ShardReport:
     """What each shard contributed to a fitted shard ensemble.
 
@@ -124,3 +129,44 @@ def _model_name(summary: dict[str, Any]) -> str:
 
 def _count(value: Any) -> float | int:
     return np.nan if value is None else int(value)
+
+
+def build_cascade_report(stats: Sequence[dict[str, Any]], sv_changes: Sequence[int | None]) -> pd.DataFrame:
+    """The cascade report (``CascadeSVC.cascade_report_``): one row per node that ran, by pass, layer and node.
+
+    Parameters
+    ----------
+    stats : list of dict
+        The statistics of every node (``kind`` ``"skipped"`` for the nodes of passes that did not run).
+    sv_changes : list of int or None
+        Per pass, the rows that entered or left the support vectors (set on the root of the pass).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    columns = [
+        "pass",
+        "layer",
+        "node",
+        "kind",
+        "n_train",
+        "n_violators",
+        "n_classes",
+        "n_sv",
+        "n_bounded_sv",
+        "dual_objective",
+        "fit_time_s",
+        "worker",
+    ]
+    rows = [s for s in stats if s["kind"] != KIND_SKIPPED]
+    frame = pd.DataFrame(rows, columns=columns).sort_values(["pass", "layer", "node"], ignore_index=True)
+    changes = np.full(len(frame), np.nan)
+    for pass_index, value in enumerate(sv_changes):
+        if value is None:
+            continue
+        in_pass = np.flatnonzero(frame["pass"].to_numpy() == pass_index)
+        if in_pass.size:
+            changes[in_pass[np.argmax(frame["layer"].to_numpy()[in_pass])]] = value
+    frame["sv_changes"] = changes
+    return frame

@@ -2,7 +2,7 @@
 
 The graph built by :func:`build_shard_fit_graph` has, for every shard ``i``:
 
-- ``("daskml-shard-fit-<token>", i)``: :func:`_fit_shard_block` splits the block into training and held-out
+- ``("daskml-shard-fit-<token>", i)``: :func:`_fit_shard_model_block` splits the block into training and held-out
   rows (seeded), fits a clone of the base estimator on the training rows and keeps the held-out rows, on the
   worker that holds the block;
 - ``("daskml-shard-summary-<token>", i)``: :func:`_summarize_shard_block`, the fitted model and a few counts
@@ -16,8 +16,8 @@ and, when rows are held out, a second pass that needs every model:
   the fusion's meta-features on the held-out rows of shard ``i``: small arrays.
 
 One ``dask.compute`` runs both passes: the data blocks are read once and no row crosses the network, except
-as meta-features. The same functions serve a Cascade SVM or any other shard-wise trainer that needs
-"fit a clone per block, keep held-out rows local" (see :func:`build_shard_fit_graph`).
+as meta-features. :func:`build_held_out_graph` evaluates models trained elsewhere (``from_estimators``) or
+restored from a checkpoint the same way. The Cascade SVM has its own graph (:mod:`~daskml_lab.ensemble._cascade_graph`).
 
 Where the shards are fitted (persisted and pinned, or read from their source) is decided in
 :mod:`daskml_lab.ensemble._placement`.
@@ -27,19 +27,17 @@ from __future__ import annotations
 
 import functools
 import logging
-import numbers
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import dask
 import numpy as np
-from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 from sklearn.utils.multiclass import check_classification_targets
 
 from daskml_lab._runtime.client import pinned_to, worker_address
+from daskml_lab._runtime.seeding import ShardSeeds, seeded_clone
 from daskml_lab.ensemble._placement import PlacedShards, compute_pinned
 from daskml_lab.fusion import Fusion
 from daskml_lab.fusion._base import member_score_stats
@@ -47,13 +45,9 @@ from daskml_lab.monitoring import task_prefix
 from daskml_lab.monitoring._events import publish_shard_event
 
 __all__ = [
-    "ShardSeeds",
     "build_held_out_graph",
     "build_shard_fit_graph",
     "compute_shard_fits",
-    "root_entropy",
-    "seeded_clone",
-    "shard_seeds",
     "split_rows",
 ]
 
@@ -63,96 +57,6 @@ logger = logging.getLogger(__name__)
 KIND_FITTED = "fitted"
 KIND_CONSTANT = "constant"
 KIND_EMPTY = "empty"
-
-
-@dataclass(frozen=True)
-class ShardSeeds:
-    """Seeds derived from one root: one for the data layer's sharding, two per shard (model, row split)."""
-
-    sharding: int
-    shards: tuple[tuple[int, int], ...]
-
-
-def root_entropy(random_state: Any, estimator: Any = None) -> int | None:
-    """The root seed of an ensemble: its ``random_state``, else the base estimator's integer ``random_state``.
-
-    Parameters
-    ----------
-    random_state : int, numpy.random.RandomState, numpy.random.Generator or None
-        The ensemble's ``random_state``. A RandomState or Generator is drawn from once.
-    estimator : estimator instance, default=None
-        The base estimator; its ``random_state`` is used when it is an int and ``random_state`` is None.
-
-    Returns
-    -------
-    int or None
-        ``None`` means fresh operating-system entropy (a different result at every fit).
-    """
-    if random_state is None and estimator is not None:
-        own = (
-            estimator.get_params(deep=False).get("random_state") if hasattr(estimator, "get_params") else None
-        )
-        if isinstance(own, numbers.Integral) and not isinstance(own, bool):
-            return int(own)
-        return None
-    if random_state is None:
-        return None
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(np.iinfo(np.int32).max))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2**32))
-    return int(random_state)
-
-
-def shard_seeds(root: int | None, n_shards: int) -> ShardSeeds:
-    """Independent seeds from ``numpy.random.SeedSequence(root)``: child 0 shards the data, 1+i is shard i.
-
-    Parameters
-    ----------
-    root : int or None
-        From :func:`root_entropy`.
-    n_shards : int
-        Number of shards.
-
-    Returns
-    -------
-    ShardSeeds
-
-    Examples
-    --------
-    >>> seeds = shard_seeds(0, 2)
-    >>> len(seeds.shards), seeds.shards == shard_seeds(0, 2).shards
-    (2, True)
-    """
-    children = np.random.SeedSequence(root).spawn(n_shards + 1)
-    sharding = int(children[0].generate_state(1)[0])
-    shards = tuple(tuple(int(v) for v in child.generate_state(2)) for child in children[1:])
-    return ShardSeeds(sharding, shards)  # type: ignore[arg-type]
-
-
-def seeded_clone(estimator: Any, seed: int) -> Any:
-    """A clone of ``estimator`` whose ``random_state`` parameters (nested ones too) derive from ``seed``.
-
-    Parameters
-    ----------
-    estimator : estimator instance
-    seed : int
-
-    Returns
-    -------
-    estimator instance
-        Unfitted.
-    """
-    model = clone(estimator)
-    names = sorted(
-        name
-        for name in model.get_params(deep=True)
-        if name == "random_state" or name.endswith("__random_state")
-    )
-    if names:
-        values = np.random.SeedSequence(seed).generate_state(len(names))
-        model.set_params(**{name: int(value) for name, value in zip(names, values, strict=True)})
-    return model
 
 
 def split_rows(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -186,10 +90,10 @@ def split_rows(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.
 
 
 # ---------------------------------------------------------------------------------------------------------
-# placement (client side)
+# kernels (run on the workers)
 
 
-def _fit_shard_block(
+def _fit_shard_model_block(
     X: Any,
     y: np.ndarray,
     sample_weight: np.ndarray | None,
@@ -408,7 +312,7 @@ def build_shard_fit_graph(
     estimator : estimator instance
         The base estimator; it enters the graph once.
     seeds : ShardSeeds
-        From :func:`shard_seeds`.
+        From :func:`~daskml_lab._runtime.seeding.shard_seeds`.
     validation_fraction : float
         Share of each shard held out; ``0`` builds no held-out pass.
     classification : bool
@@ -440,7 +344,7 @@ def build_shard_fit_graph(
     summaries = []
     for index, X_block in enumerate(X_blocks):
         with pinned_to(placement[index]):
-            fit = dask.delayed(_fit_shard_block, pure=True)(
+            fit = dask.delayed(_fit_shard_model_block, pure=True)(
                 X_block,
                 y_blocks[index],
                 None if sw_blocks is None else sw_blocks[index],

@@ -29,13 +29,11 @@ stacking).
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
@@ -116,12 +114,19 @@ class Fusion(BaseEstimator):
     """Base class of fusion strategies: a parameter holder that fuses fitted members into one predictor.
 
     Subclasses implement :meth:`fit` and the prediction methods (``predict``; ``predict_proba`` and
-    ``decision_function`` guarded by :func:`sklearn.utils.metaestimators.available_if`), and override
-    :meth:`requires_held_out`, :meth:`held_out_features` and :meth:`check_base_estimator` when they need to.
-    See the module docstring for the lifecycle.
+    ``decision_function`` guarded by :func:`sklearn.utils.metaestimators.available_if`), list them in
+    :attr:`prediction_methods`, and override :meth:`requires_held_out`, :meth:`held_out_features` and
+    :meth:`check_base_estimator` when they need to. See the module docstring for the lifecycle.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
+
+    #: The prediction methods this strategy can provide, before any fit: an ensemble offers no method
+    #: outside it (``hasattr`` stays truthful). Whether a fitted fusion has one may further depend on its
+    #: members, which its ``available_if`` checks say.
+    prediction_methods: ClassVar[frozenset[str]] = frozenset(
+        {"predict", "predict_proba", "decision_function"}
+    )
 
     def requires_held_out(self) -> bool:
         """Whether :meth:`fit` needs validation scores or meta-features computed on held-out rows.
@@ -548,13 +553,3 @@ def _size_weights(data: FusionData, fusion_name: str) -> np.ndarray:
         msg = f"n_samples must hold one count per member ({_n_members(data)}); got shape {sizes.shape}."
         raise ValueError(msg)
     return _normalise_weights(sizes, "size")
-
-
-def _is_integral(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _dense_or_sparse_hstack(parts: Sequence[Any]) -> Any:
-    if any(sp.issparse(p) for p in parts):
-        return sp.hstack([sp.csr_matrix(p) for p in parts], format="csr")
-    return np.hstack(parts)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import clone
@@ -84,6 +84,10 @@ class ForestUnion(Fusion):
     >>> type(forest).__name__, len(forest.estimators_)
     ('RandomForestClassifier', 6)
     """
+
+    prediction_methods: ClassVar[frozenset[str]] = frozenset(
+        {"predict", "predict_proba"}
+    )  # forests have no scores
 
     def __init__(self) -> None:
         pass

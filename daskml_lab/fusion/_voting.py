@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from daskml_lab.fusion._averaging import _Averaging
 
@@ -53,6 +53,7 @@ class HardVoting(_Averaging):
     """
 
     _method = "predict"
+    prediction_methods: ClassVar[frozenset[str]] = frozenset({"predict"})  # votes give no scores
 
     def __init__(self) -> None:
         pass

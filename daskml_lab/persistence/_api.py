@@ -1,0 +1,271 @@
+"""The public functions of :mod:`daskml_lab.persistence`: save, load and describe model files."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from daskml_lab._version import __version__
+from daskml_lab.exceptions import UntrustedTypesError
+from daskml_lab.persistence._checks import structure_problem
+from daskml_lab.persistence._container import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    PAYLOAD_NAME,
+    VERSIONED_PACKAGES,
+    read_model_file,
+    version_of,
+    warn_on_versions,
+    write_model_file,
+)
+from daskml_lab.persistence._pandas import restore_pandas, with_pandas_stored
+from daskml_lab.persistence._summary import describe_params, plain, training_summary
+from daskml_lab.persistence._trusted import check_trusted, type_name, untrusted_types
+
+__all__ = ["describe", "load", "save"]
+
+logger = logging.getLogger(__name__)
+
+
+def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Save an estimator (fitted or not) to ``path`` in a safe format.
+
+    Parameters
+    ----------
+    model : estimator instance
+        Any estimator of daskml_lab (linear models, shard ensembles with any scikit-learn base estimator and
+        fusion, :class:`~daskml_lab.ensemble.CascadeSVC`), or a scikit-learn estimator or pipeline.
+    path : str or path-like
+        The file to write. It is written to a temporary file in the same folder first and renamed when
+        complete, so an interrupted save never leaves a partial file behind (an existing file is replaced).
+    metadata : dict, default=None
+        Extra JSON-serialisable information stored under ``"metadata"`` (for instance how the training data
+        were read); :func:`describe` returns it.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not an estimator, ``metadata`` is not JSON-serialisable, or the model holds an object
+        that cannot be stored safely (the message names it).
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+
+    See Also
+    --------
+    load : Load the model back.
+    describe : Read the metadata of a model file without loading the model.
+
+    Notes
+    -----
+    The file records the daskml_lab version, the class, ``get_params(deep=False)`` (estimators given as
+    parameters are described by class and parameters) and a training summary: ``n_features_in_``,
+    ``classes_``, ``n_iter_``, the solver time and final objective from ``history_``, and for shard ensembles
+    the number of shards, rows, models per class and the summed shard fit time from ``shard_report_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskml_lab.linear_model import Ridge
+    >>> from daskml_lab.persistence import load, save
+    >>> model = Ridge().fit(np.array([[0.0], [1.0], [2.0]]), np.array([0.0, 1.0, 2.0]))
+    >>> path = save(model, "ridge.model")  # doctest: +SKIP
+    >>> load(path).predict(np.array([[3.0]]))  # doctest: +SKIP
+    array([2.6...])
+    """
+    if not callable(getattr(model, "get_params", None)):
+        msg = (
+            f"save() stores estimators (objects with get_params, such as daskml_lab or scikit-learn models); "
+            f"got an object of type {type_name(type(model))}."
+        )
+        raise TypeError(msg)
+    target = Path(os.fspath(path))
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        msg = (
+            f"Cannot save the model to {os.fspath(path)!r}: the folder {os.fspath(folder)!r} does not exist. "
+            "Create it first."
+        )
+        raise FileNotFoundError(msg)
+    extra = plain(dict(metadata)) if metadata is not None else {}
+    try:
+        json.dumps(extra, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        msg = f"metadata must be JSON-serialisable (str, numbers, lists, dicts); {err}."
+        raise TypeError(msg) from err
+
+    payload = _dump_payload(model)
+    info = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "daskml_lab_version": __version__,
+        "versions": {"python": platform.python_version(), **{n: version_of(n) for n in VERSIONED_PACKAGES}},
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "class": type_name(type(model)),
+        "params": describe_params(model),
+        "summary": training_summary(model),
+        "metadata": extra,
+        "payload": {
+            "name": PAYLOAD_NAME,
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "n_bytes": len(payload),
+        },
+    }
+    write_model_file(target, json.dumps(info, indent=2, allow_nan=False), payload)
+    logger.info("Saved %s to %s (%d bytes of model state)", type(model).__name__, target, len(payload))
+    return target
+
+
+def load(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) -> Any:
+    """Load an estimator saved with :func:`save`, creating only objects of trusted types.
+
+    The types the file would create are listed first, without creating anything. These are trusted by
+    default:
+
+    - the types skops trusts: Python builtins and containers, numpy arrays, scalars, dtypes and random
+      generators, scipy sparse matrices and every public scikit-learn estimator;
+    - classes of daskml_lab that are estimators or fusion strategies (subclasses of
+      :class:`sklearn.base.BaseEstimator`);
+    - the types registered with :func:`register_trusted_type` by the packages that own them: the shard
+      report of :mod:`daskml_lab.ensemble` and this package's container for pandas objects;
+    - scikit-learn estimator classes (subclasses of :class:`~sklearn.base.BaseEstimator`, private ones
+      included) and the internal types of :data:`TRUSTED_SKLEARN_TYPES`: decision trees, histogram gradient
+      boosting predictors, the neighbours' search trees, calibrated classifiers and parameter-free distance
+      metrics. The index arrays of the trees are checked after loading (a crafted tree could otherwise make
+      scikit-learn's compiled code read outside its arrays when predicting);
+    - :class:`pathlib.Path` objects (an estimator's ``checkpoint`` parameter may hold one).
+
+    Any other type (functions, classes of other packages, ...) makes ``load`` raise
+    :class:`~daskml_lab.exceptions.UntrustedTypesError` listing it, unless it is given in ``trusted``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`.
+    trusted : list of str, default=None
+        Fully qualified names of further types to trust, as listed by the error or by :func:`describe`
+        (``"untrusted_types"``). Only trust types you have checked: creating an object of an arbitrary type
+        can run code.
+
+    Returns
+    -------
+    estimator
+        The estimator as it was saved; a fitted model predicts exactly what it predicted before.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a model file written by :func:`save`, is truncated, corrupt or has been modified
+        (checksum), or was written in a newer file format.
+    UntrustedTypesError
+        A ``ValueError`` listing the types that are not trusted; nothing was created.
+    TypeError
+        If ``trusted`` is not a list of type names.
+
+    Warns
+    -----
+    ModelVersionWarning
+        When the file was written by another version of daskml_lab or scikit-learn.
+
+    Examples
+    --------
+    >>> model = load("model.daskml")  # doctest: +SKIP
+    >>> model = load("model.daskml", trusted=["mypackage.MyTransformer"])  # doctest: +SKIP
+    """
+    extra_trusted = check_trusted(trusted)
+    info, payload = read_model_file(path)
+    untrusted = [name for name in untrusted_types(payload, path) if name not in extra_trusted]
+    if untrusted:
+        msg = (
+            f"{os.fspath(path)!r} holds types that are not trusted by default: {untrusted}. Nothing was "
+            "loaded. Creating objects of unknown types can run code; if you trust the file, check them "
+            "(daskml_lab.persistence.describe(path) shows the metadata) and pass "
+            f"load(path, trusted={untrusted}) (on the command line: --trust TYPE for each)."
+        )
+        raise UntrustedTypesError(msg, untrusted)
+    import skops.io
+
+    allowed = sorted(set(extra_trusted) | set(untrusted_types(payload, path, apply_policy=False)))
+    try:
+        stored = skops.io.loads(payload, trusted=allowed)
+    except UntrustedTypesError:
+        raise
+    except Exception as err:  # a crafted file can raise anything while its objects are built
+        msg = (
+            f"The model in {os.fspath(path)!r} could not be rebuilt ({type(err).__name__}: {err}); the file "
+            "is corrupt or was modified. Save the model again with daskml_lab.save()."
+        )
+        raise ValueError(msg) from err
+    model = restore_pandas(stored, set())
+    problem = structure_problem(model)
+    if problem is not None:
+        msg = (
+            f"The model in {os.fspath(path)!r} is inconsistent: {problem}. Predicting with it could crash, so it "
+            "is refused; the file is corrupt or was modified. Save the model again with daskml_lab.save()."
+        )
+        raise ValueError(msg)
+    if type_name(type(model)) != info["class"]:
+        msg = (
+            f"{os.fspath(path)!r} is inconsistent: its metadata describes a {info['class']} but it holds a "
+            f"{type_name(type(model))}. The file was modified; save the model again."
+        )
+        raise ValueError(msg)
+    warn_on_versions(info, path)
+    return model
+
+
+def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a model file, read without creating the model.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    dict
+        The JSON metadata (``format``, ``daskml_lab_version``, ``versions``, ``created``, ``class``,
+        ``params``, ``summary``, ``metadata``, ``payload``), plus ``untrusted_types``: the types :func:`load`
+        would refuse without ``trusted=``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`load`.
+
+    Examples
+    --------
+    >>> describe("model.daskml")["summary"]["n_features_in"]  # doctest: +SKIP
+    10
+    """
+    info, payload = read_model_file(path)
+    return {**info, "untrusted_types": untrusted_types(payload, path)}
+
+
+def _dump_payload(model: Any) -> bytes:
+    """The model as skops bytes, pandas objects replaced by plain containers (the model is not changed)."""
+    import skops.io
+
+    storable = with_pandas_stored(model)
+    try:
+        return skops.io.dumps(storable)
+    except Exception as err:  # skops raises various types for objects it cannot describe
+        msg = (
+            f"The {type(model).__name__} could not be saved safely: {type(err).__name__}: {err}. An "
+            "attribute holds an object that the skops format cannot store without pickle."
+        )
+        raise TypeError(msg) from err
