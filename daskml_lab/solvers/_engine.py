@@ -41,8 +41,8 @@ import numpy as np
 from dask import delayed
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab._runtime.seeding import block_rng
 from daskml_lab._runtime.waiting import wait_for
-from daskml_lab.data._blocks import block_rng
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._objectives import PreparedBlock, _loss_grad_prepared, _prepare_block
 
@@ -171,7 +171,7 @@ class LocalBlocks:
         batch_size : int
             Rows per mini-batch (the last one of a block may be smaller).
         entropy : int
-            Root entropy (``daskml_lab.data._blocks.root_entropy(random_state)``).
+            Root entropy (``daskml_lab._runtime.seeding.root_entropy(random_state)``).
         epoch : int, default=0
             Pass number, to draw a new order each pass.
 

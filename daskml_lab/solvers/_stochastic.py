@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from daskml_lab.data._blocks import block_rng
+from daskml_lab._runtime.seeding import block_rng
 from daskml_lab.solvers._options import (
     SolverOptions,
     check_in_range,

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from daskml_lab.data._blocks import root_entropy
+from daskml_lab._runtime.seeding import root_entropy
 from daskml_lab.solvers._checkpoint import SolverCheckpoint
 from daskml_lab.solvers._options import check_int, check_non_negative, check_positive
 from daskml_lab.solvers._parameter_server import AsyncUpdate, ParameterServer

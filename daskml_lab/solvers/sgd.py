@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from daskml_lab.data._blocks import root_entropy
+from daskml_lab._runtime.seeding import root_entropy
 from daskml_lab.solvers._checkpoint import SolverCheckpoint
 from daskml_lab.solvers._options import check_int, check_positive
 from daskml_lab.solvers._result import SolverResult
