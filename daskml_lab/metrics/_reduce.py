@@ -25,7 +25,7 @@ import numpy as np
 from dask.base import tokenize
 
 from daskml_lab._compat import unique_fused_keys
-from daskml_lab.data._convert import is_dask_dataframe, to_dask_array
+from daskml_lab.data import is_dask_dataframe, to_dask_array
 from daskml_lab.monitoring import task_prefix
 
 __all__ = [
