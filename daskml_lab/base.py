@@ -20,10 +20,11 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from daskml_lab.data._convert import InputOrigin, wrap_output
+from daskml_lab.data import InputOrigin, wrap_output
 from daskml_lab.data.validation import ValidatedData, check_array, check_classes, check_n_features, check_X_y
 
 __all__ = [
+    "ArrayLike",
     "DaskMLEstimator",
     "HasMethods",
     "Interval",
@@ -105,6 +106,20 @@ class Options:
 
 
 @dataclass(frozen=True)
+class ArrayLike:
+    """Parameter constraint: a list, tuple or array of numbers (never a string, unlike ``"array-like"``)."""
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is a non-string sequence or array."""
+        return isinstance(value, list | tuple | np.ndarray) or (
+            hasattr(value, "__array__") and not isinstance(value, str | bytes)
+        )
+
+    def describe(self) -> str:
+        """Human-readable form."""
+        return "an array-like"
+
+
 class HasMethods:
     """A constraint to objects providing methods, e.g. ``HasMethods(["fit", "predict"])``."""
 

@@ -204,6 +204,25 @@ def test_the_cli_uses_only_public_names():
     assert wrong == []
 
 
+#: Packages whose private modules every package may use: the floors under everything.
+SHARED_FLOORS = {"_runtime", "_compat", "_version"}
+
+
+def test_packages_use_each_others_public_names_only():
+    # What two packages share belongs one floor down, or in the public API of the lower one: a private module
+    # or name of another package is an implementation detail that may change with it.
+    wrong = []
+    for module in MODULES:
+        for target, name, line in _imports(module):
+            if _package(target) in ({_package(module)} | SHARED_FLOORS):
+                continue
+            private_module = any(part.startswith("_") for part in target.split(".")[2:])
+            private_name = name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+            if private_module or private_name:
+                wrong.append(f"{module}:{line} imports {target}{'.' + name if name else ''}")
+    assert wrong == []
+
+
 def test_no_module_is_too_long():
     lengths = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in MODULES.items()}
     assert {m: n for m, n in lengths.items() if n > MAX_MODULE_LINES} == {}

@@ -8,7 +8,7 @@ Files are read through the format registry of :mod:`daskml_lab.data.formats`: :f
 of a path from its extension, and a new format is one module and one registry line there.
 """
 
-from daskml_lab.data._convert import wrap_output
+from daskml_lab.data._convert import is_dask_dataframe, to_dask_array, wrap_output
 from daskml_lab.data._frames import from_dataframe
 from daskml_lab.data._from_xarray import from_xarray
 from daskml_lab.data._origin import InputOrigin
@@ -31,6 +31,7 @@ __all__ = [
     "check_n_features",
     "from_dataframe",
     "from_xarray",
+    "is_dask_dataframe",
     "make_classification",
     "make_regression",
     "read",
@@ -41,6 +42,7 @@ __all__ = [
     "read_zarr",
     "shard",
     "shard_summary",
+    "to_dask_array",
     "train_test_split",
     "wrap_output",
 ]

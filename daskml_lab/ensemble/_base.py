@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
-from daskml_lab.base import DaskMLEstimator, HasMethods, Interval, Options
+from daskml_lab.base import ArrayLike, DaskMLEstimator, HasMethods, Interval, Options
 from daskml_lab.data.sharding import STRATEGIES, shard
 from daskml_lab.data.validation import ValidatedData, check_classes, check_n_features, check_X_y
 from daskml_lab.ensemble._checkpoint import ShardCheckpoint
@@ -25,11 +25,17 @@ from daskml_lab.ensemble._predict import map_model_method
 from daskml_lab.ensemble._prologue import start_shard_fit
 from daskml_lab.ensemble._report import build_report
 from daskml_lab.ensemble._training import KIND_FITTED, build_held_out_graph, compute_shard_fits
-from daskml_lab.fusion import FUSION_NAMES, Fusion, FusionData, resolve_fusion
-from daskml_lab.fusion._base import ArrayLike, _check_members, combine_score_stats, scores_from_stats
+from daskml_lab.fusion import (
+    FUSION_NAMES,
+    Fusion,
+    FusionData,
+    check_members,
+    combine_score_stats,
+    resolve_fusion,
+    scores_from_stats,
+)
 from daskml_lab.metrics import accuracy_score, r2_score
-from daskml_lab.monitoring import fit_span, task_prefix
-from daskml_lab.monitoring._events import start_run
+from daskml_lab.monitoring import fit_span, start_run, task_prefix
 
 __all__ = ["BaseShardEnsemble"]
 
@@ -335,7 +341,7 @@ class BaseShardEnsemble(DaskMLEstimator):
         n_samples: Any,
     ) -> Any:
         fusion_ = resolve_fusion(fusion)
-        members = _check_members(estimators, type(fusion_).__name__)
+        members = check_members(estimators, type(fusion_).__name__)
         ensemble = cls(clone(members[0]), fusion=fusion)
         ensemble._validate_params()
         classification = cls._classification

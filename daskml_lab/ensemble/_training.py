@@ -39,10 +39,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from daskml_lab._runtime.client import pinned_to, worker_address
 from daskml_lab._runtime.seeding import ShardSeeds, seeded_clone
 from daskml_lab.ensemble._placement import PlacedShards, compute_pinned
-from daskml_lab.fusion import Fusion
-from daskml_lab.fusion._base import member_score_stats
-from daskml_lab.monitoring import task_prefix
-from daskml_lab.monitoring._events import publish_shard_event
+from daskml_lab.fusion import Fusion, member_score_stats
+from daskml_lab.monitoring import publish_shard_event, task_prefix
 
 __all__ = [
     "build_held_out_graph",

@@ -6,11 +6,20 @@
 - :class:`ParameterAveraging`: one linear model with averaged ``coef_``/``intercept_``;
 - :class:`ForestUnion`: all trees pooled into one scikit-learn forest.
 
-:func:`fuse` fuses models trained elsewhere. :class:`Fusion` documents the protocol a strategy implements.
+:func:`fuse` fuses models trained elsewhere. :class:`Fusion` documents the protocol a strategy implements;
+:func:`check_members`, :func:`member_score_stats`, :func:`combine_score_stats` and :func:`scores_from_stats` are
+the interface a shard ensemble uses to hand its members and their held-out score statistics to a strategy.
 The ensembles of :mod:`daskml_lab.ensemble` use these objects; nothing here imports the ensembles.
 """
 
-from daskml_lab.fusion._base import Fusion, FusionData
+from daskml_lab.fusion._base import (
+    Fusion,
+    FusionData,
+    check_members,
+    combine_score_stats,
+    member_score_stats,
+    scores_from_stats,
+)
 from daskml_lab.fusion._forest_union import ForestUnion
 from daskml_lab.fusion._fuse import FUSION_NAMES, fuse, resolve_fusion
 from daskml_lab.fusion._parameter_averaging import ParameterAveraging
@@ -28,6 +37,10 @@ __all__ = [
     "SoftVoting",
     "Stacking",
     "WeightedAveraging",
+    "check_members",
+    "combine_score_stats",
     "fuse",
+    "member_score_stats",
     "resolve_fusion",
+    "scores_from_stats",
 ]

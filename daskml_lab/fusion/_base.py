@@ -39,34 +39,26 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import check_params
-from daskml_lab.metrics._classification import _accuracy_agg, _accuracy_chunk, _accuracy_combine
-from daskml_lab.metrics._regression import _r2_agg, _regression_chunk, _regression_combine
+from daskml_lab.metrics.kernels import (
+    accuracy_agg,
+    accuracy_chunk,
+    accuracy_combine,
+    r2_agg,
+    regression_chunk,
+    regression_combine,
+)
 
 __all__ = [
-    "ArrayLike",
     "Fusion",
     "FusionData",
     "aligned_proba",
+    "check_members",
     "class_index",
     "combine_score_stats",
     "label_index",
     "member_score_stats",
     "scores_from_stats",
 ]
-
-
-class ArrayLike:
-    """Parameter constraint: a list, tuple or array of numbers (never a string, unlike ``"array-like"``)."""
-
-    def accepts(self, value: Any) -> bool:
-        """Whether ``value`` is a non-string sequence or array."""
-        return isinstance(value, list | tuple | np.ndarray) or (
-            hasattr(value, "__array__") and not isinstance(value, str | bytes)
-        )
-
-    def describe(self) -> str:
-        """Human-readable form."""
-        return "an array-like"
 
 
 @dataclass(frozen=True)
@@ -222,7 +214,7 @@ class Fusion(BaseEstimator):
     def _start_fit(self, estimators: Sequence[Any], data: FusionData | None) -> tuple[list[Any], FusionData]:
         """Check parameters and members; infer the classes; set ``n_members_`` and ``classes_``."""
         check_params(self)
-        members = _check_members(estimators, type(self).__name__)
+        members = check_members(estimators, type(self).__name__)
         data = FusionData() if data is None else data
         classes = data.classes
         if classes is None and all(hasattr(m, "classes_") for m in members):
@@ -401,12 +393,12 @@ def member_score_stats(
         weight = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         class_weight = np.bincount(label_index(y, classes), weights=weight, minlength=len(classes))
         return {
-            "accuracy": _accuracy_chunk(y, predictions, sample_weight),
+            "accuracy": accuracy_chunk(y, predictions, sample_weight),
             "class_weight": class_weight.astype(np.float64),
         }
     predictions = _member_predictions(estimators, X, y.shape[0], np.float64)
     # A member predicting NaN gets a NaN score (and no weight), not an error.
-    return {"regression": _regression_chunk(y, predictions, sample_weight, check_finite=False)}
+    return {"regression": regression_chunk(y, predictions, sample_weight, check_finite=False)}
 
 
 def combine_score_stats(stats: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -427,10 +419,10 @@ def combine_score_stats(stats: Sequence[dict[str, Any] | None]) -> dict[str, Any
         return None
     if "accuracy" in parts[0]:
         return {
-            "accuracy": _accuracy_combine([p["accuracy"] for p in parts]),
+            "accuracy": accuracy_combine([p["accuracy"] for p in parts]),
             "class_weight": np.sum([p["class_weight"] for p in parts], axis=0),
         }
-    return {"regression": _regression_combine([p["regression"] for p in parts])}
+    return {"regression": regression_combine([p["regression"] for p in parts])}
 
 
 def scores_from_stats(stats: dict[str, Any] | None, n_members: int) -> tuple[np.ndarray, float | None]:
@@ -456,12 +448,12 @@ def scores_from_stats(stats: dict[str, Any] | None, n_members: int) -> tuple[np.
         total = float(stats["class_weight"].sum())
         if total <= 0:
             return np.full(n_members, np.nan), None
-        scores = np.asarray(_accuracy_agg(stats["accuracy"]), dtype=np.float64).reshape(n_members)
+        scores = np.asarray(accuracy_agg(stats["accuracy"]), dtype=np.float64).reshape(n_members)
         return scores, float(stats["class_weight"].max() / total)
     if stats["regression"]["weight"] <= 0:
         return np.full(n_members, np.nan), None
     # As scikit-learn's r2_score: for a constant target, 1 for a perfect prediction and 0 otherwise.
-    return np.asarray(_r2_agg(stats["regression"]), dtype=np.float64).reshape(n_members), 0.0
+    return np.asarray(r2_agg(stats["regression"]), dtype=np.float64).reshape(n_members), 0.0
 
 
 def _member_predictions(estimators: Sequence[Any], X: Any, n_rows: int, dtype: Any) -> np.ndarray:
@@ -476,7 +468,27 @@ def _member_predictions(estimators: Sequence[Any], X: Any, n_rows: int, dtype: A
 # validation of members
 
 
-def _check_members(estimators: Any, fusion_name: str) -> list[Any]:
+def check_members(estimators: Any, fusion_name: str) -> list[Any]:
+    """The fitted members to fuse, as a list, after checking that each is a fitted estimator.
+
+    Parameters
+    ----------
+    estimators : sequence of estimators
+        The members (one per shard).
+    fusion_name : str
+        Name of the strategy, for messages.
+
+    Returns
+    -------
+    list
+
+    Raises
+    ------
+    TypeError
+        If ``estimators`` is not a sequence, or a member has no ``predict`` method.
+    ValueError
+        If there is no member, or a member is not fitted.
+    """
     if isinstance(estimators, BaseEstimator) or not isinstance(estimators, Sequence | np.ndarray):
         msg = (
             f"{fusion_name} fuses a list of fitted estimators; got {type(estimators).__name__}. Pass a list "

@@ -14,7 +14,7 @@ from daskml_lab.data.validation import check_classes, check_n_features, check_X_
 from daskml_lab.fusion._base import (
     Fusion,
     FusionData,
-    _check_members,
+    check_members,
     member_score_stats,
     scores_from_stats,
 )
@@ -150,7 +150,7 @@ def fuse(
     (2, 2)
     """
     fusion_ = resolve_fusion(fusion)
-    members = _check_members(estimators, type(fusion_).__name__)
+    members = check_members(estimators, type(fusion_).__name__)
     if classes is not None:
         classes = check_classes(np.unique(np.asarray(classes)), name="classes")
     elif all(hasattr(m, "classes_") for m in members):

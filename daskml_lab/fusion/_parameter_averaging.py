@@ -9,9 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.utils.metaestimators import available_if
 
-from daskml_lab.base import Options
+from daskml_lab.base import ArrayLike, Options
 from daskml_lab.fusion._base import (
-    ArrayLike,
     Fusion,
     FusionData,
     _n_members,

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from daskml_lab.base import Interval, Options
+from daskml_lab.base import ArrayLike, Interval, Options
 from daskml_lab.fusion._averaging import _Averaging
-from daskml_lab.fusion._base import ArrayLike, FusionData, _normalise_weights, _size_weights, _user_weights
+from daskml_lab.fusion._base import FusionData, _normalise_weights, _size_weights, _user_weights
 
 __all__ = ["WeightedAveraging"]
 

@@ -25,7 +25,7 @@ import numpy as np
 from dask.base import tokenize
 
 from daskml_lab._compat import unique_fused_keys
-from daskml_lab.data._convert import is_dask_dataframe, to_dask_array
+from daskml_lab.data import is_dask_dataframe, to_dask_array
 from daskml_lab.monitoring import task_prefix
 
 __all__ = [
@@ -207,10 +207,23 @@ COMPUTE_DOC = """compute : bool, default=True
         same inputs then share their pass over the blocks). In-memory input is always scored at once."""
 
 
+#: The inputs of every regression score, documented once.
+REGRESSION_INPUTS_DOC = """y_true : {array-like, dask array} of shape (n_samples,)
+        True values.
+    y_pred : {array-like, dask array} of shape (n_samples,)
+        Predicted values, with the row chunks of ``y_true`` when both are dask arrays.
+    sample_weight : {array-like, dask array} of shape (n_samples,), default=None
+        Non-negative row weights."""
+
+
 def fill_compute_doc(*functions: Callable[..., Any]) -> None:
-    """Put :data:`COMPUTE_DOC` in place of ``%(compute)s`` in the docstrings of ``functions``."""
+    """Put the shared fragments in the docstrings of ``functions``.
+
+    ``%(compute)s`` becomes :data:`COMPUTE_DOC` and ``%(regression_inputs)s`` :data:`REGRESSION_INPUTS_DOC`.
+    """
+    fragments = {"compute": COMPUTE_DOC, "regression_inputs": REGRESSION_INPUTS_DOC}
     for function in functions:
-        function.__doc__ = (function.__doc__ or "") % {"compute": COMPUTE_DOC}
+        function.__doc__ = (function.__doc__ or "") % fragments
 
 
 # ---------------------------------------------------------------------------------------------------------

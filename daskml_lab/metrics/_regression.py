@@ -135,12 +135,7 @@ def r2_score(y_true: Any, y_pred: Any, *, sample_weight: Any = None, compute: bo
 
     Parameters
     ----------
-    y_true : {array-like, dask array} of shape (n_samples,)
-        True values.
-    y_pred : {array-like, dask array} of shape (n_samples,)
-        Predicted values, with the row chunks of ``y_true`` when both are dask arrays.
-    sample_weight : {array-like, dask array} of shape (n_samples,), default=None
-        Non-negative row weights.
+    %(regression_inputs)s
     %(compute)s
 
     Returns
@@ -181,12 +176,7 @@ def mean_squared_error(y_true: Any, y_pred: Any, *, sample_weight: Any = None, c
 
     Parameters
     ----------
-    y_true : {array-like, dask array} of shape (n_samples,)
-        True values.
-    y_pred : {array-like, dask array} of shape (n_samples,)
-        Predicted values, with the row chunks of ``y_true`` when both are dask arrays.
-    sample_weight : {array-like, dask array} of shape (n_samples,), default=None
-        Non-negative row weights.
+    %(regression_inputs)s
     %(compute)s
 
     Returns
@@ -217,12 +207,7 @@ def mean_absolute_error(y_true: Any, y_pred: Any, *, sample_weight: Any = None, 
 
     Parameters
     ----------
-    y_true : {array-like, dask array} of shape (n_samples,)
-        True values.
-    y_pred : {array-like, dask array} of shape (n_samples,)
-        Predicted values, with the row chunks of ``y_true`` when both are dask arrays.
-    sample_weight : {array-like, dask array} of shape (n_samples,), default=None
-        Non-negative row weights.
+    %(regression_inputs)s
     %(compute)s
 
     Returns
@@ -253,12 +238,7 @@ def regression_scores(y_true: Any, y_pred: Any, *, sample_weight: Any = None, co
 
     Parameters
     ----------
-    y_true : {array-like, dask array} of shape (n_samples,)
-        True values.
-    y_pred : {array-like, dask array} of shape (n_samples,)
-        Predicted values, with the row chunks of ``y_true`` when both are dask arrays.
-    sample_weight : {array-like, dask array} of shape (n_samples,), default=None
-        Non-negative row weights.
+    %(regression_inputs)s
     compute : bool, default=True
         For dask input: compute all four scores in one ``dask.compute`` and return floats, or return lazy 0-d
         dask arrays that share one reduction.
@@ -290,4 +270,4 @@ def regression_scores(y_true: Any, y_pred: Any, *, sample_weight: Any = None, co
     return evaluate(outputs, eager=eager, compute=compute)
 
 
-fill_compute_doc(r2_score, mean_squared_error, mean_absolute_error)
+fill_compute_doc(r2_score, mean_squared_error, mean_absolute_error, regression_scores)

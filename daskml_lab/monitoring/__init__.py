@@ -7,12 +7,15 @@
   ``dask scheduler --preload daskml_lab.monitoring.preload``).
 - Progress bars in the terminal and in Jupyter (:func:`progress`, :func:`compute_with_progress`).
 - Dask's HTML performance report of a fit (:func:`fit_report`).
+- Training events for estimators built on the package: :func:`start_run` opens a run (a :class:`TrainingRun`
+  that records iterations and ends with a status) and :func:`publish_shard_event` reports a shard's progress
+  from inside its task; both are shown on the training page.
 - Plots of the training history, the shard report and a fusion comparison (:func:`plot_history`,
   :func:`plot_shard_report`, :func:`plot_fusion_comparison`; matplotlib, the ``plot`` extra).
 """
 
 from daskml_lab.monitoring._dashboard import TrainingMonitor, install_monitor, page_url
-from daskml_lab.monitoring._events import TOPIC
+from daskml_lab.monitoring._events import TOPIC, TrainingRun, publish_shard_event, start_run
 from daskml_lab.monitoring._names import fit_span, task_prefix
 from daskml_lab.monitoring._plot import plot_fusion_comparison, plot_history, plot_shard_report
 from daskml_lab.monitoring._progress import compute_with_progress, is_interactive, progress
@@ -21,6 +24,7 @@ from daskml_lab.monitoring._report import fit_report
 __all__ = [
     "TOPIC",
     "TrainingMonitor",
+    "TrainingRun",
     "compute_with_progress",
     "fit_report",
     "fit_span",
@@ -31,5 +35,7 @@ __all__ = [
     "plot_history",
     "plot_shard_report",
     "progress",
+    "publish_shard_event",
+    "start_run",
     "task_prefix",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from daskml_lab.monitoring._events import start_run
+from daskml_lab.monitoring import start_run
 
 __all__ = ["History", "ScaledObjective", "require_problem", "single_threaded_blas"]
 
