@@ -194,7 +194,7 @@ def _hessian_product_block(
     >>> product, _ = _hessian_product_block(block, np.ones((3, 1)), EngineSpec("squared", 1, True),
     ...                                     W=np.zeros((3, 1)))
     >>> product.ravel().tolist()     # [X, 1]^T [X, 1] @ [1, 1, 1]
-    [2.0, 6.0, 4.0]
+    [2.0, 6.0, 5.0]
     """
     X, target, weight, _ = block
     n_rows, n_features = X.shape

@@ -176,10 +176,10 @@ def newton_step(H: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, bool]:
     Examples
     --------
     >>> import numpy as np
-    >>> newton_step(np.array([[2.0, 0.0], [0.0, 4.0]]), np.array([2.0, 4.0]))[0].tolist()
+    >>> newton_step(np.array([[2.0, 0.0], [0.0, 4.0]]), np.array([2.0, 4.0]))[0].round(12).tolist()
     [-1.0, -1.0]
     >>> p, singular = newton_step(np.array([[1.0, 1.0], [1.0, 1.0]]), np.array([2.0, 2.0]))
-    >>> p.tolist(), singular
+    >>> p.round(12).tolist(), singular
     ([-1.0, -1.0], True)
     """
     diagonal = np.diag(H)
