@@ -273,8 +273,9 @@ def glm_loss_grad(z: np.ndarray, y: np.ndarray, family: TweedieFamily) -> tuple[
             loss = z * t / (2 - p) - y * t / (1 - p)
             grad = np.power(np.where(outside, 1, z), -p) * (z - y)
         if np.any(outside):
-            # no mean <= 0 for these powers: an infinite loss makes the line search step back
-            loss = np.where(outside, np.inf, loss)
+            # No mean <= 0 for these powers. NaN (scikit-learn's value there, the log of a negative mean)
+            # makes every line search step back; scipy's L-BFGS-B would stop at an infinite value instead.
+            loss = np.where(outside, np.nan, loss)
             grad = np.where(outside, 0, grad)
         return loss.astype(z.dtype, copy=False), grad.astype(z.dtype, copy=False)
 

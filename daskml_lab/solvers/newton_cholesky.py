@@ -15,7 +15,10 @@ from daskml_lab.solvers._options import check_int, option_error
 from daskml_lab.solvers._result import SolverResult
 from daskml_lab.solvers._scaffold import Outcome, SolverRun, run_solver
 
-__all__ = ["MAX_WIDTH", "NewtonCholeskyOptions", "newton_cholesky"]
+__all__ = ["MAX_WIDTH", "NewtonCholeskyOptions", "newton_cholesky", "newton_step"]
+
+#: Relative size (to the unit diagonal of the Jacobi-scaled Hessian) below which a pivot counts as zero.
+_SINGULAR = 1e-12
 
 #: Default largest number of parameters ``n_params * n_outputs``: each worker then returns a Hessian of at most
 #: 1000 x 1000 float64 (8 MB) per iteration, and the client factorises it in well under a second.
@@ -182,17 +185,22 @@ def newton_step(H: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, bool]:
     >>> p.round(12).tolist(), singular
     ([-1.0, -1.0], True)
     """
+    # Jacobi scaling first: features on very different scales make H ill-conditioned without making it
+    # singular, and the scaled matrix (unit diagonal) tells the two apart.
     diagonal = np.diag(H)
-    # A pivot this small next to the largest diagonal entry means H is singular to working precision.
-    cutoff = 1e-10 * max(float(diagonal.max(initial=0.0)), np.finfo(np.float64).tiny)
+    root = np.sqrt(np.where(diagonal > 0, diagonal, 1.0))
+    scaled = H / root[:, None] / root[None, :]
+    rhs = -g / root
     try:
-        factor = scipy.linalg.cho_factor(H, lower=True, check_finite=True)
-        if float(np.min(np.abs(np.diag(factor[0])))) ** 2 > cutoff:
-            return scipy.linalg.cho_solve(factor, -g), False
+        factor = scipy.linalg.cho_factor(scaled, lower=True, check_finite=True)
+        # a pivot this small means H is singular to working precision (collinear, or the multinomial
+        # loss's common shifts)
+        if float(np.min(np.abs(np.diag(factor[0])))) ** 2 > _SINGULAR:
+            return scipy.linalg.cho_solve(factor, rhs) / root, False
     except np.linalg.LinAlgError:
         pass
-    p, *_ = scipy.linalg.lstsq(H, -g, cond=1e-10, check_finite=True)
-    return p, True
+    p, *_ = scipy.linalg.lstsq(scaled, rhs, cond=_SINGULAR, check_finite=True)
+    return p / root, True
 
 
 def _centre_unpenalised(P: np.ndarray, problem: Any) -> None:
