@@ -69,8 +69,11 @@ def _assert_same_model(ours, theirs):
 
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("name", sorted(MODELS))
-@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-@pytest.mark.parametrize("fit_intercept", [True, False], ids=["intercept", "no-intercept"])
+@pytest.mark.parametrize(
+    ("weighted", "fit_intercept"),
+    [(True, True), (False, False)],
+    ids=["weighted-intercept", "unweighted-no-intercept"],
+)
 def test_coefficients_match_scikit_learn(glm_data, name, solver, weighted, fit_intercept):
     X, targets, weights = glm_data
     y = targets[name]
