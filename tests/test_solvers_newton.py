@@ -101,7 +101,9 @@ def test_problem_hessians_add_the_penalty_and_keep_the_curvature_between_product
         )
         expected = 0.1 * data + 2.0 * np.vstack([V[:4], [[0.0]]])
         np.testing.assert_allclose(product, expected, rtol=1e-12)
-        np.testing.assert_allclose(problem.hessian(W) @ V.ravel(), product.ravel(), rtol=1e-12)
+        H = problem.hessian(W)
+        np.testing.assert_allclose(H @ V.ravel(), product.ravel(), rtol=1e-12)
+        np.testing.assert_allclose(problem.hessian_diagonal(W).ravel(), np.diag(H), rtol=1e-12)
         assert problem.n_hessian_products == 1
         # the local engine keeps the curvature: the next product at the same W computes nothing new
         with raise_if_computes():
@@ -175,9 +177,18 @@ def test_newton_needs_few_iterations_where_lbfgs_needs_many():
         assert results[name].n_iter <= 25
         np.testing.assert_allclose(results[name].W, results["newton-cholesky"].W, rtol=1e-5, atol=1e-9)
     assert results["lbfgs"].n_iter > 4 * results["newton-cholesky"].n_iter
-    # the history counts the passes over the data: CG steps plus line-search evaluations
+    # the history counts the passes over the data: the diagonal, CG steps and line-search evaluations
     cg = results["newton-cg"].history
-    assert all(r["n_evals"] >= r["cg_iterations"] + 1 for r in cg)
+    assert all(r["n_evals"] >= r["cg_iterations"] + 2 for r in cg)
+    # without the Jacobi preconditioner (scikit-learn's newton-cg) CG needs far more products
+    with BlockedProblem(X, y, loss="logistic", data_scale=1 / 2000, l2=1e-4 / 2000) as problem:
+        plain = solvers.newton_cg(problem, tol=1e-8, max_iter=2000, precondition=False)
+    np.testing.assert_allclose(plain.W, results["newton-cholesky"].W, rtol=1e-5, atol=1e-9)
+    products = {
+        name: sum(r["cg_iterations"] for r in run.history)
+        for name, run in (("pcg", results["newton-cg"]), ("cg", plain))
+    }
+    assert products["cg"] > 5 * products["pcg"]
 
 
 def test_streamed_blocks_give_the_same_newton_iterates():

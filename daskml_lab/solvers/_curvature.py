@@ -7,6 +7,7 @@ Jacobian ``sw_i (diag(p_i) - p_i p_i^T)``. So
 
 - a Hessian-vector product ``H v = A^T (C (A v))`` costs one pass over a block and returns a d-vector
   (Newton-CG: one pass per conjugate-gradient step);
+- its diagonal costs one pass and returns a d-vector (Newton-CG's preconditioner), and keeps the curvature;
 - the Hessian matrix ``A^T C A`` costs one pass and returns a ``(n_params * n_outputs)^2`` matrix
   (Newton-Cholesky, for narrow data).
 
@@ -35,6 +36,7 @@ from daskml_lab.solvers._glm_losses import GLM_LOSSES, family_of, glm_curvature
 from daskml_lab.solvers._objectives import SUBBLOCK_BYTES, PreparedBlock, _split_params
 
 __all__ = [
+    "HessianDiagonal",
     "HessianMatrix",
     "HessianProduct",
     "_hessian_block",
@@ -56,6 +58,17 @@ class HessianProduct(NamedTuple):
 
     product: np.ndarray
     recomputed: bool
+
+
+class HessianDiagonal(NamedTuple):
+    """One worker's share of the diagonal of the Hessian of the data term.
+
+    Attributes
+    ----------
+    diagonal : ndarray of float64 of shape (n_params, n_outputs)
+    """
+
+    diagonal: np.ndarray
 
 
 class HessianMatrix(NamedTuple):
@@ -241,6 +254,51 @@ def _hessian_product_block(
     return out, curvature
 
 
+def _hessian_diagonal_block(
+    block: PreparedBlock, W: np.ndarray, spec: EngineSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Diagonal of the data term's Hessian on one block (float64, shaped like ``W``), and the curvature.
+
+    The diagonal ``sum_i c_i A_ij^2`` (``c_i = sw_i p_ik (1 - p_ik)`` for the multinomial loss) is the Jacobi
+    preconditioner of Newton-CG; the curvature is returned for the products that follow at the same ``W``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskml_lab.solvers._objectives import _prepare_block
+    >>> block = _prepare_block(np.array([[1.0], [2.0]]), np.zeros(2), None, loss="squared")
+    >>> _hessian_diagonal_block(block, np.zeros((2, 1)), EngineSpec("squared", 1, True))[0].tolist()
+    [[5.0], [2.0]]
+    """
+    X, target, weight, _ = block
+    n_rows, n_features = X.shape
+    W = np.asarray(W).reshape(n_features + int(spec.fit_intercept), -1)
+    n_outputs = W.shape[1]
+    coef, intercept = _split_params(W, n_features, spec.fit_intercept, X.dtype)
+    out = np.zeros(W.shape)
+    if n_rows == 0:
+        return out, np.zeros((0,) if n_outputs == 1 else (0, n_outputs), dtype=X.dtype)
+    step = n_rows if sp.issparse(X) else _rows(n_rows, n_features, X.dtype.itemsize)
+    parts = []
+    for start in range(0, n_rows, step):
+        rows = slice(start, min(start + step, n_rows))
+        part = X[rows]
+        w = None if weight is None else weight[rows]
+        c = curvature_rows(_scores(part, coef, intercept), target[rows], spec)
+        if c.ndim == 1:
+            c = _weighted(c, w)
+            parts.append(c)
+            diagonal_weight = c[:, None]
+        else:
+            parts.append(c)
+            diagonal_weight = _weighted(c * (1 - c), w)
+        squares = part.multiply(part) if sp.issparse(part) else part * part
+        out[:n_features] += np.asarray(squares.T @ diagonal_weight).reshape(n_features, n_outputs)
+        if spec.fit_intercept:
+            out[n_features] += diagonal_weight.sum(axis=0, dtype=np.float64)
+    return out, np.concatenate(parts)
+
+
 def _gram(part: Any, c: np.ndarray, fit_intercept: bool) -> np.ndarray:
     """``[X, 1]^T diag(c) [X, 1]`` of a row sub-block, float64."""
     n_features = part.shape[1]
@@ -316,6 +374,18 @@ def _hessian_product_local(local: LocalBlocks, W: np.ndarray, token: str, V: np.
         kept.append(curvature)
     local.state["curvature"] = (token, kept)
     return HessianProduct(total, recomputed)
+
+
+def _hessian_diagonal_local(local: LocalBlocks, W: np.ndarray, token: str) -> HessianDiagonal:
+    """The Hessian's diagonal over a worker's blocks; keeps the curvature at ``token`` for the products."""
+    total = np.zeros(np.shape(W))
+    kept = []
+    for block in local.blocks:
+        diagonal, curvature = _hessian_diagonal_block(block, W, local.spec)
+        total += diagonal
+        kept.append(curvature)
+    local.state["curvature"] = (token, kept)
+    return HessianDiagonal(total)
 
 
 def _hessian_local(local: LocalBlocks, W: np.ndarray) -> HessianMatrix:

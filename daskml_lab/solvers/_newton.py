@@ -47,13 +47,18 @@ Direction = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, dict[str, Any]]
 
 
 def truncated_cg(
-    hessp: Callable[[np.ndarray], np.ndarray], g: np.ndarray, *, tol: float, max_iter: int
+    hessp: Callable[[np.ndarray], np.ndarray],
+    g: np.ndarray,
+    *,
+    tol: float,
+    max_iter: int,
+    preconditioner: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Approximately solve ``H p = -g`` by conjugate gradient, stopping at ``sum |residual| <= tol``.
+    """Approximately solve ``H p = -g`` by (preconditioned) conjugate gradient, until ``sum |H p + g| <= tol``.
 
-    scikit-learn's ``_cg`` (``sklearn/utils/optimize.py``): it also stops on tiny or negative curvature
-    along a search direction, returning the iterate so far (or the steepest-descent step when that happens
-    at the first step), so that the result is always a descent direction.
+    scikit-learn's ``_cg`` (``sklearn/utils/optimize.py``), with an optional diagonal preconditioner: it also
+    stops on tiny or negative curvature along a search direction, returning the iterate so far (or the
+    steepest-descent step when that happens at the first step), so that the result is a descent direction.
 
     Parameters
     ----------
@@ -65,6 +70,9 @@ def truncated_cg(
         Stop when the l1 norm of the residual ``H p + g`` is at most ``tol``.
     max_iter : int
         Largest number of products.
+    preconditioner : ndarray or None, default=None
+        The inverse of a positive approximation of ``diag(H)`` (Jacobi preconditioning): with features on
+        very different scales it cuts the number of products by orders of magnitude.
 
     Returns
     -------
@@ -75,36 +83,40 @@ def truncated_cg(
     Examples
     --------
     >>> import numpy as np
-    >>> H = np.array([[2.0, 0.0], [0.0, 4.0]])
-    >>> p, n = truncated_cg(lambda v: H @ v, np.array([2.0, 4.0]), tol=1e-12, max_iter=10)
-    >>> p.tolist(), n
+    >>> H = np.array([[2.0, 0.0], [0.0, 4000.0]])
+    >>> p, n = truncated_cg(lambda v: H @ v, np.array([2.0, 4000.0]), tol=1e-9, max_iter=10)
+    >>> p.round(9).tolist(), n
     ([-1.0, -1.0], 2)
+    >>> p, n = truncated_cg(lambda v: H @ v, np.array([2.0, 4000.0]), tol=1e-9, max_iter=10,
+    ...                     preconditioner=1 / np.diag(H))
+    >>> p.round(9).tolist(), n
+    ([-1.0, -1.0], 1)
     """
     eps = 16 * _EPS
+    scaling = np.ones_like(g) if preconditioner is None else preconditioner
     p = np.zeros_like(g)
     residual = g.copy()
-    direction = -residual
-    rr = float(residual @ residual)
-    direction_norm2 = rr
+    z = scaling * residual
+    direction = -z
+    rz = float(residual @ z)
     n_products = 0
     while n_products < max_iter and float(np.abs(residual).sum()) > tol:
         Hd = hessp(direction)
         n_products += 1
         curvature = float(direction @ Hd)
-        if 0 <= curvature <= eps * direction_norm2:
+        if 0 <= curvature <= eps * float(direction @ direction):
             break
         if curvature < 0:
             if n_products == 1:
-                p += rr / curvature * direction  # steepest descent, as scikit-learn
+                p += rz / curvature * direction  # steepest descent, as scikit-learn
             break
-        alpha = rr / curvature
+        alpha = rz / curvature
         p += alpha * direction
         residual += alpha * Hd
-        rr_next = float(residual @ residual)
-        beta = rr_next / rr
-        direction = -residual + beta * direction
-        direction_norm2 = rr_next + beta**2 * direction_norm2
-        rr = rr_next
+        z = scaling * residual
+        rz_next = float(residual @ z)
+        direction = -z + (rz_next / rz) * direction
+        rz = rz_next
     return p, n_products
 
 

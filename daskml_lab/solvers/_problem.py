@@ -21,7 +21,12 @@ from daskml_lab._runtime.memory import (
     plan_memory,
     resolve_persist,
 )
-from daskml_lab.solvers._curvature import _hessian_local, _hessian_product_local, params_token
+from daskml_lab.solvers._curvature import (
+    _hessian_diagonal_local,
+    _hessian_local,
+    _hessian_product_local,
+    params_token,
+)
 from daskml_lab.solvers._distributed_engine import DistributedEngine
 from daskml_lab.solvers._engine import EngineSpec, LocalEngine, StreamEngine, WorkerCall
 from daskml_lab.solvers._glm_losses import GLM_LOSSES, family_of
@@ -51,8 +56,9 @@ class BlockedProblem:
 
     with ``s = data_scale``, ``w = sample_weight``, ``lambda_2 = l2`` and ``lambda_1 = l1``; intercepts are
     never penalised. :meth:`loss_grad` returns the smooth part (everything but the l1 term) and its gradient
-    in one pass over the data; :meth:`objective` adds the l1 term. :meth:`hessian_product` and
-    :meth:`hessian` give its second derivatives (for the Newton solvers), also in one pass each.
+    in one pass over the data; :meth:`objective` adds the l1 term. :meth:`hessian_product`,
+    :meth:`hessian_diagonal` and :meth:`hessian` give its second derivatives (for the Newton solvers), also in
+    one pass each.
 
     Parameters
     ----------
@@ -382,6 +388,36 @@ class BlockedProblem:
         product = self.data_scale * data.reshape(direction.shape)
         product[: self.n_features] += self.l2 * direction[: self.n_features]
         return product.reshape(np.shape(V))
+
+    def hessian_diagonal(self, W: Any) -> np.ndarray:
+        """Diagonal of the Hessian of the smooth part of the objective at ``W``, in one pass over the data.
+
+        The per-row curvature computed on the way is kept on the workers (as by :meth:`hessian_product`), so
+        the products at the same ``W`` that follow do not compute it again.
+
+        Parameters
+        ----------
+        W : array-like of shape (n_params, n_outputs) or (n_params * n_outputs,)
+
+        Returns
+        -------
+        ndarray of float64 with the shape of ``W``
+
+        Raises
+        ------
+        ValueError
+            For a loss without a second derivative (``"hinge"``).
+        """
+        self._require_curvature()
+        self.start()
+        params = self._as_params(W)
+        parts = self.map_workers(_hessian_diagonal_local, params, params_token(params))
+        data = parts[0].diagonal.copy()
+        for part in parts[1:]:
+            data += part.diagonal
+        diagonal = self.data_scale * data
+        diagonal[: self.n_features] += self.l2
+        return diagonal.reshape(np.shape(W))
 
     def hessian(self, W: Any) -> np.ndarray:
         """Hessian matrix of the smooth part of the objective at ``W``, in one pass over the data.
