@@ -70,10 +70,11 @@ class BlockedProblem:
         ``"multinomial"``, real values for regression losses), with the row chunks of ``X``.
     sample_weight : dask.array.Array of shape (n_samples,) or None, default=None
         Non-negative weights with the row chunks of ``X``.
-    loss : {"logistic", "multinomial", "squared", "squared_hinge", "hinge", "huber", "poisson", "gamma", \
-"tweedie"}, default="logistic"
-        Per-sample loss of the linear score; the last three are scikit-learn's half Tweedie deviances of a
-        generalised linear model (log link for ``"poisson"`` and ``"gamma"``).
+    loss : str, default="logistic"
+        Per-sample loss of the linear score, one of :data:`~daskml_lab.solvers.LOSSES`: ``"logistic"``,
+        ``"multinomial"``, ``"squared"``, ``"squared_hinge"``, ``"hinge"``, ``"huber"``, and scikit-learn's half
+        Tweedie deviances of a generalised linear model, ``"poisson"``, ``"gamma"`` (log link) and
+        ``"tweedie"``.
     n_outputs : int, default=1
         Columns of ``W``: the number of classes for ``"multinomial"``, else 1.
     fit_intercept : bool, default=True
