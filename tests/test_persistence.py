@@ -34,6 +34,7 @@ from daskml_lab.exceptions import ModelVersionWarning, UntrustedTypesError
 from daskml_lab.fusion import WeightedAveraging
 from daskml_lab.linear_model import ElasticNet, HuberRegressor, Lasso, LinearSVC, LogisticRegression, Ridge
 from daskml_lab.persistence import describe, load, save
+from daskml_lab.persistence._container import checksum_member
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -280,18 +281,26 @@ class _RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
-def _rewrite(path, *, payload=None, metadata=None, checksum=True):
-    """Rewrite a model file with a new payload and/or metadata changes (recomputing the checksum)."""
+def _rewrite(path, *, payload=None, metadata=None, checksum=True, key=None):
+    """Rewrite a model file with a new payload and/or metadata changes, as a forger would.
+
+    With ``checksum`` the file is resealed with the container's own checksum (or, with ``key``, signature),
+    so that only the checks after the checksum can refuse it; without, the old checksum member is kept.
+    """
     with zipfile.ZipFile(path) as archive:
-        info = json.loads(archive.read("daskml_lab.json"))
-        old_payload = archive.read("model.skops")
-    payload = old_payload if payload is None else payload
+        members = {name: archive.read(name) for name in archive.namelist()}
+    info = json.loads(members["daskml_lab.json"])
+    payload = members["model.skops"] if payload is None else payload
     info.update(metadata or {})
+    members["model.skops"] = payload
     if checksum:
         info["payload"]["sha256"] = hashlib.sha256(payload).hexdigest()
+    members["daskml_lab.json"] = json.dumps(info).encode()
+    if checksum:
+        members["checksum.json"] = checksum_member(members["daskml_lab.json"], payload, key).encode()
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("daskml_lab.json", json.dumps(info))
-        archive.writestr("model.skops", payload)
+        for name, content in members.items():
+            archive.writestr(name, content)
 
 
 def _skops_members(path):
@@ -432,7 +441,7 @@ def test_metadata_must_describe_the_payload(data, tmp_path):
 def test_newer_file_format_is_refused(tmp_path):
     path = save(Ridge(), tmp_path / "m.daskml")
     _rewrite(path, metadata={"format_version": 99})
-    with pytest.raises(ValueError, match="uses model file format 99, newer than the format 1"):
+    with pytest.raises(ValueError, match="uses model file format 99, newer than the format 2"):
         load(path)
 
 
