@@ -472,3 +472,193 @@ def test_other_version_warns(data, tmp_path):
     with pytest.warns(ModelVersionWarning, match=r"saved with daskml_lab 0.0.1 \(this is "):
         model = load(path)
     np.testing.assert_array_equal(model.predict(data[0]), _fit("ridge", data).predict(data[0]))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# arrays handed to compiled code: libsvm and linear models (trees above). Each file is written by save(), so
+# its checksum is valid (a forger recomputes it): only the checks of the arrays can refuse it. Nothing here
+# ever predicts with a tampered model: some of them crash libsvm.
+
+
+def _tampered(model, change):
+    """A deep copy of ``model`` with ``change(copy)`` applied."""
+    import copy
+
+    tampered = copy.deepcopy(model)
+    change(tampered)
+    return tampered
+
+
+def _set(path, value):
+    """``change`` setting the attribute at the dotted ``path`` to ``value(old)``."""
+
+    def change(model):
+        *parents, name = path.split(".")
+        owner = model
+        for parent in parents:
+            owner = owner[int(parent)] if parent.isdigit() else getattr(owner, parent)
+        setattr(owner, name, value(getattr(owner, name)))
+
+    return change
+
+
+_SVC_CASES = {
+    "support-out-of-range": (
+        "support_",
+        lambda a: np.where(np.arange(a.size) == 0, 10**6, a).astype(np.int32),
+    ),
+    "support-longer": ("support_", lambda a: np.arange(a.size + 50_000, dtype=np.int32) % 10),
+    "n-support-sum": ("_n_support", lambda a: (a + np.arange(a.size)).astype(np.int32)),
+    "n-support-huge": ("_n_support", lambda a: (a + np.array([50_000, -50_000])).astype(np.int32)),
+    "support-vectors-rows": ("support_vectors_", lambda a: a[:3].copy()),
+    "support-vectors-features": ("support_vectors_", lambda a: np.zeros((a.shape[0], a.shape[1] + 2))),
+    "dual-coef": ("_dual_coef_", lambda a: a[:, :3].copy()),
+    "intercept": ("_intercept_", lambda a: np.zeros(a.size + 5)),
+}
+_SVC_MESSAGES = {
+    "support-out-of-range": r"has support indices outside \[0, \d+\)",
+    "support-longer": r"_n_support\) summing to \d+, not to its \d+ support vectors",
+    "n-support-sum": r"_n_support\) summing to \d+, not to its \d+ support vectors",
+    "n-support-huge": r"_n_support\) that are not 2 non-negative counts",
+    "support-vectors-rows": r"has support_vectors_ of shape \(3, 4\), not \(\d+, 4\)",
+    "support-vectors-features": r"has support_vectors_ of shape \(\d+, 6\), not \(\d+, 4\)",
+    "dual-coef": r"has dual coefficients \(_dual_coef_\) of shape \(1, 3\), not \(1, \d+\)",
+    "intercept": r"has intercepts \(_intercept_\) of shape \(6,\), not \(1,\)",
+}
+
+
+@pytest.fixture(scope="module")
+def cascade(data):
+    return _fit("cascade", data)
+
+
+@pytest.mark.parametrize("case", list(_SVC_CASES))
+def test_cascade_svc_with_inconsistent_arrays_is_refused_at_load(case, cascade, tmp_path):
+    attribute, value = _SVC_CASES[case]
+    path = save(_tampered(cascade, _set(f"final_estimator_.{attribute}", value)), tmp_path / "m.daskml")
+    with pytest.raises(ValueError, match=_SVC_MESSAGES[case]) as excinfo:
+        load(path)
+    message = str(excinfo.value)
+    assert "CascadeSVC.final_estimator_ (SVC)" in message
+    assert "Predicting with it could crash, so it is refused" in message
+
+
+def test_svc_inside_a_shard_ensemble_is_checked(data, tmp_path):
+    model = _fit("soft-voting", data)
+    change = _set(
+        "estimators_.1.calibrated_classifiers_.0.estimator._n_support",
+        lambda a: (a + np.array([7, 0])).astype(np.int32),
+    )
+    path = save(_tampered(model, change), tmp_path / "m.daskml")
+    with pytest.raises(
+        ValueError,
+        match=r"ShardEnsembleClassifier\..*estimators_\[1\].calibrated_classifiers_\[0\].estimator \(SVC\) has "
+        r"support vector counts per class \(_n_support\) summing to",
+    ):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "attribute", "value", "match"),
+    [
+        (
+            lambda X, y, t: __import__("sklearn.svm").svm.NuSVC().fit(X, np.digitize(X[:, 0], [-0.5, 0.5])),
+            "_probA",
+            lambda a: np.zeros(2),
+            r"NuSVC has probability parameters \(_probA, _probB\) that are not both empty or of shape \(3,\)",
+        ),
+        (
+            lambda X, y, t: (
+                __import__("sklearn.svm").svm.SVR().fit(__import__("scipy").sparse.csr_matrix(X), t)
+            ),
+            "support_vectors_",
+            lambda a: __import__("scipy").sparse.csr_matrix(
+                (a.data, np.minimum(a.indices + 3, 9), a.indptr), shape=a.shape
+            ),
+            r"SVR has sparse support_vectors_ whose index arrays point outside their data",
+        ),
+        (
+            lambda X, y, t: SVC(kernel="precomputed").fit(X @ X.T, y),
+            "support_",
+            lambda a: (a + 1000).astype(np.int32),
+            r"SVC has support indices outside \[0, 400\)",
+        ),
+    ],
+    ids=["nusvc-probability", "sparse-svr-indices", "precomputed-support"],
+)
+def test_other_libsvm_models_are_checked(make, attribute, value, match, data, tmp_path):
+    X, y, _, target = data
+    model = make(X, y, target)
+    trusted = ["scipy.sparse._csr.csr_matrix"]  # sparse matrices need trusted= (skops trusts sparse arrays)
+    load(save(model, tmp_path / "good.daskml"), trusted=trusted)  # the untampered model loads
+    path = save(_tampered(model, _set(attribute, value)), tmp_path / "m.daskml")
+    with pytest.raises(ValueError, match=match):
+        load(path, trusted=trusted)
+
+
+def test_libsvm_model_missing_an_array_is_refused(data, tmp_path):
+    """A renamed or deleted attribute fails closed (also what a newer scikit-learn's renaming would do)."""
+    X, y, _, _ = data
+    model = SVC().fit(X, y)
+    del model._n_support
+    with pytest.raises(ValueError, match=r"SVC has support vector counts per class \(_n_support\)"):
+        load(save(model, tmp_path / "m.daskml"))
+
+
+@pytest.mark.parametrize(
+    ("name", "attribute", "value", "match"),
+    [
+        (
+            "logistic-multinomial",
+            "coef_",
+            lambda a: a[:1].copy(),
+            r"LogisticRegression has 1 row\(s\) of coefficients \(coef_\) for 3 classes \(expected 3\)",
+        ),
+        (
+            "logistic",
+            "intercept_",
+            lambda a: np.zeros(3),
+            r"LogisticRegression has intercepts \(intercept_\) of shape \(3,\), not \(1,\)",
+        ),
+        (
+            "ridge",
+            "coef_",
+            lambda a: np.zeros(a.size + 1),
+            r"Ridge has coefficients \(coef_\) of shape \(5,\) for 4 features \(n_features_in_\)",
+        ),
+        (
+            "linear-svc",
+            "coef_",
+            lambda a: np.zeros((2, 4)),
+            r"LinearSVC has 2 row\(s\) of coefficients \(coef_\) for 2 classes \(expected 1\)",
+        ),
+        (
+            "parameter-averaging",
+            "estimators_.0.coef_",
+            lambda a: np.zeros((1, 9)),
+            r"estimators_\[0\] \(SGDClassifier\) has coefficients \(coef_\) of shape \(1, 9\) for 4 features",
+        ),
+    ],
+    ids=["ours-classes", "ours-intercept", "ours-features", "linear-svc-rows", "sklearn-in-ensemble"],
+)
+def test_linear_model_with_inconsistent_coefficients_is_refused(
+    name, attribute, value, match, data, tmp_path
+):
+    model = _fit(name, data)
+    path = save(_tampered(model, _set(attribute, value)), tmp_path / "m.daskml")
+    with pytest.raises(ValueError, match=match):
+        load(path)
+
+
+def test_libsvm_state_finds_the_arrays_of_this_scikit_learn(data):
+    """The attribute names _compat reads exist in the installed scikit-learn (else every SVC is refused)."""
+    from sklearn.svm import SVR, NuSVC
+
+    from daskml_lab._compat import libsvm_state
+
+    X, y, _, target = data
+    for model in (SVC().fit(X, y), NuSVC().fit(X, y), SVR().fit(X, target)):
+        state = libsvm_state(model)
+        assert state is not None
+        assert all(value is not None for key, value in state.items() if key != "class_weight"), state
+    assert libsvm_state(SVC()) is None
