@@ -662,3 +662,241 @@ def test_libsvm_state_finds_the_arrays_of_this_scikit_learn(data):
         assert state is not None
         assert all(value is not None for key, value in state.items() if key != "class_weight"), state
     assert libsvm_state(SVC()) is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the checksum covers the metadata; signing with a key; format 1 files
+
+KEY = b"0123456789abcdef-test-key"
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _write_members(path, members):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda info: info["metadata"].update(
+            data={"features": ["b", "a"], "read_options": {"skiprows": 500}}
+        ),
+        lambda info: info["summary"].update(n_features_in=3),
+        lambda info: info.update(daskml_lab_version="9.9"),
+    ],
+    ids=["cli-read-options", "summary", "version"],
+)
+def test_edited_metadata_is_refused(edit, data, tmp_path):
+    path = save(_fit("ridge", data), tmp_path / "m.daskml", metadata={"data": {"features": ["a", "b"]}})
+    members = _members(path)
+    info = json.loads(members["daskml_lab.json"])
+    edit(info)
+    members["daskml_lab.json"] = json.dumps(info, indent=2).encode()  # the old checksum member is kept
+    _write_members(path, members)
+    message = r"does not match the checksum recorded when it was saved: its metadata \(daskml_lab.json"
+    with pytest.raises(ValueError, match=message):
+        load(path)
+    with pytest.raises(ValueError, match=message):
+        describe(path)
+
+
+def test_metadata_comes_back_with_the_model(data, tmp_path):
+    path = save(_fit("ridge", data), tmp_path / "m.daskml", metadata={"data": {"features": ["a", "b"]}})
+    model, info = load(path, return_metadata=True)
+    assert isinstance(model, Ridge)
+    assert info["metadata"] == {"data": {"features": ["a", "b"]}}
+    assert info["format_version"] == 2
+    assert info["integrity"] == {
+        "algorithm": "sha256",
+        "covers": ["daskml_lab.json", "model.skops"],
+        "verified": True,
+    }
+    assert {k: v for k, v in describe(path).items() if k != "untrusted_types"} == {
+        k: v for k, v in info.items() if k != "untrusted_types"
+    }
+
+
+def test_signed_file_needs_its_key(data, tmp_path):
+    model = _fit("logistic", data)
+    path = save(model, tmp_path / "m.daskml", key=KEY)
+    assert json.loads(_members(path)["checksum.json"])["algorithm"] == "hmac-sha256"
+    loaded, info = load(path, key=KEY, return_metadata=True)
+    np.testing.assert_array_equal(loaded.coef_, model.coef_)
+    assert info["integrity"]["algorithm"] == "hmac-sha256"
+    assert info["integrity"]["verified"] is True
+    np.testing.assert_array_equal(load(path, key=KEY.decode()).coef_, model.coef_)  # str keys are UTF-8
+    with pytest.raises(ValueError, match=r"is signed with a key \(HMAC-SHA256\); pass the same key"):
+        load(path)
+    with pytest.raises(ValueError, match=r"The signature of .* does not match the key given"):
+        load(path, key=b"another key of sixteen bytes")
+    # describe shows the metadata of a signed file without its key, marked as not verified
+    assert describe(path)["integrity"] == {
+        "algorithm": "hmac-sha256",
+        "covers": ["daskml_lab.json", "model.skops"],
+        "verified": False,
+    }
+    assert describe(path, key=KEY)["integrity"]["verified"] is True
+    with pytest.raises(ValueError, match="does not match the key given"):
+        describe(path, key=b"another key of sixteen bytes")
+
+
+@pytest.mark.parametrize(
+    ("forger_key", "match"),
+    [
+        (None, r"is not signed, but a key was given: .*signature was stripped"),
+        (b"the forger's own key!", r"signature of .* does not match the key given"),
+    ],
+    ids=["signature-stripped", "signed-with-another-key"],
+)
+def test_signed_file_modified_and_resealed_is_refused(forger_key, match, data, tmp_path):
+    path = save(_fit("ridge", data), tmp_path / "m.daskml", key=KEY)
+    _rewrite(path, metadata={"metadata": {"data": {"read_options": {"skiprows": 500}}}}, key=forger_key)
+    with pytest.raises(ValueError, match=match):
+        load(path, key=KEY)
+
+
+def test_modified_signed_file_is_refused(data, tmp_path):
+    path = save(_fit("ridge", data), tmp_path / "m.daskml", key=KEY)
+    _rewrite(path, metadata={"created": "2000-01-01T00:00:00+00:00"}, checksum=False)
+    with pytest.raises(ValueError, match="does not match the key given"):
+        load(path, key=KEY)
+
+
+@pytest.mark.parametrize(
+    ("key", "error", "match"),
+    [
+        (b"short", ValueError, "A signing key must have at least 16 bytes; got 5"),
+        (1234, TypeError, "key must be bytes or str"),
+    ],
+)
+def test_invalid_keys(key, error, match, tmp_path):
+    with pytest.raises(error, match=match):
+        save(Ridge(), tmp_path / "m.daskml", key=key)
+    assert not (tmp_path / "m.daskml").exists()
+    path = save(Ridge(), tmp_path / "m.daskml")
+    with pytest.raises(error, match=match):
+        load(path, key=key)
+
+
+def test_read_key(tmp_path):
+    from daskml_lab.persistence import read_key
+
+    (tmp_path / "model.key").write_text(KEY.decode() + "\n")
+    assert read_key(tmp_path / "model.key") == KEY
+    (tmp_path / "short.key").write_text("  abc \n")
+    with pytest.raises(ValueError, match=r"holds 3 bytes; a signing key needs at least 16"):
+        read_key(tmp_path / "short.key")
+    with pytest.raises(FileNotFoundError, match="No such key file"):
+        read_key(tmp_path / "absent.key")
+
+
+def _as_format_1(path):
+    """Rewrite a model file as daskml_lab wrote it in format 1: two members, the payload checksummed only."""
+    members = _members(path)
+    info = json.loads(members.pop("checksum.json") and members["daskml_lab.json"])
+    info["format_version"] = 1
+    members["daskml_lab.json"] = json.dumps(info).encode()
+    _write_members(path, members)
+
+
+def test_format_1_file_loads_with_a_warning_about_its_metadata(data, tmp_path):
+    model = _fit("ridge", data)
+    path = save(model, tmp_path / "m.daskml")
+    _as_format_1(path)
+    with pytest.warns(
+        ModelVersionWarning, match=r"is a format 1 model file: its checksum covers the model but not"
+    ):
+        loaded = load(path)
+    np.testing.assert_array_equal(loaded.predict(data[0]), model.predict(data[0]))
+    assert describe(path)["integrity"] == {"algorithm": "sha256", "covers": ["model.skops"], "verified": True}
+    with pytest.raises(
+        ValueError, match="is a format 1 model file, which cannot be signed, but a key was given"
+    ):
+        load(path, key=KEY)
+    # its payload checksum still holds
+    _rewrite(path, payload=_skops_bytes(_skops_members(path)) + b"\0", checksum=False)
+    with pytest.raises(ValueError, match="does not match the checksum"):
+        load(path)
+
+
+def test_checksum_member_and_format_version_must_agree(data, tmp_path):
+    path = save(Ridge(), tmp_path / "m.daskml")
+    members = _members(path)
+    _write_members(path, {k: v for k, v in members.items() if k != "checksum.json"})
+    with pytest.raises(ValueError, match=r"claims model file format 2 but lacks its checksum.json member"):
+        load(path)
+    info = json.loads(members["daskml_lab.json"])
+    info["format_version"] = 1
+    metadata = json.dumps(info).encode()
+    members.update(
+        {
+            "daskml_lab.json": metadata,
+            "checksum.json": checksum_member(metadata, members["model.skops"], None),
+        }
+    )
+    _write_members(path, members)
+    with pytest.raises(
+        ValueError, match=r"claims model file format 1, but the file has the checksum.json member"
+    ):
+        load(path)
+
+
+def test_member_stored_twice_is_refused(tmp_path):
+    path = save(Ridge(), tmp_path / "m.daskml")
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("daskml_lab.json", b"{}")
+    with pytest.raises(ValueError, match="holds a member twice"):
+        load(path)
+
+
+def test_describe_imports_nothing(tmp_path):
+    """A file naming modules that are not imported yet: describe() lists them as untrusted, imports none."""
+    from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+    from sklearn.impute import IterativeImputer
+    from sklearn.utils._mocking import CheckingClassifier
+
+    # Estimators of modules a fresh process has not imported (load() would import them and trust them).
+    model = FunctionTransformer(kw_args={"a": CheckingClassifier(), "b": IterativeImputer(), "c": Ridge()})
+    path = save(model, tmp_path / "m.daskml")
+    members = _skops_members(path)
+    schema = json.loads(members["schema.json"])
+    ridge = schema["content"]["content"]["kw_args"]["content"]["c"]
+    assert ridge["__class__"] == "Ridge"
+    ridge["__class__"], ridge["__module__"] = "Anything", "daskml_lab.monitoring.preload"
+    members["schema.json"] = json.dumps(schema).encode()
+    _rewrite(path, payload=_skops_bytes(members))
+    names = [
+        ("sklearn.utils._mocking", "CheckingClassifier"),
+        ("sklearn.impute._iterative", "IterativeImputer"),
+        ("daskml_lab.monitoring.preload", "Anything"),
+    ]
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from daskml_lab.persistence import describe
+        modules = {[module for module, _ in names]!r}
+        before = [m for m in modules if m in sys.modules]
+        untrusted = describe({str(path)!r})["untrusted_types"]
+        print(json.dumps({{"before": before, "after": [m for m in modules if m in sys.modules],
+                           "untrusted": untrusted}}))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["before"] == []
+    assert found["after"] == []
+    assert sorted(found["untrusted"]) == sorted(f"{module}.{name}" for module, name in names)
