@@ -340,9 +340,10 @@ def _verify(
         raise ValueError(msg)
     if not hmac.compare_digest(_digest(metadata, payload, key), expected):
         msg = (
-            f"The signature of {where!r} does not match the key given: the file was modified after it was "
-            "signed, or it was signed with another key. Nothing was loaded; check the key file, or ask the "
-            "author of the model for a freshly signed copy."
+            f"The signature of {where!r} does not match the key given: its metadata ({METADATA_NAME}: "
+            "feature order, read options, ...) or its model was modified after it was signed, or it was signed "
+            "with another key. Nothing was loaded; check the key file, or ask the author of the model for a "
+            "freshly signed copy."
         )
         raise ValueError(msg)
     return Integrity(algorithm=_HMAC, covers=covers, verified=True)
