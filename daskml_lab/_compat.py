@@ -18,6 +18,7 @@ __all__ = [
     "dashboard_prefix",
     "dashboard_template",
     "dashboard_theme",
+    "libsvm_state",
     "log_event_async",
     "sklearn_tree_types",
     "unique_fused_keys",
@@ -81,6 +82,59 @@ def sklearn_tree_types() -> tuple[type | None, type | None]:
     except ImportError:  # pragma: no cover - present in every supported scikit-learn
         logger.warning("TreePredictor moved: model files with histogram gradient boosting need trusted=.")
     return tree, predictor
+
+
+#: Keys of :func:`libsvm_state` -> the attributes scikit-learn's libsvm estimators keep them in.
+_LIBSVM_ATTRIBUTES = {
+    "support": "support_",
+    "support_vectors": "support_vectors_",
+    "n_support": "_n_support",
+    "dual_coef": "_dual_coef_",
+    "intercept": "_intercept_",
+    "public_dual_coef": "dual_coef_",
+    "public_intercept": "intercept_",
+    "prob_a": "_probA",
+    "prob_b": "_probB",
+    "class_weight": "class_weight_",
+    "shape_fit": "shape_fit_",
+    "sparse": "_sparse",
+}
+
+
+def libsvm_state(model: Any) -> dict[str, Any] | None:
+    """The arrays a fitted libsvm estimator of scikit-learn hands to libsvm's compiled code when predicting.
+
+    :class:`~sklearn.svm.SVC`, :class:`~sklearn.svm.NuSVC`, :class:`~sklearn.svm.SVR`,
+    :class:`~sklearn.svm.NuSVR` and :class:`~sklearn.svm.OneClassSVM` pass ``support_``,
+    ``support_vectors_`` and the private ``_n_support``, ``_dual_coef_``, ``_intercept_``, ``_probA`` and
+    ``_probB`` to libsvm, which sizes its loops from them without bounds checks; ``_impl`` (a class attribute)
+    names the libsvm problem. :mod:`daskml_lab.persistence` checks them on load (``persistence/_checks.py``).
+
+    If a newer scikit-learn renames one of these attributes, the old name is missing from its fitted models
+    and the check refuses them (``None`` values below): no libsvm model is loaded unchecked.
+
+    Parameters
+    ----------
+    model : object
+        Any object.
+
+    Returns
+    -------
+    dict or None
+        ``None`` unless ``model`` is one of those estimators and fitted; else the keys ``impl``, ``kernel``
+        and those of ``_LIBSVM_ATTRIBUTES``, with ``None`` for a missing attribute.
+    """
+    from sklearn.svm import SVC, SVR, NuSVC, NuSVR, OneClassSVM
+
+    if not isinstance(model, SVC | NuSVC | SVR | NuSVR | OneClassSVM):
+        return None
+    stored = vars(model)
+    if not any(attribute in stored for attribute in _LIBSVM_ATTRIBUTES.values()):
+        return None  # not fitted
+    state = {key: stored.get(attribute) for key, attribute in _LIBSVM_ATTRIBUTES.items()}
+    state["impl"] = getattr(type(model), "_impl", None)
+    state["kernel"] = getattr(model, "kernel", None)
+    return state
 
 
 def _dashboard_bokeh_server(scheduler: Any) -> Any | None:

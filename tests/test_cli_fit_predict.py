@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -740,3 +742,152 @@ def test_failed_write_leaves_no_partial_output(tmp_path):
     atomic_output(output, lambda temporary: Path(temporary).mkdir())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
     assert not (output / "old").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# model files: the checksum covers the metadata predict reads; signed models; outputs that are inputs
+
+
+def _cli_model(files, folder, **save_options):
+    """A model file as ``fit`` writes it: a Ridge on a, b, c and how the table was read, in the metadata."""
+    path = folder / "m.daskml"
+    metadata = {
+        "data": {
+            "path": str(files["table"]),
+            "format": "parquet",
+            "target": "price",
+            "features": ["a", "b", "c"],
+            "categories": None,
+            "read_options": {},
+        }
+    }
+    return save(load_free_model(), path, metadata=metadata, **save_options)
+
+
+def _edit_metadata(path, edit):
+    """Edit daskml_lab.json in place, keeping the file's checksum member (a hand edit)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    info = json.loads(members["daskml_lab.json"])
+    edit(info["metadata"]["data"])
+    members["daskml_lab.json"] = json.dumps(info, indent=2).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda data: data.update(features=["b", "a", "c"]),
+        lambda data: data.update(read_options={"skiprows": list(range(1, 501))}),
+    ],
+    ids=["feature-order", "read-options"],
+)
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_edited_metadata_of_a_model_is_refused(command, edit, files, tmp_path, capsys):
+    model_path = _cli_model(files, tmp_path)
+    _edit_metadata(model_path, edit)
+    args = [command, str(model_path), str(files["table"])]
+    args += ["-o", str(tmp_path / "p.parquet")] if command == "predict" else ["-t", "price"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "does not match the checksum recorded when it was saved: its metadata (daskml_lab.json" in err
+    assert not (tmp_path / "p.parquet").exists()
+
+
+def test_signed_model_needs_its_key_file(files, tmp_path, capsys, monkeypatch):
+    key = tmp_path / "model.key"
+    key.write_text("a-team-secret-of-more-than-16-bytes\n")
+    model_path = _cli_model(files, tmp_path, key=b"a-team-secret-of-more-than-16-bytes")
+    args = ["evaluate", str(model_path), str(files["table"]), "-t", "price", "--json"]
+    monkeypatch.delenv("DASKML_LAB_KEY_FILE", raising=False)
+    assert main(args) == 2
+    assert "is signed with a key (HMAC-SHA256); pass the same key to check it" in capsys.readouterr().err
+    other = tmp_path / "other.key"
+    other.write_text("another-secret-of-more-than-16-bytes")
+    assert main([*args, "--key-file", str(other)]) == 2
+    assert "does not match the key given" in capsys.readouterr().err
+    (tmp_path / "short.key").write_text("short")
+    assert main([*args, "--key-file", str(tmp_path / "short.key")]) == 2
+    assert "holds 5 bytes; a signing key needs at least 16" in capsys.readouterr().err
+    # an unsigned model is refused when a key is expected (its signature may have been stripped)
+    unsigned = tmp_path / "unsigned"
+    unsigned.mkdir()
+    monkeypatch.setenv("DASKML_LAB_KEY_FILE", str(key))
+    assert main(["evaluate", str(_cli_model(files, unsigned)), str(files["table"]), "-t", "price"]) == 2
+    assert "is not signed, but a key was given" in capsys.readouterr().err
+
+
+@pytest.mark.cluster
+def test_fit_signs_and_predict_checks_end_to_end(files, external_scheduler, tmp_path):
+    """The issue's reproduction: a CLI model whose feature order was edited used to predict silently."""
+    key = tmp_path / "model.key"
+    key.write_text("a-team-secret-of-more-than-16-bytes\n")
+    model_path, predictions = tmp_path / "m.daskml", tmp_path / "p.parquet"
+    common = ["--scheduler", external_scheduler]
+    fit = ["fit", str(files["table"]), "-t", "label", "--features", "a,b,c", "-o", str(model_path), *common]
+    assert "saved to" in _ok(_run(*fit, "--key-file", str(key)))
+    predict = ["predict", str(model_path), str(files["table"]), "-o", str(predictions), *common]
+    assert "is signed with a key" in _error_line(_run(*predict), "predict")
+    _ok(_run(*predict, "--key-file", str(key)))
+    table = pd.read_parquet(files["table"])
+    expected = load(model_path, key=key.read_text().strip()).predict(table[["a", "b", "c"]].to_numpy())
+    np.testing.assert_array_equal(pd.read_parquet(predictions)["prediction"].to_numpy(), expected)
+    _edit_metadata(model_path, lambda data: data.update(features=["b", "a", "c"]))
+    shutil.rmtree(predictions)
+    refused = _error_line(_run(*predict, "--key-file", str(key)), "predict")
+    assert "does not match the key given: its metadata (daskml_lab.json: feature order" in refused
+    assert not predictions.exists()
+
+
+def _spellings(folder: Path, target: Path) -> dict[str, str]:
+    """Other ways to name ``target``: relative with a detour, a symlink, a hard link."""
+    (folder / "sub").mkdir(exist_ok=True)
+    link = folder / "link.parquet"
+    link.symlink_to(target)
+    hard = folder / "hard.parquet"
+    os.link(target, hard)
+    return {
+        "same": str(target),
+        "relative": os.path.relpath(folder / "sub" / ".." / target.name),
+        "symlink": str(link),
+        "hard-link": str(hard),
+    }
+
+
+@pytest.mark.parametrize("spelling", ["same", "relative", "symlink", "hard-link"])
+@pytest.mark.parametrize("overwrite", [False, True], ids=["", "overwrite"])
+def test_output_that_is_the_input_is_refused(spelling, overwrite, files, tmp_path, capsys, monkeypatch):
+    data = tmp_path / "table.parquet"
+    data.write_bytes(files["table"].read_bytes())
+    model_path = _cli_model(files, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    output = _spellings(tmp_path, data)[spelling]
+    before = data.read_bytes(), model_path.read_bytes()
+    flag = ["--overwrite"] if overwrite else []
+    assert main(["predict", str(model_path), str(data), "-o", output, *flag]) == 2
+    assert "is the data ('" in capsys.readouterr().err
+    assert main(["fit", str(data), "-t", "price", "-o", output, *flag]) == 2
+    assert "is the training data ('" in capsys.readouterr().err
+    assert (data.read_bytes(), model_path.read_bytes()) == before
+    # the model file is an input of predict too
+    assert main(["predict", str(model_path), str(data), "-o", "m.daskml", "--format", "parquet", *flag]) == 2
+    assert "writing it would destroy the model file, even with --overwrite" in capsys.readouterr().err
+    assert (data.read_bytes(), model_path.read_bytes()) == before
+
+
+def test_output_folder_holding_the_input_is_refused(files, tmp_path, capsys):
+    folder = tmp_path / "inputs.zarr"
+    folder.mkdir()
+    data = folder / "table.parquet"
+    data.write_bytes(files["table"].read_bytes())
+    model_path = _cli_model(files, tmp_path)
+    args = ["predict", str(model_path), str(data), "--overwrite", "-o"]
+    assert main([*args, str(folder)]) == 2
+    assert "is a folder holding the data" in capsys.readouterr().err
+    assert data.is_file()
+    assert main(["predict", str(model_path), str(files["zarr"]), "-o", str(files["zarr"] / "p.zarr")]) == 2
+    assert "is inside the data" in capsys.readouterr().err

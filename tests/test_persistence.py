@@ -34,6 +34,7 @@ from daskml_lab.exceptions import ModelVersionWarning, UntrustedTypesError
 from daskml_lab.fusion import WeightedAveraging
 from daskml_lab.linear_model import ElasticNet, HuberRegressor, Lasso, LinearSVC, LogisticRegression, Ridge
 from daskml_lab.persistence import describe, load, save
+from daskml_lab.persistence._container import checksum_member
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -280,18 +281,26 @@ class _RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
-def _rewrite(path, *, payload=None, metadata=None, checksum=True):
-    """Rewrite a model file with a new payload and/or metadata changes (recomputing the checksum)."""
+def _rewrite(path, *, payload=None, metadata=None, checksum=True, key=None):
+    """Rewrite a model file with a new payload and/or metadata changes, as a forger would.
+
+    With ``checksum`` the file is resealed with the container's own checksum (or, with ``key``, signature),
+    so that only the checks after the checksum can refuse it; without, the old checksum member is kept.
+    """
     with zipfile.ZipFile(path) as archive:
-        info = json.loads(archive.read("daskml_lab.json"))
-        old_payload = archive.read("model.skops")
-    payload = old_payload if payload is None else payload
+        members = {name: archive.read(name) for name in archive.namelist()}
+    info = json.loads(members["daskml_lab.json"])
+    payload = members["model.skops"] if payload is None else payload
     info.update(metadata or {})
+    members["model.skops"] = payload
     if checksum:
         info["payload"]["sha256"] = hashlib.sha256(payload).hexdigest()
+    members["daskml_lab.json"] = json.dumps(info).encode()
+    if checksum:
+        members["checksum.json"] = checksum_member(members["daskml_lab.json"], payload, key).encode()
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("daskml_lab.json", json.dumps(info))
-        archive.writestr("model.skops", payload)
+        for name, content in members.items():
+            archive.writestr(name, content)
 
 
 def _skops_members(path):
@@ -432,7 +441,7 @@ def test_metadata_must_describe_the_payload(data, tmp_path):
 def test_newer_file_format_is_refused(tmp_path):
     path = save(Ridge(), tmp_path / "m.daskml")
     _rewrite(path, metadata={"format_version": 99})
-    with pytest.raises(ValueError, match="uses model file format 99, newer than the format 1"):
+    with pytest.raises(ValueError, match="uses model file format 99, newer than the format 2"):
         load(path)
 
 
@@ -463,3 +472,431 @@ def test_other_version_warns(data, tmp_path):
     with pytest.warns(ModelVersionWarning, match=r"saved with daskml_lab 0.0.1 \(this is "):
         model = load(path)
     np.testing.assert_array_equal(model.predict(data[0]), _fit("ridge", data).predict(data[0]))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# arrays handed to compiled code: libsvm and linear models (trees above). Each file is written by save(), so
+# its checksum is valid (a forger recomputes it): only the checks of the arrays can refuse it. Nothing here
+# ever predicts with a tampered model: some of them crash libsvm.
+
+
+def _tampered(model, change):
+    """A deep copy of ``model`` with ``change(copy)`` applied."""
+    import copy
+
+    tampered = copy.deepcopy(model)
+    change(tampered)
+    return tampered
+
+
+def _set(path, value):
+    """``change`` setting the attribute at the dotted ``path`` to ``value(old)``."""
+
+    def change(model):
+        *parents, name = path.split(".")
+        owner = model
+        for parent in parents:
+            owner = owner[int(parent)] if parent.isdigit() else getattr(owner, parent)
+        setattr(owner, name, value(getattr(owner, name)))
+
+    return change
+
+
+_SVC_CASES = {
+    "support-out-of-range": (
+        "support_",
+        lambda a: np.where(np.arange(a.size) == 0, 10**6, a).astype(np.int32),
+    ),
+    "support-longer": ("support_", lambda a: np.arange(a.size + 50_000, dtype=np.int32) % 10),
+    "n-support-sum": ("_n_support", lambda a: (a + np.arange(a.size)).astype(np.int32)),
+    "n-support-huge": ("_n_support", lambda a: (a + np.array([50_000, -50_000])).astype(np.int32)),
+    "support-vectors-rows": ("support_vectors_", lambda a: a[:3].copy()),
+    "support-vectors-features": ("support_vectors_", lambda a: np.zeros((a.shape[0], a.shape[1] + 2))),
+    "dual-coef": ("_dual_coef_", lambda a: a[:, :3].copy()),
+    "intercept": ("_intercept_", lambda a: np.zeros(a.size + 5)),
+}
+_SVC_MESSAGES = {
+    "support-out-of-range": r"has support indices outside \[0, \d+\)",
+    "support-longer": r"_n_support\) summing to \d+, not to its \d+ support vectors",
+    "n-support-sum": r"_n_support\) summing to \d+, not to its \d+ support vectors",
+    "n-support-huge": r"_n_support\) that are not 2 non-negative counts",
+    "support-vectors-rows": r"has support_vectors_ of shape \(3, 4\), not \(\d+, 4\)",
+    "support-vectors-features": r"has support_vectors_ of shape \(\d+, 6\), not \(\d+, 4\)",
+    "dual-coef": r"has dual coefficients \(_dual_coef_\) of shape \(1, 3\), not \(1, \d+\)",
+    "intercept": r"has intercepts \(_intercept_\) of shape \(6,\), not \(1,\)",
+}
+
+
+@pytest.fixture(scope="module")
+def cascade(data):
+    return _fit("cascade", data)
+
+
+@pytest.mark.parametrize("case", list(_SVC_CASES))
+def test_cascade_svc_with_inconsistent_arrays_is_refused_at_load(case, cascade, tmp_path):
+    attribute, value = _SVC_CASES[case]
+    path = save(_tampered(cascade, _set(f"final_estimator_.{attribute}", value)), tmp_path / "m.daskml")
+    with pytest.raises(ValueError, match=_SVC_MESSAGES[case]) as excinfo:
+        load(path)
+    message = str(excinfo.value)
+    assert "CascadeSVC.final_estimator_ (SVC)" in message
+    assert "Predicting with it could crash, so it is refused" in message
+
+
+def test_svc_inside_a_shard_ensemble_is_checked(data, tmp_path):
+    model = _fit("soft-voting", data)
+    change = _set(
+        "estimators_.1.calibrated_classifiers_.0.estimator._n_support",
+        lambda a: (a + np.array([7, 0])).astype(np.int32),
+    )
+    path = save(_tampered(model, change), tmp_path / "m.daskml")
+    with pytest.raises(
+        ValueError,
+        match=r"ShardEnsembleClassifier\..*estimators_\[1\].calibrated_classifiers_\[0\].estimator \(SVC\) has "
+        r"support vector counts per class \(_n_support\) summing to",
+    ):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "attribute", "value", "match"),
+    [
+        (
+            lambda X, y, t: __import__("sklearn.svm").svm.NuSVC().fit(X, np.digitize(X[:, 0], [-0.5, 0.5])),
+            "_probA",
+            lambda a: np.zeros(2),
+            r"NuSVC has probability parameters \(_probA, _probB\) that are not both empty or of shape \(3,\)",
+        ),
+        (
+            lambda X, y, t: (
+                __import__("sklearn.svm").svm.SVR().fit(__import__("scipy").sparse.csr_matrix(X), t)
+            ),
+            "support_vectors_",
+            lambda a: __import__("scipy").sparse.csr_matrix(
+                (a.data, np.minimum(a.indices + 3, 9), a.indptr), shape=a.shape
+            ),
+            r"SVR has sparse support_vectors_ whose index arrays point outside their data",
+        ),
+        (
+            lambda X, y, t: SVC(kernel="precomputed").fit(X @ X.T, y),
+            "support_",
+            lambda a: (a + 1000).astype(np.int32),
+            r"SVC has support indices outside \[0, 400\)",
+        ),
+    ],
+    ids=["nusvc-probability", "sparse-svr-indices", "precomputed-support"],
+)
+def test_other_libsvm_models_are_checked(make, attribute, value, match, data, tmp_path):
+    X, y, _, target = data
+    model = make(X, y, target)
+    trusted = ["scipy.sparse._csr.csr_matrix"]  # sparse matrices need trusted= (skops trusts sparse arrays)
+    load(save(model, tmp_path / "good.daskml"), trusted=trusted)  # the untampered model loads
+    path = save(_tampered(model, _set(attribute, value)), tmp_path / "m.daskml")
+    with pytest.raises(ValueError, match=match):
+        load(path, trusted=trusted)
+
+
+def test_libsvm_model_missing_an_array_is_refused(data, tmp_path):
+    """A renamed or deleted attribute fails closed (also what a newer scikit-learn's renaming would do)."""
+    X, y, _, _ = data
+    model = SVC().fit(X, y)
+    del model._n_support
+    with pytest.raises(ValueError, match=r"SVC has support vector counts per class \(_n_support\)"):
+        load(save(model, tmp_path / "m.daskml"))
+
+
+@pytest.mark.parametrize(
+    ("name", "attribute", "value", "match"),
+    [
+        (
+            "logistic-multinomial",
+            "coef_",
+            lambda a: a[:1].copy(),
+            r"LogisticRegression has 1 row\(s\) of coefficients \(coef_\) for 3 classes \(expected 3\)",
+        ),
+        (
+            "logistic",
+            "intercept_",
+            lambda a: np.zeros(3),
+            r"LogisticRegression has intercepts \(intercept_\) of shape \(3,\), not \(1,\)",
+        ),
+        (
+            "ridge",
+            "coef_",
+            lambda a: np.zeros(a.size + 1),
+            r"Ridge has coefficients \(coef_\) of shape \(5,\) for 4 features \(n_features_in_\)",
+        ),
+        (
+            "linear-svc",
+            "coef_",
+            lambda a: np.zeros((2, 4)),
+            r"LinearSVC has 2 row\(s\) of coefficients \(coef_\) for 2 classes \(expected 1\)",
+        ),
+        (
+            "parameter-averaging",
+            "estimators_.0.coef_",
+            lambda a: np.zeros((1, 9)),
+            r"estimators_\[0\] \(SGDClassifier\) has coefficients \(coef_\) of shape \(1, 9\) for 4 features",
+        ),
+    ],
+    ids=["ours-classes", "ours-intercept", "ours-features", "linear-svc-rows", "sklearn-in-ensemble"],
+)
+def test_linear_model_with_inconsistent_coefficients_is_refused(
+    name, attribute, value, match, data, tmp_path
+):
+    model = _fit(name, data)
+    path = save(_tampered(model, _set(attribute, value)), tmp_path / "m.daskml")
+    with pytest.raises(ValueError, match=match):
+        load(path)
+
+
+def test_libsvm_state_finds_the_arrays_of_this_scikit_learn(data):
+    """The attribute names _compat reads exist in the installed scikit-learn (else every SVC is refused)."""
+    from sklearn.svm import SVR, NuSVC
+
+    from daskml_lab._compat import libsvm_state
+
+    X, y, _, target = data
+    for model in (SVC().fit(X, y), NuSVC().fit(X, y), SVR().fit(X, target)):
+        state = libsvm_state(model)
+        assert state is not None
+        assert all(value is not None for key, value in state.items() if key != "class_weight"), state
+    assert libsvm_state(SVC()) is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the checksum covers the metadata; signing with a key; format 1 files
+
+KEY = b"0123456789abcdef-test-key"
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _write_members(path, members):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda info: info["metadata"].update(
+            data={"features": ["b", "a"], "read_options": {"skiprows": 500}}
+        ),
+        lambda info: info["summary"].update(n_features_in=3),
+        lambda info: info.update(daskml_lab_version="9.9"),
+    ],
+    ids=["cli-read-options", "summary", "version"],
+)
+def test_edited_metadata_is_refused(edit, data, tmp_path):
+    path = save(_fit("ridge", data), tmp_path / "m.daskml", metadata={"data": {"features": ["a", "b"]}})
+    members = _members(path)
+    info = json.loads(members["daskml_lab.json"])
+    edit(info)
+    members["daskml_lab.json"] = json.dumps(info, indent=2).encode()  # the old checksum member is kept
+    _write_members(path, members)
+    message = r"does not match the checksum recorded when it was saved: its metadata \(daskml_lab.json"
+    with pytest.raises(ValueError, match=message):
+        load(path)
+    with pytest.raises(ValueError, match=message):
+        describe(path)
+
+
+def test_metadata_comes_back_with_the_model(data, tmp_path):
+    path = save(_fit("ridge", data), tmp_path / "m.daskml", metadata={"data": {"features": ["a", "b"]}})
+    model, info = load(path, return_metadata=True)
+    assert isinstance(model, Ridge)
+    assert info["metadata"] == {"data": {"features": ["a", "b"]}}
+    assert info["format_version"] == 2
+    assert info["integrity"] == {
+        "algorithm": "sha256",
+        "covers": ["daskml_lab.json", "model.skops"],
+        "verified": True,
+    }
+    assert {k: v for k, v in describe(path).items() if k != "untrusted_types"} == {
+        k: v for k, v in info.items() if k != "untrusted_types"
+    }
+
+
+def test_signed_file_needs_its_key(data, tmp_path):
+    model = _fit("logistic", data)
+    path = save(model, tmp_path / "m.daskml", key=KEY)
+    assert json.loads(_members(path)["checksum.json"])["algorithm"] == "hmac-sha256"
+    loaded, info = load(path, key=KEY, return_metadata=True)
+    np.testing.assert_array_equal(loaded.coef_, model.coef_)
+    assert info["integrity"]["algorithm"] == "hmac-sha256"
+    assert info["integrity"]["verified"] is True
+    np.testing.assert_array_equal(load(path, key=KEY.decode()).coef_, model.coef_)  # str keys are UTF-8
+    with pytest.raises(ValueError, match=r"is signed with a key \(HMAC-SHA256\); pass the same key"):
+        load(path)
+    with pytest.raises(ValueError, match=r"The signature of .* does not match the key given"):
+        load(path, key=b"another key of sixteen bytes")
+    # describe shows the metadata of a signed file without its key, marked as not verified
+    assert describe(path)["integrity"] == {
+        "algorithm": "hmac-sha256",
+        "covers": ["daskml_lab.json", "model.skops"],
+        "verified": False,
+    }
+    assert describe(path, key=KEY)["integrity"]["verified"] is True
+    with pytest.raises(ValueError, match="does not match the key given"):
+        describe(path, key=b"another key of sixteen bytes")
+
+
+@pytest.mark.parametrize(
+    ("forger_key", "match"),
+    [
+        (None, r"is not signed, but a key was given: .*signature was stripped"),
+        (b"the forger's own key!", r"signature of .* does not match the key given"),
+    ],
+    ids=["signature-stripped", "signed-with-another-key"],
+)
+def test_signed_file_modified_and_resealed_is_refused(forger_key, match, data, tmp_path):
+    path = save(_fit("ridge", data), tmp_path / "m.daskml", key=KEY)
+    _rewrite(path, metadata={"metadata": {"data": {"read_options": {"skiprows": 500}}}}, key=forger_key)
+    with pytest.raises(ValueError, match=match):
+        load(path, key=KEY)
+
+
+def test_modified_signed_file_is_refused(data, tmp_path):
+    path = save(_fit("ridge", data), tmp_path / "m.daskml", key=KEY)
+    _rewrite(path, metadata={"created": "2000-01-01T00:00:00+00:00"}, checksum=False)
+    with pytest.raises(ValueError, match="does not match the key given"):
+        load(path, key=KEY)
+
+
+@pytest.mark.parametrize(
+    ("key", "error", "match"),
+    [
+        (b"short", ValueError, "A signing key must have at least 16 bytes; got 5"),
+        (1234, TypeError, "key must be bytes or str"),
+    ],
+)
+def test_invalid_keys(key, error, match, tmp_path):
+    with pytest.raises(error, match=match):
+        save(Ridge(), tmp_path / "m.daskml", key=key)
+    assert not (tmp_path / "m.daskml").exists()
+    path = save(Ridge(), tmp_path / "m.daskml")
+    with pytest.raises(error, match=match):
+        load(path, key=key)
+
+
+def test_read_key(tmp_path):
+    from daskml_lab.persistence import read_key
+
+    (tmp_path / "model.key").write_text(KEY.decode() + "\n")
+    assert read_key(tmp_path / "model.key") == KEY
+    (tmp_path / "short.key").write_text("  abc \n")
+    with pytest.raises(ValueError, match=r"holds 3 bytes; a signing key needs at least 16"):
+        read_key(tmp_path / "short.key")
+    with pytest.raises(FileNotFoundError, match="No such key file"):
+        read_key(tmp_path / "absent.key")
+
+
+def _as_format_1(path):
+    """Rewrite a model file as daskml_lab wrote it in format 1: two members, the payload checksummed only."""
+    members = _members(path)
+    info = json.loads(members.pop("checksum.json") and members["daskml_lab.json"])
+    info["format_version"] = 1
+    members["daskml_lab.json"] = json.dumps(info).encode()
+    _write_members(path, members)
+
+
+def test_format_1_file_loads_with_a_warning_about_its_metadata(data, tmp_path):
+    model = _fit("ridge", data)
+    path = save(model, tmp_path / "m.daskml")
+    _as_format_1(path)
+    with pytest.warns(
+        ModelVersionWarning, match=r"is a format 1 model file: its checksum covers the model but not"
+    ):
+        loaded = load(path)
+    np.testing.assert_array_equal(loaded.predict(data[0]), model.predict(data[0]))
+    assert describe(path)["integrity"] == {"algorithm": "sha256", "covers": ["model.skops"], "verified": True}
+    with pytest.raises(
+        ValueError, match="is a format 1 model file, which cannot be signed, but a key was given"
+    ):
+        load(path, key=KEY)
+    # its payload checksum still holds
+    _rewrite(path, payload=_skops_bytes(_skops_members(path)) + b"\0", checksum=False)
+    with pytest.raises(ValueError, match="does not match the checksum"):
+        load(path)
+
+
+def test_checksum_member_and_format_version_must_agree(data, tmp_path):
+    path = save(Ridge(), tmp_path / "m.daskml")
+    members = _members(path)
+    _write_members(path, {k: v for k, v in members.items() if k != "checksum.json"})
+    with pytest.raises(ValueError, match=r"claims model file format 2 but lacks its checksum.json member"):
+        load(path)
+    info = json.loads(members["daskml_lab.json"])
+    info["format_version"] = 1
+    metadata = json.dumps(info).encode()
+    members.update(
+        {
+            "daskml_lab.json": metadata,
+            "checksum.json": checksum_member(metadata, members["model.skops"], None),
+        }
+    )
+    _write_members(path, members)
+    with pytest.raises(
+        ValueError, match=r"claims model file format 1, but the file has the checksum.json member"
+    ):
+        load(path)
+
+
+def test_member_stored_twice_is_refused(tmp_path):
+    path = save(Ridge(), tmp_path / "m.daskml")
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("daskml_lab.json", b"{}")
+    with pytest.raises(ValueError, match="holds a member twice"):
+        load(path)
+
+
+def test_describe_imports_nothing(tmp_path):
+    """A file naming modules that are not imported yet: describe() lists them as untrusted, imports none."""
+    from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+    from sklearn.impute import IterativeImputer
+    from sklearn.utils._mocking import CheckingClassifier
+
+    # Estimators of modules a fresh process has not imported (load() would import them and trust them).
+    model = FunctionTransformer(kw_args={"a": CheckingClassifier(), "b": IterativeImputer(), "c": Ridge()})
+    path = save(model, tmp_path / "m.daskml")
+    members = _skops_members(path)
+    schema = json.loads(members["schema.json"])
+    ridge = schema["content"]["content"]["kw_args"]["content"]["c"]
+    assert ridge["__class__"] == "Ridge"
+    ridge["__class__"], ridge["__module__"] = "Anything", "daskml_lab.monitoring.preload"
+    members["schema.json"] = json.dumps(schema).encode()
+    _rewrite(path, payload=_skops_bytes(members))
+    names = [
+        ("sklearn.utils._mocking", "CheckingClassifier"),
+        ("sklearn.impute._iterative", "IterativeImputer"),
+        ("daskml_lab.monitoring.preload", "Anything"),
+    ]
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from daskml_lab.persistence import describe
+        modules = {[module for module, _ in names]!r}
+        before = [m for m in modules if m in sys.modules]
+        untrusted = describe({str(path)!r})["untrusted_types"]
+        print(json.dumps({{"before": before, "after": [m for m in modules if m in sys.modules],
+                           "untrusted": untrusted}}))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["before"] == []
+    assert found["after"] == []
+    assert sorted(found["untrusted"]) == sorted(f"{module}.{name}" for module, name in names)

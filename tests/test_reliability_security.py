@@ -8,7 +8,6 @@ The TLS tests generate a throw-away certificate authority and a certificate sign
 from __future__ import annotations
 
 import datetime
-import hashlib
 import ipaddress
 import json
 import os
@@ -547,17 +546,13 @@ def test_loading_never_unpickles(tmp_path, binary, monkeypatch):
     monkeypatch.setattr(pickle, "loads", recording("loads", pickle.loads))
     np.testing.assert_array_equal(daskml_lab.load(good).coef_, fitted.coef_)
 
-    import zipfile
+    from daskml_lab.persistence._container import read_model_file, write_model_file
 
-    # A pickle in place of the payload, with a matching checksum (as a forger would write it).
-    payload = pickle.dumps({"coef_": np.ones(3)})
+    # A pickle in place of the payload, with a matching checksum (as a forger would write it: with the
+    # container's own writer).
+    info, _, _ = read_model_file(good)
     evil = tmp_path / "evil.daskml"
-    with zipfile.ZipFile(good) as source:
-        info = json.loads(source.read("daskml_lab.json"))
-    info["payload"]["sha256"] = hashlib.sha256(payload).hexdigest()
-    with zipfile.ZipFile(evil, "w") as target:
-        target.writestr("daskml_lab.json", json.dumps(info))
-        target.writestr("model.skops", payload)
+    write_model_file(evil, info, pickle.dumps({"coef_": np.ones(3)}))
     with pytest.raises(ValueError, match=r"has an invalid structure .*the file is corrupt or was modified"):
         daskml_lab.load(evil)
     assert calls == []

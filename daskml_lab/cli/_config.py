@@ -18,6 +18,7 @@ from daskml_lab.data.formats import FORMATS, output_formats
 
 __all__ = [
     "COMMAND_OPTIONS",
+    "KEY_FILE_VARIABLE",
     "TLS_OPTIONS",
     "Option",
     "add_options",
@@ -63,6 +64,9 @@ class Option:
         """How the option is named in messages."""
         return self.flags[0] if self.flags else self.key.upper()
 
+
+#: Environment variable naming the key file when ``--key-file`` is not given (``key_file`` in a config file).
+KEY_FILE_VARIABLE = "DASKML_LAB_KEY_FILE"
 
 #: TLS options of a ``tls://`` --scheduler, named as those of ``dask scheduler`` and ``dask worker``. Without
 #: them, Dask's configuration (``distributed.comm.tls.*``, or ``DASK_DISTRIBUTED__COMM__TLS__...``) applies.
@@ -116,6 +120,18 @@ def _common(*, model_input: bool) -> list[Option]:
             default=10.0,
         ),
         *TLS_OPTIONS,
+        Option(
+            "key_file",
+            ("--key-file",),
+            "path",
+            (
+                "file holding the key that signed MODEL (HMAC-SHA256): a signed model is refused without it"
+                if model_input
+                else "file holding a key to sign the model file with (HMAC-SHA256); predict and evaluate then "
+                "need it"
+            )
+            + f" (default: the file named by ${KEY_FILE_VARIABLE})",
+        ),
     ]
     if model_input:
         options.append(
@@ -282,6 +298,7 @@ _METAVARS = {
     "tls_ca_file": "FILE",
     "tls_cert": "FILE",
     "tls_key": "FILE",
+    "key_file": "FILE",
 }
 
 

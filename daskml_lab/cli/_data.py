@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from daskml_lab.cli._config import KEY_FILE_VARIABLE
 from daskml_lab.data import read
 from daskml_lab.data.formats import FORMATS, format_of, get_format
 
@@ -22,9 +24,11 @@ __all__ = [
     "cluster",
     "data_format",
     "json_safe",
+    "key_file",
     "local_path",
     "read_for_model",
     "read_training",
+    "signing_key",
     "tls_security",
 ]
 
@@ -227,16 +231,88 @@ def _positional(features: Any) -> bool:
     return all(isinstance(f, int) for f in features) and list(features) == list(range(len(features)))
 
 
-def check_output(path: str, *, overwrite: bool, what: str) -> Path:
-    """Check an output path before any work: its folder exists, and it is new unless ``overwrite``."""
+def key_file(settings: Mapping[str, Any]) -> str | None:
+    """The key file of ``--key-file``, else the one ``$DASKML_LAB_KEY_FILE`` names (absolute), or None."""
+    given = settings.get("key_file") or os.environ.get(KEY_FILE_VARIABLE)
+    return local_path(given) if given else None
+
+
+def signing_key(settings: Mapping[str, Any]) -> bytes | None:
+    """The key that signs (``fit``) or checks (``predict``, ``evaluate``) model files, or None.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        For a missing key file or one holding fewer than 16 bytes.
+    """
+    from daskml_lab.persistence import read_key
+
+    path = key_file(settings)
+    return None if path is None else read_key(path)
+
+
+def check_output(
+    path: str, *, overwrite: bool, what: str, inputs: Sequence[tuple[str, str | None]] = ()
+) -> Path:
+    """Check an output path before any work: its folder exists, it is none of ``inputs``, and it is new unless
+    ``overwrite``.
+
+    Parameters
+    ----------
+    path : str
+        The output path as given.
+    overwrite : bool
+        Whether an existing output may be replaced (never one of the inputs).
+    what : str
+        What the output is, for messages.
+    inputs : sequence of (str, str or None)
+        ``(label, path)`` of the files the command reads (``None`` and URLs are skipped; globs are expanded).
+
+    Raises
+    ------
+    ValueError
+        If the output is an input (also through a symlink, a hard link or another spelling of its path),
+        a folder holding one, or inside an input folder.
+    FileNotFoundError, FileExistsError
+        For a missing folder, or an existing output without ``overwrite``.
+    """
     output = Path(local_path(path))
     if not output.parent.is_dir():
         msg = f"Cannot write the {what} to {str(output)!r}: the folder {str(output.parent)!r} does not exist."
         raise FileNotFoundError(msg)
+    for label, given in inputs:
+        problem = _overlap(output, given)
+        if problem is not None:
+            msg = (
+                f"The {what} {str(output)!r} {problem.format(label=label, given=given)}, even with --overwrite. "
+                "Choose another --output."
+            )
+            raise ValueError(msg)
     if output.exists() and not overwrite:
         msg = f"The {what} {str(output)!r} already exists; pass --overwrite to replace it."
         raise FileExistsError(msg)
     return output
+
+
+def _overlap(output: Path, given: str | None) -> str | None:
+    """How writing ``output`` would touch the input ``given`` (a message template), or None."""
+    if not given or "://" in given:
+        return None
+    pattern = local_path(given)
+    found = glob.glob(pattern) if glob.has_magic(pattern) else [pattern]
+    real_output = Path(os.path.realpath(output))
+    for candidate in found:
+        real_input = Path(os.path.realpath(candidate))
+        same = real_output == real_input or (
+            output.exists() and real_input.exists() and os.path.samefile(output, real_input)
+        )
+        if same:
+            return "is the {label} ({given!r}): writing it would destroy the {label}"
+        if real_input.is_relative_to(real_output):
+            return "is a folder holding the {label} ({given!r}): replacing it would delete the {label}"
+        if real_output.is_relative_to(real_input):
+            return "is inside the {label} ({given!r}): writing it would change the {label}"
+    return None
 
 
 def atomic_output(output: Path, write: Callable[[str], None]) -> None:

@@ -40,7 +40,7 @@ def run_evaluate(settings: Mapping[str, Any], *, verbose: bool) -> None:
 
     path = local_path(settings["data"])
     fmt = data_format(path, settings["data_format"])
-    model, info = load_model(settings["model"], settings["trust"])
+    model, info = load_model(settings)
     trained_on = (info.get("metadata") or {}).get("data") or {}
     target = settings["target"] or trained_on.get("target")
     labels_in_file = get_format(fmt).labels_in_file

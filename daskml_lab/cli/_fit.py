@@ -7,7 +7,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from daskml_lab.cli._data import check_output, cluster, data_format, local_path, read_training
+from daskml_lab.cli._data import (
+    check_output,
+    cluster,
+    data_format,
+    key_file,
+    local_path,
+    read_training,
+    signing_key,
+)
 from daskml_lab.cli._models import CLASSIFICATION, build_estimator, get_model, infer_task
 from daskml_lab.data.formats import get_format
 
@@ -45,7 +53,13 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
             "missing --target: name the target column, variable or array (or set target in the config file)."
         )
         raise ValueError(msg)
-    output = check_output(settings["output"], overwrite=settings["overwrite"], what="model file")
+    output = check_output(
+        settings["output"],
+        overwrite=settings["overwrite"],
+        what="model file",
+        inputs=[("training data", settings["data"]), ("key file", key_file(settings))],
+    )
+    key = signing_key(settings)  # read before the fit: a missing key file must not cost a fit
     ensemble_options = {k: settings[k] for k in _ENSEMBLE_OPTIONS if settings[k] is not None}
 
     with cluster(settings, verbose=verbose) as client:
@@ -94,7 +108,7 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
         "training": {"fit_time_s": round(fit_s, 6), "task": task, "n_workers": n_workers},
         "cli": {"model": spec.name, "fusion": settings["fusion"], "argv": sys.argv[1:]},
     }
-    save(estimator, output, metadata=metadata)
+    save(estimator, output, metadata=metadata, key=key)
     rows = [
         ("model", f"{spec.name} ({_describe(estimator)})"),
         ("task", _task_line(task, estimator)),
@@ -107,7 +121,7 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
         *_progress_rows(estimator),
         *(("note", note) for note in notes),
         ("dashboard", str(dashboard)),
-        ("saved to", str(output)),
+        ("saved to", str(output) + (" (signed)" if key is not None else "")),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"Fitted {type(estimator).__name__}")

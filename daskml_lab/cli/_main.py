@@ -128,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"daskml-lab {command}: interrupted", file=sys.stderr)
             return 130
-        except Exception as err:  # a bug, or an error of a library: still one line, with the way to learn more
+        except (
+            Exception
+        ) as err:  # a bug, or an error of a library: still one line, with the way to learn more
             if verbose:
                 logging.getLogger(__name__).exception("%s failed", command)
             hint = "" if verbose else " (run with --verbose for the traceback)"
@@ -144,7 +146,9 @@ def _run(command: str, args: argparse.Namespace, *, verbose: bool) -> None:
     if command in ("demo", "info"):
         from daskml_lab.cli._data import tls_security
 
-        security = tls_security(args.scheduler, ca_file=args.tls_ca_file, cert=args.tls_cert, key=args.tls_key)
+        security = tls_security(
+            args.scheduler, ca_file=args.tls_ca_file, cert=args.tls_cert, key=args.tls_key
+        )
     if command == "demo":
         from daskml_lab.cli._demo import run_demo
 

@@ -11,20 +11,36 @@ from typing import Any
 
 import numpy as np
 
-from daskml_lab.cli._data import atomic_output, check_output, cluster, data_format, local_path, read_for_model
+from daskml_lab.cli._data import (
+    atomic_output,
+    check_output,
+    cluster,
+    data_format,
+    key_file,
+    local_path,
+    read_for_model,
+    signing_key,
+)
 from daskml_lab.data import wrap_output
 from daskml_lab.data.formats import get_format, output_format_of
 
 __all__ = ["load_model", "run_predict"]
 
 
-def load_model(path: str, trust: list[str]) -> tuple[Any, dict[str, Any]]:
-    """The model of a file written by ``fit`` (or :func:`daskml_lab.persistence.save`) and its metadata."""
-    from daskml_lab.persistence import describe, load
+def load_model(settings: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The model of a file written by ``fit`` (or :func:`daskml_lab.persistence.save`) and its metadata.
 
-    where = local_path(path)
-    info = describe(where)
-    return load(where, trusted=trust or None), info
+    Both come from one read of the file, checked as a whole (with ``--key-file``, its signature): the feature
+    order and read options in the metadata are exactly those saved with the model.
+    """
+    from daskml_lab.persistence import load
+
+    return load(
+        local_path(settings["model"]),
+        trusted=settings["trust"] or None,
+        key=signing_key(settings),
+        return_metadata=True,
+    )
 
 
 def run_predict(settings: Mapping[str, Any], *, verbose: bool) -> None:
@@ -44,12 +60,21 @@ def run_predict(settings: Mapping[str, Any], *, verbose: bool) -> None:
     FileNotFoundError, FileExistsError
         For a missing input or output folder, or an existing output without ``--overwrite``.
     """
-    output = check_output(settings["output"], overwrite=settings["overwrite"], what="output")
+    output = check_output(
+        settings["output"],
+        overwrite=settings["overwrite"],
+        what="output",
+        inputs=[
+            ("data", settings["data"]),
+            ("model file", settings["model"]),
+            ("key file", key_file(settings)),
+        ],
+    )
     given = settings["output_format"]
     fmt_out = get_format(given) if given else output_format_of(output)
     path = local_path(settings["data"])
     fmt = data_format(path, settings["data_format"])
-    model, info = load_model(settings["model"], settings["trust"])
+    model, info = load_model(settings)
     if settings["proba"] and not hasattr(model, "predict_proba"):
         msg = (
             f"--proba needs a classifier with predict_proba; the {type(model).__name__} in the model file has "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import logging
 import os
@@ -16,10 +15,8 @@ from daskml_lab._version import __version__
 from daskml_lab.exceptions import UntrustedTypesError
 from daskml_lab.persistence._checks import structure_problem
 from daskml_lab.persistence._container import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    PAYLOAD_NAME,
     VERSIONED_PACKAGES,
+    check_key,
     read_model_file,
     version_of,
     warn_on_versions,
@@ -34,7 +31,13 @@ __all__ = ["describe", "load", "save"]
 logger = logging.getLogger(__name__)
 
 
-def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any] | None = None) -> Path:
+def save(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    key: bytes | str | None = None,
+) -> Path:
     """Save an estimator (fitted or not) to ``path`` in a safe format.
 
     Parameters
@@ -48,6 +51,11 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any
     metadata : dict, default=None
         Extra JSON-serialisable information stored under ``"metadata"`` (for instance how the training data
         were read); :func:`describe` returns it.
+    key : bytes or str, default=None
+        A secret of at least 16 bytes (for instance :func:`read_key` of a key file). The file is then signed
+        with HMAC-SHA256 instead of checksummed with SHA-256, and :func:`load` accepts it only with the same
+        key: use it when models travel between machines or people, so that a file modified on the way (its
+        model or its metadata) is refused.
 
     Returns
     -------
@@ -59,6 +67,8 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any
     TypeError
         If ``model`` is not an estimator, ``metadata`` is not JSON-serialisable, or the model holds an object
         that cannot be stored safely (the message names it).
+    ValueError
+        If ``key`` is shorter than 16 bytes.
     FileNotFoundError
         If the folder of ``path`` does not exist.
 
@@ -72,7 +82,9 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any
     The file records the daskml_lab version, the class, ``get_params(deep=False)`` (estimators given as
     parameters are described by class and parameters) and a training summary: ``n_features_in_``,
     ``classes_``, ``n_iter_``, the solver time and final objective from ``history_``, and for shard ensembles
-    the number of shards, rows, models per class and the summed shard fit time from ``shard_report_``.
+    the number of shards, rows, models per class and the summed shard fit time from ``shard_report_``. One
+    checksum (or signature) covers this metadata and the model together: :func:`load` refuses a file in which
+    either was modified.
 
     Examples
     --------
@@ -84,6 +96,7 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any
     >>> load(path).predict(np.array([[3.0]]))  # doctest: +SKIP
     array([2.6...])
     """
+    signing_key = check_key(key)
     if not callable(getattr(model, "get_params", None)):
         msg = (
             f"save() stores estimators (objects with get_params, such as daskml_lab or scikit-learn models); "
@@ -107,8 +120,6 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any
 
     payload = _dump_payload(model)
     info = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
         "daskml_lab_version": __version__,
         "versions": {"python": platform.python_version(), **{n: version_of(n) for n in VERSIONED_PACKAGES}},
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -116,18 +127,25 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any
         "params": describe_params(model),
         "summary": training_summary(model),
         "metadata": extra,
-        "payload": {
-            "name": PAYLOAD_NAME,
-            "sha256": hashlib.sha256(payload).hexdigest(),
-            "n_bytes": len(payload),
-        },
     }
-    write_model_file(target, json.dumps(info, indent=2, allow_nan=False), payload)
-    logger.info("Saved %s to %s (%d bytes of model state)", type(model).__name__, target, len(payload))
+    write_model_file(target, info, payload, key=signing_key)
+    logger.info(
+        "Saved %s to %s (%d bytes of model state%s)",
+        type(model).__name__,
+        target,
+        len(payload),
+        ", signed" if signing_key is not None else "",
+    )
     return target
 
 
-def load(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) -> Any:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    trusted: Sequence[str] | None = None,
+    key: bytes | str | None = None,
+    return_metadata: bool = False,
+) -> Any:
     """Load an estimator saved with :func:`save`, creating only objects of trusted types.
 
     The types the file would create are listed first, without creating anything. These are trusted by
@@ -157,11 +175,20 @@ def load(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) 
         Fully qualified names of further types to trust, as listed by the error or by :func:`describe`
         (``"untrusted_types"``). Only trust types you have checked: creating an object of an arbitrary type
         can run code.
+    key : bytes or str, default=None
+        The key the file was signed with (see :func:`save`). A signed file is refused without it or with
+        another key; with a key, a file that is not signed is refused too (its signature may have been
+        stripped).
+    return_metadata : bool, default=False
+        Also return the file's metadata, as :func:`describe` does, read from the same checked bytes as the
+        model (the command line takes the feature order and read options from there).
 
     Returns
     -------
     estimator
         The estimator as it was saved; a fitted model predicts exactly what it predicted before.
+    metadata : dict
+        Only with ``return_metadata=True``: the metadata, as returned by :func:`describe`.
 
     Raises
     ------
@@ -169,25 +196,29 @@ def load(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) 
         If ``path`` does not exist.
     ValueError
         If the file is not a model file written by :func:`save`, is truncated, corrupt or has been modified
-        (checksum), or was written in a newer file format.
+        (its checksum covers the metadata and the model), is signed and the key is missing or wrong, holds
+        arrays that do not fit together (see :doc:`/persistence`), or was written in a newer file format.
     UntrustedTypesError
         A ``ValueError`` listing the types that are not trusted; nothing was created.
     TypeError
-        If ``trusted`` is not a list of type names.
+        If ``trusted`` is not a list of type names, or ``key`` is neither bytes nor str.
 
     Warns
     -----
     ModelVersionWarning
-        When the file was written by another version of daskml_lab or scikit-learn.
+        When the file was written by another version of daskml_lab or scikit-learn, or in format 1 (whose
+        metadata is not covered by the checksum).
 
     Examples
     --------
     >>> model = load("model.daskml")  # doctest: +SKIP
     >>> model = load("model.daskml", trusted=["mypackage.MyTransformer"])  # doctest: +SKIP
+    >>> model = load("model.daskml", key=read_key("model.key"))  # doctest: +SKIP
     """
     extra_trusted = check_trusted(trusted)
-    info, payload = read_model_file(path)
-    untrusted = [name for name in untrusted_types(payload, path) if name not in extra_trusted]
+    info, payload, integrity = read_model_file(path, key=check_key(key))
+    not_by_default = untrusted_types(payload, path)
+    untrusted = [name for name in not_by_default if name not in extra_trusted]
     if untrusted:
         msg = (
             f"{os.fspath(path)!r} holds types that are not trusted by default: {untrusted}. Nothing was "
@@ -223,37 +254,46 @@ def load(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) 
             f"{type_name(type(model))}. The file was modified; save the model again."
         )
         raise ValueError(msg)
-    warn_on_versions(info, path)
+    warn_on_versions(info, path, integrity)
+    if return_metadata:
+        return model, {**info, "integrity": integrity.as_dict(), "untrusted_types": not_by_default}
     return model
 
 
-def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The metadata of a model file, read without creating the model.
+def describe(path: str | os.PathLike[str], *, key: bytes | str | None = None) -> dict[str, Any]:
+    """The metadata of a model file, read without creating the model and without importing anything.
 
     Parameters
     ----------
     path : str or path-like
         A file written by :func:`save`.
+    key : bytes or str, default=None
+        The key of a signed file (see :func:`save`). Without it, the metadata of a signed file is returned
+        unchecked (``"integrity"`` says ``"verified": False``); with it, as :func:`load`.
 
     Returns
     -------
     dict
-        The JSON metadata (``format``, ``daskml_lab_version``, ``versions``, ``created``, ``class``,
-        ``params``, ``summary``, ``metadata``, ``payload``), plus ``untrusted_types``: the types :func:`load`
-        would refuse without ``trusted=``.
+        The JSON metadata (``format``, ``format_version``, ``daskml_lab_version``, ``versions``, ``created``,
+        ``class``, ``params``, ``summary``, ``metadata``, ``payload``), plus ``integrity`` (``algorithm``:
+        ``"sha256"`` or ``"hmac-sha256"``; ``covers``: the members the checksum covers; ``verified``) and
+        ``untrusted_types``: the types :func:`load` would refuse without ``trusted=``. A type is resolved
+        only in modules already imported: one whose module is not imported yet is listed (``load`` may
+        accept it after importing its module, which ``describe`` never does).
 
     Raises
     ------
     FileNotFoundError, ValueError
-        As :func:`load`.
+        As :func:`load` (except that a signed file is read without ``key``).
 
     Examples
     --------
     >>> describe("model.daskml")["summary"]["n_features_in"]  # doctest: +SKIP
     10
     """
-    info, payload = read_model_file(path)
-    return {**info, "untrusted_types": untrusted_types(payload, path)}
+    info, payload, integrity = read_model_file(path, key=check_key(key), require_verified=False)
+    untrusted = untrusted_types(payload, path, import_modules=False)
+    return {**info, "integrity": integrity.as_dict(), "untrusted_types": untrusted}
 
 
 def _dump_payload(model: Any) -> bytes:

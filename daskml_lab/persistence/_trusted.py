@@ -12,13 +12,16 @@ Beyond what skops trusts, :func:`load` trusts by default:
 
 A name is resolved before it is trusted, importing modules under ``daskml_lab`` and ``sklearn`` only (which
 also runs the registrations of the package that owns the type); a function, a module or a foreign object
-re-exported by one of our modules is never trusted by default.
+re-exported by one of our modules is never trusted by default. :func:`~daskml_lab.persistence.describe` only
+reads: it resolves names in the modules already imported and imports nothing.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,8 +99,14 @@ def register_trusted_type(cls: type) -> type:
     return cls
 
 
-def untrusted_types(payload: bytes, path: Any, *, apply_policy: bool = True) -> list[str]:
-    """Types of the payload that skops does not trust (and, with ``apply_policy``, that we do not either)."""
+def untrusted_types(
+    payload: bytes, path: Any, *, apply_policy: bool = True, import_modules: bool = True
+) -> list[str]:
+    """Types of the payload that skops does not trust (and, with ``apply_policy``, that we do not either).
+
+    Without ``import_modules`` nothing is imported: a name whose module is not imported yet counts as
+    untrusted (what :func:`~daskml_lab.persistence.describe` reports).
+    """
     import skops.io
 
     try:
@@ -110,20 +119,21 @@ def untrusted_types(payload: bytes, path: Any, *, apply_policy: bool = True) -> 
         raise ValueError(msg) from err
     if not apply_policy:
         return list(names)
-    return [name for name in names if not _trusted_by_default(name)]
+    return [name for name in names if not _trusted_by_default(name, import_modules=import_modules)]
 
 
-def _trusted_by_default(name: str) -> bool:
+def _trusted_by_default(name: str, *, import_modules: bool) -> bool:
     """Our allowlist, applied to a fully qualified type name without importing anything outside it."""
     if name in _TRUSTED_STDLIB_TYPES or name in TRUSTED_SKLEARN_TYPES:
         return True
     registered = _REGISTERED.get(name)
     if registered is not None:
-        return _resolve(name) is registered
+        return _resolve(name, import_modules=import_modules) is registered
     root = name.split(".", 1)[0]
     if root not in _RESOLVABLE_ROOTS:
         return False
-    obj = _resolve(name)  # imports the owning module, which registers its trusted types
+    # Importing the owning module runs its registrations of trusted types (load only; describe imports nothing).
+    obj = _resolve(name, import_modules=import_modules)
     if not isinstance(obj, type) or type_name(obj) != name:
         return False  # functions, modules and re-exported foreign objects are never trusted by default
     if _REGISTERED.get(name) is obj:
@@ -133,17 +143,25 @@ def _trusted_by_default(name: str) -> bool:
     return issubclass(obj, BaseEstimator)
 
 
-def _resolve(name: str) -> Any:
-    """The object a dotted ``module.qualname`` names, or None (imports only modules under its root)."""
+def _resolve(name: str, *, import_modules: bool) -> Any:
+    """The object a dotted ``module.qualname`` names, or None (imports only modules under its root, if any)."""
     parts = name.split(".")
     for split in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
+        module_name = ".".join(parts[:split])
+        if not import_modules:
+            obj: Any = sys.modules.get(module_name)
+            if obj is None:
+                continue
+        else:
+            try:
+                obj = importlib.import_module(module_name)
+            except ImportError:
+                continue
+        # A module's __getattr__ may import (scikit-learn loads its submodules so): a static lookup reads only.
+        lookup = getattr if import_modules else inspect.getattr_static
         try:
             for attribute in parts[split:]:
-                obj = getattr(obj, attribute)
+                obj = lookup(obj, attribute)
         except AttributeError:
             return None
         return obj
