@@ -186,7 +186,8 @@ def test_unknown_chunk_sizes_are_computed_in_one_pass(caplog):
     np.testing.assert_array_equal(data.X.compute(), frame[list("abcd")].to_numpy())
     np.testing.assert_array_equal(data.y.compute(), frame["label"].to_numpy())
     # The user's arrays are not modified.
-    assert np.isnan(X_unknown.shape[0]) and np.isnan(y_unknown.shape[0])
+    assert np.isnan(X_unknown.shape[0])
+    assert np.isnan(y_unknown.shape[0])
 
 
 def test_unknown_chunk_sizes_of_a_filtered_array():

@@ -56,9 +56,10 @@ def resolve_row_chunks(arrays: Mapping[str, da.Array | None]) -> dict[str, da.Ar
         return dict(arrays)
     # One delayed length per row block (first column block: all column blocks of a row have its length).
     lengths_tasks = {
-        name: [dask.delayed(_block_rows)(block) for block in np.asarray(array.to_delayed()).reshape(
-            array.numblocks[0], -1
-        )[:, 0]]
+        name: [
+            dask.delayed(_block_rows)(block)
+            for block in np.asarray(array.to_delayed()).reshape(array.numblocks[0], -1)[:, 0]
+        ]
         for name, array in unknown.items()
     }
     # compute: one integer per row block of each input, in one pass so shared sources are read once

@@ -13,7 +13,8 @@ algorithm relies on:
   pass is needed. In-memory inputs are checked at once. Each input is judged by its own kind: an in-memory ``y``
   is checked at once even when ``X`` is a dask array, and a dask ``y`` is never computed on the client.
 
-Nothing here computes data, except the row lengths of inputs whose chunk sizes are unknown. Error messages say what was expected, what arrived, and how to fix it.
+Nothing here computes data, except the row lengths of inputs whose chunk sizes are unknown.
+Error messages say what was expected, what arrived, and how to fix it.
 """
 
 from __future__ import annotations
@@ -229,7 +230,11 @@ def check_X_y(
         raise ValueError(msg)
     X_arr, origin = _check_array(X, "X", allow_nan, accept_sparse, 1, chunks, known_chunks=True)
     # Unknown row chunks of X, y and the weights are computed together: one pass over a shared source.
-    lazy = {"X": X_arr, "y": _lazy_vector(y, "y"), "sample_weight": _lazy_vector(sample_weight, "sample_weight")}
+    lazy = {
+        "X": X_arr,
+        "y": _lazy_vector(y, "y"),
+        "sample_weight": _lazy_vector(sample_weight, "sample_weight"),
+    }
     if any(has_unknown_rows(value) for value in lazy.values()):
         resolved = resolve_row_chunks(lazy)
         X_arr = resolved["X"]
