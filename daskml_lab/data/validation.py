@@ -488,7 +488,7 @@ def _check_vector(vector: Any, name: str, X: da.Array) -> tuple[da.Array, InputO
         if origin.kind == "dask" or origin.kind == "dask-dataframe":
             msg = (
                 f"X and {name} have different row chunks: X {_short_chunks(X.chunks[0])}, {name} "
-                f"{_short_chunks(array.chunks[0])}. Rows must be split the same way; call "
+                f"{_short_chunks(array.chunks[0])}{_block_counts(X, array)}. Rows must be split the same way; call "
                 f"{name} = {name}.rechunk(X.chunks[0]) (or use daskml_lab.data.shard on both together)."
             )
             raise ValueError(msg)
@@ -507,6 +507,12 @@ def _length(vector: Any) -> int | None:
         return len(vector)
     except TypeError:
         return None
+
+
+def _block_counts(X: da.Array, vector: da.Array) -> str:
+    if X.numblocks[0] == vector.numblocks[0]:
+        return ""
+    return f" ({X.numblocks[0]} != {vector.numblocks[0]} row blocks)"
 
 
 def _short_chunks(chunks: tuple[int, ...]) -> str:
