@@ -15,6 +15,7 @@ import os
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
@@ -251,6 +252,219 @@ def test_page_without_the_plugin_says_so(connected):
     finally:
         install_monitor(connected)
     assert [run["id"] for run in _training_json(base)["runs"]] == before
+
+
+# ------------------------------------------------------------------------------------------------------------
+# untrusted event contents: any client of the scheduler, or code on a worker, can log training events
+
+XSS = "<img src=x onerror=alert(1)>"
+SCRIPT = "</script><script>alert(2)</script>"
+
+
+def _strict_json(raw: bytes) -> dict:
+    """JSON as a browser's ``JSON.parse`` reads it: NaN and Infinity are errors."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(raw, parse_constant=refuse)
+
+
+def _until(condition, what: str, timeout_s: float = 30.0):
+    """Poll ``condition()`` until it returns something true (worker events are batched, not immediate)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout_s:g} s")
+        time.sleep(0.1)
+
+
+def _page_document(url: str, kind: str) -> tuple[str, set[str]]:
+    """The page's run summary as a browser receives it, and the types of the models that hold planted markup.
+
+    Only Markup models (``Div``, ``Paragraph``, ...) put their text into the page as HTML; BokehJS shows a
+    ``Select``'s options, the table's cells (``StringFormatter``, ``NumberFormatter``) and plotted columns as
+    text. The check fails if a Markup model holds raw markup or a table column renders its cells as HTML.
+    """
+    from bokeh.client import pull_session
+    from bokeh.models import Markup, NumberFormatter, StringFormatter, TableColumn
+
+    with pull_session(url=url, arguments={"kind": kind}) as session:
+        document = session.document
+        summary = document.get_model_by_name("daskml-summary").text
+        holders = set()
+        for model in document.models:
+            values = repr(model.properties_with_values(include_defaults=False))
+            if "<img" in values or "</script" in values:
+                holders.add(type(model).__name__)
+            if isinstance(model, Markup):
+                assert "<img" not in model.text, model.text
+                assert "<script" not in model.text, model.text
+            if isinstance(model, TableColumn):
+                assert isinstance(model.formatter, StringFormatter | NumberFormatter), model.formatter
+    return summary, holders
+
+
+def test_markup_in_training_events_is_escaped_on_the_page_and_in_the_json(connected):
+    from distributed import get_worker
+
+    from daskml_lab.monitoring._events import EVENT_VERSION
+
+    base = _base(connected)
+    # A solver run through the package's own API: label, info and final status carry markup.
+    run = start_run("solver", label=f"{XSS} {SCRIPT}", info={"note": XSS, SCRIPT: "key"})
+    run.iteration({"iteration": 1, "objective": 2.0, "grad_norm": 0.5})
+    run.end(status=XSS)
+    # An ensemble run planted by a client straight into the scheduler's event log (no package code involved) ...
+    ensemble_id = "planted-" + XSS
+    connected.log_event(
+        TOPIC,
+        {
+            "v": EVENT_VERSION,
+            "worker": XSS,
+            "messages": [
+                {
+                    "run": ensemble_id,
+                    "kind": "run-start",
+                    "run_kind": "ensemble",
+                    "label": SCRIPT,
+                    "n_shards": 2,
+                    "info": {"estimator": XSS},
+                },
+                {
+                    "run": ensemble_id,
+                    "kind": "shard",
+                    "shard": 0,
+                    "status": XSS,
+                    "model": SCRIPT,
+                    "n_rows": 5,
+                },
+            ],
+        },
+    )
+
+    # ... and a shard event from code running on a worker.
+    def from_worker() -> None:
+        get_worker().log_event(
+            TOPIC,
+            {
+                "v": EVENT_VERSION,
+                "messages": [
+                    {
+                        "run": ensemble_id,
+                        "kind": "shard",
+                        "shard": 1,
+                        "status": "finished",
+                        "model": XSS,
+                        "n_rows": 7,
+                    }
+                ],
+            },
+        )
+
+    connected.submit(from_worker, pure=False).result()
+
+    def planted_json() -> tuple[bytes, dict] | None:
+        raw = _get(f"{base}/json/daskml-training.json")
+        snapshot = _strict_json(raw)
+        runs = [r for r in snapshot["runs"] if r["id"] == ensemble_id]
+        return (
+            (raw, snapshot)
+            if runs and len(runs[0]["shards"]) == 2 and runs[0]["shards"][1].get("model")
+            else None
+        )
+
+    raw, snapshot = _until(planted_json, "the worker's shard event reaching the monitor")
+    # The JSON: no markup character travels raw, and every string decodes back to what was sent.
+    for character in (b"<", b">", b"&"):
+        assert character not in raw
+    assert b"\\u003cimg src=x onerror=alert(1)\\u003e" in raw
+    assert b"\\u003c/script\\u003e\\u003cscript\\u003e" in raw
+    solver = _run_by_label(snapshot, f"{XSS} {SCRIPT}")
+    assert solver["status"] == XSS
+    assert solver["info"] == {"note": XSS, SCRIPT: "key"}
+    ensemble = _run_by_label(snapshot, SCRIPT)
+    assert [s["status"] for s in ensemble["shards"]] == [XSS, "finished"]
+    assert [s["model"] for s in ensemble["shards"]] == [SCRIPT, XSS]
+    assert ensemble["shards"][0]["worker"] == XSS
+
+    # The pages: the summary (the page's only HTML) shows the text escaped; nothing else renders HTML.
+    for route, kind, expected in (
+        (
+            "daskml-training",
+            "solver",
+            ["&lt;img src=x onerror=alert(1)&gt; &lt;/script&gt;", "note: &lt;img"],
+        ),
+        (
+            "individual-daskml-training",
+            "ensemble",
+            ["&lt;/script&gt;&lt;script&gt;", "estimator: &lt;img src"],
+        ),
+    ):
+        summary, holders = _page_document(f"{base}/{route}", kind)
+        for text in expected:
+            assert text in summary, summary
+        assert "<img" not in summary
+        assert "<script" not in summary
+        assert "</script" not in summary
+        assert holders <= {"Select", "ColumnDataSource"}, holders
+        html_page = _get(f"{base}/{route}").decode()
+        assert XSS not in html_page
+        assert SCRIPT not in html_page
+
+
+def test_training_events_are_bounded(connected):
+    """A huge label, a huge shard count, a far shard index, NaN: the page and its JSON stay small and valid."""
+    from daskml_lab.monitoring._dashboard import MAX_ITEMS, MAX_TEXT
+    from daskml_lab.monitoring._events import EVENT_VERSION
+
+    base = _base(connected)
+    run_id = "bounded-" + "r" * 1_000
+    huge = "x" * 1_000_000
+    connected.log_event(
+        TOPIC,
+        {
+            "v": EVENT_VERSION,
+            "messages": [
+                {
+                    "run": run_id,
+                    "kind": "run-start",
+                    "run_kind": "solver",
+                    "label": huge,
+                    "n_shards": 10**12,
+                    "info": {f"key{i}": huge for i in range(100)},
+                    "time": "yesterday",
+                },
+                {
+                    "run": run_id,
+                    "kind": "iteration",
+                    "record": {
+                        "iteration": 1,
+                        "objective": float("nan"),
+                        "grad_norm": float("inf"),
+                        "note": huge,
+                    },
+                },
+                {"run": run_id, "kind": "shard", "shard": 10**9, "status": "finished"},
+            ],
+        },
+    )
+    kept_id = run_id[:63] + "\u2026"  # run ids are cut to 64 characters too
+    raw = _get(f"{base}/json/daskml-training.json?run={urllib.parse.quote(kept_id)}")
+    assert len(raw) < 20_000
+    (run,) = _strict_json(raw)["runs"]
+    assert run["label"] == "x" * (MAX_TEXT - 1) + "\u2026"
+    assert len(run["info"]) == MAX_ITEMS
+    assert all(len(value) == MAX_TEXT for value in run["info"].values())
+    assert run["n_shards"] is None
+    assert run["shards"] == []  # no 10**12 pending rows, and the far index was ignored
+    assert run["started"] is None
+    assert run["records"] == [{"iteration": 1, "objective": None, "grad_norm": None, "note": run["label"]}]
+    summary, _ = _page_document(f"{base}/individual-daskml-training", "solver")
+    assert len(summary) < 20_000
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -321,15 +321,104 @@ def test_tls_scheduler_reached_over_tcp_fails_fast(tls_cluster):
         daskml_lab.connect(plain, security=client_security(certs), timeout_s=5)
 
 
+def _mixed_security(ca_from: dict[str, Path], cert_from: dict[str, Path]) -> Security:
+    """The CA file of one authority with the client certificate and key of another."""
+    return Security(
+        tls_ca_file=str(ca_from["ca"]),
+        tls_client_cert=str(cert_from["cert"]),
+        tls_client_key=str(cert_from["key"]),
+        require_encryption=True,
+    )
+
+
 @pytest.mark.cluster
 @pytest.mark.timeout(60)  # fails in well under a second; setup may start the TLS cluster
-def test_certificate_of_another_ca_is_refused_clearly(tls_cluster, tmp_path):
-    address, _ = tls_cluster
+def test_client_certificate_of_another_ca_is_rejected_by_the_scheduler(tls_cluster, tmp_path, capsys):
+    """The client trusts the scheduler, the scheduler does not trust the client (TLS 1.3: an alert after the
+    handshake, which distributed reports as a closed comm). Today's main said "could not reach the scheduler"."""
+    address, certs = tls_cluster
     stranger = make_certificates(tmp_path, prefix="other-")
-    with pytest.raises(
-        ConnectionError, match=rf"The Dask scheduler at '{address}' refused the TLS connection"
-    ):
-        daskml_lab.connect(address, security=client_security(stranger), timeout_s=5)
+    with pytest.raises(ConnectionError) as info:
+        daskml_lab.connect(address, security=_mixed_security(certs, stranger), timeout_s=5)
+    message = str(info.value)
+    assert message.startswith(f"TLS certificate rejected by the scheduler at '{address}'"), message
+    assert f"the client certificate '{stranger['cert']}' (key '{stranger['key']}')" in message
+    assert "not signed by a CA the scheduler trusts" in message
+    assert "unknown ca" in message  # OpenSSL's words
+    assert "tls_client_cert=..., tls_client_key=..." in message
+    assert "--tls-cert and --tls-key" in message
+    assert "Could not reach" not in message
+
+    # The command line prints the same, as one line.
+    flags = [
+        "--tls-ca-file",
+        str(certs["ca"]),
+        "--tls-cert",
+        str(stranger["cert"]),
+        "--tls-key",
+        str(stranger["key"]),
+    ]
+    assert main(["info", "--scheduler", address, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"daskml-lab info: error: TLS certificate rejected by the scheduler at '{address}'"
+    ), err
+    assert err.count("\n") == 1, err
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(60)  # fails in well under a second; setup may start the TLS cluster
+@pytest.mark.parametrize("client_cert", ["ours", "theirs"])
+def test_scheduler_certificate_of_another_ca_is_rejected_by_the_client(tls_cluster, tmp_path, client_cert):
+    """The client's CA file is another authority's: the client rejects the scheduler's certificate first."""
+    address, certs = tls_cluster
+    stranger = make_certificates(tmp_path, prefix="other-")
+    security = _mixed_security(stranger, certs if client_cert == "theirs" else stranger)
+    with pytest.raises(ConnectionError) as info:
+        daskml_lab.connect(address, security=security, timeout_s=5)
+    message = str(info.value)
+    assert message.startswith(
+        f"TLS certificate rejected by this client: the certificate of the scheduler at '{address}' could not be "
+        f"verified against the CA file '{stranger['ca']}' ("
+    ), message
+    assert "certificate chain" in message  # OpenSSL's words: self-signed certificate in certificate chain
+    assert "security=Security(tls_ca_file=...)" in message
+    assert "--tls-ca-file" in message
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(60)  # a few seconds at most; setup may start the TLS cluster
+def test_certificate_rejection_probe(tls_cluster, tmp_path):
+    """When the connection error names no certificate (the scheduler's alert lost to a reset), one probe tells."""
+    from distributed.comm import CommClosedError
+
+    from daskml_lab.cluster._tls import Rejection, certificate_rejection
+
+    address, certs = tls_cluster
+    stranger = make_certificates(tmp_path, prefix="other-")
+    silent = CommClosedError("in <TLS (closed)>: Stream is closed")
+    assert certificate_rejection(address, _mixed_security(certs, stranger), silent) == Rejection(
+        "scheduler", "tlsv1 alert unknown ca"
+    )
+    rejected_here = certificate_rejection(address, _mixed_security(stranger, certs), silent)
+    assert rejected_here is not None
+    assert rejected_here.by == "client"
+    # The scheduler accepts our certificates: no rejection to report (the error was something else).
+    assert certificate_rejection(address, client_security(certs), silent) is None
+    # Nothing listens there, or the address is not TLS: not a certificate problem.
+    assert certificate_rejection(f"tls://{LOOPBACK}:{_free_port()}", client_security(certs), silent) is None
+    assert certificate_rejection(address.replace("tls://", "tcp://"), client_security(certs), silent) is None
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(60)
+def test_unreachable_tls_scheduler_is_not_a_certificate_problem(tmp_path):
+    certs = make_certificates(tmp_path)
+    address = f"tls://{LOOPBACK}:{_free_port()}"
+    with pytest.raises(ConnectionError) as info:
+        daskml_lab.connect(address, security=client_security(certs), timeout_s=2)
+    assert str(info.value).startswith(f"Could not reach the Dask scheduler at '{address}' within 2 s")
+    assert "certificate rejected" not in str(info.value)
 
 
 def test_wrong_security_type_is_a_type_error():

@@ -10,6 +10,7 @@ import dask
 from distributed import Client
 
 from daskml_lab._runtime.client import current_client
+from daskml_lab.cluster._tls import certificate_rejection, rejection_message
 from daskml_lab.monitoring import install_monitor
 
 __all__ = ["connect"]
@@ -75,8 +76,9 @@ def connect(
     Raises
     ------
     ConnectionError
-        If the scheduler cannot be reached within ``timeout_s``, or refuses the TLS certificate; the message
-        names the address.
+        If the scheduler cannot be reached within ``timeout_s``, or a TLS certificate is rejected: the message
+        names the address and, for a rejected certificate ("TLS certificate rejected by the scheduler" or "by
+        this client"), which side rejected it, the certificate or CA file involved and how to fix it.
     ValueError
         If ``local_options`` are given together with a scheduler address, if a ``tls://`` address comes
         without TLS settings (in ``security`` or the configuration), if ``security`` requires encryption and
@@ -135,6 +137,10 @@ def _connect_remote(address: str, *, timeout_s: float, security: Any, set_as_def
     try:
         return Client(address, timeout=timeout_s, security=security, set_as_default=set_as_default)
     except (OSError, TimeoutError) as err:
+        settings = _settings_used(security)
+        rejection = certificate_rejection(address, settings, err, timeout_s)
+        if rejection is not None:
+            raise ConnectionError(rejection_message(address, rejection, settings)) from err
         if _is_tls_failure(err):
             msg = (
                 f"The Dask scheduler at {address!r} refused the TLS connection ({err}). Check that the CA file "
@@ -151,8 +157,23 @@ def _connect_remote(address: str, *, timeout_s: float, security: Any, set_as_def
         raise ConnectionError(msg) from err
 
 
+def _settings_used(security: Any) -> Any:
+    """The TLS settings the client used: ``security``, else Dask's configuration (``None`` with a loader)."""
+    from distributed.security import Security
+
+    if security is not None:
+        return security
+    if dask.config.get("distributed.client.security-loader", None):
+        return None  # the loader's settings are not known here
+    return Security()
+
+
 def _is_tls_failure(err: BaseException) -> bool:
-    """Whether a connection failed on the TLS handshake (a certificate problem) rather than on the network."""
+    """Whether a connection failed on the TLS handshake rather than on the network.
+
+    Called once :func:`~daskml_lab.cluster._tls.certificate_rejection` found no rejected certificate: what is
+    left is another handshake failure (e.g. a protocol or cipher mismatch).
+    """
     import ssl
 
     current: BaseException | None = err

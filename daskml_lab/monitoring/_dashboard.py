@@ -12,14 +12,24 @@ runs and serves them from the scheduler's own dashboard server:
 The pages are Bokeh documents updated twice a second while the fit runs: objective and gradient norm per
 iteration for the solvers (staleness for asynchronous SGD), per-shard status, rows and validation scores for
 the shard ensembles.
+
+Any client of the scheduler, and any code on a worker, can log training events, so their contents are
+untrusted: the monitor keeps only bounded values (text cut to :data:`MAX_TEXT` characters, at most
+:data:`MAX_ITEMS` entries per dict or list, shard indices below :data:`MAX_SHARDS`), the page's only HTML
+(the run summary) escapes every string it shows, the other widgets render their strings as text, and the JSON
+escapes ``<``, ``>`` and ``&`` so that it cannot close a ``<script>`` element it is embedded in.
 """
 
 from __future__ import annotations
 
+import html
+import itertools
 import json
 import logging
+import math
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from distributed import default_client
@@ -38,6 +48,14 @@ INDIVIDUAL_ROUTE = "individual-daskml-training"
 #: Path of the JSON data.
 JSON_ROUTE = "json/daskml-training.json"
 
+#: Longest text kept from a training event (a run's label and status, info, a shard's facts); longer is cut.
+MAX_TEXT = 200
+#: Most entries kept from a dict or a list of a training event (run info, an iteration record, shard facts).
+MAX_ITEMS = 32
+#: Shard indices accepted are below this (an ensemble has at most one shard per row block).
+MAX_SHARDS = 10_000
+_RUN_KINDS = ("solver", "ensemble")
+
 _STATUS_COLORS = {"pending": "#bbbbbb", "started": "#f0a030", "finished": "#3070b0", "failed": "#d03030"}
 _SHARD_COLUMNS = (
     "shard",
@@ -53,8 +71,45 @@ _SHARD_COLUMNS = (
 )
 
 
+def _text(value: Any, limit: int = MAX_TEXT) -> str:
+    """``value`` as text of at most ``limit`` characters (a longer one ends with an ellipsis)."""
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _bounded(value: Any, depth: int = 0) -> Any:
+    """An event's value as the monitor keeps it: JSON-ready and bounded in size, whoever sent it.
+
+    Numbers stay numbers (NaN and infinities, which JSON lacks, become ``None``), text is cut to
+    :data:`MAX_TEXT` characters, dicts and lists to :data:`MAX_ITEMS` entries and two levels of nesting
+    (deeper values become text).
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth < 2 and isinstance(value, Mapping):
+        items = itertools.islice(value.items(), MAX_ITEMS)
+        return {_text(key, 64): _bounded(item, depth + 1) for key, item in items}
+    if depth < 2 and isinstance(value, list | tuple):
+        return [_bounded(item, depth + 1) for item in value[:MAX_ITEMS]]
+    return _text(value)
+
+
+def _time(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _shard_index(value: Any) -> int:
+    shard = int(value)
+    if not 0 <= shard < MAX_SHARDS:
+        msg = f"shard index {shard} outside [0, {MAX_SHARDS})"
+        raise ValueError(msg)
+    return shard
+
+
 class _Run:
-    """What the monitor knows about one run."""
+    """What the monitor knows about one run (every value bounded, see :func:`_bounded`)."""
 
     def __init__(self, run_id: str, max_records: int) -> None:
         self.id = run_id
@@ -74,40 +129,60 @@ class _Run:
     def apply(self, message: dict[str, Any], worker: str | None) -> None:
         kind = message.get("kind")
         if kind == "run-start":
-            self.kind = str(message.get("run_kind", self.kind))
-            self.label = str(message.get("label", self.label))
-            self.info = dict(message.get("info") or {})
-            self.started = message.get("time", self.started)
-            self.n_shards = message.get("n_shards")
+            run_kind = message.get("run_kind", self.kind)
+            self.kind = run_kind if run_kind in _RUN_KINDS else self.kind
+            self.label = _text(message.get("label", self.label))
+            info = message.get("info")
+            self.info = _bounded(info) if isinstance(info, Mapping) else {}
+            self.started = _time(message.get("time", self.started))
+            n_shards = message.get("n_shards")
+            self.n_shards = (
+                int(n_shards) if isinstance(n_shards, int) and 0 <= n_shards <= MAX_SHARDS else None
+            )
             for shard in range(self.n_shards or 0):
                 self.shards.setdefault(shard, {"shard": shard, "status": "pending"})
         elif kind == "iteration":
             if len(self.records) < self._max_records:
-                self.records.append(dict(message.get("record") or {}))
+                record = message.get("record")
+                self.records.append(_bounded(record) if isinstance(record, Mapping) else {})
             else:
                 self.truncated = True
         elif kind == "run-end":
-            self.status = str(message.get("status", "finished"))
-            self.ended = message.get("time")
+            self.status = _text(message.get("status", "finished"))
+            self.ended = _time(message.get("time"))
         elif kind == "shard":
             self.kind = "ensemble"
-            shard = int(message["shard"])
-            row = self.shards.setdefault(shard, {"shard": shard, "status": "pending"})
+            row = self._shard_row(_shard_index(message["shard"]), "pending")
             # A late "started" never overwrites a final status (worker events may overtake each other).
             if not (message.get("status") == "started" and row.get("status") in ("finished", "failed")):
-                row["status"] = message.get("status")
+                row["status"] = _bounded(message.get("status"))
             if worker is not None:
-                row["worker"] = worker
-            for key, value in message.items():
-                if key not in ("kind", "run", "shard", "status", "time", "worker"):
-                    row[key] = value
+                row["worker"] = _text(worker)
+            facts = {
+                k: v
+                for k, v in message.items()
+                if k not in ("kind", "run", "shard", "status", "time", "worker")
+            }
+            self._update_row(row, facts)
         elif kind == "shards":
             self.kind = "ensemble"
-            for values in message.get("rows") or ():
-                shard = int(values["shard"])
-                row = self.shards.setdefault(shard, {"shard": shard, "status": "finished"})
-                row.update({key: value for key, value in values.items() if key != "status"})
+            for values in itertools.islice(message.get("rows") or (), MAX_SHARDS):
+                row = self._shard_row(_shard_index(values["shard"]), "finished")
+                self._update_row(
+                    row, {key: value for key, value in values.items() if key not in ("shard", "status")}
+                )
         self.version += 1
+
+    def _shard_row(self, shard: int, status: str) -> dict[str, Any]:
+        return self.shards.setdefault(shard, {"shard": shard, "status": status})
+
+    @staticmethod
+    def _update_row(row: dict[str, Any], facts: Mapping[str, Any]) -> None:
+        """Add a shard's facts to its row: bounded values, and at most :data:`MAX_ITEMS` keys in the row."""
+        for key, value in facts.items():
+            name = _text(key, 64)
+            if name in row or len(row) < MAX_ITEMS:
+                row[name] = _bounded(value, depth=1)
 
     def to_dict(self, *, records: bool = True) -> dict[str, Any]:
         last = self.records[-1] if self.records else {}
@@ -180,8 +255,8 @@ class TrainingMonitor(SchedulerPlugin):
             if not isinstance(message, dict) or "run" not in message:
                 continue
             try:
-                self._run(str(message["run"])).apply(message, worker)
-            except (KeyError, TypeError, ValueError):
+                self._run(_text(message["run"], 64)).apply(message, worker)
+            except (KeyError, TypeError, ValueError, OverflowError):
                 logger.debug("Ignored a malformed training event: %r", message)
 
     def _run(self, run_id: str) -> _Run:
@@ -285,7 +360,8 @@ def _serve(scheduler: Any) -> list[str]:
                 run_id = self.get_argument("run", None)
                 records = self.get_argument("records", "1") not in ("0", "false")
                 self.set_header("Content-Type", "application/json")
-                self.write(json.dumps(monitor.snapshot(run_id, records=records)))
+                self.set_header("X-Content-Type-Options", "nosniff")
+                self.write(to_json(monitor.snapshot(run_id, records=records)))
 
         prefix = dashboard_prefix(scheduler)
         http_application.add_handlers(r".*", [(f"{prefix}/{JSON_ROUTE}", TrainingJSON)])
@@ -301,6 +377,25 @@ def _serve(scheduler: Any) -> list[str]:
     ):
         served.append(PAGE_ROUTE)
     return served
+
+
+#: What :func:`to_json` escapes: HTML's special characters (``json.dumps`` already escapes non-ASCII ones).
+_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def to_json(data: Any) -> str:
+    """``data`` as strict JSON that is also safe inside HTML: no ``<``, ``>`` or ``&`` appears unescaped.
+
+    The strings decode to the same text (``\\u003c`` is ``<``), but no string can close a ``<script>``
+    element or open a tag if the JSON is ever embedded in a page. NaN and infinities are refused (they are not
+    JSON): the monitor stores them as ``None``.
+
+    Examples
+    --------
+    >>> print(to_json({"label": "</script><b>"}))
+    {"label": "\\u003c/script\\u003e\\u003cb\\u003e"}
+    """
+    return json.dumps(data, allow_nan=False).translate(_JSON_ESCAPES)
 
 
 def _shard_columns(run: _Run | None) -> dict[str, list[Any]]:
@@ -324,9 +419,11 @@ def _record_columns(run: _Run | None, key: str) -> dict[str, list[Any]]:
 
 
 def _run_summary(run: _Run | None) -> str:
+    """The HTML of the run's summary line; every string from the events is escaped (they are untrusted)."""
     if run is None:
         return "<b>No training run yet.</b> Fit a daskml_lab model on this cluster to see it here."
-    parts = [f"<b>{run.label}</b>", f"status: <b>{run.status}</b>"]
+    esc = html.escape
+    parts = [f"<b>{esc(run.label)}</b>", f"status: <b>{esc(run.status)}</b>"]
     if run.kind == "ensemble":
         done = sum(1 for row in run.shards.values() if row.get("status") == "finished")
         parts.append(f"shards fitted: {done}/{run.n_shards if run.n_shards is not None else len(run.shards)}")
@@ -335,10 +432,10 @@ def _run_summary(run: _Run | None) -> str:
         if run.records:
             last = run.records[-1]
             for key in ("objective", "grad_norm", "staleness"):
-                if last.get(key) is not None:
+                if isinstance(last.get(key), int | float):
                     parts.append(f"{key}: {last[key]:.6g}")
     for key, value in run.info.items():
-        parts.append(f"{key}: {value}")
+        parts.append(f"{esc(key)}: {esc(str(value))}")
     return " &nbsp;|&nbsp; ".join(parts)
 
 
