@@ -6,12 +6,15 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from daskml_lab.linear_model import (
     ElasticNet,
+    GammaRegressor,
     HuberRegressor,
     Lasso,
     LinearRegression,
     LinearSVC,
     LogisticRegression,
+    PoissonRegressor,
     Ridge,
+    TweedieRegressor,
 )
 
 # Every estimator the package exports (add the ensembles here as they are exported).
@@ -23,6 +26,12 @@ ESTIMATORS = [
     HuberRegressor(),
     LogisticRegression(),
     LinearSVC(),
+    PoissonRegressor(),
+    GammaRegressor(),
+    TweedieRegressor(power=1.5),
+    TweedieRegressor(power=0.0, solver="newton-cholesky"),
+    LogisticRegression(solver="newton-cg"),
+    LogisticRegression(solver="newton-cholesky"),
 ]
 
 #: Checks that fail by design, with the reason, per estimator class name.

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-PAGES = ["architecture.rst"]
+PAGES = ["architecture.rst", "linear_models.rst"]
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -120,7 +120,7 @@ def test_problem_argument_errors():
     with pytest.raises(TypeError, match="sample_weight must be a 1-D dask array"):
         BlockedProblem(Xd, yd, np.ones(len(y)))
     with pytest.raises(ValueError, match=r"loss must be one of \["):
-        BlockedProblem(Xd, yd, loss="poisson")
+        BlockedProblem(Xd, yd, loss="exponential")
     with pytest.raises(ValueError, match="needs n_outputs=n_classes >= 2, got n_outputs=1"):
         BlockedProblem(Xd, yd, loss="multinomial")
     with pytest.raises(ValueError, match="has one output \\(n_outputs=1\\), got n_outputs=2"):

@@ -43,6 +43,10 @@ def _reference_loss(
             "huber": lambda: np.where(
                 np.abs(y - z) <= 1.35, 0.5 * (y - z) ** 2, 1.35 * np.abs(y - z) - 0.5 * 1.35**2
             ),
+            # scikit-learn's HalfPoissonLoss, HalfGammaLoss and HalfTweedieLoss (power 0, log link)
+            "poisson": lambda: np.exp(z) - y * z,
+            "gamma": lambda: z + y * np.exp(-z),
+            "tweedie": lambda: np.exp(z) * (0.5 * np.exp(z) - y),
         }[loss]()
     return float(sw @ per_row)
 
@@ -70,6 +74,8 @@ def _data(
         y = rng.integers(0, 2, n).astype(np.float64)
     elif info.target == "codes":
         y = rng.integers(0, n_classes, n)
+    elif loss in ("poisson", "gamma", "tweedie"):
+        y = rng.gamma(2.0, 1.0, n)  # positive: in the range of every GLM family
     else:
         y = rng.standard_normal(n) * 2
     k = n_classes if info.multi_output else 1

@@ -4,6 +4,7 @@ Each estimator describes its objective and hands it to a solver of :mod:`daskml_
 methods are lazy for dask and xarray input.
 """
 
+from daskml_lab.linear_model._glm import GammaRegressor, PoissonRegressor, TweedieRegressor
 from daskml_lab.linear_model._huber import HuberRegressor
 from daskml_lab.linear_model._logistic import LogisticRegression
 from daskml_lab.linear_model._regression import ElasticNet, Lasso, LinearRegression, Ridge
@@ -11,10 +12,13 @@ from daskml_lab.linear_model._svm import LinearSVC
 
 __all__ = [
     "ElasticNet",
+    "GammaRegressor",
     "HuberRegressor",
     "Lasso",
     "LinearRegression",
     "LinearSVC",
     "LogisticRegression",
+    "PoissonRegressor",
     "Ridge",
+    "TweedieRegressor",
 ]

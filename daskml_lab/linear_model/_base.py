@@ -273,7 +273,7 @@ class LinearModelBase(DaskMLEstimator):
                 tol=self.tol,
                 max_iter=self.max_iter,
                 random_state=self.random_state,
-                callback=None,
+                callback=self._solver_callback(),
                 **self._checkpoint_keywords(name, stage),
                 **options,
             )
@@ -283,6 +283,10 @@ class LinearModelBase(DaskMLEstimator):
         if not self.fit_intercept:
             intercept = np.zeros(n_outputs, dtype=X.dtype)
         return result, coef, intercept
+
+    def _solver_callback(self) -> Callable[..., Any] | None:
+        """The callback the solver calls after each iteration (none by default)."""
+        return None
 
     def _warm_start_params(self, n_outputs: int, n_features: int) -> np.ndarray | None:
         """Packed previous coefficients ``(n_params, n_outputs)`` if ``warm_start`` applies, else ``None``."""
@@ -354,6 +358,18 @@ class LinearRegressorBase(RegressorMixin, LinearModelBase):
     def _objective(self, weight_sum: float) -> Objective:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _fit_setup(self, data: ValidatedData) -> tuple[float, np.ndarray | None]:
+        """The total sample weight and the solver's default starting parameters (``None``: zeros).
+
+        Checks of the target that need its values belong here too: this is the first computation of ``fit``.
+        """
+        if data.sample_weight is None:
+            return float(data.X.shape[0]), None
+        # compute: one scalar, the total sample weight (it normalises the objective)
+        weight_sum = float(data.sample_weight.sum(dtype=np.float64).compute())
+        _check_weight_sum(weight_sum)
+        return weight_sum, None
+
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegressorBase:
         """Fit the model with the chosen solver.
 
@@ -370,15 +386,13 @@ class LinearRegressorBase(RegressorMixin, LinearModelBase):
         data = self._validate_fit_data(X, y, sample_weight=sample_weight, y_numeric=True)
         self._check_solver_options()
         self._open_checkpoint()
-        n_samples, n_features = data.X.shape
+        n_features = data.n_features
         with fit_span(type(self).__name__):
-            weight_sum = float(n_samples)
-            if data.sample_weight is not None:
-                # compute: one scalar, the total sample weight (it normalises the objective)
-                weight_sum = float(data.sample_weight.sum(dtype=np.float64).compute())
-                _check_weight_sum(weight_sum)
+            weight_sum, start = self._fit_setup(data)
             objective = self._objective(weight_sum)
             w0 = self._warm_start_params(1, n_features)
+            if w0 is None:
+                w0 = start
             result, coef, intercept = self._run_solver(
                 data.X, _target(data), data.sample_weight, objective, n_outputs=1, w0=w0
             )

@@ -45,7 +45,8 @@ DOC_FRAGMENTS: dict[str, str] = {
     "solver": """
         solver : str, default="auto"
             Name of the optimiser in :data:`daskml_lab.solvers.SOLVERS` (e.g. ``"lbfgs"``, ``"gd"``,
-            ``"proximal"``, ``"sgd"``, ``"async-sgd"``, ``"admm"``), or ``"auto"``: ``"lbfgs"`` for smooth
+            ``"proximal"``, ``"sgd"``, ``"async-sgd"``, ``"admm"``, ``"newton-cg"``, ``"newton-cholesky"``), or
+            ``"auto"``: ``"lbfgs"`` for smooth
             objectives, ``"proximal"`` when there is an L1 penalty, and otherwise the first registered solver
             that supports the loss. A solver that does not support the loss or penalty raises ``ValueError``
             in ``fit``, naming those that do.

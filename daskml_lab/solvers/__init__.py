@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from daskml_lab.solvers._checkpoint import CheckpointError, SolverCheckpoint
 from daskml_lab.solvers._engine import LocalBlocks, WorkerCall
+from daskml_lab.solvers._glm_losses import TweedieFamily
 from daskml_lab.solvers._objectives import LOSSES
 from daskml_lab.solvers._problem import BlockedProblem
 from daskml_lab.solvers._registry import (
@@ -35,6 +36,8 @@ from daskml_lab.solvers.admm import admm
 from daskml_lab.solvers.async_sgd import async_sgd
 from daskml_lab.solvers.gd import gd
 from daskml_lab.solvers.lbfgs import lbfgs
+from daskml_lab.solvers.newton_cg import newton_cg
+from daskml_lab.solvers.newton_cholesky import newton_cholesky
 from daskml_lab.solvers.proximal import proximal
 from daskml_lab.solvers.sgd import sgd
 
@@ -47,6 +50,7 @@ __all__ = [
     "RegisteredSolver",
     "SolverCheckpoint",
     "SolverResult",
+    "TweedieFamily",
     "WorkerCall",
     "get_solver",
     "register_solver",
@@ -62,3 +66,5 @@ register_solver("proximal", proximal, smooth_only=True, supports_l1=True)
 register_solver("admm", admm, smooth_only=False, supports_l1=True)
 register_solver("sgd", sgd, smooth_only=False, supports_l1=True, stochastic=True)
 register_solver("async-sgd", async_sgd, smooth_only=False, supports_l1=True, stochastic=True)
+register_solver("newton-cg", newton_cg, smooth_only=True, supports_l1=False)
+register_solver("newton-cholesky", newton_cholesky, smooth_only=True, supports_l1=False)

@@ -119,7 +119,15 @@ class LocalBlocks:
         """Prepare raw ``(X, y, sample_weight)`` blocks (checks labels against the loss)."""
         sw_blocks = sw_blocks if sw_blocks is not None else [None] * len(X_blocks)
         prepared = [
-            _prepare_block(X, y, sw, loss=spec.loss, n_outputs=spec.n_outputs, block_index=index)
+            _prepare_block(
+                X,
+                y,
+                sw,
+                loss=spec.loss,
+                n_outputs=spec.n_outputs,
+                block_index=index,
+                loss_options=spec.loss_options,
+            )
             for index, X, y, sw in zip(indices, X_blocks, y_blocks, sw_blocks, strict=True)
         ]
         return cls(spec, indices, prepared)

@@ -25,6 +25,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from daskml_lab.solvers._glm_losses import GLM_LOSSES, family_of, glm_loss_grad
+
 __all__ = [
     "LOSSES",
     "SUBBLOCK_BYTES",
@@ -70,6 +72,10 @@ LOSSES: dict[str, LossInfo] = {
     "squared_hinge": LossInfo("squared_hinge", smooth=True, target="binary"),
     "hinge": LossInfo("hinge", smooth=False, target="binary"),
     "huber": LossInfo("huber", smooth=True, target="real"),
+    # Tweedie GLMs (loss_options {"power", "link"} for "tweedie"): scikit-learn's half deviances
+    "poisson": LossInfo("poisson", smooth=True, target="real"),
+    "gamma": LossInfo("gamma", smooth=True, target="real"),
+    "tweedie": LossInfo("tweedie", smooth=True, target="real"),
 }
 
 
@@ -120,7 +126,14 @@ class PreparedBlock(NamedTuple):
 
 
 def _prepare_block(
-    X: Any, y: Any, sample_weight: Any, *, loss: str, n_outputs: int = 1, block_index: int | None = None
+    X: Any,
+    y: Any,
+    sample_weight: Any,
+    *,
+    loss: str,
+    n_outputs: int = 1,
+    block_index: int | None = None,
+    loss_options: dict | None = None,
 ) -> PreparedBlock:
     """Check one row block and derive the encoded target the kernels use.
 
@@ -138,6 +151,8 @@ def _prepare_block(
         Number of classes for ``"multinomial"``.
     block_index : int or None, default=None
         Index of the block, for error messages.
+    loss_options : dict or None, default=None
+        Loss parameters (the Tweedie power decides which targets are valid).
 
     Returns
     -------
@@ -146,7 +161,8 @@ def _prepare_block(
     Raises
     ------
     ValueError
-        If the labels do not match the loss (e.g. a label 2 for the binary logistic loss) or lengths differ.
+        If the labels do not match the loss (e.g. a label 2 for the binary logistic loss, a negative count
+        for the Poisson loss) or lengths differ.
     """
     info = get_loss(loss)
     X = _aligned_block(X)
@@ -181,6 +197,8 @@ def _prepare_block(
         target = codes
     else:
         target = np.require(y, dtype=dtype, requirements=["A", "C"])
+        if loss in GLM_LOSSES:
+            family_of(loss, loss_options).check_target(target, where)
     weight = None
     sum_weight = float(X.shape[0])
     if sample_weight is not None:
@@ -324,6 +342,28 @@ def _pointwise_multinomial(
     return total, z
 
 
+def _pointwise_glm(
+    z: np.ndarray, y: np.ndarray, weight: np.ndarray | None, loss: str, options: dict
+) -> tuple:
+    per_row, dz = glm_loss_grad(z, y, family_of(loss, options or None))
+    total = _sum64(per_row, weight)
+    if weight is not None:
+        dz *= weight
+    return total, dz
+
+
+def _pointwise_poisson(z: np.ndarray, y: np.ndarray, weight: np.ndarray | None, options: dict) -> tuple:
+    return _pointwise_glm(z, y, weight, "poisson", options)
+
+
+def _pointwise_gamma(z: np.ndarray, y: np.ndarray, weight: np.ndarray | None, options: dict) -> tuple:
+    return _pointwise_glm(z, y, weight, "gamma", options)
+
+
+def _pointwise_tweedie(z: np.ndarray, y: np.ndarray, weight: np.ndarray | None, options: dict) -> tuple:
+    return _pointwise_glm(z, y, weight, "tweedie", options)
+
+
 _POINTWISE = {
     "logistic": _pointwise_logistic,
     "squared": _pointwise_squared,
@@ -331,6 +371,9 @@ _POINTWISE = {
     "squared_hinge": _pointwise_squared_hinge,
     "hinge": _pointwise_hinge,
     "multinomial": _pointwise_multinomial,
+    "poisson": _pointwise_poisson,
+    "gamma": _pointwise_gamma,
+    "tweedie": _pointwise_tweedie,
 }
 
 
@@ -489,7 +532,7 @@ def _loss_grad_block(
     """
     W = np.asarray(W)
     n_outputs = 1 if W.ndim == 1 else W.shape[1]
-    block = _prepare_block(X, y, sample_weight, loss=loss, n_outputs=n_outputs)
+    block = _prepare_block(X, y, sample_weight, loss=loss, n_outputs=n_outputs, loss_options=loss_options)
     total, grad = _loss_grad_prepared(
         block, W, loss=loss, fit_intercept=fit_intercept, loss_options=loss_options
     )

@@ -21,8 +21,15 @@ from daskml_lab._runtime.memory import (
     plan_memory,
     resolve_persist,
 )
+from daskml_lab.solvers._curvature import (
+    _hessian_diagonal_local,
+    _hessian_local,
+    _hessian_product_local,
+    params_token,
+)
 from daskml_lab.solvers._distributed_engine import DistributedEngine
 from daskml_lab.solvers._engine import EngineSpec, LocalEngine, StreamEngine, WorkerCall
+from daskml_lab.solvers._glm_losses import GLM_LOSSES, family_of
 from daskml_lab.solvers._objectives import get_loss
 from daskml_lab.solvers._regularizers import l1_norm, l2_value_grad
 
@@ -49,7 +56,9 @@ class BlockedProblem:
 
     with ``s = data_scale``, ``w = sample_weight``, ``lambda_2 = l2`` and ``lambda_1 = l1``; intercepts are
     never penalised. :meth:`loss_grad` returns the smooth part (everything but the l1 term) and its gradient
-    in one pass over the data; :meth:`objective` adds the l1 term.
+    in one pass over the data; :meth:`objective` adds the l1 term. :meth:`hessian_product`,
+    :meth:`hessian_diagonal` and :meth:`hessian` give its second derivatives (for the Newton solvers), also in
+    one pass each.
 
     Parameters
     ----------
@@ -61,8 +70,11 @@ class BlockedProblem:
         ``"multinomial"``, real values for regression losses), with the row chunks of ``X``.
     sample_weight : dask.array.Array of shape (n_samples,) or None, default=None
         Non-negative weights with the row chunks of ``X``.
-    loss : {"logistic", "multinomial", "squared", "squared_hinge", "hinge", "huber"}, default="logistic"
-        Per-sample loss of the linear score.
+    loss : str, default="logistic"
+        Per-sample loss of the linear score, one of :data:`~daskml_lab.solvers.LOSSES`: ``"logistic"``,
+        ``"multinomial"``, ``"squared"``, ``"squared_hinge"``, ``"hinge"``, ``"huber"``, and scikit-learn's half
+        Tweedie deviances of a generalised linear model, ``"poisson"``, ``"gamma"`` (log link) and
+        ``"tweedie"``.
     n_outputs : int, default=1
         Columns of ``W``: the number of classes for ``"multinomial"``, else 1.
     fit_intercept : bool, default=True
@@ -74,7 +86,8 @@ class BlockedProblem:
     l1 : float, default=0.0
         Strength of the l1 penalty (only the proximal solver accepts ``l1 > 0``).
     loss_options : dict or None, default=None
-        Loss parameters, e.g. ``{"epsilon": 1.35}`` for ``"huber"``.
+        Loss parameters, e.g. ``{"epsilon": 1.35}`` for ``"huber"``, ``{"power": 1.5, "link": "log"}`` for
+        ``"tweedie"`` (link ``"log"`` or ``"identity"``).
     client : distributed.Client or None, default=None
         Cluster to run on. ``None`` uses the default client if dask's current scheduler is distributed,
         otherwise evaluates in this process with the current dask scheduler.
@@ -106,6 +119,8 @@ class BlockedProblem:
         Sum of the sample weights (known after :meth:`start`).
     n_evaluations : int
         Number of :meth:`loss_grad` calls so far (each is one pass over the data and one round trip).
+    n_hessian_products : int
+        Number of :meth:`hessian_product` calls so far (likewise one pass and one round trip each).
     engine_name : str
         The engine in use after :meth:`start`: ``"actors"``, ``"tasks"``, ``"local"`` or ``"stream"``.
 
@@ -157,6 +172,8 @@ class BlockedProblem:
                 "loss='multinomial' for several classes, or fit one problem per output."
             )
             raise ValueError(msg)
+        if loss in GLM_LOSSES:
+            family_of(loss, loss_options)  # bad powers, links or option names raise here
         _check_non_negative("data_scale", data_scale, strict=True)
         _check_non_negative("l2", l2)
         _check_non_negative("l1", l1)
@@ -185,6 +202,7 @@ class BlockedProblem:
         self.dtype = np.dtype(X.dtype)
         self.sum_weights = float("nan")
         self.n_evaluations = 0
+        self.n_hessian_products = 0
         self.engine_name: str | None = None
         self._engine: Any = None
 
@@ -336,6 +354,111 @@ class BlockedProblem:
         objective = self.data_scale * data_loss + penalty
         grad = self.data_scale * data_grad + penalty_grad
         return float(objective), grad.reshape(shape)
+
+    def hessian_product(self, W: Any, V: Any) -> np.ndarray:
+        """Hessian of the smooth part of the objective at ``W``, times ``V``, in one pass over the data.
+
+        Only ``W`` and ``V`` travel to the workers and one parameter-sized vector per worker comes back. The
+        per-row curvature at ``W`` is kept on the workers (with the ``"actors"`` and ``"local"`` engines), so
+        that products at the same ``W`` (the steps of a conjugate-gradient solve) do not compute it again.
+
+        Parameters
+        ----------
+        W : array-like of shape (n_params, n_outputs) or (n_params * n_outputs,)
+            Where the Hessian is taken.
+        V : array-like with the shape of ``W``
+            Direction.
+
+        Returns
+        -------
+        ndarray of float64 with the shape of ``V``
+
+        Raises
+        ------
+        ValueError
+            For a loss without a second derivative (``"hinge"``).
+        """
+        self._require_curvature()
+        self.start()
+        params, direction = self._as_params(W), self._as_params(V)
+        parts = self.map_workers(_hessian_product_local, params, params_token(params), direction)
+        data = parts[0].product.copy()
+        for part in parts[1:]:
+            data += part.product
+        self.n_hessian_products += 1
+        product = self.data_scale * data.reshape(direction.shape)
+        product[: self.n_features] += self.l2 * direction[: self.n_features]
+        return product.reshape(np.shape(V))
+
+    def hessian_diagonal(self, W: Any) -> np.ndarray:
+        """Diagonal of the Hessian of the smooth part of the objective at ``W``, in one pass over the data.
+
+        The per-row curvature computed on the way is kept on the workers (as by :meth:`hessian_product`), so
+        the products at the same ``W`` that follow do not compute it again.
+
+        Parameters
+        ----------
+        W : array-like of shape (n_params, n_outputs) or (n_params * n_outputs,)
+
+        Returns
+        -------
+        ndarray of float64 with the shape of ``W``
+
+        Raises
+        ------
+        ValueError
+            For a loss without a second derivative (``"hinge"``).
+        """
+        self._require_curvature()
+        self.start()
+        params = self._as_params(W)
+        parts = self.map_workers(_hessian_diagonal_local, params, params_token(params))
+        data = parts[0].diagonal.copy()
+        for part in parts[1:]:
+            data += part.diagonal
+        diagonal = self.data_scale * data
+        diagonal[: self.n_features] += self.l2
+        return diagonal.reshape(np.shape(W))
+
+    def hessian(self, W: Any) -> np.ndarray:
+        """Hessian matrix of the smooth part of the objective at ``W``, in one pass over the data.
+
+        Each worker returns a ``(n_params * n_outputs)``-square matrix: meant for narrow data (see the
+        ``"newton-cholesky"`` solver's ``max_width``).
+
+        Parameters
+        ----------
+        W : array-like of shape (n_params, n_outputs) or (n_params * n_outputs,)
+
+        Returns
+        -------
+        ndarray of float64 of shape (n_params * n_outputs, n_params * n_outputs)
+            Rows and columns in the order of ``W.ravel()``.
+
+        Raises
+        ------
+        ValueError
+            For a loss without a second derivative (``"hinge"``).
+        """
+        self._require_curvature()
+        self.start()
+        params = self._as_params(W)
+        parts = self.map_workers(_hessian_local, params)
+        data = parts[0].hessian.copy()
+        for part in parts[1:]:
+            data += part.hessian
+        H = self.data_scale * data
+        penalised = np.arange(self.n_features * self.n_outputs)  # coefficient rows come first in W.ravel()
+        H[penalised, penalised] += self.l2
+        return H
+
+    def _require_curvature(self) -> None:
+        if not self.loss_info.smooth:
+            msg = (
+                f"The {self.loss!r} loss has no second derivative, so its Hessian is not defined; Newton "
+                "solvers need a smooth loss (use solver='admm' or 'sgd' for it)."
+            )
+            raise ValueError(msg)
 
     def objective(self, W: Any) -> float:
         """The full objective ``F(W)``, including the l1 term (one pass over the data)."""
