@@ -294,3 +294,34 @@ async def log_event_async(client: Any, topic: str, msg: Any) -> None:
     awaits that RPC on the client's event loop (``client.scheduler`` is the client's scheduler RPC).
     """
     await client.scheduler.log_event(topic=topic, msg=msg)
+
+
+def add_task_stream_record(
+    scheduler: Any, key: str, worker: str, thread: int, start: float, stop: float, status: str
+) -> None:
+    """Add a finished piece of work that was not a Dask task to the scheduler's task stream.
+
+    The dashboard's task stream and :func:`distributed.get_task_stream` read the scheduler plugin named
+    ``"task-stream"`` (:class:`distributed.diagnostics.task_stream.TaskStreamPlugin`), which records the keyword
+    arguments of the ``processing -> memory`` transitions the scheduler reports to plugins. The record's fields
+    (``startstops``, ``worker``, ``thread``, ``status``) are the ones distributed's ``rectangles`` reads; they are
+    not a documented format, hence this module. The plugin is added when the scheduler does not have it yet,
+    as the dashboard does on first use.
+    """
+    from distributed.diagnostics.task_stream import TaskStreamPlugin
+
+    plugin = scheduler.plugins.get(TaskStreamPlugin.name)
+    if plugin is None:
+        plugin = TaskStreamPlugin(scheduler)
+        scheduler.add_plugin(plugin)
+    plugin.transition(
+        key,
+        "processing",
+        "memory" if status == "OK" else "erred",
+        startstops=({"action": "compute", "start": start, "stop": stop},),
+        worker=worker,
+        thread=thread,
+        status=status,
+        nbytes=0,
+        type="daskml actor call",
+    )

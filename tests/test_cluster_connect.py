@@ -9,10 +9,13 @@ from urllib.parse import urlparse
 import dask
 import dask.array as da
 import numpy as np
+import psutil
 import pytest
 from distributed import Client
+from sklearn import linear_model as sk
 
 import daskml_lab
+from daskml_lab.linear_model import LogisticRegression
 
 
 def _closed_port() -> int:
@@ -57,6 +60,30 @@ def test_local_cluster_binds_loopback_and_closes_what_it_started():
         x = da.arange(1000, chunks=100)
         assert int(x.sum().compute()) == 499500
     assert cluster.status.name == "closed"
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("protocol", [None, "inproc://"])
+def test_threads_in_this_process(protocol):
+    # connect(processes=False) used to fail: the in-process transport refuses host="127.0.0.1".
+    options = {"protocol": protocol} if protocol else {}
+    with daskml_lab.connect(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0", **options
+    ) as client:
+        info = client.scheduler_info()
+        assert len(info["workers"]) == 2
+        scheme = "inproc" if protocol else "tcp"
+        assert urlparse(client.scheduler.address).scheme == scheme
+        if not protocol:
+            assert urlparse(client.scheduler.address).hostname == "127.0.0.1"
+            assert urlparse(client.dashboard_link).hostname == "127.0.0.1"
+        listening = {conn.laddr.ip for conn in psutil.Process().net_connections() if conn.status == "LISTEN"}
+        assert listening <= {"127.0.0.1"}, listening
+        X = np.random.default_rng(0).normal(size=(400, 3))
+        y = (X[:, 0] > 0).astype(int)
+        ours = LogisticRegression().fit(da.from_array(X, chunks=100), y)
+        reference = sk.LogisticRegression().fit(X, y)
+        np.testing.assert_allclose(ours.coef_, reference.coef_, rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.cluster

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import scipy.sparse as sp
 
 from daskml_lab.data import check_array, check_classes, check_n_features, check_X_y
 from daskml_lab.exceptions import DataConversionWarning
-from daskml_lab.testing import raise_if_computes
+from daskml_lab.testing import ComputeCounter, raise_if_computes
 
 rng = np.random.default_rng(0)
 X_NP = rng.normal(size=(100, 4))
@@ -160,11 +161,97 @@ def test_complex_rejected():
         check_array(X_NP.astype(complex))
 
 
-def test_unknown_chunk_sizes():
+def _frame(n_rows: int = 200, npartitions: int = 4):
+    import dask.dataframe as dd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(n_rows, 4)), columns=list("abcd"))
+    frame["label"] = (frame["a"] + frame["b"] > 0).astype(int)
+    return frame, dd.from_pandas(frame, npartitions=npartitions)
+
+
+def test_unknown_chunk_sizes_are_computed_in_one_pass(caplog):
+    frame, ddf = _frame()
+    X_unknown = ddf[list("abcd")].to_dask_array()
+    y_unknown = ddf["label"].to_dask_array()
+    assert np.isnan(X_unknown.shape[0])
+    counter = ComputeCounter(max_computes=None)
+    with dask.config.set(scheduler=counter), caplog.at_level("INFO", logger="daskml_lab.data"):
+        data = check_X_y(X_unknown, y_unknown)
+    # One pass for X and y together, logged; the chunks are the partitions' lengths.
+    assert counter.n_computes == 1
+    assert "unknown chunk sizes: computed them in one pass" in caplog.text
+    lengths = tuple(ddf.map_partitions(len).compute())
+    assert data.X.chunks[0] == lengths == data.y.chunks[0]
+    np.testing.assert_array_equal(data.X.compute(), frame[list("abcd")].to_numpy())
+    np.testing.assert_array_equal(data.y.compute(), frame["label"].to_numpy())
+    # The user's arrays are not modified.
+    assert np.isnan(X_unknown.shape[0])
+    assert np.isnan(y_unknown.shape[0])
+
+
+def test_unknown_chunk_sizes_of_a_filtered_array():
     Xd = da.from_array(X_NP, chunks=(25, 4))
     Xd = Xd[Xd[:, 0] > 0]
-    with pytest.raises(ValueError, match=r"X has unknown chunk sizes .* X\.compute_chunk_sizes\(\)"):
-        check_array(Xd)
+    checked, _ = check_array(Xd)
+    np.testing.assert_array_equal(checked.compute(), X_NP[X_NP[:, 0] > 0])
+    assert sum(checked.chunks[0]) == int((X_NP[:, 0] > 0).sum())
+
+
+def test_dask_series_as_y():
+    # y.shape[0] of a dask Series is a lazy scalar: comparing it used to raise "convert ... to a boolean".
+    frame, ddf = _frame()
+    counter = ComputeCounter(max_computes=None)
+    with dask.config.set(scheduler=counter):
+        data = check_X_y(ddf[list("abcd")], ddf["label"], sample_weight=ddf["a"].abs())
+    assert counter.n_computes == 1  # the partition lengths of X, y and the weights, together
+    assert data.X.chunks[0] == data.y.chunks[0] == data.sample_weight.chunks[0]
+    np.testing.assert_array_equal(data.y.compute(), frame["label"].to_numpy())
+    assert list(data.origin.feature_names) == list("abcd")
+
+
+class _PydataLikeCOO:
+    """A stand-in for a ``sparse.COO`` block (the module name is what identifies pydata/sparse)."""
+
+    __module__ = "sparse._coo.core"
+
+    def __init__(self, dense: np.ndarray) -> None:
+        self.dense = dense
+        self.shape = dense.shape
+        self.ndim = dense.ndim
+        self.dtype = dense.dtype
+
+    def tocsr(self) -> sp.csr_matrix:
+        return sp.csr_matrix(self.dense)
+
+    def __getitem__(self, index):
+        return _PydataLikeCOO(self.dense[index])
+
+
+def _pydata_blocks(dense: np.ndarray) -> da.Array:
+    return da.from_array(dense, chunks=(50, -1)).map_blocks(_PydataLikeCOO, meta=_PydataLikeCOO(dense[:0]))
+
+
+def test_pydata_sparse_blocks_become_csr_blocks():
+    X = np.where(X_NP > 0.5, X_NP, 0.0)
+    checked, _ = check_array(_pydata_blocks(X))
+    assert sp.issparse(checked._meta)
+    block = checked.blocks[0].compute()
+    assert sp.issparse(block)
+    np.testing.assert_array_equal(checked.compute().toarray(), X)
+
+
+def test_real_pydata_sparse_blocks_fit_like_dense():
+    sparse = pytest.importorskip("sparse")
+    from daskml_lab.linear_model import LogisticRegression
+
+    X = np.where(X_NP > 0.5, X_NP, 0.0)
+    y = (X_NP[:, 0] + X_NP[:, 1] > 0).astype(int)
+    Xs = da.from_array(sparse.COO.from_numpy(X), chunks=(50, 4), asarray=False)
+    with dask.config.set(scheduler="sync"):
+        sparse_model = LogisticRegression().fit(Xs, y)
+        dense_model = LogisticRegression().fit(X, y)
+    np.testing.assert_allclose(sparse_model.coef_, dense_model.coef_, rtol=1e-6, atol=1e-8)
 
 
 def test_unknown_chunk_sizes_allowed_for_prediction():

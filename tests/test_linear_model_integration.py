@@ -134,6 +134,22 @@ def test_fit_on_an_external_scheduler(external_scheduler, multiclass):
     np.testing.assert_allclose(model.coef_, reference.coef_, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.cluster
+@pytest.mark.parametrize("as_arrays", [False, True], ids=["dataframe-and-series", "unknown-chunk-arrays"])
+def test_dask_dataframe_with_series_target_on_a_cluster(client, multiclass, as_arrays):
+    # What dask users pass every day: fit(ddf, ddf["label"]), or ddf.to_dask_array() with unknown chunk sizes.
+    X, y = multiclass
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])]).assign(label=y)
+    ddf = dd.from_pandas(frame, npartitions=4)
+    features, target = ddf[[f"f{i}" for i in range(X.shape[1])]], ddf["label"]
+    if as_arrays:
+        features, target = features.to_dask_array(), target.to_dask_array()
+    model = LogisticRegression(tol=1e-8, max_iter=500).fit(features, target)
+    reference = sk.LogisticRegression(tol=1e-10, max_iter=10_000).fit(X, y)
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=RTOL, atol=ATOL)
+    assert model.score(features, target) == pytest.approx(reference.score(X, y), abs=1e-3)
+
+
 def test_pipeline_and_grid_search(multiclass):
     X, y = multiclass
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=500)).fit(X, y)

@@ -1,6 +1,7 @@
 """The live training page, for real: clusters on 127.0.0.1, fits, the page fetched over HTTP and its websocket.
 
-- a LocalCluster started by ``daskml_lab.connect()`` (which installs the page);
+- a LocalCluster started by ``daskml_lab.connect()`` (which installs the page), and a plain
+  ``Client(LocalCluster())`` (the first fit installs it);
 - a ``dask scheduler --preload daskml_lab.monitoring.preload`` and a ``dask worker`` started as subprocesses;
 - the page's data pulled the way a browser gets it (Bokeh's websocket, ``bokeh.client.pull_session``) and the
   JSON endpoint, compared with ``history_`` and ``shard_report_``; the page listed among the individual plots;
@@ -229,6 +230,60 @@ def test_fit_tasks_carry_daskml_names(connected):
     assert prefixes
     assert {p for p in prefixes if not p.startswith("daskml-")} <= {"finalize-hlgfinalizecompute", "finalize"}
     assert "daskml-shard-fit" in prefixes
+
+
+def test_solver_actor_calls_are_in_the_task_stream(connected):
+    """The solver's per-iteration work runs in actors, not tasks; it still shows in Dask's task stream."""
+    X, y = _data(5)
+    with get_task_stream(connected) as stream:
+        model = LogisticRegression(tol=1e-8, max_iter=20).fit(X, y)
+    calls = [task for task in stream.data if key_split(task["key"]) == "daskml-loss-grad"]
+    # one call per worker position and evaluation (line searches add some): at least one per iteration
+    assert len(calls) >= model.n_iter_
+    workers = set(connected.scheduler_info()["workers"])
+    assert {call["worker"] for call in calls} <= workers
+    for call in calls:
+        (startstop,) = call["startstops"]
+        assert startstop["action"] == "compute"
+        assert 0 <= startstop["stop"] - startstop["start"] < 60
+
+
+def test_a_plain_local_cluster_gets_the_page_when_a_fit_starts():
+    """Client(LocalCluster()) in a notebook, with no daskml_lab.connect() and no preload: the first fit
+    installs the monitor, so the training page and the task-stream bars are there."""
+    from distributed import LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        plugins = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins))
+        assert TrainingMonitor.name not in plugins
+        X, y = _data(6, n_samples=2_000)
+        LogisticRegression(max_iter=20).fit(X, y)
+        plugins = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins))
+        assert TrainingMonitor.name in plugins
+        assert "Bokeh" in _get(page_url(client)).decode()
+        _run_by_label(_training_json(_base(client)), "LogisticRegression / lbfgs")
+
+
+def test_installing_at_fit_time_can_be_turned_off():
+    import dask
+    from distributed import LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+        ) as cluster,
+        Client(cluster) as client,
+        dask.config.set({"daskml_lab.monitoring.install": False}),
+    ):
+        X, y = _data(7, n_samples=2_000)
+        LogisticRegression(max_iter=20).fit(X, y)
+        plugins = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins))
+        assert TrainingMonitor.name not in plugins
 
 
 def test_page_without_the_plugin_says_so(connected):

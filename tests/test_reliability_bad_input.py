@@ -172,10 +172,6 @@ def _mismatched_chunks(X, y):
     return _dask(X, 20), _dask(y, 30), [X, y], {}
 
 
-def _unknown(X, y):
-    return _unknown_chunks(X), _unknown_chunks(y), [X, y], {}
-
-
 def _string_frame(X, y):
     frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(b=np.where(X[:, 1] > 0, "hi", "lo"))
     return frame, y, [frame, y], {}
@@ -234,12 +230,6 @@ FIT_CASES = [
         _case_fit(_mismatched_chunks),
         ValueError,
         r"X and y have different row chunks: X \(20, 20, 20\), y \(30, 30\)\..*y\.rechunk\(X\.chunks\[0\]\)",
-    ),
-    Case(
-        "unknown-chunks",
-        _case_fit(_unknown),
-        ValueError,
-        r"X has unknown chunk sizes \(shape \(nan, 3\)\).*compute_chunk_sizes\(\)",
     ),
     Case(
         "object-dtype",
@@ -494,7 +484,7 @@ def test_shard_with_a_single_class_passes_candidates_in_the_cascade():
 
 
 @pytest.mark.cluster
-@pytest.mark.parametrize("case_id", ["lengths-dask", "mismatched-chunks", "unknown-chunks"])
+@pytest.mark.parametrize("case_id", ["lengths-dask", "mismatched-chunks"])
 def test_cheap_errors_run_no_task_on_the_cluster(case_id, client):
     case = next(c for c in FIT_CASES if c.id == case_id)
     kwargs, _ = case.build(True)

@@ -45,6 +45,9 @@ def connect(
     Nothing is exposed beyond the machine unless asked: a ``dashboard_address`` without a host (``":0"``,
     ``":8787"``, ``8787``) binds to the cluster's ``host`` (127.0.0.1 by default), not to every interface as
     Dask would. Give a host explicitly (``host="0.0.0.0"``, ``dashboard_address="0.0.0.0:8787"``) to expose them.
+    ``processes=False`` runs the workers as threads of this process (useful for debugging, or to share memory
+    with the client); they still talk over TCP on 127.0.0.1, so the dashboard link works. Add
+    ``protocol="inproc://"`` for Dask's in-process transport, which opens no port besides the dashboards.
 
     Parameters
     ----------
@@ -233,10 +236,18 @@ def _check_security(address: str, security: Any) -> Any:
 
 def _start_local(options: dict[str, Any]) -> Client:
     options = dict(options)
-    options.setdefault("host", _LOOPBACK)
     options.setdefault("processes", True)
+    if not options["processes"]:
+        # Dask would pick its in-process transport, which refuses a host and names the machine's public IP in
+        # the dashboard link; TCP on the loopback keeps the link right and every listener private.
+        options.setdefault("protocol", "tcp://")
+    if str(options.get("protocol", "tcp://")).startswith("inproc"):
+        # Asked for by name: it listens on no network interface (and takes no host); the dashboards do.
+        options.setdefault("worker_dashboard_address", f"{_LOOPBACK}:0")
+    else:
+        options.setdefault("host", _LOOPBACK)
     options.setdefault("dashboard_address", _free_dashboard_address())
-    options["dashboard_address"] = _with_host(options["dashboard_address"], options["host"])
+    options["dashboard_address"] = _with_host(options["dashboard_address"], options.get("host", _LOOPBACK))
     # A Client given LocalCluster options owns the cluster it starts and closes it with itself.
     client = Client(**options)
     _install_training_monitor(client)

@@ -4,6 +4,7 @@ Every estimator and data function passes its inputs through here. The contract i
 algorithm relies on:
 
 - ``X`` is a 2-D dask array chunked by rows only (all features in one column chunk), with known chunk sizes
+  (unknown ones, as from ``ddf.to_dask_array()``, are computed in one logged pass over the inputs together)
   and a floating dtype (float32 stays float32; integers and booleans become float64);
 - ``y`` and ``sample_weight`` are 1-D dask arrays with exactly the row chunks of ``X``;
 - cheap checks (types, dimensions, lengths, chunks, dtypes, empty input) raise *before* any graph is built;
@@ -12,7 +13,8 @@ algorithm relies on:
   pass is needed. In-memory inputs are checked at once. Each input is judged by its own kind: an in-memory ``y``
   is checked at once even when ``X`` is a dask array, and a dask ``y`` is never computed on the client.
 
-Nothing here computes data. Error messages say what was expected, what arrived, and how to fix it.
+Nothing here computes data, except the row lengths of inputs whose chunk sizes are unknown.
+Error messages say what was expected, what arrived, and how to fix it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ import pandas as pd
 import scipy.sparse as sp
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from daskml_lab.data._convert import InputOrigin, to_dask_array
+from daskml_lab.data._convert import InputOrigin, is_dask_dataframe, to_dask_array
+from daskml_lab.data._row_chunks import (
+    as_scipy_blocks,
+    has_pydata_sparse_blocks,
+    has_unknown_rows,
+    resolve_row_chunks,
+)
 from daskml_lab.exceptions import DataConversionWarning
 
 __all__ = [
@@ -96,7 +104,9 @@ def check_array(
     chunks : int, tuple or None, default=None
         Row chunks for in-memory inputs (``None``: blocks of about dask's ``array.chunk-size``).
     known_chunks : bool, default=True
-        Whether unknown chunk sizes are an error. Prediction accepts them (it maps blocks one to one).
+        Whether the result must have known row chunk sizes. Unknown ones (a dask DataFrame, or an array made
+        from one) are then computed in one pass over the data, which is logged. Prediction passes ``False``:
+        it maps blocks one to one and stays fully lazy.
 
     Returns
     -------
@@ -111,9 +121,30 @@ def check_array(
     TypeError
         If the input is not array-like, is sparse when that is not accepted, or is not numeric.
     ValueError
-        If it is not 2-D, is empty, has unknown chunk sizes, or (in-memory input) contains NaN or infinity.
+        If it is not 2-D, is empty, or (in-memory input) contains NaN or infinity.
     """
-    array, origin = to_dask_array(X, name=name, chunks=chunks, known_chunks=known_chunks)
+    array, origin = _check_array(X, name, allow_nan, accept_sparse, ensure_min_samples, chunks, known_chunks)
+    if known_chunks:
+        array = resolve_row_chunks({name: array})[name]
+        _check_min_samples(array, name, ensure_min_samples)
+    return array, origin
+
+
+def _check_array(
+    X: Any,
+    name: str,
+    allow_nan: bool,
+    accept_sparse: bool,
+    ensure_min_samples: int,
+    chunks: Any,
+    known_chunks: bool,
+) -> tuple[da.Array, InputOrigin]:
+    """:func:`check_array` without resolving unknown row chunks (the caller resolves them with other inputs)."""
+    # A dask DataFrame's partition lengths are computed later together with y's (one pass, not two).
+    as_dataframe = is_dask_dataframe(X)
+    array, origin = to_dask_array(X, name=name, chunks=chunks, known_chunks=known_chunks and not as_dataframe)
+    if isinstance(array, da.Array) and has_pydata_sparse_blocks(array):
+        array = as_scipy_blocks(array, name)
     if array.ndim != 2:
         raise ValueError(_ndim_message(name, array))
     if origin.kind == "sparse" or _has_sparse_blocks(array):
@@ -123,15 +154,8 @@ def check_array(
                 f"{name}.toarray() (in memory) or {name}.map_blocks(lambda b: b.toarray()) (dask)."
             )
             raise TypeError(msg)
-    if known_chunks:
-        _check_known_chunks(array, name)
-    n_samples, n_features = array.shape
-    if not math.isnan(n_samples) and n_samples < ensure_min_samples:
-        msg = (
-            f"Found array with {n_samples} sample(s) (shape={array.shape}) while a minimum of "
-            f"{ensure_min_samples} is required. {name} is empty; check the filter or file that produced it."
-        )
-        raise ValueError(msg)
+    _check_min_samples(array, name, ensure_min_samples)
+    n_features = array.shape[1]
     if n_features < 1:
         msg = (
             f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is required. "
@@ -147,6 +171,16 @@ def check_array(
     else:
         array = _fold_finite_check(array, name, allow_nan)
     return array, origin
+
+
+def _check_min_samples(array: da.Array, name: str, ensure_min_samples: int) -> None:
+    n_samples = array.shape[0]
+    if not math.isnan(n_samples) and n_samples < ensure_min_samples:
+        msg = (
+            f"Found array with {n_samples} sample(s) (shape={array.shape}) while a minimum of "
+            f"{ensure_min_samples} is required. {name} is empty; check the filter or file that produced it."
+        )
+        raise ValueError(msg)
 
 
 def check_X_y(
@@ -194,7 +228,20 @@ def check_X_y(
     if y is None:
         msg = "This estimator requires y to be passed, but the target y is None."
         raise ValueError(msg)
-    X_arr, origin = check_array(X, name="X", allow_nan=allow_nan, accept_sparse=accept_sparse, chunks=chunks)
+    X_arr, origin = _check_array(X, "X", allow_nan, accept_sparse, 1, chunks, known_chunks=True)
+    # Unknown row chunks of X, y and the weights are computed together: one pass over a shared source.
+    lazy = {
+        "X": X_arr,
+        "y": _lazy_vector(y, "y"),
+        "sample_weight": _lazy_vector(sample_weight, "sample_weight"),
+    }
+    if any(has_unknown_rows(value) for value in lazy.values()):
+        resolved = resolve_row_chunks(lazy)
+        X_arr = resolved["X"]
+        _check_min_samples(X_arr, "X", 1)
+        y = resolved["y"] if resolved["y"] is not None else y
+        if resolved["sample_weight"] is not None:
+            sample_weight = resolved["sample_weight"]
     y_arr, y_origin = _check_vector(y, "y", X_arr)
     if y_numeric:
         y_arr = _as_numeric_target(y_arr, X_arr.dtype)
@@ -402,6 +449,15 @@ def _fold_finite_check(array: da.Array, name: str, allow_nan: bool) -> da.Array:
     )
 
 
+def _lazy_vector(vector: Any, name: str) -> da.Array | None:
+    """A dask y or weight vector as a dask array, its unknown lengths left for one joint pass; else None."""
+    if isinstance(vector, da.Array):
+        return vector
+    if is_dask_dataframe(vector):
+        return to_dask_array(vector, name=name, known_chunks=False)[0]
+    return None
+
+
 def _check_vector(vector: Any, name: str, X: da.Array) -> tuple[da.Array, InputOrigin]:
     """Convert y or sample_weight to a 1-D dask array with the row chunks of X (and say what it was)."""
     # In-memory vectors of the right length are cut exactly like X; anything else is checked below.
@@ -432,7 +488,7 @@ def _check_vector(vector: Any, name: str, X: da.Array) -> tuple[da.Array, InputO
         if origin.kind == "dask" or origin.kind == "dask-dataframe":
             msg = (
                 f"X and {name} have different row chunks: X {_short_chunks(X.chunks[0])}, {name} "
-                f"{_short_chunks(array.chunks[0])}. Rows must be split the same way; call "
+                f"{_short_chunks(array.chunks[0])}{_block_counts(X, array)}. Rows must be split the same way; call "
                 f"{name} = {name}.rechunk(X.chunks[0]) (or use daskml_lab.data.shard on both together)."
             )
             raise ValueError(msg)
@@ -441,6 +497,9 @@ def _check_vector(vector: Any, name: str, X: da.Array) -> tuple[da.Array, InputO
 
 
 def _length(vector: Any) -> int | None:
+    if is_dask_dataframe(vector):
+        # A dask Series' length is a lazy scalar; comparing it would need a compute.
+        return None
     shape = getattr(vector, "shape", None)
     if shape is not None:
         return shape[0] if len(shape) else None
@@ -448,6 +507,12 @@ def _length(vector: Any) -> int | None:
         return len(vector)
     except TypeError:
         return None
+
+
+def _block_counts(X: da.Array, vector: da.Array) -> str:
+    if X.numblocks[0] == vector.numblocks[0]:
+        return ""
+    return f" ({X.numblocks[0]} != {vector.numblocks[0]} row blocks)"
 
 
 def _short_chunks(chunks: tuple[int, ...]) -> str:

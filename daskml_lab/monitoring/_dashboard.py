@@ -32,10 +32,12 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+import dask
 from distributed import default_client
 from distributed.diagnostics.plugin import SchedulerPlugin
 
-from daskml_lab.monitoring._events import EVENT_VERSION, TOPIC
+from daskml_lab.monitoring._events import EVENT_VERSION, RUN_START_HOOKS, TOPIC
+from daskml_lab.monitoring._task_stream import TASK_STREAM_TOPIC
 
 __all__ = ["INDIVIDUAL_ROUTE", "JSON_ROUTE", "PAGE_ROUTE", "TrainingMonitor", "install_monitor"]
 
@@ -246,6 +248,28 @@ class TrainingMonitor(SchedulerPlugin):
         """Take in a training event (called by the scheduler for every logged event)."""
         if topic == TOPIC:
             self._handle(msg)
+        elif topic == TASK_STREAM_TOPIC and self.scheduler is not None:
+            self._add_to_task_stream(msg)
+
+    def _add_to_task_stream(self, record: Any) -> None:
+        """Show a worker's actor call (:func:`~daskml_lab.monitoring.shown_in_task_stream`) in the task stream."""
+        from daskml_lab._compat import add_task_stream_record
+
+        try:
+            start, stop = float(record["start"]), float(record["stop"])
+            if not (math.isfinite(start) and math.isfinite(stop) and start <= stop):
+                return
+            add_task_stream_record(
+                self.scheduler,
+                key=_text(record["key"], 80),
+                worker=_text(record["worker"], 200),
+                thread=int(record["thread"]),
+                start=start,
+                stop=stop,
+                status="OK" if record.get("status") == "OK" else "error",
+            )
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
+            logger.debug("Ignored a malformed task-stream record: %r", record)
 
     def _handle(self, event: Any) -> None:
         if not isinstance(event, dict) or event.get("v") != EVENT_VERSION:
@@ -312,6 +336,43 @@ def install_monitor(client: Any = None) -> str | None:
         client = default_client()
     client.register_plugin(TrainingMonitor())
     return page_url(client)
+
+
+#: The (scheduler address, client id) pairs this process has installed the monitor through, or tried to.
+_MONITORED: set[str] = set()
+
+
+def ensure_monitor(client: Any) -> None:
+    """Install the training monitor on ``client``'s scheduler when a fit first runs there (once per client).
+
+    This is what makes the training page and the solvers' task-stream bars appear on any scheduler, also one
+    made with ``Client(LocalCluster())`` in a notebook. ``dask.config.set({"daskml_lab.monitoring.install":
+    False})`` turns it off (then use the preload or :func:`install_monitor`). A scheduler that cannot import
+    daskml_lab refuses the plugin; that is logged once and the fit goes on without the page.
+    """
+    if not dask.config.get("daskml_lab.monitoring.install", True) or getattr(client, "asynchronous", False):
+        return
+    address = getattr(getattr(client, "scheduler", None), "address", None)
+    # Per client, not per address: a new cluster may reuse a closed one's port.
+    seen = f"{address} {getattr(client, 'id', '')}"
+    if not address or seen in _MONITORED:
+        return
+    _MONITORED.add(seen)
+    try:
+        url = install_monitor(client)
+    except Exception as err:  # the page is a convenience; the fit must not depend on it
+        logger.info(
+            "The training page could not be installed on the scheduler at %s (%s). Start the scheduler with "
+            "--preload daskml_lab.monitoring.preload, or install daskml_lab where it runs.",
+            address,
+            err,
+        )
+        return
+    if url:
+        logger.info("Training page: %s", url)
+
+
+RUN_START_HOOKS.append(ensure_monitor)
 
 
 def page_url(client: Any, route: str = PAGE_ROUTE) -> str | None:

@@ -57,6 +57,9 @@ logger = logging.getLogger(__name__)
 
 #: Topic of the scheduler's event log that carries the training events.
 TOPIC = "daskml-training"
+#: Called with the client when a run that publishes starts (the dashboard module installs its monitor here;
+#: a hook, so that this module does not import the dashboard's).
+RUN_START_HOOKS: list[Any] = []
 #: Version of the message format.
 EVENT_VERSION = 1
 _PUBLISH_INTERVAL_S = 0.1
@@ -350,13 +353,17 @@ def start_run(
     -------
     TrainingRun
     """
+    client = publishing_client()
+    if client is not None:
+        for hook in RUN_START_HOOKS:
+            hook(client)
     run = TrainingRun(
         kind,
         label or _scope_label(),
         run_id=run_id,
         n_shards=n_shards,
         info=info,
-        client=publishing_client(),
+        client=client,
     )
     scopes = _SCOPES.get()
     if scopes:

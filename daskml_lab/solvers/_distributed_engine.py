@@ -30,7 +30,7 @@ from distributed.comm import CommClosedError
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.waiting import DataLostError, wait_for
 from daskml_lab._runtime.watch import WATCH_INTERVAL_S, WorkersLost, WorkerWatch
-from daskml_lab.monitoring import task_prefix
+from daskml_lab.monitoring import shown_in_task_stream, task_prefix
 from daskml_lab.solvers._engine import EngineSpec, LocalBlocks, WorkerCall, _Engine, _sum_parts
 from daskml_lab.solvers._objectives import _aligned_block
 
@@ -59,10 +59,12 @@ class _WorkerActor:
         return self.local.n_rows, self.local.sum_weight
 
     def loss_grad(self, W: np.ndarray) -> tuple[float, np.ndarray]:
-        return self.local.loss_grad(W)
+        with shown_in_task_stream("loss grad"):
+            return self.local.loss_grad(W)
 
     def run(self, func: Callable, args: tuple) -> Any:
-        return func(self.local, *args)
+        with shown_in_task_stream(getattr(func, "__name__", "solver step")):
+            return func(self.local, *args)
 
 
 def _loss_grad_worker_task(
@@ -70,14 +72,14 @@ def _loss_grad_worker_task(
 ):
     """Task body of the ``"tasks"`` engine: prepare the local blocks and sum their loss and gradient."""
     actor = _WorkerActor(spec, indices, n_blocks, has_weight, *arrays)
-    return actor.loss_grad(W)
+    return actor.local.loss_grad(W)  # a task already shows in the task stream
 
 
 def _run_worker_task(
     spec: EngineSpec, indices: list[int], n_blocks: int, has_weight: bool, func, args, *arrays
 ):
     actor = _WorkerActor(spec, indices, n_blocks, has_weight, *arrays)
-    return actor.run(func, args)
+    return func(actor.local, *args)  # a task already shows in the task stream
 
 
 class DistributedEngine(_Engine):
