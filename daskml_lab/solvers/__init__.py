@@ -37,6 +37,7 @@ from daskml_lab.solvers.gd import gd
 from daskml_lab.solvers.lbfgs import lbfgs
 from daskml_lab.solvers.proximal import proximal
 from daskml_lab.solvers.sgd import sgd
+from daskml_lab.solvers.smoothed_newton import smoothed_newton
 
 __all__ = [
     "LOSSES",
@@ -62,3 +63,6 @@ register_solver("proximal", proximal, smooth_only=True, supports_l1=True)
 register_solver("admm", admm, smooth_only=False, supports_l1=True)
 register_solver("sgd", sgd, smooth_only=False, supports_l1=True, stochastic=True)
 register_solver("async-sgd", async_sgd, smooth_only=False, supports_l1=True, stochastic=True)
+register_solver(
+    "smoothed-newton", smoothed_newton, smooth_only=False, supports_l1=False, only_losses=("hinge",)
+)
