@@ -24,6 +24,7 @@ SOLVER_SETTINGS = {
     "gd": {"tol": 1e-7, "max_iter": 10_000},
     "proximal": {"tol": 1e-7, "max_iter": 10_000},
     "admm": {"tol": 1e-7, "max_iter": 3000},
+    "smoothed-newton": {"tol": 1e-9, "max_iter": 1000},
 }
 #: Stochastic solvers stop near the optimum, not at it: they are compared on objective and accuracy instead.
 STOCHASTIC_SETTINGS = {

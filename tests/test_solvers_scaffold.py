@@ -33,6 +33,7 @@ from daskml_lab.solvers.gd import GDOptions
 from daskml_lab.solvers.lbfgs import LBFGSOptions
 from daskml_lab.solvers.proximal import ProximalOptions
 from daskml_lab.solvers.sgd import SGDOptions
+from daskml_lab.solvers.smoothed_newton import SmoothedNewtonOptions
 
 OPTIONS = {
     "lbfgs": LBFGSOptions,
@@ -41,6 +42,7 @@ OPTIONS = {
     "admm": ADMMOptions,
     "sgd": SGDOptions,
     "async-sgd": AsyncSGDOptions,
+    "smoothed-newton": SmoothedNewtonOptions,
 }
 
 # ------------------------------------------------------------------------------------------------- options
@@ -101,7 +103,10 @@ def test_registry_entries_carry_the_capabilities_supported_solvers_uses():
             expected = [
                 name
                 for name, entry in SOLVERS.items()
-                if (smooth or not entry.smooth_only) and (l1 == 0 or entry.supports_l1)
+                if (smooth or not entry.smooth_only)
+                and (l1 == 0 or entry.supports_l1)
+                # a solver may be restricted to some losses (smoothed-newton: the hinge only)
+                and (entry.only_losses is None or loss in entry.only_losses)
             ]
             assert supported_solvers(loss, l1) == expected
             for name in expected:

@@ -55,7 +55,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Order in which ``solver="auto"`` picks among the solvers that support a loss and penalty.
-_AUTO_ORDER = ("lbfgs", "proximal", "admm", "sgd", "gd", "async-sgd")
+_AUTO_ORDER = ("lbfgs", "proximal", "smoothed-newton", "admm", "sgd", "gd", "async-sgd")
 #: Keywords every solver takes from the estimator's own parameters (never from ``solver_options``).
 _RESERVED_SOLVER_KEYWORDS = frozenset(
     {"problem", "w0", "tol", "max_iter", "random_state", "callback", "checkpoint"}

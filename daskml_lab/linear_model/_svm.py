@@ -41,8 +41,9 @@ class LinearSVC(LinearClassifierBase):
     penalty : {"l2", "l1"}, default="l2"
         The penalty; "l1" gives sparse coefficients and needs ``loss="squared_hinge"``.
     loss : {"squared_hinge", "hinge"}, default="squared_hinge"
-        The loss. The hinge is not differentiable: it needs a solver that supports it (e.g. ``"admm"`` or
-        ``"sgd"`` once registered); ``solver="auto"`` picks one.
+        The loss. The hinge is not differentiable: ``solver="auto"`` picks ``"smoothed-newton"`` for it
+        (Newton's method on a smoothed hinge, stopped when the relative duality gap is at most ``tol``);
+        ``"admm"``, ``"sgd"`` and ``"async-sgd"`` also accept it.
     C : float, default=1.0
         Inverse of the regularisation strength, > 0.
     %(fit_intercept)s

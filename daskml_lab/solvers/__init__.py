@@ -40,6 +40,7 @@ from daskml_lab.solvers.newton_cg import newton_cg
 from daskml_lab.solvers.newton_cholesky import newton_cholesky
 from daskml_lab.solvers.proximal import proximal
 from daskml_lab.solvers.sgd import sgd
+from daskml_lab.solvers.smoothed_newton import smoothed_newton
 
 __all__ = [
     "LOSSES",
@@ -68,3 +69,6 @@ register_solver("sgd", sgd, smooth_only=False, supports_l1=True, stochastic=True
 register_solver("async-sgd", async_sgd, smooth_only=False, supports_l1=True, stochastic=True)
 register_solver("newton-cg", newton_cg, smooth_only=True, supports_l1=False)
 register_solver("newton-cholesky", newton_cholesky, smooth_only=True, supports_l1=False)
+register_solver(
+    "smoothed-newton", smoothed_newton, smooth_only=False, supports_l1=False, only_losses=("hinge",)
+)

@@ -36,6 +36,8 @@ class RegisteredSolver:
         Whether the solver accepts ``l1 > 0``.
     stochastic : bool
         Whether the result depends on ``random_state`` (which then enters the checkpoint fingerprint).
+    only_losses : tuple of str or None
+        The losses the solver is restricted to (e.g. ``("hinge",)``); None for every loss it otherwise accepts.
 
     Notes
     -----
@@ -48,6 +50,7 @@ class RegisteredSolver:
     smooth_only: bool
     supports_l1: bool
     stochastic: bool
+    only_losses: tuple[str, ...] | None = None
 
     def __call__(self, problem: Any, /, **kwargs: Any) -> SolverResult:
         return self.function(problem, **kwargs)
@@ -63,11 +66,13 @@ class RegisteredSolver:
     @property
     def losses(self) -> tuple[str, ...]:
         """The losses of :data:`~daskml_lab.solvers.LOSSES` this solver can minimise."""
-        return tuple(loss for loss in LOSSES if not self.smooth_only or get_loss(loss).smooth)
+        return tuple(loss for loss in LOSSES if self.accepts(loss))
 
     def accepts(self, loss: str, l1: float = 0.0) -> bool:
         """Whether the solver can fit ``loss`` with an l1 strength of ``l1``."""
         if self.smooth_only and not get_loss(loss).smooth:
+            return False
+        if self.only_losses is not None and loss not in self.only_losses:
             return False
         return not (l1 > 0 and not self.supports_l1)
 
@@ -83,6 +88,7 @@ def register_solver(
     smooth_only: bool,
     supports_l1: bool,
     stochastic: bool = False,
+    only_losses: tuple[str, ...] | None = None,
 ) -> RegisteredSolver:
     """Add a solver to :data:`SOLVERS`, with the problems it accepts.
 
@@ -98,13 +104,18 @@ def register_solver(
         Whether the solver accepts ``l1 > 0``.
     stochastic : bool, default=False
         Whether the result depends on ``random_state``.
+    only_losses : tuple of str or None, default=None
+        Restrict the solver to these losses (None: every loss allowed by ``smooth_only``).
 
     Returns
     -------
     RegisteredSolver
         The new entry.
     """
-    entry = RegisteredSolver(str(name), solver, bool(smooth_only), bool(supports_l1), bool(stochastic))
+    restricted = None if only_losses is None else tuple(str(loss) for loss in only_losses)
+    entry = RegisteredSolver(
+        str(name), solver, bool(smooth_only), bool(supports_l1), bool(stochastic), restricted
+    )
     SOLVERS[entry.name] = entry
     return entry
 
