@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab.data import _blocks, shard, shard_summary
-from daskml_lab.data.sharding import _split_rows_block, _stratified_quota
+from daskml_lab.data._exchange import _concat_shard_block, _split_rows_block
+from daskml_lab.data.sharding import _stratified_quota
 from daskml_lab.testing import raise_if_computes
 
 from .conftest import shared_file
@@ -328,9 +329,33 @@ def test_tasks_carry_daskml_prefixes():
     assert all(name.startswith("daskml-") or name.startswith("array-") for name in new_layers), new_layers
 
 
-def test_split_kernel_refuses_inputs_that_changed():
+def sharding_keys(n_blocks: int, strategy: str) -> int:
+    """Tasks that sharding 12,000 rows in ``n_blocks`` blocks into ``n_blocks`` shards adds to the graph."""
+    X, y = make_data(12_000)
+    Xd, yd = da.from_array(X, chunks=(12_000 // n_blocks, 3)), da.from_array(y, chunks=12_000 // n_blocks)
+    options = {"key": 0} if strategy == "hash" else {"random_state": 0}  # row ids: every shard gets rows
+    with dask.config.set(scheduler="sync"):
+        Xs, ys = shard(Xd, yd, strategy=strategy, check_input=False, **options)
+    inputs = set(dict(Xd.__dask_graph__())) | set(dict(yd.__dask_graph__()))
+    return len((set(dict(Xs.__dask_graph__())) | set(dict(ys.__dask_graph__()))) - inputs)
+
+
+@pytest.mark.parametrize("strategy", ["shuffle", "stratified", "hash"])
+def test_sharding_graph_grows_with_the_blocks_not_their_square(strategy):
+    # One task per (block, shard) pair made 100 blocks cost 15x the tasks of 25 (issue 17); the staged
+    # exchange adds about (fan-in + 1) tasks per block and step, and the steps grow as log(blocks).
+    keys = {n_blocks: sharding_keys(n_blocks, strategy) for n_blocks in (25, 100, 400)}
+    assert keys[100] < 6 * keys[25], keys
+    assert keys[400] < 6 * keys[100], keys
+    assert keys[400] < 40 * 400, keys  # pairs of blocks and shards alone would be 160,000
+
+
+def test_concat_kernel_refuses_inputs_that_changed():
+    pieces = _split_rows_block([np.zeros((3, 1))], np.array([0, 0, 1], dtype=np.int16), 2)
+    empties = (np.empty((0, 1)), np.empty(0, dtype=np.int16))
+    assert _concat_shard_block([pieces[0]], empties, 2, None, 0)[0].shape == (2, 1)
     with pytest.raises(RuntimeError, match="must give the same values every time"):
-        _split_rows_block(np.zeros((3, 1)), np.array([0, 0, 1], dtype=np.int16), (1, 2))
+        _concat_shard_block([pieces[0]], empties, 1, None, 0)
 
 
 def test_multivariate_hypergeometric_beyond_numpy_limit_keeps_totals():

@@ -5,13 +5,14 @@ its own. :func:`shard` moves rows between blocks without bringing any data to th
 
 - ``contiguous`` re-chunks consecutive rows into balanced blocks (a plain :meth:`dask.array.Array.rechunk`);
 - ``shuffle``, ``stratified`` and ``hash`` give every row a target shard inside its own block (a
-  ``daskml-shard-assign`` task), split each block into one piece per shard (``daskml-shard-split``), and
-  concatenate the pieces of each shard (``daskml-shard-concat``), shuffling the rows within the shard for the
-  two random strategies. The random strategies send each row where a seeded permutation of the row positions
-  (``shuffle``) or of the ranks of the rows within their class (``stratified``) cut into the shard sizes
-  puts it, so a row's shard depends on its global position and the seed only, not on the input chunks;
-  ``hash`` counts beforehand how many rows go from each block to each shard. The output chunk sizes are
-  always known.
+  ``daskml-shard-assign`` task), then move the rows (``X`` and ``y`` together) to their shards in a staged
+  exchange whose task count grows as ``n log n`` in the number of blocks, not as its square
+  (:mod:`daskml_lab.data._exchange`: ``daskml-shard-split``, ``daskml-shard-exchange``,
+  ``daskml-shard-concat``), shuffling the rows within the shard for the two random strategies. The random
+  strategies send each row where a seeded permutation of the row positions (``shuffle``) or of the ranks of
+  the rows within their class (``stratified``) cut into the shard sizes puts it, so a row's shard depends on
+  its global position and the seed only, not on the input chunks; ``hash`` counts beforehand how many rows
+  go to each shard. The output chunk sizes are always known.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from scipy.sparse.csgraph import maximum_flow
 
 from daskml_lab.data import _blocks
 from daskml_lab.data._convert import to_dask_array
+from daskml_lab.data._exchange import redistribute
 from daskml_lab.data.validation import check_array, check_X_y
 
 logger = logging.getLogger(__name__)
@@ -120,8 +122,8 @@ def shard(
 
     - ``contiguous`` and ``shuffle``: nothing (a row's shard follows from its position and the seed);
     - ``stratified``: the label counts of every block (an ``n_blocks x n_classes`` matrix; reads ``y`` once);
-    - ``hash``: the number of rows each block sends to each shard (an ``n_blocks x n_shards`` matrix; reads
-      the key column once more when the result is computed).
+    - ``hash``: the number of rows of every shard (``n_shards`` integers summed on the workers; reads the key
+      column once more when the result is computed).
 
     No result depends on how the input is chunked or on the number of workers (for ``shuffle`` and
     ``stratified``, given a ``random_state``). Shards of ``hash`` keep the original row order.
@@ -167,7 +169,7 @@ def shard(
         if strategy == "hash":
             key_arr = _check_key(key, X_arr)
             labels = _hash_labels(X_arr, key_arr, n_shards)
-            counts = _compute_label_counts(labels, n_shards)
+            sizes = _compute_shard_sizes(labels, n_shards)  # hash shards are as large as their keys make them
         else:
             entropy = _blocks.root_entropy(random_state)
             permute_entropy = entropy
@@ -175,15 +177,10 @@ def shard(
                 labels = _stratified_plan(y_arr, sizes, entropy)
             else:
                 labels = _shuffle_plan(X_arr.chunks[0], sizes, entropy)
-            counts = None  # every block may send rows to every shard; the split tasks count them
-        if counts is not None:
-            sizes = tuple(counts.sum(axis=0).tolist())  # hash shards are as large as their keys make them
-        X_out = _redistribute(X_arr, labels, counts, sizes=sizes, permute_entropy=permute_entropy)
-        y_out = (
-            None
-            if y_arr is None
-            else _redistribute(y_arr, labels, counts, sizes=sizes, permute_entropy=permute_entropy)
+        moved = redistribute(
+            [X_arr] if y_arr is None else [X_arr, y_arr], labels, sizes=sizes, permute_entropy=permute_entropy
         )
+        X_out, y_out = moved[0], (moved[1] if y_arr is not None else None)
     if y_out is None:
         return X_out
     return X_out, y_out
@@ -566,7 +563,7 @@ def _count_labels_block(labels: np.ndarray, n_shards: int) -> np.ndarray:
     return np.bincount(labels, minlength=n_shards).astype(np.int64)[None, :]
 
 
-def _compute_label_counts(labels: da.Array, n_shards: int) -> np.ndarray:
+def _compute_shard_sizes(labels: da.Array, n_shards: int) -> tuple[int, ...]:
     counts = labels.map_blocks(
         _count_labels_block,
         n_shards,
@@ -575,93 +572,6 @@ def _compute_label_counts(labels: da.Array, n_shards: int) -> np.ndarray:
         dtype=np.int64,
         token="daskml-shard-count",
     )
-    # compute: rows each block sends to each shard, an n_blocks x n_shards integer matrix (keys are hashed on
-    # the workers; no data reach the client)
-    return np.asarray(counts.compute())
-
-
-# ---------------------------------------------------------------------------------------------------------
-# moving rows
-
-
-def _split_rows_block(block: Any, labels: np.ndarray, counts: tuple[int, ...] | int) -> list[Any]:
-    """Split one block into one piece per shard (rows keep their order within each piece).
-
-    ``counts`` is the planned number of rows per shard, checked against ``labels``; or only the number of
-    shards, when the plan was not computed in advance (``shuffle`` and ``stratified``).
-    """
-    n_shards = counts if isinstance(counts, int) else len(counts)
-    found = np.bincount(labels, minlength=n_shards)
-    if not isinstance(counts, int) and not np.array_equal(found, counts):
-        msg = (
-            f"A row block sends {found.tolist()} rows to the shards, but {list(counts)} were planned. The "
-            "input (or the hash key) must give the same values every time it is computed; persist it first."
-        )
-        raise RuntimeError(msg)
-    order = np.argsort(labels, kind="stable")
-    ordered = block[order]
-    bounds = np.concatenate([[0], np.cumsum(found)])
-    return [ordered[bounds[j] : bounds[j + 1]] for j in range(n_shards)]
-
-
-def _concat_shard_block(pieces: list[Any], empty: Any, entropy: int | None, shard_index: int) -> Any:
-    """Concatenate the pieces a shard receives from every block; shuffle them if ``entropy`` is given."""
-    if not pieces:
-        return empty
-    n_rows = sum(piece.shape[0] for piece in pieces)
-    permutation = None
-    if entropy is not None:
-        rng = _blocks.block_rng(entropy, _blocks.STREAM_SHARD_PERMUTE, shard_index)
-        permutation = rng.permutation(n_rows)
-    if sp.issparse(pieces[0]):
-        out = sp.vstack(pieces, format="csr")
-        # The same placement as the dense scatter below (row k goes to permutation[k]), so that the X, y and
-        # weight shards, whatever their block types, are permuted alike.
-        return out if permutation is None else out[np.argsort(permutation)]
-    if permutation is None:
-        return np.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0].copy()
-    # Scatter every piece straight to its shuffled rows: one copy instead of concatenate-then-gather.
-    out = np.empty((n_rows, *pieces[0].shape[1:]), dtype=pieces[0].dtype)
-    start = 0
-    for piece in pieces:
-        out[permutation[start : start + piece.shape[0]]] = piece
-        start += piece.shape[0]
-    return out
-
-
-def _redistribute(
-    array: da.Array,
-    labels: da.Array,
-    counts: np.ndarray | None,
-    *,
-    sizes: tuple[int, ...],
-    permute_entropy: int | None,
-) -> da.Array:
-    """Move row ``r`` of block ``i`` to shard ``labels[r]``; shard ``j`` receives ``sizes[j]`` rows.
-
-    ``counts[i, j]``, when known in advance, is the number of rows block ``i`` sends to shard ``j`` (the graph
-    then leaves out the empty pieces); ``None`` links every non-empty block to every shard.
-    """
-    n_blocks, n_shards = array.numblocks[0], len(sizes)
-    token = tokenize(array.name, labels.name, counts, sizes, permute_entropy)
-    split_name = f"daskml-shard-split-{token}"
-    piece_name = f"daskml-shard-piece-{token}"
-    out_name = f"daskml-shard-concat-{token}"
-    tail = (0,) * (array.ndim - 1)
-    senders: list[list[int]] = [[] for _ in range(n_shards)]
-    tasks: dict[tuple, Any] = {}
-    for i in range(n_blocks):
-        if array.chunks[0][i] == 0:
-            continue
-        targets = range(n_shards) if counts is None else np.flatnonzero(counts[i]).tolist()
-        planned = n_shards if counts is None else tuple(counts[i].tolist())
-        tasks[(split_name, i)] = (_split_rows_block, _blocks.block_key(array, i), (labels.name, i), planned)
-        for j in targets:
-            tasks[(piece_name, i, j)] = (operator.getitem, (split_name, i), j)
-            senders[j].append(i)
-    empty = _blocks.empty_rows(array._meta, array.shape[1:], array.dtype)
-    for j in range(n_shards):
-        pieces = [(piece_name, i, j) for i in senders[j]]
-        tasks[(out_name, j, *tail)] = (_concat_shard_block, pieces, empty, permute_entropy, j)
-    chunks = (tuple(sizes), *((size,) for size in array.shape[1:]))
-    return _blocks.array_from_tasks(out_name, tasks, chunks, meta=array._meta, dependencies=[array, labels])
+    # compute: rows of every shard, n_shards integers summed on the workers (keys are hashed there; no data
+    # reach the client)
+    return tuple(int(size) for size in counts.sum(axis=0).compute())
