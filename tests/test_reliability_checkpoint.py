@@ -301,6 +301,7 @@ def test_checkpoint_every_k_iterations(builders, interrupted):
     assert info["iteration"] == 4 * ((stop_at - 1) // 4)  # the last multiple of 4 before the interruption
     assert sorted(p.name for p in directory.iterdir()) == [
         "checkpoint.json",
+        "checkpoint.lock",
         f"solver.{info['iteration']}.npz",
         "solver.json",
     ]

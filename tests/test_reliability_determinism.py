@@ -2,8 +2,9 @@
 
 What is guaranteed, and tested here against the fit on the local (synchronous) scheduler:
 
-- deterministic solvers (``lbfgs``; ``Ridge``): the same coefficients to rounding (the blocked sums are
-  grouped differently), whatever the number of workers and the row chunks;
+- deterministic solvers (``lbfgs``; ``Ridge``): the same coefficients to rounding whatever the number of
+  workers and the row chunks; with the same row chunks, the same bits on every run and engine, even stopped
+  at ``max_iter`` far from convergence (the blocks' sums do not depend on how they are grouped);
 - shard ensembles with an explicit ``n_shards``: ``sharding="contiguous"`` gives the same row ranges whatever
   the input chunks; ``"shuffle"`` and ``"stratified"`` send each row to the shard a seeded permutation of the
   row positions (of the class's rows) gives it, which depends on the row's global position only; so the shard
@@ -27,6 +28,7 @@ import pytest
 from distributed import Client, LocalCluster
 from sklearn.datasets import make_classification
 from sklearn.ensemble import ExtraTreesClassifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 from daskml_lab.ensemble import CascadeSVC, ShardEnsembleClassifier
@@ -162,3 +164,44 @@ def test_same_model_on_any_number_of_workers_and_any_chunking(scaled_client, dat
         X, y, target = _chunked(data, chunking)
         for name in MODELS:
             _assert_same(name, _fit(name, X, y, target), references[name], X_test)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# L-BFGS stopped far from convergence: every run and every engine gives the same bits
+
+
+def _far_from_converged():
+    """Badly scaled features and weak regularisation: 30 L-BFGS iterations stop far from the optimum."""
+    X, y = make_classification(20_000, 20, n_informative=10, random_state=0)
+    X = X * np.logspace(0, 3, 20)
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    chunks = 1_000
+    return (
+        da.from_array(X, chunks=chunks),
+        da.from_array(y, chunks=chunks),
+        da.from_array(weights, chunks=chunks),
+    )
+
+
+def _lbfgs_at_max_iter(X, y, weights):
+    model = LogisticRegression(C=1e4, solver="lbfgs", max_iter=30, tol=1e-12)
+    with pytest.warns(ConvergenceWarning, match=r"stopped after 30 iteration"):
+        return model.fit(X, y, sample_weight=weights)
+
+
+def test_lbfgs_stopped_at_max_iter_gives_the_same_bits_on_every_run(client):
+    """Before issue 17 the workers' partial sums depended on which blocks each held (it varies between runs)
+    and L-BFGS amplified the last-bit differences; the grouping-independent sums make every fit identical."""
+    X, y, weights = _far_from_converged()
+    with dask.config.set(scheduler="sync"):
+        reference = _lbfgs_at_max_iter(X, y, weights)
+    assert reference.n_iter_ == 30
+    assert reference.history_["grad_norm"].iloc[-1] > 1e-3  # far from converged: differences would grow
+    fits = [_lbfgs_at_max_iter(X, y, weights) for _ in range(2)]  # 2 worker processes, actors
+    with dask.config.set({"daskml_lab.solvers.engine": "tasks"}):
+        fits.append(_lbfgs_at_max_iter(X, y, weights))
+    with dask.config.set({"daskml_lab.solvers.persist": False}):  # the stream engine's tree of sums
+        fits.append(_lbfgs_at_max_iter(X, y, weights))
+    for model in fits:
+        np.testing.assert_array_equal(model.coef_, reference.coef_)
+        np.testing.assert_array_equal(model.intercept_, reference.intercept_)

@@ -17,6 +17,7 @@ from daskml_lab._runtime.checkpoint_files import (
     CheckpointError,
     atomic_write,
     load_arrays,
+    lock_checkpoint_directory,
     open_checkpoint_directory,
     read_verified,
     save_arrays,
@@ -296,12 +297,20 @@ def test_object_arrays_are_never_unpickled(tmp_path):
 
 
 def test_a_directory_belongs_to_one_fit(tmp_path):
-    first = open_checkpoint_directory(tmp_path, owner="Model", fingerprint={"C": 1.0}, state={"root": 7})
-    again = open_checkpoint_directory(tmp_path, owner="Model", fingerprint={"C": 1.0}, state={"root": 8})
+    with lock_checkpoint_directory(tmp_path):
+        first = open_checkpoint_directory(tmp_path, owner="Model", fingerprint={"C": 1.0}, state={"root": 7})
+    with lock_checkpoint_directory(tmp_path):
+        again = open_checkpoint_directory(tmp_path, owner="Model", fingerprint={"C": 1.0}, state={"root": 8})
     assert (first["resumed"], again["resumed"]) == (False, True)
     assert again["state"] == {"root": 7}
     assert again["id"] == first["id"]
-    with pytest.raises(
-        CheckpointError, match=r"belongs to another fit \(Model\); what differs: fingerprint.C"
+    with (
+        lock_checkpoint_directory(tmp_path),
+        pytest.raises(
+            CheckpointError, match=r"belongs to another fit \(Model\); what differs: fingerprint.C"
+        ),
     ):
         open_checkpoint_directory(tmp_path, owner="Model", fingerprint={"C": 2.0})
+    # every writer holds the lock: opening the directory without it is a programming error
+    with pytest.raises(RuntimeError, match=r"written without holding its lock"):
+        open_checkpoint_directory(tmp_path, owner="Model", fingerprint={"C": 1.0})

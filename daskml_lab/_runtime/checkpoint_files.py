@@ -9,19 +9,31 @@ name and version; every file that other files refer to is recorded with its SHA-
 A checkpoint directory has a manifest (``checkpoint.json``) naming the estimator that owns it and a
 fingerprint of what determines the fit: :func:`open_checkpoint_directory` creates it, or refuses a directory
 that belongs to another fit with a :class:`CheckpointError` that names what differs.
+
+One fit at a time writes a directory: :func:`lock_checkpoint_directory` holds an operating-system lock on its
+``checkpoint.lock`` file for the whole fit (``fcntl.flock`` on POSIX, ``msvcrt.locking`` on Windows). The
+operating system drops the lock when the process ends, however it ends, so a killed fit never leaves the
+directory locked; a second fit, in another process or another thread, gets a :class:`CheckpointError` naming
+the directory, the holder (process, host, start time) and the fix. Temporary files carry the writer's process
+id and a random part, and are created exclusively: a writer never replaces or deletes another's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
 import math
 import numbers
 import os
+import socket
+import sys
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +52,11 @@ __all__ = [
     "dump_json",
     "fix_advice",
     "load_arrays",
+    "lock_checkpoint_directory",
     "open_checkpoint_directory",
     "read_json",
     "read_verified",
+    "require_lock",
     "save_arrays",
     "update_digest",
 ]
@@ -52,6 +66,8 @@ FORMAT_NAME = "daskml-lab-checkpoint"
 FORMAT_VERSION = 1
 #: Name of the directory's manifest.
 MANIFEST_NAME = "checkpoint.json"
+#: Name of the file whose operating-system lock makes a fit the directory's only writer.
+LOCK_NAME = "checkpoint.lock"
 #: Floats of two fingerprints agree when within this relative tolerance (sums may be reordered).
 FLOAT_RTOL = 1e-9
 _TEMPORARY_SUFFIX = ".tmp"
@@ -76,6 +92,9 @@ def fix_advice(path: Path) -> str:
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: a temporary file in the same directory, then :func:`os.replace`.
 
+    The temporary file's name holds this process's id and a random part, and it is created exclusively; on
+    failure only that file is removed.
+
     Parameters
     ----------
     path : pathlib.Path
@@ -83,7 +102,10 @@ def atomic_write(path: Path, data: bytes) -> None:
     data : bytes
         Content.
     """
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX, dir=path.parent)
+    # ".<name>.<pid>.<random>.tmp", created with O_EXCL: never the name of another writer's temporary file
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=_TEMPORARY_SUFFIX, dir=path.parent
+    )
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -312,7 +334,7 @@ def describe_differences(found: list[str]) -> str:
 
 
 def check_directory(path: Any) -> Path:
-    """Create the checkpoint directory if needed, make sure this process can write in it, drop stale temporaries.
+    """Create the checkpoint directory if needed and make sure this process can write in it.
 
     Parameters
     ----------
@@ -336,19 +358,234 @@ def check_directory(path: Any) -> Path:
         raise CheckpointError(msg)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=_TEMPORARY_SUFFIX, dir=directory)
+        # not named like a temporary file: a fit holding the lock removes those (see _remove_stale_temporaries)
+        handle, probe = tempfile.mkstemp(
+            prefix=f".write-probe.{os.getpid()}.", suffix=".probe", dir=directory
+        )
         os.close(handle)
         os.unlink(probe)
     except OSError as err:
-        msg = (
-            f"The checkpoint directory {os.fspath(path)!r} cannot be created or written to ({err.strerror or err})."
-            " Pass a checkpoint path in a writable location, or fix its permissions."
-        )
-        raise CheckpointError(msg) from err
-    for stale in directory.glob(f".*{_TEMPORARY_SUFFIX}"):  # left by a process killed while writing
+        raise _unwritable(path, err) from err
+    return directory
+
+
+def _unwritable(path: Any, err: OSError) -> CheckpointError:
+    msg = (
+        f"The checkpoint directory {os.fspath(path)!r} cannot be created or written to ({err.strerror or err})."
+        " Pass a checkpoint path in a writable location, or fix its permissions."
+    )
+    return CheckpointError(msg)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# one writer per directory
+
+if sys.platform == "win32":  # pragma: no cover - tested on POSIX only
+    import msvcrt
+
+    #: Windows locks are mandatory: the holder's description (from offset 0) stays readable because the
+    #: locked byte lies beyond it.
+    _LOCKED_BYTE = 1 << 20
+
+    def _try_lock(handle: int) -> bool:
+        os.lseek(handle, _LOCKED_BYTE, os.SEEK_SET)
+        try:
+            msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(handle: int) -> None:
+        os.lseek(handle, _LOCKED_BYTE, os.SEEK_SET)
+        msvcrt.locking(handle, msvcrt.LK_UNLCK, 1)
+
+else:
+    import errno
+    import fcntl
+
+    def _try_lock(handle: int) -> bool:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                return False
+            raise
+        return True
+
+    def _unlock(handle: int) -> None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+#: Bytes of the holder's description at the start of the lock file (padded with spaces, never truncated).
+_HOLDER_BYTES = 512
+
+
+@dataclasses.dataclass
+class _Held:
+    """A lock this process holds: the thread that took it, how many times it re-entered, the open file."""
+
+    thread: int
+    handle: int
+    depth: int = 1
+
+
+# The operating system's lock belongs to the process (flock) or the file handle, so a process must remember
+# which directories it holds to tell a fit's own nested use (the estimator, then each solver run) from another
+# thread's fit: state inherent to locking, guarded by _HELD_GUARD.
+_HELD: dict[str, _Held] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def _write_holder(handle: int, holder: Mapping[str, Any]) -> None:
+    text = json.dumps(dict(holder)).encode("utf-8")[:_HOLDER_BYTES]
+    os.lseek(handle, 0, os.SEEK_SET)
+    os.write(handle, text.ljust(_HOLDER_BYTES))
+
+
+def _read_holder(path: Path) -> dict[str, Any]:
+    """What the holder wrote in the lock file (empty when unreadable: it may be releasing it right now)."""
+    try:
+        with path.open("rb") as stream:
+            info = json.loads(stream.read(_HOLDER_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _describe_holder(holder: Mapping[str, Any]) -> str:
+    if not holder.get("pid"):
+        return "holder unknown"
+    text = f"process {holder['pid']} on host {holder.get('host')!r}, started {holder.get('started')}"
+    same_host = holder.get("host") == socket.gethostname()
+    if same_host and holder["pid"] != os.getpid() and not _process_exists(int(holder["pid"])):
+        # flock locks die with the last handle: a child forked by the holder may keep the file open
+        text += "; that process has ended, but a process it started still holds the lock file open"
+    return text
+
+
+def _process_exists(pid: int) -> bool:
+    if sys.platform == "win32":  # pragma: no cover
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _in_use(directory: Path, holder: Mapping[str, Any], *, thread: bool) -> CheckpointError:
+    who = f"another thread of this process (pid {os.getpid()})" if thread else _describe_holder(holder)
+    msg = (
+        f"The checkpoint directory {os.fspath(directory)!r} is in use by another fit ({who}): one fit at a "
+        "time may write a checkpoint directory, or each would overwrite the other's files. Wait for that fit "
+        "to finish (or stop it), or give this fit another checkpoint path."
+    )
+    return CheckpointError(msg)
+
+
+def _remove_stale_temporaries(directory: Path) -> None:
+    """Remove the temporary files of writers that died while writing (called with the directory locked)."""
+    for stale in directory.glob(f".*{_TEMPORARY_SUFFIX}"):
         with contextlib.suppress(OSError):
             stale.unlink()
-    return directory
+
+
+@contextlib.contextmanager
+def lock_checkpoint_directory(path: Any) -> Iterator[Path]:
+    """Hold the directory's lock for the duration of the ``with`` block: this fit is its only writer.
+
+    The lock is an operating-system lock on the file ``checkpoint.lock`` of the directory (``fcntl.flock``
+    on POSIX, ``msvcrt.locking`` on Windows): it is released when the block ends, normally, by an exception or
+    by ``KeyboardInterrupt``, and by the operating system when the process dies. The same thread may enter it
+    again (an estimator's fit holds it, then each of its solver runs); another thread or process gets a
+    :class:`CheckpointError`. Once held, the temporary files of writers that died are removed.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint directory (created if missing).
+
+    Yields
+    ------
+    pathlib.Path
+        The directory.
+
+    Raises
+    ------
+    CheckpointError
+        If the directory cannot be created or written to, or another fit holds its lock (the message names
+        the holder's process, host and start time).
+
+    Notes
+    -----
+    The lock file stays in the directory; its content only describes the last holder, the lock itself is
+    the operating system's. On network file systems the lock is as reliable as their ``flock`` (NFS emulates
+    it with byte-range locks).
+    """
+    directory = check_directory(path)
+    key = os.path.realpath(directory)
+    lock_path = directory / LOCK_NAME
+    with _HELD_GUARD:  # never blocks for long: nothing below waits for the lock
+        held = _HELD.get(key)
+        if held is not None:
+            if held.thread != threading.get_ident():
+                raise _in_use(directory, {}, thread=True)
+            held.depth += 1
+        else:
+            try:
+                handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise _unwritable(path, err) from err
+            try:
+                locked = _try_lock(handle)
+            except OSError as err:
+                os.close(handle)
+                msg = (
+                    f"The checkpoint directory {os.fspath(directory)!r} cannot be locked ({err.strerror or err}): "
+                    "its file system does not support file locks. Pass a checkpoint path on a local disk."
+                )
+                raise CheckpointError(msg) from err
+            if not locked:
+                os.close(handle)
+                raise _in_use(directory, _read_holder(lock_path), thread=False)
+            held = _HELD[key] = _Held(thread=threading.get_ident(), handle=handle)
+    if held.depth > 1:
+        try:
+            yield directory
+        finally:
+            with _HELD_GUARD:
+                held.depth -= 1
+        return
+    try:
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        _write_holder(held.handle, {"pid": os.getpid(), "host": socket.gethostname(), "started": started})
+        _remove_stale_temporaries(directory)
+        yield directory
+    finally:
+        with _HELD_GUARD:
+            del _HELD[key]
+            try:
+                _write_holder(held.handle, {})
+                _unlock(held.handle)
+            finally:
+                os.close(held.handle)
+
+
+def require_lock(directory: Path) -> None:
+    """Raise ``RuntimeError`` unless this thread holds the lock of ``directory`` (a programming error).
+
+    Every writer of a checkpoint directory calls it first, so that no code path writes one unlocked.
+    """
+    with _HELD_GUARD:
+        held = _HELD.get(os.path.realpath(directory))
+    if held is None or held.thread != threading.get_ident():
+        msg = (
+            f"The checkpoint directory {os.fspath(directory)!r} is written without holding its lock: call "
+            "daskml_lab._runtime.checkpoint_files.lock_checkpoint_directory around the fit."
+        )
+        raise RuntimeError(msg)
 
 
 def open_checkpoint_directory(
@@ -356,8 +593,9 @@ def open_checkpoint_directory(
 ) -> dict[str, Any]:
     """Check the directory is writable, then create its manifest or check that it belongs to this fit.
 
-    Call it at the start of ``fit``, before any computation: an unwritable directory, or a directory used by
-    another estimator or other parameters, fails at once.
+    Call it at the start of ``fit``, before any computation, inside :func:`lock_checkpoint_directory` (held
+    for the whole fit): an unwritable or locked directory, or a directory used by another estimator or other
+    parameters, fails at once.
 
     Parameters
     ----------
@@ -381,8 +619,11 @@ def open_checkpoint_directory(
     ------
     CheckpointError
         If the directory is not writable, or holds another fit's checkpoint or a damaged manifest.
+    RuntimeError
+        If this thread does not hold the directory's lock.
     """
     directory = check_directory(path)
+    require_lock(directory)
     manifest = directory / MANIFEST_NAME
     current = {"owner": owner, "fingerprint": canonical(fingerprint)}
     if manifest.exists():

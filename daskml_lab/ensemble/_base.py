@@ -156,17 +156,17 @@ class BaseShardEnsemble(DaskMLEstimator):
         start = start_shard_fit(
             self, X, y, sample_weight, y_numeric=not classification, seed_estimator=self.estimator
         )
-        fusion, fraction = start.settings
-        X_arr, y_arr, sw_arr = start.arrays
-        n_shards, token = start.n_shards, start.token
-        logger.info(
-            "fitting %s on %d shards (rows per shard %s), fusion %s",
-            type(self.estimator).__name__,
-            n_shards,
-            _short(X_arr.chunks[0]),
-            type(fusion).__name__,
-        )
-        with fit_span(type(self).__name__):
+        with start.held_checkpoint, fit_span(type(self).__name__):  # held: released however the fit ends
+            fusion, fraction = start.settings
+            X_arr, y_arr, sw_arr = start.arrays
+            n_shards, token = start.n_shards, start.token
+            logger.info(
+                "fitting %s on %d shards (rows per shard %s), fusion %s",
+                type(self.estimator).__name__,
+                n_shards,
+                _short(X_arr.chunks[0]),
+                type(fusion).__name__,
+            )
             run = start_run(
                 "ensemble",
                 run_id=token,

@@ -333,15 +333,15 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         ensembles.
         """
         start = start_shard_fit(self, X, y, sample_weight, y_numeric=False)
-        joined, y_sharded = start.arrays
-        data, n_shards, token = start.data, start.n_shards, start.token
-        n_passes = 1 if n_shards == 1 else 1 + int(self.n_feedback)
-        spec = {name: getattr(self, name) for name in SVC_PARAMETERS}
-        spec.update(gamma=self.gamma, class_weight=self.class_weight, probability=bool(self.probability))
-        logger.info(
-            "cascade SVM on %d shard(s), fan-in %d, up to %d pass(es)", n_shards, self.fan_in, n_passes
-        )
-        with fit_span(type(self).__name__):
+        with start.held_checkpoint, fit_span(type(self).__name__):  # held: released however the fit ends
+            joined, y_sharded = start.arrays
+            data, n_shards, token = start.data, start.n_shards, start.token
+            n_passes = 1 if n_shards == 1 else 1 + int(self.n_feedback)
+            spec = {name: getattr(self, name) for name in SVC_PARAMETERS}
+            spec.update(gamma=self.gamma, class_weight=self.class_weight, probability=bool(self.probability))
+            logger.info(
+                "cascade SVM on %d shard(s), fan-in %d, up to %d pass(es)", n_shards, self.fan_in, n_passes
+            )
             placed = place_shards_for_fit(joined, y_sharded, None)
             X_blocks, y_blocks = placed.X_blocks, placed.y_blocks
             seeds = [s[1] for s in start.seeds.shards]
@@ -588,4 +588,3 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         prediction = self._predict_dask(data.X)
         # accuracy_score computes once: a float from two float64 values per row block
         return float(accuracy_score(data.y, prediction, sample_weight=data.sample_weight))
-

@@ -32,6 +32,7 @@ from daskml_lab._runtime.checkpoint_files import (
     open_checkpoint_directory,
     read_json,
     read_verified,
+    require_lock,
     update_digest,
 )
 from daskml_lab._runtime.client import current_client
@@ -115,6 +116,7 @@ class ShardFiles:
 
     def __init__(self, checkpoint: dict[str, Any], n_shards: int) -> None:
         self.directory = checkpoint["directory"]
+        require_lock(self.directory)  # the shards' writes assume no other fit writes the directory
         self.fit_id = checkpoint["id"]
         self.n_shards = n_shards
 

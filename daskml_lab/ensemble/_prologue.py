@@ -4,18 +4,21 @@
 and :class:`~daskml_lab.ensemble.CascadeSVC` run the same steps, in the style guide's order, before each
 builds its own graph: check the parameters (and the settings that depend on several of them), check the data
 through :mod:`daskml_lab.data.validation`, draw the root seed (:mod:`daskml_lab._runtime.seeding`), open the
-checkpoint directory (which may supply the root seed of the fit it resumes), shard the validated data through
-the data layer, and derive the seeds of every shard. :func:`start_shard_fit` runs them.
+checkpoint directory (which may supply the root seed of the fit it resumes) and hold its lock, shard the
+validated data through the data layer, and derive the seeds of every shard. :func:`start_shard_fit` runs
+them; the fit then runs inside ``with start.held_checkpoint``, which releases the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import dask.array as da
 
+from daskml_lab._runtime.checkpoint_files import lock_checkpoint_directory
 from daskml_lab._runtime.seeding import ShardSeeds, root_entropy, shard_seeds
 from daskml_lab.data.validation import ValidatedData
 from daskml_lab.ensemble._checkpoint import open_ensemble_checkpoint
@@ -60,6 +63,9 @@ class ShardFitStart:
         The opened checkpoint directory (see :func:`~daskml_lab.ensemble._checkpoint.open_ensemble_checkpoint`).
     token : str
         Unique suffix of the fit's task keys.
+    held_checkpoint : contextlib.ExitStack
+        The checkpoint directory's lock, taken by :func:`start_shard_fit` (empty without a checkpoint): the
+        fit runs inside ``with start.held_checkpoint``, which releases it however the fit ends.
     """
 
     settings: Any
@@ -69,6 +75,7 @@ class ShardFitStart:
     seeds: ShardSeeds
     checkpoint: dict[str, Any] | None
     token: str
+    held_checkpoint: contextlib.ExitStack
 
 
 def start_shard_fit(
@@ -109,21 +116,25 @@ def start_shard_fit(
     data = estimator._validate_fit_data(X, y, sample_weight=sample_weight, y_numeric=y_numeric)
     root = root_entropy(estimator.random_state, seed_estimator)
     checkpoint = None
-    if estimator.checkpoint is not None:
-        # before any computation: an unwritable or foreign directory fails at once; a resumed fit reuses the
-        # root seed of the fit it continues (the same shards, splits and model seeds)
-        checkpoint = open_ensemble_checkpoint(estimator, data, root)
-        root = int(checkpoint["state"]["root"])
-    arrays = estimator._shard(data, shard_seeds(root, 0).sharding)
-    first = arrays[0]
-    assert first is not None  # the rows are always sharded
-    n_shards = int(first.numblocks[0])
-    return ShardFitStart(
-        settings=settings,
-        data=data,
-        arrays=arrays,
-        n_shards=n_shards,
-        seeds=shard_seeds(root, n_shards),
-        checkpoint=checkpoint,
-        token=uuid.uuid4().hex,
-    )
+    held = contextlib.ExitStack()
+    with held:  # releases the checkpoint's lock if anything below fails; the fit releases it otherwise
+        if estimator.checkpoint is not None:
+            # before any computation: a locked, unwritable or foreign directory fails at once; a resumed fit
+            # reuses the root seed of the fit it continues (the same shards, splits and model seeds)
+            held.enter_context(lock_checkpoint_directory(estimator.checkpoint))
+            checkpoint = open_ensemble_checkpoint(estimator, data, root)
+            root = int(checkpoint["state"]["root"])
+        arrays = estimator._shard(data, shard_seeds(root, 0).sharding)
+        first = arrays[0]
+        assert first is not None  # the rows are always sharded
+        n_shards = int(first.numblocks[0])
+        return ShardFitStart(
+            settings=settings,
+            data=data,
+            arrays=arrays,
+            n_shards=n_shards,
+            seeds=shard_seeds(root, n_shards),
+            checkpoint=checkpoint,
+            token=uuid.uuid4().hex,
+            held_checkpoint=held.pop_all(),
+        )

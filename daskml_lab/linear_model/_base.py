@@ -12,11 +12,12 @@ the per-block kernels live here.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import numbers
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,7 +31,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab import solvers
-from daskml_lab._runtime.checkpoint_files import open_checkpoint_directory
+from daskml_lab._runtime.checkpoint_files import lock_checkpoint_directory, open_checkpoint_directory
 from daskml_lab.base import DaskMLEstimator, Interval, class_weight_vector, encode_labels
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
 from daskml_lab.linear_model._blocks import (
@@ -163,22 +164,28 @@ class LinearModelBase(DaskMLEstimator):
             )
             raise ValueError(msg)
 
-    def _open_checkpoint(self) -> None:
-        """Check the checkpoint directory (writable, and this fit's) before any computation; no-op without one.
+    @contextlib.contextmanager
+    def _open_checkpoint(self) -> Iterator[None]:
+        """Hold the checkpoint directory for the fit and check it (writable, and this fit's); no-op without one.
 
-        The directory's manifest records the estimator's class and parameters (all but ``checkpoint``,
-        ``checkpoint_every`` and ``warm_start``): another estimator, or other parameters, are refused with a
-        :class:`~daskml_lab.solvers.CheckpointError`. Each solver run then checks its own stage against the
-        problem and the data.
+        Entered before any computation. The directory's lock is held until the block ends (however it ends):
+        a second fit on the same directory gets a :class:`~daskml_lab.solvers.CheckpointError` naming the
+        fit holding it. The directory's manifest records the estimator's class and parameters (all but
+        ``checkpoint``, ``checkpoint_every`` and ``warm_start``): another estimator, or other parameters, are
+        refused with a :class:`~daskml_lab.solvers.CheckpointError`. Each solver run then checks its own stage
+        against the problem and the data.
         """
         if self.checkpoint is None:
+            yield
             return
 
         if self.solver != "auto":
             self._check_solver_checkpoints(str(self.solver))
 
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in _CHECKPOINT_NEUTRAL}
-        open_checkpoint_directory(self.checkpoint, owner=type(self).__name__, fingerprint=params)
+        with lock_checkpoint_directory(self.checkpoint):
+            open_checkpoint_directory(self.checkpoint, owner=type(self).__name__, fingerprint=params)
+            yield
 
     def _check_solver_checkpoints(self, name: str) -> None:
         """Refuse ``checkpoint`` with a registered solver that does not take a ``checkpoint`` argument."""
@@ -385,9 +392,8 @@ class LinearRegressorBase(RegressorMixin, LinearModelBase):
         self._validate_params()
         data = self._validate_fit_data(X, y, sample_weight=sample_weight, y_numeric=True)
         self._check_solver_options()
-        self._open_checkpoint()
         n_features = data.n_features
-        with fit_span(type(self).__name__):
+        with self._open_checkpoint(), fit_span(type(self).__name__):
             weight_sum, start = self._fit_setup(data)
             objective = self._objective(weight_sum)
             w0 = self._warm_start_params(1, n_features)

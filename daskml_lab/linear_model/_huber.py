@@ -191,10 +191,9 @@ class HuberRegressor(LinearRegressorBase):
         self._validate_params()
         data = self._validate_fit_data(X, y, sample_weight=sample_weight, y_numeric=True)
         self._check_solver_options()
-        self._open_checkpoint()
         n_samples, n_features = data.X.shape
         X_rows, y_rows, weights = data.X, _target(data), data.sample_weight
-        with fit_span(type(self).__name__):
+        with self._open_checkpoint(), fit_span(type(self).__name__):
             # The rows are read by every coefficient fit and every scale update: kept in memory unless the
             # solvers' persist rule streams them (data larger than the workers' free memory, or the dask.config
             # key daskml_lab.solvers.persist=False), as each coefficient fit would.

@@ -149,9 +149,8 @@ class LogisticRegression(LinearClassifierBase):
         self._validate_params()
         data = self._validate_fit_data(X, y, sample_weight=sample_weight)
         self._check_solver_options()
-        self._open_checkpoint()
         n_features = data.n_features
-        with fit_span(type(self).__name__):
+        with self._open_checkpoint(), fit_span(type(self).__name__):
             classes, class_weights, weight_sums, codes = self._prepare_labels(data)
             weights = effective_weights(codes, data.sample_weight, class_weights, data.X.dtype)
             total_weight = float(class_weights @ weight_sums)

@@ -170,9 +170,8 @@ class LinearSVC(LinearClassifierBase):
             raise ValueError(msg)
         data = self._validate_fit_data(X, y, sample_weight=sample_weight)
         self._check_solver_options()
-        self._open_checkpoint()
         n_features = data.n_features
-        with fit_span(type(self).__name__):
+        with self._open_checkpoint(), fit_span(type(self).__name__):
             classes, class_weights, weight_sums, codes = self._prepare_labels(data)
             binary = len(classes) == 2
             previous = self._warm_start_params(1 if binary else len(classes), n_features)

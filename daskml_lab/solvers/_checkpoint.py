@@ -48,7 +48,9 @@ from daskml_lab._runtime.checkpoint_files import (
     dump_json,
     fix_advice,
     load_arrays,
+    lock_checkpoint_directory,
     read_json,
+    require_lock,
     save_arrays,
     update_digest,
 )
@@ -61,6 +63,7 @@ __all__ = [
     "check_checkpoint_argument",
     "data_digest",
     "finished_result",
+    "lock_checkpoint",
     "open_checkpoint",
 ]
 
@@ -170,6 +173,7 @@ class _CheckpointRun:
         self.problem = problem
         self.solver = solver
         self.directory = check_directory(spec.directory)
+        require_lock(self.directory)  # the run's writes assume no other fit writes the directory
         self.metadata_path = self.directory / f"{spec.stage}.json"
         self.fingerprint = canonical(
             {"solver": solver, "options": dict(options), "problem": _problem_fingerprint(problem)}
@@ -317,6 +321,20 @@ def open_checkpoint(
     if checkpoint is None:
         return _NoCheckpoint()
     return _CheckpointRun(checkpoint, problem, solver, options)
+
+
+def lock_checkpoint(checkpoint: SolverCheckpoint | None) -> contextlib.AbstractContextManager[Any]:
+    """Hold the lock of ``checkpoint``'s directory for a solver run (nothing without a checkpoint).
+
+    Raises
+    ------
+    CheckpointError
+        If another fit holds the directory (see
+        :func:`~daskml_lab._runtime.checkpoint_files.lock_checkpoint_directory`).
+    """
+    if checkpoint is None:
+        return contextlib.nullcontext()
+    return lock_checkpoint_directory(checkpoint.directory)
 
 
 def check_checkpoint_argument(checkpoint: Any, solver: str) -> None:

@@ -7,10 +7,10 @@ evaluation then costs one round trip per worker (see :mod:`daskml_lab.solvers._e
 actor's answer checks every ``WATCH_INTERVAL_S`` seconds that its worker is still in the cluster; when it has
 left (or a call fails to reach it), the scheduler recomputes the lost blocks from their lineage, the actors of
 the lost positions are recreated on the workers that now hold most of their blocks, and the call is sent again.
-The groups do not change, so the sums come out in the same order and the answers equal those an undisturbed
-fit gets (only the ``state`` dict of a recreated position starts empty). The ``"tasks"`` engine's tasks may
-run on any worker (the scheduler reruns them elsewhere; a failed evaluation places the blocks anew and is
-retried).
+The answers equal those an undisturbed fit gets, since the sums do not depend on the grouping of the blocks
+(:mod:`daskml_lab.solvers._exact_sum`); only the ``state`` dict of a recreated position starts empty. The
+``"tasks"`` engine's tasks may run on any worker (the scheduler reruns them elsewhere; a failed evaluation
+places the blocks anew and is retried).
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.waiting import DataLostError, wait_for
 from daskml_lab._runtime.watch import WATCH_INTERVAL_S, WorkersLost, WorkerWatch
 from daskml_lab.monitoring import shown_in_task_stream, task_prefix
-from daskml_lab.solvers._engine import EngineSpec, LocalBlocks, WorkerCall, _Engine, _sum_parts
+from daskml_lab.solvers._engine import (
+    EngineSpec,
+    LocalBlocks,
+    WorkerCall,
+    _Engine,
+    combine_loss_grad,
+    combine_sum_weights,
+)
 from daskml_lab.solvers._objectives import _aligned_block
 
 logger = logging.getLogger(__name__)
@@ -55,12 +62,12 @@ class _WorkerActor:
         sw_blocks = list(arrays[2 * n_blocks :]) if has_weight else None
         self.local = LocalBlocks.from_raw(spec, indices, X_blocks, y_blocks, sw_blocks)
 
-    def describe(self) -> tuple[int, float]:
-        return self.local.n_rows, self.local.sum_weight
+    def describe(self) -> tuple[int, np.ndarray]:
+        return self.local.n_rows, self.local.sum_weight_sum()
 
-    def loss_grad(self, W: np.ndarray) -> tuple[float, np.ndarray]:
+    def loss_grad_sum(self, W: np.ndarray) -> np.ndarray:
         with shown_in_task_stream("loss grad"):
-            return self.local.loss_grad(W)
+            return self.local.loss_grad_sum(W)
 
     def run(self, func: Callable, args: tuple) -> Any:
         with shown_in_task_stream(getattr(func, "__name__", "solver step")):
@@ -72,7 +79,7 @@ def _loss_grad_worker_task(
 ):
     """Task body of the ``"tasks"`` engine: prepare the local blocks and sum their loss and gradient."""
     actor = _WorkerActor(spec, indices, n_blocks, has_weight, *arrays)
-    return actor.local.loss_grad(W)  # a task already shows in the task stream
+    return actor.local.loss_grad_sum(W)  # a task already shows in the task stream
 
 
 def _run_worker_task(
@@ -215,7 +222,7 @@ class DistributedEngine(_Engine):
             described = [_ActorCall(self, p, "describe", ()).result(self.timeout_s) for p in positions]
         else:
             described = [c.result(self.timeout_s) for c in self._submit_tasks(_describe_local, ())]
-        return int(sum(d[0] for d in described)), float(sum(d[1] for d in described))
+        return int(sum(d[0] for d in described)), combine_sum_weights([d[1] for d in described])
 
     def _submit_actor(self, position: int) -> Any:
         """Create the actor of ``position`` on the worker ``self._worker_args[position]`` names."""
@@ -428,10 +435,10 @@ class DistributedEngine(_Engine):
         raise AssertionError(msg)  # pragma: no cover
 
     def loss_grad(self, W: np.ndarray) -> tuple[float, np.ndarray]:
+        # the workers' packed sums combine exactly: the result does not depend on which blocks each holds
         if self.mode == "actors":  # the calls recover from lost workers themselves
-            return _sum_parts(*self._call_all("loss_grad", (W,)))
-        results = self._with_rebuild("loss_grad", (W,))
-        return _sum_parts(*results)
+            return combine_loss_grad(self._call_all("loss_grad_sum", (W,)), W.shape)
+        return combine_loss_grad(self._with_rebuild("loss_grad_sum", (W,)), W.shape)
 
     def submit_workers(self, func: Callable, args: tuple) -> list[WorkerCall]:
         if self.mode == "actors":
@@ -496,8 +503,8 @@ def _flatten_keys(keys: Any) -> Iterator[Any]:
             yield key
 
 
-def _describe_local(local: LocalBlocks) -> tuple[int, float]:
-    return local.n_rows, local.sum_weight
+def _describe_local(local: LocalBlocks) -> tuple[int, np.ndarray]:
+    return local.n_rows, local.sum_weight_sum()
 
 
 def _balance(holders: list[str | None], sizes: list[int], workers: list[str]) -> dict[str, list[int]]:

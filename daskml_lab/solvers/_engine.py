@@ -19,6 +19,12 @@ per worker back. The engines here achieve that in different settings:
     Nothing is kept: every evaluation runs a graph of one ``daskml-loss-grad`` task per row block over the
     original (lazy) source of the blocks, summed in a tree. Each evaluation then re-reads the data.
 
+Whatever the engine, the loss and gradient of every block are summed with the grouping-independent sum of
+:mod:`daskml_lab.solvers._exact_sum`: on each worker, across workers and in the stream engine's tree. The
+result depends only on the blocks (their rows and chunking), not on which worker holds which block, on the
+number of workers, or on the engine: a fit gives the same coefficients, bit for bit, on the local scheduler
+and on any cluster. Workers send back a packed sum (``1 + N_BINS`` vectors of the gradient's size).
+
 Whatever the engine, per-worker work beyond the loss goes through ``map_workers(func, *args)``, which runs
 ``func(local_blocks, *args)`` once per worker with a :class:`LocalBlocks` (that worker's blocks and a
 ``state`` dict that survives between calls) and returns the small results in worker order.
@@ -44,11 +50,12 @@ from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.seeding import block_rng
 from daskml_lab._runtime.waiting import wait_for
 from daskml_lab.monitoring import task_prefix
+from daskml_lab.solvers import _exact_sum
 from daskml_lab.solvers._objectives import PreparedBlock, _loss_grad_prepared, _prepare_block
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EngineSpec", "LocalBlocks", "WorkerCall"]
+__all__ = ["EngineSpec", "LocalBlocks", "WorkerCall", "combine_loss_grad", "combine_sum_weights"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ class LocalBlocks:
     n_rows : int
         Rows held here.
     sum_weight : float
-        Sum of the sample weights held here.
+        Sum of the sample weights held here (grouping-independent: see :func:`combine_sum_weights`).
     key : tuple of int
         The global indices of the blocks held here, as a tuple (names this worker's share in results).
     """
@@ -105,7 +112,11 @@ class LocalBlocks:
         self.blocks = list(blocks)
         self.state: dict[str, Any] = {}
         self.n_rows = int(sum(block.X.shape[0] for block in self.blocks))
-        self.sum_weight = float(sum(block.sum_weight for block in self.blocks))
+        self.sum_weight = float(combine_sum_weights([self.sum_weight_sum()]))
+
+    def sum_weight_sum(self) -> np.ndarray:
+        """The sum of the blocks' weights as a packed sum (see :mod:`~daskml_lab.solvers._exact_sum`)."""
+        return _exact_sum.merge([_exact_sum.deposit([block.sum_weight]) for block in self.blocks] or [_ZERO])
 
     @property
     def key(self) -> tuple[int, ...]:
@@ -144,21 +155,31 @@ class LocalBlocks:
         loss : float
         grad : ndarray of float64 of shape (n_params, n_outputs)
         """
+        return combine_loss_grad([self.loss_grad_sum(W)], np.shape(W))
+
+    def loss_grad_sum(self, W: np.ndarray) -> np.ndarray:
+        """``[loss, *grad.ravel()]`` of every local block, as one packed sum (merged across workers).
+
+        Parameters
+        ----------
+        W : ndarray of shape (n_params, n_outputs)
+
+        Returns
+        -------
+        ndarray of float64 of shape (1 + N_BINS, 1 + W.size)
+            See :mod:`~daskml_lab.solvers._exact_sum`; :func:`combine_loss_grad` turns such sums into the
+            loss and the gradient.
+        """
         spec = self.spec
         W = np.asarray(W)
-        out = np.zeros((W.shape[0], spec.n_outputs))
-        total = 0.0
+        parts = []
         for block in self.blocks:
-            part, _ = _loss_grad_prepared(
-                block,
-                W,
-                loss=spec.loss,
-                fit_intercept=spec.fit_intercept,
-                loss_options=spec.loss_options,
-                out=out,
+            # each block's own sum first: its rounding depends on the block alone, not on its neighbours
+            part, grad = _loss_grad_prepared(
+                block, W, loss=spec.loss, fit_intercept=spec.fit_intercept, loss_options=spec.loss_options
             )
-            total += part
-        return total, out
+            parts.append(_exact_sum.deposit(np.concatenate([[part], grad.ravel()])))
+        return _exact_sum.merge(parts or [_exact_sum.deposit(np.zeros(1 + W.size))])
 
     def loss_grad_batch(self, batch: PreparedBlock, W: np.ndarray) -> tuple[float, np.ndarray]:
         """Unscaled data term and gradient over one mini-batch from :meth:`iter_minibatches`."""
@@ -197,6 +218,33 @@ class LocalBlocks:
                 yield _take_rows(block, np.sort(rows[start : start + batch_size]))
 
 
+_ZERO = _exact_sum.deposit([0.0])
+
+
+def combine_loss_grad(sums: list[np.ndarray], shape: tuple[int, ...]) -> tuple[float, np.ndarray]:
+    """The loss and gradient from the packed sums of :meth:`LocalBlocks.loss_grad_sum` (any grouping).
+
+    Parameters
+    ----------
+    sums : list of ndarray
+        One packed sum per worker (or per block).
+    shape : tuple of int
+        Shape of the parameters.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of float64 of shape ``shape``
+    """
+    values = _exact_sum.total(_exact_sum.merge(sums))
+    return float(values[0]), values[1:].reshape(shape)
+
+
+def combine_sum_weights(sums: list[np.ndarray]) -> float:
+    """The total weight from packed sums of :meth:`LocalBlocks.sum_weight_sum` (any grouping)."""
+    return float(_exact_sum.total(_exact_sum.merge(sums))[0])
+
+
 def _take_rows(block: PreparedBlock, rows: np.ndarray) -> PreparedBlock:
     weight = None if block.weight is None else block.weight[rows]
     sum_weight = float(rows.size) if weight is None else float(np.sum(weight, dtype=np.float64))
@@ -231,7 +279,7 @@ class WorkerCall:
 def _loss_grad_stream_chunk(
     X: Any, y: Any, sw: Any, W: np.ndarray, spec: EngineSpec, block_id: tuple[int, ...] | None = None
 ) -> np.ndarray:
-    """Kernel of the ``"stream"`` engine: one block's ``[loss, *grad.ravel()]`` as a ``(1, 1 + W.size)`` row.
+    """Kernel of the ``"stream"`` engine: one block's packed sum of ``[loss, *grad.ravel()]``, as one row.
 
     ``y`` and ``sw`` arrive as ``(n_rows, 1)`` columns (so that ``map_blocks`` aligns them with the rows of
     ``X``). The block is read, checked and reduced inside this one task: no data-sized result is kept in
@@ -240,16 +288,18 @@ def _loss_grad_stream_chunk(
     index = 0 if block_id is None else int(block_id[0])
     weights = None if sw is None else [np.asarray(sw)[:, 0]]
     local = LocalBlocks.from_raw(spec, [index], [X], [np.asarray(y)[:, 0]], weights)
-    loss, grad = local.loss_grad(W)
-    return np.concatenate([[loss], np.asarray(grad, dtype=np.float64).ravel()])[None, :]
+    return local.loss_grad_sum(W).ravel()[None, :]
 
 
-def _sum_parts(*parts: tuple[float, np.ndarray]) -> tuple[float, np.ndarray]:
-    total = sum(part[0] for part in parts)
-    grad = parts[0][1].copy()
-    for part in parts[1:]:
-        grad += part[1]
-    return total, grad
+def _merge_rows(rows: np.ndarray, axis: Any = None, keepdims: bool = True) -> np.ndarray:
+    """Combine step of the stream engine's tree: packed sums stored as rows, merged into one row."""
+    packed = np.asarray(rows).reshape(-1, 1 + _exact_sum.N_BINS, rows.shape[-1] // (1 + _exact_sum.N_BINS))
+    merged = _exact_sum.merge(list(packed)).ravel()
+    return merged[None, :] if keepdims else merged
+
+
+def _keep_rows(rows: np.ndarray, axis: Any = None, keepdims: bool = True) -> np.ndarray:
+    return rows
 
 
 def _column_block(vector: np.ndarray) -> np.ndarray:
@@ -401,7 +451,8 @@ class StreamEngine(_Engine):
             for index, (y, sw) in enumerate(zip(y_blocks, sw_blocks, strict=True))
         ]
         totals = self._compute(counts)
-        return int(sum(c[0] for c in totals)), float(sum(c[1] for c in totals))
+        weights = [_exact_sum.deposit([c[1]]) for c in totals]
+        return int(sum(c[0] for c in totals)), combine_sum_weights(weights or [_ZERO])
 
     def _per_block(self, func: Callable, what: str, width: int, dtype: Any, token: str, *args: Any) -> Any:
         return self._X.map_blocks(
@@ -419,21 +470,23 @@ class StreamEngine(_Engine):
         token = uuid.uuid4().hex[:8]
         # the parameters enter the graph once, as one key every block task depends on
         W_node = delayed(W, name=f"{task_prefix('params')}-{token}", traverse=False)
+        width = (1 + _exact_sum.N_BINS) * (1 + W.size)
         parts = self._per_block(
-            _loss_grad_stream_chunk, "loss grad", 1 + W.size, np.float64, token, W_node, self.spec
+            _loss_grad_stream_chunk, "loss grad", width, np.float64, token, W_node, self.spec
         )
-        # a tree sum whose first step is fused with the reading of each block (named after our task)
+        # a tree of grouping-independent sums whose first step is fused with the reading of each block
         total = da.reduction(
             parts,
-            np.sum,
-            np.sum,
+            _keep_rows,
+            _merge_rows,
+            combine=_merge_rows,
             axis=0,
             dtype=np.float64,
             split_every=self.split_every,
             name=task_prefix("loss grad"),
         )
-        values = np.asarray(self._compute(total), dtype=np.float64)
-        return float(values[0]), values[1:].reshape(W.shape)
+        packed = np.asarray(self._compute(total), dtype=np.float64).reshape(1 + _exact_sum.N_BINS, -1)
+        return combine_loss_grad([packed], W.shape)
 
     def submit_workers(self, func: Callable, args: tuple) -> list[WorkerCall]:
         token = uuid.uuid4().hex[:8]

@@ -28,6 +28,7 @@ from daskml_lab.solvers._checkpoint import (
     SolverCheckpoint,
     check_checkpoint_argument,
     finished_result,
+    lock_checkpoint,
     open_checkpoint,
 )
 from daskml_lab.solvers._common import History, require_problem, single_threaded_blas
@@ -240,7 +241,8 @@ def run_solver(
     check_checkpoint_argument(checkpoint, name)
     require_problem(problem, name, smooth=entry.smooth_only, allow_l1=entry.supports_l1)
     options.check_problem(problem)
-    with fit_span(name), single_threaded_blas():
+    # the checkpoint directory's lock is held for the run (already held when an estimator's fit runs it)
+    with fit_span(name), single_threaded_blas(), lock_checkpoint(checkpoint):
         problem.start()
         seeded = {"random_state": random_state} if entry.stochastic else {}
         stage = open_checkpoint(
