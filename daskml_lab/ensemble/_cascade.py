@@ -96,7 +96,9 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
     tol : float, default=1e-3
         Tolerance of libsvm's stopping criterion, for every SVC.
     cache_size : float, default=200
-        Kernel cache of every SVC, in MB.
+        Kernel cache of every SVC, in MiB. On workers with a ``memory_limit``, an SVC gets less when a merge
+        would not fit the smallest worker with it (the memory plan, logged as a warning; see the
+        user guide's page on data larger than memory); the cache changes libsvm's speed, never its solution.
     class_weight : dict or "balanced", default=None
         Multiplies ``C`` by the weight of each sample's class. ``"balanced"`` uses
         ``n_samples / (n_classes * np.bincount(y))`` over all of ``y``.
@@ -116,6 +118,8 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         workers once. ``"contiguous"`` with ``n_shards=None`` keeps the row blocks where they are.
     fan_in : int, default=2
         Number of nodes merged into one at each layer (2 is Graf et al.'s binary cascade). Must be at least 2.
+        Reduced by the memory plan (logged as a warning) when a merge of ``fan_in`` whole shards cannot fit
+        the smallest worker even with a small kernel cache.
     n_feedback : int, default=1
         Largest number of feedback passes. Passes stop early once the support vectors no longer change.
     random_state : int, RandomState instance or None, default=None
@@ -316,7 +320,9 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             If a parameter has a value its constraints do not allow.
         ValueError
             For invalid data, fewer than two classes in ``y``, ``n_shards`` larger than the number of rows,
-            or ``break_ties=True`` with ``decision_function_shape="ovo"``.
+            or ``break_ties=True`` with ``decision_function_shape="ovo"``; before any task runs, when the SVC
+            of a shard cannot fit the smallest worker's free memory; from the task of a merge whose support
+            vectors alone exceed it (instead of a killed worker).
 
         Notes
         -----
