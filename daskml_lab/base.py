@@ -17,9 +17,12 @@ from typing import Any, ClassVar
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.memory import check_client_data, measure_workers
 from daskml_lab.data import InputOrigin, wrap_output
 from daskml_lab.data.validation import ValidatedData, check_array, check_classes, check_n_features, check_X_y
 
@@ -286,6 +289,33 @@ def class_weight_vector(class_weight: Any, classes: np.ndarray, class_counts: np
     return weights
 
 
+def _in_memory_nbytes(obj: Any) -> float:
+    """Bytes of a numpy array or pandas object (0 for anything else: dask, xarray, sparse, lists, None)."""
+    if isinstance(obj, np.ndarray):
+        return float(obj.nbytes)
+    if isinstance(obj, pd.DataFrame):
+        return float(obj.memory_usage(index=False, deep=False).sum())
+    if isinstance(obj, pd.Series):
+        return float(obj.memory_usage(index=False, deep=False))
+    return 0.0
+
+
+def _refuse_client_data_beyond_workers(X: Any, y: Any, sample_weight: Any) -> None:
+    """Refuse dense in-memory training data larger than the free memory of the current cluster's workers.
+
+    Such data can only reach the workers through the task graph, all of it (see
+    :func:`daskml_lab._runtime.memory.check_client_data`); checked before anything is converted or sent.
+    Only numpy and pandas input is measured: the dense size of sparse input says nothing of what is sent.
+    """
+    if not isinstance(X, np.ndarray | pd.DataFrame):
+        return
+    client = current_client()
+    if client is None:
+        return
+    nbytes = sum(_in_memory_nbytes(part) for part in (X, y, sample_weight))
+    check_client_data(nbytes, measure_workers(client), address=str(client.scheduler.address))
+
+
 class DaskMLEstimator(BaseEstimator):
     """Base class of the package's estimators: the shared steps of ``fit`` and ``predict``.
 
@@ -315,6 +345,8 @@ class DaskMLEstimator(BaseEstimator):
         ``requires_y=False`` is for unsupervised estimators, which accept ``y=None``; otherwise a missing ``y``
         raises the "requires y" error.
         """
+        # first: converting in-memory input hashes all of it, and it could never reach the workers anyway
+        _refuse_client_data_beyond_workers(X, y, sample_weight)
         if y is None and not requires_y:
             X_arr, origin = check_array(X, accept_sparse=self._accepts_sparse)
             data = ValidatedData(X_arr, None, None, origin)

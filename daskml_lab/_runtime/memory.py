@@ -30,16 +30,26 @@ __all__ = [
     "MemoryPlan",
     "WorkerMemory",
     "block_room",
+    "check_client_data",
     "dense_nbytes",
     "free_memory",
     "measure_workers",
     "plan_memory",
+    "plan_prediction",
     "resolve_persist",
+    "worker_room",
 ]
 
 #: ``dask.config`` key of the share of the free memory that ``"auto"`` lets persisted blocks take.
 FRACTION_KEY = "daskml_lab.memory.persist_fraction"
 DEFAULT_FRACTION = 0.5
+#: ``dask.config`` key of the dense size (bytes) of in-memory input predicted in this process, not on the cluster.
+CLIENT_PREDICT_KEY = "daskml_lab.memory.client_predict_bytes"
+DEFAULT_CLIENT_PREDICT_BYTES = 16e6
+#: A model is "large" for the workers above this share of the smallest worker's free memory.
+MODEL_SHARE = 0.25
+#: A model arriving on a worker is held twice while it is deserialised (the frames and the object).
+MODEL_COPIES = 2
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,15 @@ def free_memory(workers: Sequence[WorkerMemory], threshold: str, *, available: f
 def block_room(workers: Sequence[WorkerMemory]) -> float:
     """The most free memory of any one worker (below its ``terminate`` fraction): the largest block it can hold."""
     return max((free_memory([worker], "terminate") for worker in workers), default=float("inf"))
+
+
+def worker_room(workers: Sequence[WorkerMemory], threshold: str = "terminate") -> float:
+    """The free memory of the smallest worker below its ``threshold`` fraction: what every worker can hold.
+
+    What goes to every worker (a model broadcast for prediction) or to any worker the scheduler picks (a merge
+    of the Cascade SVM) must fit this one. ``inf`` without workers.
+    """
+    return min((free_memory([worker], threshold) for worker in workers), default=float("inf"))
 
 
 def dense_nbytes(X: Any, *vectors: Any) -> float:
@@ -265,3 +284,129 @@ def _refuse_forced_persist(nbytes: float, workers: Sequence[WorkerMemory], confi
             "instead, or add workers or memory."
         )
         raise ValueError(msg)
+
+
+def check_client_data(nbytes: float, workers: Sequence[WorkerMemory], *, address: str = "?") -> None:
+    """Refuse data in this process's memory that the workers cannot hold, before any of it is sent.
+
+    In-memory input (numpy, pandas, scipy.sparse) enters the task graph: every computation sends it from
+    this process to the workers, and the workers must hold it, since they cannot read it from anywhere else
+    (streaming would send all of it again at every pass). When its dense size exceeds the free memory of all
+    the workers together below their ``terminate`` fraction, the workers are killed by their nanny again and
+    again and the wait ends in a timeout; this check says so at once.
+
+    Parameters
+    ----------
+    nbytes : float
+        Dense size of the in-memory arrays (:func:`dense_nbytes`).
+    workers : sequence of WorkerMemory
+        The workers' memory (:func:`measure_workers`); empty means nothing to check.
+    address : str, default="?"
+        The scheduler's address, for the message.
+
+    Raises
+    ------
+    ValueError
+        When ``nbytes`` exceeds the workers' free memory; the message gives both sizes and the fixes.
+
+    Examples
+    --------
+    >>> check_client_data(1e9, [WorkerMemory(4e9)] * 2)  # fits: nothing happens
+    >>> check_client_data(9e9, [WorkerMemory(4e9)] * 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: The data (9.00 GB dense) are in this process's memory ...
+    """
+    if not workers:
+        return
+    room = free_memory(workers, "terminate")
+    if nbytes <= room:
+        return
+    limits = sum(w.limit for w in workers)
+    msg = (
+        f"The data ({nbytes / 1e9:.2f} GB dense) are in this process's memory (numpy, pandas or scipy "
+        f"input): fitting on the cluster at {address} would send all of them to its {len(workers)} workers, "
+        f"which have {room / 1e9:.2f} GB free below their memory_limit ({limits / 1e9:.2f} GB in all), and "
+        "the workers would be killed by their nanny until the fit times out. Read the data from files with "
+        "daskml_lab.data (read_zarr, read_parquet, read_csv, ...) or build them with dask, so that the "
+        "workers read the row blocks as they need them; or add workers or memory."
+    )
+    raise ValueError(msg)
+
+
+def plan_prediction(
+    *,
+    model_nbytes: float,
+    X_nbytes: float,
+    in_client: bool,
+    workers: Sequence[WorkerMemory],
+    client_bytes: float | None = None,
+    what: str = "The fitted model",
+) -> str:
+    """Where a prediction runs: ``"client"`` (this process) or ``"cluster"`` (one task per row block).
+
+    A prediction on the cluster sends the fitted model to every worker (see
+    :mod:`daskml_lab.ensemble`), where it is held twice while it is deserialised. In-memory input (numpy,
+    pandas, scipy.sparse) is predicted in this process, where the model and the rows already are, when the
+    input is small (at most ``client_bytes``, ``dask.config`` key ``daskml_lab.memory.client_predict_bytes``,
+    16 MB by default: the cluster round trip gains nothing), when the model is large for the workers (more
+    than a quarter of the smallest worker's free memory), or when the rows would not fit in the workers'
+    free memory. Dask input stays lazy and runs on the cluster: a model the smallest worker cannot hold is
+    refused before any task runs.
+
+    Parameters
+    ----------
+    model_nbytes : float
+        Serialised size of the model, in bytes.
+    X_nbytes : float
+        Dense size of the input, in bytes.
+    in_client : bool
+        Whether the input is in this process's memory (numpy, pandas, scipy.sparse), whose result is
+        computed at once.
+    workers : sequence of WorkerMemory
+        The workers' memory (:func:`measure_workers`); empty: nothing to bound, the cluster is used.
+    client_bytes : float or None, default=None
+        The "small input" size; ``None`` reads ``dask.config``.
+    what : str, default="The fitted model"
+        The model, for the message.
+
+    Returns
+    -------
+    {"client", "cluster"}
+
+    Raises
+    ------
+    ValueError
+        For dask input, when the smallest worker cannot hold the model twice below its ``terminate``
+        fraction (the broadcast would get every worker killed by its nanny).
+
+    Examples
+    --------
+    >>> workers = [WorkerMemory(400e6, 250e6)] * 2
+    >>> plan_prediction(model_nbytes=50e6, X_nbytes=1e9, in_client=True, workers=workers)
+    'client'
+    >>> plan_prediction(model_nbytes=1e6, X_nbytes=100e6, in_client=True, workers=workers)
+    'cluster'
+    """
+    if not workers:
+        return "cluster"
+    if client_bytes is None:
+        client_bytes = float(dask.config.get(CLIENT_PREDICT_KEY, DEFAULT_CLIENT_PREDICT_BYTES))
+    room = worker_room(workers)
+    if in_client:
+        rows_fit = X_nbytes + len(workers) * MODEL_COPIES * model_nbytes <= free_memory(workers, "terminate")
+        if X_nbytes <= client_bytes or model_nbytes > MODEL_SHARE * room or not rows_fit:
+            return "client"
+        return "cluster"
+    if MODEL_COPIES * model_nbytes > room:
+        smallest = min(workers, key=lambda w: free_memory([w], "terminate"))
+        msg = (
+            f"{what} ({model_nbytes / 1e6:.0f} MB serialised) is sent to every worker to predict, and needs "
+            f"about {MODEL_COPIES * model_nbytes / 1e6:.0f} MB there while it is loaded, but the smallest "
+            f"worker has {room / 1e6:.0f} MB free below its memory_limit ({smallest.limit / 1e6:.0f} MB): the "
+            "workers would be killed by their nanny. Predict in this process by passing in-memory input "
+            "(X.compute() in parts, or numpy), use workers with more memory, or fit a smaller model (fewer or "
+            "shallower trees, fewer shards)."
+        )
+        raise ValueError(msg)
+    return "cluster"

@@ -9,7 +9,14 @@ from distributed import CancelledError, wait
 
 from daskml_lab._runtime.client import TIMEOUT_KEY
 
-__all__ = ["DataLostError", "lost_data_error", "raise_task_errors", "timeout_error", "wait_for"]
+__all__ = [
+    "DataLostError",
+    "lost_data_error",
+    "raise_task_errors",
+    "result_within",
+    "timeout_error",
+    "wait_for",
+]
 
 
 class DataLostError(RuntimeError):
@@ -49,10 +56,51 @@ def wait_for(futures: Sequence[Any], *, what: str, client: Any, timeout_s: float
     raise_task_errors(futures)
 
 
+def result_within(future: Any, *, what: str, client: Any, timeout_s: float | None) -> Any:
+    """The value of one future, waited for at most ``timeout_s`` seconds (``None``: no limit).
+
+    ``Future.result(timeout=...)`` raises a ``TimeoutError`` without a message; this one names ``what``, the
+    scheduler and the setting to raise, like :func:`wait_for`. A ``TimeoutError`` the task itself raised
+    (the future is done) is passed on unchanged.
+
+    Parameters
+    ----------
+    future : distributed.Future or distributed.ActorFuture
+        What to wait for.
+    what : str
+        What the future is, for the message.
+    client : distributed.Client
+        The client (its scheduler's address goes in the message).
+    timeout_s : float or None
+        Longest wait.
+
+    Raises
+    ------
+    TimeoutError
+        After ``timeout_s`` seconds, naming ``what``, the scheduler and the setting to raise.
+    DataLostError
+        When the scheduler cancelled the future because its data were lost for good.
+    """
+    try:
+        return future.result(timeout=timeout_s)
+    except TimeoutError as err:
+        if timeout_s is None or _is_done(future):
+            raise  # the task's own TimeoutError
+        raise timeout_error(what, client, timeout_s) from err
+    except CancelledError as err:
+        raise lost_data_error(what, err) from err
+
+
+def _is_done(future: Any) -> bool:
+    done = getattr(future, "done", None)
+    return bool(done()) if callable(done) else False
+
+
 def timeout_error(what: str, client: Any, timeout_s: float) -> TimeoutError:
     """The error for a wait of ``timeout_s`` seconds for ``what`` that did not end."""
+    address = getattr(getattr(client, "scheduler", None), "address", "?")
     msg = (
-        f"Timed out after {timeout_s:g} s waiting for {what} on the cluster at {client.scheduler.address}. "
+        f"Timed out after {timeout_s:g} s waiting for {what} on the cluster at {address}. "
         "Check that the workers are alive and have memory to hold the data, or raise the timeout "
         f"(dask.config {TIMEOUT_KEY})."
     )

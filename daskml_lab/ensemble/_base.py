@@ -21,7 +21,7 @@ from daskml_lab.data.sharding import STRATEGIES, shard
 from daskml_lab.data.validation import ValidatedData, check_classes, check_n_features, check_X_y
 from daskml_lab.ensemble._checkpoint import ShardCheckpoint
 from daskml_lab.ensemble._placement import place_shards_for_fit
-from daskml_lab.ensemble._predict import map_model_method
+from daskml_lab.ensemble._predict import map_model_method, prediction_place
 from daskml_lab.ensemble._prologue import start_shard_fit
 from daskml_lab.ensemble._report import build_report
 from daskml_lab.ensemble._training import KIND_FITTED, build_held_out_graph, compute_shard_fits
@@ -434,6 +434,10 @@ class BaseShardEnsemble(DaskMLEstimator):
             action=f"fuse {method_name}",
         )
 
+    def _placed(self, X: da.Array, origin: Any) -> Any:
+        """Context deciding where a prediction runs (see :func:`~daskml_lab.ensemble._predict.prediction_place`)."""
+        return prediction_place(self.fusion_, X, origin, what=f"The fused model of {type(self).__name__}")
+
     def _predict_dask(self, X: da.Array) -> da.Array:
         out_dtype = self.classes_.dtype if self._classification else np.dtype(np.float64)
         return self._fused_map(X, "predict", out_dtype=out_dtype, n_columns=None)
@@ -454,7 +458,8 @@ class BaseShardEnsemble(DaskMLEstimator):
             dtype of ``classes_``.
         """
         X_arr, origin = self._validate_predict_data(X)
-        return self._wrap_output(self._predict_dask(X_arr), origin, name="prediction")
+        with self._placed(X_arr, origin):
+            return self._wrap_output(self._predict_dask(X_arr), origin, name="prediction")
 
     def _score(self, X: Any, y: Any, sample_weight: Any) -> float:
         check_is_fitted(self)
@@ -463,10 +468,11 @@ class BaseShardEnsemble(DaskMLEstimator):
         )
         check_n_features(data.X, self.n_features_in_, estimator_name=type(self).__name__)
         assert data.y is not None
-        prediction = self._predict_dask(data.X)
         score = accuracy_score if self._classification else r2_score
-        # the metric computes once: a float from a few float64 statistics per row block
-        return float(score(data.y, prediction, sample_weight=data.sample_weight))
+        with self._placed(data.X, data.origin):
+            prediction = self._predict_dask(data.X)
+            # the metric computes once: a float from a few float64 statistics per row block
+            return float(score(data.y, prediction, sample_weight=data.sample_weight))
 
 
 def _short(chunks: tuple[Any, ...]) -> str:

@@ -18,16 +18,19 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.memory import measure_workers
 from daskml_lab.base import DaskMLEstimator, Interval, Options
 from daskml_lab.data.sharding import shard
 from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
 from daskml_lab.ensemble._cascade_calibration import CalibratedSVC
 from daskml_lab.ensemble._cascade_checkpoint import CascadeCheckpoint
 from daskml_lab.ensemble._cascade_graph import build_cascade_graph
+from daskml_lab.ensemble._cascade_memory import plan_cascade_memory
 from daskml_lab.ensemble._cascade_nodes import join_block
 from daskml_lab.ensemble._cascade_svc import SVC_PARAMETERS
 from daskml_lab.ensemble._placement import compute_pinned, place_shards_for_fit
-from daskml_lab.ensemble._predict import map_model_method
+from daskml_lab.ensemble._predict import map_model_method, prediction_place
 from daskml_lab.ensemble._prologue import start_shard_fit
 from daskml_lab.ensemble._report import build_cascade_report
 from daskml_lab.metrics import accuracy_score
@@ -93,7 +96,9 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
     tol : float, default=1e-3
         Tolerance of libsvm's stopping criterion, for every SVC.
     cache_size : float, default=200
-        Kernel cache of every SVC, in MB.
+        Kernel cache of every SVC, in MiB. On workers with a ``memory_limit``, an SVC gets less when a merge
+        would not fit the smallest worker with it (the memory plan, logged as a warning; see the
+        user guide's page on data larger than memory); the cache changes libsvm's speed, never its solution.
     class_weight : dict or "balanced", default=None
         Multiplies ``C`` by the weight of each sample's class. ``"balanced"`` uses
         ``n_samples / (n_classes * np.bincount(y))`` over all of ``y``.
@@ -113,6 +118,8 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         workers once. ``"contiguous"`` with ``n_shards=None`` keeps the row blocks where they are.
     fan_in : int, default=2
         Number of nodes merged into one at each layer (2 is Graf et al.'s binary cascade). Must be at least 2.
+        Reduced by the memory plan (logged as a warning) when a merge of ``fan_in`` whole shards cannot fit
+        the smallest worker even with a small kernel cache.
     n_feedback : int, default=1
         Largest number of feedback passes. Passes stop early once the support vectors no longer change.
     random_state : int, RandomState instance or None, default=None
@@ -313,7 +320,9 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             If a parameter has a value its constraints do not allow.
         ValueError
             For invalid data, fewer than two classes in ``y``, ``n_shards`` larger than the number of rows,
-            or ``break_ties=True`` with ``decision_function_shape="ovo"``.
+            or ``break_ties=True`` with ``decision_function_shape="ovo"``; before any task runs, when the SVC
+            of a shard cannot fit the smallest worker's free memory; from the task of a merge whose support
+            vectors alone exceed it (instead of a killed worker).
 
         Notes
         -----
@@ -339,8 +348,19 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             n_passes = 1 if n_shards == 1 else 1 + int(self.n_feedback)
             spec = {name: getattr(self, name) for name in SVC_PARAMETERS}
             spec.update(gamma=self.gamma, class_weight=self.class_weight, probability=bool(self.probability))
+            # before any task runs: every SVC of the cascade sized to the smallest worker (or refused)
+            memory = plan_cascade_memory(
+                shard_rows=max(int(size) for size in joined.chunks[0]),
+                n_features=int(self.n_features_in_),
+                fan_in=int(self.fan_in),
+                cache_size=float(self.cache_size),
+                workers=measure_workers(current_client()),
+            )
+            if memory.reason:
+                logger.warning("CascadeSVC memory plan: %s.", memory.reason)
+            spec.update(cache_plan=memory.cache_size, memory_budget=memory.budget)
             logger.info(
-                "cascade SVM on %d shard(s), fan-in %d, up to %d pass(es)", n_shards, self.fan_in, n_passes
+                "cascade SVM on %d shard(s), fan-in %d, up to %d pass(es)", n_shards, memory.fan_in, n_passes
             )
             placed = place_shards_for_fit(joined, y_sharded, None)
             X_blocks, y_blocks = placed.X_blocks, placed.y_blocks
@@ -365,7 +385,7 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
                     n_features=self.n_features_in_,
                     has_weight=data.sample_weight is not None,
                     n_passes=n_passes,
-                    fan_in=int(self.fan_in),
+                    fan_in=memory.fan_in,
                     seeds=seeds,
                     token=token + suffix,
                     max_candidates=max(int(size) for size in joined.chunks[0]),
@@ -470,6 +490,10 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             action=f"cascade {method_name}",
         )
 
+    def _placed(self, X: da.Array, origin: Any) -> Any:
+        """Context deciding where a prediction runs (see :func:`~daskml_lab.ensemble._predict.prediction_place`)."""
+        return prediction_place(self.final_estimator_, X, origin, what="The final SVC of CascadeSVC")
+
     def _predict_dask(self, X: da.Array) -> da.Array:
         return self._map(
             self.final_estimator_,
@@ -496,7 +520,8 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             ``classes_``.
         """
         X_arr, origin = self._validate_predict_data(X)
-        return self._wrap_output(self._predict_dask(X_arr), origin, name="prediction")
+        with self._placed(X_arr, origin):
+            return self._wrap_output(self._predict_dask(X_arr), origin, name="prediction")
 
     def decision_function(self, X: Any) -> Any:
         """Decision function of the final SVC.
@@ -521,16 +546,17 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             n_columns = n_classes
         else:
             n_columns = n_classes * (n_classes - 1) // 2
-        result = self._map(
-            self.final_estimator_,
-            self._model_key,
-            X_arr,
-            "decision_function",
-            out_dtype=np.dtype(np.float64),
-            n_columns=n_columns,
-        )
         columns = self.classes_ if n_columns == n_classes else None
-        return self._wrap_output(result, origin, columns=columns, name="decision")
+        with self._placed(X_arr, origin):
+            result = self._map(
+                self.final_estimator_,
+                self._model_key,
+                X_arr,
+                "decision_function",
+                out_dtype=np.dtype(np.float64),
+                n_columns=n_columns,
+            )
+            return self._wrap_output(result, origin, columns=columns, name="decision")
 
     @available_if(_has_probability)
     def predict_proba(self, X: Any) -> Any:
@@ -548,15 +574,16 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             tasks). As with :class:`~sklearn.svm.SVC`, the most probable class may differ from ``predict``.
         """
         X_arr, origin = self._validate_predict_data(X)
-        result = self._map(
-            CalibratedSVC(self.final_estimator_, self.calibrator_),
-            f"{self._model_key}-calibrated",
-            X_arr,
-            "predict_proba",
-            out_dtype=np.dtype(np.float64),
-            n_columns=len(self.classes_),
-        )
-        return self._wrap_output(result, origin, columns=self.classes_, name="probability")
+        with self._placed(X_arr, origin):
+            result = self._map(
+                CalibratedSVC(self.final_estimator_, self.calibrator_),
+                f"{self._model_key}-calibrated",
+                X_arr,
+                "predict_proba",
+                out_dtype=np.dtype(np.float64),
+                n_columns=len(self.classes_),
+            )
+            return self._wrap_output(result, origin, columns=self.classes_, name="probability")
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy of ``predict`` on ``X`` against ``y`` (weighted by ``sample_weight``).
@@ -585,6 +612,7 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         data = check_X_y(X, y, sample_weight=sample_weight, accept_sparse=False)
         check_n_features(data.X, self.n_features_in_, estimator_name=type(self).__name__)
         assert data.y is not None
-        prediction = self._predict_dask(data.X)
-        # accuracy_score computes once: a float from two float64 values per row block
-        return float(accuracy_score(data.y, prediction, sample_weight=data.sample_weight))
+        with self._placed(data.X, data.origin):
+            prediction = self._predict_dask(data.X)
+            # accuracy_score computes once: a float from two float64 values per row block
+            return float(accuracy_score(data.y, prediction, sample_weight=data.sample_weight))

@@ -24,6 +24,7 @@ from daskml_lab.ensemble._cascade_calibration import (
     fit_calibrator,
     ovr_values,
 )
+from daskml_lab.ensemble._cascade_memory import node_cache_size
 from daskml_lab.ensemble._cascade_svc import dual_objective, make_svc, margins, n_bounded
 
 __all__ = [
@@ -206,12 +207,24 @@ def _fit_node(
         stats["n_sv"] = int(keep.size)
         return node
     model = make_svc(spec, prepared)
+    # the kernel cache this node's SVC may fill within the fit's memory plan (a clear error if its rows alone
+    # exceed it); the fitted model keeps the user's cache_size
+    model.set_params(
+        cache_size=node_cache_size(
+            n_rows,
+            int(X.shape[1]),
+            float(spec.get("cache_plan", spec["cache_size"])),
+            float(spec.get("memory_budget", math.inf)),
+            position=position,
+        )
+    )
     start = time.perf_counter()
     try:
         model.fit(X, y, sample_weight=sw)
     except Exception as err:
         err.add_note(f"daskml_lab: raised while fitting the SVC of cascade node {position} ({n_rows} rows).")
         raise
+    model.set_params(cache_size=spec["cache_size"])
     stats["fit_time_s"] = time.perf_counter() - start
     support = model.support_
     node.update(X=X[support], y=y[support], ids=ids[support], sw=None if sw is None else sw[support])

@@ -1,8 +1,17 @@
-"""Lazy prediction with a fitted model over row blocks: the model enters the graph once."""
+"""Lazy prediction with a fitted model over row blocks: the model enters the graph once.
+
+Where a prediction runs is decided by :func:`prediction_place` from the memory plan
+(:func:`daskml_lab._runtime.memory.plan_prediction`): in-memory input may be predicted in this process, where
+the model and the rows already are, rather than sending a large model to every worker.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import pickle
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import dask
@@ -10,9 +19,99 @@ import dask.array as da
 import numpy as np
 
 from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.memory import dense_nbytes, measure_workers, plan_prediction
+from daskml_lab.data import InputOrigin
 from daskml_lab.monitoring import task_prefix
 
-__all__ = ["map_model_method"]
+__all__ = ["map_model_method", "model_nbytes", "prediction_place"]
+
+logger = logging.getLogger(__name__)
+
+#: Serialised sizes already measured: ``{model: nbytes}`` (weak keys, as for the scattered copies).
+_SIZES: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def model_nbytes(model: Any) -> int:
+    """Serialised size of ``model`` in bytes: what a worker receives (and holds) to predict with it.
+
+    Measured once per fitted model by pickling it with out-of-band buffers (protocol 5), so that the numpy
+    arrays of the model (the nodes of trees, support vectors) are counted without being copied.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> model = LinearRegression().fit(np.zeros((4, 1000)), np.zeros(4))
+    >>> model_nbytes(model) > 8000
+    True
+    """
+    try:
+        cached = _SIZES.get(model)
+    except TypeError:  # unhashable: measured every time
+        cached = None
+    if cached is not None:
+        return cached
+    buffers: list[pickle.PickleBuffer] = []
+    head = pickle.dumps(model, protocol=5, buffer_callback=buffers.append)
+    size = len(head) + sum(memoryview(buffer).nbytes for buffer in buffers)
+    with contextlib.suppress(TypeError):
+        _SIZES[model] = size
+    return size
+
+
+@contextlib.contextmanager
+def prediction_place(model: Any, X: da.Array, origin: InputOrigin, *, what: str) -> Iterator[str]:
+    """Build and compute the prediction inside this context: on the cluster, or in this process.
+
+    With a distributed client, the memory plan (:func:`~daskml_lab._runtime.memory.plan_prediction`)
+    decides from the model's serialised size, the input's dense size and kind, and the workers' memory. In
+    this process (``"client"``), the graph is built with the model as a literal and computed with the
+    threaded scheduler: no task reaches the cluster. Dask input stays lazy (and on the cluster); a model the
+    workers cannot hold is refused here, before any task runs.
+
+    Parameters
+    ----------
+    model : object
+        The fitted model the prediction sends to the workers.
+    X : dask.array.Array
+        The validated input.
+    origin : InputOrigin
+        What the input was (numpy, pandas and sparse input are in this process's memory).
+    what : str
+        The model, for messages ("The fused model of ShardEnsembleClassifier").
+
+    Yields
+    ------
+    {"client", "cluster", "local"}
+        Where the prediction runs (``"local"``: no distributed client).
+
+    Raises
+    ------
+    ValueError
+        For dask or xarray input, when the smallest worker cannot hold the model.
+    """
+    client = current_client()
+    if client is None:
+        yield "local"
+        return
+    workers = measure_workers(client)
+    place = "cluster"
+    if workers:
+        size = model_nbytes(model)
+        place = plan_prediction(
+            model_nbytes=size,
+            X_nbytes=dense_nbytes(X) if X.ndim == 2 else 0.0,
+            in_client=origin.is_eager,
+            workers=workers,
+            what=what,
+        )
+        logger.debug("predicting %s (%.1f MB serialised): %s", what, size / 1e6, place)
+    if place == "client":
+        # the model stays here: the graph gets it as a literal and runs on the threaded scheduler
+        with dask.config.set(scheduler="threads"):
+            yield place
+    else:
+        yield place
 
 
 def _model_method_block(

@@ -199,8 +199,11 @@ class ShardEnsembleClassifier(ClassifierMixin, BaseShardEnsemble):
         """
         X_arr, origin = self._validate_predict_data(X)
         n_classes = len(self.classes_)
-        result = self._fused_map(X_arr, "predict_proba", out_dtype=np.dtype(np.float64), n_columns=n_classes)
-        return self._wrap_output(result, origin, columns=self.classes_, name="probability")
+        with self._placed(X_arr, origin):
+            result = self._fused_map(
+                X_arr, "predict_proba", out_dtype=np.dtype(np.float64), n_columns=n_classes
+            )
+            return self._wrap_output(result, origin, columns=self.classes_, name="probability")
 
     @available_if(_ensemble_has("decision_function"))
     def decision_function(self, X: Any) -> Any:
@@ -219,12 +222,13 @@ class ShardEnsembleClassifier(ClassifierMixin, BaseShardEnsemble):
         X_arr, origin = self._validate_predict_data(X)
         n_classes = len(self.classes_)
         n_columns = None if n_classes == 2 else n_classes
-        result = self._fused_map(
-            X_arr, "decision_function", out_dtype=np.dtype(np.float64), n_columns=n_columns
-        )
-        return self._wrap_output(
-            result, origin, columns=None if n_columns is None else self.classes_, name="decision"
-        )
+        with self._placed(X_arr, origin):
+            result = self._fused_map(
+                X_arr, "decision_function", out_dtype=np.dtype(np.float64), n_columns=n_columns
+            )
+            return self._wrap_output(
+                result, origin, columns=None if n_columns is None else self.classes_, name="decision"
+            )
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy of ``predict`` on ``X`` against ``y`` (weighted by ``sample_weight``).

@@ -28,7 +28,7 @@ from distributed import CancelledError, futures_of, wait
 from distributed.comm import CommClosedError
 
 from daskml_lab._compat import unique_fused_keys
-from daskml_lab._runtime.waiting import DataLostError, wait_for
+from daskml_lab._runtime.waiting import DataLostError, result_within, wait_for
 from daskml_lab._runtime.watch import WATCH_INTERVAL_S, WorkersLost, WorkerWatch
 from daskml_lab.monitoring import shown_in_task_stream, task_prefix
 from daskml_lab.solvers._engine import (
@@ -157,6 +157,9 @@ class DistributedEngine(_Engine):
     def _wait(self, futures: list[Any], what: str) -> None:
         wait_for(futures, what=what, client=self.client, timeout_s=self.timeout_s)
 
+    def _result(self, future: Any, what: str) -> Any:
+        return result_within(future, what=what, client=self.client, timeout_s=self.timeout_s)
+
     # -- liveness -------------------------------------------------------------------------------------------
     def _position_alive(self, position: int, generation: int, address: str, max_age_s: float) -> bool:
         """Whether the actor ``generation`` of ``position``, created on ``address``, can still answer."""
@@ -218,7 +221,7 @@ class DistributedEngine(_Engine):
             self._actor_futures = [self._submit_actor(p) for p in positions]
             self._generation = [0] * len(positions)
             self._wait_actors(positions)
-            self._actors = [f.result(timeout=self.timeout_s) for f in self._actor_futures]
+            self._actors = [self._result(f, "the per-worker solver state") for f in self._actor_futures]
             described = [_ActorCall(self, p, "describe", ()).result(self.timeout_s) for p in positions]
         else:
             described = [c.result(self.timeout_s) for c in self._submit_tasks(_describe_local, ())]
@@ -315,7 +318,7 @@ class DistributedEngine(_Engine):
         pending = [p for p, actor in enumerate(self._actors) if actor is None]
         self._wait_actors(pending)
         for p in pending:
-            self._actors[p] = self._actor_futures[p].result(timeout=self.timeout_s)
+            self._actors[p] = self._result(self._actor_futures[p], "the per-worker solver state")
 
     def _actor_result(self, call: _ActorCall, timeout_s: float | None) -> Any:
         """The answer to ``call``; when its worker is lost, recover and send the call again."""
@@ -386,7 +389,8 @@ class DistributedEngine(_Engine):
                     allow_other_workers=True,
                     pure=False,
                     key=f"{prefix}-{token}-{position}",
-                )
+                ),
+                what=f"the solver task of the worker {address}",
             )
             for position, (address, indices, n, has_weight, arrays) in enumerate(self._worker_args)
         ]

@@ -48,7 +48,7 @@ from dask import delayed
 
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.seeding import block_rng
-from daskml_lab._runtime.waiting import wait_for
+from daskml_lab._runtime.waiting import result_within, wait_for
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers import _exact_sum
 from daskml_lab.solvers._objectives import PreparedBlock, _loss_grad_prepared, _prepare_block
@@ -254,19 +254,30 @@ def _take_rows(block: PreparedBlock, rows: np.ndarray) -> PreparedBlock:
 class WorkerCall:
     """Handle on one running ``map_workers``-style call: ``result(timeout_s)`` and ``done()``."""
 
-    def __init__(self, future: Any = None, value: Any = None, error: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        future: Any = None,
+        value: Any = None,
+        error: BaseException | None = None,
+        *,
+        what: str = "a per-worker solver call",
+    ) -> None:
         self._future = future
         self._value = value
         self._error = error
+        self._what = what
 
     def done(self) -> bool:
         """Whether the call has finished."""
         return self._future is None or self._future.done()
 
     def result(self, timeout_s: float | None = None) -> Any:
-        """The call's return value (waits at most ``timeout_s`` seconds, then raises ``TimeoutError``)."""
+        """The call's return value (waits at most ``timeout_s`` seconds, then raises a clear ``TimeoutError``)."""
         if self._future is not None:
-            return self._future.result(timeout=timeout_s)
+            # through the runtime's wait: a bare Future.result(timeout=...) times out without a message
+            return result_within(
+                self._future, what=self._what, client=self._future.client, timeout_s=timeout_s
+            )
         if self._error is not None:
             raise self._error
         return self._value
