@@ -183,7 +183,9 @@ def _glm_data(
     if is_sparse:
         import pytest
 
-        sparse = pytest.importorskip("sparse", reason="pydata/sparse is not installed")
+        sparse = pytest.importorskip(
+            "sparse", reason="pydata/sparse is not installed (optional, see tests/peers/ORIGIN.md)"
+        )
         X = X.map_blocks(sparse.COO)
     informative_idx = rng.choice(n_features, n_informative)
     beta = (rng.random(n_features) - 1) * scale
