@@ -24,13 +24,8 @@ from daskml_lab.solvers._options import check_int, check_non_negative, check_pos
 from daskml_lab.solvers._parameter_server import AsyncUpdate, ParameterServer
 from daskml_lab.solvers._result import SolverResult
 from daskml_lab.solvers._scaffold import Outcome, SolverRun, Status, run_solver
-from daskml_lab.solvers._stochastic import (
-    Progress,
-    StochasticOptions,
-    estimate_eta0,
-    evaluate,
-    resolve_batch_size,
-)
+from daskml_lab.solvers._stochastic import StochasticOptions, estimate_eta0, resolve_batch_size
+from daskml_lab.solvers._stochastic_progress import Progress, evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +82,7 @@ def async_sgd(
     staleness_power: float = 1.0,
     updates_per_iter: int | None = None,
     n_iter_no_change: int = 5,
+    variance_reduction: str = "auto",
     poll_s: float = 1e-3,
     checkpoint: SolverCheckpoint | None = None,
 ) -> SolverResult:
@@ -200,6 +196,7 @@ def async_sgd(
         batch_size=batch_size,
         local_steps=local_steps,
         n_iter_no_change=n_iter_no_change,
+        variance_reduction=variance_reduction,
         max_staleness=max_staleness,
         staleness_power=staleness_power,
         updates_per_iter=updates_per_iter,
@@ -226,6 +223,7 @@ def _run_async_sgd(run: SolverRun) -> Outcome:
     problem, tol, max_iter, saved = run.problem, run.tol, run.max_iter, run.saved
     scale = problem.objective_scale
     l2, l1 = problem.l2 / scale, problem.l1 / scale
+    svrg, smooth = options.uses_svrg(problem), bool(problem.loss_info.smooth)
     entropy = root_entropy(run.random_state) if saved is None else int(saved.state["entropy"])
     batch_size = resolve_batch_size(options.batch_size, problem.n_samples)
     server = ParameterServer(
@@ -247,56 +245,61 @@ def _run_async_sgd(run: SolverRun) -> Outcome:
     if saved is None:
         eta0 = options.eta0
         first_eta = estimate_eta0(problem, batch_size, l2, entropy) if eta0 == "auto" else float(eta0)
-        progress = Progress("async-sgd", options, tol, first_eta, options.schedule(first_eta, l2), server.W)
-    else:  # resume: parameters, version, each worker's mini-batch position, schedule and counters
-        best_W = saved.arrays.get("best_W", server.W.copy())
-        progress = Progress.resumed("async-sgd", options, tol, l2, saved.state, best_W)
+        schedule = options.schedule(first_eta, l2)
+        progress = Progress("async-sgd", options, tol, first_eta, schedule, server.W, smooth=smooth)
+        # the starting point is evaluated (not recorded as an iteration): it anchors the first period, and a
+        # first period that makes the objective worse is caught by the "adaptive" rule
+        progress.observe(evaluate(problem, server.W, scale), fallback=run.initial_params)
+    else:  # resume: parameters, version, anchors, each worker's mini-batch position, schedule and counters
+        progress = Progress.resumed("async-sgd", options, tol, l2, saved.state, saved.arrays, smooth=smooth)
         server.restore(saved.state, saved.arrays)
     n_iter = run.start_iteration
     adaptive = options.learning_rate == "adaptive"
+    result_W = None
     try:
+        server.anchor = progress.anchor if svrg else None
         server.start(progress.schedule)
         while n_iter < max_iter:
             stats = server.run(period, progress.schedule)
             n_iter += 1
-            objective, optimality = evaluate(problem, server.W, scale)
-            change, restart = progress.observe(objective, server.W, fallback=run.initial_params)
+            evaluation = evaluate(problem, server.W, scale)
+            change, restart = progress.observe(evaluation, fallback=run.initial_params)
             if restart is not None:
                 server.reset(restart)
+            server.anchor = progress.anchor if svrg else None
             eta = stats.pop("eta")
             stop = run.record(
-                objective_scaled=objective,
-                grad_norm=optimality,
+                objective_scaled=evaluation.objective,
+                grad_norm=evaluation.optimality,
                 step_size=progress.schedule.eta0 if adaptive else eta,
                 n_evals=problem.n_evaluations,
-                x=server.W,
+                x=evaluation.anchor.W,
                 relative_change=change,
                 **stats,
             )
-            if optimality <= tol:
-                status, message = Status.CONVERGED, f"optimality {optimality:.3g} <= tol={tol:g}"
-                break
-            if progress.done:
+            message = progress.stop_message(evaluation)
+            if message is not None:
                 status = Status.CONVERGED
-                message = (
-                    f"the objective decreased by less than tol={tol:g} (relative) in "
-                    f"{options.n_iter_no_change} consecutive iterations"
-                )
+                # the optimality test certifies the evaluated point; the plateau test keeps the best one
+                if evaluation.optimality <= tol:
+                    result_W = evaluation.anchor.W
                 break
             if stop:
                 status, message = Status.STOPPED, "stopped by the callback"
                 break
             run.save(
                 n_iter,
-                {"W": server.W, "best_W": progress.best_W, **server.state_arrays()},
+                {"W": server.W, **progress.arrays(), **server.state_arrays()},
                 entropy=entropy,
                 **progress.state(),
                 **server.state(),
             )
         else:
-            status, message = Status.MAX_ITER, f"reached max_iter={max_iter} iterations"
+            status = Status.MAX_ITER
+            message = f"reached max_iter={max_iter} iterations (tol={tol:g})"
     finally:
         server.drain()
-    W = progress.best_W if math.isfinite(progress.best_objective) else server.W
+    if result_W is None:
+        result_W = progress.best_W if math.isfinite(progress.best_objective) else server.W
     logger.debug("async-sgd: %d iterations, eta0=%.3g", n_iter, progress.first_eta)
-    return Outcome(W, n_iter, status, f"{message}; {server.summary()}")
+    return Outcome(result_W, n_iter, status, f"{message}; {server.summary()}")

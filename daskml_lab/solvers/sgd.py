@@ -25,17 +25,17 @@ from daskml_lab.solvers._options import check_int, check_positive
 from daskml_lab.solvers._result import SolverResult
 from daskml_lab.solvers._scaffold import Outcome, SolverRun, Status, run_solver
 from daskml_lab.solvers._stochastic import (
-    NoChange,
-    Progress,
+    Anchor,
     Schedule,
     StochasticOptions,
     estimate_eta0,
-    evaluate,
     n_local_batches,
     next_batches,
     proximal_step,
     resolve_batch_size,
+    stochastic_step,
 )
+from daskml_lab.solvers._stochastic_progress import NoChange, Progress, evaluate
 
 __all__ = ["NoChange", "SGDOptions", "SGDRound", "Schedule", "next_batches", "proximal_step", "sgd"]
 
@@ -80,6 +80,7 @@ def _sgd_round_worker(
     local: Any,
     token: str,
     W: np.ndarray,
+    anchor: Anchor | None,
     round_index: int,
     local_steps: int | None,
     batch_size: int,
@@ -91,8 +92,8 @@ def _sgd_round_worker(
 ) -> SGDRound:
     """One round on one worker: ``local_steps`` proximal mini-batch steps from ``W`` on the local rows.
 
-    Gradients are those of the worker's per-sample objective (the mini-batch data gradient divided by the
-    batch size times the local mean weight).
+    The steps follow the gradient of the worker's per-sample objective (the mini-batch data gradient divided by
+    the batch size times the local mean weight), variance-reduced with ``anchor`` (SVRG) when it is given.
     """
     key = local.key
     W = np.array(W, dtype=np.float64, copy=True)
@@ -105,9 +106,7 @@ def _sgd_round_worker(
     eta = schedule.eta0
     for j, batch in enumerate(next_batches(local, token, entropy, batch_size, start, n_steps)):
         eta = schedule.rate(start + j, steps_per_epoch=steps_per_epoch)
-        _, grad = local.loss_grad_batch(batch, W)
-        grad /= batch.X.shape[0] * mean_weight
-        proximal_step(W, grad, eta, l2, l1, n_features)
+        stochastic_step(local, batch, W, anchor, eta, l2, l1, n_features, mean_weight)
     return SGDRound(key, W, float(local.sum_weight), float(eta), n_steps)
 
 
@@ -128,6 +127,7 @@ def sgd(
     local_steps: int | None = None,
     eval_every: int = 1,
     n_iter_no_change: int = 5,
+    variance_reduction: str = "auto",
     checkpoint: SolverCheckpoint | None = None,
 ) -> SolverResult:
     """Minimise a :class:`~daskml_lab.solvers.BlockedProblem` with synchronous distributed mini-batch SGD.
@@ -235,6 +235,7 @@ def sgd(
         local_steps=local_steps,
         n_iter_no_change=n_iter_no_change,
         eval_every=eval_every,
+        variance_reduction=variance_reduction,
     )
     return run_solver(
         "sgd",
@@ -257,6 +258,7 @@ def _run_sgd(run: SolverRun) -> Outcome:
     problem, tol, max_iter = run.problem, run.tol, run.max_iter
     scale = problem.objective_scale
     l2, l1 = problem.l2 / scale, problem.l1 / scale
+    svrg, smooth = options.uses_svrg(problem), bool(problem.loss_info.smooth)
     batch_size = resolve_batch_size(options.batch_size, problem.n_samples)
     token = uuid.uuid4().hex
     n_iter, change = 0, math.nan
@@ -265,19 +267,23 @@ def _run_sgd(run: SolverRun) -> Outcome:
         W = run.initial_params()
         eta0 = options.eta0
         first_eta = estimate_eta0(problem, batch_size, l2, entropy) if eta0 == "auto" else float(eta0)
-        progress = Progress("sgd", options, tol, first_eta, options.schedule(first_eta, l2), W.copy())
-    else:  # resume: the same random streams, schedule position and stopping counters
-        state = run.saved.state
+        schedule = options.schedule(first_eta, l2)
+        progress = Progress("sgd", options, tol, first_eta, schedule, W.copy(), smooth=smooth)
+        # the starting point is evaluated (not recorded as an iteration): it anchors the first round, and a
+        # first round that makes the objective worse is caught by the "adaptive" rule
+        progress.observe(evaluate(problem, W, scale))
+    else:  # resume: the same random streams, anchors, schedule position and stopping counters
+        state, arrays = run.saved.state, run.saved.arrays
         entropy = int(state["entropy"])
-        W = run.saved.arrays["W"]
-        best_W = run.saved.arrays.get("best_W", W.copy())
-        progress = Progress.resumed("sgd", options, tol, l2, state, best_W)
+        W = arrays["W"]
+        progress = Progress.resumed("sgd", options, tol, l2, state, arrays, smooth=smooth)
         n_iter, change = run.start_iteration, float(state["change"])
     for round_index in range(n_iter, max_iter):
         results: list[SGDRound] = problem.map_workers(
             _sgd_round_worker,
             token,
             W,
+            progress.anchor if svrg else None,
             round_index,
             options.local_steps,
             batch_size,
@@ -292,11 +298,12 @@ def _run_sgd(run: SolverRun) -> Outcome:
         if total > 0:
             W = sum((r.sum_weight / total) * r.W for r in results)
         objective, optimality, change = math.nan, math.nan, math.nan
-        evaluated = n_iter % options.eval_every == 0 or n_iter == max_iter
+        evaluation = None
         round_W = W
-        if evaluated:
-            objective, optimality = evaluate(problem, W, scale)
-            change, restart = progress.observe(objective, W)
+        if n_iter % options.eval_every == 0 or n_iter == max_iter:
+            evaluation = evaluate(problem, W, scale)
+            objective, optimality = evaluation.objective, evaluation.optimality
+            change, restart = progress.observe(evaluation)
             if restart is not None:
                 W = restart
         stop = run.record(
@@ -308,26 +315,19 @@ def _run_sgd(run: SolverRun) -> Outcome:
             relative_change=change,
             n_steps=max(r.n_steps for r in results),
         )
-        if evaluated and optimality <= tol:
-            return _finish(
-                progress, W, n_iter, Status.CONVERGED, f"optimality {optimality:.3g} <= tol={tol:g}"
-            )
-        if evaluated and progress.done:
-            message = (
-                f"the objective decreased by less than tol={tol:g} (relative) in {options.n_iter_no_change} "
-                "consecutive evaluations"
-            )
-            return _finish(progress, W, n_iter, Status.CONVERGED, message)
+        reason = None if evaluation is None else progress.stop_message(evaluation)
+        if reason is not None:
+            # the optimality test certifies the evaluated point; the plateau test keeps the best one
+            certified = evaluation is not None and evaluation.optimality <= tol
+            best = evaluation.anchor.W if certified else _best(progress, W)  # type: ignore[union-attr]
+            return Outcome(best, n_iter, Status.CONVERGED, reason)
         if stop:
-            return _finish(progress, W, n_iter, Status.STOPPED, "stopped by the callback")
-        run.save(
-            n_iter, {"W": W, "best_W": progress.best_W}, entropy=entropy, change=change, **progress.state()
-        )
-    message = f"reached max_iter={max_iter} rounds (last relative objective change {change:.3g})"
-    return _finish(progress, W, n_iter, Status.MAX_ITER, message)
+            return Outcome(_best(progress, W), n_iter, Status.STOPPED, "stopped by the callback")
+        run.save(n_iter, {"W": W, **progress.arrays()}, entropy=entropy, change=change, **progress.state())
+    message = f"reached max_iter={max_iter} rounds (last optimality {optimality:.3g}, tol={tol:g})"
+    return Outcome(_best(progress, W), n_iter, Status.MAX_ITER, message)
 
 
-def _finish(progress: Progress, W: np.ndarray, n_iter: int, status: Status, message: str) -> Outcome:
-    """The outcome, with the best evaluated parameters (``W`` when no evaluation was finite)."""
-    best = progress.best_W if math.isfinite(progress.best_objective) else W
-    return Outcome(best, n_iter, status, message)
+def _best(progress: Progress, W: np.ndarray) -> np.ndarray:
+    """The best evaluated parameters (``W`` when no evaluation was finite)."""
+    return progress.best_W if math.isfinite(progress.best_objective) else W
