@@ -89,15 +89,18 @@ def async_sgd(
     """Minimise a :class:`~daskml_lab.solvers.BlockedProblem` with asynchronous SGD (a parameter server).
 
     The client holds the parameters and a version number; each worker has one call in flight at all times.
-    A call pulls the parameters, takes ``local_steps`` mini-batch gradient steps on the worker's own rows and
-    returns the change. As each change arrives, the client applies it with the factor
-    ``n_workers * share / (1 + staleness) ** staleness_power`` (``share``: the worker's fraction of the sample
-    weight; ``staleness``: updates applied since the worker pulled), followed by the l1 proximal step, drops
-    changes with staleness above ``max_staleness``, and sends the new parameters to that worker alone. Workers
-    never wait for each other, so a slow worker does not hold the others back.
+    A call pulls the parameters, takes ``local_steps`` proximal mini-batch steps on the worker's own rows
+    (variance-reduced for differentiable losses, as in :func:`~daskml_lab.solvers.sgd.sgd`: the anchor, the
+    last evaluated point and its gradient, travels with the parameters) and returns the change. As each change
+    arrives, the client applies it with the factor ``n_workers * share / (1 + staleness) ** staleness_power``
+    (``share``: the worker's fraction of the sample weight; ``staleness``: updates applied since the worker
+    pulled), drops changes with staleness above ``max_staleness``, and sends the new parameters to that worker
+    alone. Workers never wait for each other, so a slow worker does not hold the others back. With an anchor
+    at the optimum a worker's steps leave the optimum unchanged, so the damped changes converge to it.
 
     One iteration is ``updates_per_iter`` received changes (by default about one pass over the data), after
-    which the client evaluates the objective (one synchronous round trip) and records it.
+    which the client evaluates the objective (one synchronous round trip), records it and makes the evaluated
+    point the new anchor. The starting point is evaluated too (not recorded).
 
     Parameters
     ----------
@@ -106,9 +109,9 @@ def async_sgd(
     w0 : ndarray of shape (n_params, n_outputs) or None, default=None
         Starting parameters; zeros when None.
     tol : float, default=1e-4
-        Stop when the objective improves on its best value by less than ``tol`` (relative) in
-        ``n_iter_no_change`` consecutive iterations, or when the optimality measure (as for lbfgs) is at most
-        ``tol``.
+        The stopping criterion of :func:`~daskml_lab.solvers.sgd.sgd`, tested after every iteration: the
+        optimality measure of the evaluated point (that of lbfgs) is at most ``tol``; for the hinge loss also
+        the plateau of ``n_iter_no_change`` evaluations. Otherwise a ``ConvergenceWarning`` at ``max_iter``.
     max_iter : int, default=100
         Largest number of iterations (evaluation periods).
     random_state : int, numpy.random.Generator or None, default=None
@@ -139,27 +142,30 @@ def async_sgd(
     updates_per_iter : int or None, default=None
         Received changes per iteration; None means ``ceil(n_samples / (batch_size * local_steps))``.
     n_iter_no_change : int, default=5
-        Iterations without improvement needed to stop.
+        For the hinge loss only: iterations without relative improvement above ``tol`` needed to stop.
+    variance_reduction : {"auto", "svrg", "none"}, default="auto"
+        As for :func:`~daskml_lab.solvers.sgd.sgd`: variance-reduced steps for differentiable losses.
     poll_s : float, default=1e-3
         Longest sleep between two polls of the workers' calls.
     checkpoint : SolverCheckpoint or None, default=None
         Save the server's parameters and version, each worker's position in its mini-batch sequence, the
-        best parameters so far, the schedule, the stopping counters, the random streams' root entropy and the
-        history every ``checkpoint.every`` iterations. A run given a checkpoint of the same problem resumes
-        from it; the changes in flight when the run stopped are lost, and the order of the workers' answers is
-        not reproducible anyway, so the resumed run converges like an uninterrupted one rather than
-        repeating it (see :doc:`/checkpoints`).
+        anchors (also that of the calls in flight), the best parameters so far, the schedule, the stopping
+        counters, the random streams' root entropy and the history every ``checkpoint.every`` iterations. A
+        run given a checkpoint of the same problem resumes from it; the changes in flight when the run stopped
+        are lost, and the order of the workers' answers is not reproducible anyway, so the resumed run
+        converges like an uninterrupted one rather than repeating it (see :doc:`/checkpoints`).
 
     Returns
     -------
     SolverResult
-        One history record per iteration: ``objective``, ``grad_norm``, ``step_size`` (current learning
-        rate), ``time_s``, ``n_evals``, and the staleness observed in the iteration: ``staleness`` (the
-        largest staleness of an applied change, at most ``max_staleness``), ``staleness_mean`` (over the
-        applied changes), ``staleness_counts`` (``counts[s]`` = changes received with staleness ``s``,
-        dropped ones included), ``n_updates`` (applied), ``n_dropped``, ``version`` (the parameters'
-        version; the ``"adaptive"`` restarts from the best parameters also create a version). The message
-        ends with the staleness summary of the whole run.
+        ``W`` is the evaluated point that met the optimality criterion, or else the evaluated parameters with
+        the lowest objective. One history record per iteration: ``objective``, ``grad_norm``, ``step_size``
+        (current learning rate), ``time_s``, ``n_evals``, and the staleness observed in the iteration:
+        ``staleness`` (the largest staleness of an applied change, at most ``max_staleness``),
+        ``staleness_mean`` (over the applied changes), ``staleness_counts`` (``counts[s]`` = changes received
+        with staleness ``s``, dropped ones included), ``n_updates`` (applied), ``n_dropped``, ``version`` (the
+        parameters' version; the ``"adaptive"`` restarts from the best parameters also create a version). The
+        message ends with the staleness summary of the whole run.
 
     Raises
     ------
@@ -183,9 +189,10 @@ def async_sgd(
 
     References
     ----------
-    B. Recht, C. Re, S. Wright and F. Niu, "Hogwild!: a lock-free approach to parallelizing stochastic
-    gradient descent", NeurIPS 2011. W. Zhang, S. Gupta, X. Lian and J. Liu, "Staleness-aware async-SGD for
-    distributed deep learning", IJCAI 2016.
+    R. Johnson and T. Zhang, "Accelerating stochastic gradient descent using predictive variance reduction",
+    NeurIPS 2013. B. Recht, C. Re, S. Wright and F. Niu, "Hogwild!: a lock-free approach to parallelizing
+    stochastic gradient descent", NeurIPS 2011. W. Zhang, S. Gupta, X. Lian and J. Liu, "Staleness-aware
+    async-SGD for distributed deep learning", IJCAI 2016.
     """
     options = AsyncSGDOptions(
         learning_rate=learning_rate,
@@ -213,7 +220,7 @@ def async_sgd(
         random_state=random_state,
         callback=callback,
         checkpoint=checkpoint,
-        advice="Increase max_iter, or loosen tol.",
+        advice="Increase max_iter, loosen tol, or scale the features (e.g. StandardScaler).",
     )
 
 
