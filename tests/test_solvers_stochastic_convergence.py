@@ -172,10 +172,15 @@ def test_the_plateau_stops_only_a_non_differentiable_loss(smooth):
     for objective in (1.0, 1.0, 1.0, 1.0):
         evaluation = _evaluation(objective, optimality=0.5)
         progress.observe(evaluation)
-        messages.append(progress.stop_message(evaluation))
+        messages.append(progress.stopping(evaluation))
     assert messages[:2] == [None, None]
     assert (messages[-1] is None) == smooth
-    assert progress.stop_message(_evaluation(1.0, optimality=1e-3)) == "optimality 0.001 <= tol=0.001"
+    if not smooth:
+        assert "plateau" in messages[-1].message
+    certified = _evaluation(1.0, optimality=1e-3)
+    stop = progress.stopping(certified)
+    assert stop.message == "optimality 0.001 <= tol=0.001"
+    assert stop.W is certified.anchor.W  # the certified point, not the best one
 
 
 def test_variance_reduction_option():

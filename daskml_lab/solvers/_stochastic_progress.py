@@ -17,7 +17,7 @@ import numpy as np
 from daskml_lab.solvers._regularizers import l1_norm, l1_optimality
 from daskml_lab.solvers._stochastic import Anchor, Schedule, StochasticOptions
 
-__all__ = ["Evaluation", "NoChange", "Progress", "diverged_error", "evaluate"]
+__all__ = ["Evaluation", "NoChange", "Progress", "Stop", "diverged_error", "evaluate"]
 
 
 class Evaluation(NamedTuple):
@@ -89,6 +89,13 @@ def diverged_error(eta0: float, *, solver: str) -> ValueError:
     return ValueError(msg)
 
 
+class Stop(NamedTuple):
+    """Why a stochastic solver stops, and the point it returns."""
+
+    message: str
+    W: np.ndarray
+
+
 class Progress:
     """The evaluated objectives of a stochastic run: best point, current anchor, stopping rule, learning rate.
 
@@ -96,7 +103,7 @@ class Progress:
     rate by ``shrink`` and sends the solver back to the best point; with the other schedules a non-finite
     evaluation is an error.
 
-    The stopping rule (:meth:`stop_message`), the same for both stochastic solvers: the optimality measure of
+    The stopping rule (:meth:`stopping`), the same for both stochastic solvers: the optimality measure of
     an evaluated point is at most ``tol`` (the criterion of lbfgs); for a non-differentiable loss (the hinge,
     whose measure does not vanish at the optimum) also a plateau: ``n_iter_no_change`` consecutive evaluations
     improving the best objective by less than ``tol`` (relative).
@@ -172,16 +179,21 @@ class Progress:
         self.anchor = evaluation.anchor
         return change, None
 
-    def stop_message(self, evaluation: Evaluation) -> str | None:
-        """Why the solver may stop after ``evaluation`` (the stopping rule above), or None to go on."""
+    def stopping(self, evaluation: Evaluation) -> Stop | None:
+        """Whether the solver stops after ``evaluation`` (the stopping rule above): why, and with which point.
+
+        The optimality test certifies the evaluated point, which is returned; the plateau test keeps the best
+        point so far. None means go on.
+        """
         if evaluation.optimality <= self.tol:
-            return f"optimality {evaluation.optimality:.3g} <= tol={self.tol:g}"
+            return Stop(f"optimality {evaluation.optimality:.3g} <= tol={self.tol:g}", evaluation.anchor.W)
         if not self.smooth and self.no_change.done:
-            return (
+            message = (
                 f"the objective decreased by less than tol={self.tol:g} (relative) in "
                 f"{self.options.n_iter_no_change} consecutive evaluations (the plateau test of the "
                 "non-differentiable loss)"
             )
+            return Stop(message, self.best_W)
         return None
 
     def state(self) -> dict[str, float]:

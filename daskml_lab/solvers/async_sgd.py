@@ -284,12 +284,9 @@ def _run_async_sgd(run: SolverRun) -> Outcome:
                 relative_change=change,
                 **stats,
             )
-            message = progress.stop_message(evaluation)
-            if message is not None:
-                status = Status.CONVERGED
-                # the optimality test certifies the evaluated point; the plateau test keeps the best one
-                if evaluation.optimality <= tol:
-                    result_W = evaluation.anchor.W
+            stopping = progress.stopping(evaluation)
+            if stopping is not None:
+                status, message, result_W = Status.CONVERGED, stopping.message, stopping.W
                 break
             if stop:
                 status, message = Status.STOPPED, "stopped by the callback"

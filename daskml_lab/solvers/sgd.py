@@ -342,12 +342,9 @@ def _run_sgd(run: SolverRun) -> Outcome:
             relative_change=change,
             n_steps=max(r.n_steps for r in results),
         )
-        reason = None if evaluation is None else progress.stop_message(evaluation)
-        if reason is not None:
-            # the optimality test certifies the evaluated point; the plateau test keeps the best one
-            certified = evaluation is not None and evaluation.optimality <= tol
-            best = evaluation.anchor.W if certified else _best(progress, W)  # type: ignore[union-attr]
-            return Outcome(best, n_iter, Status.CONVERGED, reason)
+        stopping = None if evaluation is None else progress.stopping(evaluation)
+        if stopping is not None:
+            return Outcome(stopping.W, n_iter, Status.CONVERGED, stopping.message)
         if stop:
             return Outcome(_best(progress, W), n_iter, Status.STOPPED, "stopped by the callback")
         run.save(n_iter, {"W": W, **progress.arrays()}, entropy=entropy, change=change, **progress.state())
