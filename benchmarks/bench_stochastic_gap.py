@@ -28,8 +28,8 @@ Timings depend on what else runs on the machine; rerun on an idle machine for th
 
 Usage::
 
-    python benchmarks/bench_stochastic_gap.py            # MAGIC and 2,000,000 x 50 (several minutes)
-    python benchmarks/bench_stochastic_gap.py --quick    # MAGIC and 200,000 x 50 (about a minute)
+    python benchmarks/bench_stochastic_gap.py            # MAGIC and 2,000,000 x 50 (about four minutes idle)
+    python benchmarks/bench_stochastic_gap.py --quick    # MAGIC and 200,000 x 50 (one to two minutes)
 """
 
 from __future__ import annotations
