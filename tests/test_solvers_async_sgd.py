@@ -16,8 +16,9 @@ from daskml_lab.solvers import BlockedProblem, get_solver, supported_solvers
 from daskml_lab.solvers._parameter_server import wait_first
 from daskml_lab.solvers.async_sgd import async_sgd
 
-#: Relative objective gap to the exact optimum that async-sgd must reach (tol=1e-6).
-GAP = 1e-3
+#: Relative objective gap to the exact optimum that async-sgd must reach at tol=1e-6. Was 1e-3 before the steps
+#: were variance-reduced (issue 15); the optimality criterion now puts it where lbfgs gets at the same tol.
+GAP = 1e-8
 
 
 def _logistic(n=3000, seed=0):
@@ -142,9 +143,9 @@ def test_two_workers_converge_and_record_bounded_staleness(client):
         result = async_sgd(problem, tol=1e-6, max_iter=100, max_staleness=3, random_state=0)
         value = problem.objective(result.W)
     assert result.converged
-    # with two workers the order in which changes arrive depends on timing, so the stopping point moves a little
-    # from run to run (a relative gap of 1.25e-3 was seen once in CI where 1e-3 is the single-worker bound)
-    assert best <= value <= best * (1 + 3 * GAP)
+    # with two workers the order in which changes arrive depends on timing, but the stopping test does not:
+    # the optimality of the returned point is at most tol whatever the order
+    assert best <= value <= best * (1 + GAP)
     counts = np.sum([np.pad(r["staleness_counts"], (0, 50))[:50] for r in result.history], axis=0)
     # two workers never wait for each other: changes computed from an older version arrive...
     assert counts[1:].sum() > 0

@@ -21,8 +21,10 @@ from daskml_lab.solvers._engine import EngineSpec
 from daskml_lab.solvers.sgd import NoChange, Schedule, next_batches, proximal_step, sgd
 from daskml_lab.testing import raise_if_computes
 
-#: Relative objective gap to the exact optimum that sgd must reach (tol=1e-6, a few thousand rows).
-GAP = 1e-3
+#: Relative objective gap to the exact optimum that sgd must reach at tol=1e-6 (a few thousand rows). Was 1e-3
+#: before the steps were variance-reduced (issue 15); the optimality criterion now puts it where lbfgs gets
+#: at the same tol (measured: at most 3e-10 here).
+GAP = 1e-8
 
 
 def _data(kind, n=3000, seed=0):
@@ -85,17 +87,16 @@ def test_weighted_rows_match_the_weighted_optimum():
         assert best <= problem.objective(result.W) <= best * (1 + GAP)
 
 
-def test_l1_shrinks_the_optimum_zeros_to_near_zero():
+def test_l1_keeps_the_optimum_zeros():
     X, y, options = _data("l1")
     with _problem(X, y, **options) as problem:
         W_exact, _ = _optimum(problem)
         result = sgd(problem, tol=1e-6, max_iter=200, random_state=0)
-    coef = result.W[:-1, 0]
     exact_zeros = W_exact[:-1, 0] == 0
     assert exact_zeros.sum() >= 3
-    # stochastic proximal steps do not keep exact zeros (a mini-batch gradient can exceed l1), but the
-    # coefficients that are zero at the optimum stay tiny next to the others
-    assert np.abs(coef[exact_zeros]).max() <= 1e-2 * np.abs(coef[~exact_zeros]).max()
+    # the variance-reduced proximal steps converge to the optimum, so its zeros are exact zeros (the plain
+    # stochastic steps of issue 15 left them at up to 1e-2 of the largest coefficient)
+    np.testing.assert_array_equal(result.W[:-1, 0] == 0, exact_zeros)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -143,7 +144,8 @@ def test_eval_every_skips_evaluations():
     X, y, options = _data("logistic", n=1500)
     with _problem(X, y, **options) as problem:
         result = sgd(problem, max_iter=4, tol=0.0, eval_every=2, random_state=0, n_iter_no_change=10)
-        assert problem.n_evaluations == 2
+        # the starting point (the anchor of the first round) and the rounds 2 and 4
+        assert problem.n_evaluations == 3
     objectives = [r["objective"] for r in result.history]
     assert np.isnan(objectives[0])
     assert np.isnan(objectives[2])

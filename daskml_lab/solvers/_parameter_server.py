@@ -13,8 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from daskml_lab.solvers._regularizers import prox_l1
-from daskml_lab.solvers._stochastic import Schedule, n_local_batches, next_batches, proximal_step
+from daskml_lab.solvers._stochastic import Anchor, Schedule, n_local_batches, next_batches, stochastic_step
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ class AsyncUpdate(NamedTuple):
     version: int
     #: Total sample weight of its rows (0 when it holds none).
     sum_weight: float
-    #: Sum of the learning rates of its steps (scales the server's l1 step).
+    #: Sum of the learning rates of its steps.
     eta_sum: float
     #: Local steps taken.
     n_steps: int
@@ -43,6 +42,7 @@ def _async_worker(
     token: str,
     W: np.ndarray,
     version: int,
+    anchor: Anchor | None,
     targets: dict[tuple[int, ...], int] | None,
     default_start: int,
     local_steps: int,
@@ -50,14 +50,19 @@ def _async_worker(
     entropy: int,
     schedule: Schedule,
     l2: float,
+    l1: float,
     n_features: int,
 ) -> AsyncUpdate | None:
     """Pull ``W`` (of ``version``), take ``local_steps`` mini-batch steps on the local rows, push the change.
 
-    Workers whose key is not in ``targets`` return None at once (the engine sends every call to every worker;
+    The steps are variance-reduced with ``anchor`` (SVRG) when it is given: the anchor travels with the
+    parameters, so a change is consistent with the anchor it was computed with, however stale. Workers
+    whose key is not in ``targets`` return None at once (the engine sends every call to every worker;
     this is how one worker alone is addressed). ``targets[key]`` (or ``default_start`` when ``targets`` is
     None) is the worker's position in its sequence of mini-batches. The steps are gradient steps on the
-    worker's per-sample objective with the l2 penalty applied exactly; the l1 penalty is left to the server.
+    worker's per-sample objective, each followed by the proximal step of the penalties (l2 and l1, exactly):
+    with an anchor at the optimum the optimum is then an exact fixed point of the worker's steps, so the
+    server's sum of damped changes converges to it whatever the damping.
 
     Returns
     -------
@@ -75,9 +80,7 @@ def _async_worker(
     eta_sum = 0.0
     for j, batch in enumerate(next_batches(local, token, entropy, batch_size, start, local_steps)):
         eta = schedule.rate(start + j, steps_per_epoch=steps_per_epoch)
-        _, grad = local.loss_grad_batch(batch, W_local)
-        grad /= batch.X.shape[0] * mean_weight
-        proximal_step(W_local, grad, eta, l2, 0.0, n_features)
+        stochastic_step(local, batch, W_local, anchor, eta, l2, l1, n_features, mean_weight)
         eta_sum += eta
     return AsyncUpdate(
         key, W_local - np.asarray(W, dtype=np.float64), version, float(local.sum_weight), eta_sum, local_steps
@@ -123,6 +126,11 @@ class ParameterServer:
         self.problem = problem
         self.W = np.array(W, dtype=np.float64, copy=True)
         self.version = 0
+        #: The SVRG anchor sent with every call (None: plain steps); the solver sets it after evaluations.
+        self.anchor: Anchor | None = None
+        #: The anchor of the latest call sent (calls in flight during an evaluation keep the previous one).
+        self.sent_anchor: Anchor | None = None
+        self._resumed_anchor: Anchor | None = None
         self.token, self.entropy = token, entropy
         self.batch_size, self.local_steps = batch_size, local_steps
         self.l2, self.l1 = l2, l1
@@ -145,11 +153,14 @@ class ParameterServer:
         else:
             targets = {self.keys[p]: self.next_step[self.keys[p]] for p in positions}
             default_start = 0
+        anchor = self.anchor
+        self.sent_anchor = anchor
         calls = self.problem.submit_workers(
             _async_worker,
             self.token,
             self.W,
             self.version,
+            anchor,
             targets,
             default_start,
             self.local_steps,
@@ -157,6 +168,7 @@ class ParameterServer:
             self.entropy,
             schedule,
             self.l2,
+            self.l1,
             self.problem.n_features,
         )
         chosen = range(len(calls)) if positions is None else positions
@@ -168,8 +180,13 @@ class ParameterServer:
         self.orphans = [call for call in self.orphans if not call.done()]
 
     def start(self, schedule: Schedule) -> None:
-        """Send the first call to every worker."""
+        """Send the first call to every worker (after :meth:`restore`, with the anchor the calls in flight had
+        when the state was saved, so that on the local path the resumed run repeats the uninterrupted one)."""
+        current = self.anchor
+        if self._resumed_anchor is not None:
+            self.anchor, self._resumed_anchor = self._resumed_anchor, None
         self._submit(None, schedule)
+        self.anchor = current
 
     def reset(self, W: np.ndarray) -> None:
         """Restart from ``W`` (a new version: changes in flight become stale by one more)."""
@@ -209,8 +226,6 @@ class ParameterServer:
                 share = result.sum_weight / self.total_weight
                 factor = n_keys * share / (1.0 + staleness) ** self.staleness_power
                 self.W += factor * result.delta
-                if self.l1 > 0:
-                    self.W = prox_l1(self.W, self.problem.n_features, factor * result.eta_sum * self.l1)
                 self.version += 1
                 applied += 1
                 eta = result.eta_sum / max(result.n_steps, 1)
@@ -256,8 +271,11 @@ class ParameterServer:
         }
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """The server's array state (the staleness of every applied change), for a checkpoint."""
-        return {"all_staleness": np.asarray(self.all_staleness, dtype=np.int64)}
+        """The server's array state (staleness of every applied change, anchor of the last call sent)."""
+        arrays = {"all_staleness": np.asarray(self.all_staleness, dtype=np.int64)}
+        if self.sent_anchor is not None:
+            arrays["sent_anchor_W"], arrays["sent_anchor_grad"] = self.sent_anchor
+        return arrays
 
     def restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Continue from :meth:`state` and :meth:`state_arrays` of a checkpoint (before :meth:`start`)."""
@@ -265,6 +283,8 @@ class ParameterServer:
         self.next_step = {tuple(int(i) for i in key): int(step) for key, step in state["next_step"]}
         self.n_dropped_total = int(state["n_dropped_total"])
         self.all_staleness = [int(s) for s in arrays.get("all_staleness", np.zeros(0, dtype=np.int64))]
+        if "sent_anchor_W" in arrays:
+            self._resumed_anchor = Anchor(arrays["sent_anchor_W"], arrays["sent_anchor_grad"])
 
     def summary(self) -> str:
         """Staleness of the applied changes over the whole run, for the result message."""

@@ -1,9 +1,17 @@
 """What the stochastic solvers (``sgd`` and ``async-sgd``) share.
 
 Their options (:class:`StochasticOptions`), the learning-rate schedule, the mini-batch cursor that remembers
-each worker's position in its endless sequence of epochs, the elastic-net proximal step, the estimate of a safe
-first step size, and the bookkeeping of the evaluated objectives (best point, stopping counter, the
-``"adaptive"`` decrease of the rate).
+each worker's position in its endless sequence of epochs, the (variance-reduced) elastic-net proximal step, the
+estimate of a safe first step size. The evaluations and the stopping rule are in
+:mod:`daskml_lab.solvers._stochastic_progress`.
+
+Variance reduction (SVRG, Johnson and Zhang, 2013; its proximal form, Xiao and Zhang, 2014): each evaluation
+of the full objective at a point ``W~`` also gives its per-sample data gradient ``g~``; until the next one,
+every mini-batch step uses ``grad_B(W) - grad_B(W~) + g~`` instead of ``grad_B(W)``. This direction is
+unbiased, its variance vanishes as ``W`` and ``W~`` approach the optimum, and ``g~`` is the *global* gradient,
+which also corrects the drift of a worker whose rows differ from the others' (rows sorted by class). So a
+constant step converges to the exact optimum, linearly on strongly convex problems, and the solvers can stop
+on the optimality criterion of lbfgs instead of a plateau of the objective.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import dataclasses
 import itertools
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -26,22 +34,19 @@ from daskml_lab.solvers._options import (
     check_positive,
     option_error,
 )
-from daskml_lab.solvers._regularizers import l1_norm, l1_optimality
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "NoChange",
-    "Progress",
+    "Anchor",
     "Schedule",
     "StochasticOptions",
-    "diverged_error",
     "estimate_eta0",
-    "evaluate",
     "n_local_batches",
     "next_batches",
     "proximal_step",
     "resolve_batch_size",
+    "stochastic_step",
 ]
 
 #: Upper bound of the second derivative of each loss with respect to the score (hinge: a step-size heuristic).
@@ -54,6 +59,7 @@ _LOSS_CURVATURE = {
     "hinge": 1.0,
 }
 _SCHEDULES = ("adaptive", "constant", "invscaling", "optimal")
+_VARIANCE_REDUCTION = ("auto", "svrg", "none")
 #: Key of the mini-batch cursor in each worker's ``state``.
 _CURSOR_KEY = "daskml-sgd-cursor"
 #: Random stream of the power iteration in the step-size estimate (distinct from the mini-batch streams).
@@ -81,6 +87,7 @@ class StochasticOptions(SolverOptions):
     batch_size: int | str = "auto"
     local_steps: int | None = None
     n_iter_no_change: int = 5
+    variance_reduction: str = "auto"
 
     #: Whether ``local_steps=None`` (one pass over a worker's rows per call) is allowed.
     _local_steps_optional = True
@@ -101,6 +108,18 @@ class StochasticOptions(SolverOptions):
             check_int(solver, "batch_size", self.batch_size)
         check_int(solver, "local_steps", self.local_steps, allow_none=self._local_steps_optional)
         check_int(solver, "n_iter_no_change", self.n_iter_no_change)
+        if self.variance_reduction not in _VARIANCE_REDUCTION:
+            raise option_error(
+                solver,
+                f"variance_reduction must be one of {list(_VARIANCE_REDUCTION)}, got "
+                f"{self.variance_reduction!r}.",
+            )
+
+    def uses_svrg(self, problem: Any) -> bool:
+        """Whether the steps are variance-reduced: ``"svrg"``, or ``"auto"`` with a differentiable loss."""
+        if self.variance_reduction == "auto":
+            return bool(problem.loss_info.smooth)
+        return self.variance_reduction == "svrg"
 
     def check_problem(self, problem: Any) -> None:
         """Refuse ``learning_rate="optimal"`` without an l2 penalty (its rate is ``1 / (l2 t)``)."""
@@ -220,6 +239,43 @@ def proximal_step(W: np.ndarray, grad: np.ndarray, eta: float, l2: float, l1: fl
         coef /= 1.0 + eta * l2
 
 
+class Anchor(NamedTuple):
+    """The point of the last evaluation and its per-sample data gradient: the SVRG control variate."""
+
+    #: Parameters ``W~`` of shape (n_params, n_outputs).
+    W: np.ndarray
+    #: Gradient of the data term of the per-sample objective at ``W~`` (no penalty), same shape.
+    grad: np.ndarray
+
+
+def stochastic_step(
+    local: Any,
+    batch: Any,
+    W: np.ndarray,
+    anchor: Anchor | None,
+    eta: float,
+    l2: float,
+    l1: float,
+    n_features: int,
+    mean_weight: float,
+) -> None:
+    """In place: one proximal mini-batch step on ``W``, variance-reduced when ``anchor`` is given.
+
+    The direction estimates the gradient of the data term of the per-sample objective: the mini-batch gradient
+    divided by the batch's expected weight (``rows * mean_weight``), or with an anchor
+    ``(grad_B(W) - grad_B(W~)) / (rows * mean_weight) + g~`` (SVRG). The penalties are applied by
+    :func:`proximal_step`.
+    """
+    _, grad = local.loss_grad_batch(batch, W)
+    if anchor is not None:
+        _, at_anchor = local.loss_grad_batch(batch, anchor.W)
+        grad -= at_anchor
+    grad /= batch.X.shape[0] * mean_weight
+    if anchor is not None:
+        grad += anchor.grad
+    proximal_step(W, grad, eta, l2, l1, n_features)
+
+
 class StepSizeStats(NamedTuple):
     """One worker's contribution to the step-size estimate."""
 
@@ -312,161 +368,3 @@ def resolve_batch_size(batch_size: int | str, n_samples: int) -> int:
     if isinstance(batch_size, str) and batch_size == "auto":
         return int(min(128, max(8, n_samples // 64)))
     return int(batch_size)
-
-
-def evaluate(problem: Any, W: np.ndarray, scale: float) -> tuple[float, float]:
-    """Per-sample objective ``F / scale`` at ``W`` and its optimality measure (one engine call).
-
-    The measure is the sup-norm of the smallest subgradient (of the gradient without l1); for the
-    non-differentiable hinge it uses the kernel's subgradient and does not vanish at the optimum.
-    """
-    value, grad = problem.loss_grad(W)
-    objective = (value + problem.l1 * l1_norm(W, problem.n_features)) / scale
-    optimality = l1_optimality(W, grad / scale, problem.n_features, problem.l1 / scale)
-    return float(objective), float(optimality.max()) if optimality.size else 0.0
-
-
-class NoChange:
-    """Counts consecutive evaluations improving on the best objective so far by less than ``tol`` (relative).
-
-    Examples
-    --------
-    >>> counter = NoChange(tol=0.01, patience=2)
-    >>> [round(counter.update(value), 3) for value in (1.0, 0.5, 0.499, 0.6)], counter.done
-    ([inf, 0.5, 0.002, -0.202], True)
-    """
-
-    def __init__(self, tol: float, patience: int) -> None:
-        self.tol, self.patience = tol, patience
-        self.best = math.inf
-        self.count = 0
-
-    def update(self, objective: float) -> float:
-        """Record an objective; return its relative improvement on the best so far (inf the first time)."""
-        change = math.inf
-        if math.isfinite(self.best):
-            change = (self.best - objective) / max(abs(self.best), 1e-300)
-        self.count = self.count + 1 if change < self.tol else 0
-        self.best = min(self.best, objective)
-        return change
-
-    @property
-    def done(self) -> bool:
-        """Whether the last ``patience`` evaluations all improved by less than ``tol``."""
-        return self.count >= self.patience
-
-
-def diverged_error(eta0: float, *, solver: str) -> ValueError:
-    """The error raised when the iterates stop being finite."""
-    msg = (
-        f"{solver} diverged: the objective became infinite or NaN with eta0={eta0:.3g}. Pass a smaller eta0 "
-        "(e.g. a tenth of it) in solver_options, scale the features (e.g. StandardScaler), or use "
-        "learning_rate='invscaling' with a larger decay."
-    )
-    return ValueError(msg)
-
-
-class Progress:
-    """The evaluated objectives of a stochastic run: best point, stopping counter and the learning rate.
-
-    With ``learning_rate="adaptive"``, an evaluation worse than the best so far (or not finite) multiplies the
-    rate by ``shrink`` and sends the solver back to the best point; with the other schedules a non-finite
-    evaluation is an error.
-
-    Parameters
-    ----------
-    solver : str
-        Solver name, for the divergence error.
-    options : StochasticOptions
-    tol : float
-        Relative improvement below which an evaluation counts towards ``n_iter_no_change``.
-    first_eta : float
-        The first learning rate (of the whole run, also after a resume).
-    schedule : Schedule
-        The current schedule.
-    best_W : ndarray
-        The best point so far (the starting point before any evaluation).
-    """
-
-    def __init__(
-        self,
-        solver: str,
-        options: StochasticOptions,
-        tol: float,
-        first_eta: float,
-        schedule: Schedule,
-        best_W: np.ndarray,
-    ) -> None:
-        self.solver, self.options = solver, options
-        self.first_eta, self.schedule = first_eta, schedule
-        self.best_W, self.best_objective = best_W, math.inf
-        self.no_change = NoChange(tol, options.n_iter_no_change)
-
-    @property
-    def done(self) -> bool:
-        """Whether the stopping counter reached ``n_iter_no_change``."""
-        return self.no_change.done
-
-    def observe(
-        self, objective: float, W: np.ndarray, fallback: Callable[[], np.ndarray] | None = None
-    ) -> tuple[float, np.ndarray | None]:
-        """Record the objective evaluated at ``W``.
-
-        Returns
-        -------
-        change : float
-            Relative improvement on the best objective so far (NaN when not finite).
-        restart : ndarray or None
-            The point to continue from (the best one, or ``fallback()`` when no evaluation was finite yet and
-            a fallback is given), or None to continue from ``W``.
-        """
-        adaptive = self.options.learning_rate == "adaptive"
-        if not math.isfinite(objective) or not np.all(np.isfinite(W)):
-            if not adaptive or self.schedule.eta0 < 1e-8 * self.first_eta:
-                raise diverged_error(self.first_eta, solver=self.solver)
-            self.schedule = self.schedule.shrunk(self.options.shrink)
-            if fallback is not None and not math.isfinite(self.best_objective):
-                return math.nan, fallback()
-            return math.nan, self.best_W
-        change = self.no_change.update(objective)
-        if objective < self.best_objective:
-            self.best_W, self.best_objective = np.array(W, dtype=np.float64, copy=True), objective
-        elif adaptive:
-            # worse than the best point: restart from it with a smaller rate
-            self.schedule = self.schedule.shrunk(self.options.shrink)
-            return change, self.best_W
-        return change, None
-
-    def state(self) -> dict[str, float]:
-        """The scalar state, for a checkpoint."""
-        return {
-            "first_eta": self.first_eta,
-            "eta0": self.schedule.eta0,
-            "best_objective": self.best_objective,
-            "no_change_best": self.no_change.best,
-            "no_change_count": self.no_change.count,
-        }
-
-    @classmethod
-    def resumed(
-        cls,
-        solver: str,
-        options: StochasticOptions,
-        tol: float,
-        l2: float,
-        state: dict[str, Any],
-        best_W: np.ndarray,
-    ) -> Progress:
-        """The progress saved by :meth:`state` (with the best point ``best_W``)."""
-        progress = cls(
-            solver,
-            options,
-            tol,
-            float(state["first_eta"]),
-            options.schedule(float(state["eta0"]), l2),
-            best_W,
-        )
-        progress.best_objective = float(state["best_objective"])
-        progress.no_change.best = float(state["no_change_best"])
-        progress.no_change.count = int(state["no_change_count"])
-        return progress

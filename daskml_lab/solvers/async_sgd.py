@@ -24,13 +24,8 @@ from daskml_lab.solvers._options import check_int, check_non_negative, check_pos
 from daskml_lab.solvers._parameter_server import AsyncUpdate, ParameterServer
 from daskml_lab.solvers._result import SolverResult
 from daskml_lab.solvers._scaffold import Outcome, SolverRun, Status, run_solver
-from daskml_lab.solvers._stochastic import (
-    Progress,
-    StochasticOptions,
-    estimate_eta0,
-    evaluate,
-    resolve_batch_size,
-)
+from daskml_lab.solvers._stochastic import StochasticOptions, estimate_eta0, resolve_batch_size
+from daskml_lab.solvers._stochastic_progress import Progress, evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -87,21 +82,25 @@ def async_sgd(
     staleness_power: float = 1.0,
     updates_per_iter: int | None = None,
     n_iter_no_change: int = 5,
+    variance_reduction: str = "auto",
     poll_s: float = 1e-3,
     checkpoint: SolverCheckpoint | None = None,
 ) -> SolverResult:
     """Minimise a :class:`~daskml_lab.solvers.BlockedProblem` with asynchronous SGD (a parameter server).
 
     The client holds the parameters and a version number; each worker has one call in flight at all times.
-    A call pulls the parameters, takes ``local_steps`` mini-batch gradient steps on the worker's own rows and
-    returns the change. As each change arrives, the client applies it with the factor
-    ``n_workers * share / (1 + staleness) ** staleness_power`` (``share``: the worker's fraction of the sample
-    weight; ``staleness``: updates applied since the worker pulled), followed by the l1 proximal step, drops
-    changes with staleness above ``max_staleness``, and sends the new parameters to that worker alone. Workers
-    never wait for each other, so a slow worker does not hold the others back.
+    A call pulls the parameters, takes ``local_steps`` proximal mini-batch steps on the worker's own rows
+    (variance-reduced for differentiable losses, as in :func:`~daskml_lab.solvers.sgd.sgd`: the anchor, the
+    last evaluated point and its gradient, travels with the parameters) and returns the change. As each change
+    arrives, the client applies it with the factor ``n_workers * share / (1 + staleness) ** staleness_power``
+    (``share``: the worker's fraction of the sample weight; ``staleness``: updates applied since the worker
+    pulled), drops changes with staleness above ``max_staleness``, and sends the new parameters to that worker
+    alone. Workers never wait for each other, so a slow worker does not hold the others back. With an anchor
+    at the optimum a worker's steps leave the optimum unchanged, so the damped changes converge to it.
 
     One iteration is ``updates_per_iter`` received changes (by default about one pass over the data), after
-    which the client evaluates the objective (one synchronous round trip) and records it.
+    which the client evaluates the objective (one synchronous round trip), records it and makes the evaluated
+    point the new anchor. The starting point is evaluated too (not recorded).
 
     Parameters
     ----------
@@ -110,9 +109,9 @@ def async_sgd(
     w0 : ndarray of shape (n_params, n_outputs) or None, default=None
         Starting parameters; zeros when None.
     tol : float, default=1e-4
-        Stop when the objective improves on its best value by less than ``tol`` (relative) in
-        ``n_iter_no_change`` consecutive iterations, or when the optimality measure (as for lbfgs) is at most
-        ``tol``.
+        The stopping criterion of :func:`~daskml_lab.solvers.sgd.sgd`, tested after every iteration: the
+        optimality measure of the evaluated point (that of lbfgs) is at most ``tol``; for the hinge loss also
+        the plateau of ``n_iter_no_change`` evaluations. Otherwise a ``ConvergenceWarning`` at ``max_iter``.
     max_iter : int, default=100
         Largest number of iterations (evaluation periods).
     random_state : int, numpy.random.Generator or None, default=None
@@ -143,27 +142,30 @@ def async_sgd(
     updates_per_iter : int or None, default=None
         Received changes per iteration; None means ``ceil(n_samples / (batch_size * local_steps))``.
     n_iter_no_change : int, default=5
-        Iterations without improvement needed to stop.
+        For the hinge loss only: iterations without relative improvement above ``tol`` needed to stop.
+    variance_reduction : {"auto", "svrg", "none"}, default="auto"
+        As for :func:`~daskml_lab.solvers.sgd.sgd`: variance-reduced steps for differentiable losses.
     poll_s : float, default=1e-3
         Longest sleep between two polls of the workers' calls.
     checkpoint : SolverCheckpoint or None, default=None
         Save the server's parameters and version, each worker's position in its mini-batch sequence, the
-        best parameters so far, the schedule, the stopping counters, the random streams' root entropy and the
-        history every ``checkpoint.every`` iterations. A run given a checkpoint of the same problem resumes
-        from it; the changes in flight when the run stopped are lost, and the order of the workers' answers is
-        not reproducible anyway, so the resumed run converges like an uninterrupted one rather than
-        repeating it (see :doc:`/checkpoints`).
+        anchors (also that of the calls in flight), the best parameters so far, the schedule, the stopping
+        counters, the random streams' root entropy and the history every ``checkpoint.every`` iterations. A
+        run given a checkpoint of the same problem resumes from it; the changes in flight when the run stopped
+        are lost, and the order of the workers' answers is not reproducible anyway, so the resumed run
+        converges like an uninterrupted one rather than repeating it (see :doc:`/checkpoints`).
 
     Returns
     -------
     SolverResult
-        One history record per iteration: ``objective``, ``grad_norm``, ``step_size`` (current learning
-        rate), ``time_s``, ``n_evals``, and the staleness observed in the iteration: ``staleness`` (the
-        largest staleness of an applied change, at most ``max_staleness``), ``staleness_mean`` (over the
-        applied changes), ``staleness_counts`` (``counts[s]`` = changes received with staleness ``s``,
-        dropped ones included), ``n_updates`` (applied), ``n_dropped``, ``version`` (the parameters'
-        version; the ``"adaptive"`` restarts from the best parameters also create a version). The message
-        ends with the staleness summary of the whole run.
+        ``W`` is the evaluated point that met the optimality criterion, or else the evaluated parameters with
+        the lowest objective. One history record per iteration: ``objective``, ``grad_norm``, ``step_size``
+        (current learning rate), ``time_s``, ``n_evals``, and the staleness observed in the iteration:
+        ``staleness`` (the largest staleness of an applied change, at most ``max_staleness``),
+        ``staleness_mean`` (over the applied changes), ``staleness_counts`` (``counts[s]`` = changes received
+        with staleness ``s``, dropped ones included), ``n_updates`` (applied), ``n_dropped``, ``version`` (the
+        parameters' version; the ``"adaptive"`` restarts from the best parameters also create a version). The
+        message ends with the staleness summary of the whole run.
 
     Raises
     ------
@@ -187,9 +189,10 @@ def async_sgd(
 
     References
     ----------
-    B. Recht, C. Re, S. Wright and F. Niu, "Hogwild!: a lock-free approach to parallelizing stochastic
-    gradient descent", NeurIPS 2011. W. Zhang, S. Gupta, X. Lian and J. Liu, "Staleness-aware async-SGD for
-    distributed deep learning", IJCAI 2016.
+    R. Johnson and T. Zhang, "Accelerating stochastic gradient descent using predictive variance reduction",
+    NeurIPS 2013. B. Recht, C. Re, S. Wright and F. Niu, "Hogwild!: a lock-free approach to parallelizing
+    stochastic gradient descent", NeurIPS 2011. W. Zhang, S. Gupta, X. Lian and J. Liu, "Staleness-aware
+    async-SGD for distributed deep learning", IJCAI 2016.
     """
     options = AsyncSGDOptions(
         learning_rate=learning_rate,
@@ -200,6 +203,7 @@ def async_sgd(
         batch_size=batch_size,
         local_steps=local_steps,
         n_iter_no_change=n_iter_no_change,
+        variance_reduction=variance_reduction,
         max_staleness=max_staleness,
         staleness_power=staleness_power,
         updates_per_iter=updates_per_iter,
@@ -216,7 +220,7 @@ def async_sgd(
         random_state=random_state,
         callback=callback,
         checkpoint=checkpoint,
-        advice="Increase max_iter, or loosen tol.",
+        advice="Increase max_iter, loosen tol, or scale the features (e.g. StandardScaler).",
     )
 
 
@@ -226,6 +230,7 @@ def _run_async_sgd(run: SolverRun) -> Outcome:
     problem, tol, max_iter, saved = run.problem, run.tol, run.max_iter, run.saved
     scale = problem.objective_scale
     l2, l1 = problem.l2 / scale, problem.l1 / scale
+    svrg, smooth = options.uses_svrg(problem), bool(problem.loss_info.smooth)
     entropy = root_entropy(run.random_state) if saved is None else int(saved.state["entropy"])
     batch_size = resolve_batch_size(options.batch_size, problem.n_samples)
     server = ParameterServer(
@@ -247,56 +252,58 @@ def _run_async_sgd(run: SolverRun) -> Outcome:
     if saved is None:
         eta0 = options.eta0
         first_eta = estimate_eta0(problem, batch_size, l2, entropy) if eta0 == "auto" else float(eta0)
-        progress = Progress("async-sgd", options, tol, first_eta, options.schedule(first_eta, l2), server.W)
-    else:  # resume: parameters, version, each worker's mini-batch position, schedule and counters
-        best_W = saved.arrays.get("best_W", server.W.copy())
-        progress = Progress.resumed("async-sgd", options, tol, l2, saved.state, best_W)
+        schedule = options.schedule(first_eta, l2)
+        progress = Progress("async-sgd", options, tol, first_eta, schedule, server.W, smooth=smooth)
+        # the starting point is evaluated (not recorded as an iteration): it anchors the first period, and a
+        # first period that makes the objective worse is caught by the "adaptive" rule
+        progress.observe(evaluate(problem, server.W, scale), fallback=run.initial_params)
+    else:  # resume: parameters, version, anchors, each worker's mini-batch position, schedule and counters
+        progress = Progress.resumed("async-sgd", options, tol, l2, saved.state, saved.arrays, smooth=smooth)
         server.restore(saved.state, saved.arrays)
     n_iter = run.start_iteration
     adaptive = options.learning_rate == "adaptive"
+    result_W = None
     try:
+        server.anchor = progress.anchor if svrg else None
         server.start(progress.schedule)
         while n_iter < max_iter:
             stats = server.run(period, progress.schedule)
             n_iter += 1
-            objective, optimality = evaluate(problem, server.W, scale)
-            change, restart = progress.observe(objective, server.W, fallback=run.initial_params)
+            evaluation = evaluate(problem, server.W, scale)
+            change, restart = progress.observe(evaluation, fallback=run.initial_params)
             if restart is not None:
                 server.reset(restart)
+            server.anchor = progress.anchor if svrg else None
             eta = stats.pop("eta")
             stop = run.record(
-                objective_scaled=objective,
-                grad_norm=optimality,
+                objective_scaled=evaluation.objective,
+                grad_norm=evaluation.optimality,
                 step_size=progress.schedule.eta0 if adaptive else eta,
                 n_evals=problem.n_evaluations,
-                x=server.W,
+                x=evaluation.anchor.W,
                 relative_change=change,
                 **stats,
             )
-            if optimality <= tol:
-                status, message = Status.CONVERGED, f"optimality {optimality:.3g} <= tol={tol:g}"
-                break
-            if progress.done:
-                status = Status.CONVERGED
-                message = (
-                    f"the objective decreased by less than tol={tol:g} (relative) in "
-                    f"{options.n_iter_no_change} consecutive iterations"
-                )
+            stopping = progress.stopping(evaluation)
+            if stopping is not None:
+                status, message, result_W = Status.CONVERGED, stopping.message, stopping.W
                 break
             if stop:
                 status, message = Status.STOPPED, "stopped by the callback"
                 break
             run.save(
                 n_iter,
-                {"W": server.W, "best_W": progress.best_W, **server.state_arrays()},
+                {"W": server.W, **progress.arrays(), **server.state_arrays()},
                 entropy=entropy,
                 **progress.state(),
                 **server.state(),
             )
         else:
-            status, message = Status.MAX_ITER, f"reached max_iter={max_iter} iterations"
+            status = Status.MAX_ITER
+            message = f"reached max_iter={max_iter} iterations (tol={tol:g})"
     finally:
         server.drain()
-    W = progress.best_W if math.isfinite(progress.best_objective) else server.W
+    if result_W is None:
+        result_W = progress.best_W if math.isfinite(progress.best_objective) else server.W
     logger.debug("async-sgd: %d iterations, eta0=%.3g", n_iter, progress.first_eta)
-    return Outcome(W, n_iter, status, f"{message}; {server.summary()}")
+    return Outcome(result_W, n_iter, status, f"{message}; {server.summary()}")
