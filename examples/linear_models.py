@@ -4,7 +4,8 @@ Run it with ``python examples/linear_models.py`` (a local cluster of two worker 
 ``python examples/linear_models.py --scheduler tcp://HOST:8786`` to use a running ``dask scheduler``. It fits
 
 - each model on a synthetic dataset made lazily in row blocks by :mod:`daskml_lab.data`;
-- LogisticRegression on the MAGIC gamma telescope data and Ridge on the California housing data from
+- LogisticRegression on the MAGIC gamma telescope data (also given as a dask DataFrame and a dask Series, and
+  fitted by Newton-CG), Ridge on the California housing data and a GammaRegressor of the diamond prices from
   ``../shared/data`` (skipped, with a message, when the files are absent);
 
 and prints, for each, our coefficients next to scikit-learn's fitted on the same (computed) data.
@@ -18,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import dask.array as da
+import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 from sklearn import linear_model as sk
@@ -152,6 +154,18 @@ def real_models() -> None:
             da.from_array(X, chunks=(ROWS_PER_BLOCK, -1)),
             da.from_array(y, chunks=ROWS_PER_BLOCK),
         )
+        compare(
+            "LogisticRegression(solver='newton-cg') on MAGIC",
+            ours.LogisticRegression(solver="newton-cg", tol=1e-8),
+            sk.LogisticRegression(solver="newton-cg", tol=1e-10, max_iter=1000),
+            da.from_array(X, chunks=(ROWS_PER_BLOCK, -1)),
+            da.from_array(y, chunks=ROWS_PER_BLOCK),
+        )
+        # What dask users pass: a dask DataFrame and one of its columns (partition lengths found in one pass).
+        scaled = dd.from_pandas(pd.DataFrame(X, columns=frame.columns).assign(target=y), npartitions=4)
+        features, target = scaled[list(frame.columns)], scaled["target"]
+        model = ours.LogisticRegression(tol=1e-8).fit(features, target)
+        print(f"  from a dask DataFrame and Series: accuracy {model.score(features, target):.4f}")
     else:
         print(f"\nskipped MAGIC gamma telescope: {magic} not found")
     housing = SHARED_DATA / "california_housing" / "537_houses_pmlb.tsv.gz"
@@ -168,6 +182,24 @@ def real_models() -> None:
         )
     else:
         print(f"\nskipped California housing: {housing} not found")
+    diamonds = SHARED_DATA / "diamonds" / "diamonds.csv.gz"
+    if diamonds.exists():
+        frame = pd.read_csv(diamonds)
+        numeric = frame[["carat", "depth", "table", "x", "y", "z"]].to_numpy(dtype=np.float64)
+        codes = [
+            frame[c].astype("category").cat.codes.to_numpy(np.float64) for c in ("cut", "color", "clarity")
+        ]
+        X = StandardScaler().fit_transform(np.column_stack([numeric, *codes]))
+        price = frame["price"].to_numpy(dtype=np.float64)
+        compare(
+            "GammaRegressor on diamond prices, log link (53,940 x 9)",
+            ours.GammaRegressor(alpha=1e-3, tol=1e-8, max_iter=1000),
+            sk.GammaRegressor(alpha=1e-3, tol=1e-8, max_iter=1000),
+            da.from_array(X, chunks=(10_000, -1)),
+            da.from_array(price, chunks=10_000),
+        )
+    else:
+        print(f"\nskipped diamonds: {diamonds} not found")
 
 
 def main() -> None:
