@@ -168,6 +168,46 @@ def test_magic_fit_predict_evaluate(shared_data, external_scheduler, tmp_path):
 
 
 @pytest.mark.cluster
+def test_gamma_regression_of_diamond_prices(shared_data, external_scheduler, tmp_path):
+    """A GLM family from the command line: an integer target, a regression-only model, scikit-learn's optimum."""
+    data = shared_file(shared_data, "diamonds", "diamonds.csv.gz")
+    features = ["carat", "depth", "table", "x", "y", "z"]
+    model_path = tmp_path / "gamma.daskml"
+    params = ("--param", "alpha=0.001", "--param", "tol=1e-8", "--param", "max_iter=1000")
+    out = _ok(
+        _run(
+            "fit",
+            str(data),
+            "-t",
+            "price",
+            "-m",
+            "gamma",
+            "--features",
+            ",".join(features),
+            *params,
+            "--solver",
+            "newton-cholesky",
+            "--scheduler",
+            external_scheduler,
+            "-o",
+            str(model_path),
+        )
+    )
+    assert "gamma (GammaRegressor)" in out
+    table = pd.read_csv(data)
+    X, y = table[features].to_numpy(np.float64), table["price"].to_numpy(np.float64)
+    from sklearn.linear_model import GammaRegressor as SkGammaRegressor
+
+    reference = SkGammaRegressor(alpha=0.001, tol=1e-8, max_iter=1000, solver="newton-cholesky").fit(X, y)
+    model = load(model_path)
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-5, atol=1e-8)
+    result = json.loads(
+        _ok(_run("evaluate", str(model_path), str(data), "--json", "--scheduler", external_scheduler))
+    )
+    assert result["metrics"]["r2"] == pytest.approx(r2_score(y, reference.predict(X)), rel=1e-6)
+
+
+@pytest.mark.cluster
 def test_forest_union_on_parquet_with_text_labels_to_zarr(files, external_scheduler, tmp_path):
     model_path, predictions = tmp_path / "forest.daskml", tmp_path / "out.zarr"
     out = _ok(

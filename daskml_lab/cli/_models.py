@@ -81,6 +81,9 @@ MODELS: dict[str, ModelSpec] = {
         _linear("lasso", None, f"{_LM}:Lasso"),
         _linear("elastic-net", None, f"{_LM}:ElasticNet"),
         _linear("huber", None, f"{_LM}:HuberRegressor"),
+        _linear("poisson", None, f"{_LM}:PoissonRegressor"),
+        _linear("gamma", None, f"{_LM}:GammaRegressor"),
+        _linear("tweedie", None, f"{_LM}:TweedieRegressor"),
         ModelSpec("cascade-svc", "cascade", "daskml_lab.ensemble:CascadeSVC", None),
         _shard(
             "random-forest",
