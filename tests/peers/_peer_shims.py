@@ -27,9 +27,11 @@ import sys
 import types
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import sklearn.datasets
+from sklearn.metrics import mean_poisson_deviance
 from sklearn.model_selection import GridSearchCV
 
 from daskml_lab import ensemble, linear_model
@@ -117,17 +119,13 @@ def PoissonRegression(
     )
 
 
-class _PoissonWithDeviance(
-    linear_model.PoissonRegressor if hasattr(linear_model, "PoissonRegressor") else object
-):
+class _PoissonWithDeviance(linear_model.PoissonRegressor):
     """daskml_lab's PoissonRegressor plus the peers' ``get_deviance`` (scikit-learn has no such method)."""
 
     def get_deviance(self, X: Any, y: Any) -> float:
-        mu = np.asarray(self.predict(X).compute() if hasattr(self.predict(X), "compute") else self.predict(X))
-        y = np.asarray(y.compute() if hasattr(y, "compute") else y, dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            term = np.where(y > 0, y * np.log(y / mu), 0.0)
-        return float(2 * np.sum(term - (y - mu)))
+        """The total Poisson deviance of the predictions (scikit-learn's mean deviance times the rows)."""
+        mu, y = dask.compute(self.predict(X), y)
+        return float(mean_poisson_deviance(np.asarray(y, dtype=float), np.asarray(mu)) * len(mu))
 
 
 def BlockwiseVotingClassifier(estimator: Any, voting: str = "hard", classes: Any = None) -> Any:
