@@ -1,0 +1,230 @@
+"""Blocked imputation of missing values: :class:`SimpleImputer`."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any, ClassVar
+
+import dask.array as da
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from daskml_lab.base import Interval, Options
+from daskml_lab.preprocessing._base import BlockedTransformer, row_blocks, tree_reduce
+from daskml_lab.preprocessing._statistics import (
+    _counts_agg,
+    _counts_chunk,
+    _counts_combine,
+    _moments_agg,
+    _moments_chunk,
+    _moments_combine,
+    _sketch_chunk,
+    _sketch_combine,
+    sketch_quantiles,
+)
+
+__all__ = ["SimpleImputer"]
+
+
+def _missing_to_nan_block(block: np.ndarray, missing_values: float) -> np.ndarray:
+    """Mark ``missing_values`` as NaN, so that every statistic and the transform see one kind of missing."""
+    return np.where(block == missing_values, np.nan, block).astype(block.dtype, copy=False)
+
+
+def _impute_block(block: np.ndarray, fill: np.ndarray, keep: np.ndarray, indicate: np.ndarray) -> np.ndarray:
+    missing = np.isnan(block)
+    filled = np.where(missing, fill, block)[:, keep]
+    if indicate.size:
+        filled = np.hstack([filled, missing[:, indicate]])
+    return filled.astype(block.dtype, copy=False)
+
+
+class SimpleImputer(BlockedTransformer):
+    """Replace missing values with a per-column statistic, on row blocks.
+
+    scikit-learn's :class:`sklearn.impute.SimpleImputer` for numeric dask arrays and DataFrames: the statistic
+    of every column comes from one blocked pass; the transform is lazy.
+
+    Parameters
+    ----------
+    missing_values : float, default=np.nan
+        The placeholder for missing values; every occurrence is imputed.
+    strategy : {"mean", "median", "most_frequent", "constant"}, default="mean"
+        ``"median"`` uses the quantile sketch of :class:`RobustScaler` (exact up to ``sketch_size`` values per
+        column and block, otherwise within the rank error documented there).
+    fill_value : float, default=None
+        The value used with ``strategy="constant"``; ``None`` means 0.
+    copy : bool, default=True
+        Kept for compatibility with scikit-learn; the result is always a new array.
+    add_indicator : bool, default=False
+        Whether to append one indicator column per feature that had missing values in ``fit``.
+    keep_empty_features : bool, default=False
+        Whether to keep features that were missing throughout ``fit`` (imputed with 0, or ``fill_value`` for
+        ``"constant"``) instead of dropping them from the output.
+    sketch_size : int, default=2000
+        Points of each column's quantile sketch (``strategy="median"`` only).
+
+    Attributes
+    ----------
+    statistics_ : ndarray of shape (n_features,)
+        The imputation value of each feature (NaN for dropped empty features).
+    indicator_features_ : ndarray of int
+        Indices of the features that get a missing-value indicator column (``add_indicator=True``).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names seen in ``fit``, when they are all strings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskml_lab.preprocessing import SimpleImputer
+    >>> SimpleImputer(strategy="mean").fit_transform(np.array([[1.0], [np.nan], [3.0]])).ravel()
+    array([1., 2., 3.])
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "missing_values": [numbers.Real, None],
+        "strategy": [Options({"mean", "median", "most_frequent", "constant"})],
+        "fill_value": [numbers.Real, None],
+        "copy": ["boolean"],
+        "add_indicator": ["boolean"],
+        "keep_empty_features": ["boolean"],
+        "sketch_size": [Interval(numbers.Integral, 16, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        missing_values: float = np.nan,
+        strategy: str = "mean",
+        fill_value: float | None = None,
+        copy: bool = True,
+        add_indicator: bool = False,
+        keep_empty_features: bool = False,
+        sketch_size: int = 2000,
+    ) -> None:
+        self.missing_values = missing_values
+        self.strategy = strategy
+        self.fill_value = fill_value
+        self.copy = copy
+        self.add_indicator = add_indicator
+        self.keep_empty_features = keep_empty_features
+        self.sketch_size = sketch_size
+
+    def _marked(self, X: Any, *, fitting: bool) -> tuple[da.Array, Any]:
+        array, origin = self._numeric_input(X, fitting=fitting)
+        if self.missing_values is not None and not np.isnan(self.missing_values):
+            array = array.map_blocks(
+                _missing_to_nan_block, self.missing_values, dtype=array.dtype, token="daskml-mark-missing"
+            )
+        return array, origin
+
+    def _fit_plan(self, X: Any) -> dict[str, Any]:
+        array, _ = self._marked(X, fitting=True)
+        blocks = row_blocks(array)
+        # the moments give the missing counts that every strategy needs (empty features, indicators)
+        plan = {
+            "moments": tree_reduce(
+                blocks, _moments_chunk, _moments_combine, _moments_agg, name="imputer-moments"
+            )
+        }
+        if self.strategy == "median":
+            plan["sketch"] = tree_reduce(
+                blocks,
+                _sketch_chunk,
+                _sketch_combine,
+                _identity,
+                name="imputer-sketch",
+                sketch_size=int(self.sketch_size),
+            )
+        elif self.strategy == "most_frequent":
+            plan["counts"] = tree_reduce(
+                blocks, _counts_chunk, _counts_combine, _counts_agg, name="imputer-counts"
+            )
+        return plan
+
+    def _fit_finish(self, X: Any, statistics: dict[str, Any]) -> SimpleImputer:
+        moments = statistics["moments"]
+        count, n_rows = moments["count"], moments["n_rows"]
+        if self.strategy == "mean":
+            values = moments["mean"]
+        elif self.strategy == "median":
+            values = sketch_quantiles(statistics["sketch"], np.array([0.5]))[0][0]
+        elif self.strategy == "most_frequent":
+            values = np.array(
+                [
+                    float(categories[np.argmax(frequencies)]) if len(categories) else np.nan
+                    for categories, frequencies, _ in statistics["counts"]["columns"]
+                ]
+            )
+        else:
+            values = np.full(self.n_features_in_, 0.0 if self.fill_value is None else float(self.fill_value))
+        empty = count == 0
+        keep = np.ones(self.n_features_in_, dtype=bool)
+        if self.strategy != "constant" and np.any(empty):
+            if self.keep_empty_features:
+                values = np.where(empty, 0.0, values)
+            else:
+                keep = ~empty
+                warnings.warn(
+                    f"Skipping features without any observed values: {np.flatnonzero(empty).tolist()}. At "
+                    f"least one non-missing value is needed for imputation with strategy='{self.strategy}'.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        self.statistics_ = np.asarray(values, dtype=np.float64)
+        self._kept_features = np.flatnonzero(keep)
+        self.indicator_features_ = (
+            np.flatnonzero(count < n_rows) if self.add_indicator else np.array([], dtype=np.int64)
+        )
+        return self
+
+    def transform(self, X: Any) -> Any:
+        """Impute the missing values of ``X`` block by block (and append the indicator columns).
+
+        Parameters
+        ----------
+        X : {array-like, dask array, DataFrame, dask DataFrame} of shape (n_samples, n_features)
+            The data.
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples, n_features_out)
+            Lazy (same row chunks) for dask input, numpy for in-memory input.
+        """
+        array, origin = self._marked(X, fitting=False)
+        fill = np.where(np.isnan(self.statistics_), 0.0, self.statistics_)
+        n_out = len(self._kept_features) + len(self.indicator_features_)
+        result = array.map_blocks(
+            _impute_block,
+            fill,
+            self._kept_features,
+            self.indicator_features_,
+            dtype=array.dtype,
+            chunks=(array.chunks[0], (n_out,)),
+            token="daskml-impute",
+        )
+        return self._wrap_output(result, origin)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the output columns: the kept features, then ``missingindicator_<name>`` per indicator.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Input names; ``feature_names_in_`` or ``x0, x1, ...`` when ``None``.
+
+        Returns
+        -------
+        ndarray of str objects
+        """
+        check_is_fitted(self)
+        names = self._input_names(input_features)
+        indicators = [f"missingindicator_{name}" for name in names[self.indicator_features_]]
+        return np.asarray(list(names[self._kept_features]) + indicators, dtype=object)
+
+
+def _identity(part: Any) -> Any:
+    return part
