@@ -27,6 +27,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from dask.base import tokenize
 from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -178,13 +179,19 @@ class BlockedTransformer(TransformerMixin, DaskMLEstimator):
         else:
             check_is_fitted(self)
             self._check_names(X)
+        if sp.issparse(X) or (isinstance(X, da.Array) and sp.issparse(X._meta)):
+            msg = (
+                f"{type(self).__name__} does not accept sparse input: sparse data is not supported by the "
+                "encoders. Pass a dense array or a DataFrame (e.g. X.toarray())."
+            )
+            raise TypeError(msg)
         if isinstance(X, list | tuple):
             X = np.asarray(X, dtype=object) if _mixed(X) else np.asarray(X)
         array, origin = to_dask_array(X, known_chunks=False)
         if array.ndim != 2:
             msg = (
                 f"Expected a 2-D array of shape (n_samples, n_features), got {array.ndim}-D input of shape "
-                f"{array.shape}. Reshape it with X.reshape(-1, 1) if it has a single feature."
+                f"{array.shape}. Reshape your data with X.reshape(-1, 1) if it has a single feature."
             )
             raise ValueError(msg)
         if not math.isnan(array.shape[0]) and array.shape[0] < 1:

@@ -124,7 +124,9 @@ class _BaseEncoder(BlockedTransformer):
     def _fit_plan(self, X: Any) -> dict[str, Any]:
         array, _, dtypes = self._table_input(X, fitting=True)
         self._check_encoder_params()
-        self._column_dtypes = dtypes
+        self._column_dtypes = [
+            np.dtype(d).str for d in dtypes
+        ]  # plain strings: saved models hold no dtype objects
         counts = tree_reduce(
             row_blocks(array), _counts_chunk, _counts_combine, _counts_agg, name="encoder-counts"
         )
@@ -142,7 +144,7 @@ class _BaseEncoder(BlockedTransformer):
         counted = statistics["counts"]
         self.categories_, self._category_counts = [], []
         for j, (values, frequencies, n_missing) in enumerate(counted["columns"]):
-            dtype = self._column_dtypes[j]
+            dtype = np.dtype(self._column_dtypes[j])
             if self.categories == "auto":
                 categories = values if dtype.kind == "O" else np.asarray(values.tolist(), dtype=dtype)
                 counts = frequencies
@@ -173,10 +175,13 @@ class _BaseEncoder(BlockedTransformer):
             self.categories_.append(categories)
             self._category_counts.append(counts)
         self._n_rows = counted["n_rows"]
-        self._lookups = [
+        self._fit_infrequent()
+
+    def _lookups(self) -> list[tuple[pd.Index, int]]:
+        """Per feature: an index of the known non-missing categories, and the position of the missing one."""
+        return [
             (pd.Index(_without_missing(c)), len(c) - 1 if _has_missing(c) else -1) for c in self.categories_
         ]
-        self._fit_infrequent()
 
     def _infrequent_enabled(self) -> bool:
         return self.min_frequency is not None or self.max_categories is not None
@@ -397,7 +402,7 @@ class OneHotEncoder(_BaseEncoder):
         )
         result = array.map_blocks(
             _one_hot_block,
-            self._lookups,
+            self._lookups(),
             self._positions,
             self._unknown_positions,
             self._n_out,
@@ -583,7 +588,7 @@ class OrdinalEncoder(_BaseEncoder):
         unknown = np.nan if self.unknown_value is None else self.unknown_value
         result = array.map_blocks(
             _ordinal_block,
-            self._lookups,
+            self._lookups(),
             self._values,
             self.handle_unknown == "error",
             unknown,
