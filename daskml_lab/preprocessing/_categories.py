@@ -23,9 +23,7 @@ __all__ = ["INFREQUENT_NAME", "codes_block", "has_missing", "unknown_error"]
 INFREQUENT_NAME = "infrequent_sklearn"
 
 
-def codes_block(
-    block: np.ndarray, lookups: list[tuple[Any, int]], column_offset: int = 0
-) -> list[np.ndarray]:
+def codes_block(block: np.ndarray, lookups: list[tuple[Any, int]]) -> list[np.ndarray]:
     """Per column: the index of each value in ``categories_`` (the missing category included); -1 if unknown.
 
     ``lookups[j]`` is ``(pandas Index of the known non-missing categories, index of the missing category or -1)``.
