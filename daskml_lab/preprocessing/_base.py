@@ -156,13 +156,19 @@ class BlockedTransformer(TransformerMixin, DaskMLEstimator):
 
     # ---- input ------------------------------------------------------------------------------------------
 
-    def _numeric_input(self, X: Any, *, fitting: bool) -> tuple[da.Array, InputOrigin]:
-        """``X`` as a row-chunked float dask array (NaN allowed when the class allows it); nothing computed."""
+    def _numeric_input(
+        self, X: Any, *, fitting: bool, check_names: bool = True
+    ) -> tuple[da.Array, InputOrigin]:
+        """``X`` as a row-chunked float dask array (NaN allowed when the class allows it); nothing computed.
+
+        ``check_names=False`` is for ``inverse_transform``, whose input is our own output.
+        """
         if fitting:
             self._validate_params()
         else:
             check_is_fitted(self)
-            self._check_names(X)
+            if check_names:
+                self._check_names(X)
         array, origin = check_array(
             X, allow_nan=self._allow_nan, accept_sparse=False, known_chunks=False, ensure_min_samples=1
         )

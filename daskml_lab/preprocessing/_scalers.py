@@ -56,8 +56,8 @@ class _AffineScaler(OneToOneFeatureMixin, BlockedTransformer):
     def _offset_scale(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - subclasses override
         raise NotImplementedError
 
-    def _apply(self, X: Any, kernel: Any, token: str) -> Any:
-        array, origin = self._numeric_input(X, fitting=False)
+    def _apply(self, X: Any, kernel: Any, token: str, *, check_names: bool = True) -> Any:
+        array, origin = self._numeric_input(X, fitting=False, check_names=check_names)
         offset, scale = self._offset_scale()
         result = array.map_blocks(kernel, offset, scale, dtype=array.dtype, token=token)
         return self._wrap_output(result, origin)
@@ -90,7 +90,7 @@ class _AffineScaler(OneToOneFeatureMixin, BlockedTransformer):
         ndarray or dask array of shape (n_samples, n_features)
             Lazy for dask input, numpy for in-memory input.
         """
-        return self._apply(X, _inverse_affine_block, self._token + "-inverse")
+        return self._apply(X, _inverse_affine_block, self._token + "-inverse", check_names=False)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -307,9 +307,9 @@ class RobustScaler(_AffineScaler):
     unit_variance : bool, default=False
         Whether to scale so that normally distributed features have a variance of 1.
     sketch_size : int, default=2000
-        Points each column's quantile sketch keeps. Data with at most this many values per column and block
-        are summarised exactly (and give scikit-learn's numbers); larger data give quantiles whose rank error
-        is bounded by ``quantile_rank_error_``.
+        Points each column's quantile sketch keeps. Columns with at most this many values are summarised
+        exactly (and give scikit-learn's numbers); longer ones give quantiles whose rank error is bounded by
+        ``quantile_rank_error_``.
 
     Attributes
     ----------

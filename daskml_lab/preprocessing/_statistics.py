@@ -9,8 +9,8 @@ most ``sketch_size`` sorted points with weights summing to the number of values 
 sketch to ``k`` points keeps the points at the ranks ``(j + 1/2) W / k``; this moves the estimated rank of any
 value by at most ``W / (2k)``. Merging sketches adds their rank errors. Each sketch carries the bound of its
 own rank error, so the aggregate knows the guaranteed error of every quantile it returns (see
-``RobustScaler.quantile_rank_error_``). Blocks holding no more than ``sketch_size`` values per column, and
-whole datasets that small, are kept exactly: the quantiles are then numpy's (and scikit-learn's) own.
+``RobustScaler.quantile_rank_error_``). A column with no more than ``sketch_size`` values is kept exactly:
+its quantiles are then numpy's (and scikit-learn's) own.
 """
 
 from __future__ import annotations
