@@ -136,7 +136,6 @@ def test_robust_quantiles_respect_their_error_bound():
         column = np.sort(X[:, j])
         bound = scaler.quantile_rank_error_[j]
         q25, q75 = 0.25, 0.75
-        # the bound is tight enough to mean something: the exact quartiles differ from the estimate's range
         median = scaler.center_[j]
         # the estimate lies between the exact quantiles at q - bound and q + bound
         low, high = np.quantile(column, [0.5 - bound, 0.5 + bound], method="inverted_cdf")
