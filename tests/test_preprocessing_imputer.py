@@ -40,7 +40,9 @@ def test_same_numbers_as_sklearn(strategy, kind, add_indicator):
     params = {"strategy": strategy, "add_indicator": add_indicator}
     if strategy == "constant":
         params["fill_value"] = -7.0
-    expected = SkSimpleImputer(**params).fit(_inputs(X)["pandas" if "frame" in kind or kind == "pandas" else "numpy"])
+    expected = SkSimpleImputer(**params).fit(
+        _inputs(X)["pandas" if "frame" in kind or kind == "pandas" else "numpy"]
+    )
     imputer = SimpleImputer(**params).fit(_inputs(X)[kind])
     assert_allclose(imputer.statistics_, np.asarray(expected.statistics_, dtype=float), rtol=1e-12)
     result = imputer.transform(_inputs(X)[kind])

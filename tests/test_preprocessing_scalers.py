@@ -27,7 +27,9 @@ ATTRIBUTES = ["mean_", "var_", "scale_", "n_samples_seen_", "data_min_", "data_m
 
 def _data(n_samples=500, n_features=4, missing=0.1, seed=0):
     rng = np.random.default_rng(seed)
-    X = rng.normal(loc=[0, 5, -3, 100][:n_features], scale=[1, 3, 0.5, 20][:n_features], size=(n_samples, n_features))
+    X = rng.normal(
+        loc=[0, 5, -3, 100][:n_features], scale=[1, 3, 0.5, 20][:n_features], size=(n_samples, n_features)
+    )
     X[:, -1] = np.round(X[:, -1])  # ties in one column
     X[rng.random(X.shape) < missing] = np.nan
     return X
@@ -55,7 +57,9 @@ def test_same_numbers_as_sklearn(ours, theirs, params, kind):
     scaler = ours(**params).fit(_inputs(X)[kind])
     for name in ATTRIBUTES:
         if hasattr(expected, name) and getattr(expected, name) is not None:
-            assert_allclose(getattr(scaler, name), getattr(expected, name), rtol=1e-10, atol=1e-12, err_msg=name)
+            assert_allclose(
+                getattr(scaler, name), getattr(expected, name), rtol=1e-10, atol=1e-12, err_msg=name
+            )
     result = scaler.transform(_inputs(X)[kind])
     assert isinstance(result, da.Array) == kind.startswith("dask")
     assert_allclose(_dense(result), expected.transform(X), rtol=1e-10, atol=1e-12)

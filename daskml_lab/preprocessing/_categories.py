@@ -162,14 +162,19 @@ class _BaseEncoder(BlockedTransformer):
 
     def _frequent_layout(self, j: int) -> tuple[np.ndarray, bool]:
         """Per category of column ``j``: its index among the column's outputs; and whether there is an
-        infrequent output (which comes after the frequent ones)."""
-        n = len(self.categories_[j])
+        infrequent output (which comes after the frequent ones).
+
+        When missing values cannot be infrequent (ordinal codes), the missing category is left out of the
+        numbering (its entry is -1): it has a code of its own, ``encoded_missing_value``.
+        """
+        categories = self.categories_[j]
+        n = len(categories)
         infrequent = self._infrequent_indices[j]
-        layout = np.arange(n)
         if infrequent is None:
-            return layout, False
-        frequent = np.setdiff1d(np.arange(n), infrequent)
-        layout = np.empty(n, dtype=np.int64)
+            return np.arange(n), False
+        numbered = n - 1 if not self._missing_can_be_infrequent and has_missing(categories) else n
+        frequent = np.setdiff1d(np.arange(numbered), infrequent)
+        layout = np.full(n, -1, dtype=np.int64)
         layout[frequent] = np.arange(len(frequent))
         layout[infrequent] = len(frequent)
         return layout, True

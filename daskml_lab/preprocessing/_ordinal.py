@@ -224,7 +224,6 @@ class OrdinalEncoder(_BaseEncoder):
             Lazy for dask input, numpy for in-memory input.
         """
         check_is_fitted(self)
-        self._check_names(X)
         array, origin = _codes_input(self, X)
         categories, codes = [], []
         for j, cats in enumerate(self.categories_):
