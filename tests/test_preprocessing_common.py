@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+
 import dask
 import dask.array as da
 import numpy as np
@@ -25,6 +27,7 @@ from daskml_lab.preprocessing import (
     StandardScaler,
 )
 from daskml_lab.testing import raise_if_computes
+from tests.conftest import REPO_ROOT, shared_file
 
 TRANSFORMERS = [
     StandardScaler(),
@@ -129,3 +132,17 @@ def test_fit_and_transform_on_a_cluster(client):
     reference = make_pipeline(ski.SimpleImputer(), skp.StandardScaler(), sklm.LogisticRegression()).fit(X, y)
     assert_allclose(pipe[-1].coef_, reference[-1].coef_, rtol=1e-3, atol=1e-4)
     assert pipe.score(dX, dy) == pytest.approx(reference.score(X, y), abs=1e-3)
+
+
+def test_the_documentation_page_runs_as_written(shared_data, monkeypatch):
+    # the page reads ../shared/data/adult relative to the repository root
+    shared_file(shared_data, "adult", "adult.data.gz")
+    monkeypatch.chdir(REPO_ROOT)
+    result = doctest.testfile(
+        str(REPO_ROOT / "docs" / "preprocessing.rst"),
+        module_relative=False,
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+        verbose=False,
+    )
+    assert result.attempted > 10
+    assert result.failed == 0

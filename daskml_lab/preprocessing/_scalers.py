@@ -135,7 +135,8 @@ class StandardScaler(_AffineScaler):
 
     Examples
     --------
-    >>>     >>> from daskml_lab.preprocessing import StandardScaler
+    >>> import dask.array as da
+    >>> from daskml_lab.preprocessing import StandardScaler
     >>> X = da.from_array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]], chunks=2)
     >>> scaler = StandardScaler().fit(X)
     >>> scaler.mean_
