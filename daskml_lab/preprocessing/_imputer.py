@@ -124,10 +124,11 @@ class SimpleImputer(BlockedTransformer):
     def _fit_plan(self, X: Any) -> dict[str, Any]:
         array, _ = self._marked(X, fitting=True)
         blocks = row_blocks(array)
-        # the moments give the missing counts that every strategy needs (empty features, indicators)
+        # the moments give the missing counts that every strategy needs (empty features, indicators); under the
+        # name StandardScaler uses too, so that the two fitted together on the same blocks share the tasks
         plan = {
             "moments": tree_reduce(
-                blocks, _moments_chunk, _moments_combine, _moments_agg, name="imputer-moments"
+                blocks, _moments_chunk, _moments_combine, _moments_agg, name="column-moments"
             )
         }
         if self.strategy == "median":

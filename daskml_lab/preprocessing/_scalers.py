@@ -160,7 +160,7 @@ class StandardScaler(_AffineScaler):
     def _fit_plan(self, X: Any) -> dict[str, Any]:
         array, _ = self._numeric_input(X, fitting=True)
         moments = tree_reduce(
-            row_blocks(array), _moments_chunk, _moments_combine, _moments_agg, name="standard-scaler-moments"
+            row_blocks(array), _moments_chunk, _moments_combine, _moments_agg, name="column-moments"
         )
         return {"moments": moments}
 

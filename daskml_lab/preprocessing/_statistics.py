@@ -28,13 +28,22 @@ __all__: list[str] = []
 
 def _moments_chunk(block: np.ndarray) -> dict[str, np.ndarray]:
     X = np.asarray(block, dtype=np.float64)
-    observed = ~np.isnan(X)
-    count = observed.sum(axis=0).astype(np.float64)
-    total = np.where(observed, X, 0.0).sum(axis=0)
+    missing = np.isnan(X)
+    any_missing = bool(missing.any())
+    # one working copy, reused in place: zeros where missing, then centred (few passes over the block)
+    work = np.where(missing, 0.0, X) if any_missing else X.copy()
+    count = (
+        (X.shape[0] - missing.sum(axis=0)).astype(np.float64)
+        if any_missing
+        else np.full(X.shape[1], X.shape[0], dtype=np.float64)
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-    centred = np.where(observed, X - mean, 0.0)
-    return {"n_rows": np.float64(X.shape[0]), "count": count, "mean": mean, "m2": (centred**2).sum(axis=0)}
+        mean = np.where(count > 0, work.sum(axis=0) / np.maximum(count, 1), 0.0)
+    work -= mean
+    if any_missing:
+        work[missing] = 0.0
+    m2 = np.einsum("ij,ij->j", work, work)
+    return {"n_rows": np.float64(X.shape[0]), "count": count, "mean": mean, "m2": m2}
 
 
 def _moments_combine(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
