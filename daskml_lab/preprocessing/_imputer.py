@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import Interval, Options
 from daskml_lab.preprocessing._base import BlockedTransformer, row_blocks, tree_reduce
+from daskml_lab.preprocessing._docs import fill_doc
 from daskml_lab.preprocessing._statistics import (
     _counts_agg,
     _counts_chunk,
@@ -40,6 +41,7 @@ def _impute_block(block: np.ndarray, fill: np.ndarray, keep: np.ndarray, indicat
     return filled.astype(block.dtype, copy=False)
 
 
+@fill_doc
 class SimpleImputer(BlockedTransformer):
     """Replace missing values with a per-column statistic, on row blocks.
 
@@ -55,8 +57,7 @@ class SimpleImputer(BlockedTransformer):
         column and block, otherwise within the rank error documented there).
     fill_value : float, default=None
         The value used with ``strategy="constant"``; ``None`` means 0.
-    copy : bool, default=True
-        Kept for compatibility with scikit-learn; the result is always a new array.
+    %(copy)s
     add_indicator : bool, default=False
         Whether to append one indicator column per feature that had missing values in ``fit``.
     keep_empty_features : bool, default=False
@@ -71,10 +72,7 @@ class SimpleImputer(BlockedTransformer):
         The imputation value of each feature (NaN for dropped empty features).
     indicator_features_ : ndarray of int
         Indices of the features that get a missing-value indicator column (``add_indicator=True``).
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Column names seen in ``fit``, when they are all strings.
+    %(fitted_features)s
 
     Examples
     --------

@@ -16,6 +16,7 @@ from daskml_lab.preprocessing._categories import (
     codes_block,
     unknown_error,
 )
+from daskml_lab.preprocessing._docs import fill_doc
 
 __all__ = ["OneHotEncoder"]
 
@@ -48,6 +49,7 @@ def _one_hot_block(
     return result if sparse_output else result.toarray()
 
 
+@fill_doc
 class OneHotEncoder(_BaseEncoder):
     """Encode categorical features as a one-hot numeric array, on row blocks.
 
@@ -82,10 +84,7 @@ class OneHotEncoder(_BaseEncoder):
         Index in ``categories_[i]`` of the dropped category of each feature (None: nothing dropped).
     infrequent_categories_ : list of ndarray or None
         Infrequent categories of each feature (only with ``min_frequency`` or ``max_categories``).
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Column names seen in ``fit``, when they are all strings.
+    %(fitted_features)s
 
     Examples
     --------

@@ -18,6 +18,7 @@ from daskml_lab.preprocessing._categories import (
     has_missing,
     unknown_error,
 )
+from daskml_lab.preprocessing._docs import fill_doc
 
 __all__ = ["OrdinalEncoder"]
 
@@ -52,6 +53,7 @@ def _ordinal_inverse_block(
     return result
 
 
+@fill_doc
 class OrdinalEncoder(_BaseEncoder):
     """Encode categorical features as integer codes (in a float array), on row blocks.
 
@@ -83,10 +85,7 @@ class OrdinalEncoder(_BaseEncoder):
         Categories of each feature (sorted; the missing category, NaN, last).
     infrequent_categories_ : list of ndarray or None
         Infrequent categories of each feature (only with ``min_frequency`` or ``max_categories``).
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Column names seen in ``fit``, when they are all strings.
+    %(fitted_features)s
 
     Examples
     --------

@@ -16,6 +16,7 @@ from sklearn.base import OneToOneFeatureMixin
 
 from daskml_lab.base import Interval
 from daskml_lab.preprocessing._base import BlockedTransformer, row_blocks, tree_reduce
+from daskml_lab.preprocessing._docs import fill_doc
 from daskml_lab.preprocessing._statistics import (
     _minmax_agg,
     _minmax_chunk,
@@ -98,6 +99,7 @@ class _AffineScaler(OneToOneFeatureMixin, BlockedTransformer):
         return tags
 
 
+@fill_doc
 class StandardScaler(_AffineScaler):
     """Standardize features by removing the mean and scaling to unit variance, on row blocks.
 
@@ -107,8 +109,7 @@ class StandardScaler(_AffineScaler):
 
     Parameters
     ----------
-    copy : bool, default=True
-        Kept for compatibility with scikit-learn; the result is always a new array.
+    %(copy)s
     with_mean : bool, default=True
         Whether to centre the data.
     with_std : bool, default=True
@@ -124,10 +125,7 @@ class StandardScaler(_AffineScaler):
         Per-feature variance; ``None`` when ``with_std=False``.
     n_samples_seen_ : int or ndarray of shape (n_features,)
         Number of non-missing values per feature (an int when no value is missing).
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Column names seen in ``fit``, when they are all strings.
+    %(fitted_features)s
 
     See Also
     --------
@@ -181,6 +179,7 @@ class StandardScaler(_AffineScaler):
         return offset, scale
 
 
+@fill_doc
 class MinMaxScaler(_AffineScaler):
     """Scale each feature to a given range, on row blocks.
 
@@ -191,8 +190,7 @@ class MinMaxScaler(_AffineScaler):
     ----------
     feature_range : tuple (min, max), default=(0, 1)
         Desired range of the transformed data.
-    copy : bool, default=True
-        Kept for compatibility with scikit-learn; the result is always a new array.
+    %(copy)s
     clip : bool, default=False
         Whether to clip transformed values of held-out data to ``feature_range``.
 
@@ -206,10 +204,7 @@ class MinMaxScaler(_AffineScaler):
         Per-feature minimum, maximum and range seen in the data (NaN skipped).
     n_samples_seen_ : int
         Number of rows seen.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Column names seen in ``fit``, when they are all strings.
+    %(fitted_features)s
 
     Examples
     --------
@@ -288,6 +283,7 @@ def _minmax_block(block: np.ndarray, scale: np.ndarray, shift: np.ndarray, low: 
     return result.astype(block.dtype, copy=False)
 
 
+@fill_doc
 class RobustScaler(_AffineScaler):
     """Scale features with statistics robust to outliers (median and interquantile range), on row blocks.
 
@@ -303,8 +299,7 @@ class RobustScaler(_AffineScaler):
         Whether to divide by the interquantile range.
     quantile_range : tuple (q_min, q_max), 0.0 < q_min < q_max < 100.0, default=(25.0, 75.0)
         Quantile range used to compute ``scale_``, in percent.
-    copy : bool, default=True
-        Kept for compatibility with scikit-learn; the result is always a new array.
+    %(copy)s
     unit_variance : bool, default=False
         Whether to scale so that normally distributed features have a variance of 1.
     sketch_size : int, default=2000
@@ -322,10 +317,7 @@ class RobustScaler(_AffineScaler):
         A guaranteed bound, per feature, on the error of the quantiles used, as a fraction of the number of
         values: the returned value ranks within ``q +- quantile_rank_error_`` among the column's values (0 when
         the quantiles are exact).
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Column names seen in ``fit``, when they are all strings.
+    %(fitted_features)s
 
     Notes
     -----
