@@ -201,3 +201,39 @@ def test_diamonds_category_columns(shared_data):
     theirs = skp.OneHotEncoder(sparse_output=False).fit(columns)
     assert ours.get_feature_names_out().tolist() == theirs.get_feature_names_out().tolist()
     assert_array_equal(ours.transform(columns), theirs.transform(columns))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"handle_unknown": "ignore"},
+        {"drop": "first"},
+        {"max_categories": 3, "handle_unknown": "infrequent_if_exist"},
+        {"sparse_output": False, "handle_unknown": "ignore"},
+    ],
+)
+@pytest.mark.parametrize("kind", ["pandas", "dask-dataframe"])
+def test_one_hot_inverse_transform_matches_sklearn(params, kind):
+    frame = _table()
+    new = pd.concat(
+        [frame.head(20), pd.DataFrame({"city": ["Rome"], "stars": [2], "kind": pd.Categorical(["a"])})],
+        ignore_index=True,
+    )
+    known = params.get("handle_unknown", "error") != "error"
+    data = new if known else frame.head(20)
+    expected = skp.OneHotEncoder(**params).fit(frame)
+    encoder = OneHotEncoder(**params).fit(_inputs(frame)[kind])
+    encoded = encoder.transform(_inputs(data)[kind])
+    with raise_if_computes(max_computes=0 if kind == "dask-dataframe" else 1):
+        restored = encoder.inverse_transform(encoded)
+    if kind == "dask-dataframe":
+        restored = restored.compute()
+    theirs = expected.inverse_transform(expected.transform(data))
+    assert pd.DataFrame(restored).astype(str).equals(pd.DataFrame(theirs).astype(str))
+
+
+def test_one_hot_inverse_of_all_zeros_needs_a_policy():
+    encoder = OneHotEncoder().fit(pd.DataFrame({"a": ["x", "y"]}))
+    with pytest.raises(ValueError, match=r"Samples \[0\] can not be inverted"):
+        encoder.inverse_transform(np.zeros((1, 2)))

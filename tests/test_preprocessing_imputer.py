@@ -81,3 +81,18 @@ def test_fit_is_one_computation_for_every_statistic_and_transform_none():
 def test_invalid_strategy_names_the_choices():
     with pytest.raises(ValueError, match="The 'strategy' parameter of SimpleImputer must be a str among"):
         SimpleImputer(strategy="mode").fit(_data())
+
+
+@pytest.mark.parametrize("kind", ["numpy", "dask"])
+def test_inverse_transform_restores_the_missing_values(kind):
+    X = _data()
+    imputer = SimpleImputer(add_indicator=True).fit(_inputs(X)[kind])
+    expected = SkSimpleImputer(add_indicator=True).fit(X)
+    restored = imputer.inverse_transform(imputer.transform(_inputs(X)[kind]))
+    restored = restored.compute() if isinstance(restored, da.Array) else restored
+    assert_allclose(restored, expected.inverse_transform(expected.transform(X)))
+    assert_allclose(restored, X)
+    with pytest.raises(
+        ValueError, match="works only when 'SimpleImputer' is instantiated with 'add_indicator=True'"
+    ):
+        SimpleImputer().fit(X).inverse_transform(X)

@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import Interval, Options
+from daskml_lab.data import check_array
 from daskml_lab.preprocessing._base import BlockedTransformer, row_blocks, tree_reduce
 from daskml_lab.preprocessing._docs import fill_doc
 from daskml_lab.preprocessing._statistics import (
@@ -39,6 +40,18 @@ def _impute_block(block: np.ndarray, fill: np.ndarray, keep: np.ndarray, indicat
     if indicate.size:
         filled = np.hstack([filled, missing[:, indicate]])
     return filled.astype(block.dtype, copy=False)
+
+
+def _restore_missing_block(
+    block: np.ndarray, kept: np.ndarray, indicated: np.ndarray, n_features: int, missing_value: float
+) -> np.ndarray:
+    result = np.full((block.shape[0], n_features), missing_value, dtype=block.dtype)
+    result[:, kept] = block[:, : len(kept)]
+    mask = block[:, len(kept) :].astype(bool)
+    original = result[:, indicated]
+    original[mask] = missing_value
+    result[:, indicated] = original
+    return result
 
 
 @fill_doc
@@ -204,6 +217,54 @@ class SimpleImputer(BlockedTransformer):
             dtype=array.dtype,
             chunks=(array.chunks[0], (n_out,)),
             token="daskml-impute",
+        )
+        return self._wrap_output(result, origin)
+
+    def inverse_transform(self, X: Any) -> Any:
+        """Put the missing values back where the indicator columns say, block by block.
+
+        Only with ``add_indicator=True``, whose columns record where values were missing. Features dropped
+        because they were empty in ``fit`` come back as missing throughout.
+
+        Parameters
+        ----------
+        X : {array-like, dask array} of shape (n_samples, n_features_out)
+            The output of :meth:`transform`.
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples, n_features)
+            Lazy for dask input, numpy for in-memory input.
+
+        Raises
+        ------
+        ValueError
+            Without ``add_indicator=True``, or when ``X`` has another number of columns than ``transform`` gives.
+        """
+        check_is_fitted(self)
+        if not self.add_indicator:
+            msg = (
+                "'inverse_transform' works only when 'SimpleImputer' is instantiated with 'add_indicator=True'. "
+                f"Got 'add_indicator={self.add_indicator}' instead."
+            )
+            raise ValueError(msg)
+        array, origin = check_array(X, accept_sparse=False, known_chunks=False)
+        n_out = len(self._kept_features) + len(self.indicator_features_)
+        if array.shape[1] != n_out:
+            msg = (
+                f"X has {array.shape[1]} columns, but SimpleImputer.transform gives {n_out}. Pass its output."
+            )
+            raise ValueError(msg)
+        missing = np.nan if self.missing_values is None else float(self.missing_values)
+        result = array.map_blocks(
+            _restore_missing_block,
+            self._kept_features,
+            self.indicator_features_,
+            self.n_features_in_,
+            missing,
+            dtype=array.dtype,
+            chunks=(array.chunks[0], (self.n_features_in_,)),
+            token="daskml-impute-inverse",
         )
         return self._wrap_output(result, origin)
 

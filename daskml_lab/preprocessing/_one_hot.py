@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import Options
+from daskml_lab.data import check_array
 from daskml_lab.preprocessing._categories import (
     _ENCODER_CONSTRAINTS,
     INFREQUENT_NAME,
@@ -50,6 +51,32 @@ def _one_hot_block(
 
 
 @fill_doc
+def _one_hot_inverse_block(
+    block: Any, labels: list[np.ndarray], zero_labels: list[Any], allow_zero: bool, dtype: Any
+) -> np.ndarray:
+    result = np.empty((block.shape[0], len(labels)), dtype=dtype)
+    start = 0
+    for j, feature_labels in enumerate(labels):
+        stop = start + len(feature_labels)
+        part = block[:, start:stop]
+        part = part.toarray() if sp.issparse(part) else np.asarray(part)
+        hot = part.any(axis=1) if part.shape[1] else np.zeros(len(part), dtype=bool)
+        column = np.empty(len(part), dtype=object)
+        if part.shape[1]:
+            column[hot] = feature_labels[np.argmax(part[hot], axis=1)]
+        if zero_labels[j] is not None:
+            column[~hot] = zero_labels[j]
+        elif not allow_zero and not hot.all():
+            msg = (
+                f"Samples {np.flatnonzero(~hot)[:5].tolist()} can not be inverted when drop=None and "
+                "handle_unknown='error' because they contain all zeros"
+            )
+            raise ValueError(msg)
+        result[:, j] = column
+        start = stop
+    return result
+
+
 class OneHotEncoder(_BaseEncoder):
     """Encode categorical features as a one-hot numeric array, on row blocks.
 
@@ -204,6 +231,70 @@ class OneHotEncoder(_BaseEncoder):
         )
         output = self._wrap_output(result, origin)
         return sp.csr_matrix(output) if origin.is_eager and self.sparse_output else output
+
+    def inverse_transform(self, X: Any) -> Any:
+        """One-hot columns back to categories, block by block.
+
+        A feature whose columns are all zero gives its dropped category (with ``drop``), or ``None`` (unknown
+        categories with ``handle_unknown="ignore"`` or ``"infrequent_if_exist"``); its infrequent column gives
+        ``"infrequent_sklearn"``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_encoded_features)
+            One-hot encoded data (dense or CSR blocks).
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples, n_features)
+            Lazy for dask input, numpy for in-memory input; object dtype when ``None`` may appear.
+
+        Raises
+        ------
+        ValueError
+            When a computed block has a feature with all zeros that cannot be inverted (no ``drop`` and
+            ``handle_unknown="error"``).
+        """
+        check_is_fitted(self)
+        array, origin = check_array(X, accept_sparse=True, known_chunks=False)
+        if array.shape[1] != self._n_out:
+            msg = (
+                f"X has {array.shape[1]} columns, but {type(self).__name__} encodes {self._n_out}. Pass the "
+                "output of transform."
+            )
+            raise ValueError(msg)
+        labels, zero_labels, allow_zero = self._output_labels()
+        dtype = np.result_type(*[c.dtype for c in self.categories_])
+        if (allow_zero and self.drop is None) or any(
+            self._infrequent_indices[j] is not None for j in range(len(labels))
+        ):
+            dtype = np.dtype(object)
+        result = array.map_blocks(
+            _one_hot_inverse_block,
+            labels,
+            zero_labels,
+            allow_zero,
+            dtype,
+            dtype=dtype,
+            chunks=(array.chunks[0], (self.n_features_in_,)),
+            meta=np.empty((0, self.n_features_in_), dtype=dtype),
+            token="daskml-one-hot-inverse",
+        )
+        return self._wrap_output(result, origin)
+
+    def _output_labels(self) -> tuple[list[np.ndarray], list[Any], bool]:
+        """Per feature: the category of each output column, the category of an all-zero row, and whether an
+        all-zero row is allowed."""
+        labels, zero_labels = [], []
+        for j, categories in enumerate(self.categories_):
+            infrequent = self._infrequent_indices[j]
+            frequent = [c for i, c in enumerate(categories) if infrequent is None or i not in infrequent]
+            if infrequent is not None:
+                frequent.append(INFREQUENT_NAME)
+            dropped = None if self.drop_idx_ is None else self.drop_idx_[j]
+            zero_labels.append(None if dropped is None else frequent.pop(dropped))
+            labels.append(np.asarray(frequent, dtype=object))
+        return labels, zero_labels, self.handle_unknown != "error"
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Output column names, ``<feature>_<category>`` (``<feature>_infrequent_sklearn`` for infrequent).
