@@ -12,6 +12,8 @@ from sklearn.impute import SimpleImputer as SkSimpleImputer
 
 from daskml_lab.preprocessing import SimpleImputer
 from daskml_lab.testing import raise_if_computes
+from tests.conftest import shared_file
+from tests.test_preprocessing_encoders import ADULT_COLUMNS
 
 
 def _data(seed=0):
@@ -96,3 +98,35 @@ def test_inverse_transform_restores_the_missing_values(kind):
         ValueError, match="works only when 'SimpleImputer' is instantiated with 'add_indicator=True'"
     ):
         SimpleImputer().fit(X).inverse_transform(X)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"strategy": "most_frequent"},
+        {"strategy": "most_frequent", "add_indicator": True},
+        {"strategy": "constant", "fill_value": "unknown"},
+    ],
+)
+def test_text_columns_with_a_placeholder(params, shared_data):
+    path = shared_file(shared_data, "adult", "adult.data.gz")
+    frame = pd.read_csv(path, header=None, names=ADULT_COLUMNS, skipinitialspace=True)
+    text = frame[["workclass", "occupation", "native_country"]]
+    assert (text == "?").any().all()
+    expected = SkSimpleImputer(missing_values="?", **params).fit(text)
+    lazy = dd.from_pandas(text, npartitions=6)
+    with raise_if_computes(max_computes=1):
+        imputer = SimpleImputer(missing_values="?", **params).fit(lazy)
+    assert imputer.statistics_.tolist() == expected.statistics_.tolist()
+    assert imputer.transform(lazy).compute().tolist() == expected.transform(text).tolist()
+    assert imputer.get_feature_names_out().tolist() == expected.get_feature_names_out().tolist()
+
+
+def test_text_columns_refuse_the_mean_naming_the_strategies():
+    frame = pd.DataFrame({"a": ["x", None, "y"]})
+    with pytest.raises(
+        ValueError, match=r"Cannot use the mean strategy with non-numeric data.*'most_frequent'"
+    ):
+        SimpleImputer().fit(frame)
+    imputer = SimpleImputer(strategy="most_frequent").fit(frame)
+    assert imputer.transform(frame).tolist() == [["x"], ["x"], ["y"]]

@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 from daskml_lab.base import DaskMLEstimator
 from daskml_lab.data import InputOrigin, check_array, is_dask_dataframe, to_dask_array
 
-__all__ = ["BlockedTransformer", "row_blocks", "tree_reduce"]
+__all__ = ["BlockedTransformer", "feature_names_of", "is_numeric_column", "row_blocks", "tree_reduce"]
 
 #: How many partial results one combine task merges (the fan-in of the reduction tree).
 _SPLIT_EVERY = 8
@@ -212,7 +212,7 @@ class BlockedTransformer(TransformerMixin, DaskMLEstimator):
         if array.numblocks[1] != 1:
             array = array.rechunk({1: -1})
         if isinstance(X, pd.DataFrame) or is_dask_dataframe(X):
-            dtypes = [np.dtype(object) if not _is_numeric(dt) else np.dtype(dt) for dt in X.dtypes]
+            dtypes = [np.dtype(object) if not is_numeric_column(dt) else np.dtype(dt) for dt in X.dtypes]
         else:
             dtypes = [array.dtype] * array.shape[1]
         if fitting:
@@ -296,7 +296,8 @@ class BlockedTransformer(TransformerMixin, DaskMLEstimator):
         return tags
 
 
-def _is_numeric(dtype: Any) -> bool:
+def is_numeric_column(dtype: Any) -> bool:
+    """Whether a DataFrame column of this dtype holds numbers (pandas ``category`` columns do not count)."""
     return pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
 
 

@@ -12,12 +12,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import Interval, Options
 from daskml_lab.data import check_array
-from daskml_lab.preprocessing._base import BlockedTransformer, row_blocks, tree_reduce
+from daskml_lab.preprocessing._base import BlockedTransformer, is_numeric_column, row_blocks, tree_reduce
 from daskml_lab.preprocessing._docs import fill_doc
 from daskml_lab.preprocessing._statistics import (
     _counts_agg,
     _counts_chunk,
     _counts_combine,
+    _missing_mask,
     _moments_agg,
     _moments_chunk,
     _moments_combine,
@@ -52,6 +53,44 @@ def _restore_missing_block(
     original[mask] = missing_value
     result[:, indicated] = original
     return result
+
+
+def _text_missing(missing_values: Any) -> Any:
+    """The placeholder the count and impute kernels compare against (``None``: NaN, None and pd.NA only)."""
+    if missing_values is None or (isinstance(missing_values, float) and np.isnan(missing_values)):
+        return None
+    return missing_values
+
+
+def _impute_text_block(
+    block: np.ndarray, fill: np.ndarray, keep: np.ndarray, indicate: np.ndarray, missing_value: Any
+) -> np.ndarray:
+    block = np.asarray(block, dtype=object)
+    missing = _missing_mask(block, missing_value)
+    filled = np.where(missing, fill, block)[:, keep]
+    if indicate.size:
+        filled = np.hstack([filled, missing[:, indicate]])
+    return filled.astype(object, copy=False)
+
+
+def _warn_empty(empty: np.ndarray, strategy: str) -> None:
+    warnings.warn(
+        f"Skipping features without any observed values: {np.flatnonzero(empty).tolist()}. At least one "
+        f"non-missing value is needed for imputation with strategy='{strategy}'.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def _is_text(X: Any) -> bool:
+    """Whether ``X`` has text or category columns (a DataFrame) or a string or object dtype (an array)."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is not None and getattr(X, "ndim", 2) == 2 and hasattr(dtypes, "__iter__"):
+        return any(not is_numeric_column(dtype) for dtype in dtypes)
+    if isinstance(X, list | tuple):  # nested lists: text if any value is a string
+        return any(isinstance(value, str) for value in np.asarray(X, dtype=object).ravel())
+    dtype = getattr(X, "dtype", None)
+    return dtype is not None and np.dtype(dtype).kind in "OUS"
 
 
 @fill_doc
@@ -96,9 +135,9 @@ class SimpleImputer(BlockedTransformer):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "missing_values": [numbers.Real, None],
+        "missing_values": [numbers.Real, str, None],
         "strategy": [Options({"mean", "median", "most_frequent", "constant"})],
-        "fill_value": [numbers.Real, None],
+        "fill_value": [numbers.Real, str, None],
         "copy": ["boolean"],
         "add_indicator": ["boolean"],
         "keep_empty_features": ["boolean"],
@@ -133,6 +172,9 @@ class SimpleImputer(BlockedTransformer):
         return array, origin
 
     def _fit_plan(self, X: Any) -> dict[str, Any]:
+        self._text = _is_text(X) or isinstance(self.missing_values, str)
+        if self._text:
+            return self._fit_plan_text(X)
         array, _ = self._marked(X, fitting=True)
         blocks = row_blocks(array)
         # the moments give the missing counts that every strategy needs (empty features, indicators); under the
@@ -157,7 +199,51 @@ class SimpleImputer(BlockedTransformer):
             )
         return plan
 
+    def _fit_plan_text(self, X: Any) -> dict[str, Any]:
+        """Text columns (``most_frequent`` and ``constant`` only): one pass of value and missing counts."""
+        array, _, _ = self._table_input(X, fitting=True)
+        if self.strategy in ("mean", "median"):
+            msg = (
+                f"Cannot use the {self.strategy} strategy with non-numeric data (text or category columns). "
+                "Use strategy='most_frequent' or 'constant' for them, or encode them first."
+            )
+            raise ValueError(msg)
+        counts = tree_reduce(
+            row_blocks(array),
+            _counts_chunk,
+            _counts_combine,
+            _counts_agg,
+            name="imputer-text-counts",
+            missing_value=_text_missing(self.missing_values),
+        )
+        return {"counts": counts}
+
+    def _fit_finish_text(self, statistics: dict[str, Any]) -> SimpleImputer:
+        columns = statistics["counts"]["columns"]
+        if self.strategy == "constant":
+            fill = "missing_value" if self.fill_value is None else self.fill_value
+            values = [fill] * len(columns)
+        else:
+            values = [cats[np.argmax(freqs)] if len(cats) else None for cats, freqs, _ in columns]
+        empty = np.array([len(cats) == 0 for cats, _, _ in columns])
+        keep = np.ones(len(columns), dtype=bool)
+        if self.strategy != "constant" and empty.any():
+            if self.keep_empty_features:
+                values = [0 if e else v for v, e in zip(values, empty, strict=True)]
+            else:
+                keep = ~empty
+                _warn_empty(empty, self.strategy)
+        self.statistics_ = np.asarray(values, dtype=object)
+        self._kept_features = np.flatnonzero(keep)
+        n_missing = np.array([m for _, _, m in columns])
+        self.indicator_features_ = (
+            np.flatnonzero(n_missing > 0) if self.add_indicator else np.array([], np.int64)
+        )
+        return self
+
     def _fit_finish(self, X: Any, statistics: dict[str, Any]) -> SimpleImputer:
+        if self._text:
+            return self._fit_finish_text(statistics)
         moments = statistics["moments"]
         count, n_rows = moments["count"], moments["n_rows"]
         if self.strategy == "mean":
@@ -180,12 +266,7 @@ class SimpleImputer(BlockedTransformer):
                 values = np.where(empty, 0.0, values)
             else:
                 keep = ~empty
-                warnings.warn(
-                    f"Skipping features without any observed values: {np.flatnonzero(empty).tolist()}. At "
-                    f"least one non-missing value is needed for imputation with strategy='{self.strategy}'.",
-                    UserWarning,
-                    stacklevel=3,
-                )
+                _warn_empty(empty, self.strategy)
         self.statistics_ = np.asarray(values, dtype=np.float64)
         self._kept_features = np.flatnonzero(keep)
         self.indicator_features_ = (
@@ -206,6 +287,8 @@ class SimpleImputer(BlockedTransformer):
         ndarray or dask array of shape (n_samples, n_features_out)
             Lazy (same row chunks) for dask input, numpy for in-memory input.
         """
+        if self._text:
+            return self._transform_text(X)
         array, origin = self._marked(X, fitting=False)
         fill = np.where(np.isnan(self.statistics_), 0.0, self.statistics_)
         n_out = len(self._kept_features) + len(self.indicator_features_)
@@ -217,6 +300,22 @@ class SimpleImputer(BlockedTransformer):
             dtype=array.dtype,
             chunks=(array.chunks[0], (n_out,)),
             token="daskml-impute",
+        )
+        return self._wrap_output(result, origin)
+
+    def _transform_text(self, X: Any) -> Any:
+        array, origin, _ = self._table_input(X, fitting=False)
+        n_out = len(self._kept_features) + len(self.indicator_features_)
+        result = array.map_blocks(
+            _impute_text_block,
+            self.statistics_,
+            self._kept_features,
+            self.indicator_features_,
+            _text_missing(self.missing_values),
+            dtype=object,
+            chunks=(array.chunks[0], (n_out,)),
+            meta=np.empty((0, n_out), dtype=object),
+            token="daskml-impute-text",
         )
         return self._wrap_output(result, origin)
 
@@ -242,6 +341,11 @@ class SimpleImputer(BlockedTransformer):
             Without ``add_indicator=True``, or when ``X`` has another number of columns than ``transform`` gives.
         """
         check_is_fitted(self)
+        if self._text:
+            msg = (
+                "inverse_transform is implemented for numeric columns only; this imputer was fitted on text."
+            )
+            raise ValueError(msg)
         if not self.add_indicator:
             msg = (
                 "'inverse_transform' works only when 'SimpleImputer' is instantiated with 'add_indicator=True'. "

@@ -164,13 +164,21 @@ def _is_missing(column: np.ndarray) -> np.ndarray:
     return np.asarray(pd.isna(column), dtype=bool)
 
 
-def _counts_chunk(block: np.ndarray) -> dict[str, Any]:
+def _missing_mask(block: np.ndarray, missing_value: Any = None) -> np.ndarray:
+    """Missing entries: NaN, None and pd.NA, and ``missing_value`` (a placeholder such as ``"?"``) if given."""
+    missing = np.asarray(pd.isna(block), dtype=bool)
+    if missing_value is not None:
+        missing |= np.asarray(block == missing_value, dtype=bool)
+    return missing
+
+
+def _counts_chunk(block: np.ndarray, missing_value: Any = None) -> dict[str, Any]:
     """For each column: the distinct non-missing values with their counts, and the number of missing values."""
     block = np.asarray(block)
     columns = []
     for j in range(block.shape[1]):
         column = block[:, j]
-        missing = _is_missing(column)
+        missing = _missing_mask(column, missing_value)
         counts = pd.Series(column[~missing]).value_counts(dropna=True, sort=False)
         columns.append((counts, int(missing.sum())))
     return {"n_rows": block.shape[0], "columns": columns}
