@@ -83,32 +83,40 @@ def _warn_empty(empty: np.ndarray, strategy: str) -> None:
 
 
 def _is_text(X: Any) -> bool:
-    """Whether ``X`` has text or category columns (a DataFrame) or a string or object dtype (an array)."""
+    """Whether ``X`` holds text: DataFrames with text or category columns, string arrays, object arrays whose
+    values are not all numbers (dask object arrays are taken as text: their values are not looked at)."""
     dtypes = getattr(X, "dtypes", None)
     if dtypes is not None and getattr(X, "ndim", 2) == 2 and hasattr(dtypes, "__iter__"):
         return any(not is_numeric_column(dtype) for dtype in dtypes)
-    if isinstance(X, list | tuple):  # nested lists: text if any value is a string
-        return any(isinstance(value, str) for value in np.asarray(X, dtype=object).ravel())
+    if isinstance(X, list | tuple):
+        X = np.asarray(X, dtype=object)
     dtype = getattr(X, "dtype", None)
-    return dtype is not None and np.dtype(dtype).kind in "OUS"
+    if dtype is None or np.dtype(dtype).kind not in "OUS":
+        return False
+    if np.dtype(dtype).kind == "O" and isinstance(X, np.ndarray):
+        # scikit-learn's rule: an object array of numbers is numeric
+        return not all(isinstance(value, numbers.Number) or value is None for value in X.ravel())
+    return True
 
 
 @fill_doc
 class SimpleImputer(BlockedTransformer):
     """Replace missing values with a per-column statistic, on row blocks.
 
-    scikit-learn's :class:`sklearn.impute.SimpleImputer` for numeric dask arrays and DataFrames: the statistic
-    of every column comes from one blocked pass; the transform is lazy.
+    scikit-learn's :class:`sklearn.impute.SimpleImputer` for dask arrays and DataFrames: the statistic of
+    every column comes from one blocked pass; the transform is lazy. Text and ``category`` columns (object
+    arrays, DataFrames with such columns) take ``"most_frequent"`` or ``"constant"`` and give object arrays.
 
     Parameters
     ----------
-    missing_values : float, default=np.nan
-        The placeholder for missing values; every occurrence is imputed.
+    missing_values : float, str or None, default=np.nan
+        The placeholder for missing values (e.g. ``"?"`` in text columns); every occurrence is imputed.
+        ``NaN``, ``None`` and ``pd.NA`` in text columns are always missing.
     strategy : {"mean", "median", "most_frequent", "constant"}, default="mean"
         ``"median"`` uses the quantile sketch of :class:`RobustScaler` (exact up to ``sketch_size`` values per
         column and block, otherwise within the rank error documented there).
-    fill_value : float, default=None
-        The value used with ``strategy="constant"``; ``None`` means 0.
+    fill_value : float or str, default=None
+        The value used with ``strategy="constant"``; ``None`` means 0 (``"missing_value"`` for text).
     %(copy)s
     add_indicator : bool, default=False
         Whether to append one indicator column per feature that had missing values in ``fit``.
@@ -121,7 +129,7 @@ class SimpleImputer(BlockedTransformer):
     Attributes
     ----------
     statistics_ : ndarray of shape (n_features,)
-        The imputation value of each feature (NaN for dropped empty features).
+        The imputation value of each feature (NaN, or ``None`` for text, for dropped empty features).
     indicator_features_ : ndarray of int
         Indices of the features that get a missing-value indicator column (``add_indicator=True``).
     %(fitted_features)s
@@ -172,7 +180,10 @@ class SimpleImputer(BlockedTransformer):
         return array, origin
 
     def _fit_plan(self, X: Any) -> dict[str, Any]:
-        self._text = _is_text(X) or isinstance(self.missing_values, str)
+        # an in-memory object array with the mean or median goes to the numeric gate, which converts it or
+        # says which value is not a number (scikit-learn's behaviour)
+        numeric_wanted = self.strategy in ("mean", "median") and isinstance(X, np.ndarray | list | tuple)
+        self._text = (_is_text(X) and not numeric_wanted) or isinstance(self.missing_values, str)
         if self._text:
             return self._fit_plan_text(X)
         array, _ = self._marked(X, fitting=True)
