@@ -237,3 +237,11 @@ def test_one_hot_inverse_of_all_zeros_needs_a_policy():
     encoder = OneHotEncoder().fit(pd.DataFrame({"a": ["x", "y"]}))
     with pytest.raises(ValueError, match=r"Samples \[0\] can not be inverted"):
         encoder.inverse_transform(np.zeros((1, 2)))
+
+
+def test_the_encoding_tables_enter_the_graph_once():
+    frame = dd.from_pandas(_table(), npartitions=6)
+    for encoder in (OneHotEncoder().fit(frame), OrdinalEncoder().fit(frame)):
+        graph = dict(encoder.transform(frame).__dask_graph__())
+        tables = [key for key in graph if isinstance(key, str) and key.startswith("tuple-")]
+        assert len(tables) == 1

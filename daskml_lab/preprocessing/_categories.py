@@ -10,6 +10,7 @@ from __future__ import annotations
 import numbers
 from typing import Any, ClassVar
 
+import dask
 import numpy as np
 import pandas as pd
 
@@ -17,7 +18,7 @@ from daskml_lab.base import Interval, Options
 from daskml_lab.preprocessing._base import BlockedTransformer, row_blocks, tree_reduce
 from daskml_lab.preprocessing._statistics import _counts_agg, _counts_chunk, _counts_combine, _is_missing
 
-__all__ = ["INFREQUENT_NAME", "codes_block", "has_missing", "unknown_error"]
+__all__ = ["INFREQUENT_NAME", "codes_block", "has_missing", "shared_tables", "unknown_error"]
 
 #: Output name of the column (or code) that collects a feature's infrequent categories.
 INFREQUENT_NAME = "infrequent_sklearn"
@@ -39,6 +40,11 @@ def codes_block(block: np.ndarray, lookups: list[tuple[Any, int]]) -> list[np.nd
         code[missing] = missing_code
         codes.append(code)
     return codes
+
+
+def shared_tables(*tables: Any) -> Any:
+    """The encoding tables as one delayed object: they enter the graph once, not once per block."""
+    return dask.delayed(tables, pure=True, traverse=False)
 
 
 def unknown_error(block: np.ndarray, code: np.ndarray, j: int) -> ValueError:

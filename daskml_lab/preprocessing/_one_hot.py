@@ -15,6 +15,7 @@ from daskml_lab.preprocessing._categories import (
     INFREQUENT_NAME,
     _BaseEncoder,
     codes_block,
+    shared_tables,
     unknown_error,
 )
 from daskml_lab.preprocessing._docs import fill_doc
@@ -24,14 +25,13 @@ __all__ = ["OneHotEncoder"]
 
 def _one_hot_block(
     block: np.ndarray,
-    lookups: list[tuple[Any, int]],
-    positions: list[np.ndarray],
-    unknown_positions: list[int],
+    tables: tuple[list[tuple[Any, int]], list[np.ndarray], list[int]],
     n_out: int,
     raise_unknown: bool,
     sparse_output: bool,
     dtype: Any,
 ) -> Any:
+    lookups, positions, unknown_positions = tables
     n_rows = block.shape[0]
     rows, cols = [], []
     for j, code in enumerate(codes_block(block, lookups)):
@@ -217,9 +217,7 @@ class OneHotEncoder(_BaseEncoder):
         )
         result = array.map_blocks(
             _one_hot_block,
-            self._lookups(),
-            self._positions,
-            self._unknown_positions,
+            shared_tables(self._lookups(), self._positions, self._unknown_positions),
             self._n_out,
             self.handle_unknown == "error",
             self.sparse_output,

@@ -16,6 +16,7 @@ from daskml_lab.preprocessing._categories import (
     _BaseEncoder,
     codes_block,
     has_missing,
+    shared_tables,
     unknown_error,
 )
 from daskml_lab.preprocessing._docs import fill_doc
@@ -25,12 +26,12 @@ __all__ = ["OrdinalEncoder"]
 
 def _ordinal_block(
     block: np.ndarray,
-    lookups: list[tuple[Any, int]],
-    values: list[np.ndarray],
+    tables: tuple[list[tuple[Any, int]], list[np.ndarray]],
     raise_unknown: bool,
     unknown_value: float,
     dtype: Any,
 ) -> np.ndarray:
+    lookups, values = tables
     result = np.empty((block.shape[0], len(lookups)), dtype=dtype)
     for j, code in enumerate(codes_block(block, lookups)):
         if raise_unknown and np.any(code < 0):
@@ -197,8 +198,7 @@ class OrdinalEncoder(_BaseEncoder):
         unknown = np.nan if self.unknown_value is None else self.unknown_value
         result = array.map_blocks(
             _ordinal_block,
-            self._lookups(),
-            self._values,
+            shared_tables(self._lookups(), self._values),
             self.handle_unknown == "error",
             unknown,
             dtype,
