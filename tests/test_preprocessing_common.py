@@ -13,6 +13,7 @@ import sklearn.impute as ski
 import sklearn.linear_model as sklm
 import sklearn.preprocessing as skp
 from numpy.testing import assert_allclose
+from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -146,3 +147,34 @@ def test_the_documentation_page_runs_as_written(shared_data, monkeypatch):
     )
     assert result.attempted > 10
     assert result.failed == 0
+
+
+def test_plans_of_several_transformers_compute_together():
+    # the protocol a column transformer relies on: every plan lazy, one compute for all, the same fit as alone
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 4))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    dX = da.from_array(X, chunks=200)
+    table = pd.DataFrame({"a": rng.choice(["x", "y", None], 1000), "b": rng.integers(0, 4, 1000)})
+    inputs = [dX, dX, dX, table, table]
+    transformers = [StandardScaler(), SimpleImputer(), RobustScaler(), OneHotEncoder(), OrdinalEncoder()]
+    with raise_if_computes(max_computes=0):
+        plans = [t._fit_plan(x) for t, x in zip(transformers, inputs, strict=True)]
+    with raise_if_computes(max_computes=1):
+        (statistics,) = dask.compute(plans)
+    for transformer, x, stats in zip(transformers, inputs, statistics, strict=True):
+        transformer._fit_finish(x, stats)
+        alone = clone(transformer).fit(x)
+        expected, result = alone.transform(x), transformer.transform(x)
+        if hasattr(expected, "compute"):
+            expected, result = expected.compute(), result.compute()
+        if hasattr(expected, "toarray"):
+            expected, result = expected.toarray(), result.toarray()
+        assert_allclose(result, expected)
+
+
+def test_imputer_and_scaler_share_their_moments():
+    dX = da.from_array(np.random.default_rng(0).normal(size=(100, 3)), chunks=25)
+    plans = [SimpleImputer()._fit_plan(dX), StandardScaler()._fit_plan(dX)]
+    # same key: one set of tasks when they are computed together
+    assert plans[0]["moments"].key == plans[1]["moments"].key
