@@ -34,6 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import DaskMLEstimator
 from daskml_lab.data import InputOrigin, check_array, is_dask_dataframe, to_dask_array
+from daskml_lab.monitoring import fit_span
 
 __all__ = ["BlockedTransformer", "feature_names_of", "is_numeric_column", "row_blocks", "tree_reduce"]
 
@@ -131,7 +132,8 @@ class BlockedTransformer(TransformerMixin, DaskMLEstimator):
         X : {array-like, dask array, DataFrame, dask DataFrame} of shape (n_samples, n_features)
             The data.
         y : None
-            Not used; present for :class:`sklearn.pipeline.Pipeline` compatibility.
+            Accepted so that the transformer can stand in a :class:`sklearn.pipeline.Pipeline`; the statistics
+            come from ``X`` alone.
 
         Returns
         -------
@@ -144,8 +146,9 @@ class BlockedTransformer(TransformerMixin, DaskMLEstimator):
         categories of each column); the data stay on the workers.
         """
         plan = self._fit_plan(X)
-        # compute: per-feature statistics only (vectors of n_features, category counts)
-        (statistics,) = dask.compute(plan)
+        with fit_span(type(self).__name__):
+            # compute: per-feature statistics only (vectors of n_features, category counts)
+            (statistics,) = dask.compute(plan)
         return self._fit_finish(X, statistics)
 
     def _fit_plan(self, X: Any) -> dict[str, Any]:  # pragma: no cover - every subclass overrides it
