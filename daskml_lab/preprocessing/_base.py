@@ -204,10 +204,16 @@ class BlockedTransformer(TransformerMixin, DaskMLEstimator):
             )
             raise ValueError(msg)
         if not math.isnan(array.shape[0]) and array.shape[0] < 1:
-            msg = f"Found array with 0 sample(s) (shape={array.shape}) while a minimum of 1 is required."
+            msg = (
+                f"Found array with 0 sample(s) (shape={array.shape}) while a minimum of 1 is required. Check "
+                "the filter or split that produced X."
+            )
             raise ValueError(msg)
         if array.shape[1] < 1:
-            msg = f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is required."
+            msg = (
+                f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is required. Check "
+                "the columns selected for this transformer."
+            )
             raise ValueError(msg)
         if array.dtype.kind == "c":
             msg = f"Complex data not supported: X has dtype {array.dtype}. Use the real part or split it."
@@ -305,4 +311,5 @@ def is_numeric_column(dtype: Any) -> bool:
 
 
 def _mixed(rows: Any) -> bool:
+    """Whether nested lists hold strings (they then become an object array, as scikit-learn reads them)."""
     return any(isinstance(v, str) for row in rows for v in (row if isinstance(row, list | tuple) else [row]))
