@@ -6,6 +6,7 @@ import doctest
 
 import dask
 import dask.array as da
+import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,3 +179,19 @@ def test_imputer_and_scaler_share_their_moments():
     plans = [SimpleImputer()._fit_plan(dX), StandardScaler()._fit_plan(dX)]
     # same key: one set of tasks when they are computed together
     assert plans[0]["moments"].key == plans[1]["moments"].key
+
+
+def test_pipeline_on_a_dask_dataframe_with_text_columns():
+    # unknown partition lengths and one-hot CSR blocks all the way into the solver
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"city": rng.choice(["Oslo", "Lima", "Pune"], 800), "stars": rng.integers(1, 6, 800)}
+    )
+    y = pd.Series(((frame.city == "Oslo") ^ (frame.stars > 3)).astype(int))
+    lazy, lazy_y = dd.from_pandas(frame, npartitions=4), dd.from_pandas(y, npartitions=4)
+    ours = make_pipeline(OneHotEncoder(), LogisticRegression(tol=1e-10)).fit(lazy, lazy_y)
+    theirs = make_pipeline(skp.OneHotEncoder(), sklm.LogisticRegression(tol=1e-10)).fit(frame, y)
+    assert_allclose(ours[-1].coef_, theirs[-1].coef_, rtol=1e-4, atol=1e-5)
+    predictions = ours.predict(lazy)
+    assert isinstance(predictions, da.Array)
+    assert_allclose(predictions.compute(), theirs.predict(frame))
