@@ -10,6 +10,8 @@ The package is organised by responsibility:
 - :mod:`daskml_lab.ensemble` trains any scikit-learn estimator once per shard, where the shard lives, and
   :mod:`daskml_lab.fusion` fuses the shard models (voting, weighted averaging, stacking, parameter averaging,
   forest union);
+- :mod:`daskml_lab.preprocessing` scales, imputes and encodes features block by block (scikit-learn's
+  scalers, ``SimpleImputer``, ``OneHotEncoder``, ``OrdinalEncoder``), fitted by one blocked pass;
 - :mod:`daskml_lab.metrics` scores predictions block by block (accuracy, confusion matrix, log loss, R², MSE,
   MAE), for every estimator's ``score`` and for your own evaluations;
 - :mod:`daskml_lab.cluster` connects to a Dask scheduler (or starts a local one);
@@ -21,7 +23,7 @@ The package is organised by responsibility:
 Importing the package has no side effects: no cluster is started and no client is looked up.
 """
 
-from daskml_lab import data, ensemble, fusion, linear_model, metrics, monitoring, solvers
+from daskml_lab import data, ensemble, fusion, linear_model, metrics, monitoring, preprocessing, solvers
 from daskml_lab._version import __version__
 from daskml_lab.cluster import connect
 from daskml_lab.persistence import load, save
@@ -36,6 +38,7 @@ __all__ = [
     "load",
     "metrics",
     "monitoring",
+    "preprocessing",
     "save",
     "solvers",
 ]

@@ -34,6 +34,7 @@ ESTIMATOR_PACKAGES = {
     "model_selection",
     "cli",
     "persistence",
+    "preprocessing",
 }
 #: (importer, imported): never.
 FORBIDDEN = {
@@ -46,6 +47,10 @@ FORBIDDEN = {
     ("metrics", "ensemble"),
     ("metrics", "solvers"),
     ("metrics", "fusion"),
+    ("preprocessing", "linear_model"),
+    ("preprocessing", "ensemble"),
+    ("preprocessing", "solvers"),
+    ("preprocessing", "fusion"),
 }
 
 
