@@ -34,6 +34,7 @@ ESTIMATOR_PACKAGES = {
     "model_selection",
     "cli",
     "persistence",
+    "compose",
 }
 #: (importer, imported): never.
 FORBIDDEN = {
@@ -46,6 +47,11 @@ FORBIDDEN = {
     ("metrics", "ensemble"),
     ("metrics", "solvers"),
     ("metrics", "fusion"),
+    # compose/ builds on preprocessing/ (its transformers' statistics protocol), never the reverse
+    ("preprocessing", "compose"),
+    ("compose", "solvers"),
+    ("compose", "linear_model"),
+    ("compose", "ensemble"),
 }
 
 
