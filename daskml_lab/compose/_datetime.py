@@ -8,11 +8,12 @@ from typing import Any, ClassVar
 import dask.array as da
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from pandas.api.types import is_datetime64_any_dtype
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from daskml_lab.base import InvalidParameterError, check_params
+from daskml_lab.base import InvalidParameterError, Options, check_params
 from daskml_lab.data import is_dask_dataframe
 
 __all__ = ["DATE_PARTS", "DateTimeFeatures"]
@@ -33,6 +34,53 @@ DATE_PARTS: dict[str, str] = {
 }
 
 
+#: pandas' names of the parts whose name here is scikit-learn-like rather than pandas' own.
+_ACCESSORS = {"weekday": "day_of_week", "dayofyear": "day_of_year"}
+
+
+def _in_memory(X: Any, unit: str | None) -> Any:
+    """Checks of an in-memory array (not a DataFrame): 2-D, not empty, real; object numbers made float."""
+    if not isinstance(X, np.ndarray | list | tuple):
+        return X
+    X = np.asarray(X)
+    if X.ndim != 2:
+        msg = (
+            f"Expected 2D array, got {X.ndim}D array instead. Reshape your data either using "
+            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) if it contains a "
+            "single sample."
+        )
+        raise ValueError(msg)
+    if X.shape[0] == 0:
+        msg = f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
+        raise ValueError(msg)
+    if X.shape[1] == 0:
+        msg = f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
+        raise ValueError(msg)
+    if X.dtype.kind == "c":
+        msg = "Complex data not supported; DateTimeFeatures takes datetime columns."
+        raise ValueError(msg)
+    if X.dtype.kind == "O" and unit is not None:
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            msg = (
+                f"DateTimeFeatures(unit={unit!r}) reads numbers; the object array holds other values ({err})."
+            )
+            raise TypeError(msg) from err
+    return X
+
+
+def _as_datetime(values: pd.Series, unit: str | None) -> pd.Series:
+    """A datetime Series; numbers are read as times since 1970-01-01 in ``unit``."""
+    if is_datetime64_any_dtype(values.dtype):
+        return values
+    numbers_ = values.to_numpy(dtype=np.float64)
+    if np.isinf(numbers_).any():
+        msg = "Input contains infinity: a time since 1970-01-01 must be finite (NaN marks a missing date)."
+        raise ValueError(msg)
+    return pd.Series(pd.to_datetime(numbers_, unit=unit), index=values.index)
+
+
 def _part(values: pd.Series, part: str) -> np.ndarray:
     """One date part of a datetime Series as float64 (NaN where the date is missing)."""
     accessor = values.dt
@@ -41,13 +89,13 @@ def _part(values: pd.Series, part: str) -> np.ndarray:
         seconds = (naive - pd.Timestamp("1970-01-01")) / pd.Timedelta(seconds=1)
         return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
     if part == "is_weekend":
-        result = (accessor.weekday >= 5).astype(np.float64).to_numpy()
+        result = (accessor.day_of_week >= 5).astype(np.float64).to_numpy()
         result[values.isna().to_numpy()] = np.nan
         return result
-    return getattr(accessor, part).to_numpy(dtype=np.float64, na_value=np.nan)
+    return getattr(accessor, _ACCESSORS.get(part, part)).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _date_parts_block(block: Any, features: tuple[str, ...]) -> np.ndarray:
+def _date_parts_block(block: Any, features: tuple[str, ...], unit: str | None = None) -> np.ndarray:
     """The date parts of every column of one block (pandas DataFrame or Series, or datetime64 array)."""
     if isinstance(block, pd.Series):
         columns = [block]
@@ -60,6 +108,7 @@ def _date_parts_block(block: Any, features: tuple[str, ...]) -> np.ndarray:
     n_rows = len(columns[0]) if columns else 0
     out = np.empty((n_rows, len(columns) * len(features)), dtype=np.float64)
     for i, column in enumerate(columns):
+        column = _as_datetime(column, unit)
         for j, part in enumerate(features):
             out[:, i * len(features) + j] = _part(column, part)
     return out
@@ -81,6 +130,9 @@ class DateTimeFeatures(TransformerMixin, BaseEstimator):
         ``"dayofyear"``, ``"weekday"`` (Monday=0), ``"hour"``, ``"minute"``, ``"second"``,
         ``"is_weekend"`` (1 or 0) and ``"timestamp"`` (seconds since 1970-01-01, UTC for time-zone aware
         columns). Parts of time-zone aware columns are read in their own time zone.
+    unit : {"s", "ms", "us", "ns"}, default=None
+        Read numeric columns as times since 1970-01-01 (UTC) in this unit, for tables that store Unix
+        times; ``NaN`` is a missing date. With ``None``, numeric columns are refused.
 
     Attributes
     ----------
@@ -107,10 +159,19 @@ class DateTimeFeatures(TransformerMixin, BaseEstimator):
     ['when_month', 'when_weekday', 'when_hour']
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {"features": [list, tuple]}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "features": [list, tuple],
+        "unit": [Options({"s", "ms", "us", "ns"}), None],
+    }
 
-    def __init__(self, features: Sequence[str] = ("year", "month", "day", "weekday", "hour")) -> None:
+    def __init__(
+        self,
+        features: Sequence[str] = ("year", "month", "day", "weekday", "hour"),
+        *,
+        unit: str | None = None,
+    ) -> None:
         self.features = features
+        self.unit = unit
 
     def _check_features(self) -> tuple[str, ...]:
         check_params(self)
@@ -148,11 +209,15 @@ class DateTimeFeatures(TransformerMixin, BaseEstimator):
     def _fit_plan(self, X: Any) -> dict[str, Any]:
         """The statistics :meth:`fit` needs: none (the dtypes are checked here, without computing)."""
         self._check_features()
-        _check_datetime(X)
+        X = _in_memory(X, self.unit)
+        _check_datetime(X, self.unit)
+        if isinstance(X, np.ndarray) and X.dtype.kind in "iuf" and np.isinf(X).any():
+            _as_datetime(pd.Series(X.ravel()), self.unit)  # raises, naming the infinity
         return {}
 
     def _fit_finish(self, X: Any, statistics: dict[str, Any]) -> DateTimeFeatures:
         """Set the fitted attributes (the ColumnTransformer calls it after its one pass of statistics)."""
+        X = _in_memory(X, self.unit)
         names = _column_names(X)
         self.n_features_in_ = len(names) if names is not None else _n_columns(X)
         if names is not None and all(isinstance(n, str) for n in names):
@@ -177,23 +242,26 @@ class DateTimeFeatures(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         features = self._check_features()
-        X = self._columns_of(X)
-        _check_datetime(X)
+        X = self._columns_of(_in_memory(X, self.unit))
+        _check_datetime(X, self.unit)
         width = self.n_features_in_ * len(features)
         if is_dask_dataframe(X):
             meta = pd.DataFrame(np.empty((0, width)), columns=[str(i) for i in range(width)])
-            frame = X.map_partitions(_date_parts_frame, features, meta=meta, token="daskml-date-parts")
+            frame = X.map_partitions(
+                _date_parts_frame, features, self.unit, meta=meta, token="daskml-date-parts"
+            )
             return frame.to_dask_array(lengths=None)
         if isinstance(X, da.Array):
             blocks = X if X.ndim == 2 else X[:, None]
             return blocks.map_blocks(
                 _date_parts_block,
                 features,
+                self.unit,
                 chunks=(blocks.chunks[0], (width,)),
                 dtype=np.float64,
                 token="daskml-date-parts",
             )
-        return _date_parts_block(X, features)
+        return _date_parts_block(X, features, self.unit)
 
     def _columns_of(self, X: Any) -> Any:
         """``X`` with the fitted columns, taken by name from a DataFrame; checks the column count."""
@@ -252,9 +320,11 @@ class DateTimeFeatures(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _date_parts_frame(frame: pd.DataFrame | pd.Series, features: tuple[str, ...]) -> pd.DataFrame:
+def _date_parts_frame(
+    frame: pd.DataFrame | pd.Series, features: tuple[str, ...], unit: str | None
+) -> pd.DataFrame:
     """One partition's date parts, as a DataFrame (what ``map_partitions`` expects)."""
-    values = _date_parts_block(frame, features)
+    values = _date_parts_block(frame, features, unit)
     return pd.DataFrame(values, columns=[str(i) for i in range(values.shape[1])], index=frame.index)
 
 
@@ -274,22 +344,34 @@ def _n_columns(X: Any) -> int:
     return 1 if len(shape) == 1 else int(shape[1])
 
 
-def _check_datetime(X: Any) -> None:
-    """Refuse non-datetime columns, naming them and the conversion."""
+def _is_date_dtype(dtype: Any, unit: str | None) -> bool:
+    if is_datetime64_any_dtype(dtype):
+        return True
+    return unit is not None and isinstance(dtype, np.dtype) and dtype.kind in "iuf"
+
+
+def _check_datetime(X: Any, unit: str | None) -> None:
+    """Refuse columns that are not datetimes (or numbers, with ``unit``), naming them and the conversion."""
+    if sp.issparse(X):
+        msg = (
+            "DateTimeFeatures does not accept sparse input; pass datetime columns (a DataFrame or an array)."
+        )
+        raise TypeError(msg)
     if isinstance(X, pd.DataFrame) or is_dask_dataframe(X):
         dtypes = X.dtypes if X.ndim == 2 else pd.Series([X.dtype], index=[X.name])
-        wrong = {str(c): str(t) for c, t in dtypes.items() if not is_datetime64_any_dtype(t)}
+        wrong = {str(c): str(t) for c, t in dtypes.items() if not _is_date_dtype(t, unit)}
     elif isinstance(X, pd.Series):
-        wrong = {} if is_datetime64_any_dtype(X.dtype) else {str(X.name): str(X.dtype)}
+        wrong = {} if _is_date_dtype(X.dtype, unit) else {str(X.name): str(X.dtype)}
     else:
         dtype = getattr(X, "dtype", None)
         if dtype is None:
             dtype = np.asarray(X).dtype
-        wrong = {} if np.dtype(dtype).kind == "M" else {"X": str(dtype)}
+        wrong = {} if _is_date_dtype(np.dtype(dtype), unit) else {"X": str(dtype)}
     if wrong:
+        numbers_hint = "" if unit is not None else " (numbers as Unix times: DateTimeFeatures(unit='s'))"
         msg = (
-            f"DateTimeFeatures takes datetime columns; got {wrong} (column: dtype). Convert them first: "
-            "pd.to_datetime(df[col]) for pandas, dd.to_datetime(ddf[col]) for dask, or read the file with "
-            "parse_dates=[col]; select datetime columns with make_column_selector(dtype_include='datetime')."
+            f"DateTimeFeatures takes datetime columns{numbers_hint}; got {wrong} (column: dtype). Convert them "
+            "first: pd.to_datetime(df[col]) for pandas, dd.to_datetime(ddf[col]) for dask, or read the file "
+            "with parse_dates=[col]; select datetime columns with make_column_selector(dtype_include='datetime')."
         )
         raise TypeError(msg)
