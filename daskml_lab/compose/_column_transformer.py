@@ -363,7 +363,7 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
         ]
         fitted: dict[str, Any] = {}
         if lazy:
-            outputs, row_chunks = self._fit_lazy(X, kind, active, fitted, selector_input)
+            outputs, row_chunks = self._fit_lazy(X, kind, active, fitted, selector_input, keep_output)
         else:
             outputs = self._fit_in_memory(X, kind, y, active, fitted)
         self.transformers_ = [
@@ -405,7 +405,13 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
         return outputs
 
     def _fit_lazy(
-        self, X: Any, kind: str, active: list[Any], fitted: dict[str, Any], selector_input: Any
+        self,
+        X: Any,
+        kind: str,
+        active: list[Any],
+        fitted: dict[str, Any],
+        selector_input: Any,
+        keep_output: bool,
     ) -> tuple[list[Any], tuple[int, ...] | None]:
         subsets, plans = {}, {}
         for name, transformer, columns in active:
@@ -420,10 +426,14 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
                 plans[name] = estimator._fit_plan(subsets[name])
             elif not is_stateless(estimator):
                 raise TypeError(refusal(name, estimator))
-        counts = X.map_partitions(len) if kind == "dask-dataframe" else None
         # compute: the transformers' statistics (model-sized: means, counts, categories) and, for a dask
-        # DataFrame, one row count per partition, all in one pass over the data
-        statistics, row_counts = dask.compute(plans, counts) if plans else ({}, None)
+        # DataFrame whose output is wanted, one row count per partition, all in one pass over the data;
+        # nothing at all when no transformer needs statistics
+        statistics: dict[str, Any] = {name: {} for name in plans}
+        row_counts = None
+        if any(plans.values()):
+            counts = X.map_partitions(len) if kind == "dask-dataframe" and keep_output else None
+            statistics, row_counts = dask.compute(plans, counts)
         outputs = []
         for name, _, columns in active:
             estimator, indices = fitted[name], self._input_indices[name]

@@ -89,7 +89,7 @@ def _part(values: pd.Series, part: str) -> np.ndarray:
         seconds = (naive - pd.Timestamp("1970-01-01")) / pd.Timedelta(seconds=1)
         return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
     if part == "is_weekend":
-        result = (accessor.day_of_week >= 5).astype(np.float64).to_numpy()
+        result = np.array(accessor.day_of_week >= 5, dtype=np.float64)
         result[values.isna().to_numpy()] = np.nan
         return result
     return getattr(accessor, _ACCESSORS.get(part, part)).to_numpy(dtype=np.float64, na_value=np.nan)
