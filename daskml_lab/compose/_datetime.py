@@ -138,7 +138,7 @@ class DateTimeFeatures(TransformerMixin, BaseEstimator):
     ----------
     n_features_in_ : int
         Number of datetime columns seen in :meth:`fit`.
-    feature_names_in_ : ndarray of str of shape (n_features_in_,)
+    feature_names_in_ : ndarray of str of shape (`n_features_in_`,)
         Their names, when fitted on a DataFrame with string column names.
 
     See Also
@@ -231,12 +231,12 @@ class DateTimeFeatures(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {pandas or dask DataFrame or Series, datetime64 array} of shape (n_samples, n_features_in_)
+        X : {pandas or dask DataFrame or Series, datetime64 array} of shape (n_samples, `n_features_in_`)
             The datetime columns seen in :meth:`fit` (a DataFrame's are taken by name).
 
         Returns
         -------
-        {ndarray, dask.array.Array} of shape (n_samples, n_features_in_ * len(features))
+        {ndarray, dask.array.Array} of shape (n_samples, `n_features_in_` * len(features))
             float64; a lazy dask array (one row block per partition or row block) for dask input, numpy
             otherwise.
         """
