@@ -38,16 +38,25 @@ ADULT_COLUMNS = [
 # ---- two transformers following the statistics protocol ---------------------------------------------------
 
 
+def _values(X):
+    """A DataFrame's values as a float array: lazy for dask input, numpy otherwise."""
+    if is_dask_dataframe(X):
+        return X.to_dask_array(lengths=None).astype(float)
+    return X.astype(float) if isinstance(X, da.Array) else np.asarray(X, dtype=float)
+
+
 class MeanCenter(TransformerMixin, BaseEstimator):
-    """Subtracts the column means (NaN ignored), fitted from lazy sums and counts."""
+    """Subtracts the column means (NaN ignored), fitted from lazy sums and counts; takes frames or arrays."""
 
     def _fit_plan(self, X):
-        return {"sum": X.sum(), "count": X.count()}
+        values = _values(X)
+        return {"sum": np.nansum(values, axis=0), "count": (~np.isnan(values)).sum(axis=0)}
 
     def _fit_finish(self, X, statistics):
-        self.mean_ = np.asarray(statistics["sum"], dtype=float) / np.asarray(statistics["count"], dtype=float)
+        self.mean_ = np.asarray(statistics["sum"]) / np.asarray(statistics["count"])
         self.n_features_in_ = X.shape[1]
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
     def fit(self, X, y=None):
@@ -55,12 +64,12 @@ class MeanCenter(TransformerMixin, BaseEstimator):
         return self._fit_finish(X, statistics)
 
     def transform(self, X):
-        if is_dask_dataframe(X):
-            return X.to_dask_array(lengths=None).astype(float) - self.mean_
-        return X.to_numpy(dtype=float) - self.mean_
+        return _values(X) - self.mean_
 
     def get_feature_names_out(self, input_features=None):
-        return np.asarray(self.feature_names_in_ if input_features is None else input_features, dtype=object)
+        if input_features is None:
+            input_features = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
+        return np.asarray(input_features, dtype=object)
 
 
 def _one_hot_block(frame, categories):
@@ -106,6 +115,31 @@ class Categories(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         names = self.feature_names_in_ if input_features is None else input_features
         return np.asarray([f"{n}_{c}" for n, cats in zip(names, self.categories_, strict=True) for c in cats])
+
+
+class MeanImputer(TransformerMixin, BaseEstimator):
+    """Replaces NaN by the column means, fitted from lazy sums and counts; takes frames or arrays."""
+
+    def _fit_plan(self, X):
+        values = _values(X)
+        return {"sum": np.nansum(values, axis=0), "count": (~np.isnan(values)).sum(axis=0)}
+
+    def _fit_finish(self, X, statistics):
+        self.mean_ = np.asarray(statistics["sum"]) / np.asarray(statistics["count"])
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def fit(self, X, y=None):
+        (statistics,) = dask.compute(self._fit_plan(X))
+        return self._fit_finish(X, statistics)
+
+    def transform(self, X):
+        values = _values(X)
+        return (
+            da.where(da.isnan(values), self.mean_, values)
+            if isinstance(values, da.Array)
+            else np.where(np.isnan(values), self.mean_, values)
+        )
 
 
 # ---- data ----------------------------------------------------------------------------------------------------
@@ -298,6 +332,33 @@ def test_dask_fit_transform_knows_the_row_counts_from_the_same_pass():
     assert out.chunks[0] == lengths
     with raise_if_computes(max_computes=0):  # transform alone stays lazy: the row counts stay unknown
         assert np.isnan(_protocol_transformer().fit(frame).transform(ddf).shape[0])
+
+
+def test_pipeline_children_are_fitted_step_by_step_in_shared_passes():
+    frame, _ = _table(3000)
+    frame.loc[::7, "x1"] = np.nan
+    ddf = dd.from_pandas(frame, npartitions=3)
+    spec = [
+        ("num", make_pipeline(MeanImputer(), MeanCenter()), ["x0", "x1"]),
+        ("cat", Categories(), ["colour"]),
+    ]
+    # two passes: the imputer's and the encoder's statistics, then the centring on the imputed data
+    with raise_if_computes(max_computes=2):
+        ct = ColumnTransformer(spec, sparse_threshold=0).fit(ddf)
+    expected = SklearnColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), StandardScaler(with_std=False)), ["x0", "x1"]),
+            ("cat", OneHotEncoder(), ["colour"]),
+        ],
+        sparse_threshold=0,
+    ).fit_transform(frame)
+    with raise_if_computes(max_computes=0):
+        lazy = ct.transform(ddf)
+    np.testing.assert_allclose(lazy.compute(), expected, atol=1e-12)
+    with pytest.raises(
+        TypeError, match=r"The step StandardScaler of the 'num' Pipeline learns from the data"
+    ):
+        ColumnTransformer([("num", make_pipeline(MeanImputer(), StandardScaler()), ["x0"])]).fit(ddf)
 
 
 def test_dask_array_input_by_position():

@@ -15,7 +15,6 @@ import numbers
 from collections import Counter
 from typing import Any, ClassVar
 
-import dask
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin, clone
@@ -47,6 +46,7 @@ from daskml_lab.compose._parts import (
     refusal,
     remainder_columns,
 )
+from daskml_lab.compose._rounds import fit_in_rounds
 
 __all__ = ["ColumnTransformer"]
 
@@ -115,6 +115,8 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
     ``dask.compute`` (for a dask DataFrame, with the row count of each partition, so that ``fit_transform``
     returns known row chunks), then lets each transformer finish its fit from its results
     (``_fit_finish``). Statistics are model-sized (means, counts, categories): no data reach the client.
+    A :class:`~sklearn.pipeline.Pipeline` of such transformers is fitted step by step: one pass per step,
+    shared with the steps of the same rank of the other transformers.
     A scikit-learn transformer that learns from the data (``StandardScaler``, ``OneHotEncoder``, ...)
     cannot be fitted without bringing the data to the client, so it is refused on dask input, with the
     name of the :mod:`daskml_lab.preprocessing` class to use instead; it is applied block by block when it
@@ -413,7 +415,7 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
         selector_input: Any,
         keep_output: bool,
     ) -> tuple[list[Any], tuple[int, ...] | None]:
-        subsets, plans = {}, {}
+        subsets, learning = {}, {}
         for name, transformer, columns in active:
             scalar = is_scalar_spec(columns)
             subsets[name] = select_columns(X, kind, self._input_indices[name], scalar=scalar)
@@ -423,23 +425,17 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
             estimator = clone(transformer)
             fitted[name] = estimator
             if is_dask_aware(estimator):
-                plans[name] = estimator._fit_plan(subsets[name])
+                learning[name] = estimator
             elif not is_stateless(estimator):
                 raise TypeError(refusal(name, estimator))
-        # compute: the transformers' statistics (model-sized: means, counts, categories) and, for a dask
-        # DataFrame whose output is wanted, one row count per partition, all in one pass over the data;
-        # nothing at all when no transformer needs statistics
-        statistics: dict[str, Any] = {name: {} for name in plans}
-        row_counts = None
-        if any(plans.values()):
-            counts = X.map_partitions(len) if kind == "dask-dataframe" and keep_output else None
-            statistics, row_counts = dask.compute(plans, counts)
+        # one pass over the data for the statistics of all transformers (one per step of a Pipeline child),
+        # with one row count per partition when the output is wanted (a dask DataFrame's are unknown)
+        counts = X.map_partitions(len) if kind == "dask-dataframe" and keep_output else None
+        _, row_counts = fit_in_rounds(learning, subsets, extra=counts)
         outputs = []
         for name, _, columns in active:
             estimator, indices = fitted[name], self._input_indices[name]
-            if name in plans:
-                estimator._fit_finish(subsets[name], statistics[name])
-            else:
+            if name not in learning:
                 # stateless: fitted on the empty selection (it reads column names and counts only)
                 estimator.fit(empty_selection(selector_input, kind, indices, columns, self.n_features_in_))
             outputs.append(

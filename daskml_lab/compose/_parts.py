@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import get_tags
 
 from daskml_lab.compose._columns import is_scalar_spec, select_columns
+from daskml_lab.compose._rounds import has_protocol, steps_of
 
 __all__ = [
     "checked_output",
@@ -50,10 +52,15 @@ _DASK_ALTERNATIVES = {
 
 
 def is_dask_aware(transformer: Any) -> bool:
-    """Whether ``transformer`` fits from lazy statistics (the protocol of :mod:`daskml_lab.preprocessing`)."""
-    return callable(getattr(transformer, "_fit_plan", None)) and callable(
-        getattr(transformer, "_fit_finish", None)
-    )
+    """Whether ``transformer`` fits from lazy statistics (the protocol of :mod:`daskml_lab.preprocessing`).
+
+    A Pipeline is when one of its steps is and the others are stateless: it is fitted step by step, and it
+    transforms dask input itself.
+    """
+    steps = steps_of(transformer)
+    if not isinstance(transformer, Pipeline):
+        return has_protocol(transformer)
+    return any(has_protocol(s) for s in steps) and all(has_protocol(s) or is_stateless(s) for s in steps)
 
 
 def is_stateless(transformer: Any) -> bool:
@@ -155,17 +162,23 @@ def checked_output(output: Any, name: str) -> Any:
 
 
 def refusal(name: str, estimator: Any) -> str:
-    cls = type(estimator).__name__
-    alternative = _DASK_ALTERNATIVES.get(cls)
+    """Why ``estimator`` cannot be fitted on dask input, and what to use instead."""
+    culprit, where = estimator, f"The {name!r} transformer ({type(estimator).__name__})"
+    if isinstance(estimator, Pipeline):
+        learning = [s for s in steps_of(estimator) if not (has_protocol(s) or is_stateless(s))]
+        if learning:
+            culprit = learning[0]
+            where = f"The step {type(culprit).__name__} of the {name!r} Pipeline"
+    alternative = _DASK_ALTERNATIVES.get(type(culprit).__name__)
     instead = (
         f"use daskml_lab.preprocessing.{alternative}, which fits from one blocked pass"
         if alternative
-        else "use a daskml_lab.preprocessing transformer, or fit on a pandas DataFrame (ddf.compute()) if it fits "
-        "in memory"
+        else "use a daskml_lab.preprocessing transformer, or fit on a pandas DataFrame (ddf.compute()) if it "
+        "fits in memory"
     )
     return (
-        f"The {name!r} transformer ({cls}) learns from the data, but it cannot be fitted on dask input without "
-        f"bringing all of it to the client; {instead}."
+        f"{where} learns from the data, but it cannot be fitted on dask input without bringing all of it to "
+        f"the client; {instead}."
     )
 
 
