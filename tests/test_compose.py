@@ -609,3 +609,17 @@ def test_nested_parameters_and_clone():
         "standardscaler-1",
         "standardscaler-2",
     ]
+
+
+def test_sklearn_column_transformer_with_dtype_selectors_round_trips(adult, tmp_path):
+    X, y = adult.drop(columns="income"), adult["income"]
+    selectors = SklearnColumnTransformer(
+        [
+            ("num", StandardScaler(), make_column_selector(dtype_include=[np.floating, np.integer])),
+            ("text", OneHotEncoder(handle_unknown="ignore"), make_column_selector(dtype_exclude=np.number)),
+        ]
+    )
+    pipeline = make_pipeline(selectors, LogisticRegression(C=0.1, max_iter=1000)).fit(X.fillna("missing"), y)
+    loaded = load(save(pipeline, tmp_path / "sklearn.model"))
+    np.testing.assert_array_equal(loaded.predict(X.fillna("missing")), pipeline.predict(X.fillna("missing")))
+    assert loaded[0].transformers[0][2].dtype_include == [np.floating, np.integer]
