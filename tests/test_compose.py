@@ -623,3 +623,29 @@ def test_sklearn_column_transformer_with_dtype_selectors_round_trips(adult, tmp_
     loaded = load(save(pipeline, tmp_path / "sklearn.model"))
     np.testing.assert_array_equal(loaded.predict(X.fillna("missing")), pipeline.predict(X.fillna("missing")))
     assert loaded[0].transformers[0][2].dtype_include == [np.floating, np.integer]
+
+
+def test_every_transformer_reads_the_same_partitions():
+    frame, _ = _table(300)
+    loads = []
+
+    def load_part(index):
+        loads.append(index)
+        return frame.iloc[index * 100 : (index + 1) * 100]
+
+    ddf = dd.from_delayed([dask.delayed(load_part)(i) for i in range(3)], meta=frame.iloc[:0])
+    ct = ColumnTransformer(
+        [
+            ("a", StandardScaler(), ["x0"]),
+            ("b", StandardScaler(), ["x1"]),
+            ("c", OneHotEncoder(), ["colour"]),
+            ("d", "passthrough", ["x2"]),
+        ]
+    ).fit(frame)
+    out = ct.transform(ddf).compute(scheduler="sync")
+    assert sorted(loads) == [0, 1, 2]  # each partition read once, not once per transformer
+    np.testing.assert_allclose(out, ct.transform(frame))
+    loads.clear()
+    with dask.config.set(scheduler="sync"):
+        ColumnTransformer([("c", Categories(), ["colour"]), ("d", Categories(), ["x2"])]).fit_transform(ddf)
+    assert sorted(loads) == [0, 1, 2]  # the statistics of both and the row counts: one pass

@@ -43,8 +43,18 @@ def _transform_block(block: Any, transformer: Any, name: str) -> Any:
     return _as_block(transformer.transform(block), name)
 
 
+def _transform_partition(partition: pd.DataFrame, columns: Any, transformer: Any, name: str) -> Any:
+    """One fitted scikit-learn transformer applied to its columns of one whole partition."""
+    return _transform_block(partition[columns], transformer, name)
+
+
+def _values_partition(partition: pd.DataFrame, columns: Any) -> np.ndarray:
+    """The values of some columns of one whole partition (passthrough columns)."""
+    return _values_block(partition[columns])
+
+
 def _values_block(block: Any) -> np.ndarray:
-    """A partition's values as a 2-D numpy array (passthrough columns)."""
+    """A block's values as a 2-D numpy array (passthrough columns)."""
     values = block.to_numpy() if isinstance(block, pd.DataFrame | pd.Series) else np.asarray(block)
     return values.reshape(-1, 1) if values.ndim == 1 else values
 
@@ -62,6 +72,8 @@ def lazy_output(
     sparse: bool,
     dtype: Any,
     dask_aware: bool,
+    partitions: Any = None,
+    columns: Any = None,
 ) -> da.Array:
     """The output of one fitted transformer on a column subset of dask input, lazily.
 
@@ -83,6 +95,12 @@ def lazy_output(
         The declared dtype of the blocks.
     dask_aware : bool
         See ``transformer``.
+    partitions : list of Delayed, default=None
+        The partitions of the whole dask DataFrame ``X`` was selected from (``to_delayed()``), shared by all
+        transformers applied partition by partition, so that each partition is read once for all of them
+        (column subsets turned into arrays separately would each read it).
+    columns : label or list of labels, default=None
+        The columns of ``X`` in those partitions.
 
     Returns
     -------
@@ -114,9 +132,9 @@ def lazy_output(
             token=f"daskml-column-{name}",
         )
     # A dask DataFrame or Series: one task per partition, on the pandas partition.
-    function = _values_block if transformer == "passthrough" else _transform_block
-    arguments = () if transformer == "passthrough" else (transformer, name)
-    delayed_parts = X.to_delayed()
+    function = _values_partition if transformer == "passthrough" else _transform_partition
+    arguments = (columns,) if transformer == "passthrough" else (columns, transformer, name)
+    delayed_parts = partitions
     pieces = [
         da.from_delayed(
             dask.delayed(function, pure=True)(

@@ -28,17 +28,19 @@ from daskml_lab.compose._columns import (
     input_kind,
     is_empty_selection,
     is_scalar_spec,
+    labels_of,
     resolve_columns,
     select_columns,
 )
 from daskml_lab.compose._parts import (
     checked_output,
+    density_says_sparse,
     empty_selection,
     is_dask_aware,
     is_passthrough,
     is_passthrough_fitted,
-    is_sparse_output,
     is_stateless,
+    lazy_density_says_sparse,
     numeric_dtype,
     passthrough,
     passthrough_dtype,
@@ -374,9 +376,10 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
         widths = {name: int(output.shape[1]) for (name, _, _), output in zip(active, outputs, strict=True)}
         self._record_output_indices(widths)
         if lazy:
-            self.sparse_output_ = self._lazy_density_says_sparse(active, outputs)
+            n_inputs = [len(self._input_indices[name]) for name, _, _ in active]
+            self.sparse_output_ = lazy_density_says_sparse(n_inputs, outputs, self.sparse_threshold)
         else:
-            self.sparse_output_ = self._density_says_sparse(outputs)
+            self.sparse_output_ = density_says_sparse(outputs, self.sparse_threshold)
         if not keep_output:
             return None
         if not outputs:
@@ -432,6 +435,7 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
         # with one row count per partition when the output is wanted (a dask DataFrame's are unknown)
         counts = X.map_partitions(len) if kind == "dask-dataframe" and keep_output else None
         _, row_counts = fit_in_rounds(learning, subsets, extra=counts)
+        partitions = X.to_delayed() if kind == "dask-dataframe" else None  # read once for all transformers
         outputs = []
         for name, _, columns in active:
             estimator, indices = fitted[name], self._input_indices[name]
@@ -440,7 +444,16 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
                 estimator.fit(empty_selection(selector_input, kind, indices, columns, self.n_features_in_))
             outputs.append(
                 self._lazy_output(
-                    name, estimator, subsets[name], selector_input, kind, columns, indices, None
+                    name,
+                    estimator,
+                    subsets[name],
+                    selector_input,
+                    kind,
+                    columns,
+                    indices,
+                    None,
+                    partitions,
+                    X,
                 )
             )
         row_chunks = tuple(int(n) for n in row_counts) if row_counts is not None else None
@@ -456,6 +469,8 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
         columns: Any,
         indices: list[int],
         width: int | None,
+        partitions: Any,
+        X: Any,
     ) -> Any:
         """One fitted transformer's lazy output on dask input (``width`` known after fit, else None)."""
         dask_aware = is_dask_aware(estimator)
@@ -484,6 +499,8 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
             sparse=sparse,
             dtype=dtype,
             dask_aware=dask_aware,
+            partitions=partitions,
+            columns=labels_of(X, indices, columns) if partitions is not None else None,
         )
         return self._weighted(name, output)
 
@@ -498,25 +515,6 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
             start += width
         for name in [n for n, _, _ in self.transformers] + ["remainder"]:
             self.output_indices_.setdefault(name, slice(0, 0))
-
-    def _density_says_sparse(self, outputs: list[Any]) -> bool:
-        if not any(sp.issparse(o) for o in outputs):
-            return False
-        nnz = sum(o.nnz if sp.issparse(o) else o.shape[0] * o.shape[1] for o in outputs)
-        total = sum(o.shape[0] * o.shape[1] for o in outputs)
-        return bool(total and nnz / total < self.sparse_threshold)
-
-    def _lazy_density_says_sparse(self, active: list[Any], outputs: list[Any]) -> bool:
-        sparse = [is_sparse_output(o) for o in outputs]
-        if not any(sparse):
-            return False
-        # one non-zero per input column and row for sparse outputs (see Notes): no second pass to count them
-        nnz = sum(
-            min(len(self._input_indices[name]), int(o.shape[1])) if s else int(o.shape[1])
-            for (name, _, _), o, s in zip(active, outputs, sparse, strict=True)
-        )
-        total = sum(int(o.shape[1]) for o in outputs)
-        return bool(total and nnz / total < self.sparse_threshold)
 
     # ---- transforming ------------------------------------------------------------------------------------
 
@@ -572,6 +570,7 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
         outputs = []
         lazy = kind in ("dask", "dask-dataframe")
         selector_input = empty_frame(X.dtypes) if kind == "dask-dataframe" else X
+        partitions = X.to_delayed() if kind == "dask-dataframe" else None  # read once for all transformers
         for name, transformer, columns in self.transformers_:
             if (isinstance(transformer, str) and transformer == "drop") or is_empty_selection(columns):
                 continue
@@ -580,7 +579,9 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
             if lazy:
                 width = self.output_indices_[name].stop - self.output_indices_[name].start
                 outputs.append(
-                    self._lazy_output(name, transformer, subset, selector_input, kind, columns, chosen, width)
+                    self._lazy_output(
+                        name, transformer, subset, selector_input, kind, columns, chosen, width, partitions, X
+                    )
                 )
             else:
                 outputs.append(self._weighted(name, checked_output(transformer.transform(subset), name)))

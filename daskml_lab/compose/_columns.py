@@ -26,6 +26,7 @@ __all__ = [
     "input_kind",
     "is_empty_selection",
     "is_scalar_spec",
+    "labels_of",
     "resolve_columns",
     "select_columns",
 ]
@@ -63,6 +64,12 @@ def empty_frame(dtypes: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({i: pd.Series([], dtype=dtype) for i, dtype in enumerate(dtypes)}).set_axis(
         list(dtypes.index), axis=1
     )
+
+
+def labels_of(X: Any, indices: list[int], columns: Any) -> Any:
+    """The labels of a DataFrame's columns at ``indices`` (one label for a 1-D selection)."""
+    labels = [X.columns[i] for i in indices]
+    return labels[0] if is_scalar_spec(columns) else labels
 
 
 def is_empty_selection(columns: Any) -> bool:

@@ -26,12 +26,14 @@ from daskml_lab.compose._rounds import has_protocol, steps_of
 
 __all__ = [
     "checked_output",
+    "density_says_sparse",
     "empty_selection",
     "is_dask_aware",
     "is_passthrough",
     "is_passthrough_fitted",
     "is_sparse_output",
     "is_stateless",
+    "lazy_density_says_sparse",
     "numeric_dtype",
     "passthrough",
     "passthrough_dtype",
@@ -180,6 +182,31 @@ def refusal(name: str, estimator: Any) -> str:
         f"{where} learns from the data, but it cannot be fitted on dask input without bringing all of it to "
         f"the client; {instead}."
     )
+
+
+def density_says_sparse(outputs: list[Any], sparse_threshold: float) -> bool:
+    """scikit-learn's rule on in-memory outputs: sparse when some are and the density is below the threshold."""
+    if not any(sp.issparse(o) for o in outputs):
+        return False
+    nnz = sum(o.nnz if sp.issparse(o) else o.shape[0] * o.shape[1] for o in outputs)
+    total = sum(o.shape[0] * o.shape[1] for o in outputs)
+    return bool(total and nnz / total < sparse_threshold)
+
+
+def lazy_density_says_sparse(n_inputs: list[int], outputs: list[Any], sparse_threshold: float) -> bool:
+    """The same rule on lazy outputs, with one non-zero per input column and row for sparse outputs.
+
+    Counting the non-zeros would take a second pass over the data; the count is exact for one-hot encoding.
+    """
+    sparse = [is_sparse_output(o) for o in outputs]
+    if not any(sparse):
+        return False
+    nnz = sum(
+        min(n, int(o.shape[1])) if s else int(o.shape[1])
+        for n, o, s in zip(n_inputs, outputs, sparse, strict=True)
+    )
+    total = sum(int(o.shape[1]) for o in outputs)
+    return bool(total and nnz / total < sparse_threshold)
 
 
 def prefixed_names(per_transformer: list[tuple[str, Any]], verbose: Any) -> np.ndarray:
