@@ -323,15 +323,16 @@ def test_dask_fit_is_one_pass_and_matches_pandas(sparse_threshold):
     np.testing.assert_allclose(dense(got), dense(sklearn_ct.fit_transform(frame)))
 
 
-def test_dask_fit_transform_knows_the_row_counts_from_the_same_pass():
+def test_dask_fit_transform_keeps_the_partitions():
     frame, _ = _table(1000)
     ddf = dd.from_pandas(frame, npartitions=3)
     lengths = tuple(int(n) for n in ddf.map_partitions(len).compute())
     with raise_if_computes(max_computes=1):
         out = _protocol_transformer().fit_transform(ddf)
-    assert out.chunks[0] == lengths
-    with raise_if_computes(max_computes=0):  # transform alone stays lazy: the row counts stay unknown
-        assert np.isnan(_protocol_transformer().fit(frame).transform(ddf).shape[0])
+    assert out.numblocks == (3, 1)
+    assert (
+        tuple(out.map_blocks(lambda b: np.array([b.shape[0]]), chunks=(1,), drop_axis=1).compute()) == lengths
+    )
 
 
 def test_pipeline_children_are_fitted_step_by_step_in_shared_passes():
@@ -647,5 +648,27 @@ def test_every_transformer_reads_the_same_partitions():
     np.testing.assert_allclose(out, ct.transform(frame))
     loads.clear()
     with dask.config.set(scheduler="sync"):
-        ColumnTransformer([("c", Categories(), ["colour"]), ("d", Categories(), ["x2"])]).fit_transform(ddf)
-    assert sorted(loads) == [0, 1, 2]  # the statistics of both and the row counts: one pass
+        ColumnTransformer([("c", Categories(), ["colour"]), ("d", Categories(), ["x2"])]).fit(ddf)
+    assert sorted(loads) == [0, 1, 2]  # the statistics of both: one pass
+
+
+def test_weights_and_a_remainder_transformer_on_dask_match_pandas():
+    frame, _ = _table(900)
+    ddf = dd.from_pandas(frame, npartitions=3)
+
+    def make():
+        return ColumnTransformer(
+            [("cat", Categories(), ["colour"]), ("x0", MeanCenter(), ["x0"])],
+            remainder=MeanCenter(),
+            transformer_weights={"cat": 2.0, "remainder": 0.5},
+            sparse_threshold=0,
+        )
+
+    with raise_if_computes(max_computes=1):
+        lazy = make().fit_transform(ddf)
+    expected = make().fit_transform(frame)
+    np.testing.assert_allclose(lazy.compute(), expected)
+    one_hot = pd.get_dummies(frame["colour"]).to_numpy(dtype=float)
+    np.testing.assert_array_equal(expected[:, :4], 2.0 * one_hot)
+    remainder = frame[["x1", "x2"]].to_numpy()
+    np.testing.assert_allclose(expected[:, 5:], 0.5 * (remainder - remainder.mean(axis=0)))

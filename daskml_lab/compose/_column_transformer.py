@@ -114,8 +114,7 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
     -----
     **One pass on dask input.** ``fit`` collects the lazy statistics of every transformer following the
     protocol of :mod:`daskml_lab.preprocessing` (``_fit_plan``), computes all of them in one
-    ``dask.compute`` (for a dask DataFrame, with the row count of each partition, so that ``fit_transform``
-    returns known row chunks), then lets each transformer finish its fit from its results
+    ``dask.compute``, then lets each transformer finish its fit from its results
     (``_fit_finish``). Statistics are model-sized (means, counts, categories): no data reach the client.
     A :class:`~sklearn.pipeline.Pipeline` of such transformers is fitted step by step: one pass per step,
     shared with the steps of the same rank of the other transformers.
@@ -318,7 +317,8 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
         -------
         {ndarray, sparse matrix, dask.array.Array} of shape (n_samples, n_output_features)
             numpy or CSR for in-memory input; for dask input a lazy dask array with one row block per
-            partition (row counts known: they are counted in the pass of statistics).
+            partition or row block (row counts unknown for a dask DataFrame, as its partitions' are; the
+            estimator that reads it next counts them together with ``y``).
         """
         if fit_params:
             msg = f"ColumnTransformer.fit_transform takes no fit parameters; got {sorted(fit_params)}."
@@ -432,9 +432,9 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
             elif not is_stateless(estimator):
                 raise TypeError(refusal(name, estimator))
         # one pass over the data for the statistics of all transformers (one per step of a Pipeline child),
-        # with one row count per partition when the output is wanted (a dask DataFrame's are unknown)
-        counts = X.map_partitions(len) if kind == "dask-dataframe" and keep_output else None
-        _, row_counts = fit_in_rounds(learning, subsets, extra=counts)
+        # (no row counts: dask 2026.8 mixes up the results of ``X.map_partitions(len)`` computed together with
+        # array reductions; the next estimator counts them with y's anyway)
+        fit_in_rounds(learning, subsets)
         partitions = X.to_delayed() if kind == "dask-dataframe" else None  # read once for all transformers
         outputs = []
         for name, _, columns in active:
@@ -456,7 +456,7 @@ class ColumnTransformer(TransformerMixin, BaseEstimator):
                     X,
                 )
             )
-        row_chunks = tuple(int(n) for n in row_counts) if row_counts is not None else None
+        row_chunks = None
         return outputs, row_chunks
 
     def _lazy_output(

@@ -37,9 +37,7 @@ def steps_of(transformer: Any) -> list[Any]:
     return [transformer]
 
 
-def fit_in_rounds(
-    transformers: dict[str, Any], inputs: dict[str, Any], *, extra: Any = None
-) -> tuple[int, Any]:
+def fit_in_rounds(transformers: dict[str, Any], inputs: dict[str, Any]) -> int:
     """Fit each transformer on its lazy input, computing the statistics of all of them together.
 
     Parameters
@@ -49,18 +47,14 @@ def fit_in_rounds(
         (fitted on their lazy input: they read its columns, not its data).
     inputs : dict of str to dask collection
         The lazy input of each transformer.
-    extra : dask collection, default=None
-        Computed in the first pass too (the row count of each partition), when there is a first pass.
 
     Returns
     -------
-    n_passes : int
+    int
         The number of ``dask.compute`` calls made (the depth of the deepest Pipeline; 0 without statistics).
-    extra : object
-        The computed ``extra``, or None when nothing was computed.
     """
     pending = {name: (steps_of(t), inputs[name]) for name, t in transformers.items()}
-    n_passes, extra_value = 0, None
+    n_passes = 0
     while pending:
         plans = {}
         for name in list(pending):
@@ -77,20 +71,18 @@ def fit_in_rounds(
             plans[name] = steps[0]._fit_plan(X)
         if not plans:
             break
-        wanted = extra if n_passes == 0 else None
-        # compute: the statistics of one step of every transformer (model-sized: means, counts, categories)
-        # and, in the first pass, ``extra`` (one row count per partition): one pass over the data
+        # compute: the statistics of one step of every transformer (model-sized: means, counts, categories):
+        # one pass over the data
         with warnings.catch_warnings():
             # Plans may mix dask arrays (graphs) and DataFrame expressions; dask then materialises the
             # expressions first and says so. It is still one computation: nothing to tell the user.
             warnings.filterwarnings("ignore", message="Computing mixed collections", category=UserWarning)
-            statistics, computed = dask.compute(plans, wanted) if any(plans.values()) else (plans, None)
+            (statistics,) = dask.compute(plans) if any(plans.values()) else (plans,)
         if any(plans.values()):
             n_passes += 1
-        extra_value = computed if wanted is not None else extra_value
         for name in plans:
             steps, X = pending[name]
             step = steps.pop(0)
             step._fit_finish(X, statistics[name])
             pending[name] = (steps, step.transform(X) if steps else X)
-    return n_passes, extra_value
+    return n_passes
