@@ -12,6 +12,8 @@ The package is organised by responsibility:
   forest union);
 - :mod:`daskml_lab.preprocessing` scales, imputes and encodes features block by block (scikit-learn's
   scalers, ``SimpleImputer``, ``OneHotEncoder``, ``OrdinalEncoder``), fitted by one blocked pass;
+- :mod:`daskml_lab.compose` applies transformers to the columns of a table (pandas or dask DataFrame) in one
+  pass over the data (:class:`~daskml_lab.compose.ColumnTransformer`, date parts);
 - :mod:`daskml_lab.metrics` scores predictions block by block (accuracy, confusion matrix, log loss, R², MSE,
   MAE), for every estimator's ``score`` and for your own evaluations;
 - :mod:`daskml_lab.cluster` connects to a Dask scheduler (or starts a local one);
@@ -23,13 +25,14 @@ The package is organised by responsibility:
 Importing the package has no side effects: no cluster is started and no client is looked up.
 """
 
-from daskml_lab import data, ensemble, fusion, linear_model, metrics, monitoring, preprocessing, solvers
+from daskml_lab import compose, data, ensemble, fusion, linear_model, metrics, monitoring, preprocessing, solvers
 from daskml_lab._version import __version__
 from daskml_lab.cluster import connect
 from daskml_lab.persistence import load, save
 
 __all__ = [
     "__version__",
+    "compose",
     "connect",
     "data",
     "ensemble",

@@ -35,6 +35,7 @@ ESTIMATOR_PACKAGES = {
     "cli",
     "persistence",
     "preprocessing",
+    "compose",
 }
 #: (importer, imported): never.
 FORBIDDEN = {
@@ -51,6 +52,11 @@ FORBIDDEN = {
     ("preprocessing", "ensemble"),
     ("preprocessing", "solvers"),
     ("preprocessing", "fusion"),
+    # compose/ builds on preprocessing/ (its transformers' statistics protocol), never the reverse
+    ("preprocessing", "compose"),
+    ("compose", "solvers"),
+    ("compose", "linear_model"),
+    ("compose", "ensemble"),
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-PAGES = ["architecture.rst", "linear_models.rst"]
+PAGES = ["architecture.rst", "linear_models.rst", "compose.rst"]
 
 
 @pytest.mark.parametrize("page", PAGES)

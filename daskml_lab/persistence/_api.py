@@ -162,7 +162,8 @@ def load(
       boosting predictors, the neighbours' search trees, calibrated classifiers and parameter-free distance
       metrics. The index arrays of the trees are checked after loading (a crafted tree could otherwise make
       scikit-learn's compiled code read outside its arrays when predicting);
-    - :class:`pathlib.Path` objects (an estimator's ``checkpoint`` parameter may hold one).
+    - :class:`pathlib.Path` objects (an estimator's ``checkpoint`` parameter may hold one), and the dtype
+      classes a :class:`sklearn.compose.make_column_selector` may hold (``numpy.number``, ``object``, ...).
 
     Any other type (functions, classes of other packages, ...) makes ``load`` raise
     :class:`~daskml_lab.exceptions.UntrustedTypesError` listing it, unless it is given in ``trusted``.

@@ -6,7 +6,8 @@ Beyond what skops trusts, :func:`load` trusts by default:
 - classes of daskml_lab and scikit-learn that are estimators (subclasses of
   :class:`sklearn.base.BaseEstimator`);
 - the internal scikit-learn types of :data:`TRUSTED_SKLEARN_TYPES`;
-- :class:`pathlib.Path` objects;
+- :class:`pathlib.Path` objects, and the dtype classes a column selector may hold (``numpy.number``,
+  ``object``, ...);
 - the types registered with :func:`register_trusted_type` by the packages that own them (the shard report of
   :mod:`daskml_lab.ensemble`, the pandas stand-in of this package).
 
@@ -38,6 +39,8 @@ TRUSTED_SKLEARN_TYPES: tuple[str, ...] = (
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.calibration._CalibratedClassifier",
+    # column selection by name pattern and dtype (a ColumnTransformer's columns): it holds only its arguments
+    "sklearn.compose._column_transformer.make_column_selector",
     "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.neighbors._ball_tree.BallTree",
     *(
@@ -49,6 +52,35 @@ TRUSTED_SKLEARN_TYPES: tuple[str, ...] = (
 
 #: Harmless standard-library types an estimator parameter may hold (``checkpoint=pathlib.Path(...)``).
 _TRUSTED_STDLIB_TYPES = ("pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.Path")
+
+#: Types held as *values* by column selectors (``make_column_selector(dtype_include=np.number)``,
+#: ``[object, "category"]``, ``np.dtype("float64")``): dtype classes, which hold no state and run no code.
+_TRUSTED_DTYPE_TYPES = (
+    "builtins.object",
+    "numpy.dtype",
+    *(
+        f"numpy.{name}"
+        for name in (
+            "generic",
+            "number",
+            "integer",
+            "signedinteger",
+            "unsignedinteger",
+            "inexact",
+            "floating",
+            "complexfloating",
+            "bool",
+            "bool_",
+            "object_",
+            "datetime64",
+            "timedelta64",
+            "str_",
+            "bytes_",
+            "flexible",
+            "character",
+        )
+    ),
+)
 
 #: Fully qualified name -> class, of the types registered with :func:`register_trusted_type`. Filled in when
 #: the modules that own the types are imported; only ever added to.
@@ -124,7 +156,7 @@ def untrusted_types(
 
 def _trusted_by_default(name: str, *, import_modules: bool) -> bool:
     """Our allowlist, applied to a fully qualified type name without importing anything outside it."""
-    if name in _TRUSTED_STDLIB_TYPES or name in TRUSTED_SKLEARN_TYPES:
+    if name in _TRUSTED_STDLIB_TYPES or name in TRUSTED_SKLEARN_TYPES or name in _TRUSTED_DTYPE_TYPES:
         return True
     registered = _REGISTERED.get(name)
     if registered is not None:
