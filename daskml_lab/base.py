@@ -24,7 +24,15 @@ from sklearn.utils.validation import check_is_fitted
 from daskml_lab._runtime.client import current_client
 from daskml_lab._runtime.memory import check_client_data, measure_workers
 from daskml_lab.data import InputOrigin, wrap_output
-from daskml_lab.data.validation import ValidatedData, check_array, check_classes, check_n_features, check_X_y
+from daskml_lab.data.validation import (
+    ValidatedData,
+    check_array,
+    check_classes,
+    check_feature_names,
+    check_n_features,
+    check_X_y,
+    fitted_feature_names,
+)
 
 __all__ = [
     "ArrayLike",
@@ -355,9 +363,9 @@ class DaskMLEstimator(BaseEstimator):
                 X, y, sample_weight=sample_weight, y_numeric=y_numeric, accept_sparse=self._accepts_sparse
             )
         self.n_features_in_ = data.n_features
-        names = data.origin.feature_names
-        if names is not None and all(isinstance(n, str) for n in names):
-            self.feature_names_in_ = np.asarray(names, dtype=object)
+        names = fitted_feature_names(data.origin.feature_names)
+        if names is not None:
+            self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         return data
@@ -366,8 +374,17 @@ class DaskMLEstimator(BaseEstimator):
         """Check the estimator is fitted and ``X`` has the features seen in ``fit``; return X lazily."""
         check_is_fitted(self)
         X_arr, origin = check_array(X, accept_sparse=self._accepts_sparse, known_chunks=False)
-        check_n_features(X_arr, self.n_features_in_, estimator_name=type(self).__name__)
+        self._check_features(X_arr, origin)
         return X_arr, origin
+
+    def _check_features(self, X: da.Array, origin: InputOrigin) -> None:
+        """The columns of validated ``X`` against ``fit``: their number, then their names and order.
+
+        Names are checked as scikit-learn checks them (``ValueError`` when renamed, reordered or missing; a
+        ``UserWarning`` for an unnamed array after a fit on names), from the input's metadata only.
+        """
+        check_n_features(X, self.n_features_in_, estimator_name=type(self).__name__)
+        check_feature_names(self, origin.feature_names, int(X.shape[1]))
 
     @staticmethod
     def _wrap_output(

@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from daskml_lab.data._convert import InputOrigin, is_dask_dataframe, to_dask_array
+from daskml_lab.data._feature_names import check_feature_names, fitted_feature_names
 from daskml_lab.data._row_chunks import (
     as_scipy_blocks,
     has_pydata_sparse_blocks,
@@ -44,7 +45,9 @@ __all__ = [
     "check_X_y",
     "check_array",
     "check_classes",
+    "check_feature_names",
     "check_n_features",
+    "fitted_feature_names",
 ]
 
 _FLOAT_DTYPES = (np.dtype("float64"), np.dtype("float32"))

@@ -388,6 +388,10 @@ class BaseShardEnsemble(DaskMLEstimator):
             raise ValueError(msg)
         elif n_features:
             ensemble.n_features_in_ = n_features.pop()
+            names = [getattr(m, "feature_names_in_", None) for m in members]
+            # the members' shared column names become the ensemble's contract, as a fit on them would
+            if names[0] is not None and all(n is not None and list(n) == list(names[0]) for n in names):
+                ensemble.feature_names_in_ = np.asarray(names[0], dtype=object)
         else:
             msg = "The estimators have no n_features_in_; pass X_val and y_val so that it can be checked."
             raise ValueError(msg)
@@ -466,7 +470,7 @@ class BaseShardEnsemble(DaskMLEstimator):
         data = check_X_y(
             X, y, sample_weight=sample_weight, y_numeric=not self._classification, accept_sparse=True
         )
-        check_n_features(data.X, self.n_features_in_, estimator_name=type(self).__name__)
+        self._check_features(data.X, data.origin)
         assert data.y is not None
         score = accuracy_score if self._classification else r2_score
         with self._placed(data.X, data.origin):
