@@ -19,6 +19,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab._runtime.client import current_client
@@ -355,12 +356,18 @@ class DaskMLEstimator(BaseEstimator):
         """
         # first: converting in-memory input hashes all of it, and it could never reach the workers anyway
         _refuse_client_data_beyond_workers(X, y, sample_weight)
+        allow_nan = self._allows_nan()
         if y is None and not requires_y:
-            X_arr, origin = check_array(X, accept_sparse=self._accepts_sparse)
+            X_arr, origin = check_array(X, accept_sparse=self._accepts_sparse, allow_nan=allow_nan)
             data = ValidatedData(X_arr, None, None, origin)
         else:
             data = check_X_y(
-                X, y, sample_weight=sample_weight, y_numeric=y_numeric, accept_sparse=self._accepts_sparse
+                X,
+                y,
+                sample_weight=sample_weight,
+                y_numeric=y_numeric,
+                accept_sparse=self._accepts_sparse,
+                allow_nan=allow_nan,
             )
         self.n_features_in_ = data.n_features
         names = fitted_feature_names(data.origin.feature_names)
@@ -373,9 +380,15 @@ class DaskMLEstimator(BaseEstimator):
     def _validate_predict_data(self, X: Any) -> tuple[da.Array, InputOrigin]:
         """Check the estimator is fitted and ``X`` has the features seen in ``fit``; return X lazily."""
         check_is_fitted(self)
-        X_arr, origin = check_array(X, accept_sparse=self._accepts_sparse, known_chunks=False)
+        X_arr, origin = check_array(
+            X, accept_sparse=self._accepts_sparse, allow_nan=self._allows_nan(), known_chunks=False
+        )
         self._check_features(X_arr, origin)
         return X_arr, origin
+
+    def _allows_nan(self) -> bool:
+        """Whether NaN may pass the input gate: the ``allow_nan`` input tag (infinity never passes)."""
+        return bool(get_tags(self).input_tags.allow_nan)
 
     def _check_features(self, X: da.Array, origin: InputOrigin) -> None:
         """The columns of validated ``X`` against ``fit``: their number, then their names and order.

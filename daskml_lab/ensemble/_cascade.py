@@ -609,7 +609,7 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             If the sample weights sum to zero (the rule of :mod:`daskml_lab.metrics`).
         """
         check_is_fitted(self)
-        data = check_X_y(X, y, sample_weight=sample_weight, accept_sparse=False)
+        data = check_X_y(X, y, sample_weight=sample_weight, accept_sparse=False, allow_nan=self._allows_nan())
         self._check_features(data.X, data.origin)
         assert data.y is not None
         with self._placed(data.X, data.origin):

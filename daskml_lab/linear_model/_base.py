@@ -353,7 +353,12 @@ class LinearModelBase(DaskMLEstimator):
     def _validate_score_data(self, X: Any, y: Any, sample_weight: Any, *, y_numeric: bool) -> ValidatedData:
         check_is_fitted(self)
         data = check_X_y(
-            X, y, sample_weight=sample_weight, y_numeric=y_numeric, accept_sparse=self._accepts_sparse
+            X,
+            y,
+            sample_weight=sample_weight,
+            y_numeric=y_numeric,
+            accept_sparse=self._accepts_sparse,
+            allow_nan=self._allows_nan(),
         )
         self._check_features(data.X, data.origin)
         return data
