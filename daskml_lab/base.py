@@ -10,6 +10,8 @@ Only public scikit-learn APIs are used here (``BaseEstimator``, ``check_is_fitte
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
-from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.client import current_client, seceded_in_task
 from daskml_lab._runtime.memory import check_client_data, measure_workers
 from daskml_lab.data import InputOrigin, wrap_output
 from daskml_lab.data.validation import (
@@ -325,6 +327,21 @@ def _refuse_client_data_beyond_workers(X: Any, y: Any, sample_weight: Any) -> No
     check_client_data(nbytes, measure_workers(client), address=str(client.scheduler.address))
 
 
+#: Public methods that compute on the cluster whatever the input (fits and scores).
+_COMPUTING_METHODS = ("fit", "partial_fit", "fit_transform", "fit_predict", "score")
+
+
+def _task_safe(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` run inside :func:`daskml_lab._runtime.client.seceded_in_task` (nothing changes outside tasks)."""
+
+    @functools.wraps(method)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with seceded_in_task():
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 class DaskMLEstimator(BaseEstimator):
     """Base class of the package's estimators: the shared steps of ``fit`` and ``predict``.
 
@@ -336,6 +353,16 @@ class DaskMLEstimator(BaseEstimator):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
     #: Whether scipy sparse input (and dask arrays of CSR blocks) is supported.
     _accepts_sparse: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Methods that compute may be called inside a dask task (client.submit, joblib's dask backend, a
+        # dask-ml search): there they must not hold the worker's thread while their own tasks wait for one.
+        # Prediction methods compute only for in-memory input, in ``wrap_output``, which handles it itself.
+        for name in _COMPUTING_METHODS:
+            method = cls.__dict__.get(name)
+            if inspect.isfunction(method):
+                setattr(cls, name, _task_safe(method))
 
     def _validate_params(self) -> None:
         check_params(self)
