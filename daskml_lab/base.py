@@ -10,6 +10,8 @@ Only public scikit-learn APIs are used here (``BaseEstimator``, ``check_is_fitte
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -19,12 +21,21 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
-from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.client import current_client, seceded_in_task
 from daskml_lab._runtime.memory import check_client_data, measure_workers
 from daskml_lab.data import InputOrigin, wrap_output
-from daskml_lab.data.validation import ValidatedData, check_array, check_classes, check_n_features, check_X_y
+from daskml_lab.data.validation import (
+    ValidatedData,
+    check_array,
+    check_classes,
+    check_feature_names,
+    check_n_features,
+    check_X_y,
+    fitted_feature_names,
+)
 
 __all__ = [
     "ArrayLike",
@@ -316,6 +327,21 @@ def _refuse_client_data_beyond_workers(X: Any, y: Any, sample_weight: Any) -> No
     check_client_data(nbytes, measure_workers(client), address=str(client.scheduler.address))
 
 
+#: Public methods that compute on the cluster whatever the input (fits and scores).
+_COMPUTING_METHODS = ("fit", "partial_fit", "fit_transform", "fit_predict", "score")
+
+
+def _task_safe(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` run inside :func:`daskml_lab._runtime.client.seceded_in_task` (nothing changes outside tasks)."""
+
+    @functools.wraps(method)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with seceded_in_task():
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 class DaskMLEstimator(BaseEstimator):
     """Base class of the package's estimators: the shared steps of ``fit`` and ``predict``.
 
@@ -327,6 +353,16 @@ class DaskMLEstimator(BaseEstimator):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
     #: Whether scipy sparse input (and dask arrays of CSR blocks) is supported.
     _accepts_sparse: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Methods that compute may be called inside a dask task (client.submit, joblib's dask backend, a
+        # dask-ml search): there they must not hold the worker's thread while their own tasks wait for one.
+        # Prediction methods compute only for in-memory input, in ``wrap_output``, which handles it itself.
+        for name in _COMPUTING_METHODS:
+            method = cls.__dict__.get(name)
+            if inspect.isfunction(method):
+                setattr(cls, name, _task_safe(method))
 
     def _validate_params(self) -> None:
         check_params(self)
@@ -347,17 +383,23 @@ class DaskMLEstimator(BaseEstimator):
         """
         # first: converting in-memory input hashes all of it, and it could never reach the workers anyway
         _refuse_client_data_beyond_workers(X, y, sample_weight)
+        allow_nan = self._allows_nan()
         if y is None and not requires_y:
-            X_arr, origin = check_array(X, accept_sparse=self._accepts_sparse)
+            X_arr, origin = check_array(X, accept_sparse=self._accepts_sparse, allow_nan=allow_nan)
             data = ValidatedData(X_arr, None, None, origin)
         else:
             data = check_X_y(
-                X, y, sample_weight=sample_weight, y_numeric=y_numeric, accept_sparse=self._accepts_sparse
+                X,
+                y,
+                sample_weight=sample_weight,
+                y_numeric=y_numeric,
+                accept_sparse=self._accepts_sparse,
+                allow_nan=allow_nan,
             )
         self.n_features_in_ = data.n_features
-        names = data.origin.feature_names
-        if names is not None and all(isinstance(n, str) for n in names):
-            self.feature_names_in_ = np.asarray(names, dtype=object)
+        names = fitted_feature_names(data.origin.feature_names)
+        if names is not None:
+            self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         return data
@@ -365,9 +407,24 @@ class DaskMLEstimator(BaseEstimator):
     def _validate_predict_data(self, X: Any) -> tuple[da.Array, InputOrigin]:
         """Check the estimator is fitted and ``X`` has the features seen in ``fit``; return X lazily."""
         check_is_fitted(self)
-        X_arr, origin = check_array(X, accept_sparse=self._accepts_sparse, known_chunks=False)
-        check_n_features(X_arr, self.n_features_in_, estimator_name=type(self).__name__)
+        X_arr, origin = check_array(
+            X, accept_sparse=self._accepts_sparse, allow_nan=self._allows_nan(), known_chunks=False
+        )
+        self._check_features(X_arr, origin)
         return X_arr, origin
+
+    def _allows_nan(self) -> bool:
+        """Whether NaN may pass the input gate: the ``allow_nan`` input tag (infinity never passes)."""
+        return bool(get_tags(self).input_tags.allow_nan)
+
+    def _check_features(self, X: da.Array, origin: InputOrigin) -> None:
+        """The columns of validated ``X`` against ``fit``: their number, then their names and order.
+
+        Names are checked as scikit-learn checks them (``ValueError`` when renamed, reordered or missing; a
+        ``UserWarning`` for an unnamed array after a fit on names), from the input's metadata only.
+        """
+        check_n_features(X, self.n_features_in_, estimator_name=type(self).__name__)
+        check_feature_names(self, origin.feature_names, int(X.shape[1]))
 
     @staticmethod
     def _wrap_output(

@@ -108,7 +108,9 @@ def test_no_features():
 def test_nan_in_memory_raises_at_once():
     X = X_NP.copy()
     X[3, 1] = np.nan
-    with pytest.raises(ValueError, match=r"Input X contains NaN\. Remove or impute"):
+    with pytest.raises(
+        ValueError, match=r"Input X contains NaN\. This estimator does not take missing values: impute"
+    ):
         check_array(X)
 
 

@@ -185,7 +185,7 @@ def _mixed_labels(y):
 
 
 FIT_CASES = [
-    Case("nan", _simple(lambda X: _with(X, np.nan)), ValueError, r"^Input X contains NaN\. Remove or impute"),
+    Case("nan", _simple(lambda X: _with(X, np.nan)), ValueError, r"^Input X contains NaN\. This estimator"),
     Case(
         "nan-dask",
         _simple(lambda X: _with(X, np.nan), dask_rows=20),

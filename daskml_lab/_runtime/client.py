@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 import dask
-from distributed import default_client, get_worker
+from distributed import Client, get_worker, worker_client
 
-__all__ = ["cluster_timeout_s", "current_client", "pinned_to", "worker_address"]
+__all__ = ["cluster_timeout_s", "current_client", "pinned_to", "seceded_in_task", "worker_address"]
+
+#: Whether the running fit already left the worker's thread pool (per thread and task: a context variable,
+#: so that the nested calls of one fit, such as ``fit`` calling ``score``, secede once).
+_SECEDED: contextvars.ContextVar[bool] = contextvars.ContextVar("daskml_lab_seceded", default=False)
 
 #: ``dask.config`` key of the longest wait for a cluster operation that should not take long.
 TIMEOUT_KEY = "daskml_lab.solvers.timeout_s"
@@ -32,13 +38,45 @@ def current_client() -> Any:
     ...     current_client() is None
     True
     """
-    scheduler = dask.config.get("scheduler", None)
-    if scheduler is not None and scheduler not in ("dask.distributed", "distributed"):
+    if _local_scheduler():
         return None
     try:
-        return default_client()
+        # the client made current by ``Client.as_current`` (as :func:`seceded_in_task` does), else the default
+        return Client.current()
     except ValueError:
         return None
+
+
+def _local_scheduler() -> bool:
+    scheduler = dask.config.get("scheduler", None)
+    return scheduler is not None and scheduler not in ("dask.distributed", "distributed")
+
+
+@contextlib.contextmanager
+def seceded_in_task() -> Iterator[None]:
+    """Let a fit (or a computing method) called inside a dask task use the cluster without deadlocking.
+
+    A task that computes on the cluster waits for tasks that need a worker thread; on workers with one thread
+    (the recommended setting) the waiting task holds the only one, and ``client.submit(model.fit, ...)``, the
+    joblib dask backend or a dask-ml search around our estimators hang for ever. Inside a task this context
+    leaves the worker's thread pool (:func:`distributed.secede`, through :func:`distributed.worker_client`),
+    makes the worker's client the current one, so that the fit schedules its tasks on the cluster as from the
+    client, and rejoins the pool when the block ends (:func:`distributed.rejoin`, which waits for a free
+    thread). Outside a task, under a local scheduler, or when the block is nested in another, it does nothing.
+
+    Yields
+    ------
+    None
+    """
+    if _SECEDED.get() or _local_scheduler() or worker_address() is None:
+        yield
+        return
+    token = _SECEDED.set(True)
+    try:
+        with worker_client() as client, client.as_current():
+            yield
+    finally:
+        _SECEDED.reset(token)
 
 
 def cluster_timeout_s() -> float:

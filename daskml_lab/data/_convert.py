@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from daskml_lab._runtime.client import seceded_in_task
 from daskml_lab.data._blocks import default_row_chunks
 from daskml_lab.data._origin import InputOrigin, Kind
 
@@ -139,5 +140,6 @@ def wrap_output(
         return wrap_xarray_output(result, origin, columns=columns, name=name)
     if origin.is_eager:
         # compute: the caller gave in-memory data and expects an in-memory result of n_samples values
-        return result.compute()
+        with seceded_in_task():  # inside a dask task, wait without holding the worker's thread
+            return result.compute()
     return result

@@ -52,6 +52,7 @@ def from_dataframe(
     features: Sequence[Hashable] | None = None,
     categorical: str | Mapping[Hashable, Sequence[Any]] = "error",
     chunks: int | None = None,
+    allow_nan: bool = False,
     return_origin: bool = False,
 ) -> Any:
     """Turn a pandas or dask DataFrame into row-chunked ``X`` (and ``y``).
@@ -81,6 +82,9 @@ def from_dataframe(
     chunks : int, default=None
         Rows per block. ``None``: for pandas, blocks of about dask's ``array.chunk-size``; for dask, one block
         per partition.
+    allow_nan : bool, default=False
+        Whether missing values (NaN) may stay in ``X``, for estimators that handle them (scikit-learn's
+        ``allow_nan`` tag, e.g. HistGradientBoosting models in a shard ensemble). Infinity is always refused.
     return_origin : bool, default=False
         Also return a :class:`FrameOrigin` holding the feature names and the categories used.
 
@@ -112,7 +116,9 @@ def from_dataframe(
     that ``X`` and ``y`` have known chunk sizes) and, with ``categorical="encode"``, the distinct values of
     each encoded column whose categories are not known (a pass over those columns; the result is one small
     array per column). Nothing is computed for a pandas DataFrame. Missing values in feature columns become
-    NaN, which the validation reports: impute or drop them first.
+    NaN, which the validation reports unless ``allow_nan=True``: impute them
+    (:class:`daskml_lab.preprocessing.SimpleImputer`) or drop them first, or keep them for an estimator that
+    handles them.
 
     Examples
     --------
@@ -158,10 +164,10 @@ def from_dataframe(
         y_in = None if target is None else _target_column(df[target])
         kind, index = "pandas", df.index
     if y_in is None:
-        X, _ = check_array(X_in, chunks=chunks)
+        X, _ = check_array(X_in, chunks=chunks, allow_nan=allow_nan)
         data: tuple[Any, ...] = (X,)
     else:
-        validated = check_X_y(X_in, y_in, chunks=chunks)
+        validated = check_X_y(X_in, y_in, chunks=chunks, allow_nan=allow_nan)
         data = (validated.X, validated.y)
     names = np.asarray(feature_cols, dtype=object)
     origin = FrameOrigin(kind, feature_names=names, index=index, categories=categories or None)

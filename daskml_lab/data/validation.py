@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from daskml_lab.data._convert import InputOrigin, is_dask_dataframe, to_dask_array
+from daskml_lab.data._feature_names import check_feature_names, fitted_feature_names
 from daskml_lab.data._row_chunks import (
     as_scipy_blocks,
     has_pydata_sparse_blocks,
@@ -44,7 +45,9 @@ __all__ = [
     "check_X_y",
     "check_array",
     "check_classes",
+    "check_feature_names",
     "check_n_features",
+    "fitted_feature_names",
 ]
 
 _FLOAT_DTYPES = (np.dtype("float64"), np.dtype("float32"))
@@ -413,16 +416,24 @@ def _finite_error(data: np.ndarray, name: str, allow_nan: bool, where: str = "")
     if np.isfinite(data).all():
         return None
     if not allow_nan and np.isnan(data).any():
-        return (
-            f"Input {name} contains NaN{where}. Remove or impute missing values first (e.g. with "
-            "sklearn.impute.SimpleImputer, or dropna on a DataFrame)."
-        )
+        return _nan_message(name, where)
     if np.isinf(data).any():
         return (
             f"Input {name} contains infinity or a value too large for {data.dtype!r}{where}. Replace "
             "infinite values (e.g. np.nan_to_num) or rescale the feature."
         )
     return None
+
+
+def _nan_message(name: str, where: str) -> str:
+    if name != "X":
+        return f"Input {name} contains NaN{where}. Drop the rows whose {name} is missing (e.g. dropna)."
+    return (
+        f"Input X contains NaN{where}. This estimator does not take missing values: impute them with "
+        "daskml_lab.preprocessing.SimpleImputer (in a Pipeline before it), drop those rows (dropna), or use a "
+        "base estimator that handles NaN (scikit-learn's allow_nan tag), e.g. "
+        "ShardEnsembleClassifier(HistGradientBoostingClassifier())."
+    )
 
 
 def _check_finite_block(block: Any, input_name: str, allow_nan: bool, block_info: Any = None) -> Any:

@@ -14,6 +14,7 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
+from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from daskml_lab.base import ArrayLike, DaskMLEstimator, HasMethods, Interval, Options
@@ -98,6 +99,19 @@ class BaseShardEnsemble(DaskMLEstimator):
         self.validation_fraction = validation_fraction
         self.random_state = random_state
         self.checkpoint = checkpoint
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # NaN passes the input gate when the shard models take it: the base estimator's own tag, and with a
+        # stacking passthrough of the features also the final estimator's (it sees X)
+        takes_nan = [self.estimator]
+        if getattr(self.fusion, "passthrough", False):
+            takes_nan.append(getattr(self.fusion, "final_estimator", None))
+        tags.input_tags.allow_nan = all(
+            model is not None and hasattr(model, "fit") and get_tags(model).input_tags.allow_nan
+            for model in takes_nan
+        )
+        return tags
 
     # -----------------------------------------------------------------------------------------------------
     # fit
@@ -388,6 +402,10 @@ class BaseShardEnsemble(DaskMLEstimator):
             raise ValueError(msg)
         elif n_features:
             ensemble.n_features_in_ = n_features.pop()
+            names = [getattr(m, "feature_names_in_", None) for m in members]
+            # the members' shared column names become the ensemble's contract, as a fit on them would
+            if names[0] is not None and all(n is not None and list(n) == list(names[0]) for n in names):
+                ensemble.feature_names_in_ = np.asarray(names[0], dtype=object)
         else:
             msg = "The estimators have no n_features_in_; pass X_val and y_val so that it can be checked."
             raise ValueError(msg)
@@ -464,9 +482,14 @@ class BaseShardEnsemble(DaskMLEstimator):
     def _score(self, X: Any, y: Any, sample_weight: Any) -> float:
         check_is_fitted(self)
         data = check_X_y(
-            X, y, sample_weight=sample_weight, y_numeric=not self._classification, accept_sparse=True
+            X,
+            y,
+            sample_weight=sample_weight,
+            y_numeric=not self._classification,
+            accept_sparse=True,
+            allow_nan=self._allows_nan(),
         )
-        check_n_features(data.X, self.n_features_in_, estimator_name=type(self).__name__)
+        self._check_features(data.X, data.origin)
         assert data.y is not None
         score = accuracy_score if self._classification else r2_score
         with self._placed(data.X, data.origin):

@@ -22,7 +22,7 @@ from daskml_lab._runtime.client import current_client
 from daskml_lab._runtime.memory import measure_workers
 from daskml_lab.base import DaskMLEstimator, Interval, Options
 from daskml_lab.data.sharding import shard
-from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
+from daskml_lab.data.validation import ValidatedData, check_X_y
 from daskml_lab.ensemble._cascade_calibration import CalibratedSVC
 from daskml_lab.ensemble._cascade_checkpoint import CascadeCheckpoint
 from daskml_lab.ensemble._cascade_graph import build_cascade_graph
@@ -609,8 +609,8 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             If the sample weights sum to zero (the rule of :mod:`daskml_lab.metrics`).
         """
         check_is_fitted(self)
-        data = check_X_y(X, y, sample_weight=sample_weight, accept_sparse=False)
-        check_n_features(data.X, self.n_features_in_, estimator_name=type(self).__name__)
+        data = check_X_y(X, y, sample_weight=sample_weight, accept_sparse=False, allow_nan=self._allows_nan())
+        self._check_features(data.X, data.origin)
         assert data.y is not None
         with self._placed(data.X, data.origin):
             prediction = self._predict_dask(data.X)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import pickle
+import warnings
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -120,7 +121,11 @@ def _model_method_block(
     """Apply ``model.<method_name>`` to one row block (empty blocks give empty results)."""
     if X.shape[0] == 0:
         return np.empty((0,) if n_columns is None else (0, n_columns), dtype=out_dtype)
-    return np.asarray(getattr(model, method_name)(X), dtype=out_dtype)
+    with warnings.catch_warnings():
+        # members trained on named columns see unnamed blocks here; the ensemble checked the names of the
+        # user's input at its own boundary (``feature_names_in_``), so their warning would be a false alarm
+        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+        return np.asarray(getattr(model, method_name)(X), dtype=out_dtype)
 
 
 #: Models already scattered: ``{model: (client, future)}``. Weak keys: when a fitted model is garbage

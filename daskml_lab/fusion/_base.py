@@ -4,23 +4,7 @@ A *fusion* turns a list of fitted scikit-learn estimators (the *members*: one mo
 user trained elsewhere) into a single predictor. Fusion objects are scikit-learn style parameter holders:
 ``__init__`` stores options, ``get_params``/``set_params``/``clone`` work, and learned state ends in ``_``.
 
-Lifecycle, as :class:`~daskml_lab.ensemble.ShardEnsembleClassifier` and :func:`~daskml_lab.fusion.fuse`
-drive it:
-
-1. ``fusion = clone(user_fusion)``; :meth:`Fusion.check_base_estimator` rejects impossible combinations
-   before any training (for example hard voting for a regressor).
-2. If :meth:`Fusion.requires_held_out` is true, the caller evaluates the members on *held-out rows* that no
-   member was trained on, block by block and where the rows live: :func:`member_score_stats` (summed over
-   blocks with :func:`combine_score_stats`) and :meth:`Fusion.held_out_features` (stacked in block order).
-   Both are pure numpy functions of the members and one block; only their small results travel.
-3. ``fusion.fit(members, FusionData(...))`` learns the fused state on the client from those small inputs
-   (weights, a meta-estimator, averaged parameters, a pooled forest).
-4. The fitted fusion is a self-contained numpy predictor: ``predict``, and where available ``predict_proba``
-   and ``decision_function``, all taking one block of rows. The ensemble sends it to the workers once, as a
-   single graph key, and calls it on every row block. ``hasattr`` tells which methods are available.
-
-Classification outputs are always aligned to the global ``classes_`` (the sorted labels of all members and
-data): a member trained on a subset of the classes contributes zero probability to the classes it never saw.
+The lifecycle of a fusion is documented on :class:`Fusion` (public as :class:`daskml_lab.fusion.Fusion`).
 
 Fitted attributes shared by every fusion: ``classes_`` (classification only), ``n_members_`` and
 ``weights_`` (each member's share of the fused output, ``NaN`` where the fusion has no such notion, as for
@@ -108,7 +92,27 @@ class Fusion(BaseEstimator):
     Subclasses implement :meth:`fit` and the prediction methods (``predict``; ``predict_proba`` and
     ``decision_function`` guarded by :func:`sklearn.utils.metaestimators.available_if`), list them in
     :attr:`prediction_methods`, and override :meth:`requires_held_out`, :meth:`held_out_features` and
-    :meth:`check_base_estimator` when they need to. See the module docstring for the lifecycle.
+    :meth:`check_base_estimator` when they need to.
+
+    Notes
+    -----
+    Lifecycle, as :class:`~daskml_lab.ensemble.ShardEnsembleClassifier` and :func:`~daskml_lab.fusion.fuse`
+    drive it:
+
+    1. ``fusion = clone(user_fusion)``; :meth:`Fusion.check_base_estimator` rejects impossible combinations
+       before any training (for example hard voting for a regressor).
+    2. If :meth:`Fusion.requires_held_out` is true, the caller evaluates the members on *held-out rows* that no
+       member was trained on, block by block and where the rows live: :func:`member_score_stats` (summed over
+       blocks with :func:`combine_score_stats`) and :meth:`Fusion.held_out_features` (stacked in block order).
+       Both are pure numpy functions of the members and one block; only their small results travel.
+    3. ``fusion.fit(members, FusionData(...))`` learns the fused state on the client from those small inputs
+       (weights, a meta-estimator, averaged parameters, a pooled forest).
+    4. The fitted fusion is a self-contained numpy predictor: ``predict``, and where available ``predict_proba``
+       and ``decision_function``, all taking one block of rows. The ensemble sends it to the workers once, as a
+       single graph key, and calls it on every row block. ``hasattr`` tells which methods are available.
+
+    Classification outputs are always aligned to the global ``classes_`` (the sorted labels of all members and
+    data): a member trained on a subset of the classes contributes zero probability to the classes it never saw.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}

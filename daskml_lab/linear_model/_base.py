@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 from daskml_lab import solvers
 from daskml_lab._runtime.checkpoint_files import lock_checkpoint_directory, open_checkpoint_directory
 from daskml_lab.base import DaskMLEstimator, Interval, class_weight_vector, encode_labels
-from daskml_lab.data.validation import ValidatedData, check_n_features, check_X_y
+from daskml_lab.data.validation import ValidatedData, check_X_y
 from daskml_lab.linear_model._blocks import (
     _class_weight_sums_block,
     _class_weight_sums_combine,
@@ -353,9 +353,14 @@ class LinearModelBase(DaskMLEstimator):
     def _validate_score_data(self, X: Any, y: Any, sample_weight: Any, *, y_numeric: bool) -> ValidatedData:
         check_is_fitted(self)
         data = check_X_y(
-            X, y, sample_weight=sample_weight, y_numeric=y_numeric, accept_sparse=self._accepts_sparse
+            X,
+            y,
+            sample_weight=sample_weight,
+            y_numeric=y_numeric,
+            accept_sparse=self._accepts_sparse,
+            allow_nan=self._allows_nan(),
         )
-        check_n_features(data.X, self.n_features_in_, estimator_name=type(self).__name__)
+        self._check_features(data.X, data.origin)
         return data
 
 

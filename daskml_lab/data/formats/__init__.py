@@ -19,6 +19,7 @@ To add a format, write one module whose reader takes ``(path, target=None, **opt
 :func:`daskml_lab.data.check_X_y`, define its :class:`Format`, and register it (see :doc:`/data_loading`).
 """
 
+from daskml_lab.data.formats._common import check_exists
 from daskml_lab.data.formats._csv import CSV
 from daskml_lab.data.formats._netcdf import NETCDF
 from daskml_lab.data.formats._parquet import PARQUET
@@ -39,6 +40,7 @@ from daskml_lab.data.formats._zarr import ZARR
 __all__ = [
     "FORMATS",
     "Format",
+    "check_exists",
     "format_of",
     "get_format",
     "output_format_of",

@@ -39,7 +39,20 @@ def is_local(path: Any) -> bool:
 
 
 def check_exists(path: Any) -> None:
-    """Raise FileNotFoundError naming local paths (or patterns) that match nothing."""
+    """Raise ``FileNotFoundError`` naming local paths (or patterns) that match nothing.
+
+    The first check of every reader, so that a missing file is reported by name before any library opens it.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or list of them
+        Local paths or glob patterns; remote URLs (``s3://...``) are left to the reader.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the first path that does not exist or pattern that matches no file.
+    """
     paths = path if isinstance(path, list | tuple) else [path]
     for item in paths:
         if not is_local(item):

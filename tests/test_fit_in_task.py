@@ -1,0 +1,111 @@
+"""Fits inside dask tasks (issue 12): they complete on workers with a single thread.
+
+``client.submit(lambda: model.fit(X, y))``, the joblib dask backend and dask-ml's searches run our fits inside
+a task. The fit's own tasks then need a worker thread while the fitting task holds the only one: before the
+fix each of these hung for ever (reproduced: ``TimeoutError`` after 40 s for a 500-row logistic regression).
+Each test carries a pytest timeout, and every wait a timeout, so that a regression fails instead of hanging;
+the cluster is the module's own, so that a hung task cannot block the session's cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dask.array as da
+import joblib
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.tree import DecisionTreeClassifier
+
+from daskml_lab.ensemble import ShardEnsembleClassifier
+from daskml_lab.linear_model import LogisticRegression
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
+
+#: Seconds to wait for a result; an undisturbed run takes about one.
+WAIT_S = 60
+
+
+@pytest.fixture(scope="module")
+def one_thread_client() -> Iterator[Client]:
+    """One single-threaded worker process on 127.0.0.1: the setting where a nested fit deadlocked."""
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            memory_limit="2GiB",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    return make_classification(n_samples=600, n_features=6, random_state=0)
+
+
+def _fit_and_score(model: object, X: np.ndarray, y: np.ndarray) -> tuple[object, float]:
+    model.fit(X, y)
+    return model, float(model.score(X, y))
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        LogisticRegression(max_iter=50),
+        ShardEnsembleClassifier(DecisionTreeClassifier(random_state=0), n_shards=2, random_state=0),
+    ],
+    ids=["logistic", "shard-ensemble"],
+)
+def test_fit_submitted_as_a_task(one_thread_client: Client, model: object) -> None:
+    X, y = _data()
+    future = one_thread_client.submit(_fit_and_score, model, X, y, pure=False)
+    fitted, score = future.result(timeout=WAIT_S)
+    # the same model as a fit from the client (the task saw the cluster, not another computation)
+    expected = _fit_and_score(clone(model), X, y)[1]
+    assert score == pytest.approx(expected, abs=1e-6)
+    # predictions of a model fitted in a task, inside another task (numpy in, numpy out: computed there)
+    predicted = one_thread_client.submit(fitted.predict, X, pure=False).result(timeout=WAIT_S)
+    np.testing.assert_array_equal(predicted, fitted.predict(X))
+
+
+def test_fit_on_dask_arrays_inside_a_task(one_thread_client: Client) -> None:
+    X, y = _data()
+
+    def fit_lazy() -> float:
+        model = LogisticRegression(max_iter=50).fit(da.from_array(X, chunks=(200, -1)), da.from_array(y, 200))
+        return float(model.score(X, y))
+
+    score = one_thread_client.submit(fit_lazy, pure=False).result(timeout=WAIT_S)
+    assert score == pytest.approx(LogisticRegression(max_iter=50).fit(X, y).score(X, y), abs=1e-6)
+
+
+def test_joblib_dask_backend(one_thread_client: Client) -> None:
+    X, y = _data()
+    with joblib.parallel_backend("dask", wait_for_workers_timeout=WAIT_S):
+        scores = cross_val_score(LogisticRegression(max_iter=50), X, y, cv=3, n_jobs=-1)
+        search = GridSearchCV(LogisticRegression(max_iter=50), {"C": [0.1, 1.0]}, cv=2, n_jobs=-1).fit(X, y)
+    assert scores.shape == (3,)
+    assert scores.min() > 0.7
+    assert search.best_params_["C"] in (0.1, 1.0)
+
+
+def test_dask_ml_search(one_thread_client: Client) -> None:
+    dask_ml_model_selection = pytest.importorskip("dask_ml.model_selection")
+    X, y = _data()
+    search = dask_ml_model_selection.GridSearchCV(LogisticRegression(max_iter=50), {"C": [0.1, 1.0]}, cv=2)
+    search.fit(X, y)
+    assert search.best_params_["C"] in (0.1, 1.0)
+
+
+def test_outside_a_task_nothing_changes(one_thread_client: Client) -> None:
+    X, y = _data()
+    model = LogisticRegression(max_iter=50).fit(X, y)
+    assert model.score(X, y) > 0.7
