@@ -159,7 +159,6 @@ def gather_round(engine: Any, calls: list[Any], timeout_s: float) -> list[Any]:
     list
         The answers, in position order; a position split by a move answers once per new position.
     """
-    rule: StragglerRule = engine.straggler_rule
     pending = dict(enumerate(calls))
     answers: dict[int, Any] = {}
     durations: list[float] = []
@@ -173,16 +172,22 @@ def gather_round(engine: Any, calls: list[Any], timeout_s: float) -> list[Any]:
         if not pending:
             break
         now = time.monotonic()
+        rule: StragglerRule = engine.straggler_rule  # switched off when a move was impossible
         late = rule.late(
             len(answers) + len(pending), durations, {i: now - pending[i].sent_at for i in pending}
         )
         if late and _move_late(engine, late, pending, calls, durations):
+            started = time.monotonic()  # the moved calls were sent again just now
             continue
-        if now - started > timeout_s:  # the clear TimeoutError of the lost-worker path
-            for index, call in list(pending.items()):
-                answers[index] = call.result(max(timeout_s - (time.monotonic() - started), 0.01))
-                del pending[index]
-            break
+        if now - started > timeout_s:
+            call = next(iter(pending.values()))
+            msg = (
+                f"Timed out after {timeout_s:g} s waiting for the worker {call.address} to answer {call.method!r} "
+                f"(cluster at {engine.client.scheduler.address}), and its work could not be moved to another "
+                "worker. Check that the worker is alive and not overloaded, or raise the timeout (dask.config "
+                "daskml_lab.solvers.timeout_s)."
+            )
+            raise TimeoutError(msg)
         _wait_one(next(iter(pending.values())))
     return [answers[index] for index in sorted(answers)]
 
