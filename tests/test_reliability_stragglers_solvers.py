@@ -135,11 +135,18 @@ def _moves(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == STRAGGLER_LOGGER]
 
 
-def test_lbfgs_moves_the_paused_workers_blocks_and_gives_the_undisturbed_coefficients(
-    client, data, monkeypatch, caplog
+@pytest.mark.parametrize(
+    ("solver", "rtol"),
+    [
+        ("lbfgs", 1e-12),  # exact, grouping-independent sums: the undisturbed bits (seen equal)
+        ("newton-cg", 1e-9),  # Hessian products summed in floating point over the new grouping: to rounding
+    ],
+)
+def test_deterministic_solver_moves_the_paused_workers_blocks_and_gives_the_undisturbed_coefficients(
+    client, data, monkeypatch, caplog, solver, rtol
 ):
     X, y = data
-    params = {"solver": "lbfgs", "tol": 1e-8, "max_iter": 40}
+    params = {"solver": solver, "tol": 1e-8, "max_iter": 40}
     reference = _fit(X, y, **params)
     with (
         caplog.at_level(logging.WARNING, logger=STRAGGLER_LOGGER),
@@ -150,9 +157,8 @@ def test_lbfgs_moves_the_paused_workers_blocks_and_gives_the_undisturbed_coeffic
     # (on a loaded machine a healthy worker may be found late too: only the paused one's move is required)
     assert any(stopped[0] in message and "from their lineage" in message for message in _moves(caplog))
     assert model.n_iter_ == reference.n_iter_
-    # exact, grouping-independent sums: the moved blocks give the same loss and gradient
-    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=rtol, atol=0)
+    np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=rtol, atol=0)
 
 
 def test_worker_paused_before_the_blocks_are_persisted(client, data, caplog):
