@@ -15,11 +15,11 @@ calls it keeps in flight, against the median duration of its recent calls.
 lineage: each block's graph is cloned under new keys (:func:`dask.graph_manipulation.clone`) and computed on
 a healthy worker only, so that nothing is ever fetched from the straggler (a paused worker would never send
 it). Its blocks are split between the healthy workers by rows, and new actors are created there; the call is
-then sent again to them and the round continues. Since the solver's sums do not depend on how the blocks are
-grouped (:mod:`daskml_lab.solvers._exact_sum`), lbfgs, gd, proximal and the Newton solvers give the same
-numbers as an undisturbed fit; sgd, async-sgd and admm continue from their current parameters with the new
-grouping. The straggler is never given work again during the fit. Data placement is unchanged when every
-worker answers in time.
+then sent again to them and the round continues. Since the loss and gradient sums do not depend on how the
+blocks are grouped (:mod:`daskml_lab.solvers._exact_sum`), lbfgs, gd and proximal give the numbers of an
+undisturbed fit; the Newton solvers (Hessian products summed in floating point) give them to rounding; sgd,
+async-sgd and admm continue from their current parameters with the new grouping. The straggler is never
+given work again during the fit. Data placement is unchanged when every worker answers in time.
 
 When the blocks have no lineage outside the straggler (data persisted or scattered by the caller and held
 only there), or no other worker is left, nothing is moved and the round waits as before (up to the timeout).
