@@ -9,6 +9,8 @@ left (or a call fails to reach it), the scheduler recomputes the lost blocks fro
 the lost positions are recreated on the workers that now hold most of their blocks, and the call is sent again.
 The answers equal those an undisturbed fit gets, since the sums do not depend on the grouping of the blocks
 (:mod:`daskml_lab.solvers._exact_sum`); only the ``state`` dict of a recreated position starts empty. The
+``"actors"`` engine also moves the work of a worker that stays in the cluster but stops answering, or runs far
+behind the others (see :mod:`daskml_lab.solvers._stragglers`). The
 ``"tasks"`` engine's tasks may run on any worker (the scheduler reruns them elsewhere; a failed evaluation
 places the blocks anew and is retried).
 """
@@ -40,6 +42,7 @@ from daskml_lab.solvers._engine import (
     combine_sum_weights,
 )
 from daskml_lab.solvers._objectives import _aligned_block
+from daskml_lab.solvers._stragglers import StragglerRule, gather_round, move_positions, wait_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +119,12 @@ class DistributedEngine(_Engine):
         self._generation: list[int] = []  # per position: how many times its actor was created
         self._watch = WorkerWatch(client)
         self.n_rebuilds = 0
+        #: When a worker counts as a straggler, and the workers found to be stragglers during this fit.
+        self.straggler_rule = StragglerRule.from_config()
+        self.stragglers: set[str] = set()
+        self.n_straggler_moves = 0
+        #: The lazy (not persisted) blocks: the lineage a straggler's blocks are rebuilt from elsewhere.
+        self.sources: tuple[Any, Any, Any] | None = None
 
     # -- set-up -------------------------------------------------------------------------------------------
     def start(self) -> tuple[int, float]:
@@ -124,6 +133,7 @@ class DistributedEngine(_Engine):
         # on the worker once, as part of the persist, so that the stored copy is the one the kernels read.
         X = X.map_blocks(_aligned_block, dtype=X.dtype, meta=X._meta, token=task_prefix("align"))
         collections = [X, y] if sw is None else [X, y, sw]
+        self.sources = (X, y, sw)
         # persist: the row blocks stay on the workers for the whole fit (the only data-sized step)
         with unique_fused_keys():
             self._persisted = self.client.persist(collections)
@@ -194,13 +204,12 @@ class DistributedEngine(_Engine):
     def _build(self) -> tuple[int, float]:
         """Wait for the blocks, place them on workers, and create the per-worker state."""
         self._release_state()
-        flat = [f for triple in self._block_futures for f in triple]
-        self._wait(flat, "the row blocks to be computed and held in memory")
+        wait_blocks(self, "the row blocks to be computed and held in memory")
         X_futures = [triple[0] for triple in self._block_futures]
         who_has = self.client.who_has(X_futures)
         sizes = list(self._block_rows)
         holders = [next(iter(who_has.get(f.key, ())), None) for f in X_futures]
-        workers = sorted(self.client.scheduler_info()["workers"])
+        workers = sorted(set(self.client.scheduler_info()["workers"]) - self.stragglers)
         self._placement = _balance(holders, sizes, workers)
         self.n_workers = len(self._placement)
         has_weight = len(self._block_futures[0]) == 3
@@ -241,7 +250,9 @@ class DistributedEngine(_Engine):
             allow_other_workers=False,
             actor=True,
             pure=False,
-            key=f"{task_prefix('solver state')}-{self._token}-{self.n_rebuilds}-{position}",
+            key=(
+                f"{task_prefix('solver state')}-{self._token}-{self.n_rebuilds}-{self.n_straggler_moves}-{position}"
+            ),
         )
 
     def _recover(self, err: BaseException) -> None:
@@ -295,7 +306,8 @@ class DistributedEngine(_Engine):
             # The scheduler recomputes the lost blocks from their lineage (the futures still want them).
             self._wait([f for t in triples for f in t], "the lost row blocks to be computed again")
             who_has = self.client.who_has([t[0] for t in triples])
-            live = sorted(self._watch.live(0.0))
+            # never onto a worker found to be a straggler (it holds nothing, so it would look the least loaded)
+            live = sorted(self._watch.live(0.0) - self.stragglers) or sorted(self._watch.live(0.0))
             if not live:
                 msg = (
                     f"No worker is left in the cluster at {self.client.scheduler.address} to run the solver."
@@ -398,7 +410,7 @@ class DistributedEngine(_Engine):
     def _call_all(self, method: str, args: tuple) -> list[Any]:
         if self.mode == "actors":
             calls = [_ActorCall(self, p, method, args) for p in range(len(self._actors))]
-            return [call.result(self.timeout_s) for call in calls]
+            return gather_round(self, calls, self.timeout_s)
         token = uuid.uuid4().hex[:8]
         prefix = task_prefix("loss grad")
         futures = [
@@ -449,11 +461,32 @@ class DistributedEngine(_Engine):
             return [_ActorCall(self, p, "run", (func, args)) for p in range(len(self._actors))]
         return self._submit_tasks(func, args)
 
+    def gather_calls(self, calls: list[WorkerCall], timeout_s: float) -> list[Any]:
+        # a round of actor calls moves the work of a straggler instead of waiting for it
+        if self.mode == "actors" and all(isinstance(call, _ActorCall) for call in calls):
+            return gather_round(self, list(calls), timeout_s)
+        return super().gather_calls(calls, timeout_s)
+
+    def new_call(self, position: int, method: str, args: tuple) -> _ActorCall:
+        """Send ``method(*args)`` to the actor of ``position`` (a position created by a straggler move)."""
+        return _ActorCall(self, position, method, args)
+
+    def move_stragglers(self, positions: list[int], reason: str) -> bool:
+        """Rebuild the blocks of ``positions`` on the other workers (see :mod:`~daskml_lab.solvers._stragglers`).
+
+        Returns False when nothing was moved (the ``"tasks"`` engine, the rule disabled, no other worker, or
+        blocks without lineage).
+        """
+        if self.mode != "actors" or not self.straggler_rule.enabled:
+            return False
+        return move_positions(self, positions, reason=reason) is not None
+
     def close(self) -> None:
         self._release_state()
         self._worker_args = []
         self._block_futures = []
         self._persisted = []
+        self.sources = None
         # Each actor method call leaves a reference cycle inside distributed (a self-referencing closure that
         # holds the Actor proxy, whose own Future keeps the actor and its blocks alive on the workers);
         # collect it now, so that closing the problem frees the workers' memory at once.
@@ -474,6 +507,7 @@ class _ActorCall(WorkerCall):
         self.generation = engine._generation[self.position]
         self.address = engine._worker_args[self.position][0]
         self.future, self.error = None, None
+        self.sent_at = time.monotonic()
         actor = engine._actors[self.position]
         try:
             if actor is None:

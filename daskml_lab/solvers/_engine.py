@@ -365,6 +365,10 @@ class _Engine:
     def submit_workers(self, func: Callable, args: tuple) -> list[WorkerCall]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def gather_calls(self, calls: list[WorkerCall], timeout_s: float) -> list[Any]:
+        """The results of the calls of one ``submit_workers``, in worker order."""
+        return [call.result(timeout_s) for call in calls]
+
     def close(self) -> None:
         """Drop every reference to data and per-worker state."""
 

@@ -3,17 +3,23 @@
 The server holds the parameters and their version; each worker always has one call of :func:`_async_worker`
 in flight, which pulls the parameters, takes a few mini-batch steps on the worker's rows and pushes the change
 back as an :class:`AsyncUpdate`. The solver's loop is in :mod:`daskml_lab.solvers.async_sgd`.
+
+The server lives in the client process, so a worker that stops answering never takes it along: its call is
+timed against the others' recent calls (:class:`~daskml_lab.solvers._stragglers.CallClock`), and when it is
+late its blocks are moved to the other workers; the call is then sent again to their new holders.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from daskml_lab.solvers._stochastic import Anchor, Schedule, n_local_batches, next_batches, stochastic_step
+from daskml_lab.solvers._stragglers import CallClock, StragglerRule, on_wait
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +93,21 @@ def _async_worker(
     )
 
 
-def wait_first(calls: dict[int, Any], timeout_s: float, poll_s: float) -> list[int]:
-    """Positions of the calls that have finished, waiting (by polling ``done()``) until at least one has."""
+def wait_first(
+    calls: dict[int, Any], timeout_s: float, poll_s: float, check: Callable[[], None] | None = None
+) -> list[int]:
+    """Positions of the calls that have finished, waiting (by polling ``done()``) until at least one has.
+
+    ``check()``, when given, runs at every poll that finds nothing finished (the straggler watch).
+    """
     deadline = time.monotonic() + timeout_s
     delay = min(poll_s, 1e-4)
     while True:
         finished = [position for position, call in calls.items() if call.done()]
         if finished:
             return finished
+        if check is not None:
+            check()
         if time.monotonic() > deadline:
             msg = (
                 f"async-sgd: no worker answered within {timeout_s:g} s. Check that the workers are alive, or "
@@ -145,6 +158,8 @@ class ParameterServer:
         self.all_staleness: list[int] = []
         self.n_dropped_total = 0
         self.bound = max_staleness
+        self.n_positions = 0
+        self.clock = CallClock(StragglerRule.from_config(), window=4 * max(problem.n_workers, 1))
 
     # -- calls ------------------------------------------------------------------------------------------
     def _submit(self, positions: list[int] | None, schedule: Schedule) -> None:
@@ -172,9 +187,12 @@ class ParameterServer:
             self.problem.n_features,
         )
         chosen = range(len(calls)) if positions is None else positions
+        if positions is None:
+            self.n_positions = self.problem.n_workers
         for position, call in enumerate(calls):
             if position in chosen:
                 self.pending[position] = (call, self.version)
+                self.clock.send(position)
             else:
                 self.orphans.append(call)
         self.orphans = [call for call in self.orphans if not call.done()]
@@ -204,12 +222,17 @@ class ParameterServer:
         self.bound = bound
         while applied + dropped < n_received:
             finished = wait_first(
-                {p: call for p, (call, _) in self.pending.items()}, self.problem.timeout_s, self.poll_s
+                {p: call for p, (call, _) in self.pending.items()},
+                self.problem.timeout_s,
+                self.poll_s,
+                on_wait(self.clock, self.problem),
             )
-            lost = False
+            # the blocks were placed anew (a straggler's moved): every position gets a call again
+            lost = self.problem.n_workers != self.n_positions
             for position in finished:
                 call, _ = self.pending.pop(position)
                 result = call.result(self.problem.timeout_s)
+                self.clock.answer(position)
                 if result is None:  # the worker did not recognise its key: placement changed, start afresh
                     lost = True
                     continue
@@ -248,17 +271,17 @@ class ParameterServer:
         }
 
     def drain(self) -> None:
-        """Wait for the calls still in flight (their results are discarded) so that the workers are idle."""
-        for call, _ in self.pending.values():
+        """Wait for the calls still in flight (their results are discarded) so that the workers are idle.
+
+        A call that does not answer within the straggler delay of the recent calls is abandoned (its worker
+        stopped answering; its result is not needed).
+        """
+        deadline = time.monotonic() + min(self.problem.timeout_s, self.clock.abandon_after_s())
+        for call in [call for call, _ in self.pending.values()] + self.orphans:
             try:
-                call.result(self.problem.timeout_s)
+                call.result(max(deadline - time.monotonic(), 0.01))
             except Exception as err:  # best effort: the solver is finishing
-                logger.debug("async-sgd: a call in flight failed while finishing: %r", err)
-        for call in self.orphans:
-            try:
-                call.result(self.problem.timeout_s)
-            except Exception as err:
-                logger.debug("async-sgd: a call in flight failed while finishing: %r", err)
+                logger.debug("async-sgd: a call in flight failed or was abandoned while finishing: %r", err)
         self.pending.clear()
         self.orphans = []
 

@@ -508,7 +508,9 @@ class BlockedProblem:
         list
             One result per worker, in a fixed worker order.
         """
-        return [call.result(self.timeout_s) for call in self.submit_workers(func, *args)]
+        calls = self.submit_workers(func, *args)
+        # a round: on a cluster, the work of a worker that stops answering is moved (see _stragglers)
+        return self._engine.gather_calls(calls, self.timeout_s)
 
     def submit_workers(self, func: Callable[..., Any], *args: Any) -> list[WorkerCall]:
         """Like :meth:`map_workers` without waiting: one :class:`WorkerCall` handle per worker.
@@ -517,6 +519,28 @@ class BlockedProblem:
         """
         self.start()
         return self._engine.submit_workers(func, args)
+
+    def move_stragglers(self, positions: list[int], reason: str) -> bool:
+        """Move the blocks of the given worker positions to the other workers (a straggler's share).
+
+        Used by asynchronous solvers, which have no rounds to time (see :mod:`daskml_lab.solvers._stragglers`);
+        the calls in flight to those positions then finish by being sent again to the new holders.
+
+        Parameters
+        ----------
+        positions : list of int
+            Indices into the calls of :meth:`submit_workers`.
+        reason : str
+            Why, for the log.
+
+        Returns
+        -------
+        bool
+            Whether anything was moved (only the ``"actors"`` engine moves work).
+        """
+        self.start()
+        move = getattr(self._engine, "move_stragglers", None)
+        return bool(move is not None and move(positions, reason))
 
     def __repr__(self) -> str:
         return (
