@@ -20,8 +20,8 @@ from daskml_lab.persistence._limits import ArrayHeader
 __all__ = ["PER_CLASS", "PER_FEATURE", "declared_problem", "shape_rule_problem"]
 
 #: Attributes whose last axis has one entry per feature (``n_features_in_``): linear coefficients, naive Bayes
-#: statistics, the training rows of neighbours models, the statistics of scalers.
-PER_FEATURE = ("coef_", "theta_", "var_", "feature_log_prob_", "feature_count_", "_fit_X", "mean_", "scale_")
+#: statistics, the statistics of scalers.
+PER_FEATURE = ("coef_", "theta_", "var_", "feature_log_prob_", "feature_count_", "mean_", "scale_")
 #: Attributes whose first axis has one entry per class (``len(classes_)``), in classifiers.
 PER_CLASS = ("class_count_", "class_prior_", "class_log_prior_", "theta_", "var_", "feature_count_")
 

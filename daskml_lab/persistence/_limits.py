@@ -8,7 +8,8 @@ a size it has not bounded:
 - before decompressing a member, its declared size (the zip header) is checked against the cap and its
   compression ratio against the ratio cap; a member compressed by a method :func:`~daskml_lab.persistence.save`
   never uses (bzip2, lzma, encryption) is refused;
-- while reading, a bounded streaming read stops one byte past the cap, since a header can lie;
+- while reading, the bytes go into a buffer of the declared size and the read stops one byte past it, so a
+  lying header cannot make it read more than the cap;
 - an ``.npy`` header (parsed with :mod:`numpy.lib.format`) must declare a plain dtype and exactly as many bytes
   as the member holds, so that no array is allocated larger than the data behind it;
 - the members of the payload together, and the arrays of each ``.npz``, share one budget of the same cap.
@@ -136,34 +137,37 @@ def resolve_limits(max_member_bytes: Any = None, max_compression_ratio: Any = No
 
 def read_member(
     archive: zipfile.ZipFile, name: str, limits: Limits, where: str, *, cap: int | None = None
-) -> bytes:
+) -> bytearray:
     """The decompressed bytes of one member, never more than ``cap`` (default: the member cap) of them.
 
-    The header is checked first (:func:`_check_header`); the read then stops one chunk past the cap, and a
-    member whose size differs from its header is refused (zip tools disagree on which one to believe).
+    The header is checked first (:func:`_check_header`); the bytes then go into one buffer of the declared
+    size, and the read stops at the first byte past it: a member holding more, or fewer, bytes than its
+    header declares is refused (a lying header is how a zip bomb gets past a size check).
     """
     cap = limits.max_member_bytes if cap is None else cap
     info = archive.getinfo(name)
     _check_header(info, limits, where, cap)
-    chunks, total = [], 0
+    declared = info.file_size
+    buffer = bytearray(declared)  # at most the cap, checked above
+    view, total = memoryview(buffer), 0
     with archive.open(info) as stream:
-        while chunk := stream.read(min(_CHUNK_BYTES, cap + 1 - total)):
-            total += len(chunk)
-            if total > cap:
+        while chunk := stream.read(min(_CHUNK_BYTES, declared + 1 - total)):
+            if total + len(chunk) > declared:
                 msg = (
-                    f"Member {name!r} of {where!r} decompresses to more than the cap of {format_bytes(cap)} "
-                    f"({cap} bytes, max_member_bytes), although its header declares {info.file_size} bytes: "
-                    f"the file is corrupt or crafted; reading stopped there. {_how_to_raise()}"
+                    f"Member {name!r} of {where!r} decompresses to more than the {declared} bytes its header "
+                    f"declares; the file is corrupt or crafted (a zip bomb), and reading stopped there (the cap "
+                    f"is {format_bytes(cap)}, max_member_bytes). Save the model again with daskml_lab.save()."
                 )
                 raise ValueError(msg)
-            chunks.append(chunk)
-    if total != info.file_size:
+            view[total : total + len(chunk)] = chunk
+            total += len(chunk)
+    if total != declared:
         msg = (
-            f"Member {name!r} of {where!r} holds {total} bytes but its header declares {info.file_size}; the "
-            "file is corrupt or was modified. Save the model again with daskml_lab.save()."
+            f"Member {name!r} of {where!r} holds {total} bytes but its header declares {declared}; the file is "
+            "truncated, corrupt or was modified. Save the model again with daskml_lab.save()."
         )
         raise ValueError(msg)
-    return b"".join(chunks)
+    return buffer
 
 
 def scan_payload(payload: bytes, limits: Limits, where: str) -> dict[str, ArrayHeader]:
