@@ -522,3 +522,35 @@ _FAMILIES = {
 def test_inconsistent_arrays_are_refused_for_each_family(case, data, tmp_path):
     make, change, match = _FAMILIES[case]
     _refused(make(data), change, tmp_path, match)
+
+
+def test_zip_directory_of_millions_of_members_is_refused_before_it_is_parsed(small_model, tmp_path):
+    """zipfile builds an object per directory entry on opening: the directory's size is capped first."""
+    empty = [_stored(f"{index:015d}.npy", b"") for index in range(4000)]  # 4000 entries of 65 bytes
+    path = _with_payload_members(small_model, tmp_path / "members.daskml", lambda e: {m[0]: m for m in empty})
+    cap = 8 * MIB  # the directory may then take 128 kiB
+    with pytest.raises(
+        ValueError,
+        match=r"The zip directory of the model payload of .* takes 25\d\.\d\d kiB .*, more than the cap of "
+        r"128\.00 kiB \(max_member_bytes / 64\)",
+    ):
+        load(path, max_member_bytes=cap)
+    # The directory of the file itself is capped the same way.
+    members = _members(small_model)
+    outer = tmp_path / "outer.daskml"
+    outer.write_bytes(_raw_zip([_stored(name, content) for name, content in members.items()] + empty))
+    with pytest.raises(
+        ValueError, match=r"The zip directory of the file of .* more than the cap of 128\.00 kiB"
+    ):
+        load(outer, max_member_bytes=cap)
+
+
+def test_description_is_capped_below_the_members(data, tmp_path):
+    """schema.json is parsed as JSON, which takes several times its size: it gets a quarter of the cap."""
+    X, y, _ = data
+    path = save(
+        RandomForestClassifier(n_estimators=40, max_depth=2, random_state=0).fit(X, y), tmp_path / "f.daskml"
+    )
+    with pytest.raises(ValueError, match=r"Member 'schema.json' of .* more than the cap of 256\.00 kiB"):
+        load(path, max_member_bytes=2**20)
+    assert len(load(path, max_member_bytes=2**22).estimators_) == 40

@@ -35,7 +35,7 @@ from typing import Any
 
 from daskml_lab._version import __version__
 from daskml_lab.exceptions import ModelVersionWarning
-from daskml_lab.persistence._limits import Limits, read_member, resolve_limits
+from daskml_lab.persistence._limits import Limits, check_directory, read_member, resolve_limits
 
 __all__ = [
     "FORMAT_NAME",
@@ -255,6 +255,10 @@ def read_model_file(
         )
         raise ValueError(msg)
     try:
+        with open(where, "rb") as stream:
+            check_directory(
+                _file_reader(stream), os.fstat(stream.fileno()).st_size, limits, where, "the file"
+            )
         with zipfile.ZipFile(where) as archive:
             listed = archive.namelist()
             names = set(listed)
@@ -313,6 +317,16 @@ def read_model_file(
         )
         raise ValueError(msg)
     return info, payload, integrity
+
+
+def _file_reader(stream: Any) -> Any:
+    """``read_at(offset, n)`` over an open binary file."""
+
+    def read_at(offset: int, n: int) -> bytes:
+        stream.seek(offset)
+        return stream.read(n)
+
+    return read_at
 
 
 def _verify(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import math
 import numbers
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -37,11 +38,15 @@ from dask.utils import format_bytes, parse_bytes
 __all__ = [
     "DEFAULT_MAX_COMPRESSION_RATIO",
     "DEFAULT_MAX_MEMBER_BYTES",
+    "DIRECTORY_FRACTION",
     "MAX_COMPRESSION_RATIO_KEY",
     "MAX_MEMBER_BYTES_KEY",
+    "MIN_DIRECTORY_BYTES",
     "RATIO_FLOOR_BYTES",
+    "SCHEMA_FRACTION",
     "ArrayHeader",
     "Limits",
+    "check_directory",
     "read_member",
     "resolve_limits",
     "scan_payload",
@@ -57,6 +62,14 @@ DEFAULT_MAX_COMPRESSION_RATIO = 1000.0
 #: Members declaring at most this many bytes are never refused for their ratio: they cannot hurt.
 RATIO_FLOOR_BYTES = 16 * 2**20
 
+#: The zip directory of an archive may take this fraction of the member cap (32 MiB, about half a million
+#: members, by default): zipfile builds a few hundred bytes of objects per 46-byte entry on opening it.
+DIRECTORY_FRACTION = 64
+#: The skops description (schema.json, about 16 kB per decision tree) may take this fraction of the member cap
+#: (512 MiB by default): it is parsed as JSON, which takes several times its size in memory.
+SCHEMA_FRACTION = 4
+#: Neither cap is ever below this, so that a small member cap does not refuse the directory of a small model.
+MIN_DIRECTORY_BYTES = 64 * 2**10
 #: save() deflates the model file and skops stores its members; scipy's npz members are deflated too.
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 _CHUNK_BYTES = 1 << 20
@@ -83,6 +96,16 @@ class Limits:
 
     max_member_bytes: int
     max_compression_ratio: float
+
+    @property
+    def max_directory_bytes(self) -> int:
+        """The cap on an archive's zip directory."""
+        return max(self.max_member_bytes // DIRECTORY_FRACTION, MIN_DIRECTORY_BYTES)
+
+    @property
+    def max_schema_bytes(self) -> int:
+        """The cap on the skops description (``schema.json``)."""
+        return max(self.max_member_bytes // SCHEMA_FRACTION, MIN_DIRECTORY_BYTES)
 
 
 @dataclass(frozen=True)
@@ -170,6 +193,45 @@ def read_member(
     return buffer
 
 
+_END = struct.Struct("<4s4H2LH")  # end of central directory record
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_END = struct.Struct("<4sQ2H2L4Q")
+
+
+def check_directory(read_at: Any, size: int, limits: Limits, where: str, label: str) -> None:
+    """Refuse an archive whose zip directory is larger than the cap, before :mod:`zipfile` parses it.
+
+    ``zipfile`` builds one object per directory entry (a few hundred bytes for each 46-byte entry) as soon as
+    it opens an archive, so a directory of millions of tiny members is a memory bomb of its own. The size is
+    read from the end-of-directory record (or its zip64 form); ``read_at(offset, n)`` returns ``n`` bytes of
+    the archive from ``offset``. An archive without a readable record is left to ``zipfile`` to refuse.
+    """
+    tail_size = min(size, _END.size + 65535)
+    tail = read_at(size - tail_size, tail_size)
+    position = tail.rfind(b"PK\x05\x06")
+    if position < 0 or position + _END.size > len(tail):
+        return
+    directory = _END.unpack_from(tail, position)[5]
+    locator_at = size - tail_size + position - _ZIP64_LOCATOR.size
+    if locator_at >= 0:
+        signature, _, zip64_at, _ = _ZIP64_LOCATOR.unpack(read_at(locator_at, _ZIP64_LOCATOR.size))
+        record = read_at(zip64_at, _ZIP64_END.size) if signature == b"PK\x06\x07" and zip64_at < size else b""
+        if len(record) == _ZIP64_END.size and record[:4] == b"PK\x06\x06":
+            directory = max(directory, _ZIP64_END.unpack(record)[8])
+    if directory > limits.max_directory_bytes:
+        msg = (
+            f"The zip directory of {label} of {where!r} takes {format_bytes(directory)} ({directory} bytes), more "
+            f"than the cap of {format_bytes(limits.max_directory_bytes)} (max_member_bytes / "
+            f"{DIRECTORY_FRACTION}): it lists more members than any model holds; nothing was read. "
+            f"{_how_to_raise()}"
+        )
+        raise ValueError(msg)
+
+
+def _bytes_reader(data: bytes) -> Any:
+    return lambda offset, n: bytes(data[offset : offset + n])
+
+
 def scan_payload(payload: bytes, limits: Limits, where: str) -> dict[str, ArrayHeader]:
     """Check every member of the skops payload against the caps; the headers of its arrays, by member name.
 
@@ -197,6 +259,7 @@ def scan_payload(payload: bytes, limits: Limits, where: str) -> dict[str, ArrayH
 def _scan_archive(
     data: bytes, limits: Limits, where: str, *, label: str, budget: list[int], depth: int
 ) -> dict[str, ArrayHeader]:
+    check_directory(_bytes_reader(data), len(data), limits, where, label)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as err:
@@ -222,7 +285,9 @@ def _scan_archive(
         if depth > 0:
             budget[0] -= declared
         for info in infos:
-            content = read_member(archive, info.filename, limits, where)
+            # The description is parsed as JSON (several times its size in memory): a smaller cap.
+            cap = limits.max_schema_bytes if info.filename == "schema.json" and depth == 0 else None
+            content = read_member(archive, info.filename, limits, where, cap=cap)
             if info.filename.endswith(".npy"):
                 headers[info.filename] = _npy_header(content, info.filename, where)
             elif info.filename.endswith(".npz") and depth == 0:
