@@ -554,3 +554,23 @@ def test_description_is_capped_below_the_members(data, tmp_path):
     with pytest.raises(ValueError, match=r"Member 'schema.json' of .* more than the cap of 256\.00 kiB"):
         load(path, max_member_bytes=2**20)
     assert len(load(path, max_member_bytes=2**22).estimators_) == 40
+
+
+def test_array_with_a_lying_zip_header_inside_the_payload(small_model, tmp_path):
+    """An .npy member declaring 1 MiB in its zip header, whose own header and data say 3 GiB.
+
+    skops would read the 1 MiB zipfile lets through, then numpy would allocate the 3 GiB its header declares:
+    the .npy header is checked against the declared size first.
+    """
+    header = _npy((3 * GIB // 8,), np.float64, b"")
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    start = compressor.compress(header) + compressor.flush(zlib.Z_FULL_FLUSH)
+    raw = start + _zeros_deflated(3 * 1024)  # byte-aligned after the full flush: the streams concatenate
+    name = _array_names(small_model)[0]
+    crc = zlib.crc32(header + bytes(MIB - len(header)))  # of the 1 MiB zipfile returns: a careful forger's
+    path = _with_payload_members(
+        small_model, tmp_path / "array.daskml", lambda e: {name: (name, raw, zipfile.ZIP_DEFLATED, crc, MIB)}
+    )
+    outcome = _load_capped(path)
+    assert outcome["error"] == "ValueError", outcome
+    assert "declares shape (402653184,) of dtype float64 (3221225472 bytes) but holds" in outcome["message"]

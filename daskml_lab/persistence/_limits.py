@@ -235,9 +235,10 @@ def _bytes_reader(data: bytes) -> Any:
 def scan_payload(payload: bytes, limits: Limits, where: str) -> dict[str, ArrayHeader]:
     """Check every member of the skops payload against the caps; the headers of its arrays, by member name.
 
-    Each member is read once under the caps (and dropped), so that the later reads by skops, which trust the
-    headers, are bounded by what was checked here; ``.npz`` members are scanned as archives in turn, their
-    arrays named ``"<member>/<array>"``. The members of the payload together, and the arrays of all its
+    Each member's zip header is checked against the caps, and the header of each ``.npy`` member is read
+    (never its data): zipfile, which skops reads the members with later, never returns more than a member's
+    declared size. ``.npz`` members are read under the caps and scanned as archives in turn, their arrays named
+    ``"<member>/<array>"``. The members of the payload together, and the arrays of all its
     ``.npz`` members together, each stay within ``max_member_bytes``.
 
     Raises
@@ -286,11 +287,20 @@ def _scan_archive(
             budget[0] -= declared
         for info in infos:
             # The description is parsed as JSON (several times its size in memory): a smaller cap.
-            cap = limits.max_schema_bytes if info.filename == "schema.json" and depth == 0 else None
-            content = read_member(archive, info.filename, limits, where, cap=cap)
+            cap = (
+                limits.max_schema_bytes
+                if info.filename == "schema.json" and depth == 0
+                else limits.max_member_bytes
+            )
+            _check_header(info, limits, where, cap)
+            # zipfile never returns more than a member's declared size (checked just above), so skops' own
+            # reads are bounded too; arrays need only their header read here, sparse matrices their arrays.
             if info.filename.endswith(".npy"):
-                headers[info.filename] = _npy_header(content, info.filename, where)
+                with archive.open(info) as stream:
+                    start = stream.read(min(info.file_size, _NPY_MAX_HEADER_BYTES + 16))
+                headers[info.filename] = _npy_header(start, info.file_size, info.filename, where)
             elif info.filename.endswith(".npz") and depth == 0:
+                content = read_member(archive, info.filename, limits, where)
                 nested = _scan_archive(
                     content, limits, where, label=f"member {info.filename!r}", budget=budget, depth=1
                 )
@@ -332,9 +342,9 @@ def _check_header(info: zipfile.ZipInfo, limits: Limits, where: str, cap: int) -
         raise ValueError(msg)
 
 
-def _npy_header(content: bytes, name: str, where: str) -> ArrayHeader:
-    """The shape and dtype an ``.npy`` member declares, checked against the bytes it holds."""
-    stream = io.BytesIO(content)
+def _npy_header(start: bytes, size: int, name: str, where: str) -> ArrayHeader:
+    """The shape and dtype an ``.npy`` member of ``size`` bytes declares (read from its ``start``), checked."""
+    stream = io.BytesIO(start)
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):
@@ -356,7 +366,7 @@ def _npy_header(content: bytes, name: str, where: str) -> ArrayHeader:
         raise ValueError(msg)
     n_items = math.prod(shape)
     n_bytes = n_items * dtype.itemsize
-    held = len(content) - stream.tell()
+    held = size - stream.tell()
     if n_bytes != held or (dtype.itemsize == 0 and n_items > 0):
         msg = (
             f"Array {name!r} of {where!r} declares shape {shape} of dtype {dtype} ({n_bytes} bytes) but holds "
