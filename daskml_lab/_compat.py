@@ -18,8 +18,10 @@ __all__ = [
     "dashboard_prefix",
     "dashboard_template",
     "dashboard_theme",
+    "hist_gradient_boosting_state",
     "libsvm_state",
     "log_event_async",
+    "neighbors_state",
     "sklearn_tree_types",
     "unique_fused_keys",
 ]
@@ -135,6 +137,70 @@ def libsvm_state(model: Any) -> dict[str, Any] | None:
     state["impl"] = getattr(type(model), "_impl", None)
     state["kernel"] = getattr(model, "kernel", None)
     return state
+
+
+def hist_gradient_boosting_state(model: Any) -> dict[str, Any] | None:
+    """What a fitted histogram gradient boosting estimator hands to its compiled predictor code.
+
+    :class:`~sklearn.ensemble.HistGradientBoostingClassifier` and ``...Regressor`` keep their trees in the
+    private ``_predictors`` (one list of ``n_trees_per_iteration_`` predictors per iteration), the constant
+    term in ``_baseline_prediction`` and the binning (which features are categorical, their categories) in
+    ``_bin_mapper``; the predictor code indexes the bitsets of known categories by feature without bounds
+    checks. :mod:`daskml_lab.persistence` checks them on load; a renamed attribute reads as ``None`` and the
+    model is refused, never loaded unchecked.
+
+    Returns
+    -------
+    dict or None
+        ``None`` unless ``model`` is such an estimator and fitted; else ``predictors``, ``baseline``,
+        ``is_categorical`` and ``n_trees_per_iteration`` (``None`` when missing).
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    if not isinstance(model, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        return None
+    stored = vars(model)
+    if "_predictors" not in stored and "n_trees_per_iteration_" not in stored:
+        return None  # not fitted
+    return {
+        "predictors": stored.get("_predictors"),
+        "baseline": stored.get("_baseline_prediction"),
+        "is_categorical": getattr(stored.get("_bin_mapper"), "is_categorical_", None),
+        "n_trees_per_iteration": stored.get("n_trees_per_iteration_"),
+    }
+
+
+def neighbors_state(model: Any) -> dict[str, Any] | None:
+    """The training rows and labels a fitted neighbours estimator searches (private ``_fit_X`` and ``_y``).
+
+    Classifiers count neighbour labels in compiled code (``ArgKminClassMode``) into one slot per class,
+    indexed by ``_y`` without bounds checks. :mod:`daskml_lab.persistence` checks them on load.
+
+    Returns
+    -------
+    dict or None
+        ``None`` unless ``model`` is a fitted neighbours estimator; else ``fit_X``, ``y`` (``None`` for
+        unsupervised ones) and ``n_samples_fit``.
+    """
+    from sklearn.neighbors import (
+        KNeighborsClassifier,
+        KNeighborsRegressor,
+        NearestNeighbors,
+        RadiusNeighborsClassifier,
+        RadiusNeighborsRegressor,
+    )
+
+    kinds = (
+        KNeighborsClassifier,
+        KNeighborsRegressor,
+        NearestNeighbors,
+        RadiusNeighborsClassifier,
+        RadiusNeighborsRegressor,
+    )
+    stored = vars(model) if isinstance(model, kinds) else {}
+    if "_fit_X" not in stored:
+        return None
+    return {"fit_X": stored["_fit_X"], "y": stored.get("_y"), "n_samples_fit": stored.get("n_samples_fit_")}
 
 
 def _dashboard_bokeh_server(scheduler: Any) -> Any | None:

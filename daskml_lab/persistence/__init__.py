@@ -16,12 +16,15 @@ one of them is not trusted (see :func:`load` for the allowlist). A package trust
 :func:`register_trusted_type` when it is imported. pandas objects inside a model (``history_``, the shard
 report) are stored as plain lists and numpy arrays and rebuilt on load. The arrays that compiled code reads
 when predicting (trees, libsvm's support vectors, linear coefficients) are checked before the model is
-returned.
+returned. Before anything is decompressed or allocated, each member's size is checked against a cap
+(``load(..., max_member_bytes=)``, 2 GiB by default) and its compression ratio against another, the reads stop
+at the cap, and every ``.npy`` header is checked against the bytes behind it and the estimator's own shapes.
 
 The implementation is split by responsibility: the file container and its checksum (``_container``), the
+resource caps and bounded reads (``_limits``), the shapes declared before allocation (``_declared``), the
 trusted types and their registry (``_trusted``), pandas objects as plain values (``_pandas``), the checks of
-the arrays of a loaded model (``_checks``), the readable summary (``_summary``) and the public functions
-(``_api``).
+the arrays of a loaded model (``_checks`` for trees, libsvm and linear models, ``_families`` for the other
+families), the readable summary (``_summary``) and the public functions (``_api``).
 """
 
 from daskml_lab.persistence._api import describe, load, save

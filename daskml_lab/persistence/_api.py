@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import logging
 import os
 import platform
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from daskml_lab.persistence._container import (
     warn_on_versions,
     write_model_file,
 )
+from daskml_lab.persistence._declared import declared_problem
+from daskml_lab.persistence._limits import resolve_limits, scan_payload
 from daskml_lab.persistence._pandas import restore_pandas, with_pandas_stored
 from daskml_lab.persistence._summary import describe_params, plain, training_summary
 from daskml_lab.persistence._trusted import check_trusted, type_name, untrusted_types
@@ -145,6 +149,8 @@ def load(
     trusted: Sequence[str] | None = None,
     key: bytes | str | None = None,
     return_metadata: bool = False,
+    max_member_bytes: int | str | None = None,
+    max_compression_ratio: float | None = None,
 ) -> Any:
     """Load an estimator saved with :func:`save`, creating only objects of trusted types.
 
@@ -183,6 +189,16 @@ def load(
     return_metadata : bool, default=False
         Also return the file's metadata, as :func:`describe` does, read from the same checked bytes as the
         model (the command line takes the feature order and read options from there).
+    max_member_bytes : int or str, default=None
+        The largest size a member of the file may have once decompressed (the model, and the arrays inside
+        it together), as a byte count or a string such as ``"8GiB"``. None reads
+        ``dask.config.get("daskml_lab.persistence.max_member_bytes")`` (environment variable
+        ``DASK_DASKML_LAB__PERSISTENCE__MAX_MEMBER_BYTES``), 2 GiB by default: raise it for genuinely larger
+        models. Sizes are checked from the zip headers before anything is decompressed, and again while
+        reading (see :doc:`/persistence`).
+    max_compression_ratio : float, default=None
+        The largest decompressed-to-compressed size ratio of a member above 16 MiB (a zip bomb compresses
+        about 1000 to 1). None reads ``daskml_lab.persistence.max_compression_ratio``, 1000 by default.
 
     Returns
     -------
@@ -198,7 +214,9 @@ def load(
     ValueError
         If the file is not a model file written by :func:`save`, is truncated, corrupt or has been modified
         (its checksum covers the metadata and the model), is signed and the key is missing or wrong, holds
-        arrays that do not fit together (see :doc:`/persistence`), or was written in a newer file format.
+        arrays that do not fit together (see :doc:`/persistence`), a member larger than
+        ``max_member_bytes`` or compressed more than ``max_compression_ratio`` (nothing is decompressed or
+        allocated then), or was written in a newer file format.
     UntrustedTypesError
         A ``ValueError`` listing the types that are not trusted; nothing was created.
     TypeError
@@ -217,7 +235,10 @@ def load(
     >>> model = load("model.daskml", key=read_key("model.key"))  # doctest: +SKIP
     """
     extra_trusted = check_trusted(trusted)
-    info, payload, integrity = read_model_file(path, key=check_key(key))
+    limits = resolve_limits(max_member_bytes, max_compression_ratio)
+    info, payload, integrity = read_model_file(path, key=check_key(key), limits=limits)
+    # Every member is bounded, and every array header checked, before skops reads or allocates anything.
+    headers = scan_payload(payload, limits, os.fspath(path))
     not_by_default = untrusted_types(payload, path)
     untrusted = [name for name in not_by_default if name not in extra_trusted]
     if untrusted:
@@ -228,6 +249,13 @@ def load(
             f"load(path, trusted={untrusted}) (on the command line: --trust TYPE for each)."
         )
         raise UntrustedTypesError(msg, untrusted)
+    problem = declared_problem(_schema(payload, path), headers, info.get("summary"))
+    if problem is not None:
+        msg = (
+            f"The model in {os.fspath(path)!r} is inconsistent: {problem}. It was refused before any array was "
+            "allocated; the file is corrupt or was modified. Save the model again with daskml_lab.save()."
+        )
+        raise ValueError(msg)
     import skops.io
 
     allowed = sorted(set(extra_trusted) | set(untrusted_types(payload, path, apply_policy=False)))
@@ -261,7 +289,13 @@ def load(
     return model
 
 
-def describe(path: str | os.PathLike[str], *, key: bytes | str | None = None) -> dict[str, Any]:
+def describe(
+    path: str | os.PathLike[str],
+    *,
+    key: bytes | str | None = None,
+    max_member_bytes: int | str | None = None,
+    max_compression_ratio: float | None = None,
+) -> dict[str, Any]:
     """The metadata of a model file, read without creating the model and without importing anything.
 
     Parameters
@@ -271,6 +305,10 @@ def describe(path: str | os.PathLike[str], *, key: bytes | str | None = None) ->
     key : bytes or str, default=None
         The key of a signed file (see :func:`save`). Without it, the metadata of a signed file is returned
         unchecked (``"integrity"`` says ``"verified": False``); with it, as :func:`load`.
+    max_member_bytes : int or str, default=None
+        The cap on a member's decompressed size, as in :func:`load`.
+    max_compression_ratio : float, default=None
+        The cap on a member's compression ratio, as in :func:`load`.
 
     Returns
     -------
@@ -292,7 +330,11 @@ def describe(path: str | os.PathLike[str], *, key: bytes | str | None = None) ->
     >>> describe("model.daskml")["summary"]["n_features_in"]  # doctest: +SKIP
     10
     """
-    info, payload, integrity = read_model_file(path, key=check_key(key), require_verified=False)
+    limits = resolve_limits(max_member_bytes, max_compression_ratio)
+    info, payload, integrity = read_model_file(
+        path, key=check_key(key), require_verified=False, limits=limits
+    )
+    scan_payload(payload, limits, os.fspath(path))  # skops reads every member to list the types
     untrusted = untrusted_types(payload, path, import_modules=False)
     return {**info, "integrity": integrity.as_dict(), "untrusted_types": untrusted}
 
@@ -310,3 +352,16 @@ def _dump_payload(model: Any) -> bytes:
             "attribute holds an object that the skops format cannot store without pickle."
         )
         raise TypeError(msg) from err
+
+
+def _schema(payload: bytes, path: Any) -> Any:
+    """The skops description of the payload (already bounded by :func:`scan_payload`), parsed."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            return json.loads(archive.read("schema.json"))
+    except (KeyError, zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as err:
+        msg = (
+            f"The model in {os.fspath(path)!r} has no readable description ({type(err).__name__}: {err}); the "
+            "file is corrupt or was modified."
+        )
+        raise ValueError(msg) from err

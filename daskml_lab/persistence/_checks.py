@@ -15,7 +15,9 @@ minutes or silently answer with the wrong classes. Every object of a loaded mode
   ``(n_features_in_,)`` or ``(n_outputs, n_features_in_)``, one row per class (one for two classes) for a
   classifier, and an intercept per row.
 
-The private tree classes and libsvm attributes come from :mod:`daskml_lab._compat`.
+The other families (ensembles, gradient boosting, neighbours, perceptrons, naive Bayes, fusion strategies) are
+checked by :mod:`daskml_lab.persistence._families`. The private tree classes and libsvm attributes come from
+:mod:`daskml_lab._compat`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import scipy.sparse as sp
 from sklearn.neighbors import BallTree, KDTree
 
 from daskml_lab._compat import libsvm_state, sklearn_tree_types
+from daskml_lab.persistence._families import family_problem
 from daskml_lab.persistence._pandas import has_state
 
 __all__ = ["structure_problem"]
@@ -59,7 +62,9 @@ def structure_problem(model: Any) -> str | None:
 def _walk(
     obj: Any, n_features: int | None, seen: set[int], checks: tuple[tuple[Any, Any], ...], where: str
 ) -> str | None:
-    if obj is None or id(obj) in seen or isinstance(obj, str | bytes | numbers.Number | np.ndarray | type):
+    if obj is None or id(obj) in seen or isinstance(obj, str | bytes | numbers.Number | type):
+        return None
+    if isinstance(obj, np.ndarray) and obj.dtype != object:
         return None
     seen.add(id(obj))
     for cls, check in checks:
@@ -71,6 +76,8 @@ def _walk(
         children = ((f"{where}[{key!r}]", value) for key, value in obj.items())
     elif isinstance(obj, list | tuple):
         children = ((f"{where}[{index}]", value) for index, value in enumerate(obj))
+    elif isinstance(obj, np.ndarray):  # objects in an array: the trees of classic gradient boosting
+        children = ((f"{where}[{index}]", value) for index, value in enumerate(obj.ravel()))
     elif isinstance(obj, set | frozenset):
         children = ((where, value) for value in obj)
     elif has_state(obj):
@@ -131,15 +138,19 @@ def _predictor_problem(predictor: Any, n_features: int | None) -> str | None:
     if np.any(feature < 0) or (n_features is not None and np.any(feature >= n_features)):
         return "a gradient boosting tree splits on a feature index out of range"
     categorical = inner & (nodes["is_categorical"] != 0)
-    n_bitsets = np.asarray(predictor.raw_left_cat_bitsets).shape[0]
-    if np.any(nodes["bitset_idx"].astype(np.int64)[categorical] >= n_bitsets):
+    bitsets = np.asarray(predictor.raw_left_cat_bitsets)
+    if bitsets.ndim != 2 or bitsets.shape[1] != 8 or bitsets.dtype != np.uint32:
+        return "a gradient boosting tree has category bitsets that are not rows of 8 32-bit words"
+    if np.any(nodes["bitset_idx"].astype(np.int64)[categorical] >= bitsets.shape[0]):
         return "a gradient boosting tree has a category bitset index out of range"
     return None
 
 
-def _binary_tree_problem(tree: Any, _n_features: int | None) -> str | None:
+def _binary_tree_problem(tree: Any, n_features: int | None) -> str | None:
     data, idx_array, node_data, node_bounds = (np.asarray(a) for a in tree.get_arrays())
     n_samples = data.shape[0] if data.ndim == 2 else -1
+    if n_features is not None and (data.ndim != 2 or data.shape[1] != n_features):
+        return f"a neighbours search tree holds rows of shape {data.shape[1:]}, not ({n_features},) features"
     if idx_array.shape != (n_samples,) or not np.array_equal(np.sort(idx_array), np.arange(n_samples)):
         return "a neighbours search tree has an index array that is not a permutation of its rows"
     n_nodes = len(node_data)
@@ -158,10 +169,12 @@ def _estimator_problem(obj: Any, n_features: int | None) -> str | None:
     """The arrays of a libsvm model or a linear model that do not fit together (other objects: None)."""
     state = libsvm_state(obj)
     if state is not None:
-        return _libsvm_problem({**state, "classes": vars(obj).get("classes_")}, n_features)
-    if "coef_" in vars(obj):
-        return _linear_problem(obj, n_features)
-    return None
+        problem = _libsvm_problem({**state, "classes": vars(obj).get("classes_")}, n_features)
+    elif "coef_" in vars(obj):
+        problem = _linear_problem(obj, n_features)
+    else:
+        problem = None
+    return problem if problem is not None else family_problem(obj, n_features)
 
 
 def _shape(array: Any) -> tuple[int, ...] | None:

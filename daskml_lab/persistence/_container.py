@@ -35,6 +35,7 @@ from typing import Any
 
 from daskml_lab._version import __version__
 from daskml_lab.exceptions import ModelVersionWarning
+from daskml_lab.persistence._limits import Limits, check_directory, read_member, resolve_limits
 
 __all__ = [
     "FORMAT_NAME",
@@ -216,7 +217,11 @@ def write_model_file(target: Path, info: dict[str, Any], payload: bytes, *, key:
 
 
 def read_model_file(
-    path: str | os.PathLike[str], *, key: bytes | None = None, require_verified: bool = True
+    path: str | os.PathLike[str],
+    *,
+    key: bytes | None = None,
+    require_verified: bool = True,
+    limits: Limits | None = None,
 ) -> tuple[dict[str, Any], bytes, Integrity]:
     """The checked metadata, the payload bytes and the integrity of a model file.
 
@@ -229,7 +234,12 @@ def read_model_file(
     require_verified : bool, default=True
         Refuse a signed file when no key is given; :func:`~daskml_lab.persistence.describe` passes False to
         show the metadata of a signed file whose key the caller does not have (reported as not verified).
+    limits : Limits, default=None
+        The caps on the members' decompressed sizes (:func:`~daskml_lab.persistence._limits.resolve_limits`
+        when None): each member is checked by its header before it is decompressed, and read no further than
+        its cap.
     """
+    limits = resolve_limits() if limits is None else limits
     where = os.fspath(path)
     if not os.path.exists(where):
         msg = f"No such model file: {where!r}."
@@ -245,6 +255,10 @@ def read_model_file(
         )
         raise ValueError(msg)
     try:
+        with open(where, "rb") as stream:
+            check_directory(
+                _file_reader(stream), os.fstat(stream.fileno()).st_size, limits, where, "the file"
+            )
         with zipfile.ZipFile(where) as archive:
             listed = archive.namelist()
             names = set(listed)
@@ -262,9 +276,15 @@ def read_model_file(
             if sizes[METADATA_NAME] > MAX_METADATA_BYTES or sizes.get(CHECKSUM_NAME, 0) > MAX_CHECKSUM_BYTES:
                 msg = f"The metadata of {where!r} is implausibly large; the file is corrupt or was modified."
                 raise ValueError(msg)
-            text = archive.read(METADATA_NAME)
-            payload = archive.read(PAYLOAD_NAME)
-            checksum = archive.read(CHECKSUM_NAME) if CHECKSUM_NAME in names else None
+            # Bounded reads: a member's header is checked before it is decompressed, and the read stops at
+            # the cap even when the header lies (a zip bomb in a model file).
+            text = read_member(archive, METADATA_NAME, limits, where, cap=MAX_METADATA_BYTES)
+            payload = read_member(archive, PAYLOAD_NAME, limits, where)
+            checksum = (
+                read_member(archive, CHECKSUM_NAME, limits, where, cap=MAX_CHECKSUM_BYTES)
+                if CHECKSUM_NAME in names
+                else None
+            )
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as err:
         msg = (
             f"{where!r} could not be read as a model file ({type(err).__name__}: {err}); it is truncated or "
@@ -297,6 +317,16 @@ def read_model_file(
         )
         raise ValueError(msg)
     return info, payload, integrity
+
+
+def _file_reader(stream: Any) -> Any:
+    """``read_at(offset, n)`` over an open binary file."""
+
+    def read_at(offset: int, n: int) -> bytes:
+        stream.seek(offset)
+        return stream.read(n)
+
+    return read_at
 
 
 def _verify(
