@@ -5,7 +5,7 @@ One run, on a LocalCluster of 3 single-threaded worker processes on 127.0.0.1:
 - **shard ensemble**: ``ShardEnsembleClassifier(ExtraTreesClassifier(n_estimators=50), fusion="forest-union")``
   on 12 shards of 5,000 x 20 rows (:func:`daskml_lab.data.make_classification`, lazy: every block has a
   lineage);
-- **cascade**: ``CascadeSVC(sharding="contiguous")`` on 6 shards of 1,000 x 20 rows of the same data.
+- **cascade**: ``CascadeSVC(sharding="contiguous")`` on 6 shards of 1,000 x 20 rows.
 
 Each model is fitted undisturbed, then again with one worker stopped (SIGSTOP) just before ``fit`` and
 resumed (SIGCONT) after it: the fit must not wait for the paused worker. The straggler rule runs with its
@@ -59,10 +59,11 @@ def _paused_fit(client: Client, make: Any, X: Any, y: Any) -> tuple[Any, float]:
 
 def run(client: Client, args: argparse.Namespace) -> list[tuple[str, float, float, bool]]:
     rows = 1_000 if args.quick else 5_000
-    X, y = make_classification(12 * rows + 1_000, 20, n_informative=10, chunks=rows, random_state=0)
-    X_test = X[-1_000:].compute()
-    X_train, y_train = X[: 12 * rows], y[: 12 * rows]
-    cascade_X, cascade_y = X_train[:6_000].rechunk(1_000), y_train[:6_000].rechunk(1_000)
+    # separate arrays, never slices of one array: two different slicings of the same lazy array can give
+    # the scheduler one key with two different tasks (dask/dask#9888)
+    X_train, y_train = make_classification(12 * rows, 20, n_informative=10, chunks=rows, random_state=0)
+    cascade_X, cascade_y = make_classification(6_000, 20, n_informative=10, chunks=1_000, random_state=1)
+    X_test = make_classification(1_000, 20, n_informative=10, chunks=1_000, random_state=2)[0].compute()
     cases = {
         "shard ensemble (forest-union, 12 shards)": (
             lambda: ShardEnsembleClassifier(

@@ -389,9 +389,13 @@ def compute_pinned(
                 placed = move_shards(placed, moved, healthy, client)
                 moves += 1
                 suffix = f"-retry{attempt}-move{moves}"
-                for index in moved:
+                # Only the shards done elsewhere keep their keys: a shard still to fit may need an input that
+                # the scheduler placed on the straggler (the base estimator, a y block), so it starts again
+                # under new keys, with its unpinned inputs kept off the stragglers.
+                restart = [i for i in range(n_shards) if i in moved or not progress.done[i]]
+                for index in restart:
                     shard_suffixes[index] = suffix
-                progress.assign([placed.workers[i] for i in moved], moved)
+                progress.assign([placed.workers[i] for i in restart], restart)
                 old = futures
                 futures, parts, firsts = _submit(
                     build, placed, suffix, shard_suffixes, first_tasks, healthy, client
