@@ -213,7 +213,8 @@ def test_cascade_with_a_worker_paused_for_the_whole_fit(client, data, caplog):
     reference = CascadeSVC(C=1.0, sharding="contiguous", random_state=0).fit(X, y)
     with caplog.at_level(logging.WARNING, logger=ENSEMBLE_LOGGER), paused(client):
         model = CascadeSVC(C=1.0, sharding="contiguous", random_state=0).fit(X, y)
-    assert "straggler" in caplog.text
+    # no "straggler" assertion: the scheduler may place every shard block on the two workers that answer
+    # (the mid-fit test below pauses a worker that holds shards)
     np.testing.assert_array_equal(model.support_, reference.support_)
     np.testing.assert_array_equal(model.predict(X_test), reference.predict(X_test))
 
@@ -228,6 +229,7 @@ def test_cascade_with_a_worker_paused_mid_fit(client, data, caplog):
     ):
         model = CascadeSVC(C=1.0, random_state=0).fit(X, y)
     assert stopped, "the fit ended before the pause"
+    assert "straggler" in caplog.text  # the paused worker holds shards of the next passes
     np.testing.assert_array_equal(model.support_, reference.support_)
     np.testing.assert_array_equal(model.predict(X_test), reference.predict(X_test))
 
