@@ -22,6 +22,7 @@ __all__ = [
     "libsvm_state",
     "log_event_async",
     "neighbors_state",
+    "scheduler_workers",
     "sklearn_tree_types",
     "unique_fused_keys",
 ]
@@ -391,3 +392,55 @@ def add_task_stream_record(
         nbytes=0,
         type="daskml actor call",
     )
+
+
+def scheduler_workers(client: Any) -> dict[str, dict[str, Any]]:
+    """The scheduler's workers now (address -> the scheduler's record of it), asked in one request.
+
+    ``Client.scheduler_info()`` is not safe for this: it asks the scheduler, stores the answer on the client,
+    then returns the stored answer, and the client's periodic refresh (every
+    ``distributed.client.scheduler-info-interval``) stores in the meantime an answer fetched with
+    ``n_workers=0``, whose ``"workers"`` is empty (distributed >= 2025.4). Under CPU contention that window
+    is wide enough for a watch to see every worker "gone". Awaiting the scheduler's ``identity`` RPC (what
+    ``scheduler_info`` awaits) returns this request's own answer. Its records carry ``last_seen``, the
+    scheduler's time of the worker's last heartbeat.
+    """
+    try:
+        identity = client.sync(client.scheduler.identity, n_workers=-1)
+    except TypeError:  # a scheduler older than the n_workers argument returns every worker
+        identity = client.sync(client.scheduler.identity)
+    return dict(identity["workers"])
+
+
+def recomputable_copy(collection: Any, tag: str) -> Any:
+    """A delayed copy of a one-block ``collection`` whose every task, the whole lineage, has a new key.
+
+    What :func:`dask.graph_manipulation.clone` promises, which it does not deliver for graphs of dask's task
+    specification (dask 2026.8: a renamed key is still referenced under its old name, and the copy cannot be
+    computed). The graph is culled to the block's lineage and every key gets ``-<tag>`` appended to its name
+    (``dask._task_spec``: ``convert_legacy_graph``, ``cull`` and ``GraphNode.substitute``, all private).
+    Data persisted by a client (futures) are not copied: they keep their keys.
+    """
+    from dask._task_spec import DataNode, convert_legacy_graph, cull
+    from dask.delayed import Delayed
+
+    (key,) = collection.__dask_keys__() if not isinstance(collection, Delayed) else (collection.key,)
+    while isinstance(key, list):  # a one-block array: [[key]]
+        (key,) = key
+    graph = cull(convert_legacy_graph(dict(collection.__dask_graph__())), [key])
+
+    def renamed(old: Any) -> Any:
+        if isinstance(old, tuple):
+            return (f"{old[0]}-{tag}", *old[1:])
+        return f"{old}-{tag}"
+
+    futures = {k for k, node in graph.items() if isinstance(node, DataNode) and _holds_future(node)}
+    subs = {k: renamed(k) for k in graph if k not in futures}
+    copy = {subs.get(k, k): node.substitute(subs, key=subs.get(k, k)) for k, node in graph.items()}
+    return Delayed(subs.get(key, key), copy)
+
+
+def _holds_future(node: Any) -> bool:
+    from distributed import Future
+
+    return isinstance(getattr(node, "value", None), Future)

@@ -220,11 +220,18 @@ class _FakeClient:
     def __init__(self, workers):
         self.workers = set(workers)
         self.asked = 0
-        self.scheduler = type("Scheduler", (), {"address": "tcp://127.0.0.1:1"})()
+        self.scheduler = type(
+            "Scheduler",
+            (),
+            {"address": "tcp://127.0.0.1:1", "identity": lambda _, n_workers=-1: self.scheduler_info()},
+        )()
 
     def scheduler_info(self):
         self.asked += 1
         return {"workers": {address: {} for address in self.workers}}
+
+    def sync(self, func, **kwargs):  # what the watch awaits: the scheduler's identity RPC
+        return func(**kwargs)
 
     def wait_for_workers(self, n, timeout):
         time.sleep(0.01)

@@ -5,6 +5,13 @@ run elsewhere by the scheduler, and a worker restarted by its nanny comes back u
 waits for such work therefore checks, every :data:`WATCH_INTERVAL_S` seconds, that the workers it is pinned to
 are still in the cluster, and raises :class:`WorkersLost` as soon as one has left, so that the caller can move
 the work to the new holders of the data and compute it again.
+
+A worker is lost only when the scheduler has removed it: a worker that is slow, busy or paused (under CPU
+contention, or stopped with SIGSTOP) is still one of the scheduler's workers, and is the business of the
+straggler rule of whoever waits (:mod:`daskml_lab.ensemble._speculation` for the shard fits), never a loss.
+The scheduler is asked in one request (:func:`daskml_lab._compat.scheduler_workers`): the answer of
+``Client.scheduler_info()`` can be overwritten by the client's periodic refresh, which carries no workers,
+and made whole clusters look "gone" under load.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 
 from distributed import CancelledError, wait
 
+from daskml_lab._compat import scheduler_workers
 from daskml_lab._runtime.client import cluster_timeout_s
 from daskml_lab._runtime.waiting import lost_data_error, raise_task_errors, timeout_error
 
@@ -42,14 +50,18 @@ class WorkerWatch:
     def __init__(self, client: Any, interval_s: float = WATCH_INTERVAL_S) -> None:
         self.client = client
         self.interval_s = float(interval_s)
-        self._asked: tuple[float, set[str]] = (-float("inf"), set())
+        self._asked: tuple[float, dict[str, dict[str, Any]]] = (-float("inf"), {})
 
     def live(self, max_age_s: float | None = None) -> set[str]:
         """Addresses of the scheduler's workers, asked again when the last answer is older than ``max_age_s``."""
+        return set(self.records(max_age_s))
+
+    def records(self, max_age_s: float | None = None) -> dict[str, dict[str, Any]]:
+        """The scheduler's record of each of its workers (``last_seen``: its last heartbeat), as :meth:`live`."""
         max_age_s = self.interval_s if max_age_s is None else max_age_s
         when, workers = self._asked
         if time.monotonic() - when > max_age_s:
-            workers = set(self.client.scheduler_info()["workers"])
+            workers = scheduler_workers(self.client)
             self._asked = (time.monotonic(), workers)
         return workers
 

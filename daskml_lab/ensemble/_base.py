@@ -23,7 +23,7 @@ from daskml_lab.data.validation import ValidatedData, check_classes, check_n_fea
 from daskml_lab.ensemble._checkpoint import ShardCheckpoint
 from daskml_lab.ensemble._placement import place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method, prediction_place
-from daskml_lab.ensemble._prologue import start_shard_fit
+from daskml_lab.ensemble._prologue import coalesced_row_chunks, start_shard_fit
 from daskml_lab.ensemble._report import build_report
 from daskml_lab.ensemble._training import KIND_FITTED, build_held_out_graph, compute_shard_fits
 from daskml_lab.fusion import (
@@ -249,17 +249,30 @@ class BaseShardEnsemble(DaskMLEstimator):
     def _shard(self, data: ValidatedData, seed: int) -> tuple[da.Array, da.Array, da.Array | None]:
         """Re-chunk the validated data into shards through the data layer (or keep the row blocks).
 
+        With ``n_shards=None`` the shards are the row blocks, blocks of fewer than
+        :data:`~daskml_lab.ensemble._prologue.MIN_SHARD_ROWS` rows merged with their neighbours.
+
         The data are validated already: the data layer does not check them again (``check_input=False``).
         """
         X, y, sw = data.X, data.y, data.sample_weight
         assert y is not None  # fit always validates y
+        n_shards = self.n_shards
+        merged = coalesced_row_chunks(X.chunks[0]) if n_shards is None else None
         if self.n_shards is None and self.sharding == "contiguous" and self.shard_key is None:
-            return X, y, sw
+            if merged is None:
+                return X, y, sw
+            return (
+                X.rechunk({0: merged}),
+                y.rechunk({0: merged}),
+                None if sw is None else sw.rechunk({0: merged}),
+            )
+        if merged is not None:
+            n_shards = len(merged)
         key = self.shard_key
         if isinstance(key, numbers.Integral) and not isinstance(key, bool) and key < 0:
             key = int(key) + X.shape[1]  # so that the weight column appended below is never the key
         options = {
-            "n_shards": self.n_shards,
+            "n_shards": n_shards,
             "strategy": self.sharding,
             "key": key,
             "random_state": seed,

@@ -29,9 +29,9 @@ from daskml_lab.ensemble._cascade_graph import build_cascade_graph
 from daskml_lab.ensemble._cascade_memory import plan_cascade_memory
 from daskml_lab.ensemble._cascade_nodes import join_block
 from daskml_lab.ensemble._cascade_svc import SVC_PARAMETERS
-from daskml_lab.ensemble._placement import compute_pinned, place_shards_for_fit
+from daskml_lab.ensemble._placement import PlacedShards, compute_pinned, place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method, prediction_place
-from daskml_lab.ensemble._prologue import start_shard_fit
+from daskml_lab.ensemble._prologue import coalesced_row_chunks, start_shard_fit
 from daskml_lab.ensemble._report import build_cascade_report
 from daskml_lab.metrics import accuracy_score
 from daskml_lab.monitoring import fit_span, task_prefix
@@ -110,8 +110,10 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         With ``decision_function_shape="ovr"`` and more than two classes, break ties by the decision values,
         as in :class:`~sklearn.svm.SVC`.
     n_shards : int, default=None
-        Number of shards (SVCs of layer 0). ``None`` makes one shard per row block of ``X``; in-memory input
-        is a single block unless it exceeds dask's ``array.chunk-size``. One shard trains one SVC on all rows.
+        Number of shards (SVCs of layer 0). ``None`` makes one shard per row block of ``X`` (blocks of fewer
+        than 50 rows, ``dask.config`` ``daskml_lab.ensemble.min_shard_rows``, merged with their neighbours);
+        in-memory input is a single block unless it exceeds dask's ``array.chunk-size``. One shard trains one
+        SVC on all rows.
     sharding : {"stratified", "shuffle", "contiguous"}, default="stratified"
         How rows are assigned to shards, a strategy of :func:`daskml_lab.data.shard`. ``"stratified"`` gives
         every shard the class proportions of ``y`` and ``"shuffle"`` a random sample; both move rows between
@@ -363,7 +365,6 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
                 "cascade SVM on %d shard(s), fan-in %d, up to %d pass(es)", n_shards, memory.fan_in, n_passes
             )
             placed = place_shards_for_fit(joined, y_sharded, None)
-            X_blocks, y_blocks = placed.X_blocks, placed.y_blocks
             seeds = [s[1] for s in start.seeds.shards]
             first_layer = None
             if start.checkpoint is not None and n_shards > 1:
@@ -377,10 +378,11 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
                     token=token + "-shards",
                 )
 
-            def build(workers: list[str | None] | None, suffix: str) -> tuple[Any, ...]:
+            def build(now: PlacedShards, suffix: str, _: list[str]) -> tuple[Any, ...]:
+                # every node depends on the settings of all the shards: a moved shard renames every key
                 return build_cascade_graph(
-                    X_blocks,
-                    y_blocks,
+                    now.X_blocks,
+                    now.y_blocks,
                     spec,
                     n_features=self.n_features_in_,
                     has_weight=data.sample_weight is not None,
@@ -389,14 +391,15 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
                     seeds=seeds,
                     token=token + suffix,
                     max_candidates=max(int(size) for size in joined.chunks[0]),
-                    workers=workers,
+                    workers=now.workers,
                     first_layer=first_layer,
                 )
 
             # compute: the whole cascade; brings back a few numbers per node, the global settings (classes,
             # gamma, class weights) and the final SVC with the row ids of its support vectors (a lost worker
-            # makes the shards move to the new holders of their blocks, see compute_pinned)
-            stats, prepared, final = compute_pinned(build, placed)
+            # makes the shards move to the new holders of their blocks, a straggler's to the other workers,
+            # see compute_pinned; the first n_shards stats are the shards' first SVCs)
+            stats, prepared, final = compute_pinned(build, placed, first_tasks=lambda p: p[0][:n_shards])
             del placed  # releases the shard blocks persisted for the fit
         classes = prepared["classes"]
         if final["model"] is None:
@@ -462,13 +465,14 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
             meta=np.empty((0, 0), dtype=np.float64),
             token=task_prefix("cascade join"),
         )
-        n_blocks = sum(1 for size in X.chunks[0] if size > 0)
+        merged = coalesced_row_chunks(X.chunks[0]) if self.n_shards is None else None  # tiny blocks
+        n_blocks = sum(1 for size in (merged or X.chunks[0]) if size > 0)
         n_shards = n_blocks if self.n_shards is None else int(self.n_shards)
         if n_shards == 1:
             # One shard holds every row, in the original order (any strategy gives the same set of rows).
             return joined.rechunk({0: -1}), y.rechunk({0: -1})
         if self.n_shards is None and self.sharding == "contiguous":
-            return joined, y
+            return (joined, y) if merged is None else (joined.rechunk({0: merged}), y.rechunk({0: merged}))
         return shard(
             joined, y, n_shards=n_shards, strategy=self.sharding, random_state=seed, check_input=False
         )

@@ -14,6 +14,12 @@ shard's tasks to that worker (``dask.annotate(workers=[...], allow_other_workers
 the scheduler's placement heuristics nor work stealing can move a shard's rows to another worker. Without a
 distributed client (local schedulers) the blocks are used as they are.
 
+**Stragglers.** Pinning switches off work stealing, Dask's answer to a slow worker. While the pinned
+graph runs, :class:`~daskml_lab.ensemble._speculation.ShardProgress` watches for a worker that stopped
+answering (no heartbeat) or runs far behind the others (relative to the other shards' durations); its
+shards are then computed again from the blocks' lineage on the healthy workers (never fetched from the
+straggler), and the shards already done elsewhere are kept. See :mod:`~daskml_lab.ensemble._speculation`.
+
 **Lost workers.** A task pinned to a worker that dies would wait for that worker for ever (a restarted worker
 has a new address). :func:`compute_pinned` therefore computes the pinned graph while watching the workers it
 is pinned to (:class:`daskml_lab._runtime.watch.WorkerWatch`): when one leaves, it releases the computation,
@@ -23,9 +29,11 @@ and computes a fresh graph (every task is pure and seeded, so the result is the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +43,7 @@ import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
-from distributed import futures_of
+from distributed import CancelledError, futures_of, wait
 
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.client import cluster_timeout_s, current_client
@@ -47,8 +55,9 @@ from daskml_lab._runtime.memory import (
     plan_memory,
     resolve_persist,
 )
-from daskml_lab._runtime.waiting import wait_for
+from daskml_lab._runtime.waiting import lost_data_error, raise_task_errors, timeout_error
 from daskml_lab._runtime.watch import WorkersLost, WorkerWatch, require_a_worker
+from daskml_lab.ensemble._speculation import ShardProgress, SpeculationRule, move_shards
 
 __all__ = [
     "PlacedShards",
@@ -87,6 +96,12 @@ class PlacedShards:
         until the fits have been computed, then drop it to free the workers' memory.
     rows : tuple of int
         Rows of every shard (balances the shards between the holders of replicated blocks).
+    sources : tuple of dask.array.Array
+        ``X``, ``y`` (and the weights) before they were persisted: the lineage a straggler's shards are
+        computed again from, elsewhere (:mod:`~daskml_lab.ensemble._speculation`).
+    avoid : tuple of str
+        Workers found unresponsive while the blocks were persisted: no shard is pinned to them, and no
+        task of the fit is run on them.
     """
 
     X_blocks: list[Any]
@@ -95,6 +110,8 @@ class PlacedShards:
     workers: list[str | None] | None
     futures: list[Any] = field(default_factory=list)
     rows: tuple[int, ...] = ()
+    sources: tuple[Any, ...] = ()
+    avoid: tuple[str, ...] = ()
 
 
 def _unplaced(X: da.Array, y: da.Array, sample_weight: da.Array | None) -> PlacedShards:
@@ -218,24 +235,62 @@ def place_shards(
         None,
         futures_of(persisted),
         tuple(int(size) for size in X.chunks[0]),
+        tuple(collections),
     )
     return _locate(placed, client)
 
 
+def _wait_placed(placed: PlacedShards, client: Any) -> PlacedShards:
+    """``placed`` once its blocks are in memory; blocks stuck on an unresponsive worker are computed elsewhere.
+
+    A worker that stops answering (paused, SIGSTOP) while its blocks are persisted would hold the fit until
+    the cluster timeout: once it has sent no heartbeat for ``unresponsive_s`` seconds
+    (:mod:`~daskml_lab.ensemble._speculation`), the blocks not yet in memory are computed again from their
+    lineage on the other workers, and the straggler is recorded in ``avoid``.
+    """
+    what = "the shard blocks to be computed and held in memory"
+    timeout_s = cluster_timeout_s()
+    deadline = time.monotonic() + timeout_s
+    watch = WorkerWatch(client)
+    progress = ShardProgress(len(placed.X_blocks), SpeculationRule.from_config())
+    while True:
+        try:
+            wait(list(placed.futures), timeout=watch.interval_s)
+            break
+        except CancelledError as err:
+            raise lost_data_error(what, err) from err
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise timeout_error(what, client, timeout_s) from None
+        progress.heard(watch.records())
+        silent = {w: why for w, why in progress.unresponsive().items() if w not in placed.avoid}
+        healthy = sorted(watch.live() - set(placed.avoid) - set(silent))
+        if not silent or not healthy or not placed.sources:
+            continue
+        done = {future.key for future in placed.futures if future.done()}
+        columns = [placed.X_blocks, placed.y_blocks] + ([placed.sw_blocks] if placed.sw_blocks else [])
+        missing = [i for i in range(len(placed.X_blocks)) if any(c[i].key not in done for c in columns)]
+        logger.warning(
+            "shard blocks: straggler(s) %s; computing %d block(s) again on %s",
+            "; ".join(f"{w}: {why}" for w, why in silent.items()),
+            len(missing),
+            healthy,
+        )
+        placed = move_shards(placed, missing, healthy, client)
+        placed = dataclasses.replace(placed, avoid=(*placed.avoid, *silent))
+    raise_task_errors(placed.futures)
+    return placed
+
+
 def _locate(placed: PlacedShards, client: Any) -> PlacedShards:
     """``placed`` with, per shard, a worker holding its blocks now (after waiting for them to be in memory)."""
-    wait_for(
-        placed.futures,
-        what="the shard blocks to be computed and held in memory",
-        client=client,
-        timeout_s=cluster_timeout_s(),
-    )
+    placed = _wait_placed(placed, client)
     who_has = client.who_has(placed.futures)
     blocks = [placed.X_blocks, placed.y_blocks] + ([placed.sw_blocks] if placed.sw_blocks is not None else [])
     workers: list[str | None] = []
     rows_per_worker: Counter[str] = Counter()
     for index, X_block in enumerate(blocks[0]):
-        x_holders = sorted(who_has.get(X_block.key, ()))
+        x_holders = sorted(set(who_has.get(X_block.key, ())) - set(placed.avoid))
         others = [set(who_has.get(b[index].key, ())) for b in blocks[1:]]
         candidates = [w for w in x_holders if all(w in o for o in others)] or x_holders
         if not candidates:
@@ -250,29 +305,37 @@ def _locate(placed: PlacedShards, client: Any) -> PlacedShards:
 
 
 def compute_pinned(
-    build: Callable[[list[str | None] | None, str], tuple[Any, ...]],
+    build: Callable[[PlacedShards, str, list[str]], tuple[Any, ...]],
     placed: PlacedShards,
     *,
+    first_tasks: Callable[[tuple[Any, ...]], list[Any]] | None = None,
     client: Any = None,
 ) -> tuple[Any, ...]:
-    """Compute the graph of pinned shard tasks that ``build`` makes, surviving the loss of workers.
+    """Compute the graph of pinned shard tasks that ``build`` makes, surviving lost workers and stragglers.
 
     A task pinned to a worker (``allow_other_workers=False``) waits for ever once that worker has died: the
     scheduler never runs it elsewhere, and a worker restarted by its nanny has a new address. So the
     computation is watched (:class:`~daskml_lab._runtime.watch.WorkerWatch`); when a worker the shards are
     pinned to has left, the computation is released, the lost blocks are recomputed from their lineage by the
     scheduler, the shards are pinned to their new holders and a fresh graph is computed
-    (:data:`MAX_PINNED_ATTEMPTS` times at most). The tasks are pure and seeded, so a recomputed result equals
-    the undisturbed one.
+    (:data:`MAX_PINNED_ATTEMPTS` times at most). A worker that is still in the cluster but stopped answering
+    or runs far behind the others (:mod:`~daskml_lab.ensemble._speculation`) is not waited for either: its
+    shards' blocks are computed again from their lineage on the other workers, the shards are pinned there,
+    and the graph is submitted again; shard tasks that are done or running elsewhere keep their keys and are
+    not computed again. The tasks are pure and seeded, so a recomputed result equals the undisturbed one.
 
     Parameters
     ----------
     build : callable
-        ``build(workers, suffix)`` returns a tuple whose items are delayed objects or lists of them, with
-        the shards' tasks pinned to ``workers`` (one address or None per shard, or None) and ``suffix``
-        appended to the token of every key (keys of a cancelled attempt are never reused).
+        ``build(placed, suffix, shard_suffixes)`` returns a tuple whose items are delayed objects or lists
+        of them, over the blocks of ``placed`` with the shards' tasks pinned to ``placed.workers``;
+        ``suffix`` is appended to the token of every key and ``shard_suffixes[i]`` may replace it in the
+        keys of the tasks that depend on shard ``i`` only (keys of a cancelled attempt are never reused).
     placed : PlacedShards
         From :func:`place_shards`.
+    first_tasks : callable, default=None
+        ``first_tasks(parts)``: per shard, the delayed object of ``build``'s result whose completion means
+        the shard's first task is done, for the relative straggler rule; ``None`` watches heartbeats only.
     client : distributed.Client, default=None
         ``None`` uses :func:`~daskml_lab._runtime.client.current_client`.
 
@@ -290,19 +353,55 @@ def compute_pinned(
         When the blocks or a result do not arrive within :func:`~daskml_lab._runtime.client.cluster_timeout_s`.
     """
     client = current_client() if client is None else client
+    n_shards = len(placed.X_blocks)
     if client is None or placed.workers is None:
         # compute: what the caller's graph brings back (the caller states its size); unpinned tasks are
         # rescheduled by the scheduler itself when a worker dies
         with unique_fused_keys():
-            return tuple(dask.compute(*build(placed.workers, "")))
+            return tuple(dask.compute(*build(placed, "", [""] * n_shards)))
     watch = WorkerWatch(client)
+    progress = ShardProgress(n_shards, SpeculationRule.from_config())
+    progress.assign(placed.workers)
+    shard_suffixes = [""] * n_shards
+    suffix, moves = "", 0
+    stragglers: dict[str, str] = dict.fromkeys(placed.avoid, "unresponsive while the blocks were persisted")
     for attempt in range(MAX_PINNED_ATTEMPTS):
-        parts = build(placed.workers, "" if attempt == 0 else f"-retry{attempt}")
-        flat = [item for part in parts for item in (part if isinstance(part, list | tuple) else [part])]
-        # compute: what the caller's graph brings back (the caller states its size)
-        with unique_fused_keys():
-            futures = client.compute(flat)
+        if attempt:
+            suffix = f"-retry{attempt}"
+            shard_suffixes = [suffix] * n_shards
+        avoid = sorted(watch.live(0.0) - set(stragglers)) if stragglers else None
+        futures, parts, firsts = _submit(build, placed, suffix, shard_suffixes, first_tasks, avoid, client)
         try:
+            while not _wait_watching(watch, futures, placed.workers, progress, firsts):
+                found = _new_stragglers(progress, placed.workers, stragglers, len(watch.live()))
+                healthy = sorted(watch.live() - set(stragglers) - set(found))
+                if not found or not healthy:
+                    continue
+                stragglers.update(found)
+                moved = _shards_to_move(placed, stragglers, client)
+                logger.warning(
+                    "shard computation: straggler(s) %s; moving their %d shard(s) to %s (blocks computed again "
+                    "from their lineage)",
+                    "; ".join(f"{w}: {why}" for w, why in found.items()),
+                    len(moved),
+                    healthy,
+                )
+                placed = move_shards(placed, moved, healthy, client)
+                moves += 1
+                suffix = f"-retry{attempt}-move{moves}"
+                # Only the shards done elsewhere keep their keys: a shard still to fit may need an input that
+                # the scheduler placed on the straggler (the base estimator, a y block), so it starts again
+                # under new keys, with its unpinned inputs kept off the stragglers.
+                restart = [i for i in range(n_shards) if i in moved or not progress.done[i]]
+                for index in restart:
+                    shard_suffixes[index] = suffix
+                progress.assign([placed.workers[i] for i in restart], restart)
+                old = futures
+                futures, parts, firsts = _submit(
+                    build, placed, suffix, shard_suffixes, first_tasks, healthy, client
+                )
+                # dropped once the new graph holds the keys it shares with the old one (shards done elsewhere)
+                del old
             values = watch.gather(futures, placed.workers, what="the shard computation")
         except WorkersLost as err:
             # Released rather than cancelled: the scheduler then forgets the tasks pinned to the dead worker.
@@ -323,10 +422,98 @@ def compute_pinned(
             )
             require_a_worker(client, grace_s=NO_WORKER_GRACE_S, doing="fit the shards")
             placed = _locate(placed, client)
+            progress.assign(placed.workers, range(n_shards))
             continue
         return _unflatten(parts, values)
     msg = "unreachable"  # pragma: no cover
     raise AssertionError(msg)  # pragma: no cover
+
+
+def _new_stragglers(
+    progress: ShardProgress, workers: list[str | None], known: dict[str, str], n_live: int
+) -> dict[str, str]:
+    """Stragglers not known yet; workers merely behind the others only while half of the workers are left.
+
+    Under CPU contention a healthy worker can fall behind for a while: moving shards off it is harmless
+    (same result) but must not pile every shard onto one worker.
+    """
+    unresponsive = progress.unresponsive()
+    found = {w: why for w, why in progress.stragglers(workers).items() if w not in known}
+    slow = sorted(w for w in found if w not in unresponsive)
+    n_slow = sum(1 for w in known if w not in unresponsive)
+    for worker in slow[max(n_live // 2 - n_slow, 0) :]:
+        del found[worker]
+    return found
+
+
+def _submit(
+    build: Callable[[PlacedShards, str, list[str]], tuple[Any, ...]],
+    placed: PlacedShards,
+    suffix: str,
+    shard_suffixes: list[str],
+    first_tasks: Callable[[tuple[Any, ...]], list[Any]] | None,
+    healthy: list[str] | None,
+    client: Any,
+) -> tuple[list[Any], tuple[Any, ...], list[Any] | None]:
+    """Build and submit the graph; its futures, its parts and the futures of the shards' first tasks.
+
+    With ``healthy`` workers given (there are stragglers), the tasks that are not pinned (members, merges)
+    are restricted to them: the scheduler would otherwise happily give them to an idle-looking straggler.
+    """
+    avoid: Any = contextlib.nullcontext()
+    if healthy:
+        avoid = dask.annotate(workers=list(healthy), allow_other_workers=False)
+    with avoid:
+        parts = build(placed, suffix, shard_suffixes)
+    flat = [item for part in parts for item in (part if isinstance(part, list | tuple) else [part])]
+    # compute: what the caller's graph brings back (the caller states its size)
+    with unique_fused_keys():
+        futures = client.compute(flat)
+    firsts = None
+    if first_tasks is not None:
+        by_key = {future.key: future for future in futures}
+        firsts = [by_key.get(task.key) for task in first_tasks(parts)]
+    return futures, parts, firsts
+
+
+def _wait_watching(
+    watch: WorkerWatch,
+    futures: list[Any],
+    workers: list[str | None],
+    progress: ShardProgress,
+    firsts: list[Any] | None,
+) -> bool:
+    """Wait one watch interval; True once every future is done. Raise :class:`WorkersLost` on a lost worker."""
+    try:
+        wait(futures, timeout=watch.interval_s)
+        return True
+    except CancelledError as err:
+        what = "the shard computation"
+        watch.check(workers, max_age_s=0.0, during=f"while waiting for {what}")
+        raise lost_data_error(what, err) from err
+    except TimeoutError:
+        pass
+    # a worker is lost only when the scheduler removed it; a slow or paused one is a straggler
+    watch.check(workers, max_age_s=0.0, during="while waiting for the shard computation")
+    progress.heard(watch.records())
+    for index, future in enumerate(firsts or ()):
+        if future is not None and future.done():
+            progress.finished(index, workers[index])
+    return False
+
+
+def _shards_to_move(placed: PlacedShards, stragglers: dict[str, str], client: Any) -> list[int]:
+    """Shards pinned to a straggler, or with a block that only stragglers hold (never fetched from them)."""
+    who_has = client.who_has(placed.futures)
+    columns = [placed.X_blocks, placed.y_blocks] + (
+        [placed.sw_blocks] if placed.sw_blocks is not None else []
+    )
+    moved = []
+    for index, worker in enumerate(placed.workers or ()):
+        holders = [set(who_has.get(column[index].key, ())) for column in columns]
+        if worker in stragglers or any(h and h <= set(stragglers) for h in holders):
+            moved.append(index)
+    return moved
 
 
 def _unflatten(parts: tuple[Any, ...], values: list[Any]) -> tuple[Any, ...]:

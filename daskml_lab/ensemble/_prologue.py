@@ -12,10 +12,13 @@ them; the fit then runs inside ``with start.held_checkpoint``, which releases th
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import dask
 import dask.array as da
 
 from daskml_lab._runtime.checkpoint_files import lock_checkpoint_directory
@@ -23,7 +26,14 @@ from daskml_lab._runtime.seeding import ShardSeeds, root_entropy, shard_seeds
 from daskml_lab.data.validation import ValidatedData
 from daskml_lab.ensemble._checkpoint import open_ensemble_checkpoint
 
-__all__ = ["ShardFitStart", "ShardTrainer", "start_shard_fit"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["MIN_SHARD_ROWS", "ShardFitStart", "ShardTrainer", "coalesced_row_chunks", "start_shard_fit"]
+
+#: Fewest rows of a shard made from the input's row blocks (``n_shards=None``): smaller blocks are merged with
+#: their neighbours. ``dask.config`` key :data:`MIN_SHARD_ROWS_KEY` overrides it.
+MIN_SHARD_ROWS = 50
+MIN_SHARD_ROWS_KEY = "daskml_lab.ensemble.min_shard_rows"
 
 
 class ShardTrainer(Protocol):
@@ -138,3 +148,56 @@ def start_shard_fit(
             token=uuid.uuid4().hex,
             held_checkpoint=held.pop_all(),
         )
+
+
+def coalesced_row_chunks(chunks: Sequence[int], min_rows: int | None = None) -> tuple[int, ...] | None:
+    """Row blocks merged with their neighbours into shards of at least ``min_rows`` rows, or None if none is small.
+
+    A shard model trained on a handful of rows is of little use, and each shard costs a task (several in the
+    cascade), so thousands of tiny blocks (a file read in one-row pieces) would cost far more in scheduling
+    than in fitting. Consecutive blocks are merged, in order, until each group has ``min_rows`` rows; a short
+    last group joins the one before. Blocks that are all empty or at least ``min_rows`` rows long are left
+    as they are (``None``).
+
+    Parameters
+    ----------
+    chunks : sequence of int
+        Rows of every block.
+    min_rows : int, default=None
+        Fewest rows per shard; default ``dask.config`` ``daskml_lab.ensemble.min_shard_rows``
+        (:data:`MIN_SHARD_ROWS`).
+
+    Returns
+    -------
+    tuple of int or None
+        The rows of every shard (their sum is ``sum(chunks)``).
+
+    Examples
+    --------
+    >>> coalesced_row_chunks([1] * 7, min_rows=3)
+    (3, 4)
+    >>> coalesced_row_chunks([100, 0, 100], min_rows=50) is None
+    True
+    """
+    min_rows = int(dask.config.get(MIN_SHARD_ROWS_KEY, MIN_SHARD_ROWS)) if min_rows is None else int(min_rows)
+    if all(size == 0 or size >= min_rows for size in chunks):
+        return None
+    groups: list[int] = []
+    current = 0
+    for size in chunks:
+        current += int(size)
+        if current >= min_rows:
+            groups.append(current)
+            current = 0
+    if current and groups:
+        groups[-1] += current
+    elif current:
+        groups.append(current)
+    logger.info(
+        "%d row blocks of fewer than %d rows merged into %d shard(s) (dask.config %s)",
+        sum(1 for size in chunks if 0 < size < min_rows),
+        min_rows,
+        len(groups),
+        MIN_SHARD_ROWS_KEY,
+    )
+    return tuple(groups)

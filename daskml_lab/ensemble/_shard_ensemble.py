@@ -27,7 +27,8 @@ _SHARED_PARAMETERS = """\
         :doc:`/fusion/index`.
     n_shards : int, default=None
         Number of shards. ``None`` keeps the existing row blocks of the input, one shard per block (after
-        ``sharding`` when that is not ``"contiguous"``).
+        ``sharding`` when that is not ``"contiguous"``); blocks of fewer than 50 rows (``dask.config``
+        ``daskml_lab.ensemble.min_shard_rows``) are first merged with their neighbours.
     sharding : str, default="contiguous"
         How rows are assigned to shards, a strategy of :func:`daskml_lab.data.shard`: ``"contiguous"``,
         ``"shuffle"``, ``"hash"`` (with ``shard_key``) and, for classifiers, ``"stratified"``. Data sorted by

@@ -298,6 +298,7 @@ def build_shard_fit_graph(
     token: str,
     workers: Sequence[str | None] | None = None,
     run_id: str | None = None,
+    shard_tokens: Sequence[str] | None = None,
 ) -> tuple[list[Any], list[Any] | None]:
     """Delayed shard fits (and held-out evaluations) over matching row blocks; nothing is computed.
 
@@ -326,6 +327,9 @@ def build_shard_fit_graph(
         ``None`` leaves the placement to the scheduler).
     run_id : str, default=None
         Training-monitor run the shard fits report to (from the workers); ``None`` reports nothing.
+    shard_tokens : list of str, default=None
+        Per shard, the suffix of the keys of its fit and summary (default ``token``): a shard moved off a
+        straggler gets new keys, the others keep theirs (see :func:`compute_pinned`).
 
     Returns
     -------
@@ -335,7 +339,12 @@ def build_shard_fit_graph(
     held_out : list of dask.delayed.Delayed or None
         Per shard: ``stats``, ``features``, ``target``, ``sample_weight`` of its held-out rows.
     """
-    base = dask.delayed(estimator, name=f"{task_prefix('base estimator')}-{token}", pure=True, traverse=False)
+    tokens = list(shard_tokens) if shard_tokens is not None else [token] * len(X_blocks)
+    # one base-estimator key per shard token: a shard that keeps its keys keeps its dependencies too
+    bases = {
+        t: dask.delayed(estimator, name=f"{task_prefix('base estimator')}-{t}", pure=True, traverse=False)
+        for t in dict.fromkeys(tokens)
+    }
     placement = list(workers) if workers is not None else [None] * len(X_blocks)
     refit = fusion is not None and validation_fraction > 0 and fusion.refits_members()
     fits = []
@@ -346,18 +355,18 @@ def build_shard_fit_graph(
                 X_block,
                 y_blocks[index],
                 None if sw_blocks is None else sw_blocks[index],
-                base,
+                bases[tokens[index]],
                 shard=index,
                 seeds=seeds.shards[index],
                 validation_fraction=validation_fraction,
                 classification=classification,
                 run_id=run_id,
                 refit=refit,
-                dask_key_name=(f"{task_prefix('shard fit')}-{token}", index),
+                dask_key_name=(f"{task_prefix('shard fit')}-{tokens[index]}", index),
             )
             summaries.append(
                 dask.delayed(_summarize_shard_block, pure=True)(
-                    fit, dask_key_name=(f"{task_prefix('shard summary')}-{token}", index)
+                    fit, dask_key_name=(f"{task_prefix('shard summary')}-{tokens[index]}", index)
                 )
             )
         fits.append(fit)
@@ -397,7 +406,8 @@ def compute_shard_fits(
     """Build the shard-fit graph over ``placed`` (:func:`build_shard_fit_graph`) and compute it.
 
     Computed by :func:`compute_pinned`: a lost worker makes the shards move to the new holders of their
-    blocks instead of waiting for ever. The keyword arguments are those of :func:`build_shard_fit_graph`.
+    blocks instead of waiting for ever, and a straggler's shards move to the other workers (the shards
+    fitted elsewhere are kept). The keyword arguments are those of :func:`build_shard_fit_graph`.
 
     Returns
     -------
@@ -407,25 +417,26 @@ def compute_shard_fits(
         Per shard; empty when no rows are held out.
     """
 
-    def build(workers: list[str | None] | None, suffix: str) -> tuple[list[Any], list[Any]]:
+    def build(now: PlacedShards, suffix: str, shard_suffixes: list[str]) -> tuple[list[Any], list[Any]]:
         summaries, held_out = build_shard_fit_graph(
-            placed.X_blocks,
-            placed.y_blocks,
-            placed.sw_blocks,
+            now.X_blocks,
+            now.y_blocks,
+            now.sw_blocks,
             estimator,
             seeds=seeds,
             validation_fraction=validation_fraction,
             classification=classification,
             fusion=fusion,
             token=token + suffix,
-            workers=workers,
+            workers=now.workers,
             run_id=run_id,
+            shard_tokens=[token + shard_suffix for shard_suffix in shard_suffixes],
         )
         return summaries, held_out or []
 
     # compute: one fitted model and a few counts per shard; with held-out rows also per-model score sums
-    # and, for stacking, the meta-features of the held-out rows
-    summaries, held_out = compute_pinned(build, placed)
+    # and, for stacking, the meta-features of the held-out rows (the summaries mark each shard's fit done)
+    summaries, held_out = compute_pinned(build, placed, first_tasks=lambda parts: parts[0])
     return list(summaries), list(held_out)
 
 
