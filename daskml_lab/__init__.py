@@ -25,7 +25,17 @@ The package is organised by responsibility:
 Importing the package has no side effects: no cluster is started and no client is looked up.
 """
 
-from daskml_lab import compose, data, ensemble, fusion, linear_model, metrics, monitoring, preprocessing, solvers
+from daskml_lab import (
+    compose,
+    data,
+    ensemble,
+    fusion,
+    linear_model,
+    metrics,
+    monitoring,
+    preprocessing,
+    solvers,
+)
 from daskml_lab._version import __version__
 from daskml_lab.cluster import connect
 from daskml_lab.persistence import load, save

@@ -291,8 +291,13 @@ def test_sparse_X_stays_aligned_with_dense_y(strategy):
     ids = np.arange(90.0)
     X = sp.hstack([sp.csr_matrix(ids[:, None]), sp.random(90, 4, density=0.3, random_state=1)], format="csr")
     y = rng.integers(0, 3, size=90)
-    Xs, ys = shard(da.from_array(X, chunks=30), da.from_array(y, chunks=30), n_shards=3, strategy=strategy,
-                   random_state=0)
+    Xs, ys = shard(
+        da.from_array(X, chunks=30),
+        da.from_array(y, chunks=30),
+        n_shards=3,
+        strategy=strategy,
+        random_state=0,
+    )
     X_blocks, y_blocks = compute_blocks(Xs)[0], compute_blocks(ys)[0]
     for X_block, y_block in zip(X_blocks, y_blocks, strict=True):
         rows = X_block[:, [0]].toarray().ravel().astype(int)

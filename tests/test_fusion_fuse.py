@@ -110,7 +110,9 @@ def test_fuse_regressors_by_hand():
     fused = fuse(members, "stacking", X_val=X, y_val=X[:, 0] + X[:, 1])
     meta = np.column_stack([m.predict(X) for m in members])
     np.testing.assert_allclose(
-        fused.predict(X), RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(meta, X[:, 0] + X[:, 1]).predict(meta), rtol=1e-10
+        fused.predict(X),
+        RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(meta, X[:, 0] + X[:, 1]).predict(meta),
+        rtol=1e-10,
     )
 
 
