@@ -39,6 +39,7 @@ from distributed import futures_of
 
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.client import cluster_timeout_s, current_client
+from daskml_lab._runtime.cluster_health import ClusterHealth
 from daskml_lab._runtime.memory import (
     WorkerMemory,
     block_room,
@@ -222,13 +223,14 @@ def place_shards(
     return _locate(placed, client)
 
 
-def _locate(placed: PlacedShards, client: Any) -> PlacedShards:
+def _locate(placed: PlacedShards, client: Any, health: ClusterHealth | None = None) -> PlacedShards:
     """``placed`` with, per shard, a worker holding its blocks now (after waiting for them to be in memory)."""
     wait_for(
         placed.futures,
         what="the shard blocks to be computed and held in memory",
         client=client,
         timeout_s=cluster_timeout_s(),
+        health=health,
     )
     who_has = client.who_has(placed.futures)
     blocks = [placed.X_blocks, placed.y_blocks] + ([placed.sw_blocks] if placed.sw_blocks is not None else [])
@@ -286,16 +288,36 @@ def compute_pinned(
     RuntimeError
         When workers keep leaving (:data:`MAX_PINNED_ATTEMPTS` attempts), or when a block was lost and
         cannot be computed again.
+    NoWorkersLeftError
+        When every worker was lost and none joined within :data:`NO_WORKER_GRACE_S` seconds.
+    SchedulerLostError
+        As soon as the client has lost its scheduler.
     TimeoutError
         When the blocks or a result do not arrive within :func:`~daskml_lab._runtime.client.cluster_timeout_s`.
     """
     client = current_client() if client is None else client
-    if client is None or placed.workers is None:
-        # compute: what the caller's graph brings back (the caller states its size); unpinned tasks are
-        # rescheduled by the scheduler itself when a worker dies
+    if client is None:
+        # compute: what the caller's graph brings back (the caller states its size)
         with unique_fused_keys():
             return tuple(dask.compute(*build(placed.workers, "")))
-    watch = WorkerWatch(client)
+    health = ClusterHealth.started(client)
+    with health.translating(doing="computing the shards"):
+        if placed.workers is None:
+            # compute: what the caller's graph brings back (the caller states its size); unpinned tasks are
+            # rescheduled by the scheduler itself when a worker dies
+            with unique_fused_keys():
+                return tuple(dask.compute(*build(placed.workers, "")))
+        return _compute_watched(build, placed, client, health)
+
+
+def _compute_watched(
+    build: Callable[[list[str | None] | None, str], tuple[Any, ...]],
+    placed: PlacedShards,
+    client: Any,
+    health: ClusterHealth,
+) -> tuple[Any, ...]:
+    """:func:`compute_pinned` on a cluster, shards pinned: watched, and computed again after lost workers."""
+    watch = WorkerWatch(client, health=health)
     for attempt in range(MAX_PINNED_ATTEMPTS):
         parts = build(placed.workers, "" if attempt == 0 else f"-retry{attempt}")
         flat = [item for part in parts for item in (part if isinstance(part, list | tuple) else [part])]
@@ -321,8 +343,8 @@ def compute_pinned(
             logger.warning(
                 "shard computation: %s; recomputing the lost blocks and pinning the shards anew", err
             )
-            require_a_worker(client, grace_s=NO_WORKER_GRACE_S, doing="fit the shards")
-            placed = _locate(placed, client)
+            require_a_worker(client, grace_s=NO_WORKER_GRACE_S, doing="fit the shards", health=health)
+            placed = _locate(placed, client, health)
             continue
         return _unflatten(parts, values)
     msg = "unreachable"  # pragma: no cover

@@ -28,8 +28,10 @@ from distributed import CancelledError, futures_of, wait
 from distributed.comm import CommClosedError
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab._runtime.cluster_health import ClusterHealth
 from daskml_lab._runtime.waiting import DataLostError, result_within, wait_for
 from daskml_lab._runtime.watch import WATCH_INTERVAL_S, WorkersLost, WorkerWatch
+from daskml_lab.exceptions import NoWorkersLeftError, SchedulerLostError
 from daskml_lab.monitoring import shown_in_task_stream, task_prefix
 from daskml_lab.solvers._engine import (
     EngineSpec,
@@ -49,6 +51,9 @@ __all__ = ["DistributedEngine"]
 _MAX_REBUILDS = 3
 #: Seconds to wait, after a call failed to reach a worker, for the scheduler to notice that it has gone.
 _LOSS_GRACE_S = 10.0
+#: Errors that end the fit at once: no recovery is possible on this cluster (they are OSError/RuntimeError
+#: subclasses, so they are re-raised before the handlers of lost workers see them).
+_CLUSTER_GONE = (SchedulerLostError, NoWorkersLeftError)
 
 
 class _WorkerActor:
@@ -114,7 +119,9 @@ class DistributedEngine(_Engine):
         self._actor_futures: list[Any] = []
         self._worker_args: list[tuple] = []
         self._generation: list[int] = []  # per position: how many times its actor was created
-        self._watch = WorkerWatch(client)
+        # the clear errors when the scheduler goes or no worker is left (instead of recovery attempts)
+        self._health = ClusterHealth.started(client)
+        self._watch = WorkerWatch(client, health=self._health)
         self.n_rebuilds = 0
 
     # -- set-up -------------------------------------------------------------------------------------------
@@ -134,7 +141,7 @@ class DistributedEngine(_Engine):
         for attempt in range(_MAX_REBUILDS + 1):
             try:
                 return self._build()
-            except TimeoutError:
+            except (TimeoutError, *_CLUSTER_GONE):
                 raise
             except OSError as err:  # a worker was lost while the actors were being created
                 if attempt == _MAX_REBUILDS:
@@ -155,10 +162,12 @@ class DistributedEngine(_Engine):
         return RuntimeError(msg)
 
     def _wait(self, futures: list[Any], what: str) -> None:
-        wait_for(futures, what=what, client=self.client, timeout_s=self.timeout_s)
+        wait_for(futures, what=what, client=self.client, timeout_s=self.timeout_s, health=self._health)
 
     def _result(self, future: Any, what: str) -> Any:
-        return result_within(future, what=what, client=self.client, timeout_s=self.timeout_s)
+        return result_within(
+            future, what=what, client=self.client, timeout_s=self.timeout_s, health=self._health
+        )
 
     # -- liveness -------------------------------------------------------------------------------------------
     def _position_alive(self, position: int, generation: int, address: str, max_age_s: float) -> bool:
@@ -270,7 +279,7 @@ class DistributedEngine(_Engine):
             try:
                 self._rehome(lost, err)
                 return
-            except TimeoutError:
+            except (TimeoutError, *_CLUSTER_GONE):
                 raise
             except OSError as again:  # a worker left during the recovery: start it again
                 if attempt == _MAX_REBUILDS:
@@ -297,10 +306,8 @@ class DistributedEngine(_Engine):
             who_has = self.client.who_has([t[0] for t in triples])
             live = sorted(self._watch.live(0.0))
             if not live:
-                msg = (
-                    f"No worker is left in the cluster at {self.client.scheduler.address} to run the solver."
-                )
-                raise RuntimeError(msg)
+                msg = "the solver recreated its lost state"
+                raise self._health.no_workers_error(msg, 0.0)
             load = Counter(self._worker_args[p][0] for p in range(len(self._worker_args)) if p not in lost)
             for p in lost:
                 _, indices, n, has_weight, arrays = self._worker_args[p]
@@ -331,7 +338,7 @@ class DistributedEngine(_Engine):
                         self._recover(error)
                     call.send()
                 return self._await(call, timeout_s)
-            except TimeoutError:
+            except (TimeoutError, *_CLUSTER_GONE):
                 raise
             except OSError as err:  # WorkersLost, CommClosedError, "Unable to contact Actor's worker"
                 if attempt == _MAX_REBUILDS:
@@ -424,6 +431,8 @@ class DistributedEngine(_Engine):
         for attempt in range(_MAX_REBUILDS + 1):
             try:
                 return self._call_all(method, args)
+            except _CLUSTER_GONE:
+                raise
             except (OSError, CommClosedError, TimeoutError, DataLostError) as err:
                 if attempt == _MAX_REBUILDS:
                     msg = (

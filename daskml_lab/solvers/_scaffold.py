@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from daskml_lab._runtime.cluster_health import stopped_error
+from daskml_lab.exceptions import NoWorkersLeftError, SchedulerLostError
 from daskml_lab.monitoring import fit_span
 from daskml_lab.solvers._checkpoint import (
     SavedState,
@@ -267,7 +269,13 @@ def run_solver(
             history=history,
             checkpoint=stage,
         )
-        outcome = algorithm(run)
+        try:
+            outcome = algorithm(run)
+        except (SchedulerLostError, NoWorkersLeftError) as err:
+            # the cluster is gone: say where the fit stopped and how to resume it, rather than only what failed
+            stopped = f"the {name} solver stopped at iteration {len(history.records)}"
+            directory = None if checkpoint is None else checkpoint.directory
+            raise stopped_error(err, stopped=stopped, checkpoint=directory) from err
         warning = None
         if outcome.status in (Status.MAX_ITER, Status.FAILED):
             warning = f"{outcome.detail or outcome.message}. {advice}"
