@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import threading
 import time
@@ -196,7 +197,10 @@ FAMILIES = [*SOLVERS, *ENSEMBLES]
 def test_two_of_three_workers_killed_the_fit_completes(external_cluster_factory, monkeypatch, family):
     cluster = external_cluster_factory(3)
     X, y, X_test = _data(family)
-    with Client(cluster.address, timeout=30) as client, dask.config.set({"daskml_lab.solvers.timeout_s": 120}):
+    with (
+        Client(cluster.address, timeout=30) as client,
+        dask.config.set({"daskml_lab.solvers.timeout_s": 120}),
+    ):
         reference = _fit(_model(family), X, y)
         with _fault_point(family, monkeypatch, client, _kill_workers(client, 2)) as fired:
             model = _fit(_model(family), X, y)
@@ -214,10 +218,15 @@ def test_two_of_three_workers_killed_the_fit_completes(external_cluster_factory,
 def test_scheduler_killed_is_one_clear_error(external_cluster_factory, monkeypatch, family):
     cluster = external_cluster_factory(3)
     X, y, _ = _data(family)
-    with Client(cluster.address, timeout=30) as client, dask.config.set({"daskml_lab.solvers.timeout_s": TIMEOUT_S}):
+    with (
+        Client(cluster.address, timeout=30) as client,
+        dask.config.set({"daskml_lab.solvers.timeout_s": TIMEOUT_S}),
+    ):
         with (
             _fault_point(family, monkeypatch, client, cluster.scheduler.kill) as fired,
-            pytest.raises(SchedulerLostError, match=f"scheduler at {cluster.address} is gone") as raised,
+            pytest.raises(
+                SchedulerLostError, match=f"scheduler at {re.escape(cluster.address)} is gone"
+            ) as raised,
         ):
             _fit(_model(family), X, y)
         elapsed = time.monotonic() - fired[0]
@@ -238,10 +247,13 @@ def test_scheduler_killed_the_same_call_resumes_on_a_new_cluster(
     with Client(first.address, timeout=30), dask.config.set({"daskml_lab.solvers.timeout_s": TIMEOUT_S}):
         reference = _fit(_model(family), X, y)
     checkpoint = tmp_path / "checkpoint"
-    with Client(first.address, timeout=30) as client, dask.config.set({"daskml_lab.solvers.timeout_s": TIMEOUT_S}):
+    with (
+        Client(first.address, timeout=30) as client,
+        dask.config.set({"daskml_lab.solvers.timeout_s": TIMEOUT_S}),
+    ):
         with (
             _fault_point(family, monkeypatch, client, first.scheduler.kill),
-            pytest.raises(SchedulerLostError, match=f"checkpoint={str(checkpoint)!r}"),
+            pytest.raises(SchedulerLostError, match=re.escape(f"checkpoint={str(checkpoint)!r}")),
         ):
             _fit(_model(family, checkpoint=checkpoint), X, y)
     second = external_cluster_factory(3)
@@ -259,7 +271,7 @@ def test_score_after_the_scheduler_is_killed_is_a_clear_error(external_cluster_f
         model = _fit(_model("lbfgs"), X, y)
         cluster.scheduler.kill()
         cluster.scheduler.wait(10)
-        with pytest.raises(SchedulerLostError, match=f"scheduler at {cluster.address} is gone"):
+        with pytest.raises(SchedulerLostError, match=f"scheduler at {re.escape(cluster.address)} is gone"):
             model.score(X, y)
 
 
@@ -270,12 +282,17 @@ def test_score_after_the_scheduler_is_killed_is_a_clear_error(external_cluster_f
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_worker_killed_fails_fast(external_cluster_factory, monkeypatch, family):
-    cluster = external_cluster_factory(3)
+    address = external_cluster_factory(3).address
     X, y, _ = _data(family)
-    with Client(cluster.address, timeout=30) as client, dask.config.set({"daskml_lab.solvers.timeout_s": TIMEOUT_S}):
+    with (
+        Client(address, timeout=30) as client,
+        dask.config.set({"daskml_lab.solvers.timeout_s": TIMEOUT_S}),
+    ):
         with (
             _fault_point(family, monkeypatch, client, _kill_workers(client, 3)) as fired,
-            pytest.raises(NoWorkersLeftError, match=f"No worker is left in the cluster at {cluster.address}"),
+            pytest.raises(
+                NoWorkersLeftError, match=f"No worker is left in the cluster at {re.escape(address)}"
+            ),
         ):
             _fit(_model(family), X, y)
         elapsed = time.monotonic() - fired[0]
