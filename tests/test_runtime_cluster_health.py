@@ -138,7 +138,9 @@ def test_wait_for_stops_at_once_when_the_scheduler_is_gone(monkeypatch):
     # no worker left: after the grace, not after the 600 s timeout
     monkeypatch.setattr(waiting, "NO_WORKER_GRACE_S", 0.2)
     client.status, client.n = "running", 0
-    with pytest.raises(NoWorkersLeftError, match=r"while waiting for the blocks and none joined within 0\.2 s"):
+    with pytest.raises(
+        NoWorkersLeftError, match=r"while waiting for the blocks and none joined within 0\.2 s"
+    ):
         wait_for([_Pending()], what="the blocks", client=client, timeout_s=600)
     # futures cancelled because the client lost its scheduler: not "data were lost with a worker"
     client.n = 2
@@ -146,3 +148,15 @@ def test_wait_for_stops_at_once_when_the_scheduler_is_gone(monkeypatch):
     with pytest.raises(SchedulerLostError):
         wait_for([_Pending(cancelled)], what="the blocks", client=client, timeout_s=600)
     assert time.monotonic() - started < 30
+
+
+def test_a_lost_data_error_says_how_many_workers_were_lost():
+    from daskml_lab._runtime.waiting import lost_data_error
+
+    client = _Client(3)
+    health = ClusterHealth.started(client)
+    assert health.lost_summary() == ""
+    client.n = 1
+    message = str(lost_data_error("the blocks", RuntimeError("cancelled"), health))
+    assert "cannot be computed again" in message
+    assert "2 of the 3 workers the computation started with were lost." in message

@@ -89,6 +89,15 @@ class ClusterHealth:
         count = info.get("n_workers")
         return len(info.get("workers", ())) if count is None else int(count)
 
+    def lost_summary(self) -> str:
+        """ " N of the M workers ... were lost." (with a leading space), or "" when unknown or none was lost."""
+        if self.n_workers_at_start is None or scheduler_lost(self.client):
+            return ""
+        n_lost = self.n_workers_at_start - self.n_workers()
+        if n_lost <= 0:
+            return ""
+        return f" {n_lost} of the {self.n_workers_at_start} workers the computation started with were lost."
+
     def check(self, *, doing: str, grace_s: float = 0.0) -> None:
         """Raise the clear error when the scheduler is gone or no worker is left; return otherwise.
 

@@ -139,7 +139,7 @@ def _cancelled_error(what: str, err: BaseException, client: Any, health: Cluster
     if scheduler_lost(client) or "scheduler-connection-lost" in str(err):
         return health.scheduler_lost_error(f"waiting for {what}")
     explained = health.explain(err, doing=f"waiting for {what}")
-    return lost_data_error(what, err) if explained is None else explained
+    return lost_data_error(what, err, health) if explained is None else explained
 
 
 def _is_done(future: Any) -> bool:
@@ -158,14 +158,16 @@ def timeout_error(what: str, client: Any, timeout_s: float) -> TimeoutError:
     return TimeoutError(msg)
 
 
-def lost_data_error(what: str, err: BaseException) -> DataLostError:
+def lost_data_error(what: str, err: BaseException, health: ClusterHealth | None = None) -> DataLostError:
     """The error for futures the scheduler cancelled because their data were lost for good.
 
-    The scheduler forgets data lost with a worker when it cannot compute them again (no lineage).
+    The scheduler forgets data lost with a worker when it cannot compute them again (no lineage). With
+    ``health``, the message says how many of the workers the computation started with were lost.
     """
+    lost = "" if health is None else health.lost_summary()
     msg = (
         f"Waiting for {what} failed: data were lost with a worker and cannot be computed again (they have "
-        "no lineage: scattered data, or data persisted by a client that has gone). Load the input from its "
+        f"no lineage: scattered data, or data persisted by a client that has gone).{lost} Load the input from its "
         "source (files or a lazy graph) rather than scattering it, or keep a copy on another worker "
         f"(client.replicate). Details: {err}"
     )

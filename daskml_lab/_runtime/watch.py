@@ -118,7 +118,7 @@ class WorkerWatch:
                 if explained is not None:
                     raise explained from err
                 self.check(workers, max_age_s=0.0, during=f"while waiting for {what}")
-                raise lost_data_error(what, err) from err
+                raise lost_data_error(what, err, self.health) from err
             except TimeoutError:
                 self.check(workers, max_age_s=0.0, during=f"while waiting for {what}")
                 if deadline is not None and time.monotonic() > deadline:

@@ -156,7 +156,8 @@ class DistributedEngine(_Engine):
     def _gave_up(self, attempt: int, err: BaseException) -> RuntimeError:
         msg = (
             f"The solver lost contact with its workers {attempt + 1} times in a row (last error: {err!r}); "
-            f"giving up. Check the cluster at {self.client.scheduler.address} (the workers' logs tell why "
+            f"giving up.{self._health.lost_summary()} Check the cluster at {self._health.address} (the workers' "
+            "logs tell why "
             "they died: memory limits, crashes) and fit again."
         )
         return RuntimeError(msg)
