@@ -91,8 +91,11 @@ def _fit(model, X, y):
         return model.fit(X, y)
 
 
-def _assert_same(family: str, model, reference, X_test) -> None:
-    if family in ("sgd", "async-sgd"):
+def _assert_same(family: str, model, reference, X_test, *, resumed: bool = False) -> None:
+    if family == "lbfgs" and resumed:
+        # L-BFGS resumed from a checkpoint rebuilds its curvature memory: the same solution within tol=1e-6
+        np.testing.assert_allclose(model.coef_, reference.coef_, atol=1e-4)
+    elif family in ("sgd", "async-sgd"):
         # mini-batch noise: undisturbed fits of these settings differ by a few % of the largest weight
         np.testing.assert_allclose(model.coef_, reference.coef_, atol=0.1 * np.abs(reference.coef_).max())
     elif family == "admm":
@@ -257,11 +260,21 @@ def test_scheduler_killed_the_same_call_resumes_on_a_new_cluster(
         ):
             _fit(_model(family, checkpoint=checkpoint), X, y)
     second = external_cluster_factory(3)
+    evaluated: list[int] = []
+    if family in SOLVERS:  # count the iterations the resumed fit runs itself
+        original = _common.History.add
+
+        def add(self, **kwargs):
+            evaluated.append(1)
+            return original(self, **kwargs)
+
+        monkeypatch.setattr(_common.History, "add", add)
     with Client(second.address, timeout=30), dask.config.set({"daskml_lab.solvers.timeout_s": TIMEOUT_S}):
         resumed = _fit(_model(family, checkpoint=checkpoint), X, y)
     if family in SOLVERS:
-        assert resumed.history_["iteration"].min() > 1 or len(resumed.history_) > 3  # resumed, not restarted
-    _assert_same(family, resumed, reference, X_test)
+        # resumed after the saved iterations (3 were done before the scheduler died), not started again
+        assert 0 < len(evaluated) <= len(resumed.history_) - 3
+    _assert_same(family, resumed, reference, X_test, resumed=True)
 
 
 def test_score_after_the_scheduler_is_killed_is_a_clear_error(external_cluster_factory):
