@@ -15,6 +15,7 @@ import dask
 
 __all__ = [
     "add_dashboard_page",
+    "client_future_keys",
     "dashboard_prefix",
     "dashboard_template",
     "dashboard_theme",
@@ -325,3 +326,12 @@ def add_task_stream_record(
         nbytes=0,
         type="daskml actor call",
     )
+
+
+def client_future_keys(client: Any) -> set[Any]:
+    """Keys of every future ``client`` holds now, its own and those ``dask.compute`` made for it.
+
+    ``Client.futures`` (key to future state) is an attribute without documentation in distributed 2026.8;
+    a client without it gives an empty set (nothing is cancelled then).
+    """
+    return set(getattr(client, "futures", None) or ())

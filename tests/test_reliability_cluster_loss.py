@@ -310,3 +310,34 @@ def test_every_worker_killed_fails_fast(external_cluster_factory, monkeypatch, f
             _fit(_model(family), X, y)
         elapsed = time.monotonic() - fired[0]
     assert elapsed < CLEAR_ERROR_WITHIN_S
+
+
+def _slow_block(block):
+    time.sleep(0.5)
+    return block
+
+
+@pytest.mark.timeout(180)
+def test_a_plain_compute_inside_a_fit_stops_when_every_worker_is_killed(external_cluster_factory):
+    # Sharding, class counts and scores are plain dask.compute calls, which wait for ever for a worker; the
+    # fit's watchdog cancels them once none has been left for NO_WORKER_GRACE_S seconds.
+    import dask.array as da
+
+    from daskml_lab._runtime.cluster_health import NO_WORKER_GRACE_S, explain_cluster_failures
+
+    address = external_cluster_factory(3).address
+    blocks = da.ones((400, 2), chunks=(1, 2)).map_blocks(_slow_block, dtype=float)
+    with Client(address, timeout=30) as client:
+        kill = _kill_workers(client, 3)
+        timer = threading.Timer(1.0, kill)
+        timer.start()
+        started = time.monotonic()
+        try:
+            with (
+                pytest.raises(NoWorkersLeftError, match=r"while testing\. Check the workers' logs"),
+                explain_cluster_failures(client, doing="testing"),
+            ):
+                blocks.sum().compute()
+        finally:
+            timer.cancel()
+    assert NO_WORKER_GRACE_S <= time.monotonic() - started < NO_WORKER_GRACE_S + CLEAR_ERROR_WITHIN_S

@@ -21,11 +21,18 @@ rest. :meth:`ClusterHealth.explain` turns an error raised while the cluster fail
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from distributed import Future
+
+from daskml_lab._compat import client_future_keys
 from daskml_lab.exceptions import NoWorkersLeftError, SchedulerLostError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CHECK_INTERVAL_S",
@@ -182,8 +189,11 @@ class ClusterHealth:
 def explain_cluster_failures(client: Any, *, doing: str, checkpoint: Any = None) -> Iterator[None]:
     """Context of a whole fit: an error raised because the cluster failed becomes the clear one.
 
-    Whatever surfaces first when the scheduler or the last worker goes (a cancelled future, a closed
-    connection, an internal error of a half-torn-down computation) is replaced by
+    A watchdog thread asks the scheduler every :data:`CHECK_INTERVAL_S` seconds for its worker count; once
+    none has been left for :data:`NO_WORKER_GRACE_S` seconds, it cancels the futures created inside the block,
+    so that even a plain ``dask.compute`` stops waiting. Whatever surfaces first when the scheduler or the last
+    worker goes (a cancelled future, a closed connection, an internal error of a half-torn-down computation)
+    is replaced by
     :class:`~daskml_lab.exceptions.SchedulerLostError` or :class:`~daskml_lab.exceptions.NoWorkersLeftError`,
     with how to resume (``checkpoint``); errors raised while the cluster is healthy pass unchanged.
 
@@ -200,6 +210,7 @@ def explain_cluster_failures(client: Any, *, doing: str, checkpoint: Any = None)
         yield
         return
     health = ClusterHealth(client)
+    watchdog = _Watchdog(health, grace_s=NO_WORKER_GRACE_S)
     try:
         yield
     except (SchedulerLostError, NoWorkersLeftError):
@@ -209,6 +220,55 @@ def explain_cluster_failures(client: Any, *, doing: str, checkpoint: Any = None)
         if explained is None:
             raise
         raise stopped_error(explained, stopped="", checkpoint=checkpoint) from err
+    finally:
+        watchdog.stop()
+
+
+class _Watchdog:
+    """A thread that ends the fit's computations once no worker has been left for ``grace_s`` seconds.
+
+    The package's own waits ask the cluster themselves, but a plain ``dask.compute`` (sharding, class
+    counts, a score) waits for ever for a worker to run its tasks. The watchdog cancels the futures created
+    since it started, so that such a compute raises at once, and :func:`explain_cluster_failures` turns the
+    cancellation into :class:`~daskml_lab.exceptions.NoWorkersLeftError`. (A lost scheduler needs nothing: the
+    client cancels every future itself.)
+    """
+
+    def __init__(self, health: ClusterHealth, *, grace_s: float) -> None:
+        self.health, self.grace_s = health, float(grace_s)
+        self._before = client_future_keys(health.client)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="daskml-cluster-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=1)  # a thread stuck on a dead scheduler ends by itself (daemon)
+
+    def _run(self) -> None:
+        client = self.health.client
+        empty_since = None
+        while not self._stopped.wait(CHECK_INTERVAL_S):
+            if scheduler_lost(client):
+                return
+            try:
+                n_workers = self.health.n_workers()
+            except Exception:  # the client is closing: nothing to watch
+                return
+            if n_workers > 0:
+                empty_since = None
+                continue
+            empty_since = time.monotonic() if empty_since is None else empty_since
+            if time.monotonic() - empty_since >= self.grace_s and not self._stopped.is_set():
+                keys = client_future_keys(client) - self._before
+                logger.warning(
+                    "no worker left for %g s: cancelling the fit's %d futures", self.grace_s, len(keys)
+                )
+                with contextlib.suppress(Exception):  # best effort: the fit's own waits also give up
+                    client.cancel(
+                        [Future(key, client) for key in keys], reason="no worker left in the cluster"
+                    )
+                return
 
 
 def stopped_error(
