@@ -30,6 +30,7 @@ from typing import Any
 from distributed import Future
 
 from daskml_lab._compat import client_future_keys
+from daskml_lab._runtime.client import current_client
 from daskml_lab.exceptions import NoWorkersLeftError, SchedulerLostError
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ __all__ = [
     "NO_WORKER_GRACE_S",
     "ClusterHealth",
     "explain_cluster_failures",
+    "explain_error",
     "scheduler_lost",
     "stopped_error",
 ]
@@ -222,6 +224,19 @@ def explain_cluster_failures(client: Any, *, doing: str, checkpoint: Any = None)
         raise stopped_error(explained, stopped="", checkpoint=checkpoint) from err
     finally:
         watchdog.stop()
+
+
+def explain_error(err: BaseException, *, doing: str) -> BaseException | None:
+    """The clear error for ``err`` if the current client's cluster has failed (:meth:`ClusterHealth.explain`).
+
+    ``err`` itself when it is already :class:`~daskml_lab.exceptions.SchedulerLostError` or
+    :class:`~daskml_lab.exceptions.NoWorkersLeftError`; ``None`` without a distributed client or when the
+    cluster is healthy (``err`` is then the computation's own).
+    """
+    if isinstance(err, SchedulerLostError | NoWorkersLeftError):
+        return err
+    client = current_client()
+    return None if client is None else ClusterHealth(client).explain(err, doing=doing)
 
 
 class _Watchdog:
