@@ -3,15 +3,16 @@
 Every scenario runs on a fresh cluster of its own, started by this script on 127.0.0.1 only: ``dask scheduler``
 and 3 ``dask worker --no-nanny`` processes (1 thread, 2 GiB each; a killed worker never comes back). The fit
 runs in a child process of this script (so that a fit that hangs is stopped after ``--cap-s`` seconds and its
-cluster with it). The fault is injected from a thread at 40 % of the family's undisturbed fit time, measured
-first on its own fresh cluster:
+cluster with it). The fault comes at a known point of the fit: right after iteration 5 (``lbfgs``) or epoch 2
+(``sgd``, ``async-sgd``) of the solver, or as soon as the first shard task of the ensemble or the cascade has
+finished. Each family's undisturbed fit is measured first, on its own fresh cluster. Faults:
 
 - ``sigstop-one``: one worker paused (SIGSTOP) for the rest of the fit (a straggler; resumed afterwards);
 - ``kill-two``: two of the three workers killed (SIGKILL);
 - ``kill-scheduler``: the scheduler killed (SIGKILL);
 - ``kill-all``: the three workers killed (SIGKILL).
 
-Families: shard ensemble (soft voting of 12 logistic regressions), Cascade SVM, and ``LogisticRegression``
+Families: shard ensemble (soft voting of 16 logistic regressions), Cascade SVM, and ``LogisticRegression``
 with the ``lbfgs``, ``sgd`` and ``async-sgd`` solvers, on lazy synthetic data (every block can be computed
 again from its lineage). The script prints a markdown table: outcome (completed, with the result equal to the
 undisturbed one or not, or the error's type and the start of its message) and the time from the fault to the
@@ -19,13 +20,14 @@ outcome. The package's cluster timeout (``daskml_lab.solvers.timeout_s``) is set
 
 Usage::
 
-    python benchmarks/bench_faults.py                                # every family x fault (about 5 minutes)
+    python benchmarks/bench_faults.py                                # every family x fault (20-40 minutes)
     python benchmarks/bench_faults.py --family lbfgs --fault kill-two
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -36,13 +38,14 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 FAMILIES = ("shard-ensemble", "cascade", "lbfgs", "sgd", "async-sgd")
 FAULTS = ("sigstop-one", "kill-two", "kill-scheduler", "kill-all")
-#: Fraction of the undisturbed fit time after which the fault is injected.
-FAULT_AT = 0.4
+#: Solver families: the fault comes right after this iteration (an epoch for the stochastic solvers).
+AFTER_ITERATION = {"lbfgs": 5, "sgd": 2, "async-sgd": 2}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -197,8 +200,60 @@ def _inject(fault: str, client: Any, scheduler: subprocess.Popen, workers: list[
         raise ValueError(msg)
 
 
-def run_scenario(family: str, fault: str, delay_s: float, timeout_s: float) -> dict[str, Any]:
-    """Fit ``family`` on a fresh cluster, injecting ``fault`` after ``delay_s`` seconds (``"none"``: no fault)."""
+@contextlib.contextmanager
+def _fault_point(family: str, client: Any, fire: Callable[[], None]) -> Iterator[None]:
+    """Call ``fire`` at a known point of the fit: after iteration AFTER_ITERATION of a solver, or once the
+    first shard task of an ensemble or the cascade has finished (seen from a thread polling the scheduler)."""
+    if family in AFTER_ITERATION:
+        from daskml_lab.solvers import _common
+
+        original = _common.History.add
+
+        def add(self: Any, **kwargs: Any) -> Any:
+            stop = original(self, **kwargs)
+            if len(self.records) == AFTER_ITERATION[family] and not fired.is_set():
+                fired.set()
+                fire()
+            return stop
+
+        fired = threading.Event()
+        _common.History.add = add
+        try:
+            yield
+        finally:
+            _common.History.add = original
+        return
+    prefix = "daskml-cascade-fit" if family == "cascade" else "daskml-shard-fit"
+    done = threading.Event()
+
+    def name(key: Any) -> str:
+        return str(key[0] if isinstance(key, tuple) else key)
+
+    def watch() -> None:
+        seen: set[Any] = set()
+        while not done.is_set():
+            try:
+                processing = client.processing()
+            except Exception:  # the client is closing
+                return
+            running = {k for keys in processing.values() for k in keys if name(k).startswith(prefix)}
+            if seen - running:  # a shard task seen running has finished
+                fire()
+                return
+            seen |= running
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(10)
+
+
+def run_scenario(family: str, fault: str, timeout_s: float) -> dict[str, Any]:
+    """Fit ``family`` on a fresh cluster, injecting ``fault`` at a known point (``"none"``: no fault)."""
     import dask
     from distributed import Client
 
@@ -211,31 +266,23 @@ def run_scenario(family: str, fault: str, delay_s: float, timeout_s: float) -> d
             dask.config.set({"daskml_lab.solvers.timeout_s": timeout_s}),
         ):
             model, X, y, X_test = make_family(family)
-            timer = None
-            if fault != "none":
 
-                def fire() -> None:
-                    try:
-                        _inject(fault, client, scheduler, workers)
-                    finally:
-                        injected.append(time.monotonic())
+            def fire() -> None:
+                try:
+                    _inject(fault, client, scheduler, workers)
+                finally:
+                    injected.append(time.monotonic())
 
-                timer = threading.Timer(delay_s, fire)
+            trigger = contextlib.nullcontext() if fault == "none" else _fault_point(family, client, fire)
             started = time.monotonic()
-            if timer is not None:
-                timer.start()
             try:
-                with warnings.catch_warnings():
+                with trigger, warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     model.fit(X, y)
                 ended = time.monotonic()
-                if timer is not None:
-                    timer.cancel()
                 result = {"outcome": "completed", "fingerprint": fingerprint(family, model, X_test)}
             except Exception as err:  # the outcome measured: which error, how soon
                 ended = time.monotonic()
-                if timer is not None:
-                    timer.cancel()
                 result = {"outcome": "error", "error": f"{type(err).__name__}: {err}"}
             result["fit_s"] = ended - started
             result["after_fault_s"] = ended - injected[0] if injected else None
@@ -249,7 +296,7 @@ def run_scenario(family: str, fault: str, delay_s: float, timeout_s: float) -> d
 # the table (in the parent process)
 
 
-def _child(family: str, fault: str, delay_s: float, timeout_s: float, cap_s: float) -> dict[str, Any]:
+def _child(family: str, fault: str, timeout_s: float, cap_s: float) -> dict[str, Any]:
     command = [
         sys.executable,
         __file__,
@@ -258,8 +305,6 @@ def _child(family: str, fault: str, delay_s: float, timeout_s: float, cap_s: flo
         family,
         "--fault",
         fault,
-        "--delay-s",
-        str(delay_s),
         "--timeout-s",
         str(timeout_s),
     ]
@@ -318,27 +363,22 @@ def main(argv: list[str] | None = None) -> int:
         "--cap-s", type=float, default=240.0, help="a scenario without outcome by then is a hang"
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--delay-s", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        result = run_scenario(args.family[0], args.fault[0], args.delay_s, args.timeout_s)
+        result = run_scenario(args.family[0], args.fault[0], args.timeout_s)
         print(json.dumps(result))
         return 0
     families = args.family or list(FAMILIES)
     faults = args.fault or list(FAULTS)
     rows = []
     for family in families:
-        reference = _child(family, "none", 0.0, args.timeout_s, args.cap_s)
+        reference = _child(family, "none", args.timeout_s, args.cap_s)
         if reference["outcome"] != "completed":
             print(f"{family}: the undisturbed fit failed: {reference}", file=sys.stderr)
             continue
-        delay_s = FAULT_AT * reference["fit_s"]
-        print(
-            f"{family}: undisturbed fit {reference['fit_s']:.1f} s; faults at {delay_s:.1f} s",
-            file=sys.stderr,
-        )
+        print(f"{family}: undisturbed fit {reference['fit_s']:.1f} s", file=sys.stderr)
         for fault in faults:
-            result = _child(family, fault, delay_s, args.timeout_s, args.cap_s)
+            result = _child(family, fault, args.timeout_s, args.cap_s)
             if result.get("outcome") in ("completed", "error") and not result.get("fault_injected"):
                 result["outcome"], result["error"] = "skipped", "the fit ended before the fault"
             text, time_text = _describe(result, reference, family)
