@@ -28,7 +28,7 @@ from distributed import CancelledError, futures_of, wait
 from distributed.comm import CommClosedError
 
 from daskml_lab._compat import unique_fused_keys
-from daskml_lab._runtime.cluster_health import ClusterHealth
+from daskml_lab._runtime.cluster_health import ClusterHealth, scheduler_lost
 from daskml_lab._runtime.waiting import DataLostError, result_within, wait_for
 from daskml_lab._runtime.watch import WATCH_INTERVAL_S, WorkersLost, WorkerWatch
 from daskml_lab.exceptions import NoWorkersLeftError, SchedulerLostError
@@ -349,6 +349,10 @@ class DistributedEngine(_Engine):
         raise AssertionError(msg)  # pragma: no cover
 
     def _await(self, call: _ActorCall, timeout_s: float) -> Any:
+        if scheduler_lost(self.client):
+            # actors answer without the scheduler: stop now rather than iterate on until the workers give up
+            msg = f"waiting for the workers to answer {call.method!r}"
+            raise self._health.scheduler_lost_error(msg)
         if call.error is not None:
             raise call.error
         deadline = time.monotonic() + timeout_s
