@@ -15,6 +15,7 @@ import dask
 
 __all__ = [
     "add_dashboard_page",
+    "client_future_keys",
     "dashboard_prefix",
     "dashboard_template",
     "dashboard_theme",
@@ -22,6 +23,7 @@ __all__ = [
     "libsvm_state",
     "log_event_async",
     "neighbors_state",
+    "recomputable_copy",
     "scheduler_workers",
     "sklearn_tree_types",
     "unique_fused_keys",
@@ -444,3 +446,12 @@ def _holds_future(node: Any) -> bool:
     from distributed import Future
 
     return isinstance(getattr(node, "value", None), Future)
+
+
+def client_future_keys(client: Any) -> set[Any]:
+    """Keys of every future ``client`` holds now, its own and those ``dask.compute`` made for it.
+
+    ``Client.futures`` (key to future state) is an attribute without documentation in distributed 2026.8;
+    a client without it gives an empty set (nothing is cancelled then).
+    """
+    return set(getattr(client, "futures", None) or ())

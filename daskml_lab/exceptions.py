@@ -13,8 +13,10 @@ __all__ = [
     "DaskMLLabWarning",
     "DataConversionWarning",
     "ModelVersionWarning",
+    "NoWorkersLeftError",
     "NotFittedError",
     "PerformanceWarning",
+    "SchedulerLostError",
     "UntrustedTypesError",
 ]
 
@@ -64,3 +66,40 @@ class UntrustedTypesError(ValueError):
     def __init__(self, message: str, types: list[str] | None = None) -> None:
         super().__init__(message)
         self.types = list(types or [])
+
+
+class SchedulerLostError(ConnectionError):
+    """The scheduler of the cluster a computation ran on is gone (the client lost its connection to it).
+
+    Nothing computed on the cluster survives it. Connect to a new scheduler and fit again; a fit given
+    ``checkpoint=PATH`` resumes where its last checkpoint left off.
+
+    Attributes
+    ----------
+    address : str
+        The address of the scheduler that is gone.
+    situation : str
+        What happened, without the advice (for a caller that tells it again with more context).
+    """
+
+    def __init__(self, message: str, address: str = "?", situation: str = "") -> None:
+        super().__init__(message)
+        self.address = address
+        self.situation = situation or message
+
+
+class NoWorkersLeftError(RuntimeError):
+    """Every worker of the cluster was lost during a computation, and none joined within a short grace.
+
+    Attributes
+    ----------
+    n_lost : int or None
+        How many workers the computation started with (all lost), when known.
+    situation : str
+        What happened, without the advice (for a caller that tells it again with more context).
+    """
+
+    def __init__(self, message: str, n_lost: int | None = None, situation: str = "") -> None:
+        super().__init__(message)
+        self.n_lost = n_lost
+        self.situation = situation or message

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from distributed import Client, LocalCluster
@@ -145,3 +148,90 @@ def default_final_classifier() -> object:
     return GridSearchCV(
         LogisticRegression(max_iter=1000), {"C": [0.01, 0.1, 1.0, 10.0]}, cv=5, scoring="neg_log_loss"
     )
+
+
+class ExternalCluster:
+    """`dask scheduler` and `dask worker` subprocesses on 127.0.0.1 (a free port), owned by one test.
+
+    Attributes
+    ----------
+    address : str
+        The scheduler's address.
+    scheduler : subprocess.Popen
+        The scheduler process (a test may kill it).
+    workers : list of subprocess.Popen
+        The worker processes; without a nanny, each is the worker itself (a killed one never comes back).
+    """
+
+    def __init__(self, logs: Path, n_workers: int = 3, *, nanny: bool = False) -> None:
+        port = _free_port()
+        self.address = f"tcp://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        logs.mkdir(parents=True, exist_ok=True)
+        self.scheduler = subprocess.Popen(
+            [*_dask_command("scheduler"), "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            stdout=(logs / "scheduler.log").open("w"),
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        worker_options = ["--nthreads", "1", "--memory-limit", "2GiB", "--no-dashboard"]
+        self.workers = [
+            subprocess.Popen(
+                [
+                    *_dask_command("worker"),
+                    self.address,
+                    "--host",
+                    "127.0.0.1",
+                    *worker_options,
+                    "--nanny" if nanny else "--no-nanny",
+                    "--name",
+                    f"test-{index}",
+                ],
+                stdout=(logs / f"worker-{index}.log").open("w"),
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            for index in range(n_workers)
+        ]
+        try:
+            with Client(self.address, timeout=30) as probe:
+                probe.wait_for_workers(n_workers, timeout=120)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every process still running (paused ones are resumed first, to act on the signal)."""
+        processes = [*self.workers, self.scheduler]
+        for process in processes:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGCONT)
+                    process.terminate()
+        deadline = time.monotonic() + 10
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+@pytest.fixture
+def external_cluster_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start :class:`ExternalCluster` s for one test (``factory(n_workers=3, nanny=False)``); all stopped after it."""
+    started: list[ExternalCluster] = []
+
+    def factory(n_workers: int = 3, *, nanny: bool = False) -> ExternalCluster:
+        cluster = ExternalCluster(tmp_path / f"cluster-{len(started)}", n_workers, nanny=nanny)
+        started.append(cluster)
+        return cluster
+
+    try:
+        yield factory
+    finally:
+        for cluster in started:
+            cluster.stop()

@@ -33,6 +33,7 @@ from daskml_lab._runtime.memory import (
 )
 from daskml_lab._runtime.waiting import DataLostError, wait_for
 from daskml_lab._runtime.watch import WorkersLost, WorkerWatch, require_a_worker
+from daskml_lab.exceptions import NoWorkersLeftError
 
 GB = 1e9
 LOGGER = logging.getLogger("daskml_lab.tests.runtime")
@@ -226,9 +227,9 @@ class _FakeClient:
             {"address": "tcp://127.0.0.1:1", "identity": lambda _, n_workers=-1: self.scheduler_info()},
         )()
 
-    def scheduler_info(self):
+    def scheduler_info(self, n_workers=-1):
         self.asked += 1
-        return {"workers": {address: {} for address in self.workers}}
+        return {"workers": {address: {} for address in self.workers}, "n_workers": len(self.workers)}
 
     def sync(self, func, **kwargs):  # what the watch awaits: the scheduler's identity RPC
         return func(**kwargs)
@@ -252,7 +253,9 @@ def test_the_watch_raises_when_a_pinned_worker_leaves():
 
 
 def test_no_worker_left_is_a_clear_error():
-    with pytest.raises(RuntimeError, match=r"No worker is left in the cluster at tcp://127.0.0.1:1 to fit"):
+    with pytest.raises(
+        NoWorkersLeftError, match=r"No worker is left in the cluster at tcp://127.0.0.1:1: .* worker to fit"
+    ):
         require_a_worker(_FakeClient(()), grace_s=0.01, doing="fit")
     require_a_worker(_FakeClient({"tcp://a"}), grace_s=0.01, doing="fit")
 

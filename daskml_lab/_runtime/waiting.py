@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from distributed import CancelledError, wait
 
 from daskml_lab._runtime.client import TIMEOUT_KEY
+from daskml_lab._runtime.cluster_health import (
+    CHECK_INTERVAL_S,
+    NO_WORKER_GRACE_S,
+    ClusterHealth,
+    scheduler_lost,
+)
 
 __all__ = [
     "DataLostError",
@@ -23,7 +30,14 @@ class DataLostError(RuntimeError):
     """Data were lost with a worker: the scheduler cancelled the work that needs them."""
 
 
-def wait_for(futures: Sequence[Any], *, what: str, client: Any, timeout_s: float) -> None:
+def wait_for(
+    futures: Sequence[Any],
+    *,
+    what: str,
+    client: Any,
+    timeout_s: float,
+    health: ClusterHealth | None = None,
+) -> None:
     """Wait until every future is done, then raise the first task's own error, if any.
 
     Parameters
@@ -36,27 +50,46 @@ def wait_for(futures: Sequence[Any], *, what: str, client: Any, timeout_s: float
         The client (its scheduler's address goes in the messages).
     timeout_s : float
         Longest wait.
+    health : ClusterHealth or None, default=None
+        The computation's cluster (it knows how many workers there were at the start); ``None`` makes one.
 
     Raises
     ------
     TimeoutError
         After ``timeout_s`` seconds, naming ``what``, the scheduler and the setting to raise.
+    SchedulerLostError
+        As soon as the client has lost its scheduler.
+    NoWorkersLeftError
+        When no worker is left and none joins within
+        :data:`~daskml_lab._runtime.cluster_health.NO_WORKER_GRACE_S` seconds (the cluster is asked every
+        :data:`~daskml_lab._runtime.cluster_health.CHECK_INTERVAL_S` seconds while waiting).
     DataLostError
         When the scheduler cancelled the futures because data were lost with a worker and cannot be computed
         again (they have no lineage).
     Exception
         The error a task raised (for example the data layer's finiteness check).
     """
-    try:
-        wait(list(futures), timeout=timeout_s)
-    except TimeoutError as err:
-        raise timeout_error(what, client, timeout_s) from err
-    except CancelledError as err:
-        raise lost_data_error(what, err) from err
+    health = ClusterHealth(client) if health is None else health
+    futures = list(futures)
+    doing = f"waiting for {what}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            wait(futures, timeout=max(min(CHECK_INTERVAL_S, deadline - time.monotonic()), 0.01))
+            break
+        except TimeoutError as err:
+            # the scheduler knows at once that no worker is left: do not wait for the timeout
+            health.check(doing=doing, grace_s=NO_WORKER_GRACE_S)
+            if time.monotonic() >= deadline:
+                raise timeout_error(what, client, timeout_s) from err
+        except CancelledError as err:
+            raise _cancelled_error(what, err, client, health) from err
     raise_task_errors(futures)
 
 
-def result_within(future: Any, *, what: str, client: Any, timeout_s: float | None) -> Any:
+def result_within(
+    future: Any, *, what: str, client: Any, timeout_s: float | None, health: ClusterHealth | None = None
+) -> Any:
     """The value of one future, waited for at most ``timeout_s`` seconds (``None``: no limit).
 
     ``Future.result(timeout=...)`` raises a ``TimeoutError`` without a message; this one names ``what``, the
@@ -73,22 +106,40 @@ def result_within(future: Any, *, what: str, client: Any, timeout_s: float | Non
         The client (its scheduler's address goes in the message).
     timeout_s : float or None
         Longest wait.
+    health : ClusterHealth or None, default=None
+        The computation's cluster; ``None`` makes one.
 
     Raises
     ------
     TimeoutError
         After ``timeout_s`` seconds, naming ``what``, the scheduler and the setting to raise.
+    SchedulerLostError, NoWorkersLeftError
+        As :func:`wait_for`.
     DataLostError
         When the scheduler cancelled the future because its data were lost for good.
     """
-    try:
-        return future.result(timeout=timeout_s)
-    except TimeoutError as err:
-        if timeout_s is None or _is_done(future):
-            raise  # the task's own TimeoutError
-        raise timeout_error(what, client, timeout_s) from err
-    except CancelledError as err:
-        raise lost_data_error(what, err) from err
+    health = ClusterHealth(client) if health is None else health
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        remaining = CHECK_INTERVAL_S if deadline is None else deadline - time.monotonic()
+        try:
+            return future.result(timeout=max(min(CHECK_INTERVAL_S, remaining), 0.01))
+        except TimeoutError as err:
+            if _is_done(future):
+                raise  # the task's own TimeoutError
+            health.check(doing=f"waiting for {what}", grace_s=NO_WORKER_GRACE_S)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise timeout_error(what, client, float(timeout_s)) from err
+        except CancelledError as err:
+            raise _cancelled_error(what, err, client, health) from err
+
+
+def _cancelled_error(what: str, err: BaseException, client: Any, health: ClusterHealth) -> Exception:
+    """Why futures were cancelled: the scheduler has gone, no worker is left, or their data were lost."""
+    if scheduler_lost(client) or "scheduler-connection-lost" in str(err):
+        return health.scheduler_lost_error(f"waiting for {what}")
+    explained = health.explain(err, doing=f"waiting for {what}")
+    return lost_data_error(what, err, health) if explained is None else explained
 
 
 def _is_done(future: Any) -> bool:
@@ -107,14 +158,16 @@ def timeout_error(what: str, client: Any, timeout_s: float) -> TimeoutError:
     return TimeoutError(msg)
 
 
-def lost_data_error(what: str, err: BaseException) -> DataLostError:
+def lost_data_error(what: str, err: BaseException, health: ClusterHealth | None = None) -> DataLostError:
     """The error for futures the scheduler cancelled because their data were lost for good.
 
-    The scheduler forgets data lost with a worker when it cannot compute them again (no lineage).
+    The scheduler forgets data lost with a worker when it cannot compute them again (no lineage). With
+    ``health``, the message says how many of the workers the computation started with were lost.
     """
+    lost = "" if health is None else health.lost_summary()
     msg = (
         f"Waiting for {what} failed: data were lost with a worker and cannot be computed again (they have "
-        "no lineage: scattered data, or data persisted by a client that has gone). Load the input from its "
+        f"no lineage: scattered data, or data persisted by a client that has gone).{lost} Load the input from its "
         "source (files or a lazy graph) rather than scattering it, or keep a copy on another worker "
         f"(client.replicate). Details: {err}"
     )

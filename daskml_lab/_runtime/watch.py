@@ -24,6 +24,7 @@ from distributed import CancelledError, wait
 
 from daskml_lab._compat import scheduler_workers
 from daskml_lab._runtime.client import cluster_timeout_s
+from daskml_lab._runtime.cluster_health import ClusterHealth, scheduler_lost
 from daskml_lab._runtime.waiting import lost_data_error, raise_task_errors, timeout_error
 
 __all__ = ["WATCH_INTERVAL_S", "WorkerWatch", "WorkersLost", "require_a_worker"]
@@ -45,11 +46,16 @@ class WorkerWatch:
         The client whose scheduler is asked.
     interval_s : float, default=WATCH_INTERVAL_S
         Seconds between two checks while waiting.
+    health : ClusterHealth or None, default=None
+        The computation's cluster (scheduler gone, no worker left: the clear errors); ``None`` makes one.
     """
 
-    def __init__(self, client: Any, interval_s: float = WATCH_INTERVAL_S) -> None:
+    def __init__(
+        self, client: Any, interval_s: float = WATCH_INTERVAL_S, health: ClusterHealth | None = None
+    ) -> None:
         self.client = client
         self.interval_s = float(interval_s)
+        self.health = ClusterHealth(client) if health is None else health
         self._asked: tuple[float, dict[str, dict[str, Any]]] = (-float("inf"), {})
 
     def live(self, max_age_s: float | None = None) -> set[str]:
@@ -61,6 +67,10 @@ class WorkerWatch:
         max_age_s = self.interval_s if max_age_s is None else max_age_s
         when, workers = self._asked
         if time.monotonic() - when > max_age_s:
+            # a client without its scheduler cannot ask it: say that the scheduler is gone
+            if scheduler_lost(self.client):
+                msg = "checking that the workers are alive"
+                raise self.health.scheduler_lost_error(msg)
             workers = scheduler_workers(self.client)
             self._asked = (time.monotonic(), workers)
         return workers
@@ -113,10 +123,14 @@ class WorkerWatch:
                 wait(list(futures), timeout=min(self.interval_s, remaining))
                 break
             except CancelledError as err:
-                # The scheduler cancels work whose inputs were lost for good; after a lost worker, the caller's
-                # retry tells whether they can be computed again.
+                # The scheduler cancels work whose inputs were lost for good (and the client cancels every
+                # future when it loses the scheduler); after a lost worker, the caller's retry tells whether
+                # they can be computed again.
+                explained = self.health.explain(err, doing=f"waiting for {what}")
+                if explained is not None:
+                    raise explained from err
                 self.check(workers, max_age_s=0.0, during=f"while waiting for {what}")
-                raise lost_data_error(what, err) from err
+                raise lost_data_error(what, err, self.health) from err
             except TimeoutError:
                 self.check(workers, max_age_s=0.0, during=f"while waiting for {what}")
                 if deadline is not None and time.monotonic() > deadline:
@@ -149,19 +163,12 @@ class WorkerWatch:
         return values
 
 
-def require_a_worker(client: Any, *, grace_s: float, doing: str) -> None:
-    """Return once the cluster has a worker; ``RuntimeError`` if none joins within ``grace_s`` seconds.
+def require_a_worker(client: Any, *, grace_s: float, doing: str, health: ClusterHealth | None = None) -> None:
+    """Return once the cluster has a worker; :class:`~daskml_lab.exceptions.NoWorkersLeftError` if none joins.
 
-    A nanny restarts a lost worker within seconds, so work that lost its last worker waits a little before it
-    gives up.
+    A nanny restarts a lost worker within seconds, so work that lost its last worker waits ``grace_s`` seconds
+    before it gives up (:meth:`ClusterHealth.check <daskml_lab._runtime.cluster_health.ClusterHealth.check>`,
+    which also raises :class:`~daskml_lab.exceptions.SchedulerLostError` when the scheduler has gone).
     """
-    if client.scheduler_info()["workers"]:
-        return
-    try:
-        client.wait_for_workers(1, timeout=grace_s)
-    except TimeoutError as err:
-        msg = (
-            f"No worker is left in the cluster at {client.scheduler.address} to {doing} (none joined within "
-            f"{grace_s:g} s after the last one was lost). Start workers and fit again."
-        )
-        raise RuntimeError(msg) from err
+    health = ClusterHealth(client) if health is None else health
+    health.check(doing=f"waiting for a worker to {doing}", grace_s=grace_s)

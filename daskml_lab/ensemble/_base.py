@@ -17,6 +17,8 @@ from sklearn.base import clone
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
+from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.cluster_health import explain_cluster_failures
 from daskml_lab.base import ArrayLike, DaskMLEstimator, HasMethods, Interval, Options
 from daskml_lab.data.sharding import STRATEGIES, shard
 from daskml_lab.data.validation import ValidatedData, check_classes, check_n_features, check_X_y
@@ -170,7 +172,14 @@ class BaseShardEnsemble(DaskMLEstimator):
         start = start_shard_fit(
             self, X, y, sample_weight, y_numeric=not classification, seed_estimator=self.estimator
         )
-        with start.held_checkpoint, fit_span(type(self).__name__):  # held: released however the fit ends
+        with (
+            start.held_checkpoint,  # held: released however the fit ends
+            fit_span(type(self).__name__),
+            # a lost scheduler or the loss of every worker: one clear error, whatever surfaced first
+            explain_cluster_failures(
+                current_client(), doing=f"fitting {type(self).__name__}", checkpoint=self.checkpoint
+            ),
+        ):
             fusion, fraction = start.settings
             X_arr, y_arr, sw_arr = start.arrays
             n_shards, token = start.n_shards, start.token

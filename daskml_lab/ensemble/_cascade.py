@@ -19,6 +19,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.cluster_health import explain_cluster_failures
 from daskml_lab._runtime.memory import measure_workers
 from daskml_lab.base import DaskMLEstimator, Interval, Options
 from daskml_lab.data.sharding import shard
@@ -344,7 +345,14 @@ class CascadeSVC(ClassifierMixin, DaskMLEstimator):
         ensembles.
         """
         start = start_shard_fit(self, X, y, sample_weight, y_numeric=False)
-        with start.held_checkpoint, fit_span(type(self).__name__):  # held: released however the fit ends
+        with (
+            start.held_checkpoint,  # held: released however the fit ends
+            fit_span(type(self).__name__),
+            # a lost scheduler or the loss of every worker: one clear error, whatever surfaced first
+            explain_cluster_failures(
+                current_client(), doing=f"fitting {type(self).__name__}", checkpoint=self.checkpoint
+            ),
+        ):
             joined, y_sharded = start.arrays
             data, n_shards, token = start.data, start.n_shards, start.token
             n_passes = 1 if n_shards == 1 else 1 + int(self.n_feedback)

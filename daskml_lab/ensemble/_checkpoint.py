@@ -20,7 +20,7 @@ import dask
 import numpy as np
 import scipy.sparse as sp
 from dask.callbacks import Callback
-from distributed import as_completed
+from distributed import wait
 
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.checkpoint_files import (
@@ -36,6 +36,7 @@ from daskml_lab._runtime.checkpoint_files import (
     update_digest,
 )
 from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.cluster_health import CHECK_INTERVAL_S, NO_WORKER_GRACE_S, ClusterHealth
 from daskml_lab.data.validation import ValidatedData
 from daskml_lab.ensemble._placement import PlacedShards
 from daskml_lab.ensemble._training import (
@@ -422,7 +423,9 @@ class ShardCheckpoint(ShardFiles):
 def compute_as_completed(targets: dict[int, Any], arrived: Callable[[int, Any], None]) -> None:
     """Compute the delayed ``targets`` at once and call ``arrived(index, value)`` as each one finishes.
 
-    With a distributed client, through futures and :func:`distributed.as_completed`; with a local scheduler,
+    With a distributed client, through futures waited for until the first completes (every
+    :data:`~daskml_lab._runtime.cluster_health.CHECK_INTERVAL_S` seconds the cluster is asked whether its
+    scheduler and a worker are still there: a clear error then, not a wait for ever); with a local scheduler,
     through a :class:`dask.callbacks.Callback` called after each task (and, for a scheduler that does not run
     callbacks, once the compute returns).
     """
@@ -431,9 +434,19 @@ def compute_as_completed(targets: dict[int, Any], arrived: Callable[[int, Any], 
     if client is not None:
         with unique_fused_keys():
             futures = client.compute(list(targets.values()))
+        health = ClusterHealth.started(client)
+        remaining = set(futures)
         try:
-            for future in as_completed(futures):
-                arrived(index_of[future.key], future.result())
+            while remaining:
+                try:
+                    done, _ = wait(list(remaining), timeout=CHECK_INTERVAL_S, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    # a lost scheduler, or no worker left: a clear error now, not a wait for ever
+                    health.check(doing="waiting for the shard fits", grace_s=NO_WORKER_GRACE_S)
+                    continue
+                for future in done:
+                    remaining.discard(future)
+                    arrived(index_of[future.key], future.result())
         except BaseException:
             # release, not cancel: cancelling futures that depend on each other can trip an assertion in
             # the scheduler and drop this client's connection

@@ -47,6 +47,7 @@ from distributed import CancelledError, futures_of, wait
 
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.client import cluster_timeout_s, current_client
+from daskml_lab._runtime.cluster_health import ClusterHealth
 from daskml_lab._runtime.memory import (
     WorkerMemory,
     block_room,
@@ -240,7 +241,7 @@ def place_shards(
     return _locate(placed, client)
 
 
-def _wait_placed(placed: PlacedShards, client: Any) -> PlacedShards:
+def _wait_placed(placed: PlacedShards, client: Any, health: ClusterHealth | None = None) -> PlacedShards:
     """``placed`` once its blocks are in memory; blocks stuck on an unresponsive worker are computed elsewhere.
 
     A worker that stops answering (paused, SIGSTOP) while its blocks are persisted would hold the fit until
@@ -251,15 +252,19 @@ def _wait_placed(placed: PlacedShards, client: Any) -> PlacedShards:
     what = "the shard blocks to be computed and held in memory"
     timeout_s = cluster_timeout_s()
     deadline = time.monotonic() + timeout_s
-    watch = WorkerWatch(client)
+    health = ClusterHealth(client) if health is None else health
+    watch = WorkerWatch(client, health=health)
     progress = ShardProgress(len(placed.X_blocks), SpeculationRule.from_config())
     while True:
         try:
             wait(list(placed.futures), timeout=watch.interval_s)
             break
         except CancelledError as err:
-            raise lost_data_error(what, err) from err
+            explained = health.explain(err, doing=f"waiting for {what}")
+            raise (lost_data_error(what, err, health) if explained is None else explained) from err
         except TimeoutError:
+            # the scheduler knows at once that no worker is left: do not wait for the timeout
+            health.check(doing=f"waiting for {what}", grace_s=NO_WORKER_GRACE_S)
             if time.monotonic() > deadline:
                 raise timeout_error(what, client, timeout_s) from None
         progress.heard(watch.records())
@@ -282,9 +287,9 @@ def _wait_placed(placed: PlacedShards, client: Any) -> PlacedShards:
     return placed
 
 
-def _locate(placed: PlacedShards, client: Any) -> PlacedShards:
+def _locate(placed: PlacedShards, client: Any, health: ClusterHealth | None = None) -> PlacedShards:
     """``placed`` with, per shard, a worker holding its blocks now (after waiting for them to be in memory)."""
-    placed = _wait_placed(placed, client)
+    placed = _wait_placed(placed, client, health)
     who_has = client.who_has(placed.futures)
     blocks = [placed.X_blocks, placed.y_blocks] + ([placed.sw_blocks] if placed.sw_blocks is not None else [])
     workers: list[str | None] = []
@@ -349,6 +354,10 @@ def compute_pinned(
     RuntimeError
         When workers keep leaving (:data:`MAX_PINNED_ATTEMPTS` attempts), or when a block was lost and
         cannot be computed again.
+    NoWorkersLeftError
+        When every worker was lost and none joined within :data:`NO_WORKER_GRACE_S` seconds.
+    SchedulerLostError
+        As soon as the client has lost its scheduler.
     TimeoutError
         When the blocks or a result do not arrive within :func:`~daskml_lab._runtime.client.cluster_timeout_s`.
     """
@@ -359,7 +368,21 @@ def compute_pinned(
         # rescheduled by the scheduler itself when a worker dies
         with unique_fused_keys():
             return tuple(dask.compute(*build(placed, "", [""] * n_shards)))
-    watch = WorkerWatch(client)
+    health = ClusterHealth.started(client)
+    with health.translating(doing="computing the shards"):
+        return _compute_watched(build, placed, first_tasks, client, health)
+
+
+def _compute_watched(
+    build: Callable[[PlacedShards, str, list[str]], tuple[Any, ...]],
+    placed: PlacedShards,
+    first_tasks: Callable[[tuple[Any, ...]], list[Any]] | None,
+    client: Any,
+    health: ClusterHealth,
+) -> tuple[Any, ...]:
+    """:func:`compute_pinned` on a cluster, shards pinned: watched, moved off stragglers, recomputed after losses."""
+    n_shards = len(placed.X_blocks)
+    watch = WorkerWatch(client, health=health)
     progress = ShardProgress(n_shards, SpeculationRule.from_config())
     progress.assign(placed.workers)
     shard_suffixes = [""] * n_shards
@@ -420,8 +443,8 @@ def compute_pinned(
             logger.warning(
                 "shard computation: %s; recomputing the lost blocks and pinning the shards anew", err
             )
-            require_a_worker(client, grace_s=NO_WORKER_GRACE_S, doing="fit the shards")
-            placed = _locate(placed, client)
+            require_a_worker(client, grace_s=NO_WORKER_GRACE_S, doing="fit the shards", health=health)
+            placed = _locate(placed, client, health)
             progress.assign(placed.workers, range(n_shards))
             continue
         return _unflatten(parts, values)

@@ -22,6 +22,8 @@ import dask
 import dask.array as da
 
 from daskml_lab._runtime.checkpoint_files import lock_checkpoint_directory
+from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.cluster_health import explain_cluster_failures
 from daskml_lab._runtime.seeding import ShardSeeds, root_entropy, shard_seeds
 from daskml_lab.data.validation import ValidatedData
 from daskml_lab.ensemble._checkpoint import open_ensemble_checkpoint
@@ -134,7 +136,12 @@ def start_shard_fit(
             held.enter_context(lock_checkpoint_directory(estimator.checkpoint))
             checkpoint = open_ensemble_checkpoint(estimator, data, root)
             root = int(checkpoint["state"]["root"])
-        arrays = estimator._shard(data, shard_seeds(root, 0).sharding)
+        with explain_cluster_failures(  # sharding counts labels or keys on the cluster
+            current_client(),
+            doing=f"sharding the data of {type(estimator).__name__}",
+            checkpoint=estimator.checkpoint,
+        ):
+            arrays = estimator._shard(data, shard_seeds(root, 0).sharding)
         first = arrays[0]
         assert first is not None  # the rows are always sharded
         n_shards = int(first.numblocks[0])

@@ -32,6 +32,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab import solvers
 from daskml_lab._runtime.checkpoint_files import lock_checkpoint_directory, open_checkpoint_directory
+from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.cluster_health import explain_cluster_failures
 from daskml_lab.base import DaskMLEstimator, Interval, class_weight_vector, encode_labels
 from daskml_lab.data.validation import ValidatedData, check_X_y
 from daskml_lab.linear_model._blocks import (
@@ -173,19 +175,25 @@ class LinearModelBase(DaskMLEstimator):
         fit holding it. The directory's manifest records the estimator's class and parameters (all but
         ``checkpoint``, ``checkpoint_every`` and ``warm_start``): another estimator, or other parameters, are
         refused with a :class:`~daskml_lab.solvers.CheckpointError`. Each solver run then checks its own stage
-        against the problem and the data.
+        against the problem and the data. On a cluster, an error raised because the scheduler or every worker
+        was lost becomes :class:`~daskml_lab.exceptions.SchedulerLostError` or
+        :class:`~daskml_lab.exceptions.NoWorkersLeftError` (naming ``checkpoint``, to resume).
         """
-        if self.checkpoint is None:
-            yield
-            return
+        # A lost scheduler or the loss of every worker ends the fit with one clear error, whatever surfaced.
+        with explain_cluster_failures(
+            current_client(), doing=f"fitting {type(self).__name__}", checkpoint=self.checkpoint
+        ):
+            if self.checkpoint is None:
+                yield
+                return
 
-        if self.solver != "auto":
-            self._check_solver_checkpoints(str(self.solver))
+            if self.solver != "auto":
+                self._check_solver_checkpoints(str(self.solver))
 
-        params = {k: v for k, v in self.get_params(deep=False).items() if k not in _CHECKPOINT_NEUTRAL}
-        with lock_checkpoint_directory(self.checkpoint):
-            open_checkpoint_directory(self.checkpoint, owner=type(self).__name__, fingerprint=params)
-            yield
+            params = {k: v for k, v in self.get_params(deep=False).items() if k not in _CHECKPOINT_NEUTRAL}
+            with lock_checkpoint_directory(self.checkpoint):
+                open_checkpoint_directory(self.checkpoint, owner=type(self).__name__, fingerprint=params)
+                yield
 
     def _check_solver_checkpoints(self, name: str) -> None:
         """Refuse ``checkpoint`` with a registered solver that does not take a ``checkpoint`` argument."""

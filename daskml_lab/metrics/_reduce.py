@@ -25,6 +25,8 @@ import numpy as np
 from dask.base import tokenize
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.cluster_health import explain_cluster_failures
 from daskml_lab.data import is_dask_dataframe, to_dask_array
 from daskml_lab.monitoring import task_prefix
 
@@ -352,7 +354,8 @@ def evaluate(outputs: dict[str, Output], *, eager: bool, compute: bool) -> dict[
     if not compute:
         return lazy
     # compute: the scores, floats (or a confusion matrix), from small per-block statistics, all in one pass
-    with unique_fused_keys():
+    # (a lost scheduler, or no worker left, is told as such rather than as a cancelled future)
+    with explain_cluster_failures(current_client(), doing="computing a score"), unique_fused_keys():
         (values,) = dask.compute(lazy)
     return {name: _as_result(value) for name, value in values.items()}
 

@@ -30,8 +30,10 @@ from distributed import CancelledError, futures_of, wait
 from distributed.comm import CommClosedError
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab._runtime.cluster_health import ClusterHealth, scheduler_lost
 from daskml_lab._runtime.waiting import DataLostError, result_within, wait_for
 from daskml_lab._runtime.watch import WATCH_INTERVAL_S, WorkersLost, WorkerWatch
+from daskml_lab.exceptions import NoWorkersLeftError, SchedulerLostError
 from daskml_lab.monitoring import shown_in_task_stream, task_prefix
 from daskml_lab.solvers._engine import (
     EngineSpec,
@@ -52,6 +54,9 @@ __all__ = ["DistributedEngine"]
 _MAX_REBUILDS = 3
 #: Seconds to wait, after a call failed to reach a worker, for the scheduler to notice that it has gone.
 _LOSS_GRACE_S = 10.0
+#: Errors that end the fit at once: no recovery is possible on this cluster (they are OSError/RuntimeError
+#: subclasses, so they are re-raised before the handlers of lost workers see them).
+_CLUSTER_GONE = (SchedulerLostError, NoWorkersLeftError)
 
 
 class _WorkerActor:
@@ -117,7 +122,9 @@ class DistributedEngine(_Engine):
         self._actor_futures: list[Any] = []
         self._worker_args: list[tuple] = []
         self._generation: list[int] = []  # per position: how many times its actor was created
-        self._watch = WorkerWatch(client)
+        # the clear errors when the scheduler goes or no worker is left (instead of recovery attempts)
+        self._health = ClusterHealth.started(client)
+        self._watch = WorkerWatch(client, health=self._health)
         self.n_rebuilds = 0
         #: When a worker counts as a straggler, and the workers found to be stragglers during this fit.
         self.straggler_rule = StragglerRule.from_config()
@@ -144,7 +151,7 @@ class DistributedEngine(_Engine):
         for attempt in range(_MAX_REBUILDS + 1):
             try:
                 return self._build()
-            except TimeoutError:
+            except (TimeoutError, *_CLUSTER_GONE):
                 raise
             except OSError as err:  # a worker was lost while the actors were being created
                 if attempt == _MAX_REBUILDS:
@@ -159,16 +166,19 @@ class DistributedEngine(_Engine):
     def _gave_up(self, attempt: int, err: BaseException) -> RuntimeError:
         msg = (
             f"The solver lost contact with its workers {attempt + 1} times in a row (last error: {err!r}); "
-            f"giving up. Check the cluster at {self.client.scheduler.address} (the workers' logs tell why "
+            f"giving up.{self._health.lost_summary()} Check the cluster at {self._health.address} (the workers' "
+            "logs tell why "
             "they died: memory limits, crashes) and fit again."
         )
         return RuntimeError(msg)
 
     def _wait(self, futures: list[Any], what: str) -> None:
-        wait_for(futures, what=what, client=self.client, timeout_s=self.timeout_s)
+        wait_for(futures, what=what, client=self.client, timeout_s=self.timeout_s, health=self._health)
 
     def _result(self, future: Any, what: str) -> Any:
-        return result_within(future, what=what, client=self.client, timeout_s=self.timeout_s)
+        return result_within(
+            future, what=what, client=self.client, timeout_s=self.timeout_s, health=self._health
+        )
 
     # -- liveness -------------------------------------------------------------------------------------------
     def _position_alive(self, position: int, generation: int, address: str, max_age_s: float) -> bool:
@@ -281,7 +291,7 @@ class DistributedEngine(_Engine):
             try:
                 self._rehome(lost, err)
                 return
-            except TimeoutError:
+            except (TimeoutError, *_CLUSTER_GONE):
                 raise
             except OSError as again:  # a worker left during the recovery: start it again
                 if attempt == _MAX_REBUILDS:
@@ -309,10 +319,8 @@ class DistributedEngine(_Engine):
             # never onto a worker found to be a straggler (it holds nothing, so it would look the least loaded)
             live = sorted(self._watch.live(0.0) - self.stragglers) or sorted(self._watch.live(0.0))
             if not live:
-                msg = (
-                    f"No worker is left in the cluster at {self.client.scheduler.address} to run the solver."
-                )
-                raise RuntimeError(msg)
+                msg = "the solver recreated its lost state"
+                raise self._health.no_workers_error(msg, 0.0)
             load = Counter(self._worker_args[p][0] for p in range(len(self._worker_args)) if p not in lost)
             for p in lost:
                 _, indices, n, has_weight, arrays = self._worker_args[p]
@@ -343,7 +351,7 @@ class DistributedEngine(_Engine):
                         self._recover(error)
                     call.send()
                 return self._await(call, timeout_s)
-            except TimeoutError:
+            except (TimeoutError, *_CLUSTER_GONE):
                 raise
             except OSError as err:  # WorkersLost, CommClosedError, "Unable to contact Actor's worker"
                 if attempt == _MAX_REBUILDS:
@@ -353,6 +361,10 @@ class DistributedEngine(_Engine):
         raise AssertionError(msg)  # pragma: no cover
 
     def _await(self, call: _ActorCall, timeout_s: float) -> Any:
+        if scheduler_lost(self.client):
+            # actors answer without the scheduler: stop now rather than iterate on until the workers give up
+            msg = f"waiting for the workers to answer {call.method!r}"
+            raise self._health.scheduler_lost_error(msg)
         if call.error is not None:
             raise call.error
         deadline = time.monotonic() + timeout_s
@@ -436,6 +448,8 @@ class DistributedEngine(_Engine):
         for attempt in range(_MAX_REBUILDS + 1):
             try:
                 return self._call_all(method, args)
+            except _CLUSTER_GONE:
+                raise
             except (OSError, CommClosedError, TimeoutError, DataLostError) as err:
                 if attempt == _MAX_REBUILDS:
                     msg = (

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from daskml_lab._runtime.cluster_health import explain_error, stopped_error
 from daskml_lab.monitoring import fit_span
 from daskml_lab.solvers._checkpoint import (
     SavedState,
@@ -267,7 +268,16 @@ def run_solver(
             history=history,
             checkpoint=stage,
         )
-        outcome = algorithm(run)
+        try:
+            outcome = algorithm(run)
+        except Exception as err:
+            # the cluster is gone (whatever surfaced first): say where the fit stopped and how to resume it
+            explained = explain_error(err, doing=f"running the {name} solver")
+            if explained is None:
+                raise
+            stopped = f"the {name} solver stopped at iteration {len(history.records)}"
+            directory = None if checkpoint is None else checkpoint.directory
+            raise stopped_error(explained, stopped=stopped, checkpoint=directory) from err
         warning = None
         if outcome.status in (Status.MAX_ITER, Status.FAILED):
             warning = f"{outcome.detail or outcome.message}. {advice}"
