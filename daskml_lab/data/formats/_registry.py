@@ -78,7 +78,7 @@ class Format:
     --------
     >>> from daskml_lab.data.formats import FORMATS
     >>> FORMATS["csv"].suffixes, FORMATS["csv"].table, FORMATS["svmlight"].features is None
-    (('.csv', '.tsv'), True, True)
+    (('.csv', '.tsv', '.data'), True, True)
     """
 
     name: str
@@ -279,7 +279,7 @@ def output_formats() -> tuple[str, ...]:
     Examples
     --------
     >>> output_formats()
-    ('parquet', 'zarr', 'netcdf')
+    ('parquet', 'csv', 'zarr', 'netcdf')
     """
     writers = [fmt for fmt in _BY_NAME.values() if fmt.writer is not None]
     return tuple(fmt.name for fmt in sorted(writers, key=lambda fmt: not fmt.table))
