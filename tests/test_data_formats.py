@@ -228,11 +228,11 @@ def _option(command, key):
 
 @pytest.mark.parametrize("command", ["fit", "predict", "evaluate"])
 def test_cli_format_choices_are_the_registry_names(command):
-    assert _option(command, "data_format").choices == tuple(FORMATS)
+    assert _option(command, "input_format").choices == tuple(FORMATS)
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command")
     actions = {a.dest: a for a in subparsers.choices[command]._actions}
-    assert tuple(actions["data_format"].choices) == tuple(FORMATS)
+    assert tuple(actions["input_format"].choices) == tuple(FORMATS)
     if command == "predict":
         assert _option(command, "output_format").choices == output_formats()
         assert tuple(actions["output_format"].choices) == output_formats()

@@ -111,7 +111,9 @@ def _common(*, model_input: bool, output_format: bool = False) -> list[Option]:
             "default to the format the model was trained on",
             choices=tuple(FORMATS),
             # fit took --format for its input, predict for its output: one name each now
-            deprecated_flags=("--data-format",) if output_format or model_input else ("--data-format", "--format"),
+            deprecated_flags=("--data-format",)
+            if output_format or model_input
+            else ("--data-format", "--format"),
         ),
         Option(
             "read_options",
@@ -224,7 +226,7 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             ("--task",),
             "str",
             "classification or regression (default: auto, from the target's values: text, or at most "
-            f"--max-classes distinct whole numbers, is classification; other numbers are regression)",
+            "--max-classes distinct whole numbers, is classification; other numbers are regression)",
             default="auto",
             choices=("auto", "classification", "regression"),
         ),
@@ -274,9 +276,8 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             "categorical",
             ("--categorical",),
             "str",
-            "non-numeric feature columns: encode (ordinal codes, reused by predict and evaluate; the "
-            "default) or error",
-            default="encode",
+            "non-numeric columns of a table: encode (ordinal codes, reused by predict and evaluate; the "
+            "default for tables) or error",
             choices=("error", "encode"),
         ),
         Option("overwrite", ("--overwrite",), "bool", "replace an existing model file", default=False),

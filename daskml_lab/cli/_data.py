@@ -253,7 +253,7 @@ def read_training(
     *,
     fmt: str,
     read_options: Mapping[str, Any],
-    categorical: str,
+    categorical: str | None,
     features: list[str] | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Read training data; return ``X``, ``y`` and what predict and evaluate need to read alike.
@@ -287,15 +287,15 @@ def read_training(
     else:
         target = by_position(target, header)
         if spec.table:
-            options.setdefault("categorical", categorical)
-        elif categorical != "error":
+            options.setdefault("categorical", categorical or "encode")
+        elif categorical is not None:
             tables = " and ".join(f.description for f in FORMATS.values() if f.table)
             msg = f"--categorical applies to {tables} tables; {path!r} is read as {fmt}."
             raise ValueError(msg)
-        X, y, origin = read(
-            path, target, format=fmt, return_origin=True, drop_missing_target=True, **options
-        )
-    for key in ("categorical", "features", "columns"):
+        if spec.table:
+            options["drop_missing_target"] = True  # rows without a target cannot train; counted and printed
+        X, y, origin = read(path, target, format=fmt, return_origin=True, **options)
+    for key in ("categorical", "features", "columns", "drop_missing_target"):
         options.pop(key, None)  # recorded below as they were resolved
     names = getattr(origin, "feature_names", None)
     categories = getattr(origin, "categories", None)
@@ -366,7 +366,8 @@ def read_for_model(
         target = by_position(id_column, header)
     elif target is not None:
         target = by_position(target, header)
-        options.setdefault("drop_missing_target", True)
+        if spec.table:
+            options.setdefault("drop_missing_target", True)
     result = read(path, target, format=fmt, return_origin=True, **options)
     if target is None:
         X, origin = result

@@ -13,7 +13,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from daskml_lab.cli._data import cluster, data_format, local_path, read_for_model
+from daskml_lab.cli._data import cluster, data_format, local_path, print_dashboard, read_for_model
 from daskml_lab.cli._predict import load_model
 from daskml_lab.data.formats import get_format
 from daskml_lab.metrics import classification_scores, regression_scores

@@ -94,7 +94,9 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
         )
         print(f"Task: {announcement}")
         if task == CLASSIFICATION and summary.numeric and summary.whole and y.dtype.kind == "f":
-            y = y.astype("int64")  # whole-number labels read as floats (assume_missing): print them as integers
+            y = y.astype(
+                "int64"
+            )  # whole-number labels read as floats (assume_missing): print them as integers
         n_workers = len(client.scheduler_info().get("workers", {}))
         X, y, block_note = split_rows(X, y, n_workers=n_workers)
         info["n_blocks"] = int(X.numblocks[0])
@@ -169,10 +171,7 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
         ("split", split_line),
         ("fit time", f"{fit_s:.2f} s on {n_workers} worker(s)"),
         *_progress_rows(estimator),
-        *(
-            (f"held-out {name}", f"{value:.6g}")
-            for name, value in (scores or {}).items()
-        ),
+        *((f"held-out {name}", f"{value:.6g}") for name, value in (scores or {}).items()),
         *(("note", note) for note in notes),
         ("saved to", str(output) + (" (signed)" if key is not None else "")),
     ]

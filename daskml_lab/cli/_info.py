@@ -99,8 +99,12 @@ def run_model_info(path: str, *, key_file: str | None = None, as_json: bool = Fa
             for name, value in (training.get("holdout_scores") or {}).items()
             if isinstance(value, int | float)
         ),
-        ("fit time", f"{training['fit_time_s']:.2f} s on {training.get('n_workers')} worker(s)"
-         if training.get("fit_time_s") is not None else None),
+        (
+            "fit time",
+            f"{training['fit_time_s']:.2f} s on {training.get('n_workers')} worker(s)"
+            if training.get("fit_time_s") is not None
+            else None,
+        ),
         *(("preprocessing", line) for line in cli.get("preprocessing") or []),
         ("params", _params(info.get("params") or {})),
         ("created", f"{info.get('created')} with daskml-lab {info.get('daskml_lab_version')}"),

@@ -18,6 +18,7 @@ from daskml_lab.cli._data import (
     data_format,
     key_file,
     local_path,
+    print_dashboard,
     read_for_model,
     signing_key,
 )

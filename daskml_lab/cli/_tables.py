@@ -162,7 +162,9 @@ def build_preprocessing(estimator: Any, info: Mapping[str, Any]) -> tuple[Any, l
     model = getattr(estimator, "estimator", estimator)
     if categories and "categorical_features" in model.get_params(deep=False):
         positions = {str(name): i for i, name in enumerate(features)}
-        small = [str(n) for n, v in categories.items() if len(v) <= HGB_MAX_CATEGORIES and str(n) in positions]
+        small = [
+            str(n) for n, v in categories.items() if len(v) <= HGB_MAX_CATEGORIES and str(n) in positions
+        ]
         large = [str(n) for n, v in categories.items() if len(v) > HGB_MAX_CATEGORIES]
         if small:
             model.set_params(categorical_features=sorted(positions[name] for name in small))

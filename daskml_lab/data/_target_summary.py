@@ -140,7 +140,9 @@ def _target_stats_block(values: np.ndarray, max_distinct: int) -> dict[str, Any]
     return {
         "n": len(values),
         "n_missing": int(missing.sum()),
-        "counts": None if len(counts) > max_distinct else dict(zip(counts.index, counts.tolist(), strict=True)),
+        "counts": None
+        if len(counts) > max_distinct
+        else dict(zip(counts.index, counts.tolist(), strict=True)),
         "whole": whole,
         "n_pairs": max(len(data) - 1, 0),
         "n_up": n_up,

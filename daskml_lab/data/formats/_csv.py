@@ -37,7 +37,8 @@ def read_csv(
     Parameters
     ----------
     path : str, path-like or list of them
-        A file (``.csv``, ``.tsv``, ``.data``, possibly compressed), a glob pattern (``"data/part-*.csv"``) or a list of files; any URL dask understands.
+        A file (``.csv``, ``.tsv``, ``.data``, possibly compressed), a glob pattern (``"data/part-*.csv"``)
+        or a list of files; any URL dask understands.
     target : hashable, default=None
         Name of the target column (see :func:`from_dataframe`).
     features : sequence of hashable, default=None

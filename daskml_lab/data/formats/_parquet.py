@@ -7,8 +7,6 @@ import warnings
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from daskml_lab.data._frames import from_dataframe
 from daskml_lab.data.formats._common import check_exists, prediction_frame, unreadable
 from daskml_lab.data.formats._registry import Format
