@@ -113,7 +113,8 @@ def baseline(table: Table, train: Path, test: Path) -> tuple[float, str, float]:
             continue
         categories = pd.Categorical(X_train[column]).categories
         X_train[column] = pd.Categorical(X_train[column], categories=categories)
-        X_test[column] = pd.Categorical(X_test[column], categories=categories)
+        known = X_test[column].where(X_test[column].isin(categories))  # unseen values: missing
+        X_test[column] = pd.Categorical(known, categories=categories)
         if len(categories) > 255:  # HistGradientBoosting takes at most max_bins categories
             X_train[column] = X_train[column].cat.codes
             X_test[column] = X_test[column].cat.codes
