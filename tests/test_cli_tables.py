@@ -342,3 +342,18 @@ def test_svmlight_needs_no_target_and_defaults_to_a_linear_model(
     assert main(["evaluate", str(model), str(data), "--json", "--scheduler", external_scheduler]) == 0
     accuracy = json.loads(capsys.readouterr().out)["metrics"]["accuracy"]
     assert 0.8 < accuracy < 0.9  # a linear model on a9a reaches about 0.85
+
+
+def test_old_config_key_is_read_under_its_new_name(tmp_path):
+    from daskml_lab.cli._config import resolve_options
+    from daskml_lab.exceptions import DaskMLLabDeprecationWarning
+
+    config = tmp_path / "fit.toml"
+    config.write_text('data_format = "svmlight"\n[fit]\ntarget = "y"\n')
+    with pytest.warns(
+        DaskMLLabDeprecationWarning, match=r"'data_format' .* is deprecated .*; use 'input_format'"
+    ):
+        settings = resolve_options("fit", {"data": "d.gz", "output": "m.daskml", "config": str(config)})
+    assert settings["input_format"] == "svmlight"
+    assert settings["test_size"] is None
+    assert settings["max_classes"] == 100
