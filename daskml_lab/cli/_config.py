@@ -189,8 +189,8 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             "model",
             ("--model", "-m"),
             "str",
-            "model name (default: hist-gradient-boosting, one per shard with shuffled shards, for tables; "
-            "random-forest when --fusion or shard options are given; see docs/cli.rst)",
+            "model name (default: hist-gradient-boosting, one per shuffled shard; logistic-regression or "
+            "ridge for sparse data (svmlight) or with --solver; random-forest with --fusion or shard options)",
         ),
         Option(
             "fusion",
@@ -213,7 +213,12 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             "float",
             "share of each shard held out for validation scores and stacking",
         ),
-        Option("random_state", ("--random-state", "--seed"), "int", "random seed of the model"),
+        Option(
+            "random_state",
+            ("--random-state", "--seed"),
+            "int",
+            "random seed of the shards, the model and the --test-size split (default: 0)",
+        ),
         Option(
             "checkpoint",
             ("--checkpoint",),
