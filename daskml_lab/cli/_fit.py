@@ -124,8 +124,10 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
         estimator, preprocessing = build_preprocessing(estimator, info)
         if block_note is not None:
             notes.append(block_note)
+        # Stratify by class, unless a class has a single row (it cannot be in both parts).
+        stratify = task == CLASSIFICATION and min((summary.counts or {0: 0}).values()) >= 2
         X_train, y_train, X_test, y_test, split_line = _holdout(
-            X, y, settings["test_size"], task=task, seed=seed
+            X, y, settings["test_size"], stratify=stratify, seed=seed
         )
         print(f"Model: {spec.name} ({_describe(estimator)})")
         for line in preprocessing:
@@ -198,9 +200,9 @@ def _default_model(
 
 
 def _holdout(
-    X: Any, y: Any, test_size: float | None, *, task: str, seed: int
+    X: Any, y: Any, test_size: float | None, *, stratify: bool, seed: int
 ) -> tuple[Any, Any, Any, Any, str]:
-    """Training and held-out rows for --test-size (stratified for classification), and a line saying so."""
+    """Training and held-out rows for --test-size (stratified by ``y`` or not), and a line saying so."""
     if test_size is None:
         return X, y, None, None, f"all {int(X.shape[0]):,} rows for training (--test-size to hold some out)"
     from daskml_lab.data import train_test_split
@@ -215,11 +217,11 @@ def _holdout(
         msg = f"--test-size must be a share between 0 and 1, or a whole number of rows; got {test_size}."
         raise ValueError(msg)
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=size, random_state=seed, stratify=y if task == CLASSIFICATION else None
+        X, y, test_size=size, random_state=seed, stratify=y if stratify else None
     )
     line = (
         f"{int(X_train.shape[0]):,} rows for training, {int(X_test.shape[0]):,} held out "
-        f"({'stratified ' if task == CLASSIFICATION else ''}random split, seed {seed})"
+        f"({'stratified ' if stratify else ''}random split, seed {seed})"
     )
     return X_train, y_train, X_test, y_test, line
 
