@@ -357,3 +357,19 @@ def test_old_config_key_is_read_under_its_new_name(tmp_path):
     assert settings["input_format"] == "svmlight"
     assert settings["test_size"] is None
     assert settings["max_classes"] == 100
+
+
+def test_rare_classes_let_hist_gradient_boosting_stop_on_its_training_loss():
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+    from daskml_lab.cli._tables import adapt_to_classes
+    from daskml_lab.ensemble import ShardEnsembleClassifier
+
+    rare = _summary(np.r_[np.zeros(100, int), np.ones(100, int), [2, 2, 2]], chunks=50)
+    ensemble = ShardEnsembleClassifier(HistGradientBoostingClassifier())
+    note = adapt_to_classes(ensemble, rare)
+    assert ensemble.estimator.validation_fraction is None
+    assert note.startswith("class 2 has 3 row(s): HistGradientBoostingClassifier stops early on its training")
+    common = _summary(np.r_[np.zeros(100, int), np.ones(100, int)], chunks=50)
+    assert adapt_to_classes(ShardEnsembleClassifier(HistGradientBoostingClassifier()), common) is None
+    assert adapt_to_classes(ShardEnsembleClassifier(RandomForestClassifier()), rare) is None

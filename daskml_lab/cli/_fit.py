@@ -22,7 +22,13 @@ from daskml_lab.cli._data import (
 )
 from daskml_lab.cli._evaluate import classification_metrics, regression_metrics
 from daskml_lab.cli._models import CLASSIFICATION, build_estimator, get_model
-from daskml_lab.cli._tables import build_preprocessing, infer_task, sorted_target_warning, split_rows
+from daskml_lab.cli._tables import (
+    adapt_to_classes,
+    build_preprocessing,
+    infer_task,
+    sorted_target_warning,
+    split_rows,
+)
 from daskml_lab.data.formats import get_format
 
 __all__ = ["run_fit"]
@@ -122,6 +128,10 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
             checkpoint=settings["checkpoint"],
         )
         estimator, preprocessing = build_preprocessing(estimator, info)
+        if task == CLASSIFICATION:
+            rare_note = adapt_to_classes(estimator, summary)
+            if rare_note is not None:
+                notes.append(rare_note)
         if block_note is not None:
             notes.append(block_note)
         # Stratify by class, unless a class has a single row (it cannot be in both parts).

@@ -14,7 +14,19 @@ from typing import Any
 
 from daskml_lab.cli._models import CLASSIFICATION, REGRESSION
 
-__all__ = ["MIN_BLOCK_ROWS", "build_preprocessing", "infer_task", "sorted_target_warning", "split_rows"]
+__all__ = [
+    "MIN_BLOCK_ROWS",
+    "RARE_CLASS_ROWS",
+    "adapt_to_classes",
+    "build_preprocessing",
+    "infer_task",
+    "sorted_target_warning",
+    "split_rows",
+]
+
+#: A class with fewer rows than this may have a single row in a shard, where HistGradientBoosting's stratified
+#: validation split for early stopping fails (kddcup99 has classes of 2 to 8 rows).
+RARE_CLASS_ROWS = 20
 
 #: Rows below which a block is not split further (smaller blocks cost more in scheduling than they gain).
 MIN_BLOCK_ROWS = 10_000
@@ -161,3 +173,24 @@ def build_preprocessing(estimator: Any, info: Mapping[str, Any]) -> tuple[Any, l
     if not lines:
         lines.append("none (numeric columns used as they are)")
     return estimator, lines
+
+
+def adapt_to_classes(estimator: Any, summary: Any) -> str | None:
+    """Let HistGradientBoosting stop early on its training loss when a class is rare; return a note, or None.
+
+    Its default early stopping holds out a stratified 10% of each shard, which fails for a class with a single
+    row in the shard; ``validation_fraction=None`` makes it watch the training loss instead.
+    """
+    model = getattr(estimator, "estimator", estimator)
+    counts = summary.counts or {}
+    params = model.get_params(deep=False)
+    if not counts or "validation_fraction" not in params or "early_stopping" not in params:
+        return None
+    rarest = min(counts, key=counts.get)
+    if counts[rarest] >= RARE_CLASS_ROWS or params["validation_fraction"] is None:
+        return None
+    model.set_params(validation_fraction=None)
+    return (
+        f"class {rarest!r} has {counts[rarest]} row(s): {type(model).__name__} stops early on its training loss "
+        "(validation_fraction=None), as a stratified validation split of a shard needs 2 rows per class"
+    )
