@@ -373,3 +373,24 @@ def test_rare_classes_let_hist_gradient_boosting_stop_on_its_training_loss():
     common = _summary(np.r_[np.zeros(100, int), np.ones(100, int)], chunks=50)
     assert adapt_to_classes(ShardEnsembleClassifier(HistGradientBoostingClassifier()), common) is None
     assert adapt_to_classes(ShardEnsembleClassifier(RandomForestClassifier()), rare) is None
+
+
+def test_default_model_follows_the_data():
+    from daskml_lab.cli._fit import _default_model
+
+    settings = {"fusion": None, "fusion_params": {}, "solver": None, "solver_options": {}}
+    dense = da.ones((10, 2), chunks=5)
+    common = _summary(np.repeat([0, 1, 2], 30), chunks=30)
+    rare = _summary(np.r_[np.repeat([0, 1], 30), [2, 2]], chunks=31)  # kddcup99 has classes of 2 rows
+    assert _default_model(settings, {}, dense, "classification", common) == "hist-gradient-boosting"
+    assert (
+        _default_model(settings, {}, dense, "regression", _summary(np.arange(200.0)))
+        == "hist-gradient-boosting"
+    )
+    assert _default_model(settings, {}, dense, "classification", rare) == "random-forest"
+    assert _default_model(settings, {"n_shards": 4}, dense, "classification", common) == "random-forest"
+    assert _default_model({**settings, "solver": "lbfgs"}, {}, dense, "regression", common) == "ridge"
+    import scipy.sparse
+
+    sparse = dense.map_blocks(scipy.sparse.csr_matrix)
+    assert _default_model(settings, {}, sparse, "classification", common) == "logistic-regression"
