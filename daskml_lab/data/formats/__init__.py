@@ -3,7 +3,7 @@
 Each format is a :class:`Format` entry: its name, file suffixes (and compressed forms), its reader, how its
 ``features=`` keyword chooses features, and, for formats the command line writes predictions in, its writer.
 :func:`~daskml_lab.data.read` picks the entry from the path (:func:`format_of`), and the ``daskml-lab`` command
-line takes its ``--data-format`` and ``--format`` choices, and its per-format rules, from :data:`FORMATS`.
+line takes its ``--input-format`` and ``--output-format`` choices, and its per-format rules, from :data:`FORMATS`.
 
 ==========  ========================================  ======================  =========================
 name        suffixes                                  reader                  writer (predictions)

@@ -35,7 +35,7 @@ class Format:
     Parameters
     ----------
     name : str
-        Registry name, given as ``read(path, format=name)`` and ``--data-format name`` on the command line.
+        Registry name, given as ``read(path, format=name)`` and ``--input-format name`` on the command line.
     description : str
         Name shown in messages (``"CSV/TSV"``, ``"netCDF/HDF5"``).
     suffixes : tuple of str
