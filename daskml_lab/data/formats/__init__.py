@@ -11,7 +11,7 @@ name        suffixes                                  reader                  wr
 zarr        ``.zarr`` (or a directory with metadata)  ``read_zarr``           ``.zarr``
 netcdf      ``.nc``, ``.nc4``, ``.h5``, ``.hdf5``...  ``read_netcdf``         ``.nc``, ``.nc4``
 parquet     ``.parquet``, ``.pq`` (or a directory)    ``read_parquet``        ``.parquet``, ``.pq``
-csv         ``.csv``, ``.tsv``, also ``.gz``...       ``read_csv``            --
+csv         ``.csv``, ``.tsv``, ``.data``, ``.gz``..  ``read_csv``            ``.csv``
 svmlight    ``.svm``, ``.svmlight``, ``.libsvm``      ``read_svmlight``       --
 ==========  ========================================  ======================  =========================
 
