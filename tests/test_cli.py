@@ -61,7 +61,8 @@ def test_info_on_external_scheduler(external_scheduler):
 def test_demo_fits_and_prints_metrics():
     result = _run("demo", "--rows", "200000", "--features", "10", "--chunk-rows", "25000", "--workers", "2")
     assert result.returncode == 0, result.stderr
-    assert "Dask dashboard: http://127.0.0.1:" in result.stdout
+    assert "Training page: http://127.0.0.1:" in result.stdout
+    assert "/daskml-training" in result.stdout
     accuracy = float(re.search(r"test accuracy\s+([0-9.]+)", result.stdout).group(1))
     # class_sep=0.8 with half the features informative: a linear model separates the classes well.
     assert accuracy > 0.8, result.stdout

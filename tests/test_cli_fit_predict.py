@@ -119,6 +119,8 @@ def test_magic_fit_predict_evaluate(shared_data, external_scheduler, tmp_path):
             str(data),
             "--target",
             "target",
+            "--model",
+            "logistic-regression",
             "--param",
             "max_iter=300",
             "--scheduler",
@@ -129,8 +131,8 @@ def test_magic_fit_predict_evaluate(shared_data, external_scheduler, tmp_path):
     )
     assert "logistic-regression (LogisticRegression)" in out
     assert "19,020 rows x 10 features" in out
-    assert "dashboard" in out
-    assert "http://127.0.0.1:" in out
+    assert "Training page: http://127.0.0.1:" in out
+    assert "/daskml-training" in out
     info = describe(model_path)
     assert info["metadata"]["data"]["target"] == "target"
     assert info["metadata"]["training"]["task"] == "classification"
@@ -539,10 +541,15 @@ def test_option_errors(args, message, files, tmp_path, capsys):
     assert message in err
 
 
-def test_missing_target_and_output(files, capsys):
+def test_missing_target_and_output(files, tmp_path, capsys):
+    assert main(["fit", str(files["table"]), "-o", str(tmp_path / "m.daskml")]) == 2
+    assert capsys.readouterr().err == (
+        "daskml-lab fit: error: missing --target: name the target column, variable or array (or set target in "
+        "the config file).\n"
+    )
     assert main(["fit", str(files["table"])]) == 2
     assert capsys.readouterr().err == (
-        "daskml-lab fit: error: missing --target, --output: give it on the command line (or in a --config file).\n"
+        "daskml-lab fit: error: missing --output: give it on the command line (or in a --config file).\n"
     )
 
 
@@ -584,9 +591,9 @@ def test_unknown_parameter_lists_the_valid_ones(files, tmp_path, capsys):
 
 def test_predict_needs_a_known_output_format(files, tmp_path, capsys):
     model_path = save(load_free_model(), tmp_path / "m.daskml")
-    assert main(["predict", str(model_path), str(files["table"]), "-o", str(tmp_path / "p.csv")]) == 2
+    assert main(["predict", str(model_path), str(files["table"]), "-o", str(tmp_path / "p.txt")]) == 2
     assert (
-        "Cannot tell the output format from 'p.csv': use an extension among .parquet"
+        "Cannot tell the output format from 'p.txt': use an extension among .parquet, .pq, .csv"
         in capsys.readouterr().err
     )
 

@@ -65,7 +65,7 @@ def test_registry_lists_every_format_with_its_suffixes():
         "zarr": ((".zarr",), ()),
         "netcdf": ((".nc", ".nc4", ".cdf", ".h5", ".hdf5", ".hdf", ".he5"), ()),
         "parquet": ((".parquet", ".pq"), ()),
-        "csv": ((".csv", ".tsv"), COMPRESSIONS),
+        "csv": ((".csv", ".tsv", ".data"), COMPRESSIONS),
         "svmlight": ((".svm", ".svmlight", ".libsvm"), COMPRESSIONS),
     }
     assert all(fmt.name == name for name, fmt in FORMATS.items())
@@ -77,10 +77,10 @@ def test_registry_lists_every_format_with_its_suffixes():
         "zarr": (".zarr",),
         "netcdf": (".nc", ".nc4"),
         "parquet": (".parquet", ".pq"),
-        "csv": (),
+        "csv": (".csv",),
         "svmlight": (),
     }
-    assert output_formats() == ("parquet", "zarr", "netcdf")
+    assert output_formats() == ("parquet", "csv", "zarr", "netcdf")
 
 
 def test_formats_is_read_only():
@@ -161,7 +161,7 @@ def test_output_format_of_uses_the_writers_suffixes():
     assert output_format_of("/out/map.zarr/").name == "zarr"
     assert output_format_of("map.nc4").name == "netcdf"
     with pytest.raises(
-        ValueError, match=r"from 'p\.h5': use an extension among \.parquet, \.pq, \.zarr, \.nc, \.nc4"
+        ValueError, match=r"from 'p\.h5': use an extension among \.parquet, \.pq, \.csv, \.zarr, \.nc, \.nc4"
     ):
         output_format_of("p.h5")  # read as netCDF/HDF5, never written as such
 
@@ -228,11 +228,11 @@ def _option(command, key):
 
 @pytest.mark.parametrize("command", ["fit", "predict", "evaluate"])
 def test_cli_format_choices_are_the_registry_names(command):
-    assert _option(command, "data_format").choices == tuple(FORMATS)
+    assert _option(command, "input_format").choices == tuple(FORMATS)
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command")
     actions = {a.dest: a for a in subparsers.choices[command]._actions}
-    assert tuple(actions["data_format"].choices) == tuple(FORMATS)
+    assert tuple(actions["input_format"].choices) == tuple(FORMATS)
     if command == "predict":
         assert _option(command, "output_format").choices == output_formats()
         assert tuple(actions["output_format"].choices) == output_formats()

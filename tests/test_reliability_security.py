@@ -444,7 +444,8 @@ def test_cli_fit_and_evaluate_on_a_tls_scheduler(tls_cluster, table, binary, tmp
     X, y = binary
     model_path = tmp_path / "model.daskml"
     tls = [*_tls_flags(certs), "--scheduler", address]
-    argv = ["fit", str(table), "-t", "label", "-p", "C=0.5", "-p", "tol=1e-8", "-p", "max_iter=500"]
+    argv = ["fit", str(table), "-t", "label", "-m", "logistic-regression", "-p", "C=0.5", "-p", "tol=1e-8"]
+    argv += ["-p", "max_iter=500"]
     assert main([*argv, *tls, "-o", str(model_path)]) == 0, capsys.readouterr().err
     assert "on 1 worker(s)" in capsys.readouterr().out
     model = daskml_lab.load(model_path)

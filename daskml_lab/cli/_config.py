@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from daskml_lab.data.formats import FORMATS, output_formats
 __all__ = [
     "COMMAND_OPTIONS",
     "KEY_FILE_VARIABLE",
+    "MAX_CLASSES",
+    "RENAMED_KEYS",
     "TLS_OPTIONS",
     "Option",
     "add_options",
@@ -49,6 +52,8 @@ class Option:
         Allowed values.
     required : bool, default=False
         Whether a value must come from the command line or the config file.
+    deprecated_flags : tuple of str, default=()
+        Former spellings, still accepted with a warning naming the new one (hidden from the help).
     """
 
     key: str
@@ -58,6 +63,7 @@ class Option:
     default: Any = None
     choices: tuple[str, ...] | None = None
     required: bool = False
+    deprecated_flags: tuple[str, ...] = ()
 
     @property
     def display(self) -> str:
@@ -87,14 +93,27 @@ TLS_OPTIONS = (
 )
 
 
-def _common(*, model_input: bool) -> list[Option]:
+#: Config keys renamed, and their new names (the old ones are still read, with a warning).
+RENAMED_KEYS = {"data_format": "input_format"}
+
+#: Above this many distinct target values, classification is refused unless --max-classes allows more; an
+#: integer target with more distinct values than this is inferred to be a regression target.
+MAX_CLASSES = 100
+
+
+def _common(*, model_input: bool, output_format: bool = False) -> list[Option]:
     options = [
         Option(
-            "data_format",
-            ("--data-format",) if model_input else ("--data-format", "--format"),
+            "input_format",
+            ("--input-format",),
             "str",
-            f"format of DATA when its extension does not tell ({', '.join(FORMATS)})",
+            f"format of DATA when its extension does not tell ({', '.join(FORMATS)}); predict and evaluate "
+            "default to the format the model was trained on",
             choices=tuple(FORMATS),
+            # fit took --format for its input, predict for its output: one name each now
+            deprecated_flags=("--data-format",)
+            if output_format or model_input
+            else ("--data-format", "--format"),
         ),
         Option(
             "read_options",
@@ -156,7 +175,13 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             "training data: a file, directory or glob of any format of daskml_lab.data.read",
             required=True,
         ),
-        Option("target", ("--target", "-t"), "str", "target column, variable or array", required=True),
+        Option(
+            "target",
+            ("--target", "-t"),
+            "str",
+            "target column, variable or array; a number is a column position in a CSV without a header line "
+            "(svmlight files hold their labels: no --target)",
+        ),
         Option(
             "output", ("--output", "-o"), "path", "where to save the model (daskml_lab.save)", required=True
         ),
@@ -164,8 +189,8 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             "model",
             ("--model", "-m"),
             "str",
-            "model name (default: logistic-regression for classification, "
-            "ridge for regression, random-forest when --fusion or shard options are given)",
+            "model name (default: hist-gradient-boosting, one per shuffled shard; logistic-regression or "
+            "ridge for sparse data (svmlight) or with --solver; random-forest with --fusion or shard options)",
         ),
         Option(
             "fusion",
@@ -179,7 +204,8 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             "sharding",
             ("--sharding",),
             "str",
-            "how rows are assigned to shards (contiguous, shuffle, hash, stratified)",
+            "how rows are assigned to shards (contiguous, shuffle, hash, stratified; default for shard "
+            "ensembles of the command line: shuffle, so that files sorted by the target give similar shards)",
         ),
         Option(
             "validation_fraction",
@@ -187,7 +213,12 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             "float",
             "share of each shard held out for validation scores and stacking",
         ),
-        Option("random_state", ("--random-state", "--seed"), "int", "random seed of the model"),
+        Option(
+            "random_state",
+            ("--random-state", "--seed"),
+            "int",
+            "random seed of the shards, the model and the --test-size split (default: 0)",
+        ),
         Option(
             "checkpoint",
             ("--checkpoint",),
@@ -199,10 +230,24 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             "task",
             ("--task",),
             "str",
-            "classification or regression (default: auto, from the target's "
-            "dtype: float targets are regression)",
+            "classification or regression (default: auto, from the target's values: text, or at most "
+            "--max-classes distinct whole numbers, is classification; other numbers are regression)",
             default="auto",
             choices=("auto", "classification", "regression"),
+        ),
+        Option(
+            "max_classes",
+            ("--max-classes",),
+            "int",
+            f"most classes a classification may have (default: {MAX_CLASSES}); raise it to fit more",
+            default=MAX_CLASSES,
+        ),
+        Option(
+            "test_size",
+            ("--test-size", "--holdout"),
+            "float",
+            "hold out this share of the rows (0 < f < 1), or this many rows, and print the model's scores on "
+            "them (default: train on all rows)",
         ),
         Option(
             "params",
@@ -236,8 +281,8 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             "categorical",
             ("--categorical",),
             "str",
-            "non-numeric feature columns: error or encode (ordinal codes, reused by predict and evaluate)",
-            default="error",
+            "non-numeric columns of a table: encode (ordinal codes, reused by predict and evaluate; the "
+            "default for tables) or error",
             choices=("error", "encode"),
         ),
         Option("overwrite", ("--overwrite",), "bool", "replace an existing model file", default=False),
@@ -249,10 +294,17 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
         Option("output", ("--output", "-o"), "path", "where to write the predictions", required=True),
         Option(
             "output_format",
-            ("--format",),
+            ("--output-format",),
             "str",
             f"{', '.join(output_formats())} (default: from the extension of --output)",
             choices=output_formats(),
+            deprecated_flags=("--format",),
+        ),
+        Option(
+            "id_column",
+            ("--id-column",),
+            "str",
+            "column of DATA copied into the predictions next to each row's prediction (e.g. an identifier)",
         ),
         Option(
             "proba",
@@ -262,7 +314,7 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             default=False,
         ),
         Option("overwrite", ("--overwrite",), "bool", "replace an existing output", default=False),
-        *_common(model_input=True),
+        *_common(model_input=True, output_format=True),
     ],
     "evaluate": [
         Option("model", (), "path", "a model file written by fit (daskml_lab.save)", required=True),
@@ -294,6 +346,9 @@ _METAVARS = {
     "random_state": "SEED",
     "checkpoint": "DIR",
     "features": "COLUMNS",
+    "max_classes": "N",
+    "test_size": "SIZE",
+    "id_column": "COLUMN",
     "trust": "TYPE",
     "tls_ca_file": "FILE",
     "tls_cert": "FILE",
@@ -329,6 +384,23 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key.strip(), parse_value(value)
 
 
+class _DeprecatedFlag(argparse.Action):
+    """Store the value of a former spelling of an option, and say which spelling replaces it."""
+
+    def __init__(self, *args: Any, new_flag: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.new_flag = new_flag
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        # Parsing happens before the command's warnings are set up: print the one line directly.
+        print(
+            f"{parser.prog}: warning: {option_string} is deprecated and will be removed in 0.3; use "
+            f"{self.new_flag}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
 def add_options(parser: argparse.ArgumentParser, options: Iterable[Option]) -> None:
     """Declare ``options`` on ``parser``; absent options stay absent from the namespace (no defaults)."""
     for option in options:
@@ -361,6 +433,17 @@ def add_options(parser: argparse.ArgumentParser, options: Iterable[Option]) -> N
                 metavar=metavar,
                 **common,
             )
+            if option.deprecated_flags:
+                parser.add_argument(
+                    *option.deprecated_flags,
+                    dest=option.key,
+                    type=converter,
+                    choices=option.choices,
+                    action=_DeprecatedFlag,
+                    new_flag=option.flags[0],
+                    default=argparse.SUPPRESS,
+                    help=argparse.SUPPRESS,
+                )
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -450,7 +533,7 @@ def resolve_options(command: str, given: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in content.items():
             if key in COMMAND_OPTIONS:
                 continue
-            name = str(key).replace("-", "_")
+            name = _renamed(str(key).replace("-", "_"), path)
             if name not in all_keys:
                 msg = _unknown_key(path, key, sorted(all_keys | set(COMMAND_OPTIONS)))
                 raise ValueError(msg)
@@ -461,7 +544,7 @@ def resolve_options(command: str, given: Mapping[str, Any]) -> dict[str, Any]:
             msg = f"In the config file {path!r}, [{command}] must be a table of options."
             raise ValueError(msg)
         for key, value in section.items():
-            name = str(key).replace("-", "_")
+            name = _renamed(str(key).replace("-", "_"), path)
             if name not in options:
                 msg = _unknown_key(path, f"{command}.{key}", sorted(options))
                 raise ValueError(msg)
@@ -489,6 +572,20 @@ def resolve_options(command: str, given: Mapping[str, Any]) -> dict[str, Any]:
         )
         raise ValueError(msg)
     return settings
+
+
+def _renamed(name: str, path: str) -> str:
+    """The current key of a config key (a renamed one is read under its new name, with a warning)."""
+    if name in RENAMED_KEYS:
+        import warnings
+
+        from daskml_lab.exceptions import DaskMLLabDeprecationWarning
+
+        new = RENAMED_KEYS[name]
+        msg = f"The config key {name!r} in {path!r} is deprecated and will be removed in 0.3; use {new!r}."
+        warnings.warn(msg, DaskMLLabDeprecationWarning, stacklevel=3)
+        return new
+    return name
 
 
 def _unknown_key(path: str, key: Any, valid: list[str]) -> str:

@@ -20,12 +20,16 @@ from daskml_lab.data.formats import FORMATS, format_of, get_format
 
 __all__ = [
     "atomic_output",
+    "by_position",
     "check_output",
     "cluster",
+    "csv_options",
     "data_format",
+    "is_sparse",
     "json_safe",
     "key_file",
     "local_path",
+    "print_dashboard",
     "read_for_model",
     "read_training",
     "signing_key",
@@ -43,9 +47,103 @@ def local_path(path: str) -> str:
     return os.path.abspath(os.path.expanduser(text))
 
 
-def data_format(path: str, given: str | None) -> str:
-    """The name of the format :func:`daskml_lab.data.read` uses for ``path`` (``given``, or from the path)."""
-    return format_of(path, given).name
+def data_format(path: str, given: str | None, *, trained_on: str | None = None) -> str:
+    """The name of the format :func:`daskml_lab.data.read` uses for ``path``.
+
+    ``given`` (``--input-format``) if any, else the one the extension tells, else ``trained_on`` (the format
+    the model was trained on, for predict and evaluate).
+    """
+    if given is None and trained_on is not None:
+        try:
+            return format_of(path).name
+        except ValueError:
+            return get_format(trained_on).name
+    try:
+        return format_of(path, given).name
+    except ValueError as err:
+        if "Cannot tell the format" in str(err):
+            msg = (
+                f"Cannot tell the format of {path!r} from its extension; name it with --input-format "
+                f"({', '.join(FORMATS)})."
+            )
+            raise ValueError(msg) from err
+        raise
+
+
+def csv_options(path: str, given: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Reader options for a CSV/TSV file as users have them: header line or not, separator, missing values.
+
+    The first lines of the file are looked at (decompressed) unless ``given`` (``--read-option``) decides:
+
+    - no header line when a field of the first line is a number: columns are then numbered from 0, and
+      ``--target 14`` names the 15th column;
+    - the separator among ``,``, tab, ``;`` and ``|``, and spaces after it skipped (``a, b``);
+    - ``assume_missing``: whole-number columns read as floats, since a missing value further down the file
+      (which dask does not look at when inferring types) would otherwise fail the read.
+
+    Returns the options and a note per decision, to print.
+    """
+    options = dict(given)
+    notes: list[str] = []
+    options.setdefault("assume_missing", True)
+    if "header" in options and ("sep" in options or "delimiter" in options):
+        return options, notes
+    lines = _first_lines(path)
+    if not lines:
+        return options, notes
+    import csv
+
+    sample = "\n".join(lines)
+    if "sep" not in options and "delimiter" not in options:
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",\t;|")
+        except csv.Error:
+            dialect = None
+        if dialect is not None and dialect.delimiter != ",":
+            options["sep"] = dialect.delimiter
+        if dialect is not None and all(f"{dialect.delimiter} " in line for line in lines[:5]):
+            options.setdefault("skipinitialspace", True)
+    sep = options.get("sep", options.get("delimiter", ","))
+    if "header" not in options:
+        fields = [field.strip().strip("\"'") for field in lines[0].split(sep)]
+        if any(_is_number(field) for field in fields):
+            options["header"] = None
+            notes.append(
+                f"no header line (the first line holds numbers): columns are numbered 0 to {len(fields) - 1}; "
+                "name them by position (--target 14), or pass --read-option header=0"
+            )
+    return options, notes
+
+
+def _first_lines(path: str, n_bytes: int = 65536) -> list[str]:
+    """The complete first lines of a (possibly compressed, possibly remote) text file; [] if unreadable."""
+    import fsspec
+
+    first = glob.glob(path)[0] if glob.has_magic(path) and glob.glob(path) else path
+    try:
+        with fsspec.open(first, "rt", compression="infer", encoding="utf-8", errors="replace") as stream:
+            text = stream.read(n_bytes)
+    except (OSError, ValueError, EOFError):
+        return []
+    lines = text.splitlines()
+    if len(text) >= n_bytes and len(lines) > 1:
+        lines = lines[:-1]  # the last one may be cut
+    return [line for line in lines if line.strip()][:50]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.lower() not in ("nan", "inf", "-inf", "infinity")
+
+
+def by_position(name: Any, header: Any) -> Any:
+    """A column name given on the command line as the column's position when the file has no header."""
+    if header is None and isinstance(name, str) and name.strip().isdigit():
+        return int(name)
+    return name
 
 
 def tls_security(scheduler: str | None, *, ca_file: str | None, cert: str | None, key: str | None) -> Any:
@@ -114,6 +212,28 @@ def cluster(settings: Mapping[str, Any], *, verbose: bool) -> Iterator[Any]:
         yield client
 
 
+def print_dashboard(client: Any, settings: Mapping[str, Any]) -> None:
+    """Print the link of the live training page, and how long it lives."""
+    link = str(client.dashboard_link or "")
+    if not link:
+        return
+    if link.rstrip("/").endswith("/status"):
+        link = link.rstrip("/")[: -len("/status")] + "/daskml-training"
+    print(f"Training page: {link}")
+    if not settings.get("scheduler"):
+        print(
+            "  (served by the local cluster of this command, which stops when the command ends; start "
+            "`dask scheduler` with workers and pass --scheduler for a page that stays)"
+        )
+
+
+def is_sparse(X: Any) -> bool:
+    """Whether the blocks of a dask array are sparse matrices (svmlight files)."""
+    import scipy.sparse
+
+    return bool(scipy.sparse.issparse(getattr(X, "_meta", None)))
+
+
 def json_safe(value: Any) -> Any:
     """Lists and plain Python scalars for numpy arrays and scalars (nested)."""
     if isinstance(value, np.ndarray):
@@ -133,7 +253,7 @@ def read_training(
     *,
     fmt: str,
     read_options: Mapping[str, Any],
-    categorical: str,
+    categorical: str | None,
     features: list[str] | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Read training data; return ``X``, ``y`` and what predict and evaluate need to read alike.
@@ -144,27 +264,38 @@ def read_training(
         Lazy, with known row chunks.
     info : dict
         JSON-safe: ``path``, ``format``, ``target``, ``features`` (names, or None), ``categories`` (for encoded
-        columns), ``read_options``, ``n_samples``, ``n_features``, ``n_blocks``.
+        columns), ``read_options`` (with those :func:`csv_options` decided), ``n_samples``, ``n_features``,
+        ``n_blocks``, ``n_dropped`` (rows whose target is missing), ``notes`` (how the file was read).
     """
     spec = get_format(fmt)
     options = dict(read_options)
+    notes: list[str] = []
+    if fmt == "csv":
+        options, notes = csv_options(path, options)
+    header = options.get("header", 0)
     if features:
         if spec.features is None:
             msg = f"--features does not apply to {fmt} files, whose features are numbered; leave it out."
             raise ValueError(msg)
-        options["features"] = list(features)
+        options["features"] = [by_position(name, header) for name in features]
     if spec.labels_in_file:
+        if target:
+            msg = f"--target does not apply to {fmt} files, which hold their labels; leave it out."
+            raise ValueError(msg)
         X, y = read(path, format=fmt, **options)
         origin = None
     else:
+        target = by_position(target, header)
         if spec.table:
-            options.setdefault("categorical", categorical)
-        elif categorical != "error":
+            options.setdefault("categorical", categorical or "encode")
+        elif categorical is not None:
             tables = " and ".join(f.description for f in FORMATS.values() if f.table)
             msg = f"--categorical applies to {tables} tables; {path!r} is read as {fmt}."
             raise ValueError(msg)
+        if spec.table:
+            options["drop_missing_target"] = True  # rows without a target cannot train; counted and printed
         X, y, origin = read(path, target, format=fmt, return_origin=True, **options)
-    for key in ("categorical", "features", "columns"):
+    for key in ("categorical", "features", "columns", "drop_missing_target"):
         options.pop(key, None)  # recorded below as they were resolved
     names = getattr(origin, "feature_names", None)
     categories = getattr(origin, "categories", None)
@@ -178,6 +309,8 @@ def read_training(
         "n_samples": int(X.shape[0]),
         "n_features": int(X.shape[1]),
         "n_blocks": int(X.numblocks[0]),
+        "n_dropped": int(getattr(origin, "n_dropped", 0)),
+        "notes": notes,
     }
     return X, y, info
 
@@ -190,8 +323,12 @@ def read_for_model(
     target: str | None,
     read_options: Mapping[str, Any],
     n_features: int | None,
+    id_column: str | None = None,
 ) -> tuple[Any, Any, Any]:
     """Read data to predict or evaluate the way the training data were read (same features and encodings).
+
+    Values of a text column that training never saw get the code -1 (HistGradientBoosting takes negative
+    codes as missing values). With ``id_column``, that column is returned in place of ``y``.
 
     Returns
     -------
@@ -210,14 +347,27 @@ def read_for_model(
     if spec.features is None:
         if n_features is not None:
             options.setdefault("n_features", n_features)  # numbered features: as many as the model has
-    elif features is not None and not _positional(features):
+    elif features is not None and (spec.table or not _positional(features)):
+        # A table's columns are chosen by name (numbers for a CSV file without a header line), so that a
+        # file with the target, identifiers or more columns is read with the model's features only.
         options.setdefault("features", list(features))
+    header = options.get("header", 0)
     categories = trained_on.get("categories")
     if categories and spec.table:
-        options.setdefault("categorical", dict(categories))
+        options.setdefault("categorical", {by_position(k, header): v for k, v in categories.items()})
+        options.setdefault("unknown_code", -1)
     if spec.labels_in_file:
+        if id_column:
+            msg = f"--id-column does not apply to {fmt} files, whose rows have only labels and features."
+            raise ValueError(msg)
         X, y = read(path, format=fmt, **options)
         return X, y, None
+    if id_column:
+        target = by_position(id_column, header)
+    elif target is not None:
+        target = by_position(target, header)
+        if spec.table:
+            options.setdefault("drop_missing_target", True)
     result = read(path, target, format=fmt, return_origin=True, **options)
     if target is None:
         X, origin = result

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import daskml_lab
+from daskml_lab.cli._data import print_dashboard
 from daskml_lab.data import make_classification, shard_summary, train_test_split
 
 
@@ -48,7 +49,7 @@ def run_demo(
     if scheduler:
         options["security"] = security
     with daskml_lab.connect(scheduler, **options) as client:
-        print(f"Dask dashboard: {client.dashboard_link}")
+        print_dashboard(client, {"scheduler": scheduler})
         n_informative = max(2, n_features // 2)
         X, y = make_classification(
             n_rows,
@@ -84,4 +85,5 @@ def run_demo(
                 ("test accuracy", f"{accuracy:.4f} (scored in {score_s:.2f} s)"),
             ],
         )
-        print(f"\nDashboard (open while a fit runs): {client.dashboard_link}")
+        print()
+        print_dashboard(client, {"scheduler": scheduler})

@@ -13,7 +13,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from daskml_lab.cli._data import cluster, data_format, local_path, read_for_model
+from daskml_lab.cli._data import cluster, data_format, local_path, print_dashboard, read_for_model
 from daskml_lab.cli._predict import load_model
 from daskml_lab.data.formats import get_format
 from daskml_lab.metrics import classification_scores, regression_scores
@@ -39,9 +39,9 @@ def run_evaluate(settings: Mapping[str, Any], *, verbose: bool) -> None:
     from sklearn.base import is_classifier
 
     path = local_path(settings["data"])
-    fmt = data_format(path, settings["data_format"])
     model, info = load_model(settings)
     trained_on = (info.get("metadata") or {}).get("data") or {}
+    fmt = data_format(path, settings["input_format"], trained_on=trained_on.get("format"))
     target = settings["target"] or trained_on.get("target")
     labels_in_file = get_format(fmt).labels_in_file
     if target is None and not labels_in_file:
@@ -49,7 +49,7 @@ def run_evaluate(settings: Mapping[str, Any], *, verbose: bool) -> None:
         raise ValueError(msg)
     with cluster(settings, verbose=verbose) as client:
         if not settings["json"]:
-            print(f"Dask dashboard: {client.dashboard_link}")
+            print_dashboard(client, settings)
         X, y, _ = read_for_model(
             path,
             trained_on,
@@ -94,8 +94,11 @@ def classification_metrics(model: Any, X: da.Array, y: da.Array) -> dict[str, fl
     ValueError
         When computed, if ``y`` holds a label the model was not trained on.
     """
+    classes = np.asarray(model.classes_)
+    if classes.dtype.kind in "iu" and y.dtype.kind == "f":
+        y = y.astype(classes.dtype)  # whole-number labels read as floats (a CSV column with assume_missing)
     proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
-    return classification_scores(y, model.predict(X), y_proba=proba, labels=np.asarray(model.classes_))
+    return classification_scores(y, model.predict(X), y_proba=proba, labels=classes)
 
 
 def regression_metrics(model: Any, X: da.Array, y: da.Array) -> dict[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -19,12 +20,15 @@ _USER_ERRORS = (ValueError, TypeError, KeyError, OSError, TimeoutError, ImportEr
 
 _EPILOGS = {
     "fit": """examples:
+  daskml-lab fit diamonds.csv.gz --target price --test-size 0.2 --output diamonds.daskml
+  daskml-lab fit adult.data.gz --target 14 --output adult.daskml   (no header line: columns by position)
   daskml-lab fit data.parquet --target label --output model.daskml
   daskml-lab fit magic.tsv.gz -t target -m random-forest --fusion forest-union -p n_estimators=50 -o forest.daskml
   daskml-lab fit data.csv -t price -m ridge -p alpha=0.1 --solver lbfgs --scheduler tcp://10.0.0.5:8786 -o m.daskml
   daskml-lab fit data.nc -t crop --config fit.toml""",
     "predict": """examples:
   daskml-lab predict model.daskml new.parquet --output predictions.parquet
+  daskml-lab predict model.daskml new.csv --output predictions.csv --id-column customer_id
   daskml-lab predict model.daskml scene.nc --output crop.nc --proba""",
     "evaluate": """examples:
   daskml-lab evaluate model.daskml test.parquet
@@ -86,7 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     _add_tls_arguments(demo)
 
-    info = commands.add_parser("info", help="print versions, the cluster and its dashboard link")
+    info = commands.add_parser(
+        "info",
+        help="describe a saved model file, or print versions, the cluster and its dashboard link",
+        description="With MODEL: describe the model file without creating the model (class, parameters, "
+        "features, task, training data, held-out scores, the command that made it). Without: print the "
+        "versions of the package and its dependencies, and describe the cluster.",
+        epilog="examples:\n  daskml-lab info model.daskml\n  daskml-lab info --scheduler tcp://10.0.0.5:8786",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    info.add_argument("model", nargs="?", metavar="MODEL", help="a model file written by fit")
+    info.add_argument("--json", action="store_true", help="with MODEL: print its whole description as JSON")
+    info.add_argument("--key-file", metavar="FILE", help="with MODEL: key file that signed it (checked)")
     info.add_argument("--scheduler", metavar="ADDRESS", help="describe this scheduler instead of a local one")
     _add_tls_arguments(info)
     return parser
@@ -123,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except _USER_ERRORS as err:
             if verbose:
                 logging.getLogger(__name__).exception("%s failed", command)
-            print(f"daskml-lab {command}: error: {_one_line(err)}", file=sys.stderr)
+            print(f"daskml-lab {command}: error: {cli_spelling(_one_line(err))}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print(f"daskml-lab {command}: interrupted", file=sys.stderr)
@@ -143,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(command: str, args: argparse.Namespace, *, verbose: bool) -> None:
+    if command == "info" and args.model:
+        from daskml_lab.cli._info import run_model_info
+
+        run_model_info(args.model, key_file=args.key_file, as_json=args.json)
+        return
     if command in ("demo", "info"):
         from daskml_lab.cli._data import tls_security
 
@@ -181,6 +201,32 @@ def _run(command: str, args: argparse.Namespace, *, verbose: bool) -> None:
         from daskml_lab.cli._evaluate import run_evaluate
 
         run_evaluate(settings, verbose=verbose)
+
+
+#: Python spellings in the messages of the library, and their command-line spellings.
+_CLI_SPELLINGS = (
+    (re.compile(r"\bcategorical='encode'"), "--categorical encode"),
+    (re.compile(r"categorical=\{[^}]*\}"), "--categorical encode"),
+    (re.compile(r"\bfeatures=\[\.\.\.\]"), "--features"),
+    (re.compile(r"\bread\(path, format=\.\.\.\)"), "--input-format"),
+    (re.compile(r"\bformat=\.\.\."), "--input-format"),
+    (re.compile(r"name the format \("), "name it with --output-format ("),
+    (re.compile(r"\btarget='([^']*)'"), r"--target \1"),
+    (re.compile(r"\bn_features="), "--read-option n_features="),
+)
+
+
+def cli_spelling(text: str) -> str:
+    """A library message with its Python spellings (``categorical='encode'``) replaced by options.
+
+    Examples
+    --------
+    >>> cli_spelling("Pass categorical='encode' to encode them, or leave them out with features=[...].")
+    'Pass --categorical encode to encode them, or leave them out with --features.'
+    """
+    for pattern, replacement in _CLI_SPELLINGS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _one_line(err: BaseException) -> str:

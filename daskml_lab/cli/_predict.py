@@ -18,6 +18,7 @@ from daskml_lab.cli._data import (
     data_format,
     key_file,
     local_path,
+    print_dashboard,
     read_for_model,
     signing_key,
 )
@@ -73,26 +74,34 @@ def run_predict(settings: Mapping[str, Any], *, verbose: bool) -> None:
     given = settings["output_format"]
     fmt_out = get_format(given) if given else output_format_of(output)
     path = local_path(settings["data"])
-    fmt = data_format(path, settings["data_format"])
     model, info = load_model(settings)
+    trained_on = (info.get("metadata") or {}).get("data") or {}
+    fmt = data_format(path, settings["input_format"], trained_on=trained_on.get("format"))
     if settings["proba"] and not hasattr(model, "predict_proba"):
         msg = (
             f"--proba needs a classifier with predict_proba; the {type(model).__name__} in the model file has "
             "none."
         )
         raise ValueError(msg)
-    trained_on = (info.get("metadata") or {}).get("data") or {}
+    id_column = settings["id_column"]
     with cluster(settings, verbose=verbose) as client:
-        print(f"Dask dashboard: {client.dashboard_link}")
-        X, _, origin = read_for_model(
+        print_dashboard(client, settings)
+        X, ids, origin = read_for_model(
             path,
             trained_on,
             fmt=fmt,
             target=None,
             read_options=settings["read_options"],
             n_features=getattr(model, "n_features_in_", None),
+            id_column=id_column,
         )
         dataset = _prediction_dataset(model, X, origin, proba=settings["proba"])
+        if id_column:
+            if not _is_table(origin):
+                msg = "--id-column applies to tables (CSV, parquet); xarray outputs keep their coordinates."
+                raise ValueError(msg)
+            dataset["id"] = (("sample",), ids)
+            dataset["id"].attrs["name"] = str(id_column)
         tabular = _is_table(origin)
         classes = getattr(model, "classes_", None)
         width = max((len(str(c)) for c in classes), default=1) if classes is not None else 1

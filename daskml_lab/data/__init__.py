@@ -12,6 +12,7 @@ from daskml_lab.data._convert import is_dask_dataframe, to_dask_array, wrap_outp
 from daskml_lab.data._frames import from_dataframe
 from daskml_lab.data._from_xarray import from_xarray
 from daskml_lab.data._origin import InputOrigin
+from daskml_lab.data._target_summary import TargetSummary, describe_target
 from daskml_lab.data.formats import read
 from daskml_lab.data.formats._csv import read_csv
 from daskml_lab.data.formats._netcdf import read_netcdf
@@ -25,10 +26,12 @@ from daskml_lab.data.validation import check_array, check_classes, check_n_featu
 
 __all__ = [
     "InputOrigin",
+    "TargetSummary",
     "check_X_y",
     "check_array",
     "check_classes",
     "check_n_features",
+    "describe_target",
     "from_dataframe",
     "from_xarray",
     "is_dask_dataframe",

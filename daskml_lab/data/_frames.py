@@ -36,9 +36,12 @@ class FrameOrigin(InputOrigin):
     categories : dict of str to ndarray
         For each ordinal-encoded column, its categories: the code of a value is its position in this array.
         Pass the dict back as ``categorical=`` to encode another table (a test set) the same way.
+    n_dropped : int
+        Rows left out because their target was missing (``drop_missing_target=True``).
     """
 
     categories: Mapping[Hashable, np.ndarray] | None = None
+    n_dropped: int = 0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -53,6 +56,8 @@ def from_dataframe(
     categorical: str | Mapping[Hashable, Sequence[Any]] = "error",
     chunks: int | None = None,
     allow_nan: bool = False,
+    drop_missing_target: bool = False,
+    unknown_code: float | None = None,
     return_origin: bool = False,
 ) -> Any:
     """Turn a pandas or dask DataFrame into row-chunked ``X`` (and ``y``).
@@ -85,8 +90,16 @@ def from_dataframe(
     allow_nan : bool, default=False
         Whether missing values (NaN) may stay in ``X``, for estimators that handle them (scikit-learn's
         ``allow_nan`` tag, e.g. HistGradientBoosting models in a shard ensemble). Infinity is always refused.
+    drop_missing_target : bool, default=False
+        Leave out the rows whose target is missing (NaN, None, an empty field), counted in the origin's
+        ``n_dropped``. Without it such rows are refused by the validation.
+    unknown_code : float, default=None
+        With ``categorical`` a dict: the code given to values outside the given categories (e.g. ``-1``,
+        which :class:`~sklearn.ensemble.HistGradientBoostingClassifier` treats as missing). ``None`` raises
+        for them.
     return_origin : bool, default=False
-        Also return a :class:`FrameOrigin` holding the feature names and the categories used.
+        Also return a :class:`FrameOrigin` holding the feature names, the categories used and the number of
+        rows dropped.
 
     Returns
     -------
@@ -150,17 +163,25 @@ def from_dataframe(
             if not is_dask or df[col].cat.known:
                 categories[col] = np.asarray(dtype.categories, dtype=object)
     to_find = [col for col in encode if col not in categories]
+    drop = drop_missing_target and target is not None
+    n_dropped = 0
     kind: Kind
     if is_dask:
-        X_in, y_in, found = _frame_blocks(df, target, feature_cols, encode, categories, to_find)
+        X_in, y_in, found, n_dropped = _frame_blocks(
+            df, target, feature_cols, encode, categories, to_find, drop=drop, unknown_code=unknown_code
+        )
         categories.update(found)
         if chunks is not None:
             X_in = X_in.rechunk({0: chunks})
             y_in = None if y_in is None else y_in.rechunk({0: chunks})
         kind, index = "dask-dataframe", None
     else:
+        if drop:
+            kept = _kept_rows(df, target)
+            n_dropped = len(df) - len(kept)
+            df = kept
         categories.update({c: _sorted_categories(df[c].dropna()) for c in to_find})
-        X_in = _numeric_frame(df[feature_cols], encode, categories)
+        X_in = _numeric_frame(df[feature_cols], encode, categories, unknown_code)
         y_in = None if target is None else _target_column(df[target])
         kind, index = "pandas", df.index
     if y_in is None:
@@ -170,7 +191,9 @@ def from_dataframe(
         validated = check_X_y(X_in, y_in, chunks=chunks, allow_nan=allow_nan)
         data = (validated.X, validated.y)
     names = np.asarray(feature_cols, dtype=object)
-    origin = FrameOrigin(kind, feature_names=names, index=index, categories=categories or None)
+    origin = FrameOrigin(
+        kind, feature_names=names, index=index, categories=categories or None, n_dropped=n_dropped
+    )
     return _result(data, origin, return_origin)
 
 
@@ -287,8 +310,12 @@ def _frame_blocks(
     encode: list[Hashable],
     categories: Mapping[Hashable, np.ndarray],
     to_find: list[Hashable],
-) -> tuple[da.Array, da.Array | None, dict[Hashable, np.ndarray]]:
-    """X and y of a dask DataFrame as dask arrays of known row chunks, and the categories that were found.
+    *,
+    drop: bool = False,
+    unknown_code: float | None = None,
+) -> tuple[da.Array, da.Array | None, dict[Hashable, np.ndarray], int]:
+    """X and y of a dask DataFrame as dask arrays of known row chunks, the categories that were found, and the
+    number of rows dropped for a missing target (``drop``; each block function leaves them out alike).
 
     The blocks, their lengths and the distinct values are all cut from the same delayed partitions: dask may
     merge the partitions of a frame differently for different column projections (parquet), so deriving X, y
@@ -296,10 +323,11 @@ def _frame_blocks(
     """
     columns = feature_cols + ([] if target is None else [target])
     parts = df[columns].to_delayed()
-    token = dask.base.tokenize(df, columns, categories)
+    token = dask.base.tokenize(df, columns, categories, drop, unknown_code)
+    dropped_by = target if drop else None
     counts = [
         dask.delayed(_describe_partition_block, pure=True)(
-            part, to_find, dask_key_name=(f"daskml-frame-lengths-{token}", i)
+            part, to_find, dropped_by, dask_key_name=(f"daskml-frame-lengths-{token}", i)
         )
         for i, part in enumerate(parts)
     ]
@@ -312,9 +340,10 @@ def _frame_blocks(
     # encode (a small array per column and partition), from one pass over the partitions.
     with unique_fused_keys():
         described = dask.compute(*counts)
-    lengths = tuple(n for n, _ in described)
+    lengths = tuple(n for n, _, _ in described)
+    n_dropped = sum(d for _, _, d in described)
     found = {
-        col: _sorted_categories(np.concatenate([distinct[col] for _, distinct in described]))
+        col: _sorted_categories(np.concatenate([distinct[col] for _, distinct, _ in described]))
         for col in to_find
     }
     categories = {**categories, **found}
@@ -324,7 +353,14 @@ def _frame_blocks(
     X_blocks = [
         da.from_delayed(
             dask.delayed(_table_block, pure=True)(
-                part, feature_cols, encode, categories, X_dtype, dask_key_name=(f"daskml-frame-X-{token}", i)
+                part,
+                feature_cols,
+                encode,
+                categories,
+                X_dtype,
+                dropped_by,
+                unknown_code,
+                dask_key_name=(f"daskml-frame-X-{token}", i),
             ),
             shape=(n, len(feature_cols)),
             dtype=X_dtype,
@@ -338,7 +374,7 @@ def _frame_blocks(
         y_blocks = [
             da.from_delayed(
                 dask.delayed(_target_block, pure=True)(
-                    part, target, dask_key_name=(f"daskml-frame-y-{token}", i)
+                    part, target, drop, dask_key_name=(f"daskml-frame-y-{token}", i)
                 ),
                 shape=(n,),
                 dtype=y_dtype,
@@ -346,18 +382,21 @@ def _frame_blocks(
             for i, (part, n) in enumerate(zip(parts, lengths, strict=True))
         ]
         y = da.concatenate(y_blocks) if y_blocks else da.empty((0,), dtype=y_dtype)
-    return X, y, found
+    return X, y, found, n_dropped
 
 
 def _numeric_frame(
-    table: pd.DataFrame, encode: list[Hashable], categories: Mapping[Hashable, np.ndarray]
+    table: pd.DataFrame,
+    encode: list[Hashable],
+    categories: Mapping[Hashable, np.ndarray],
+    unknown_code: float | None = None,
 ) -> pd.DataFrame:
     """The columns as one numeric dtype: codes for encoded columns, floats for nullable ones."""
     converted = {}
     for col in table.columns:
         series = table[col]
         if col in encode:
-            converted[col] = _encode_column_block(series, categories[col], col)
+            converted[col] = _encode_column_block(series, categories[col], col, unknown_code)
         elif not isinstance(series.dtype, np.dtype):
             converted[col] = series.astype("float64")  # nullable Int64/Float64/boolean: missing -> NaN
     if converted:
@@ -374,11 +413,19 @@ def _numeric_frame(
     return table
 
 
+def _kept_rows(frame: pd.DataFrame, target: Hashable | None) -> pd.DataFrame:
+    """The rows of ``frame`` whose ``target`` is present (all rows when ``target`` is None)."""
+    return frame if target is None else frame[frame[target].notna()]
+
+
 def _describe_partition_block(
-    frame: pd.DataFrame, columns: list[Hashable]
-) -> tuple[int, dict[Hashable, Any]]:
-    """Number of rows of a partition, and the distinct non-missing values of some of its columns."""
-    return len(frame), {col: pd.unique(frame[col].dropna().astype(object)) for col in columns}
+    frame: pd.DataFrame, columns: list[Hashable], dropped_by: Hashable | None = None
+) -> tuple[int, dict[Hashable, Any], int]:
+    """Number of rows of a partition, the distinct non-missing values of some of its columns, and the number
+    of rows left out for a missing ``dropped_by`` value."""
+    kept = _kept_rows(frame, dropped_by)
+    distinct = {col: pd.unique(kept[col].dropna().astype(object)) for col in columns}
+    return len(kept), distinct, len(frame) - len(kept)
 
 
 def _table_block(
@@ -387,14 +434,20 @@ def _table_block(
     encode: list[Hashable],
     categories: Mapping[Hashable, np.ndarray],
     dtype: np.dtype,
+    dropped_by: Hashable | None = None,
+    unknown_code: float | None = None,
 ) -> np.ndarray:
     """The numeric feature matrix of one partition, in the dtype declared from the frame's metadata."""
-    return _numeric_frame(frame[feature_cols], encode, categories).to_numpy(dtype=dtype)
+    kept = _kept_rows(frame, dropped_by)
+    return _numeric_frame(kept[feature_cols], encode, categories, unknown_code).to_numpy(dtype=dtype)
 
 
-def _target_block(frame: pd.DataFrame, target: Hashable) -> np.ndarray:
+def _target_block(frame: pd.DataFrame, target: Hashable, drop: bool = False) -> np.ndarray:
     """The target column of one partition as a numpy array (labels as objects)."""
-    return _target_column(frame[target]).to_numpy()
+    column = frame[target]
+    if drop:
+        column = column[column.notna()]
+    return _target_column(column).to_numpy()
 
 
 def _target_column(series: Any) -> Any:
@@ -407,15 +460,19 @@ def _target_column(series: Any) -> Any:
     return series.astype(object)
 
 
-def _encode_column_block(series: pd.Series, categories: np.ndarray, column: Hashable) -> pd.Series:
+def _encode_column_block(
+    series: pd.Series, categories: np.ndarray, column: Hashable, unknown_code: float | None = None
+) -> pd.Series:
     """Codes of ``series`` among ``categories`` as float64; NaN for missing values.
 
-    Raises ``ValueError`` for values that are not among the categories.
+    Values that are not among the categories get ``unknown_code``, or raise ``ValueError`` when it is None.
     """
     codes = pd.Index(categories).get_indexer(series.astype(object)).astype(np.float64)
     missing = series.isna().to_numpy()
     unknown = (codes < 0) & ~missing
-    if unknown.any():
+    if unknown.any() and unknown_code is not None:
+        codes[unknown] = unknown_code
+    elif unknown.any():
         values = pd.unique(series[unknown].astype(object))[:5].tolist()
         msg = (
             f"Column {column!r} has value(s) {values} that are not among its categories "

@@ -3,7 +3,7 @@
 Each format is a :class:`Format` entry: its name, file suffixes (and compressed forms), its reader, how its
 ``features=`` keyword chooses features, and, for formats the command line writes predictions in, its writer.
 :func:`~daskml_lab.data.read` picks the entry from the path (:func:`format_of`), and the ``daskml-lab`` command
-line takes its ``--data-format`` and ``--format`` choices, and its per-format rules, from :data:`FORMATS`.
+line takes its ``--input-format`` and ``--output-format`` choices, and its per-format rules, from :data:`FORMATS`.
 
 ==========  ========================================  ======================  =========================
 name        suffixes                                  reader                  writer (predictions)
@@ -11,7 +11,7 @@ name        suffixes                                  reader                  wr
 zarr        ``.zarr`` (or a directory with metadata)  ``read_zarr``           ``.zarr``
 netcdf      ``.nc``, ``.nc4``, ``.h5``, ``.hdf5``...  ``read_netcdf``         ``.nc``, ``.nc4``
 parquet     ``.parquet``, ``.pq`` (or a directory)    ``read_parquet``        ``.parquet``, ``.pq``
-csv         ``.csv``, ``.tsv``, also ``.gz``...       ``read_csv``            --
+csv         ``.csv``, ``.tsv``, ``.data``, ``.gz``..  ``read_csv``            ``.csv``
 svmlight    ``.svm``, ``.svmlight``, ``.libsvm``      ``read_svmlight``       --
 ==========  ========================================  ======================  =========================
 

@@ -14,6 +14,7 @@ __all__ = [
     "describe",
     "first_path",
     "is_local",
+    "prediction_frame",
     "strip_compression",
     "text_as_fixed_width",
     "unreadable",
@@ -110,3 +111,64 @@ def text_as_fixed_width(dataset: Any, width: int) -> tuple[Any, bool]:
             else:
                 dataset[name] = converted
     return dataset, text
+
+
+def prediction_frame(dataset: Any) -> Any:
+    """A dask DataFrame with one row per sample of a Dataset of table outputs, for the table writers.
+
+    Its columns: the ``id`` variable if the Dataset has one (named by its ``name`` attribute: the
+    identifiers passed through from the input), ``row`` (the row number in the input), ``prediction``, and
+    ``proba_<class>`` for each class of a ``probability`` variable.
+    """
+    import dask
+    import dask.dataframe as dd
+    import numpy as np
+
+    prediction = dataset["prediction"].data
+    probability = dataset["probability"].data if "probability" in dataset else None
+    ids = dataset["id"].data if "id" in dataset else None
+    columns = ["row", "prediction"]
+    if ids is not None:
+        columns.insert(0, str(dataset["id"].attrs.get("name", "id")))
+    if probability is not None:
+        columns += [f"proba_{label}" for label in dataset["class"].values.tolist()]
+    offsets = np.cumsum((0, *prediction.chunks[0]))
+    blocks = prediction.to_delayed().ravel()
+    n = len(blocks)
+    proba_blocks = probability.to_delayed().ravel() if probability is not None else [None] * n
+    id_blocks = ids.to_delayed().ravel() if ids is not None else [None] * n
+    parts = [
+        dask.delayed(_prediction_frame_block, pure=True)(block, proba, id_block, columns, int(offsets[i]))
+        for i, (block, proba, id_block) in enumerate(zip(blocks, proba_blocks, id_blocks, strict=True))
+    ]
+    meta = _prediction_frame_block(
+        np.empty(0, dtype=prediction.dtype),
+        None if probability is None else np.empty((0, probability.shape[1]), dtype=probability.dtype),
+        None if ids is None else np.empty(0, dtype=ids.dtype),
+        columns,
+        0,
+    )
+    sizes = prediction.chunks[0]
+    divisions = (*offsets[:-1].tolist(), int(offsets[-1]) - 1) if sizes and min(sizes) > 0 else None
+    return dd.from_delayed(parts, meta=meta, divisions=divisions, verify_meta=False)
+
+
+def _prediction_frame_block(
+    prediction: Any, probability: Any, ids: Any, columns: list[str], offset: int
+) -> Any:
+    """One block of predictions (with identifiers, probabilities, the input's row numbers) as a DataFrame."""
+    import numpy as np
+    import pandas as pd
+
+    index = pd.RangeIndex(offset, offset + len(prediction))
+    data: dict[str, Any] = {}
+    first = 0
+    if ids is not None:
+        data[columns[0]] = ids
+        first = 1
+    data["row"] = np.arange(offset, offset + len(prediction), dtype=np.int64)
+    data["prediction"] = prediction
+    if probability is not None:
+        for j, name in enumerate(columns[first + 2 :]):
+            data[name] = np.asarray(probability)[:, j]
+    return pd.DataFrame(data, index=index, columns=columns)

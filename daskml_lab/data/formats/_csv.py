@@ -12,12 +12,13 @@ from daskml_lab.data.formats._common import (
     COMPRESSIONS,
     check_exists,
     first_path,
+    prediction_frame,
     strip_compression,
     unreadable,
 )
 from daskml_lab.data.formats._registry import Format
 
-__all__ = ["CSV", "read_csv"]
+__all__ = ["CSV", "read_csv", "write_csv"]
 
 
 def read_csv(
@@ -27,6 +28,8 @@ def read_csv(
     features: Sequence[Hashable] | None = None,
     categorical: str | Mapping[Hashable, Sequence[Any]] = "error",
     return_origin: bool = False,
+    drop_missing_target: bool = False,
+    unknown_code: float | None = None,
     **dd_read_csv_options: Any,
 ) -> Any:
     """Read delimited text files (CSV, TSV, compressed or not) with dask into ``X`` (and ``y``).
@@ -34,7 +37,8 @@ def read_csv(
     Parameters
     ----------
     path : str, path-like or list of them
-        A file, a glob pattern (``"data/part-*.csv"``) or a list of files; any URL dask understands.
+        A file (``.csv``, ``.tsv``, ``.data``, possibly compressed), a glob pattern (``"data/part-*.csv"``)
+        or a list of files; any URL dask understands.
     target : hashable, default=None
         Name of the target column (see :func:`from_dataframe`).
     features : sequence of hashable, default=None
@@ -43,6 +47,10 @@ def read_csv(
         Non-numeric feature columns: see :func:`from_dataframe`.
     return_origin : bool, default=False
         Also return the :class:`FrameOrigin` (feature names, categories).
+    drop_missing_target : bool, default=False
+        Leave out rows whose target is missing (see :func:`from_dataframe`).
+    unknown_code : float, default=None
+        Code of values outside the categories given as ``categorical`` (see :func:`from_dataframe`).
     **dd_read_csv_options
         Passed to :func:`dask.dataframe.read_csv` (and on to :func:`pandas.read_csv`): ``header``, ``names``,
         ``na_values``, ``dtype``, ``blocksize``... ``sep`` defaults to a tab for ``.tsv`` files.
@@ -90,7 +98,13 @@ def read_csv(
         raise unreadable(path, "a delimited text (CSV/TSV) file", err) from err
     try:
         return from_dataframe(
-            df, target, features=features, categorical=categorical, return_origin=return_origin
+            df,
+            target,
+            features=features,
+            categorical=categorical,
+            drop_missing_target=drop_missing_target,
+            unknown_code=unknown_code,
+            return_origin=return_origin,
         )
     except (ValueError, TypeError) as err:
         # A file with a header and no rows gives text-typed columns: say "no rows", not "not numeric".
@@ -104,13 +118,29 @@ def read_csv(
         raise
 
 
+def write_csv(dataset: Any, path: str, *, tabular: bool, label_width: int) -> None:
+    """Write a Dataset of per-sample outputs as one CSV file (with a header), from the workers' blocks.
+
+    A table's outputs become the columns of :func:`~daskml_lab.data.formats._common.prediction_frame`
+    (``row``, ``prediction``, ``proba_<class>``, and the passed-through identifiers first); outputs on the
+    coordinates of an xarray input become one row per sample with its coordinates as columns.
+    ``label_width`` is not needed: text has any length.
+    """
+    frame = prediction_frame(dataset) if tabular else dataset.to_dask_dataframe()
+    # compute: the blocks are written one after the other into the one file; nothing returns to the client
+    frame.to_csv(path, single_file=True, index=False)
+
+
 #: The registry entry of delimited text files.
 CSV = Format(
     name="csv",
     description="CSV/TSV",
-    suffixes=(".csv", ".tsv"),
+    # .data: the UCI repository's comma-separated files (adult.data, covtype.data), compressed or not.
+    suffixes=(".csv", ".tsv", ".data"),
     compressions=COMPRESSIONS,
     reader=read_csv,
     features="column names",
     table=True,
+    writer=write_csv,
+    output_suffixes=(".csv",),
 )

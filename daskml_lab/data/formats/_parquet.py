@@ -7,10 +7,8 @@ import warnings
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from daskml_lab.data._frames import from_dataframe
-from daskml_lab.data.formats._common import check_exists, unreadable
+from daskml_lab.data.formats._common import check_exists, prediction_frame, unreadable
 from daskml_lab.data.formats._registry import Format
 from daskml_lab.exceptions import DaskMLLabDeprecationWarning
 
@@ -24,6 +22,8 @@ def read_parquet(
     features: Sequence[Hashable] | None = None,
     categorical: str | Mapping[Hashable, Sequence[Any]] = "error",
     return_origin: bool = False,
+    drop_missing_target: bool = False,
+    unknown_code: float | None = None,
     columns: Sequence[Hashable] | None = None,
 ) -> Any:
     """Read a parquet file or dataset (a directory of parquet files) with dask into ``X`` (and ``y``).
@@ -40,6 +40,10 @@ def read_parquet(
         Non-numeric feature columns: see :func:`from_dataframe`.
     return_origin : bool, default=False
         Also return the :class:`FrameOrigin` (feature names, categories).
+    drop_missing_target : bool, default=False
+        Leave out rows whose target is missing (see :func:`from_dataframe`).
+    unknown_code : float, default=None
+        Code of values outside the categories given as ``categorical`` (see :func:`from_dataframe`).
     columns : sequence of hashable, default=None
         Deprecated alias of ``features`` (the keyword of every other reader); it will be removed in 0.3.
 
@@ -97,7 +101,15 @@ def read_parquet(
     except (ValueError, OSError) as err:
         raise unreadable(path, "parquet", err) from err
     _check_parquet_footers(path)
-    return from_dataframe(df, target, features=features, categorical=categorical, return_origin=return_origin)
+    return from_dataframe(
+        df,
+        target,
+        features=features,
+        categorical=categorical,
+        drop_missing_target=drop_missing_target,
+        unknown_code=unknown_code,
+        return_origin=return_origin,
+    )
 
 
 def _check_parquet_footers(path: Any) -> None:
@@ -132,53 +144,13 @@ def _check_parquet_footers(path: Any) -> None:
 def write_parquet(dataset: Any, path: str, *, tabular: bool, label_width: int) -> None:
     """Write a Dataset of per-sample outputs as a parquet dataset, from the workers.
 
-    A table's outputs become the columns ``row``, ``prediction`` and ``proba_<class>``; outputs on the
+    A table's outputs become the columns of :func:`prediction_frame`; outputs on the
     coordinates of an xarray input become one row per sample with its coordinates as columns.
     ``label_width`` is not needed: parquet stores text of any length.
     """
-    frame = _table_frame(dataset) if tabular else dataset.to_dask_dataframe()
+    frame = prediction_frame(dataset) if tabular else dataset.to_dask_dataframe()
     # compute: each worker writes its partitions; only file metadata reach the client
     frame.to_parquet(path, write_index=False)
-
-
-def _table_frame(dataset: Any) -> Any:
-    """A dask DataFrame with one row per sample: ``row``, ``prediction`` and ``proba_<class>`` columns."""
-    import dask
-    import dask.dataframe as dd
-
-    prediction = dataset["prediction"].data
-    probability = dataset["probability"].data if "probability" in dataset else None
-    columns = ["row", "prediction"]
-    if probability is not None:
-        columns += [f"proba_{label}" for label in dataset["class"].values.tolist()]
-    offsets = np.cumsum((0, *prediction.chunks[0]))
-    blocks = prediction.to_delayed().ravel()
-    proba_blocks = probability.to_delayed().ravel() if probability is not None else [None] * len(blocks)
-    parts = [
-        dask.delayed(_frame_block, pure=True)(block, proba, columns, int(offsets[i]))
-        for i, (block, proba) in enumerate(zip(blocks, proba_blocks, strict=True))
-    ]
-    meta = _frame_block(
-        np.empty(0, dtype=prediction.dtype),
-        None if probability is None else np.empty((0, probability.shape[1]), dtype=probability.dtype),
-        columns,
-        0,
-    )
-    sizes = prediction.chunks[0]
-    divisions = (*offsets[:-1].tolist(), int(offsets[-1]) - 1) if sizes and min(sizes) > 0 else None
-    return dd.from_delayed(parts, meta=meta, divisions=divisions, verify_meta=False)
-
-
-def _frame_block(prediction: np.ndarray, probability: Any, columns: list[str], offset: int) -> Any:
-    """One block of predictions (and probabilities) with the row numbers of the input, as a DataFrame."""
-    import pandas as pd
-
-    index = pd.RangeIndex(offset, offset + len(prediction))
-    data = {"row": np.arange(offset, offset + len(prediction), dtype=np.int64), "prediction": prediction}
-    if probability is not None:
-        for j, name in enumerate(columns[2:]):
-            data[name] = np.asarray(probability)[:, j]
-    return pd.DataFrame(data, index=index, columns=columns)
 
 
 def _is_parquet_dataset(entries: Collection[str]) -> bool:

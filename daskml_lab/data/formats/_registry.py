@@ -35,7 +35,7 @@ class Format:
     Parameters
     ----------
     name : str
-        Registry name, given as ``read(path, format=name)`` and ``--data-format name`` on the command line.
+        Registry name, given as ``read(path, format=name)`` and ``--input-format name`` on the command line.
     description : str
         Name shown in messages (``"CSV/TSV"``, ``"netCDF/HDF5"``).
     suffixes : tuple of str
@@ -78,7 +78,7 @@ class Format:
     --------
     >>> from daskml_lab.data.formats import FORMATS
     >>> FORMATS["csv"].suffixes, FORMATS["csv"].table, FORMATS["svmlight"].features is None
-    (('.csv', '.tsv'), True, True)
+    (('.csv', '.tsv', '.data'), True, True)
     """
 
     name: str
@@ -279,7 +279,7 @@ def output_formats() -> tuple[str, ...]:
     Examples
     --------
     >>> output_formats()
-    ('parquet', 'zarr', 'netcdf')
+    ('parquet', 'csv', 'zarr', 'netcdf')
     """
     writers = [fmt for fmt in _BY_NAME.values() if fmt.writer is not None]
     return tuple(fmt.name for fmt in sorted(writers, key=lambda fmt: not fmt.table))

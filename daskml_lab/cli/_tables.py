@@ -1,0 +1,196 @@
+"""How ``fit`` turns a raw table into a task, row blocks and a preprocessed model.
+
+- :func:`infer_task`: the task from the target's values (a :class:`~daskml_lab.data.TargetSummary`), never from
+  its dtype, with the line announcing it and the refusal above ``--max-classes``;
+- :func:`split_rows`: a single-block input (a compressed CSV file) cut into row blocks, so that shards and work
+  spread over the workers;
+- :func:`build_preprocessing`: the one place where the command line adapts a model to the table's columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from daskml_lab.cli._models import CLASSIFICATION, REGRESSION
+
+__all__ = [
+    "MIN_BLOCK_ROWS",
+    "RARE_CLASS_ROWS",
+    "adapt_to_classes",
+    "build_preprocessing",
+    "infer_task",
+    "sorted_target_warning",
+    "split_rows",
+]
+
+#: A class with fewer rows than this may have a single row in a shard, where HistGradientBoosting's stratified
+#: validation split for early stopping fails (kddcup99 has classes of 2 to 8 rows).
+RARE_CLASS_ROWS = 20
+
+#: Rows below which a block is not split further (smaller blocks cost more in scheduling than they gain).
+MIN_BLOCK_ROWS = 10_000
+
+
+def infer_task(summary: Any, *, given: str, target: Any, max_classes: int) -> tuple[str, str]:
+    """The task of the target, and the line announcing it.
+
+    Parameters
+    ----------
+    summary : TargetSummary
+        Of the target, with distinct values counted up to ``max_classes``.
+    given : {"auto", "classification", "regression"}
+        The ``--task`` option.
+    target : str or int
+        The target's name, for messages.
+    max_classes : int
+        The ``--max-classes`` option.
+
+    Returns
+    -------
+    task : {"classification", "regression"}
+    announcement : str
+        What was inferred and why, and the option that changes it.
+
+    Raises
+    ------
+    ValueError
+        For a classification with more than ``max_classes`` classes, or a regression of text labels.
+    """
+    n = summary.n_distinct
+    described = _describe_values(summary, max_classes)
+    if given == REGRESSION:
+        if not summary.numeric:
+            msg = (
+                f"--task regression needs numbers, but the target {target!r} holds text ({described}). Use "
+                "--task classification, or name a numeric --target."
+            )
+            raise ValueError(msg)
+        return REGRESSION, f"regression (--task regression); the target holds {described}"
+    if given == CLASSIFICATION:
+        task, why = CLASSIFICATION, "--task classification"
+    elif not summary.numeric:
+        task, why = CLASSIFICATION, "text labels"
+    elif n is None:
+        task, why = REGRESSION, f"more than --max-classes {max_classes} distinct numbers"
+    elif n <= 2:
+        task, why = CLASSIFICATION, "two values" if n == 2 else "a single value"
+    elif summary.whole:
+        task, why = CLASSIFICATION, f"whole numbers with at most --max-classes {max_classes} distinct values"
+    else:
+        task, why = REGRESSION, "numbers with fractions"
+    if task == CLASSIFICATION and n is None:
+        msg = (
+            f"The target {target!r} has more than {max_classes} distinct values: too many classes for a "
+            f"classification (--max-classes {max_classes}). If it is a quantity, use --task regression; to fit "
+            "that many classes anyway, raise --max-classes."
+        )
+        raise ValueError(msg)
+    other = REGRESSION if task == CLASSIFICATION else CLASSIFICATION
+    override = "" if given == task else f"; override with --task {other}"
+    return task, f"{task}, inferred from the target {target!r}: {described} ({why}){override}"
+
+
+def _describe_values(summary: Any, max_classes: int) -> str:
+    n = summary.n_distinct
+    if n is None:
+        return f"more than {max_classes} distinct values"
+    values = [int(v) if summary.whole else v for v in list(summary.counts)[:5]]  # -1.0 read as a float: -1
+    shown = ", ".join(str(v) for v in values) + (", ..." if n > 5 else "")
+    return f"{n} distinct value{'s' if n != 1 else ''} ({shown})"
+
+
+def sorted_target_warning(summary: Any, *, target: Any, sharding: str | None) -> str | None:
+    """The warning for a file whose rows follow the target, when shards are contiguous parts of it."""
+    if sharding != "contiguous" or not summary.looks_sorted():
+        return None
+    return (
+        f"the rows of the file look sorted (or grouped) by the target {target!r}, and --sharding contiguous "
+        "gives each shard a narrow range of it: the shard models will disagree and the fused model will be "
+        "poor. Use --sharding shuffle (the default) or stratified."
+    )
+
+
+def split_rows(X: Any, y: Any, *, n_workers: int) -> tuple[Any, Any, str | None]:
+    """Cut inputs with fewer row blocks than workers (a compressed CSV file is one block) into row blocks.
+
+    Each of the ``max(2, n_workers)`` blocks keeps at least :data:`MIN_BLOCK_ROWS` rows. Returns ``X``, ``y``
+    and a note saying what was done (``None`` when nothing was).
+    """
+    n_samples, n_blocks = int(X.shape[0]), int(X.numblocks[0])
+    wanted = min(max(2, n_workers), n_samples // MIN_BLOCK_ROWS)
+    if n_blocks >= wanted:
+        return X, y, None
+    rows = -(-n_samples // wanted)
+    X = X.rechunk({0: rows})
+    y = y.rechunk({0: rows}) if y is not None else None
+    note = (
+        f"the input was {n_blocks} row block(s); cut into {X.numblocks[0]} blocks of up to {rows:,} rows so "
+        "that shards and work spread over the workers"
+    )
+    return X, y, note
+
+
+def build_preprocessing(estimator: Any, info: Mapping[str, Any]) -> tuple[Any, list[str]]:
+    """Adapt the estimator to the table's columns; return it and lines describing the preprocessing.
+
+    This is the single place where the command line decides how columns are prepared for a model. Today:
+
+    - text (and category) columns arrive as ordinal codes (``--categorical encode``, done by the reader, and
+      reused by predict and evaluate); unseen values at predict time get the code -1;
+    - models split the codes as numbers (see the comment below on ``categorical_features``);
+    - rows whose target is missing were dropped by the reader;
+    - numeric columns are used as they are.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The unfitted model (a shard ensemble, whose per-shard ``estimator`` is adapted, or a model).
+    info : dict
+        The ``info`` of :func:`daskml_lab.cli._data.read_training` (features, categories, n_dropped).
+
+    Returns
+    -------
+    estimator : estimator
+        The same object, with parameters set.
+    lines : list of str
+        What was built, to print.
+    """
+    categories = info.get("categories") or {}
+    lines = []
+    if info.get("n_dropped"):
+        lines.append(f"dropped {info['n_dropped']:,} rows whose target is missing")
+    if categories:
+        lines.append(
+            f"{len(categories)} text column(s) as ordinal codes (split as numbers; unseen values: -1): "
+            + ", ".join(f"{name} ({len(values)})" for name, values in list(categories.items())[:12])
+            + (", ..." if len(categories) > 12 else "")
+        )
+    # Trees split ordinal codes as numbers well enough (within a point of scikit-learn's categorical
+    # HistGradientBoosting on adult and diamonds, docs/benchmarks.md). HistGradientBoosting's
+    # categorical_features would be better, but a fitted model then holds functools.partial(check_array),
+    # a function, which the safe model format does not load without --trust.
+    if not lines:
+        lines.append("none (numeric columns used as they are)")
+    return estimator, lines
+
+
+def adapt_to_classes(estimator: Any, summary: Any) -> str | None:
+    """Let HistGradientBoosting stop early on its training loss when a class is rare; return a note, or None.
+
+    Its default early stopping holds out a stratified 10% of each shard, which fails for a class with a single
+    row in the shard; ``validation_fraction=None`` makes it watch the training loss instead.
+    """
+    model = getattr(estimator, "estimator", estimator)
+    counts = summary.counts or {}
+    params = model.get_params(deep=False)
+    if not counts or "validation_fraction" not in params or "early_stopping" not in params:
+        return None
+    rarest = min(counts, key=counts.get)
+    if counts[rarest] >= RARE_CLASS_ROWS or params["validation_fraction"] is None:
+        return None
+    model.set_params(validation_fraction=None)
+    return (
+        f"class {rarest!r} has {counts[rarest]} row(s): {type(model).__name__} stops early on its training loss "
+        "(validation_fraction=None), as a stratified validation split of a shard needs 2 rows per class"
+    )
