@@ -394,3 +394,41 @@ def test_default_model_follows_the_data():
 
     sparse = dense.map_blocks(scipy.sparse.csr_matrix)
     assert _default_model(settings, {}, sparse, "classification", common) == "logistic-regression"
+
+
+def test_linear_models_get_one_hot_codes_and_scaled_columns_inside_the_saved_model(tmp_path):
+    from sklearn.compose import ColumnTransformer as SkColumnTransformer
+    from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder as SkOneHotEncoder
+    from sklearn.preprocessing import StandardScaler as SkStandardScaler
+
+    from daskml_lab.linear_model import LogisticRegression
+    from daskml_lab.persistence import save
+
+    info = {"features": ["carat", "cut", "depth"], "categories": {"cut": list("abcde")}, "n_features": 3}
+    model, lines = build_preprocessing(LogisticRegression(C=1.0, tol=1e-10, max_iter=1000), info)
+    assert lines == [
+        "1 text column(s) as ordinal codes (one-hot encoded below; unseen values: -1): cut (5)",
+        "2 numeric column(s) mean-imputed and standardised, 1 text column(s) one-hot encoded (unseen values "
+        "ignored) (saved inside the model)",
+    ]
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(3, 2, 400), rng.integers(0, 5, 400), rng.normal(60, 5, 400)])
+    y = (X[:, 0] + (X[:, 1] == 2) + rng.normal(0, 1, 400) > 3.5).astype(int)
+    model.fit(da.from_array(X, chunks=100), da.from_array(y, chunks=100))
+    reference = make_pipeline(
+        SkColumnTransformer(
+            [("numeric", SkStandardScaler(), [0, 2]), ("text", SkOneHotEncoder(handle_unknown="ignore"), [1])]
+        ),
+        SkLogisticRegression(C=1.0, tol=1e-10, max_iter=1000),
+    ).fit(X, y)
+    np.testing.assert_allclose(model[-1].coef_, reference[-1].coef_, rtol=1e-4, atol=1e-6)
+    unseen = X.copy()
+    unseen[:5, 1] = -1  # a category unseen in training (the reader's code -1) is ignored, not refused
+    path = save(model, tmp_path / "m.daskml")
+    np.testing.assert_array_equal(load(path).predict(unseen), model.predict(unseen))
+    # sparse rows (svmlight) are used as they are: centring would make them dense
+    assert build_preprocessing(LogisticRegression(), {"n_features": 3}, sparse=True)[1] == [
+        "none (numeric columns used as they are)"
+    ]

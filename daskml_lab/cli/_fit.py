@@ -8,6 +8,8 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import scipy.sparse as sp
+
 from daskml_lab.cli._data import (
     check_output,
     cluster,
@@ -128,7 +130,9 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
             random_state=seed,
             checkpoint=settings["checkpoint"],
         )
-        estimator, preprocessing = build_preprocessing(estimator, info)
+        estimator, preprocessing = build_preprocessing(
+            estimator, info, sparse=sp.issparse(getattr(X, "_meta", None))
+        )
         if task == CLASSIFICATION:
             rare_note = adapt_to_classes(estimator, summary)
             if rare_note is not None:
@@ -288,7 +292,14 @@ def _check_choices(settings: Mapping[str, Any]) -> Any:
     return spec
 
 
+def _final(estimator: Any) -> Any:
+    """The model itself: the last step of the preprocessing pipeline the command line may put in front."""
+    steps = getattr(estimator, "steps", None)
+    return steps[-1][1] if steps else estimator
+
+
 def _describe(estimator: Any) -> str:
+    estimator = _final(estimator)
     inner = getattr(estimator, "estimator", None)
     if inner is None:
         return type(estimator).__name__
@@ -305,6 +316,7 @@ def _task_line(task: str, estimator: Any) -> str:
 
 
 def _progress_rows(estimator: Any) -> list[tuple[str, str]]:
+    estimator = _final(estimator)
     rows = []
     n_iter = getattr(estimator, "n_iter_", None)
     if n_iter is not None:

@@ -131,16 +131,23 @@ def split_rows(X: Any, y: Any, *, n_workers: int) -> tuple[Any, Any, str | None]
     return X, y, note
 
 
-def build_preprocessing(estimator: Any, info: Mapping[str, Any]) -> tuple[Any, list[str]]:
+def build_preprocessing(
+    estimator: Any, info: Mapping[str, Any], *, sparse: bool = False
+) -> tuple[Any, list[str]]:
     """Adapt the estimator to the table's columns; return it and lines describing the preprocessing.
 
-    This is the single place where the command line decides how columns are prepared for a model. Today:
+    This is the single place where the command line decides how columns are prepared for a model:
 
     - text (and category) columns arrive as ordinal codes (``--categorical encode``, done by the reader, and
       reused by predict and evaluate); unseen values at predict time get the code -1;
-    - models split the codes as numbers (see the comment below on ``categorical_features``);
     - rows whose target is missing were dropped by the reader;
-    - numeric columns are used as they are.
+    - tree models (shard ensembles of trees, HistGradientBoosting) split the codes and the numeric columns as
+      they are;
+    - models that compare features on one scale (the distributed linear models and the Cascade SVM) get a
+      :class:`~daskml_lab.compose.ColumnTransformer` in front, inside the saved model: the codes one-hot
+      encoded (:class:`~daskml_lab.preprocessing.OneHotEncoder`, unseen codes ignored) and the numeric columns
+      imputed and standardised (:class:`~daskml_lab.preprocessing.SimpleImputer`,
+      :class:`~daskml_lab.preprocessing.StandardScaler`). Its statistics take one pass over the data.
 
     Parameters
     ----------
@@ -148,11 +155,13 @@ def build_preprocessing(estimator: Any, info: Mapping[str, Any]) -> tuple[Any, l
         The unfitted model (a shard ensemble, whose per-shard ``estimator`` is adapted, or a model).
     info : dict
         The ``info`` of :func:`daskml_lab.cli._data.read_training` (features, categories, n_dropped).
+    sparse : bool, default=False
+        Whether the rows are sparse (svmlight): they are used as they are, since centring would make them dense.
 
     Returns
     -------
     estimator : estimator
-        The same object, with parameters set.
+        The model, or a :class:`sklearn.pipeline.Pipeline` of the preprocessing and the model.
     lines : list of str
         What was built, to print.
     """
@@ -160,12 +169,17 @@ def build_preprocessing(estimator: Any, info: Mapping[str, Any]) -> tuple[Any, l
     lines = []
     if info.get("n_dropped"):
         lines.append(f"dropped {info['n_dropped']:,} rows whose target is missing")
+    scaled = not sparse and _needs_scaling(estimator)
     if categories:
+        how = "one-hot encoded below" if scaled else "split as numbers"
         lines.append(
-            f"{len(categories)} text column(s) as ordinal codes (split as numbers; unseen values: -1): "
+            f"{len(categories)} text column(s) as ordinal codes ({how}; unseen values: -1): "
             + ", ".join(f"{name} ({len(values)})" for name, values in list(categories.items())[:12])
             + (", ..." if len(categories) > 12 else "")
         )
+    if scaled:
+        estimator, line = _scaled(estimator, info)
+        lines.append(line)
     # Trees split ordinal codes as numbers well enough (within a point of scikit-learn's categorical
     # HistGradientBoosting on adult and diamonds, docs/benchmarks.md). HistGradientBoosting's
     # categorical_features would be better, but a fitted model then holds functools.partial(check_array),
@@ -173,6 +187,40 @@ def build_preprocessing(estimator: Any, info: Mapping[str, Any]) -> tuple[Any, l
     if not lines:
         lines.append("none (numeric columns used as they are)")
     return estimator, lines
+
+
+def _needs_scaling(estimator: Any) -> bool:
+    """Whether the model compares features on one scale: the distributed linear models and the Cascade SVM."""
+    module = type(estimator).__module__
+    return module.startswith("daskml_lab.linear_model") or type(estimator).__name__ == "CascadeSVC"
+
+
+def _scaled(estimator: Any, info: Mapping[str, Any]) -> tuple[Any, str]:
+    """``estimator`` behind one-hot codes and standardised numeric columns, and the line describing it."""
+    from sklearn.pipeline import Pipeline, make_pipeline
+
+    from daskml_lab.compose import ColumnTransformer
+    from daskml_lab.preprocessing import OneHotEncoder, SimpleImputer, StandardScaler
+
+    features = list(info.get("features") or range(int(info["n_features"])))
+    coded = set(info.get("categories") or {})
+    text = [i for i, name in enumerate(features) if str(name) in coded]
+    numeric = [i for i in range(len(features)) if i not in set(text)]
+    parts = []
+    if numeric:
+        parts.append(("numeric", make_pipeline(SimpleImputer(), StandardScaler()), numeric))
+    if text:
+        parts.append(("text", OneHotEncoder(handle_unknown="ignore"), text))
+    prepare = ColumnTransformer(parts, remainder="drop")
+    described = ", ".join(
+        piece
+        for piece in (
+            f"{len(numeric)} numeric column(s) mean-imputed and standardised" if numeric else "",
+            f"{len(text)} text column(s) one-hot encoded (unseen values ignored)" if text else "",
+        )
+        if piece
+    )
+    return Pipeline([("prepare", prepare), ("model", estimator)]), f"{described} (saved inside the model)"
 
 
 def adapt_to_classes(estimator: Any, summary: Any) -> str | None:
