@@ -72,3 +72,16 @@ def test_checkpoint_resume_example_on_magic(shared_data, tmp_path):
     assert 3 <= saved < 8
     assert f"{saved} of 8 shard SVC(s) already trained, training {8 - saved}" in out
     assert "same support vectors as the uninterrupted fit: True; same predictions: True" in out
+
+
+def test_tables_example_on_adult_matches_scikit_learn(shared_data):
+    train = shared_file(shared_data, "adult", "adult.data.gz")
+    test = shared_file(shared_data, "adult", "adult.test.gz")
+    out = _run(str(EXAMPLES / "tables.py"), str(train), str(test))
+    ours, reference = re.search(
+        r"logistic regression accuracy (\d\.\d+) \(scikit-learn on the same pipeline: (\d\.\d+)\)", out
+    ).groups()
+    assert abs(float(ours) - float(reference)) <= 0.001
+    assert float(re.search(r"NaN kept: accuracy (\d\.\d+)", out).group(1)) > 0.86
+    assert "same predictions on the raw test table: True" in out
+    assert "a table without the 'age' column is refused: columns are missing: ['age']" in out
