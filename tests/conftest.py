@@ -211,7 +211,8 @@ class ExternalCluster:
                 with contextlib.suppress(ProcessLookupError):
                     process.send_signal(signal.SIGCONT)
                     process.terminate()
-        deadline = time.monotonic() + 10
+        # throwaway processes: a worker whose scheduler is gone retries its connection for a while on SIGTERM
+        deadline = time.monotonic() + 2
         for process in processes:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))

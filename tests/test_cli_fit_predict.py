@@ -28,6 +28,7 @@ from sklearn.metrics import (
 
 from daskml_lab.cli import main
 from daskml_lab.cli._config import parse_value, resolve_options
+from daskml_lab.cli._info import final_params
 from daskml_lab.persistence import describe, load, save
 
 from .conftest import shared_file
@@ -136,7 +137,7 @@ def test_magic_fit_predict_evaluate(shared_data, external_scheduler, tmp_path):
     info = describe(model_path)
     assert info["metadata"]["data"]["target"] == "target"
     assert info["metadata"]["training"]["task"] == "classification"
-    assert info["params"]["max_iter"] == 300
+    assert final_params(info["params"])["max_iter"] == 300  # the model behind the CLI's scaler
 
     _ok(
         _run(
@@ -199,10 +200,15 @@ def test_gamma_regression_of_diamond_prices(shared_data, external_scheduler, tmp
     table = pd.read_csv(data)
     X, y = table[features].to_numpy(np.float64), table["price"].to_numpy(np.float64)
     from sklearn.linear_model import GammaRegressor as SkGammaRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    reference = SkGammaRegressor(alpha=0.001, tol=1e-8, max_iter=1000, solver="newton-cholesky").fit(X, y)
+    # the command line standardises the columns of linear models (inside the saved model)
+    reference = make_pipeline(
+        StandardScaler(), SkGammaRegressor(alpha=0.001, tol=1e-8, max_iter=1000, solver="newton-cholesky")
+    ).fit(X, y)
     model = load(model_path)
-    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(model[-1].coef_, reference[-1].coef_, rtol=1e-5, atol=1e-8)
     result = json.loads(
         _ok(_run("evaluate", str(model_path), str(data), "--json", "--scheduler", external_scheduler))
     )
@@ -332,10 +338,10 @@ tol = 1e-8
     out = _ok(_run("fit", str(files["table"]), "--config", str(config), "--param", "alpha=2.0"))
     model_path = tmp_path / "ridge.daskml"  # relative to the config file
     assert str(model_path) in out
-    info = describe(model_path)
-    assert info["params"]["alpha"] == 2.0  # the command line overrides the file
-    assert info["params"]["tol"] == 1e-8
-    assert info["params"]["solver"] == "lbfgs"
+    params = final_params(describe(model_path)["params"])  # the model behind the CLI's scaler
+    assert params["alpha"] == 2.0  # the command line overrides the file
+    assert params["tol"] == 1e-8
+    assert params["solver"] == "lbfgs"
 
     result = json.loads(
         _ok(_run("evaluate", str(model_path), str(files["table"]), "--json", "--config", str(config)))

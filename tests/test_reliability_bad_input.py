@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
@@ -452,7 +453,8 @@ def test_shard_with_a_single_class_gets_a_constant_model():
     """ShardEnsembleClassifier documents it: a single-class shard is a DummyClassifier(strategy='constant')."""
     X, y = _sorted_by_class()
     before = _snapshot([X, y])
-    model = ESTIMATORS["ShardEnsembleClassifier"]().fit(_dask(X), _dask(y))
+    with dask.config.set({"daskml_lab.ensemble.min_shard_rows": 1}):  # keep the 20-row blocks as shards
+        model = ESTIMATORS["ShardEnsembleClassifier"]().fit(_dask(X), _dask(y))
     kinds = [type(member).__name__ for member in model.estimators_]
     assert kinds == ["DummyClassifier", "LogisticRegression", "DummyClassifier"]
     assert [m.constant[0] for m in model.estimators_ if isinstance(m, DummyClassifier)] == [0, 1]
@@ -471,7 +473,10 @@ def test_shard_with_a_single_class_passes_candidates_in_the_cascade():
     # Seeded: the candidates of a one-class shard are a random share of its rows. With one feedback pass the
     # 60-row cascade agrees with one SVC on 92-100 % of the rows depending on the seed; the feedback passes
     # until convergence make it agree on all of them (checked for seeds 0-11).
-    model = ensemble.CascadeSVC(sharding="contiguous", n_feedback=5, random_state=3).fit(_dask(X), _dask(y))
+    with dask.config.set({"daskml_lab.ensemble.min_shard_rows": 1}):  # keep the 20-row blocks as shards
+        model = ensemble.CascadeSVC(sharding="contiguous", n_feedback=5, random_state=3).fit(
+            _dask(X), _dask(y)
+        )
     report = model.cascade_report_
     assert "one-class" in set(report["kind"])
     assert model.converged_

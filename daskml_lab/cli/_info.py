@@ -106,7 +106,7 @@ def run_model_info(path: str, *, key_file: str | None = None, as_json: bool = Fa
             else None,
         ),
         *(("preprocessing", line) for line in cli.get("preprocessing") or []),
-        ("params", _params(info.get("params") or {})),
+        ("params", _params(final_params(info.get("params") or {}))),
         ("created", f"{info.get('created')} with daskml-lab {info.get('daskml_lab_version')}"),
         (
             "integrity",
@@ -127,6 +127,17 @@ def _classes(summary: dict[str, Any]) -> str | None:
         return None
     shown = ", ".join(str(c) for c in classes[:10]) + (", ..." if len(classes) > 10 else "")
     return f"{len(classes)}: {shown}"
+
+
+def final_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of the model itself: of a pipeline's last step (the preprocessing the command line puts
+    in front of linear models is described on its own lines)."""
+    steps = params.get("steps")
+    if isinstance(steps, list) and steps and isinstance(steps[-1], list | tuple) and len(steps[-1]) == 2:
+        last = steps[-1][1]
+        if isinstance(last, dict) and isinstance(last.get("params"), dict):
+            return last["params"]
+    return params
 
 
 def _params(params: dict[str, Any]) -> str:

@@ -105,3 +105,17 @@ def medium_size_counts():
         scale=1 / np.sqrt(n_features),
     )
     return X, y
+
+
+@pytest.fixture(autouse=True)
+def _one_model_per_block(request):
+    """dask-ml's blockwise ensembles fit one model per row block however small it is (the vendored tests use
+    blocks of 25 rows): the shard ensembles standing in for them keep every block (no merging of blocks under
+    ``daskml_lab.ensemble.min_shard_rows`` rows)."""
+    if "blockwise" not in request.node.nodeid:
+        yield
+        return
+    import dask
+
+    with dask.config.set({"daskml_lab.ensemble.min_shard_rows": 1}):
+        yield
