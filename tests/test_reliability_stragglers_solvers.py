@@ -33,7 +33,11 @@ pytestmark = pytest.mark.cluster
 TIMEOUT_S = 60
 STRAGGLER_LOGGER = "daskml_lab.solvers._stragglers"
 #: A lower floor than the default 5 s keeps the tests short; the rule is the same.
-SETTINGS = {"daskml_lab.solvers.timeout_s": TIMEOUT_S, "daskml_lab.solvers.straggler.min_delay_s": 2.0}
+SETTINGS = {
+    "daskml_lab.solvers.timeout_s": TIMEOUT_S,
+    "daskml_lab.solvers.straggler.min_delay_s": 2.0,
+    "daskml_lab.solvers.straggler.unresponsive_s": 4.0,
+}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -54,10 +58,15 @@ def test_rule_from_config_is_checked():
     with dask.config.set(
         {"daskml_lab.solvers.straggler.factor": 2, "daskml_lab.solvers.straggler.min_delay_s": 1}
     ):
-        assert StragglerRule.from_config() == StragglerRule(True, 2.0, 1.0)
+        assert StragglerRule.from_config() == StragglerRule(True, 2.0, 1.0, 10.0)
     with (
         dask.config.set({"daskml_lab.solvers.straggler.factor": 0.5}),
-        pytest.raises(ValueError, match=r"straggler.factor must be >= 1 .* got factor=0.5"),
+        pytest.raises(ValueError, match=r"straggler.factor must be >= 1, .* got factor=0.5"),
+    ):
+        StragglerRule.from_config()
+    with (
+        dask.config.set({"daskml_lab.solvers.straggler.unresponsive_s": 0}),
+        pytest.raises(ValueError, match=r"unresponsive_s > 0, got .* unresponsive_s=0.0"),
     ):
         StragglerRule.from_config()
 
@@ -162,7 +171,12 @@ def test_deterministic_solver_moves_the_paused_workers_blocks_and_gives_the_undi
 
 
 def test_worker_paused_before_the_blocks_are_persisted(client, data, caplog):
-    """The blocks the paused worker was given to compute are computed again elsewhere, from their lineage."""
+    """The blocks the paused worker was given to compute are computed again elsewhere, from their lineage.
+
+    The generator's shared task (its model) lands on any worker: when it lands on the paused one, no block can
+    be computed at all and the worker's silence (no heartbeat) names it; otherwise the blocks it holds fall
+    behind the others' median.
+    """
     X, y = data
     y = y.astype(np.float64)
     lbfgs = get_solver("lbfgs")

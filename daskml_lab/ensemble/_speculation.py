@@ -41,6 +41,7 @@ import dask
 from distributed import futures_of
 
 from daskml_lab._compat import recomputable_copy, unique_fused_keys
+from daskml_lab._runtime.heartbeats import Heartbeats
 
 __all__ = ["DEFAULTS", "ShardProgress", "SpeculationRule", "move_shards"]
 
@@ -117,7 +118,7 @@ class ShardProgress:
         self.done: list[bool] = [False] * n_shards
         self.durations: list[float] = []
         self._progress: dict[str, float] = {}  # worker -> when it last finished a shard (or got work)
-        self._heartbeat: dict[str, tuple[Any, float]] = {}  # worker -> (last_seen, when it last changed)
+        self._heartbeats = Heartbeats(clock)
 
     def assign(self, workers: Iterable[str | None], shards: Iterable[int] | None = None) -> None:
         """Start the clock of the workers given (new) shards; ``shards`` restart (default: none)."""
@@ -139,23 +140,14 @@ class ShardProgress:
 
     def heard(self, records: dict[str, dict[str, Any]]) -> None:
         """Record the scheduler's ``last_seen`` of every worker (from ``WorkerWatch.records``)."""
-        now = self.clock()
-        for worker, record in records.items():
-            seen = record.get("last_seen")
-            previous = self._heartbeat.get(worker)
-            if previous is None or previous[0] != seen:
-                self._heartbeat[worker] = (seen, now)
+        self._heartbeats.heard(records)
 
     def unresponsive(self) -> dict[str, str]:
         """The workers the scheduler has had no heartbeat from for more than ``unresponsive_s`` seconds."""
         if not self.rule.enabled:
             return {}
-        now = self.clock()
-        return {
-            worker: f"no heartbeat for {now - changed:.1f} s"
-            for worker, (_, changed) in sorted(self._heartbeat.items())
-            if now - changed > self.rule.unresponsive_s
-        }
+        silent = self._heartbeats.silent(self.rule.unresponsive_s)
+        return {worker: f"no heartbeat for {seconds:.1f} s" for worker, seconds in silent.items()}
 
     def stragglers(self, workers: Sequence[str | None]) -> dict[str, str]:
         """The stragglers, and why: unresponsive workers, and those with unfinished shards far behind.

@@ -21,12 +21,19 @@ undisturbed fit; the Newton solvers (Hessian products summed in floating point) 
 async-sgd and admm continue from their current parameters with the new grouping. The straggler is never
 given work again during the fit. Data placement is unchanged when every worker answers in time.
 
+**Before the first round.** The row blocks are computed and persisted before any call is sent; the same
+rule compares the time each block is taking with the median time of the blocks already in memory. When no
+block can finish at all (they all wait for one task held by a paused worker, such as a generator's shared
+parameters), there is no median: a worker the scheduler has had no heartbeat from for ``unresponsive_s``
+seconds (:mod:`daskml_lab._runtime.heartbeats`) is then the straggler, and the blocks still missing are
+computed from their lineage on the others.
+
 When the blocks have no lineage outside the straggler (data persisted or scattered by the caller and held
 only there), or no other worker is left, nothing is moved and the round waits as before (up to the timeout).
 
 Settings (``dask.config``): ``daskml_lab.solvers.straggler.enabled`` (default True),
-``daskml_lab.solvers.straggler.factor`` (default 4) and ``daskml_lab.solvers.straggler.min_delay_s``
-(default 5).
+``daskml_lab.solvers.straggler.factor`` (default 4), ``daskml_lab.solvers.straggler.min_delay_s``
+(default 5) and ``daskml_lab.solvers.straggler.unresponsive_s`` (default 10).
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ from typing import Any
 import dask
 from dask.graph_manipulation import clone
 from distributed import futures_of, wait
+
+from daskml_lab._runtime.heartbeats import Heartbeats
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +76,9 @@ class StragglerRule:
         Multiple of the median duration of the answered calls.
     min_delay_s : float, default=5.0
         Floor of the delay, so that short rounds do not flag a worker for a hiccup.
+    unresponsive_s : float, default=10.0
+        Seconds without a heartbeat after which a worker holding up the row blocks is a straggler, when no
+        block has been computed yet to compare with.
 
     Examples
     --------
@@ -78,6 +90,7 @@ class StragglerRule:
     enabled: bool = True
     factor: float = 4.0
     min_delay_s: float = 5.0
+    unresponsive_s: float = 10.0
 
     @classmethod
     def from_config(cls) -> StragglerRule:
@@ -85,13 +98,15 @@ class StragglerRule:
         enabled = bool(dask.config.get(f"{STRAGGLER_KEY}.enabled", True))
         factor = float(dask.config.get(f"{STRAGGLER_KEY}.factor", 4.0))
         min_delay_s = float(dask.config.get(f"{STRAGGLER_KEY}.min_delay_s", 5.0))
-        if not factor >= 1.0 or not min_delay_s >= 0.0:
+        unresponsive_s = float(dask.config.get(f"{STRAGGLER_KEY}.unresponsive_s", 10.0))
+        if not factor >= 1.0 or not min_delay_s >= 0.0 or not unresponsive_s > 0.0:
             msg = (
-                f"dask.config {STRAGGLER_KEY}.factor must be >= 1 and {STRAGGLER_KEY}.min_delay_s >= 0, got "
-                f"factor={factor!r} and min_delay_s={min_delay_s!r}."
+                f"dask.config {STRAGGLER_KEY}.factor must be >= 1, {STRAGGLER_KEY}.min_delay_s >= 0 and "
+                f"{STRAGGLER_KEY}.unresponsive_s > 0, got factor={factor!r}, min_delay_s={min_delay_s!r} and "
+                f"unresponsive_s={unresponsive_s!r}."
             )
             raise ValueError(msg)
-        return cls(enabled, factor, min_delay_s)
+        return cls(enabled, factor, min_delay_s, unresponsive_s)
 
     def delay_s(self, durations: Sequence[float]) -> float:
         """Seconds after which a call is late, given the durations of the calls that answered."""
@@ -318,9 +333,11 @@ def wait_blocks(engine: Any, what: str) -> None:
     elsewhere from their lineage (a worker paused before the fit would otherwise hold up the start).
 
     Block ``i`` counts as answered once its ``(X, y[, sample_weight])`` futures are all done; the rule compares
-    the time since the persist with the median time the answered blocks took.
+    the time since the persist with the median time the answered blocks took. Before any block is answered,
+    a worker silent for ``rule.unresponsive_s`` seconds (no heartbeat) is the straggler instead.
     """
     rule: StragglerRule = engine.straggler_rule
+    heartbeats = Heartbeats()
     started = time.monotonic()
     durations: list[float] = []
     answered: set[int] = set()
@@ -333,15 +350,24 @@ def wait_blocks(engine: Any, what: str) -> None:
                 durations.append(time.monotonic() - started)
         now = time.monotonic()
         elapsed = now - started
-        late = rule.late(
-            n_blocks, durations, {i: now - since[i] for i in range(n_blocks) if i not in answered}
-        )
+        waiting = {i: now - since[i] for i in range(n_blocks) if i not in answered}
+        late = rule.late(n_blocks, durations, waiting)
+        slow: set[str] = set()
         if late:
             # the workers still busy (with the late blocks or what they are made from) when the others are
             # long done; a late block waiting in the scheduler's queue is not moved
             slow = {w for w, tasks in engine.client.processing().items() if tasks}
-            healthy = engine._watch.live(0.0) - engine.stragglers - slow
             reason = f"not computed after {elapsed:.1f} s (others: {durations_text(durations)})"
+        elif rule.enabled and not durations:
+            # nothing to compare with: the blocks may all wait for one task a silent worker holds
+            heartbeats.heard(engine._watch.records())
+            silent = heartbeats.silent(rule.unresponsive_s) if elapsed > rule.unresponsive_s else {}
+            slow = set(silent) - engine.stragglers
+            late = [i for i, seconds in waiting.items() if seconds > rule.unresponsive_s] if slow else []
+            heard = ", ".join(f"{seconds:.1f} s" for seconds in silent.values())
+            reason = f"not computed after {elapsed:.1f} s, no heartbeat for {heard}"
+        if late:
+            healthy = engine._watch.live(0.0) - engine.stragglers - slow
             if slow and healthy:
                 if not _rebuild_blocks(engine, late, slow, reason):
                     break  # no lineage: wait as before
