@@ -33,8 +33,10 @@ __all__ = ["MinMaxScaler", "RobustScaler", "StandardScaler"]
 
 
 def _affine_block(block: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``(block - offset) / scale`` in the block's own float dtype."""
-    return ((block - offset) / scale).astype(block.dtype, copy=False)
+    """``(block - offset) / scale`` in the block's own float dtype (one new array: the division is in place)."""
+    result = np.subtract(block, offset)
+    result /= scale
+    return result.astype(block.dtype, copy=False)
 
 
 def _inverse_affine_block(block: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
