@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 import dask
 import numpy as np
 import pytest
+from _fault_injection import after_first_task
 from distributed import Client
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
@@ -134,44 +135,11 @@ def after_iteration(monkeypatch, iteration: int, fault: Callable[[], None]) -> I
         monkeypatch.setattr(_common.History, "add", original)
 
 
-@contextlib.contextmanager
-def after_first_task(client: Client, prefix: str, fault: Callable[[], None]) -> Iterator[list[float]]:
-    """Run ``fault`` from a thread once a task whose key starts with ``prefix`` was seen running and ended."""
-    fired: list[float] = []
-    stop = threading.Event()
-
-    def name(key) -> str:
-        return str(key[0] if isinstance(key, tuple) else key)
-
-    def watch() -> None:
-        seen: set = set()
-        while not stop.is_set():
-            try:
-                processing = client.processing()
-            except Exception:  # the client is closing: nothing left to do
-                return
-            running = {k for keys in processing.values() for k in keys if name(k).startswith(prefix)}
-            if seen - running:
-                fault()
-                fired.append(time.monotonic())
-                return
-            seen |= running
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield fired
-    finally:
-        stop.set()
-        thread.join(10)
-
-
 def _fault_point(family: str, monkeypatch, client: Client, fault: Callable[[], None]):
     if family in SOLVERS:
         return after_iteration(monkeypatch, 3, fault)
     prefix = "daskml-cascade-fit" if family == "cascade" else "daskml-shard-fit"
-    return after_first_task(client, prefix, fault)
+    return after_first_task(client, prefix, lambda _worker: fault())
 
 
 def _model(family: str, **extra):

@@ -13,13 +13,13 @@ import contextlib
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 
 import dask
 import numpy as np
 import pytest
+from _fault_injection import after_first_task
 from distributed import Client, LocalCluster
 from sklearn.ensemble import ExtraTreesClassifier
 
@@ -76,36 +76,12 @@ def paused(client: Client, worker: str | None = None) -> Iterator[str]:
 def paused_after_first_task(client: Client, prefix: str) -> Iterator[list[str]]:
     """SIGSTOP, from a thread, the worker that finished the first task whose key starts with ``prefix``."""
     pids = client.run(os.getpid)
-    stopped: list[str] = []
-    stop = threading.Event()
-
-    def name(key) -> str:
-        return str(key[0] if isinstance(key, tuple) else key)
-
-    def watch() -> None:
-        seen: dict = {}
-        while not stop.is_set():
-            try:
-                processing = client.processing()
-            except Exception:  # the client is closing
-                return
-            running = {k: w for w, keys in processing.items() for k in keys if name(k).startswith(prefix)}
-            finished = set(seen) - set(running)
-            if finished:
-                victim = seen[sorted(finished, key=str)[0]]
-                os.kill(pids[victim], signal.SIGSTOP)
-                stopped.append(victim)
-                return
-            seen.update(running)
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
     try:
-        yield stopped
+        with after_first_task(
+            client, prefix, lambda worker: os.kill(pids[worker], signal.SIGSTOP)
+        ) as stopped:
+            yield stopped
     finally:
-        stop.set()
-        thread.join(10)
         for victim in stopped:
             os.kill(pids[victim], signal.SIGCONT)
 

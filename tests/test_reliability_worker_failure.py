@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import subprocess
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from _fault_injection import after_first_task
 from distributed import Client, LocalCluster
 from sklearn.ensemble import ExtraTreesClassifier
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
@@ -166,38 +166,18 @@ def kill_after_iteration(monkeypatch, client: Client, iteration: int, n_workers:
 def kill_after_first_task(client: Client, prefix: str, n_workers: int | None = 2):
     """Kill a worker process from a thread once the first task whose key starts with ``prefix`` has finished.
 
-    The thread polls the tasks the workers are processing; yields the list of killed workers.
+    Yields the list of killed workers.
     """
     pids = _worker_pids(client, n_workers)
     victim = sorted(pids)[0]
     killed: list[str] = []
-    stop = threading.Event()
 
-    def name(key) -> str:
-        return str(key[0] if isinstance(key, tuple) else key)
+    def kill(_worker: str) -> None:
+        _kill(pids[victim])
+        killed.append(victim)
 
-    def watch() -> None:
-        seen: set = set()
-        while not stop.is_set():
-            try:
-                processing = client.processing()
-            except Exception:  # the client is closing: nothing left to kill
-                return
-            running = {k for keys in processing.values() for k in keys if name(k).startswith(prefix)}
-            if seen - running:  # a task seen running is no longer: it has finished
-                _kill(pids[victim])
-                killed.append(victim)
-                return
-            seen |= running
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
+    with after_first_task(client, prefix, kill):
         yield killed
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def _assert_gone(client: Client, victim: str) -> None:

@@ -49,6 +49,34 @@ class _GLMRegressorBase(LinearRegressorBase):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = dict(_GLM_CONSTRAINTS)
 
+    # the parameters of the fixed-family regressors (Poisson, gamma); TweedieRegressor adds power and link
+    def __init__(
+        self,
+        *,
+        alpha: float = 1.0,
+        fit_intercept: bool = True,
+        solver: str = "lbfgs",
+        max_iter: int = 100,
+        tol: float = 1e-4,
+        warm_start: bool = False,
+        verbose: int = 0,
+        random_state: Any = None,
+        solver_options: dict[str, Any] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+    ) -> None:
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.random_state = random_state
+        self.solver_options = solver_options
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+
     def _family(self) -> TweedieFamily:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -306,33 +334,6 @@ class PoissonRegressor(_GLMRegressorBase):
     0.99
     """
 
-    def __init__(
-        self,
-        *,
-        alpha: float = 1.0,
-        fit_intercept: bool = True,
-        solver: str = "lbfgs",
-        max_iter: int = 100,
-        tol: float = 1e-4,
-        warm_start: bool = False,
-        verbose: int = 0,
-        random_state: Any = None,
-        solver_options: dict[str, Any] | None = None,
-        checkpoint: str | os.PathLike[str] | None = None,
-        checkpoint_every: int = 1,
-    ) -> None:
-        self.alpha = alpha
-        self.fit_intercept = fit_intercept
-        self.solver = solver
-        self.max_iter = max_iter
-        self.tol = tol
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.random_state = random_state
-        self.solver_options = solver_options
-        self.checkpoint = checkpoint
-        self.checkpoint_every = checkpoint_every
-
     def _family(self) -> TweedieFamily:
         return TweedieFamily(power=1.0, link="log")
 
@@ -372,33 +373,6 @@ class GammaRegressor(_GLMRegressorBase):
     >>> np.round(model.coef_, 3), round(float(model.intercept_), 3)
     (array([0.073, 0.067]), 2.897)
     """
-
-    def __init__(
-        self,
-        *,
-        alpha: float = 1.0,
-        fit_intercept: bool = True,
-        solver: str = "lbfgs",
-        max_iter: int = 100,
-        tol: float = 1e-4,
-        warm_start: bool = False,
-        verbose: int = 0,
-        random_state: Any = None,
-        solver_options: dict[str, Any] | None = None,
-        checkpoint: str | os.PathLike[str] | None = None,
-        checkpoint_every: int = 1,
-    ) -> None:
-        self.alpha = alpha
-        self.fit_intercept = fit_intercept
-        self.solver = solver
-        self.max_iter = max_iter
-        self.tol = tol
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.random_state = random_state
-        self.solver_options = solver_options
-        self.checkpoint = checkpoint
-        self.checkpoint_every = checkpoint_every
 
     def _family(self) -> TweedieFamily:
         return TweedieFamily(power=2.0, link="log")

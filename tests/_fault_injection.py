@@ -1,0 +1,52 @@
+"""Fault injection shared by the reliability tests: act on the cluster right after a given task finished."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from distributed import Client
+
+__all__ = ["after_first_task"]
+
+
+@contextlib.contextmanager
+def after_first_task(client: Client, prefix: str, fault: Callable[[str], None]) -> Iterator[list[str]]:
+    """Call ``fault(worker)``, from a thread, once a task whose key starts with ``prefix`` was seen running on
+    ``worker`` and is no longer running (it has finished). Yields the list of workers ``fault`` was called for
+    (empty when the fit ended before the fault).
+
+    The thread polls the tasks the workers are processing every 10 ms and stops with the context.
+    """
+    fired: list[str] = []
+    stop = threading.Event()
+
+    def name(key) -> str:
+        return str(key[0] if isinstance(key, tuple) else key)
+
+    def watch() -> None:
+        seen: dict = {}  # task key -> the worker it was seen running on
+        while not stop.is_set():
+            try:
+                processing = client.processing()
+            except Exception:  # the client is closing: nothing left to do
+                return
+            running = {k: w for w, keys in processing.items() for k in keys if name(k).startswith(prefix)}
+            finished = set(seen) - set(running)
+            if finished:
+                worker = seen[sorted(finished, key=str)[0]]
+                fault(worker)
+                fired.append(worker)
+                return
+            seen.update(running)
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield fired
+    finally:
+        stop.set()
+        thread.join(10)
