@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/daskml-lab demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 docs: $(STAMP)

@@ -172,7 +172,7 @@ def _families(*default: str) -> list[str]:
 # two of three workers killed
 
 
-@pytest.mark.parametrize("family", _families("lbfgs", "admm", "shard-ensemble", "cascade"))
+@pytest.mark.parametrize("family", _families("admm", "shard-ensemble"))
 def test_two_of_three_workers_killed_the_fit_completes(external_cluster_factory, monkeypatch, family):
     cluster = external_cluster_factory(3)
     X, y, X_test = _data(family)
@@ -193,7 +193,7 @@ def test_two_of_three_workers_killed_the_fit_completes(external_cluster_factory,
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("family", _families("lbfgs", "sgd", "shard-ensemble", "cascade"))
+@pytest.mark.parametrize("family", _families("sgd", "cascade"))
 def test_scheduler_killed_is_one_clear_error(external_cluster_factory, monkeypatch, family):
     cluster = external_cluster_factory(3)
     X, y, _ = _data(family)
@@ -273,7 +273,7 @@ def test_score_after_the_scheduler_is_killed_is_a_clear_error(external_cluster_f
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("family", _families("lbfgs", "async-sgd", "shard-ensemble"))
+@pytest.mark.parametrize("family", _families("async-sgd", "shard-ensemble"))
 def test_every_worker_killed_fails_fast(external_cluster_factory, monkeypatch, family):
     address = external_cluster_factory(3).address
     X, y, _ = _data(family)
