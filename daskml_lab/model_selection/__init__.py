@@ -8,5 +8,6 @@ client); on in-memory data the fits of the folds run as concurrent tasks on the 
 """
 
 from daskml_lab.model_selection._splitters import KFold, ShuffleSplit, StratifiedKFold
+from daskml_lab.model_selection._validation import cross_val_score, cross_validate
 
-__all__ = ["KFold", "ShuffleSplit", "StratifiedKFold"]
+__all__ = ["KFold", "ShuffleSplit", "StratifiedKFold", "cross_val_score", "cross_validate"]

@@ -321,7 +321,12 @@ def _check_class_counts(n_splits: int, classes: np.ndarray, counts: np.ndarray) 
 
 
 def _shuffle_split_roles_block(
-    rows: np.ndarray, split: int, n_test: np.ndarray, n_train: np.ndarray, entropy: Any, block_info: Any = None
+    rows: np.ndarray,
+    split: int,
+    n_test: np.ndarray,
+    n_train: np.ndarray,
+    entropy: Any,
+    block_info: Any = None,
 ) -> np.ndarray:
     b = _block_index(block_info)
     roles = np.full(len(rows), UNUSED, dtype=np.int8)
