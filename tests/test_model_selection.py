@@ -12,12 +12,15 @@ import dask.array as da
 import numpy as np
 import pytest
 from dask.array.utils import assert_eq
+from scipy.stats import loguniform
 from sklearn import model_selection as sk
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from daskml_lab.model_selection import (
+    GridSearchCV,
     KFold,
+    RandomizedSearchCV,
     ShuffleSplit,
     StratifiedKFold,
     cross_val_score,
@@ -216,3 +219,39 @@ def test_a_failing_fit_gets_error_score_with_a_warning():
     assert np.isnan(scores["test_score"]).all()
     with pytest.raises(ValueError, match="C"):
         cross_validate(bad, X, y, cv=3, error_score="raise")
+
+
+def test_search_errors_name_the_problem_and_the_fix():
+    X, y = make_classification(n_samples=60, random_state=0)
+    with pytest.raises(ValueError, match=r"param_grid \{\} gives no candidate to try"):
+        GridSearchCV(LogisticRegression(), {}).fit(X, y)
+    with pytest.raises(ValueError, match=r"param_distributions \{\} gives no candidate"):
+        RandomizedSearchCV(LogisticRegression(), {}).fit(X, y)
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid parameter\(s\) \['c'\] for estimator LogisticRegression in param_grid\. "
+        r"Valid parameters are: \['C', 'class_weight'",
+    ):
+        GridSearchCV(LogisticRegression(), {"c": [1.0]}).fit(X, y)
+    with pytest.raises(ValueError, match=r"refit must be the name of the one that chooses .* got refit=True"):
+        GridSearchCV(LogisticRegression(), {"C": [1.0]}, scoring=["accuracy", "f1"]).fit(X, y)
+    with pytest.raises(ValueError, match=r"'f_1' is not a scikit-learn scorer name\. Did you mean 'f1'"):
+        GridSearchCV(LogisticRegression(), {"C": [1.0]}, scoring="f_1").fit(X, y)
+
+
+def test_randomized_search_is_scikit_learns_without_a_cluster():
+    X, y = make_classification(n_samples=150, n_features=5, random_state=0)
+    distributions = {"C": loguniform(1e-3, 1e2), "fit_intercept": [True, False]}
+    options = {"n_iter": 5, "cv": 3, "random_state": 0, "return_train_score": True}
+    ours = RandomizedSearchCV(LogisticRegression(), distributions, **options).fit(X, y)
+    reference = sk.RandomizedSearchCV(LogisticRegression(), distributions, **options).fit(X, y)
+    assert ours.best_params_ == reference.best_params_
+    assert ours.best_index_ == reference.best_index_
+    assert ours.cv_results_["params"] == reference.cv_results_["params"]
+    for key in reference.cv_results_:
+        if key.startswith(("split", "mean_test", "std_test", "rank_test", "mean_train")):
+            np.testing.assert_allclose(ours.cv_results_[key], reference.cv_results_[key], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(ours.predict(X), reference.predict(X))
+    assert ours.score(X, y) == reference.score(X, y)
+    assert hasattr(ours, "predict_proba")
+    assert not hasattr(ours, "transform")

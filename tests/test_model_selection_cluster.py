@@ -1,7 +1,8 @@
 """Cross-validation on a real LocalCluster (worker processes on 127.0.0.1), compared with scikit-learn.
 
-In-memory data with a scikit-learn estimator: one task per fold on the workers, scores identical to
-scikit-learn's. Dask data with daskml_lab's LogisticRegression: every fold's estimator receives lazy dask arrays
+In-memory data with a scikit-learn estimator: one task per fold (per candidate and fold in a search) on the
+workers, scores identical to scikit-learn's (the grid search on MAGIC from ../shared/data, skipped when absent).
+Dask data with daskml_lab's LogisticRegression: every fold's estimator receives lazy dask arrays
 with known chunks (nothing gathered), and the scores equal those of the same estimator fitted on scikit-learn's
 folds of the in-memory data.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
 from distributed import get_task_stream
 from sklearn import model_selection as sk
@@ -17,7 +19,9 @@ from sklearn.datasets import make_classification
 from sklearn.tree import DecisionTreeClassifier
 
 from daskml_lab.linear_model import LogisticRegression
-from daskml_lab.model_selection import StratifiedKFold, cross_validate
+from daskml_lab.model_selection import GridSearchCV, StratifiedKFold, cross_validate
+from daskml_lab.testing import raise_if_computes
+from tests.conftest import shared_file
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
 
@@ -80,3 +84,43 @@ def test_dask_folds_reach_our_estimator_lazily_and_score_as_in_memory(client, da
         np.testing.assert_array_equal(ours[key], reference[key])
     for key in ("test_neg_log_loss", "train_neg_log_loss"):
         np.testing.assert_allclose(ours[key], reference[key], rtol=1e-6)
+
+
+def test_grid_search_on_magic_is_scikit_learns(client, shared_data):
+    path = shared_file(shared_data, "magic_gamma_telescope", "magic.tsv.gz")
+    table = pd.read_csv(path, sep="\t")
+    y = table.pop("target").to_numpy()
+    X = table.to_numpy(dtype=float)
+    grid = {"max_depth": [2, 4, 8], "min_samples_leaf": [1, 20]}
+    options = {"cv": 5, "scoring": ["accuracy", "neg_log_loss"], "refit": "accuracy"}
+    model = DecisionTreeClassifier(random_state=0)
+    with get_task_stream(client) as stream:
+        ours = GridSearchCV(model, grid, **options).fit(X, y)
+    reference = sk.GridSearchCV(model, grid, **options).fit(X, y)
+    # candidates x folds ran as concurrent tasks on the workers
+    assert len([task for task in stream.data if task["key"].startswith("daskml-cv-fit-")]) == 6 * 5
+    assert ours.best_params_ == reference.best_params_
+    assert ours.best_index_ == reference.best_index_
+    assert abs(ours.best_score_ - reference.best_score_) <= 1e-6
+    for key in reference.cv_results_:
+        if key.startswith(("split", "mean_test", "std_test", "rank_test")):
+            np.testing.assert_allclose(ours.cv_results_[key], reference.cv_results_[key], rtol=0, atol=1e-6)
+    assert sorted(ours.cv_results_) == sorted(reference.cv_results_)
+    assert ours.score(X, y) == reference.score(X, y)
+
+
+def test_grid_search_of_our_estimator_on_dask_data(client, data):
+    X, y = data
+    Xd, yd = da.from_array(X, chunks=(100, 5)), da.from_array(y, chunks=100)
+    grid = {"C": [0.01, 1.0]}
+    ours = GridSearchCV(LogisticRegression(), grid, cv=3, scoring="neg_log_loss").fit(Xd, yd)
+    # scikit-learn's search around the same estimator on the same (unshuffled, stratified) folds in memory
+    reference = sk.GridSearchCV(LogisticRegression(), grid, cv=3, scoring="neg_log_loss").fit(X, y)
+    assert ours.best_params_ == reference.best_params_
+    np.testing.assert_allclose(
+        ours.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"], rtol=0, atol=1e-6
+    )
+    with raise_if_computes(max_computes=0):
+        predictions = ours.predict(Xd)
+    assert isinstance(predictions, da.Array)
+    np.testing.assert_array_equal(predictions.compute(), reference.predict(X))
