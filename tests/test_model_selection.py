@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dask
 import dask.array as da
+import dask.dataframe as dd
 import numpy as np
+import pandas as pd
 import pytest
 from dask.array.utils import assert_eq
 from scipy.stats import loguniform
@@ -255,3 +257,18 @@ def test_randomized_search_is_scikit_learns_without_a_cluster():
     assert ours.score(X, y) == reference.score(X, y)
     assert hasattr(ours, "predict_proba")
     assert not hasattr(ours, "transform")
+
+
+def test_search_parameters_are_checked_against_their_constraints():
+    X, y = make_classification(n_samples=60, random_state=0)
+    with pytest.raises(ValueError, match=r"The 'cv' parameter of GridSearchCV must be .* Got 1 instead"):
+        GridSearchCV(LogisticRegression(), {"C": [1.0]}, cv=1).fit(X, y)
+    with pytest.raises(
+        ValueError, match=r"The 'n_iter' parameter of RandomizedSearchCV must be .* Got 0 instead"
+    ):
+        RandomizedSearchCV(LogisticRegression(), {"C": [1.0]}, n_iter=0).fit(X, y)
+    frame = dd.from_pandas(pd.DataFrame(X), npartitions=2)
+    with pytest.raises(
+        TypeError, match=r"takes a dask array or in-memory data; got DataFrame\. .*from_dataframe"
+    ):
+        cross_validate(LogisticRegression(), frame, y)

@@ -10,9 +10,10 @@ rows, one after the other. ``cv_results_`` and the ``best_*`` attributes follow 
 
 from __future__ import annotations
 
+import numbers
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.stats import rankdata
@@ -21,6 +22,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from daskml_lab.base import HasMethods, Interval, Options, check_params
 from daskml_lab.model_selection._scoring import check_scoring
 from daskml_lab.model_selection._validation import check_cv, run_folds
 
@@ -53,6 +55,15 @@ def _estimator_has(method: str) -> Callable[[Any], bool]:
 class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
     """What the two searches share: running the candidates, ``cv_results_``, refit and delegation."""
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "estimator": [HasMethods(["fit"])],
+        "scoring": [None, "str", "callable", list, tuple, set, dict],
+        "refit": ["boolean", "str", "callable"],
+        "cv": [Interval(numbers.Integral, 2, None, closed="left"), HasMethods(["split"]), Iterable, None],
+        "return_train_score": ["boolean"],
+        "error_score": [Options({"raise"}), numbers.Real],
+    }
+
     def _candidates(self) -> tuple[list[dict[str, Any]], str]:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -71,6 +82,7 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
         -------
         self
         """
+        check_params(self)
         candidates, source = self._candidates()
         _check_candidates(self.estimator, candidates, source)
         scorers, multimetric = check_scoring(self.scoring)
@@ -329,6 +341,11 @@ class GridSearchCV(_BaseSearch):
     {{'max_depth': 3}}
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **_BaseSearch._parameter_constraints,
+        "param_grid": [dict, list],
+    }
+
     def __init__(
         self,
         estimator: Any,
@@ -389,6 +406,13 @@ class RandomizedSearchCV(_BaseSearch):
     >>> len(search.cv_results_["params"])
     4
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **_BaseSearch._parameter_constraints,
+        "param_distributions": [dict, list],
+        "n_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,

@@ -185,22 +185,7 @@ def fit_and_score(
     except Exception as err:
         if isinstance(error_score, str) and error_score == "raise":
             raise
-        fit_time = time.perf_counter() - start
-        failed = {name: error_score for name in scorers}
-        warnings.warn(
-            f"A fit failed and its scores were set to error_score={error_score!r} (error_score='raise' shows "
-            f"the traceback): {type(err).__name__}: {err}",
-            FitFailedWarning,
-            stacklevel=2,
-        )
-        return {
-            "fit_time": fit_time,
-            "score_time": 0.0,
-            "test_scores": failed,
-            "train_scores": dict(failed),
-            "estimator": model if return_estimator else None,
-            "fit_error": f"{type(err).__name__}: {err}",
-        }
+        return _failed_fit(err, model, scorers, error_score, time.perf_counter() - start, return_estimator)
     fit_time = time.perf_counter() - start
     start = time.perf_counter()
     test_scores = {name: scorer(model, X_test, y_test) for name, scorer in scorers.items()}
@@ -217,6 +202,27 @@ def fit_and_score(
         "train_scores": train_scores,
         "estimator": model if return_estimator else None,
         "fit_error": None,
+    }
+
+
+def _failed_fit(
+    err: Exception, model: Any, scorers: dict[str, Scorer], error_score: Any, fit_time: float, keep: bool
+) -> dict[str, Any]:
+    """The result of a fit that raised: every score is ``error_score``, with a ``FitFailedWarning``."""
+    failed = {name: error_score for name in scorers}
+    warnings.warn(
+        f"A fit failed and its scores were set to error_score={error_score!r} (error_score='raise' shows "
+        f"the traceback): {type(err).__name__}: {err}",
+        FitFailedWarning,
+        stacklevel=3,
+    )
+    return {
+        "fit_time": fit_time,
+        "score_time": 0.0,
+        "test_scores": failed,
+        "train_scores": dict(failed),
+        "estimator": model if keep else None,
+        "fit_error": f"{type(err).__name__}: {err}",
     }
 
 
@@ -250,21 +256,7 @@ def _fit_and_score_dask(
     except Exception as err:
         if isinstance(error_score, str) and error_score == "raise":
             raise
-        failed = {name: error_score for name in scorers}
-        warnings.warn(
-            f"A fit failed and its scores were set to error_score={error_score!r} (error_score='raise' shows "
-            f"the traceback): {type(err).__name__}: {err}",
-            FitFailedWarning,
-            stacklevel=3,
-        )
-        return {
-            "fit_time": time.perf_counter() - start,
-            "score_time": 0.0,
-            "test_scores": failed,
-            "train_scores": dict(failed),
-            "estimator": model if return_estimator else None,
-            "fit_error": f"{type(err).__name__}: {err}",
-        }
+        return _failed_fit(err, model, scorers, error_score, time.perf_counter() - start, return_estimator)
     fit_time = time.perf_counter() - start
     start = time.perf_counter()
     sets = {"test_scores": (X_test, y_test)}
