@@ -18,7 +18,9 @@ from scipy.stats import loguniform
 from sklearn import model_selection as sk
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.tree import DecisionTreeClassifier
 
+import daskml_lab
 from daskml_lab.model_selection import (
     GridSearchCV,
     KFold,
@@ -272,3 +274,23 @@ def test_search_parameters_are_checked_against_their_constraints():
         TypeError, match=r"takes a dask array or in-memory data; got DataFrame\. .*from_dataframe"
     ):
         cross_validate(LogisticRegression(), frame, y)
+
+
+def test_a_fitted_search_survives_save_and_load(tmp_path):
+    X, y = make_classification(n_samples=100, random_state=0)
+    search = GridSearchCV(
+        DecisionTreeClassifier(random_state=0),
+        {"max_depth": [1, 3]},
+        cv=StratifiedKFold(3),
+        scoring="accuracy",
+    ).fit(X, y)
+    daskml_lab.save(search, tmp_path / "search.zip")
+    loaded = daskml_lab.load(
+        tmp_path / "search.zip"
+    )  # no trusted=: the splitters are registered, no function stored
+    assert loaded.best_params_ == search.best_params_
+    np.testing.assert_array_equal(
+        loaded.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"]
+    )
+    np.testing.assert_array_equal(loaded.predict(X), search.predict(X))
+    assert loaded.score(X, y) == search.score(X, y)

@@ -108,11 +108,6 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
         )
         self.multimetric_ = multimetric
         self.n_splits_ = n_splits
-        self.scorer_ = (
-            {name: scorer.function for name, scorer in scorers.items()}
-            if multimetric
-            else (scorers["score"].function)
-        )
         if callable(self.refit):
             self.best_index_ = int(self.refit(self.cv_results_))
         elif self.refit is not False:
@@ -131,6 +126,18 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
             if hasattr(model, "n_features_in_"):
                 self.n_features_in_ = model.n_features_in_
         return self
+
+    @property
+    def scorer_(self) -> Any:
+        """The scorer (a dict of them for several) of the fitted search, from ``scoring``.
+
+        Derived from the parameters rather than stored, so that a saved search holds no function.
+        """
+        check_is_fitted(self, "cv_results_")
+        scorers, multimetric = check_scoring(self.scoring)
+        if multimetric:
+            return {name: scorer.function for name, scorer in scorers.items()}
+        return scorers["score"].function
 
     def _refit_metric(self, scorers: Mapping[str, Any], multimetric: bool) -> str | None:
         if not multimetric or self.refit is False or callable(self.refit):

@@ -29,6 +29,7 @@ from daskml_lab.model_selection._folds import (
     contiguous_counts,
     residue_counts,
 )
+from daskml_lab.persistence import register_trusted_type
 
 __all__ = ["KFold", "ShuffleSplit", "StratifiedKFold"]
 
@@ -83,6 +84,7 @@ def _kfold_roles_block(rows: np.ndarray, fold: int, n_splits: int, stops: Any, e
     return np.where(labels == fold, TEST, TRAIN).astype(np.int8)
 
 
+@register_trusted_type  # a saved search holds its cv: plain parameters, no code runs when it is rebuilt
 class KFold(sk.KFold):
     """K-fold cross-validation over row blocks: :class:`sklearn.model_selection.KFold` for dask arrays.
 
@@ -196,6 +198,7 @@ def _stratified_roles_block(
     return np.where(labels == fold, TEST, TRAIN).astype(np.int8)
 
 
+@register_trusted_type  # a saved search holds its cv: plain parameters, no code runs when it is rebuilt
 class StratifiedKFold(sk.StratifiedKFold):
     """Stratified K-fold over row blocks: :class:`sklearn.model_selection.StratifiedKFold` for dask arrays.
 
@@ -366,6 +369,7 @@ def _split_sizes(n: int, test_size: Any, train_size: Any, default_test_size: flo
     return int(n_train), int(n_test)
 
 
+@register_trusted_type  # a saved search holds its cv: plain parameters, no code runs when it is rebuilt
 class ShuffleSplit(sk.ShuffleSplit):
     """Random train/test splits over row blocks: :class:`sklearn.model_selection.ShuffleSplit` for dask arrays.
 
