@@ -259,7 +259,8 @@ class StratifiedKFold(sk.StratifiedKFold):
             yield fold.masks()
 
     def _dask_folds(self, X: Any, y: Any) -> list[Fold]:
-        chunks = _row_chunks(X)
+        # the labels decide the folds: with in-memory X they alone give the row blocks
+        chunks = _row_chunks(X if is_dask_collection(X) else y)
         n = sum(chunks)
         _check_enough_rows(self.n_splits, n)
         if not is_dask_collection(y):
