@@ -18,9 +18,11 @@ from scipy.stats import loguniform
 from sklearn import model_selection as sk
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import get_scorer
 from sklearn.tree import DecisionTreeClassifier
 
 import daskml_lab
+import daskml_lab.linear_model
 from daskml_lab.model_selection import (
     GridSearchCV,
     KFold,
@@ -294,3 +296,44 @@ def test_a_fitted_search_survives_save_and_load(tmp_path):
     )
     np.testing.assert_array_equal(loaded.predict(X), search.predict(X))
     assert loaded.score(X, y) == search.score(X, y)
+
+
+def test_blocked_scores_on_dask_folds_are_scikit_learns_scorers():
+    # every blocked scorer (and its sign) against scikit-learn's scorer on the same fold rows and fitted model
+    X, y = make_regression(n_samples=240, n_features=4, noise=5.0, random_state=0)
+    Xd, yd = da.from_array(X, chunks=(60, 4)), da.from_array(y, chunks=60)
+    names = ["r2", "neg_mean_squared_error", "neg_mean_absolute_error", "explained_variance"]
+    splitter = ShuffleSplit(3, test_size=0.25, train_size=0.5, random_state=0)
+    scores = cross_validate(
+        daskml_lab.linear_model.Ridge(alpha=1.0), Xd, yd, cv=splitter, scoring=names, return_estimator=True
+    )
+    for fold, (model, roles) in enumerate(
+        zip(scores["estimator"], splitter._dask_folds(Xd, yd), strict=True)
+    ):
+        assert model.coef_.shape == (4,)
+        test = roles.roles.compute() == 1
+        for name in names:
+            expected = get_scorer(name)(model, X[test], y[test])
+            assert scores[f"test_{name}"][fold] == pytest.approx(expected, rel=1e-9)
+    X, y = make_classification(n_samples=240, random_state=0)
+    Xd, yd = da.from_array(X, chunks=(60, 20)), da.from_array(y, chunks=60)
+    names = ["accuracy", "neg_log_loss", "balanced_accuracy"]
+    scores = cross_validate(
+        daskml_lab.linear_model.LogisticRegression(),
+        Xd,
+        yd,
+        cv=3,
+        scoring=names,
+        return_estimator=True,
+        return_train_score=True,
+    )
+    for fold, (model, (train, test)) in enumerate(
+        zip(scores["estimator"], sk.StratifiedKFold(3).split(X, y), strict=True)
+    ):
+        for name in names:
+            assert scores[f"test_{name}"][fold] == pytest.approx(
+                get_scorer(name)(model, X[test], y[test]), rel=1e-9
+            )
+            assert scores[f"train_{name}"][fold] == pytest.approx(
+                get_scorer(name)(model, X[train], y[train]), rel=1e-9
+            )
