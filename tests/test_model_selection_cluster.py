@@ -124,3 +124,22 @@ def test_grid_search_of_our_estimator_on_dask_data(client, data):
         predictions = ours.predict(Xd)
     assert isinstance(predictions, da.Array)
     np.testing.assert_array_equal(predictions.compute(), reference.predict(X))
+
+
+def test_dask_folds_of_an_in_memory_estimator_run_as_tasks_fed_by_the_blocks(client, data):
+    X, y = data
+    Xd, yd = da.from_array(X, chunks=(100, 5)), da.from_array(y, chunks=100)
+    model = DecisionTreeClassifier(max_depth=3, random_state=0)
+    grid = {"max_depth": [2, 3]}
+    with get_task_stream(client) as stream:
+        ours = GridSearchCV(model, grid, cv=4, scoring=SCORING, refit="accuracy").fit(Xd, yd)
+    reference = sk.GridSearchCV(model, grid, cv=sk.StratifiedKFold(4), scoring=SCORING, refit="accuracy").fit(
+        X, y
+    )
+    for key in ("mean_test_accuracy", "mean_test_neg_log_loss", "split3_test_accuracy"):
+        np.testing.assert_allclose(ours.cv_results_[key], reference.cv_results_[key], rtol=0, atol=1e-12)
+    fits = [task for task in stream.data if str(task["key"]).startswith("daskml-cv-fit-")]
+    assert len(fits) == 2 * 4
+    # the fold rows were taken on the workers, next to the blocks (dask's optimiser may rename or fuse these
+    # tasks, so only their presence is checked)
+    assert any("daskml-cv-take-train" in str(task["key"]) for task in stream.data)

@@ -23,8 +23,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import HasMethods, Interval, Options, check_params
+from daskml_lab.model_selection._execution import check_cv, run_folds
 from daskml_lab.model_selection._scoring import check_scoring
-from daskml_lab.model_selection._validation import check_cv, run_folds
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV"]
 
