@@ -86,8 +86,10 @@ def cross_validate(
     Notes
     -----
     In-memory data are sent to the cluster once and every fold is one task (fit and score); without a
-    distributed client the folds run here, one after the other. On dask data every fold is a distributed fit
-    of its own, and its scores one computation that brings back a float per score.
+    distributed client the folds run here, one after the other. On dask data a daskml_lab estimator's fold is
+    a distributed fit of its own, and its scores one computation that brings back a float per score; any other
+    estimator's fold is one task fed with the fold's rows from the blocks. daskml_lab's estimators on in-memory
+    data also run from here, one fold after the other, each fit spreading over the cluster.
 
     Examples
     --------
