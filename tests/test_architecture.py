@@ -57,6 +57,22 @@ FORBIDDEN = {
     ("compose", "solvers"),
     ("compose", "linear_model"),
     ("compose", "ensemble"),
+    # model_selection/ sits above the estimators (it cross-validates and searches them), like compose/ above
+    # preprocessing/: nothing below it may import it
+    *(
+        (below, "model_selection")
+        for below in (
+            "linear_model",
+            "ensemble",
+            "solvers",
+            "fusion",
+            "metrics",
+            "preprocessing",
+            "compose",
+            "data",
+            "persistence",
+        )
+    ),
 }
 
 

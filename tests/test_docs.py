@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-PAGES = ["architecture.rst", "linear_models.rst", "compose.rst"]
+PAGES = ["architecture.rst", "linear_models.rst", "compose.rst", "model_selection.rst"]
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -85,3 +85,13 @@ def test_tables_example_on_adult_matches_scikit_learn(shared_data):
     assert float(re.search(r"NaN kept: accuracy (\d\.\d+)", out).group(1)) > 0.86
     assert "same predictions on the raw test table: True" in out
     assert "a table without the 'age' column is refused: columns are missing: ['age']" in out
+
+
+def test_model_selection_example_on_magic_matches_scikit_learn(shared_data):
+    path = shared_file(shared_data, "magic_gamma_telescope", "magic.tsv.gz")
+    out = _run(str(EXAMPLES / "model_selection.py"), str(path))
+    assert "same test rows as scikit-learn's folds: True" in out
+    assert "fold 0: [2467, 1337] | [2467, 1337]" in out
+    accuracy = float(re.search(r"cross_validate: accuracy (\d\.\d+)", out).group(1))
+    assert 0.75 < accuracy < 0.85
+    assert "same best parameters: True; largest difference of the mean scores: 0.0e+00" in out

@@ -1,0 +1,476 @@
+"""Where each (candidate, fold) fit runs, chosen by the data and the estimator; shared by the CV functions and searches.
+
+- **dask arrays**: each fold's rows are taken inside every block (no gathering, chunk sizes known). The
+  estimators of daskml_lab are fitted on them as distributed fits, one fold after the other, and all the
+  blocked scores of a fold are computed together, in one pass over its rows. Other (in-memory) estimators get
+  one task per (candidate, fold), fed with the fold's rows assembled on the worker from the blocks.
+- **in-memory data**: ``X`` and ``y`` are placed on the cluster once, and every (candidate, fold) is one task
+  that fits a clone and scores it, all at once (the joblib model of scikit-learn's ``n_jobs``, on the cluster).
+  Without a distributed client, or for daskml_lab's own estimators (which spread each fit over the cluster
+  themselves), the pairs run one after the other from this process.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+import uuid
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.base import is_dask_collection
+from sklearn.base import clone
+from sklearn.exceptions import FitFailedWarning
+from sklearn.utils.multiclass import type_of_target
+
+from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.waiting import wait_for
+from daskml_lab.base import DaskMLEstimator
+from daskml_lab.model_selection._folds import TEST, TRAIN
+from daskml_lab.model_selection._scoring import Scorer, lazy_score
+from daskml_lab.model_selection._splitters import KFold, StratifiedKFold
+from daskml_lab.monitoring import fit_span, task_prefix
+
+__all__ = ["check_cv", "dask_folds", "fit_and_score", "run_folds"]
+
+
+def check_cv(cv: Any = 5, y: Any = None, *, classifier: bool = False) -> Any:
+    """The splitter ``cv`` stands for, as :func:`sklearn.model_selection.check_cv` decides, for dask data too.
+
+    Parameters
+    ----------
+    cv : int, splitter, iterable of (train, test) or None, default=5
+        An int (or ``None``, 5) gives :class:`StratifiedKFold` for a classifier with class labels and
+        :class:`KFold` otherwise; a splitter (an object with ``split``) is used as is; an iterable of
+        (train, test) pairs is used once.
+    y : {array-like, dask array} or None, default=None
+        The target (a dask target of a classifier counts as class labels without being read).
+    classifier : bool, default=False
+        Whether the estimator is a classifier.
+
+    Returns
+    -------
+    splitter or list of (train, test)
+    """
+    if cv is None:
+        cv = 5
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+        if classifier and y is not None:
+            labels = is_dask_collection(y) or type_of_target(y) in ("binary", "multiclass")
+            if labels:
+                return StratifiedKFold(cv)
+        return KFold(cv)
+    if hasattr(cv, "split"):
+        return cv
+    if isinstance(cv, Iterable) and not isinstance(cv, str):
+        return list(cv)
+    msg = (
+        f"cv must be an int (number of folds), a splitter with a split method, or an iterable of (train, test) "
+        f"pairs; got {cv!r} of type {type(cv).__name__}."
+    )
+    raise ValueError(msg)
+
+
+class _IndexFold:
+    """A fold given as row indices or a boolean mask (a scikit-learn splitter or a list): dask's indexing."""
+
+    def __init__(self, train: Any, test: Any) -> None:
+        self.rows = {TRAIN: train, TEST: test}
+
+    def take(self, array: da.Array, role: int) -> da.Array:
+        rows = self.rows[role]
+        if is_dask_collection(rows):
+            # a lazy mask from another splitter: dask's boolean indexing (unknown chunk sizes, computed here)
+            return array[rows].compute_chunk_sizes() if rows.dtype == bool else array[rows]
+        return array[np.asarray(rows)]
+
+
+def dask_folds(cv: Any, X: da.Array, y: Any, groups: Any = None) -> list[Any]:
+    """The folds of ``cv`` on dask data: objects whose ``take(array, role)`` gives a fold's rows lazily.
+
+    Parameters
+    ----------
+    cv : splitter or list of (train, test)
+        As returned by :func:`check_cv`.
+    X, y : dask.array.Array
+        The data, with the same row chunks.
+    groups : array-like or None
+        Passed on to splitters other than daskml_lab's.
+
+    Returns
+    -------
+    list
+    """
+    if hasattr(cv, "_dask_folds"):
+        # daskml_lab's splitters: roles computed next to the blocks, chunk sizes known in advance
+        return list(cv._dask_folds(X, y))
+    pairs = cv.split(X, y, groups) if hasattr(cv, "split") else cv
+    return [_IndexFold(train, test) for train, test in pairs]
+
+
+def _check_dask_data(X: Any, y: Any) -> tuple[da.Array, Any]:
+    if not isinstance(X, da.Array):
+        msg = (
+            f"cross_validate takes a dask array or in-memory data; got {type(X).__name__}. Turn a dask DataFrame "
+            "into an array with daskml_lab.data.from_dataframe (or X.to_dask_array(lengths=True))."
+        )
+        raise TypeError(msg)
+    if X.ndim == 2 and X.numblocks[1] > 1:
+        X = X.rechunk({1: -1})  # lazy: the folds take whole rows, so every block holds all the columns
+    if y is None:
+        return X, None
+    rows = X.chunks[0]
+    if not is_dask_collection(y):
+        y = np.asarray(y)
+        if len(y) != X.shape[0]:
+            msg = f"X has {X.shape[0]} rows but y has {len(y)}; give one target per row."
+            raise ValueError(msg)
+        return X, da.from_array(y, chunks=(rows, *y.shape[1:]))
+    if y.shape[0] != X.shape[0]:
+        msg = f"X has {X.shape[0]} rows but y has {y.shape[0]}; give one target per row."
+        raise ValueError(msg)
+    return X, (y if y.chunks[0] == rows else y.rechunk({0: rows}))
+
+
+def fit_and_score(
+    estimator: Any,
+    X: Any,
+    y: Any,
+    train: Any,
+    test: Any,
+    scorers: dict[str, Scorer],
+    *,
+    return_train_score: bool = False,
+    return_estimator: bool = False,
+    error_score: Any = np.nan,
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fit ``estimator`` (a fresh clone) on the train rows of in-memory data and score it: one fold's task.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Cloned here; ``parameters`` are set on the clone.
+    X, y : array-like
+        The whole data (placed once on the cluster and shared by the folds' tasks).
+    train, test : ndarray of int
+        Row indices.
+    scorers : dict of str to Scorer
+    return_train_score, return_estimator : bool, default=False
+    error_score : 'raise' or float, default=np.nan
+        Score of a fit that fails (with a :class:`~sklearn.exceptions.FitFailedWarning`), or ``"raise"``.
+    parameters : dict or None, default=None
+        Parameters of this candidate (searches).
+
+    Returns
+    -------
+    dict
+        ``fit_time``, ``score_time``, ``test_scores``, ``train_scores`` (dicts by scorer name), ``estimator``
+        (or ``None``) and ``fit_error`` (the error's text, or ``None``).
+    """
+    y_train = None if y is None else _rows(y, train)
+    y_test = None if y is None else _rows(y, test)
+    return _fit_and_score_rows(
+        estimator,
+        _rows(X, train),
+        y_train,
+        _rows(X, test),
+        y_test,
+        scorers,
+        return_train_score=return_train_score,
+        return_estimator=return_estimator,
+        error_score=error_score,
+        parameters=parameters,
+    )
+
+
+def _fit_and_score_rows(
+    estimator: Any,
+    X_train: Any,
+    y_train: Any,
+    X_test: Any,
+    y_test: Any,
+    scorers: dict[str, Scorer],
+    *,
+    return_train_score: bool,
+    return_estimator: bool,
+    error_score: Any,
+    parameters: dict[str, Any] | None,
+) -> dict[str, Any]:
+    # one fold's fit and scores on in-memory rows (inside a task, or here without a cluster)
+    model = clone(estimator)
+    if parameters:
+        model.set_params(**clone(parameters, safe=False))
+    start = time.perf_counter()
+    try:
+        model.fit(X_train, y_train)
+    except Exception as err:
+        if isinstance(error_score, str) and error_score == "raise":
+            raise
+        return _failed_fit(err, model, scorers, error_score, time.perf_counter() - start, return_estimator)
+    fit_time = time.perf_counter() - start
+    start = time.perf_counter()
+    test_scores = {name: scorer(model, X_test, y_test) for name, scorer in scorers.items()}
+    score_time = time.perf_counter() - start
+    train_scores = (
+        {name: scorer(model, X_train, y_train) for name, scorer in scorers.items()}
+        if return_train_score
+        else {}
+    )
+    return {
+        "fit_time": fit_time,
+        "score_time": score_time,
+        "test_scores": test_scores,
+        "train_scores": train_scores,
+        "estimator": model if return_estimator else None,
+        "fit_error": None,
+    }
+
+
+def _failed_fit(
+    err: Exception, model: Any, scorers: dict[str, Scorer], error_score: Any, fit_time: float, keep: bool
+) -> dict[str, Any]:
+    """The result of a fit that raised: every score is ``error_score``, with a ``FitFailedWarning``."""
+    failed = {name: error_score for name in scorers}
+    warnings.warn(
+        f"A fit failed and its scores were set to error_score={error_score!r} (error_score='raise' shows "
+        f"the traceback): {type(err).__name__}: {err}",
+        FitFailedWarning,
+        stacklevel=3,
+    )
+    return {
+        "fit_time": fit_time,
+        "score_time": 0.0,
+        "test_scores": failed,
+        "train_scores": dict(failed),
+        "estimator": model if keep else None,
+        "fit_error": f"{type(err).__name__}: {err}",
+    }
+
+
+def _rows(data: Any, index: Any) -> Any:
+    if hasattr(data, "iloc"):
+        return data.iloc[index]
+    return data[index]
+
+
+def _fit_and_score_dask(
+    estimator: Any,
+    X: da.Array,
+    y: Any,
+    fold: Any,
+    scorers: dict[str, Scorer],
+    *,
+    return_train_score: bool,
+    return_estimator: bool,
+    error_score: Any,
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    model = clone(estimator)
+    if parameters:
+        model.set_params(**clone(parameters, safe=False))
+    X_train, X_test = fold.take(X, TRAIN), fold.take(X, TEST)
+    y_train = None if y is None else fold.take(y, TRAIN)
+    y_test = None if y is None else fold.take(y, TEST)
+    start = time.perf_counter()
+    try:
+        model.fit(X_train, y_train)
+    except Exception as err:
+        if isinstance(error_score, str) and error_score == "raise":
+            raise
+        return _failed_fit(err, model, scorers, error_score, time.perf_counter() - start, return_estimator)
+    fit_time = time.perf_counter() - start
+    start = time.perf_counter()
+    sets = {"test_scores": (X_test, y_test)}
+    if return_train_score:
+        sets["train_scores"] = (X_train, y_train)
+    lazy: dict[tuple[str, str], Any] = {}
+    results: dict[str, dict[str, Any]] = {key: {} for key in sets}
+    for key, (X_set, y_set) in sets.items():
+        for name, scorer in scorers.items():
+            score = lazy_score(scorer, model, X_set, y_set)
+            if score is None:
+                results[key][name] = scorer(model, X_set, y_set)
+            else:
+                lazy[key, name] = score
+    # compute: the fold's blocked scores together, one pass over its rows; a float per score comes back
+    (values,) = dask.compute(lazy)
+    for (key, name), value in values.items():
+        results[key][name] = float(value)
+    return {
+        "fit_time": fit_time,
+        "score_time": time.perf_counter() - start,
+        "test_scores": {name: results["test_scores"][name] for name in scorers},
+        "train_scores": {name: results["train_scores"][name] for name in scorers}
+        if return_train_score
+        else {},
+        "estimator": model if return_estimator else None,
+        "fit_error": None,
+    }
+
+
+def run_folds(
+    estimator: Any,
+    X: Any,
+    y: Any,
+    cv: Any,
+    scorers: dict[str, Scorer],
+    *,
+    candidates: list[dict[str, Any]] | None = None,
+    groups: Any = None,
+    return_train_score: bool = False,
+    return_estimator: bool = False,
+    error_score: Any = np.nan,
+) -> list[list[dict[str, Any]]]:
+    """Fit and score every (candidate, fold): results indexed ``[candidate][fold]``.
+
+    Parameters
+    ----------
+    estimator : estimator
+    X, y : {array-like, dask array}
+    cv : splitter or list of (train, test)
+        From :func:`check_cv`.
+    scorers : dict of str to Scorer
+    candidates : list of dict or None, default=None
+        Parameter settings (``None``: the estimator as it is).
+    groups : array-like or None, default=None
+    return_train_score, return_estimator : bool, default=False
+    error_score : 'raise' or float, default=np.nan
+
+    Returns
+    -------
+    list of list of dict
+        The dicts of :func:`fit_and_score`.
+    """
+    candidates = candidates if candidates is not None else [{}]
+    options = {
+        "return_train_score": return_train_score,
+        "return_estimator": return_estimator,
+        "error_score": error_score,
+    }
+    with fit_span("cross-validation", type(estimator).__name__):
+        if is_dask_collection(X) or is_dask_collection(y):
+            X, y = _check_dask_data(X, y)
+            folds = dask_folds(cv, X, y, groups)
+            if not _distributes_itself(estimator):
+                return _fold_tasks(estimator, X, y, folds, scorers, candidates, options)
+            # distributed fits: one after the other, each lazy over its fold's blocks
+            return [
+                [
+                    _fit_and_score_dask(estimator, X, y, fold, scorers, parameters=parameters, **options)
+                    for fold in folds
+                ]
+                for parameters in candidates
+            ]
+        splits = [
+            (np.asarray(train), np.asarray(test))
+            for train, test in (cv.split(X, y, groups) if hasattr(cv, "split") else cv)
+        ]
+        client = current_client()
+        if client is None or _distributes_itself(estimator):
+            return [
+                [
+                    fit_and_score(estimator, X, y, train, test, scorers, parameters=parameters, **options)
+                    for train, test in splits
+                ]
+                for parameters in candidates
+            ]
+        return _run_on_cluster(client, estimator, X, y, splits, scorers, candidates, options)
+
+
+def _fold_tasks(
+    estimator: Any,
+    X: da.Array,
+    y: Any,
+    folds: list[Any],
+    scorers: dict[str, Scorer],
+    candidates: list[dict[str, Any]],
+    options: dict[str, Any],
+) -> list[list[dict[str, Any]]]:
+    """In-memory estimators on dask data: one task per (candidate, fold), fed by the fold's blocks.
+
+    Each task receives its fold's train and test rows as numpy arrays assembled on the worker from the blocks
+    (nothing passes through the client), and the rows of a fold are computed once for all the candidates.
+    """
+    run = uuid.uuid4().hex[:12]
+    prefix = task_prefix("cv fit")
+    fit = dask.delayed(_fit_and_score_rows, pure=False)
+    tasks = []
+    for c, parameters in enumerate(candidates):
+        row = []
+        for f, fold in enumerate(folds):
+            row.append(
+                fit(
+                    estimator,
+                    fold.take(X, TRAIN),
+                    None if y is None else fold.take(y, TRAIN),
+                    fold.take(X, TEST),
+                    None if y is None else fold.take(y, TEST),
+                    scorers,
+                    parameters=parameters,
+                    dask_key_name=f"{prefix}-{run}-{c}-{f}",
+                    **options,
+                )
+            )
+        tasks.append(row)
+    # compute: every (candidate, fold) fit at once; each brings back its scores (and estimator, if asked)
+    (results,) = dask.compute(tasks)
+    return [list(row) for row in results]
+
+
+def _distributes_itself(estimator: Any) -> bool:
+    """Whether ``estimator`` (or one of its parts, such as a pipeline step) is one of daskml_lab's (a subclass too).
+
+    Those fits spread their own work over the cluster, so they run from here one after the other instead of
+    inside a task each (nested cluster work inside tasks would only compete for the same worker threads).
+    """
+    parts = [estimator]
+    if hasattr(estimator, "get_params"):
+        parts += [value for value in estimator.get_params(deep=True).values() if hasattr(value, "fit")]
+    return any(
+        isinstance(part, DaskMLEstimator) or type(part).__module__.startswith("daskml_lab.") for part in parts
+    )
+
+
+def _run_on_cluster(
+    client: Any,
+    estimator: Any,
+    X: Any,
+    y: Any,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    scorers: dict[str, Scorer],
+    candidates: list[dict[str, Any]],
+    options: dict[str, Any],
+) -> list[list[dict[str, Any]]]:
+    # the data go to the cluster once; every (candidate, fold) task reads them from there
+    X_future, y_future = client.scatter([X, y])
+    estimator_future = client.scatter(estimator)
+    run = uuid.uuid4().hex[:12]
+    prefix = task_prefix("cv fit")
+    futures = [
+        [
+            client.submit(
+                fit_and_score,
+                estimator_future,
+                X_future,
+                y_future,
+                train,
+                test,
+                scorers,
+                parameters=parameters,
+                key=f"{prefix}-{run}-{c}-{f}",
+                **options,
+            )
+            for f, (train, test) in enumerate(splits)
+        ]
+        for c, parameters in enumerate(candidates)
+    ]
+    flat = [future for row in futures for future in row]
+    wait_for(flat, what="the cross-validation fits", client=client, timeout_s=math.inf)
+    results = client.gather(flat)
+    return [results[c * len(splits) : (c + 1) * len(splits)] for c in range(len(candidates))]
