@@ -398,11 +398,16 @@ def _rebuild_blocks(engine: Any, late: list[int], slow: set[str], reason: str) -
     if not slow or not live or not _has_lineage_outside(engine, blocks, slow):
         logger.warning("solver engine: %s; no other worker can compute them, waiting", reason)
         return False
+    engine._watch.health.check(doing="moving row blocks off a straggler")  # a lost scheduler: say so now
+    try:
+        cloned = clone(*blocks, seed=uuid.uuid4().hex)
+    except ValueError as err:  # dask cannot copy every graph (fused tasks with several outputs)
+        logger.warning("solver engine: %s; their lineage cannot be copied (%s), waiting", reason, err)
+        return False
     engine.stragglers |= slow
     logger.warning(
         "solver engine: %s on %s; computing them again from their lineage on %s", reason, sorted(slow), live
     )
-    cloned = clone(*blocks, seed=uuid.uuid4().hex)
     # persist: the late row blocks again, on the other workers only (never fetched from the straggler)
     persisted = engine.client.persist(list(cloned), workers=live, allow_other_workers=False)
     width = len(persisted) // len(late)
