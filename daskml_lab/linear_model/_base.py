@@ -34,6 +34,7 @@ from daskml_lab import solvers
 from daskml_lab._runtime.checkpoint_files import lock_checkpoint_directory, open_checkpoint_directory
 from daskml_lab._runtime.client import current_client
 from daskml_lab._runtime.cluster_health import explain_cluster_failures
+from daskml_lab._runtime.watched_compute import watched_compute
 from daskml_lab.base import DaskMLEstimator, Interval, class_weight_vector, encode_labels
 from daskml_lab.data.validation import ValidatedData, check_X_y
 from daskml_lab.linear_model._blocks import (
@@ -487,7 +488,8 @@ class LinearClassifierBase(ClassifierMixin, LinearModelBase):
         ]
         total = dask.delayed(_class_weight_sums_combine)(parts, dask_key_name=f"{prefix}-combine-{token}")
         # compute: the sorted class labels and their weighted counts (2 x n_classes values)
-        classes, weight_sums = total.compute()
+        # watched: a worker paused before the fit must not hang the label count
+        classes, weight_sums = watched_compute(total, tag="class-counts")
         return self._check_classes(classes), weight_sums
 
     def _prepare_labels(self, data: ValidatedData) -> tuple[np.ndarray, np.ndarray, np.ndarray, da.Array]:
