@@ -1,93 +1,158 @@
-"""Small pre-fit passes that survive a paused worker: compute, watch heartbeats, recompute elsewhere.
+"""Small passes before a fit that survive a paused worker: compute, watch heartbeats, recompute elsewhere.
 
 The watched phases of a fit (shard fits, solver rounds) move work away from a worker that stops answering.
-The small plain computes that run before them (a classifier's label count, ...) did not: a worker paused
-(SIGSTOP) before the fit held one of their tasks, and the fit waited for it forever. :func:`watched_compute`
-runs such a pass on the cluster, watches the scheduler's heartbeats of the workers, and when one has sent none
-for ``unresponsive_s`` seconds (the ensembles' speculation rule, same ``dask.config`` key) computes a copy of
-the pass from its lineage (:func:`~daskml_lab._compat.recomputable_copy`) on the responsive workers only;
-the first result wins and nothing is fetched from the silent worker.
+The small plain computations that run before them -- a classifier's label count, the row lengths of blocks
+or partitions, the label or key counts of a sharding plan, a GLM's target checks -- did not: dask gave one
+of their tasks to a worker paused (SIGSTOP) before the fit, and the fit waited for it for ever (the worker is
+still in the cluster, so no lost-worker rule fires).
+
+:func:`watched_compute` is the one way to run such a pass: it computes the collections on the cluster and
+watches the scheduler's heartbeats of the workers (:class:`~daskml_lab._runtime.heartbeats.Heartbeats`).
+When a worker has sent none for ``unresponsive_s`` seconds (dask config
+``daskml_lab.solvers.straggler.unresponsive_s``, the solvers' rule for a worker holding up work before any of
+it is done; default 10), a copy of the pass under new keys
+(:func:`~daskml_lab._compat.recomputable_copy`) is computed from its lineage on the responsive workers only.
+The first result wins (both are the same pure computation), and nothing is ever fetched from the silent
+worker. Data the caller persisted or scattered (futures) have no lineage: when such data exist only on the
+silent worker, :class:`~daskml_lab.exceptions.UnresponsiveWorkerError` names the worker at once instead of
+waiting for it. A lost scheduler or a cluster left without workers give the clear errors of
+:class:`~daskml_lab._runtime.cluster_health.ClusterHealth`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+from itertools import count
 from typing import Any
 
 import dask
-from distributed import wait
+from dask.base import tokenize
+from distributed import CancelledError, futures_of, wait
 
-from daskml_lab._compat import recomputable_copy, scheduler_workers
-from daskml_lab._runtime.client import current_client
+from daskml_lab._compat import recomputable_copy
+from daskml_lab._runtime.client import cluster_timeout_s, current_client
+from daskml_lab._runtime.cluster_health import NO_WORKER_GRACE_S, ClusterHealth
+from daskml_lab._runtime.heartbeats import Heartbeats
+from daskml_lab._runtime.watch import WorkerWatch
+from daskml_lab.exceptions import UnresponsiveWorkerError
 
-__all__ = ["watched_compute"]
+__all__ = ["UNRESPONSIVE_KEY", "watched_compute"]
 
 logger = logging.getLogger(__name__)
 
-#: ``dask.config`` key of the seconds without heartbeat after which a worker is unresponsive (shared with the
-#: ensembles' speculation rule, whose default is the same).
-UNRESPONSIVE_KEY = "daskml_lab.ensemble.speculation.unresponsive_s"
+#: ``dask.config`` key of the seconds without a heartbeat after which a worker holding up a pass is silent:
+#: the solvers' rule for work of which nothing is done yet (the one key; its default is theirs).
+UNRESPONSIVE_KEY = "daskml_lab.solvers.straggler.unresponsive_s"
 
-#: Seconds between two looks at the scheduler's heartbeats.
-_POLL_S = 0.5
+#: Its default, when the key is not set.
+_DEFAULT_UNRESPONSIVE_S = 10.0
+
+#: Seconds between two looks at the pass and the workers' heartbeats.
+_POLL_S = 0.25
+
+#: Numbers of the copies (their keys must differ from every earlier copy's).
+_copies = count()
 
 
-def watched_compute(collection: Any, *, tag: str = "rerun") -> Any:
-    """Compute the one-output ``collection`` (a Delayed); recompute it elsewhere if a worker stops answering.
+def _pack(*values: Any) -> tuple[Any, ...]:
+    return values
+
+
+def watched_compute(*collections: Any, what: str, unresponsive_s: float | None = None) -> tuple[Any, ...]:
+    """``dask.compute(*collections)`` that computes the pass again elsewhere when a worker stops answering.
 
     Parameters
     ----------
-    collection : dask.delayed.Delayed
-        A small pass (its result is a few values).
-    tag : str, default="rerun"
-        Suffix of the copy's keys.
+    *collections : dask collections (or nested lists and dicts of them)
+        A small pass: its results are model-sized (counts, lengths, a few statistics).
+    what : str
+        What the pass computes, for messages ("the class counts").
+    unresponsive_s : float or None, default=None
+        Seconds without a heartbeat after which a worker is silent; ``None`` reads :data:`UNRESPONSIVE_KEY`.
 
     Returns
     -------
-    object
-        The computed value, identical whichever copy won.
+    tuple
+        The computed values, as ``dask.compute`` returns them; the same whichever copy won.
+
+    Raises
+    ------
+    UnresponsiveWorkerError
+        When data the pass needs were persisted by the caller and exist only on a silent worker.
+    SchedulerLostError, NoWorkersLeftError
+        When the scheduler is gone, or no worker is left (after a short grace).
     """
     client = current_client()
-    if client is None:
-        return collection.compute()
-    unresponsive_s = float(dask.config.get(UNRESPONSIVE_KEY, 10.0))
-    future = client.compute(collection)
-    futures = [future]
-    heard: dict[str, tuple[Any, float]] = {}  # worker -> (last_seen, when it last changed)
-    rerun = False
+    if client is None or not collections:
+        return dask.compute(*collections)  # a local scheduler has no worker to pause
+    if unresponsive_s is None:
+        unresponsive_s = float(dask.config.get(UNRESPONSIVE_KEY, _DEFAULT_UNRESPONSIVE_S))
+    # one output, so that its whole lineage can be copied under new keys
+    packed = dask.delayed(_pack, pure=True)(
+        *collections, dask_key_name=f"daskml-watched-{tokenize(*collections)}"
+    )
+    health = ClusterHealth(client)
+    watch = WorkerWatch(client, interval_s=_POLL_S, health=health)
+    heartbeats = Heartbeats()
+    heartbeats.heard(watch.records())
+    futures = [client.compute(packed)]
+    set_aside: set[str] = set()
     try:
         while True:
             try:
                 wait(futures, timeout=_POLL_S, return_when="FIRST_COMPLETED")
             except TimeoutError:  # distributed's wait raises when nothing finished in time
                 pass
-            winners = [f for f in futures if f.done() and f.status == "finished"]
-            if winners:
-                return winners[0].result()
-            if all(f.done() for f in futures):
-                return futures[0].result()  # raises the error of the computation
-            if rerun:
+            except CancelledError as err:
+                raise health.explain(err, doing=f"computing {what}") or err from err
+            finished = [f for f in futures if f.status == "finished"]
+            if finished:
+                return tuple(finished[0].result(timeout=cluster_timeout_s()))
+            failed = [f for f in futures if f.status == "error"]
+            if failed:
+                failed[0].result()  # raises the computation's own error (each copy would raise it)
+            records = watch.records()
+            if not records:
+                health.check(doing=f"computing {what}", grace_s=NO_WORKER_GRACE_S)
                 continue
-            now = time.monotonic()
-            records = scheduler_workers(client)
-            for worker, record in records.items():
-                previous = heard.get(worker)
-                if previous is None or previous[0] != record.get("last_seen"):
-                    heard[worker] = (record.get("last_seen"), now)
-            silent = {w for w, (_, changed) in heard.items() if now - changed > unresponsive_s}
+            heartbeats.heard(records)
+            silent = set(heartbeats.silent(unresponsive_s)) & set(records)
             responsive = sorted(set(records) - silent)
-            if silent and responsive:
-                logger.warning(
-                    "worker(s) %s sent no heartbeat for %.0f s; computing the pass again on %s",
-                    sorted(silent),
-                    unresponsive_s,
-                    responsive,
-                )
-                copy = recomputable_copy(collection, f"{tag}-{int(now * 1000)}")
-                futures.append(client.compute(copy, workers=responsive, allow_other_workers=False))
-                rerun = True
+            if not silent - set_aside or not responsive:
+                continue
+            set_aside |= silent
+            _refuse_data_only_on(client, packed, silent, what)
+            logger.warning(
+                "worker(s) %s sent no heartbeat for %g s while computing %s: computing it again from its "
+                "lineage on %s",
+                sorted(silent),
+                unresponsive_s,
+                what,
+                responsive,
+            )
+            copy = recomputable_copy(packed, f"watched{next(_copies)}")
+            futures.append(client.compute(copy, workers=responsive, allow_other_workers=False))
     finally:
-        for f in futures:
-            if not f.done():
-                f.cancel()
+        client.cancel([f for f in futures if not f.done()])
+
+
+def _refuse_data_only_on(client: Any, packed: Any, silent: set[str], what: str) -> None:
+    """Raise :class:`UnresponsiveWorkerError` when data the pass needs (futures) are held only by ``silent``."""
+    persisted = futures_of(packed)
+    if not persisted:
+        return
+    holders = client.who_has(persisted)
+    stuck = sorted({w for workers in holders.values() if workers and set(workers) <= silent for w in workers})
+    if not stuck:
+        return
+    situation = (
+        f"worker(s) {stuck} sent no heartbeat for more than the allowed seconds while computing {what}, and "
+        f"they alone hold data that were persisted or scattered before the fit (futures, which have no lineage "
+        f"to compute them again from)"
+    )
+    msg = (
+        f"{situation}. Resume the worker (SIGCONT if it was paused) or restart it and persist the data again, "
+        "or pass the data lazily (not persisted) so that they can be rebuilt on the other workers. The worker "
+        "was left in the cluster: removing it would destroy the persisted data."
+    )
+    raise UnresponsiveWorkerError(msg, workers=stuck, situation=situation)

@@ -387,7 +387,10 @@ class LinearRegressorBase(RegressorMixin, LinearModelBase):
         if data.sample_weight is None:
             return float(data.X.shape[0]), None
         # compute: one scalar, the total sample weight (it normalises the objective)
-        weight_sum = float(data.sample_weight.sum(dtype=np.float64).compute())
+        (weight_sum,) = watched_compute(
+            data.sample_weight.sum(dtype=np.float64), what="the total sample weight"
+        )
+        weight_sum = float(weight_sum)
         _check_weight_sum(weight_sum)
         return weight_sum, None
 
@@ -488,8 +491,8 @@ class LinearClassifierBase(ClassifierMixin, LinearModelBase):
         ]
         total = dask.delayed(_class_weight_sums_combine)(parts, dask_key_name=f"{prefix}-combine-{token}")
         # compute: the sorted class labels and their weighted counts (2 x n_classes values)
-        # watched: a worker paused before the fit must not hang the label count
-        classes, weight_sums = watched_compute(total, tag="class-counts")
+        # watched: a worker paused before the fit must not hang it (the pass is computed again elsewhere)
+        ((classes, weight_sums),) = watched_compute(total, what="the class counts")
         return self._check_classes(classes), weight_sums
 
     def _prepare_labels(self, data: ValidatedData) -> tuple[np.ndarray, np.ndarray, np.ndarray, da.Array]:
