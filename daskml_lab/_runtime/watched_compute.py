@@ -27,9 +27,9 @@ from typing import Any
 
 import dask
 from dask.base import tokenize
-from distributed import CancelledError, futures_of, wait
+from distributed import CancelledError, Future, wait
 
-from daskml_lab._compat import recomputable_copy
+from daskml_lab._compat import held_keys, recomputable_copy
 from daskml_lab._runtime.client import cluster_timeout_s, current_client
 from daskml_lab._runtime.cluster_health import NO_WORKER_GRACE_S, ClusterHealth
 from daskml_lab._runtime.heartbeats import Heartbeats
@@ -103,8 +103,11 @@ def watched_compute(*collections: Any, what: str, unresponsive_s: float | None =
                 wait(futures, timeout=_POLL_S, return_when="FIRST_COMPLETED")
             except TimeoutError:  # distributed's wait raises when nothing finished in time
                 pass
-            except CancelledError as err:
-                raise health.explain(err, doing=f"computing {what}") or err from err
+            except CancelledError as err:  # the scheduler gone, or no worker left: the clear error
+                explained = health.explain(err, doing=f"computing {what}")
+                if explained is None:
+                    raise
+                raise explained from err
             finished = [f for f in futures if f.status == "finished"]
             if finished:
                 return tuple(finished[0].result(timeout=cluster_timeout_s()))
@@ -121,7 +124,7 @@ def watched_compute(*collections: Any, what: str, unresponsive_s: float | None =
             if not silent - set_aside or not responsive:
                 continue
             set_aside |= silent
-            _refuse_data_only_on(client, packed, silent, what)
+            _refuse_data_only_on(client, packed, silent, what, unresponsive_s)
             logger.warning(
                 "worker(s) %s sent no heartbeat for %g s while computing %s: computing it again from its "
                 "lineage on %s",
@@ -136,17 +139,23 @@ def watched_compute(*collections: Any, what: str, unresponsive_s: float | None =
         client.cancel([f for f in futures if not f.done()])
 
 
-def _refuse_data_only_on(client: Any, packed: Any, silent: set[str], what: str) -> None:
-    """Raise :class:`UnresponsiveWorkerError` when data the pass needs (futures) are held only by ``silent``."""
-    persisted = futures_of(packed)
-    if not persisted:
+def _refuse_data_only_on(client: Any, packed: Any, silent: set[str], what: str, seconds: float) -> None:
+    """Raise :class:`UnresponsiveWorkerError` when data the pass needs (no lineage) are held only by ``silent``."""
+    keys = held_keys(packed)
+    if not keys:
         return
-    holders = client.who_has(persisted)
-    stuck = sorted({w for workers in holders.values() if workers and set(workers) <= silent for w in workers})
+    holders = {
+        key: set(workers) for key, workers in client.who_has([Future(key, client) for key in keys]).items()
+    }
+    if not all(holders.values()):  # some not computed yet: the worker they were given to will hold them
+        for worker, processing in client.processing(workers=sorted(silent)).items():
+            for key in set(processing) & holders.keys():
+                holders[key] = holders[key] or {worker}
+    stuck = sorted({w for workers in holders.values() if workers and workers <= silent for w in workers})
     if not stuck:
         return
     situation = (
-        f"worker(s) {stuck} sent no heartbeat for more than the allowed seconds while computing {what}, and "
+        f"worker(s) {stuck} sent no heartbeat for {seconds:g} s while computing {what}, and "
         f"they alone hold data that were persisted or scattered before the fit (futures, which have no lineage "
         f"to compute them again from)"
     )
