@@ -177,3 +177,12 @@ def test_a_local_scheduler_computes_as_dask_does():
         expected = dask.compute(y.sum(), X[:2])
     assert total == expected[0]
     np.testing.assert_array_equal(first, expected[1])
+
+
+def test_the_seconds_are_checked(client):
+    y = make_classification(n_samples=40, n_features=5, chunks=10, random_state=0)[1]
+    with (
+        dask.config.set({"daskml_lab.solvers.straggler.unresponsive_s": 0}),
+        pytest.raises(ValueError, match=r"unresponsive_s must be > 0 seconds, got 0.0"),
+    ):
+        watched_compute(y.sum(), what="a test pass")

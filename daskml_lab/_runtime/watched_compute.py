@@ -87,6 +87,9 @@ def watched_compute(*collections: Any, what: str, unresponsive_s: float | None =
         return dask.compute(*collections)  # a local scheduler has no worker to pause
     if unresponsive_s is None:
         unresponsive_s = float(dask.config.get(UNRESPONSIVE_KEY, _DEFAULT_UNRESPONSIVE_S))
+    if not unresponsive_s > 0:
+        msg = f"dask.config {UNRESPONSIVE_KEY} must be > 0 seconds, got {unresponsive_s!r}."
+        raise ValueError(msg)
     # one output, so that its whole lineage can be copied under new keys
     packed = dask.delayed(_pack, pure=True)(
         *collections, dask_key_name=f"daskml-watched-{tokenize(*collections)}"
