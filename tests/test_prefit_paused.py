@@ -63,7 +63,7 @@ def cluster() -> Iterator[LocalCluster]:
 
 @pytest.fixture
 def client(cluster: LocalCluster) -> Iterator[Client]:
-    with Client(cluster) as client, dask.config.set(SETTINGS):
+    with Client(cluster) as client:
         client.wait_for_workers(3, timeout=60)
         yield client
 
@@ -75,7 +75,11 @@ def data():
 
 @contextlib.contextmanager
 def paused(client: Client) -> Iterator[str]:
-    """One worker process stopped for the whole block (its address is yielded), always resumed after."""
+    """One worker process stopped for the whole block (its address is yielded), always resumed after.
+
+    The short delays of :data:`SETTINGS` apply inside the block only: the undisturbed reference fits keep the
+    defaults, so that a worker merely starved of CPU by a loaded machine is not taken for a silent one there.
+    """
     pids = client.run(os.getpid)
     victim = sorted(pids)[1]
     # an idle cluster first (what a worker resumed by an earlier test still had to do is done), so that the
@@ -85,7 +89,8 @@ def paused(client: Client) -> Iterator[str]:
         time.sleep(0.1)
     os.kill(pids[victim], signal.SIGSTOP)
     try:
-        yield victim
+        with dask.config.set(SETTINGS):
+            yield victim
     finally:
         os.kill(pids[victim], signal.SIGCONT)
 
@@ -107,10 +112,7 @@ def test_lbfgs_gives_the_undisturbed_coefficients(client, data, caplog):
             model = _logistic("lbfgs").fit(X, y)
     np.testing.assert_array_equal(model.coef_, reference.coef_)
     np.testing.assert_array_equal(model.intercept_, reference.intercept_)
-    moved = _recomputed(caplog)
-    assert moved
-    assert victim in moved[0]
-    assert "the class counts" in moved[0]
+    assert any(victim in message and "the class counts" in message for message in _recomputed(caplog))
 
 
 def test_poisson_gives_the_undisturbed_coefficients(client, data):
@@ -192,7 +194,7 @@ def test_a_local_scheduler_computes_as_dask_does():
     np.testing.assert_array_equal(first, expected[1])
 
 
-def test_the_seconds_are_checked(client):
+def test_the_seconds_are_checked():
     y = make_classification(n_samples=40, n_features=5, chunks=10, random_state=0)[1]
     with (
         dask.config.set({"daskml_lab.solvers.straggler.unresponsive_s": 0}),

@@ -82,14 +82,14 @@ def watched_compute(*collections: Any, what: str, unresponsive_s: float | None =
     SchedulerLostError, NoWorkersLeftError
         When the scheduler is gone, or no worker is left (after a short grace).
     """
-    client = current_client()
-    if client is None or not collections:
-        return dask.compute(*collections)  # a local scheduler has no worker to pause
     if unresponsive_s is None:
         unresponsive_s = float(dask.config.get(UNRESPONSIVE_KEY, _DEFAULT_UNRESPONSIVE_S))
     if not unresponsive_s > 0:
         msg = f"dask.config {UNRESPONSIVE_KEY} must be > 0 seconds, got {unresponsive_s!r}."
         raise ValueError(msg)
+    client = current_client()
+    if client is None or not collections:
+        return dask.compute(*collections)  # a local scheduler has no worker to pause
     # one output, so that its whole lineage can be copied under new keys
     packed = dask.delayed(_pack, pure=True)(
         *collections, dask_key_name=f"daskml-watched-{tokenize(*collections)}"
