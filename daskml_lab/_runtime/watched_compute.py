@@ -22,7 +22,7 @@ waiting for it. A lost scheduler or a cluster left without workers give the clea
 from __future__ import annotations
 
 import logging
-from itertools import count
+import uuid
 from typing import Any
 
 import dask
@@ -49,9 +49,6 @@ _DEFAULT_UNRESPONSIVE_S = 10.0
 
 #: Seconds between two looks at the pass and the workers' heartbeats.
 _POLL_S = 0.25
-
-#: Numbers of the copies (their keys must differ from every earlier copy's).
-_copies = count()
 
 
 def _pack(*values: Any) -> tuple[Any, ...]:
@@ -136,7 +133,7 @@ def watched_compute(*collections: Any, what: str, unresponsive_s: float | None =
                 what,
                 responsive,
             )
-            copy = recomputable_copy(packed, f"watched{next(_copies)}")
+            copy = recomputable_copy(packed, f"watched-{uuid.uuid4().hex[:12]}")  # keys no earlier copy had
             futures.append(client.compute(copy, workers=responsive, allow_other_workers=False))
     finally:
         client.cancel([f for f in futures if not f.done()])
