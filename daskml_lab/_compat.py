@@ -19,6 +19,7 @@ __all__ = [
     "dashboard_prefix",
     "dashboard_template",
     "dashboard_theme",
+    "held_keys",
     "hist_gradient_boosting_state",
     "libsvm_state",
     "log_event_async",
@@ -440,6 +441,23 @@ def recomputable_copy(collection: Any, tag: str) -> Any:
     subs = {k: renamed(k) for k in graph if k not in futures}
     copy = {subs.get(k, k): node.substitute(subs, key=subs.get(k, k)) for k, node in graph.items()}
     return Delayed(subs.get(key, key), copy)
+
+
+def held_keys(collection: Any) -> set[Any]:
+    """Keys of data already on the cluster that ``collection`` needs: persisted or scattered, without lineage.
+
+    A persisted array keeps its futures in its graph, but a graph built from its blocks (``to_delayed``, then
+    ``dask.delayed``) may only refer to their keys, defined nowhere in it: both are found here (the task
+    specification's ``dependencies`` and ``DataNode`` of ``dask._task_spec``, private). These are exactly the
+    keys :func:`recomputable_copy` cannot copy.
+    """
+    from dask._task_spec import DataNode, convert_legacy_graph
+
+    graph = convert_legacy_graph(dict(collection.__dask_graph__()))
+    keys = {k for k, node in graph.items() if isinstance(node, DataNode) and _holds_future(node)}
+    for node in graph.values():
+        keys |= {dep for dep in node.dependencies if dep not in graph}
+    return keys
 
 
 def _holds_future(node: Any) -> bool:

@@ -17,6 +17,7 @@ __all__ = [
     "NotFittedError",
     "PerformanceWarning",
     "SchedulerLostError",
+    "UnresponsiveWorkerError",
     "UntrustedTypesError",
 ]
 
@@ -102,4 +103,25 @@ class NoWorkersLeftError(RuntimeError):
     def __init__(self, message: str, n_lost: int | None = None, situation: str = "") -> None:
         super().__init__(message)
         self.n_lost = n_lost
+        self.situation = situation or message
+
+
+class UnresponsiveWorkerError(RuntimeError):
+    """A worker stopped answering (no heartbeat) and holds data that cannot be computed anywhere else.
+
+    Raised instead of waiting for ever when the data were persisted or scattered by the caller (futures: they
+    have no lineage to compute them again from) and exist only on the silent worker. The worker is never
+    removed: that would destroy the caller's data.
+
+    Attributes
+    ----------
+    workers : list of str
+        The silent workers holding the data.
+    situation : str
+        What happened, without the advice.
+    """
+
+    def __init__(self, message: str, workers: list[str] | None = None, situation: str = "") -> None:
+        super().__init__(message)
+        self.workers = list(workers or [])
         self.situation = situation or message

@@ -25,6 +25,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.seeding import block_rng, root_entropy
+from daskml_lab._runtime.watched_compute import watched_compute
 
 __all__ = [
     "STREAM_CLASSIFICATION",
@@ -272,7 +273,7 @@ def compute_block_class_counts(y: da.Array) -> tuple[np.ndarray, np.ndarray]:
     ]
     # compute: per-block unique labels and counts, n_blocks x n_classes values (the data stay on the workers)
     with unique_fused_keys():
-        results = dask.compute(*tasks)
+        results = watched_compute(*tasks, what="the class counts of the row blocks")
     uniques = [values for values, _ in results]
     classes = np.unique(np.concatenate(uniques)) if uniques else np.asarray([])
     counts = np.zeros((len(results), classes.size), dtype=np.int64)

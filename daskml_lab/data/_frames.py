@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab._runtime.watched_compute import watched_compute
 from daskml_lab.data._convert import InputOrigin, Kind, is_dask_dataframe
 from daskml_lab.data.validation import check_array, check_X_y
 
@@ -339,7 +340,7 @@ def _frame_blocks(
     # compute: one integer per partition (the row chunks of X and y) and the distinct values of each column to
     # encode (a small array per column and partition), from one pass over the partitions.
     with unique_fused_keys():
-        described = dask.compute(*counts)
+        described = watched_compute(*counts, what="the partition lengths")
     lengths = tuple(n for n, _, _ in described)
     n_dropped = sum(d for _, _, d in described)
     found = {

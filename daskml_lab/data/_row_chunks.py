@@ -23,6 +23,8 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 
+from daskml_lab._runtime.watched_compute import watched_compute
+
 __all__ = ["as_scipy_blocks", "has_pydata_sparse_blocks", "has_unknown_rows", "resolve_row_chunks"]
 
 logger = logging.getLogger("daskml_lab.data")
@@ -63,7 +65,7 @@ def resolve_row_chunks(arrays: Mapping[str, da.Array | None]) -> dict[str, da.Ar
         for name, array in unknown.items()
     }
     # compute: one integer per row block of each input, in one pass so shared sources are read once
-    (lengths,) = dask.compute(lengths_tasks)
+    (lengths,) = watched_compute(lengths_tasks, what="the row chunk lengths")
     resolved = dict(arrays)
     for name, array in unknown.items():
         row_chunks = tuple(int(n) for n in lengths[name])

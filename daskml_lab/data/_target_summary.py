@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab._runtime.watched_compute import watched_compute
 
 __all__ = ["TargetSummary", "describe_target"]
 
@@ -117,7 +118,7 @@ def describe_target(y: Any, *, max_distinct: int = 100) -> TargetSummary:
     ]
     # compute: per block, at most max_distinct + 1 value counts and a few scalars
     with unique_fused_keys():
-        stats = dask.compute(*parts)
+        stats = watched_compute(*parts, what="the summary of the target")
     return _target_stats_agg(list(stats), max_distinct, numeric=np.dtype(y.dtype).kind in "biuf")
 
 

@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from dask.base import tokenize
 from scipy.sparse.csgraph import maximum_flow
 
+from daskml_lab._runtime.watched_compute import watched_compute
 from daskml_lab.data import _blocks
 from daskml_lab.data._convert import to_dask_array
 from daskml_lab.data._exchange import redistribute
@@ -574,4 +575,5 @@ def _compute_shard_sizes(labels: da.Array, n_shards: int) -> tuple[int, ...]:
     )
     # compute: rows of every shard, n_shards integers summed on the workers (keys are hashed there; no data
     # reach the client)
-    return tuple(int(size) for size in counts.sum(axis=0).compute())
+    (sizes,) = watched_compute(counts.sum(axis=0), what="the shard sizes")
+    return tuple(int(size) for size in sizes)

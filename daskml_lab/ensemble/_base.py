@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
@@ -19,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from daskml_lab._runtime.client import current_client
 from daskml_lab._runtime.cluster_health import explain_cluster_failures
+from daskml_lab._runtime.watched_compute import watched_compute
 from daskml_lab.base import ArrayLike, DaskMLEstimator, HasMethods, Interval, Options
 from daskml_lab.data.sharding import STRATEGIES, shard
 from daskml_lab.data.validation import ValidatedData, check_classes, check_n_features, check_X_y
@@ -415,7 +415,8 @@ class BaseShardEnsemble(DaskMLEstimator):
             )
             with fit_span(cls.__name__, "from_estimators"):
                 # compute: per-model score sums and, for stacking, the meta-features of the held-out rows
-                (held_out,) = dask.compute(graph)
+                # (watched: a worker paused before the call must not hang it)
+                (held_out,) = watched_compute(graph, what="the held-out scores of the estimators")
         elif fusion_.requires_held_out():
             msg = (
                 f"{type(fusion_).__name__} learns from held-out rows: pass X_val and y_val (rows the "

@@ -34,6 +34,7 @@ from daskml_lab import solvers
 from daskml_lab._runtime.checkpoint_files import lock_checkpoint_directory, open_checkpoint_directory
 from daskml_lab._runtime.client import current_client
 from daskml_lab._runtime.cluster_health import explain_cluster_failures
+from daskml_lab._runtime.watched_compute import watched_compute
 from daskml_lab.base import DaskMLEstimator, Interval, class_weight_vector, encode_labels
 from daskml_lab.data.validation import ValidatedData, check_X_y
 from daskml_lab.linear_model._blocks import (
@@ -386,7 +387,10 @@ class LinearRegressorBase(RegressorMixin, LinearModelBase):
         if data.sample_weight is None:
             return float(data.X.shape[0]), None
         # compute: one scalar, the total sample weight (it normalises the objective)
-        weight_sum = float(data.sample_weight.sum(dtype=np.float64).compute())
+        (weight_sum,) = watched_compute(
+            data.sample_weight.sum(dtype=np.float64), what="the total sample weight"
+        )
+        weight_sum = float(weight_sum)
         _check_weight_sum(weight_sum)
         return weight_sum, None
 
@@ -487,7 +491,8 @@ class LinearClassifierBase(ClassifierMixin, LinearModelBase):
         ]
         total = dask.delayed(_class_weight_sums_combine)(parts, dask_key_name=f"{prefix}-combine-{token}")
         # compute: the sorted class labels and their weighted counts (2 x n_classes values)
-        classes, weight_sums = total.compute()
+        # watched: a worker paused before the fit must not hang it (the pass is computed again elsewhere)
+        ((classes, weight_sums),) = watched_compute(total, what="the class counts")
         return self._check_classes(classes), weight_sums
 
     def _prepare_labels(self, data: ValidatedData) -> tuple[np.ndarray, np.ndarray, np.ndarray, da.Array]:

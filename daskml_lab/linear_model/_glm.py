@@ -8,10 +8,10 @@ import os
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-import dask
 import dask.array as da
 import numpy as np
 
+from daskml_lab._runtime.watched_compute import watched_compute
 from daskml_lab.base import Interval, Options
 from daskml_lab.linear_model._base import (
     COMMON_CONSTRAINTS,
@@ -102,7 +102,9 @@ class _GLMRegressorBase(LinearRegressorBase):
         weighted_y = (y * weights if weights is not None else y).sum(dtype=np.float64)
         n_outside = (~y.map_blocks(family.in_range, dtype=bool)).sum()
         # compute: four scalars (total weight, weighted sum of y, count outside the range, smallest y)
-        weight_sum, y_sum, outside, smallest = dask.compute(total, weighted_y, n_outside, y.min())
+        weight_sum, y_sum, outside, smallest = watched_compute(
+            total, weighted_y, n_outside, y.min(), what="the checks of the target"
+        )
         if outside:
             values = f"{int(outside)} value(s) outside it (the smallest y is {float(smallest):g})"
             msg = (
@@ -205,7 +207,9 @@ class _GLMRegressorBase(LinearRegressorBase):
             family=self._family(),
         )
         # compute: 4 float64 sums (weight, weighted y, weighted c(y), weighted model deviance)
-        weight_sum, y_sum, constant_sum, deviance = statistics.sum(axis=0).compute()
+        ((weight_sum, y_sum, constant_sum, deviance),) = watched_compute(
+            statistics.sum(axis=0), what="the deviance statistics"
+        )
         _check_weight_sum(float(weight_sum))
         g1, g2 = self._family().mean_terms(y_sum / weight_sum)
         null_deviance = constant_sum - g1 * y_sum + g2 * weight_sum

@@ -31,6 +31,7 @@ from distributed.comm import CommClosedError
 
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.cluster_health import ClusterHealth, scheduler_lost
+from daskml_lab._runtime.heartbeats import Heartbeats
 from daskml_lab._runtime.waiting import DataLostError, result_within, wait_for
 from daskml_lab._runtime.watch import WATCH_INTERVAL_S, WorkersLost, WorkerWatch
 from daskml_lab.exceptions import NoWorkersLeftError, SchedulerLostError
@@ -156,7 +157,10 @@ class DistributedEngine(_Engine):
             except OSError as err:  # a worker was lost while the actors were being created
                 if attempt == _MAX_REBUILDS:
                     raise self._gave_up(attempt, err) from err
-                logger.warning("solver engine: a worker was lost while starting (%r); starting again", err)
+                logger.warning(
+                    "solver engine: a worker was lost or stopped answering while starting (%r); starting again",
+                    err,
+                )
                 # cancelled, not released: an actor pinned to a dead worker would wait for it for ever
                 self.client.cancel(self._actor_futures)
                 self.n_rebuilds += 1
@@ -193,6 +197,7 @@ class DistributedEngine(_Engine):
         """Wait for the actors of ``positions`` to exist; :class:`WorkersLost` if their worker leaves."""
         futures = [self._actor_futures[p] for p in positions]
         deadline = time.monotonic() + self.timeout_s
+        heartbeats = Heartbeats()
         while True:
             try:
                 wait(futures, timeout=min(WATCH_INTERVAL_S, max(deadline - time.monotonic(), 0.01)))
@@ -207,9 +212,30 @@ class DistributedEngine(_Engine):
                     max_age_s=0.0,
                     during="before its solver state was created",
                 )
+                self._check_silent(heartbeats, positions, futures)
                 if time.monotonic() > deadline:
                     self._wait(futures, "the per-worker solver state")  # raises the clear TimeoutError
         self._wait(futures, "the per-worker solver state")  # errors of the actors' constructors
+
+    def _check_silent(self, heartbeats: Heartbeats, positions: list[int], futures: list[Any]) -> None:
+        """:class:`WorkersLost` when a worker an actor waits for has sent no heartbeat for ``unresponsive_s``.
+
+        A worker paused before the fit may hold no row block (the blocks went to the others) and still be given
+        an actor; it is then set aside as a straggler, and the start is made again without it.
+        """
+        rule = self.straggler_rule
+        if not rule.enabled:
+            return
+        heartbeats.heard(self._watch.records())
+        waiting = {self._worker_args[p][0] for p, f in zip(positions, futures, strict=True) if not f.done()}
+        silent = sorted((set(heartbeats.silent(rule.unresponsive_s)) & waiting) - self.stragglers)
+        if silent:
+            self.stragglers |= set(silent)
+            msg = (
+                f"worker(s) {silent} sent no heartbeat for {rule.unresponsive_s:g} s before their solver state "
+                "was created (set aside as stragglers)"
+            )
+            raise WorkersLost(msg)
 
     def _build(self) -> tuple[int, float]:
         """Wait for the blocks, place them on workers, and create the per-worker state."""

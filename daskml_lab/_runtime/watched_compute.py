@@ -1,0 +1,167 @@
+"""Small passes before a fit that survive a paused worker: compute, watch heartbeats, recompute elsewhere.
+
+The watched phases of a fit (shard fits, solver rounds) move work away from a worker that stops answering.
+The small plain computations that run before them -- a classifier's label count, the row lengths of blocks
+or partitions, the label or key counts of a sharding plan, a GLM's target checks -- did not: dask gave one
+of their tasks to a worker paused (SIGSTOP) before the fit, and the fit waited for it for ever (the worker is
+still in the cluster, so no lost-worker rule fires).
+
+:func:`watched_compute` is the one way to run such a pass: it computes the collections on the cluster and
+watches the scheduler's heartbeats of the workers (:class:`~daskml_lab._runtime.heartbeats.Heartbeats`).
+When a worker has sent none for ``unresponsive_s`` seconds (dask config
+``daskml_lab.solvers.straggler.unresponsive_s``, the solvers' rule for a worker holding up work before any of
+it is done; default 10), a copy of the pass under new keys
+(:func:`~daskml_lab._compat.recomputable_copy`) is computed from its lineage on the responsive workers only.
+The first result wins (both are the same pure computation), and nothing is ever fetched from the silent
+worker. Data the caller persisted or scattered (futures) have no lineage: when such data exist only on the
+silent worker, :class:`~daskml_lab.exceptions.UnresponsiveWorkerError` names the worker at once instead of
+waiting for it. A lost scheduler or a cluster left without workers give the clear errors of
+:class:`~daskml_lab._runtime.cluster_health.ClusterHealth`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import dask
+from dask.base import tokenize
+from distributed import CancelledError, Future, wait
+
+from daskml_lab._compat import held_keys, recomputable_copy
+from daskml_lab._runtime.client import cluster_timeout_s, current_client
+from daskml_lab._runtime.cluster_health import NO_WORKER_GRACE_S, ClusterHealth
+from daskml_lab._runtime.heartbeats import Heartbeats
+from daskml_lab._runtime.watch import WorkerWatch
+from daskml_lab.exceptions import UnresponsiveWorkerError
+
+__all__ = ["UNRESPONSIVE_KEY", "watched_compute"]
+
+logger = logging.getLogger(__name__)
+
+#: ``dask.config`` key of the seconds without a heartbeat after which a worker holding up a pass is silent:
+#: the solvers' rule for work of which nothing is done yet (the one key; its default is theirs).
+UNRESPONSIVE_KEY = "daskml_lab.solvers.straggler.unresponsive_s"
+
+#: Its default, when the key is not set.
+_DEFAULT_UNRESPONSIVE_S = 10.0
+
+#: Seconds between two looks at the pass and the workers' heartbeats.
+_POLL_S = 0.25
+
+
+def _pack(*values: Any) -> tuple[Any, ...]:
+    return values
+
+
+def watched_compute(*collections: Any, what: str, unresponsive_s: float | None = None) -> tuple[Any, ...]:
+    """``dask.compute(*collections)`` that computes the pass again elsewhere when a worker stops answering.
+
+    Parameters
+    ----------
+    *collections : dask collections (or nested lists and dicts of them)
+        A small pass: its results are model-sized (counts, lengths, a few statistics).
+    what : str
+        What the pass computes, for messages ("the class counts").
+    unresponsive_s : float or None, default=None
+        Seconds without a heartbeat after which a worker is silent; ``None`` reads :data:`UNRESPONSIVE_KEY`.
+
+    Returns
+    -------
+    tuple
+        The computed values, as ``dask.compute`` returns them; the same whichever copy won.
+
+    Raises
+    ------
+    UnresponsiveWorkerError
+        When data the pass needs were persisted by the caller and exist only on a silent worker.
+    SchedulerLostError, NoWorkersLeftError
+        When the scheduler is gone, or no worker is left (after a short grace).
+    """
+    if unresponsive_s is None:
+        unresponsive_s = float(dask.config.get(UNRESPONSIVE_KEY, _DEFAULT_UNRESPONSIVE_S))
+    if not unresponsive_s > 0:
+        msg = f"dask.config {UNRESPONSIVE_KEY} must be > 0 seconds, got {unresponsive_s!r}."
+        raise ValueError(msg)
+    client = current_client()
+    if client is None or not collections:
+        return dask.compute(*collections)  # a local scheduler has no worker to pause
+    # one output, so that its whole lineage can be copied under new keys
+    packed = dask.delayed(_pack, pure=True)(
+        *collections, dask_key_name=f"daskml-watched-{tokenize(*collections)}"
+    )
+    health = ClusterHealth(client)
+    watch = WorkerWatch(client, interval_s=_POLL_S, health=health)
+    heartbeats = Heartbeats()
+    heartbeats.heard(watch.records())
+    futures = [client.compute(packed)]
+    set_aside: set[str] = set()
+    try:
+        while True:
+            try:
+                wait(futures, timeout=_POLL_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # distributed's wait raises when nothing finished in time
+                pass
+            except CancelledError as err:  # the scheduler gone, or no worker left: the clear error
+                explained = health.explain(err, doing=f"computing {what}")
+                if explained is None:
+                    raise
+                raise explained from err
+            finished = [f for f in futures if f.status == "finished"]
+            if finished:
+                return tuple(finished[0].result(timeout=cluster_timeout_s()))
+            failed = [f for f in futures if f.status == "error"]
+            if failed:
+                failed[0].result()  # raises the computation's own error (each copy would raise it)
+            records = watch.records()
+            if not records:
+                health.check(doing=f"computing {what}", grace_s=NO_WORKER_GRACE_S)
+                continue
+            heartbeats.heard(records)
+            silent = set(heartbeats.silent(unresponsive_s)) & set(records)
+            responsive = sorted(set(records) - silent)
+            if not silent - set_aside or not responsive:
+                continue
+            set_aside |= silent
+            _refuse_data_only_on(client, packed, silent, what, unresponsive_s)
+            logger.warning(
+                "worker(s) %s sent no heartbeat for %g s while computing %s: computing it again from its "
+                "lineage on %s",
+                sorted(silent),
+                unresponsive_s,
+                what,
+                responsive,
+            )
+            copy = recomputable_copy(packed, f"watched-{uuid.uuid4().hex[:12]}")  # keys no earlier copy had
+            futures.append(client.compute(copy, workers=responsive, allow_other_workers=False))
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+
+
+def _refuse_data_only_on(client: Any, packed: Any, silent: set[str], what: str, seconds: float) -> None:
+    """Raise :class:`UnresponsiveWorkerError` when data the pass needs (no lineage) are held only by ``silent``."""
+    keys = held_keys(packed)
+    if not keys:
+        return
+    holders = {
+        key: set(workers) for key, workers in client.who_has([Future(key, client) for key in keys]).items()
+    }
+    if not all(holders.values()):  # some not computed yet: the worker they were given to will hold them
+        for worker, processing in client.processing(workers=sorted(silent)).items():
+            for key in set(processing) & holders.keys():
+                holders[key] = holders[key] or {worker}
+    stuck = sorted({w for workers in holders.values() if workers and workers <= silent for w in workers})
+    if not stuck:
+        return
+    situation = (
+        f"worker(s) {stuck} sent no heartbeat for {seconds:g} s while computing {what}, and "
+        f"they alone hold data that were persisted or scattered before the fit (futures, which have no lineage "
+        f"to compute them again from)"
+    )
+    msg = (
+        f"{situation}. Resume the worker (SIGCONT if it was paused) or restart it and persist the data again, "
+        "or pass the data lazily (not persisted) so that they can be rebuilt on the other workers. The worker "
+        "was left in the cluster: removing it would destroy the persisted data."
+    )
+    raise UnresponsiveWorkerError(msg, workers=stuck, situation=situation)
