@@ -345,7 +345,9 @@ class GridSearchCV(_BaseSearch):
     >>> X, y = make_classification(n_samples=200, random_state=0)
     >>> search = GridSearchCV(DecisionTreeClassifier(random_state=0), {{"max_depth": [1, 3]}}, cv=3).fit(X, y)
     >>> search.best_params_
-    {{'max_depth': 3}}
+    {{'max_depth': 1}}
+    >>> search.cv_results_["mean_test_score"].round(3)
+    array([0.93, 0.92])
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
