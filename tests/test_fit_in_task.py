@@ -15,7 +15,7 @@ import dask.array as da
 import joblib
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, wait
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -41,6 +41,23 @@ def one_thread_client() -> Iterator[Client]:
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
             memory_limit="2GiB",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def two_worker_client() -> Iterator[Client]:
+    """Two single-threaded worker processes: more concurrent fitting tasks than threads, on more than one worker."""
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            memory_limit="1GiB",
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -109,3 +126,37 @@ def test_outside_a_task_nothing_changes(one_thread_client: Client) -> None:
     X, y = _data()
     model = LogisticRegression(max_iter=50).fit(X, y)
     assert model.score(X, y) > 0.7
+
+
+def _coefficients(model: LogisticRegression, X: np.ndarray, y: np.ndarray, lazy: bool) -> np.ndarray:
+    if lazy:
+        X, y = da.from_array(X, chunks=(200, -1)), da.from_array(y, 200)
+    return model.fit(X, y).coef_
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["numpy", "dask"])
+def test_many_concurrent_fits_in_tasks(two_worker_client: Client, lazy: bool) -> None:
+    # Eight fitting tasks on two 1-thread workers. Before the fix the first fit on a worker seceded, the
+    # worker started the next fitting task with the seceded flag of the first one (a context variable carried
+    # over by distributed's secede callback), that fit held the only thread while waiting for its own tasks,
+    # and five fits or more never finished (one to three did).
+    X, y = _data()
+    models = [LogisticRegression(C=1.0 + i, max_iter=50) for i in range(8)]
+    futures = [two_worker_client.submit(_coefficients, m, X, y, lazy, pure=False) for m in models]
+    wait(futures, timeout=WAIT_S)
+    fitted = two_worker_client.gather(futures)
+    for model, coef in zip(models, fitted, strict=True):
+        np.testing.assert_allclose(coef, _coefficients(clone(model), X, y, lazy), rtol=1e-10, atol=1e-12)
+
+
+def test_joblib_search_with_more_fits_than_threads(two_worker_client: Client) -> None:
+    # 6 candidates x 3 folds: 18 concurrent fitting tasks on two threads, then the refit
+    X, y = _data()
+    grid = {"C": [0.01, 0.1, 0.3, 1.0, 3.0, 10.0]}
+    with joblib.parallel_backend("dask", wait_for_workers_timeout=WAIT_S):
+        search = GridSearchCV(LogisticRegression(max_iter=50), grid, cv=3, n_jobs=-1).fit(X, y)
+    expected = GridSearchCV(LogisticRegression(max_iter=50), grid, cv=3).fit(X, y)
+    np.testing.assert_allclose(
+        search.cv_results_["mean_test_score"], expected.cv_results_["mean_test_score"], atol=1e-12
+    )
+    assert search.best_params_ == expected.best_params_

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import contextvars
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,9 +12,12 @@ from distributed import Client, get_worker, worker_client
 
 __all__ = ["cluster_timeout_s", "current_client", "pinned_to", "seceded_in_task", "worker_address"]
 
-#: Whether the running fit already left the worker's thread pool (per thread and task: a context variable,
-#: so that the nested calls of one fit, such as ``fit`` calling ``score``, secede once).
-_SECEDED: contextvars.ContextVar[bool] = contextvars.ContextVar("daskml_lab_seceded", default=False)
+#: Whether the fit running in this thread already left the worker's thread pool, so that the nested calls of
+#: one fit (``fit`` calling ``score``) secede once. Per thread, not a context variable: distributed runs the
+#: worker's reaction to a secession (and through it the start of the next task) in the context of the thread
+#: that seceded, so a context variable set here leaked into the tasks started next on the worker, which then
+#: skipped seceding, held the worker's only thread and deadlocked (five concurrent fits on 1-thread workers).
+_SECEDED = threading.local()
 
 #: ``dask.config`` key of the longest wait for a cluster operation that should not take long.
 TIMEOUT_KEY = "daskml_lab.solvers.timeout_s"
@@ -68,15 +71,15 @@ def seceded_in_task() -> Iterator[None]:
     ------
     None
     """
-    if _SECEDED.get() or _local_scheduler() or worker_address() is None:
+    if getattr(_SECEDED, "active", False) or _local_scheduler() or worker_address() is None:
         yield
         return
-    token = _SECEDED.set(True)
+    _SECEDED.active = True
     try:
         with worker_client() as client, client.as_current():
             yield
     finally:
-        _SECEDED.reset(token)
+        _SECEDED.active = False
 
 
 def cluster_timeout_s() -> float:

@@ -126,7 +126,9 @@ def result_within(
             return future.result(timeout=max(min(CHECK_INTERVAL_S, remaining), 0.01))
         except TimeoutError as err:
             if _is_done(future):
-                raise  # the task's own TimeoutError
+                # finished since the poll gave up (a race, frequent on a loaded machine), or the task raised
+                # its own TimeoutError: ask again without a timeout, which returns the value or that error
+                return future.result()
             health.check(doing=f"waiting for {what}", grace_s=NO_WORKER_GRACE_S)
             if deadline is not None and time.monotonic() >= deadline:
                 raise timeout_error(what, client, float(timeout_s)) from err
