@@ -42,8 +42,8 @@ WATCH_LOGGER = "daskml_lab._runtime.watched_compute"
 SETTINGS = {
     "daskml_lab.solvers.timeout_s": 60,
     "daskml_lab.solvers.straggler.min_delay_s": 2.0,
-    "daskml_lab.solvers.straggler.unresponsive_s": 3.0,
-    "daskml_lab.ensemble.speculation.unresponsive_s": 3.0,
+    "daskml_lab.solvers.straggler.unresponsive_s": 6.0,
+    "daskml_lab.ensemble.speculation.unresponsive_s": 6.0,
 }
 
 
