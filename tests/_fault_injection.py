@@ -7,9 +7,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from distributed import Client
+from distributed import Client, LocalCluster
 
-__all__ = ["after_first_task"]
+__all__ = ["after_first_task", "three_worker_cluster"]
 
 
 @contextlib.contextmanager
@@ -50,3 +50,18 @@ def after_first_task(client: Client, prefix: str, fault: Callable[[str], None]) 
     finally:
         stop.set()
         thread.join(10)
+
+
+@contextlib.contextmanager
+def three_worker_cluster() -> Iterator[LocalCluster]:
+    """Three single-threaded worker processes on 127.0.0.1 (2 GiB each): one can be paused or killed while two
+    remain to take over its work."""
+    with LocalCluster(
+        n_workers=3,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        memory_limit="2GiB",
+    ) as cluster:
+        yield cluster

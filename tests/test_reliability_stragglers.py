@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import dask
 import numpy as np
 import pytest
-from _fault_injection import after_first_task
+from _fault_injection import after_first_task, three_worker_cluster
 from distributed import Client, LocalCluster
 from sklearn.ensemble import ExtraTreesClassifier
 
@@ -43,14 +43,7 @@ RULE = {
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
     """Three single-threaded worker processes, for this module only (one of them gets paused)."""
-    with LocalCluster(
-        n_workers=3,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        memory_limit="2GiB",
-    ) as cluster:
+    with three_worker_cluster() as cluster:
         yield cluster
 
 
