@@ -85,7 +85,11 @@ def external_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     logs = tmp_path_factory.mktemp("external-cluster")
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        # the test modules and their helpers (pytest's pythonpath) are importable there too: functions of a
+        # test module are pickled by reference
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO_ROOT), str(REPO_ROOT / "tests"), os.environ.get("PYTHONPATH")])
+        ),
     }
     processes = []
     try:
@@ -168,7 +172,9 @@ class ExternalCluster:
         self.address = f"tcp://127.0.0.1:{port}"
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(REPO_ROOT), str(REPO_ROOT / "tests"), os.environ.get("PYTHONPATH")])
+            ),
         }
         logs.mkdir(parents=True, exist_ok=True)
         self.scheduler = subprocess.Popen(
