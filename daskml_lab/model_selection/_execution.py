@@ -203,17 +203,11 @@ def _fit_and_score_rows(
     parameters: dict[str, Any] | None,
 ) -> dict[str, Any]:
     # one fold's fit and scores on in-memory rows (inside a task, or here without a cluster)
-    model = clone(estimator)
-    if parameters:
-        model.set_params(**clone(parameters, safe=False))
-    start = time.perf_counter()
-    try:
-        model.fit(X_train, y_train)
-    except Exception as err:
-        if isinstance(error_score, str) and error_score == "raise":
-            raise
-        return _failed_fit(err, model, scorers, error_score, time.perf_counter() - start, return_estimator)
-    fit_time = time.perf_counter() - start
+    model, fit_time, failed = _timed_fit(
+        estimator, parameters, X_train, y_train, scorers, error_score, return_estimator
+    )
+    if failed is not None:
+        return failed
     start = time.perf_counter()
     test_scores = {name: scorer(model, X_test, y_test) for name, scorer in scorers.items()}
     score_time = time.perf_counter() - start
@@ -230,6 +224,31 @@ def _fit_and_score_rows(
         "estimator": model if return_estimator else None,
         "fit_error": None,
     }
+
+
+def _timed_fit(
+    estimator: Any,
+    parameters: dict[str, Any] | None,
+    X_train: Any,
+    y_train: Any,
+    scorers: dict[str, Scorer],
+    error_score: Any,
+    return_estimator: bool,
+) -> tuple[Any, float, dict[str, Any] | None]:
+    """A clone of ``estimator`` with ``parameters``, fitted and timed; the third item is the failed-fit result
+    (:func:`_failed_fit`) when the fit raised and ``error_score`` is not ``"raise"``, else ``None``."""
+    model = clone(estimator)
+    if parameters:
+        model.set_params(**clone(parameters, safe=False))
+    start = time.perf_counter()
+    try:
+        model.fit(X_train, y_train)
+    except Exception as err:
+        if isinstance(error_score, str) and error_score == "raise":
+            raise
+        fit_time = time.perf_counter() - start
+        return model, fit_time, _failed_fit(err, model, scorers, error_score, fit_time, return_estimator)
+    return model, time.perf_counter() - start, None
 
 
 def _failed_fit(
@@ -271,20 +290,14 @@ def _fit_and_score_dask(
     error_score: Any,
     parameters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    model = clone(estimator)
-    if parameters:
-        model.set_params(**clone(parameters, safe=False))
     X_train, X_test = fold.take(X, TRAIN), fold.take(X, TEST)
     y_train = None if y is None else fold.take(y, TRAIN)
     y_test = None if y is None else fold.take(y, TEST)
-    start = time.perf_counter()
-    try:
-        model.fit(X_train, y_train)
-    except Exception as err:
-        if isinstance(error_score, str) and error_score == "raise":
-            raise
-        return _failed_fit(err, model, scorers, error_score, time.perf_counter() - start, return_estimator)
-    fit_time = time.perf_counter() - start
+    model, fit_time, failed = _timed_fit(
+        estimator, parameters, X_train, y_train, scorers, error_score, return_estimator
+    )
+    if failed is not None:
+        return failed
     start = time.perf_counter()
     sets = {"test_scores": (X_test, y_test)}
     if return_train_score:
