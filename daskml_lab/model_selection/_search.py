@@ -11,6 +11,7 @@ rows, one after the other. ``cv_results_`` and the ``best_*`` attributes follow 
 from __future__ import annotations
 
 import numbers
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -25,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from daskml_lab.base import HasMethods, Interval, Options, check_params
 from daskml_lab.model_selection._execution import check_cv, run_folds
 from daskml_lab.model_selection._scoring import check_scoring
+from daskml_lab.model_selection._search_checkpoint import search_checkpoint
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV"]
 
@@ -62,6 +64,7 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
         "cv": [Interval(numbers.Integral, 2, None, closed="left"), HasMethods(["split"]), Iterable, None],
         "return_train_score": ["boolean"],
         "error_score": [Options({"raise"}), numbers.Real],
+        "checkpoint": [None, "str", os.PathLike],
     }
 
     def _candidates(self) -> tuple[list[dict[str, Any]], str]:  # pragma: no cover - overridden
@@ -92,17 +95,22 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
             n_splits = len(cv)
         else:
             n_splits = cv.get_n_splits(X, y, groups)
-        results = run_folds(
-            self.estimator,
-            X,
-            y,
-            cv,
-            scorers,
-            candidates=candidates,
-            groups=groups,
-            return_train_score=self.return_train_score,
-            error_score=self.error_score,
-        )
+        with search_checkpoint(
+            self, X, y, groups, candidates=candidates, cv=cv, n_splits=n_splits
+        ) as checkpoint:
+            results = run_folds(
+                self.estimator,
+                X,
+                y,
+                cv,
+                scorers,
+                candidates=candidates,
+                groups=groups,
+                return_train_score=self.return_train_score,
+                error_score=self.error_score,
+                finished=None if checkpoint is None else checkpoint.finished(),
+                on_result=None if checkpoint is None else checkpoint.save,
+            )
         self.cv_results_ = _cv_results(
             candidates, results, list(scorers), multimetric, self.return_train_score
         )
@@ -289,7 +297,16 @@ _SEARCH_PARAMETERS = """scoring : None, str, callable, list or dict, default=Non
     return_train_score : bool, default=False
         Also score every fit on its training rows.
     error_score : 'raise' or float, default=np.nan
-        Score of a fit that fails (with a :class:`~sklearn.exceptions.FitFailedWarning`)."""
+        Score of a fit that fails (with a :class:`~sklearn.exceptions.FitFailedWarning`).
+    checkpoint : str, path-like or None, default=None
+        Directory where the result of every (candidate, fold) fit is saved as soon as it finishes (its scores,
+        times and error text, one small JSON file each; no model). Fitting the same search again on the same
+        data with the same directory (after an interruption) fits only the pairs without a saved result and
+        gives the ``cv_results_`` of an uninterrupted search (fit and score times apart). The directory is
+        created if missing and checked in ``fit`` before any work; one written by another search, other
+        candidates or other data is refused with a clear error (delete it to start afresh). Needs folds and
+        candidates that a second run draws again identically: an int ``random_state`` for a shuffling ``cv``
+        and for :class:`RandomizedSearchCV`. See :doc:`/model_selection`."""
 
 _SEARCH_ATTRIBUTES = """cv_results_ : dict of str to ndarray
         scikit-learn's table: ``params``, ``param_<name>``, ``split<i>_test_<score>``, ``mean_test_<score>``,
@@ -365,6 +382,7 @@ class GridSearchCV(_BaseSearch):
         cv: Any = None,
         return_train_score: bool = False,
         error_score: Any = np.nan,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         self.estimator = estimator
         self.param_grid = param_grid
@@ -373,6 +391,7 @@ class GridSearchCV(_BaseSearch):
         self.cv = cv
         self.return_train_score = return_train_score
         self.error_score = error_score
+        self.checkpoint = checkpoint
 
     def _candidates(self) -> tuple[list[dict[str, Any]], str]:
         grid = self.param_grid
@@ -397,7 +416,7 @@ class RandomizedSearchCV(_BaseSearch):
         Number of candidates sampled.
     {_SEARCH_PARAMETERS}
     random_state : int, numpy.random.RandomState or None, default=None
-        Seed of the sampling.
+        Seed of the sampling (an int with ``checkpoint``).
 
     Attributes
     ----------
@@ -435,6 +454,7 @@ class RandomizedSearchCV(_BaseSearch):
         return_train_score: bool = False,
         error_score: Any = np.nan,
         random_state: Any = None,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         self.estimator = estimator
         self.param_distributions = param_distributions
@@ -445,6 +465,7 @@ class RandomizedSearchCV(_BaseSearch):
         self.return_train_score = return_train_score
         self.error_score = error_score
         self.random_state = random_state
+        self.checkpoint = checkpoint
 
     def _candidates(self) -> tuple[list[dict[str, Any]], str]:
         distributions = self.param_distributions
