@@ -27,6 +27,8 @@ from daskml_lab.base import HasMethods, Interval, Options, check_params
 from daskml_lab.model_selection._execution import check_cv, run_folds
 from daskml_lab.model_selection._scoring import check_scoring
 from daskml_lab.model_selection._search_checkpoint import search_checkpoint
+from daskml_lab.model_selection._search_progress import SearchProgress
+from daskml_lab.monitoring import fit_span, start_run
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV"]
 
@@ -95,9 +97,31 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
             n_splits = len(cv)
         else:
             n_splits = cv.get_n_splits(X, y, groups)
-        with search_checkpoint(
-            self, X, y, groups, candidates=candidates, cv=cv, n_splits=n_splits
-        ) as checkpoint:
+        key = refit_metric if refit_metric is not None else next(iter(scorers))
+        with (
+            search_checkpoint(
+                self, X, y, groups, candidates=candidates, cv=cv, n_splits=n_splits
+            ) as checkpoint,
+            fit_span(type(self).__name__),
+        ):
+            finished = {} if checkpoint is None else checkpoint.finished()
+            run = start_run(
+                "search",
+                n_fits=len(candidates) * n_splits,
+                info={
+                    "estimator": type(self.estimator).__name__,
+                    "candidates": len(candidates),
+                    "folds": n_splits,
+                    "resumed fits": len(finished),
+                },
+            )
+            progress = SearchProgress(run, candidates, n_splits, key, finished)
+
+            def on_result(candidate: int, fold: int, result: dict[str, Any]) -> None:
+                if checkpoint is not None:
+                    checkpoint.save(candidate, fold, result)
+                progress(candidate, fold, result)
+
             results = run_folds(
                 self.estimator,
                 X,
@@ -108,8 +132,8 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
                 groups=groups,
                 return_train_score=self.return_train_score,
                 error_score=self.error_score,
-                finished=None if checkpoint is None else checkpoint.finished(),
-                on_result=None if checkpoint is None else checkpoint.save,
+                finished=finished,
+                on_result=on_result,
             )
         self.cv_results_ = _cv_results(
             candidates, results, list(scorers), multimetric, self.return_train_score
