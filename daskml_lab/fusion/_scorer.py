@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import get_scorer, get_scorer_names
 
-from daskml_lab._compat import scorer_response_methods
+from daskml_lab import metrics
 
 __all__ = ["check_scorer_fits", "resolve_scorer", "scorer_block_stats"]
 
@@ -71,27 +71,13 @@ def check_scorer_fits(scoring: Any, estimator: Any, *, classification: bool, fus
     Raises
     ------
     ValueError
-        If the scorer needs class probabilities or decision values and the task is regression, or the
-        estimator has none of the methods the scorer calls.
+        As :func:`daskml_lab.metrics.check_scorer_fits`, or for an unknown scorer name.
     """
     scorer = resolve_scorer(scoring, fusion_name)
-    methods = None if scorer is None else scorer_response_methods(scorer)
-    if methods is None or methods == ("predict",):
-        return
-    if not classification:
-        msg = (
-            f"{fusion_name}(scoring={scoring!r}) scores {' or '.join(methods)} outputs of a classifier, but "
-            f"the task is regression ({type(estimator).__name__}). Use a regression scorer such as 'r2' or "
-            "'neg_mean_squared_error'."
+    if scorer is not None:
+        metrics.check_scorer_fits(
+            scorer, estimator, classification=classification, name=f"{fusion_name}(scoring={scoring!r})"
         )
-        raise ValueError(msg)
-    if not any(hasattr(estimator, method) for method in methods):
-        msg = (
-            f"{fusion_name}(scoring={scoring!r}) needs {' or '.join(methods)}, which "
-            f"{type(estimator).__name__} does not provide. Use a scorer of predicted labels such as "
-            "'accuracy' or 'f1_macro', or a base estimator with probabilities (e.g. SVC(probability=True))."
-        )
-        raise ValueError(msg)
 
 
 def scorer_block_stats(

@@ -24,6 +24,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import HasMethods, Interval, Options, check_params
+from daskml_lab.metrics import check_scorer_fits
 from daskml_lab.model_selection._execution import check_cv, run_folds
 from daskml_lab.model_selection._scoring import check_scoring
 from daskml_lab.model_selection._search_checkpoint import search_checkpoint
@@ -91,6 +92,14 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
         candidates, source = self._candidates()
         _check_candidates(self.estimator, candidates, source)
         scorers, multimetric = check_scoring(self.scoring)
+        for scorer in scorers.values():
+            # before any fit: e.g. ROC AUC of a regressor, log loss of a model without probabilities
+            check_scorer_fits(
+                scorer.function,
+                self.estimator,
+                classification=is_classifier(self.estimator),
+                name=f"scoring={scorer.name!r}",
+            )
         refit_metric = self._refit_metric(scorers, multimetric)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         if isinstance(cv, list):
@@ -376,7 +385,7 @@ class GridSearchCV(_BaseSearch):
     ------
     ValueError
         From ``fit``: an empty grid, a parameter the estimator does not have (the valid ones are listed), an
-        unknown scorer name.
+        unknown scorer name, a scorer that cannot score the estimator (ROC AUC of a regressor).
 
     Examples
     --------
