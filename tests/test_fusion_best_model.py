@@ -10,6 +10,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, get_scorer, r2_score, roc_auc_score
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from daskml_lab import load, save
 from daskml_lab._runtime.seeding import root_entropy, shard_seeds
@@ -171,10 +172,9 @@ def test_ties_go_to_the_first_member_and_nan_scores_are_never_chosen():
     members = [LinearRegression().fit(X, X.ravel()) for _ in range(3)]
     fused = BestModel().fit(members, FusionData(validation_scores=np.array([np.nan, 0.5, 0.5])))
     assert fused.best_index_ == 1
-    with pytest.raises(
-        ValueError, match=r"no score was computed\. In ShardEnsemble\* keep validation_fraction"
-    ):
+    with pytest.raises(ValueError, match=r"among 3 members .* no score was computed \(no rows were held out"):
         BestModel().fit(members, FusionData(validation_scores=np.full(3, np.nan)))
+    assert BestModel().fit(members[:1], FusionData(validation_scores=np.full(1, np.nan))).best_index_ == 0
 
 
 def test_errors_name_the_problem_before_any_computation(classification):
@@ -223,3 +223,20 @@ def test_best_model_ensemble_survives_save_and_load(tmp_path, classification):
     assert loaded.fusion_.best_index_ == model.fusion_.best_index_
     np.testing.assert_array_equal(loaded.predict(X_test), model.predict(X_test))
     np.testing.assert_array_equal(loaded.validation_scores_, model.validation_scores_)
+
+
+_WEIGHTS = "the held-out rows are a random share of the rows: repeating rows changes which are held out"
+
+
+@parametrize_with_checks(
+    [
+        ShardEnsembleClassifier(LogisticRegression(), fusion="best-model", random_state=0),
+        ShardEnsembleRegressor(Ridge(), fusion="best-model", random_state=0),
+    ],
+    expected_failed_checks=lambda estimator: {
+        "check_sample_weight_equivalence_on_dense_data": _WEIGHTS,
+        "check_sample_weight_equivalence_on_sparse_data": _WEIGHTS,
+    },
+)
+def test_best_model_ensembles_pass_scikit_learn_checks(estimator, check):
+    check(estimator)

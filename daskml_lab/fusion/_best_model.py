@@ -46,7 +46,8 @@ class BestModel(Fusion):
 
     .. math:: f(x) = f_{m^*}(x), \\qquad m^* = \\operatorname{arg\\,max}_m s_m,
 
-    ties going to the first member (in shard order). Members whose score is ``NaN`` are never chosen.
+    ties going to the first member (in shard order). Members whose score is ``NaN`` are never chosen; a single
+    member is chosen even without a score.
 
     The scores come from held-out rows: in a shard ensemble, a share of each shard's own rows held out from
     its model's training (``validation_fraction``, default 0.1), and every member is scored on the held-out
@@ -163,19 +164,25 @@ class BestModel(Fusion):
         Raises
         ------
         ValueError
-            If no member has a held-out score.
+            If no member of several has a held-out score.
         """
         members, data = self._start_fit(estimators, data)
-        scores = data.validation_scores
-        if scores is None or np.all(np.isnan(np.asarray(scores, dtype=np.float64))):
+        scores = (
+            np.full(len(members), np.nan)
+            if data.validation_scores is None
+            else np.asarray(data.validation_scores, dtype=np.float64)
+        )
+        if np.all(np.isnan(scores)) and len(members) > 1:
             msg = (
-                "BestModel chooses the member with the best score on held-out rows, but no score was "
-                "computed. In ShardEnsemble* keep validation_fraction > 0 (None gives 0.1); with fuse() or "
-                "from_estimators pass X_val and y_val (rows the members were not trained on)."
+                f"BestModel chooses among {len(members)} members by their scores on held-out rows, but no score "
+                "was computed (no rows were held out: shards too small for validation_fraction, or no X_val). "
+                "In ShardEnsemble* keep validation_fraction > 0 (None gives 0.1) with shards of at least "
+                "10 rows; with fuse() or from_estimators pass X_val and y_val (rows the members were not "
+                "trained on)."
             )
             raise ValueError(msg)
-        scores = np.asarray(scores, dtype=np.float64)
-        best = int(np.nanargmax(scores))  # the first of equal scores: shard order decides ties
+        # a single member is the choice, with or without a score
+        best = 0 if np.all(np.isnan(scores)) else int(np.nanargmax(scores))  # ties: the first, in shard order
         self.scores_ = scores
         self.best_index_ = best
         self.best_score_ = float(scores[best])
