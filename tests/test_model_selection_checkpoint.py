@@ -1,5 +1,5 @@
 """Search checkpoints: an interrupted search resumes without refitting finished (candidate, fold) pairs, and a
-worker killed mid-search does not lose it."""
+worker killed mid-search does not lose it; folds without some class are refused before any fit."""
 
 from __future__ import annotations
 
@@ -178,3 +178,17 @@ def test_a_worker_killed_mid_search_does_not_lose_the_search(tmp_path, data):
     assert search.best_params_ == reference.best_params_
     _same_results(search.cv_results_, reference.cv_results_)
     assert len(list((tmp_path / "ckpt").glob("fit-*.json"))) == 16
+
+
+def test_folds_without_some_class_are_refused_before_any_fit(tmp_path, data):
+    X, y = data
+    order = np.argsort(y, kind="stable")  # sorted labels: fold 0 tests the 0s and trains on the 1s only
+    log = tmp_path / "fits.log"
+    search = GridSearchCV(CountedLogistic(log=str(log)), GRID, cv=KFold(2))
+    with pytest.raises(
+        ValueError, match=r"training rows of fold 0 hold no row of class\(es\) \[0\].*stratified"
+    ):
+        search.fit(X[order], y[order])
+    assert not log.exists()  # nothing was fitted
+    with dask.config.set(scheduler="sync"):
+        search.set_params(cv=2).fit(X[order], y[order])  # stratified folds: every class in every fold

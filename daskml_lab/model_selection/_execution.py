@@ -38,7 +38,7 @@ from daskml_lab.model_selection._scoring import Scorer, lazy_score
 from daskml_lab.model_selection._splitters import KFold, StratifiedKFold
 from daskml_lab.monitoring import fit_span, task_prefix
 
-__all__ = ["check_cv", "dask_folds", "fit_and_score", "run_folds"]
+__all__ = ["check_cv", "check_fold_classes", "dask_folds", "fit_and_score", "run_folds"]
 
 
 def check_cv(cv: Any = 5, y: Any = None, *, classifier: bool = False) -> Any:
@@ -76,6 +76,45 @@ def check_cv(cv: Any = 5, y: Any = None, *, classifier: bool = False) -> Any:
         f"pairs; got {cv!r} of type {type(cv).__name__}."
     )
     raise ValueError(msg)
+
+
+def check_fold_classes(cv: Any, X: Any, y: Any, groups: Any = None) -> None:
+    """Refuse, before any fit, folds whose training rows lack a class of in-memory class labels ``y``.
+
+    A model trained without a class can never predict it, and scorers of probabilities fail on its test rows;
+    scikit-learn would fit and score such folds anyway. Dask targets are not read here (:class:`StratifiedKFold`
+    checks its own class counts).
+
+    Parameters
+    ----------
+    cv : splitter or list of (train, test)
+        From :func:`check_cv`.
+    X, y : array-like
+        The data; nothing is checked unless ``y`` holds class labels in memory.
+    groups : array-like or None, default=None
+
+    Raises
+    ------
+    ValueError
+        Naming the fold, the missing classes and the fix.
+    """
+    if y is None or is_dask_collection(y) or is_dask_collection(X):
+        return
+    labels = np.asarray(y)
+    if labels.ndim != 1 or type_of_target(labels) not in ("binary", "multiclass"):
+        return
+    classes = np.unique(labels)
+    pairs = cv.split(X, labels, groups) if hasattr(cv, "split") else cv
+    for fold, (train, _) in enumerate(pairs):
+        missing = np.setdiff1d(classes, np.unique(labels[np.asarray(train)]))
+        if missing.size:
+            msg = (
+                f"The training rows of fold {fold} hold no row of class(es) {missing[:5].tolist()} (classes "
+                f"{classes[:10].tolist()}): its model could never predict them. Use stratified folds (cv=<int> "
+                "or StratifiedKFold for a classifier), shuffle the rows (KFold(shuffle=True, random_state=0)), "
+                "or fewer folds."
+            )
+            raise ValueError(msg)
 
 
 class _IndexFold:

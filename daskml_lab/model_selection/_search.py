@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import HasMethods, Interval, Options, check_params
 from daskml_lab.metrics import check_scorer_fits
-from daskml_lab.model_selection._execution import check_cv, run_folds
+from daskml_lab.model_selection._execution import check_cv, check_fold_classes, run_folds
 from daskml_lab.model_selection._scoring import check_scoring
 from daskml_lab.model_selection._search_checkpoint import search_checkpoint
 from daskml_lab.model_selection._search_progress import SearchProgress
@@ -106,6 +106,8 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
             n_splits = len(cv)
         else:
             n_splits = cv.get_n_splits(X, y, groups)
+        if is_classifier(self.estimator):
+            check_fold_classes(cv, X, y, groups)
         key = refit_metric if refit_metric is not None else next(iter(scorers))
         with (
             search_checkpoint(
@@ -385,7 +387,8 @@ class GridSearchCV(_BaseSearch):
     ------
     ValueError
         From ``fit``: an empty grid, a parameter the estimator does not have (the valid ones are listed), an
-        unknown scorer name, a scorer that cannot score the estimator (ROC AUC of a regressor).
+        unknown scorer name, a scorer that cannot score the estimator (ROC AUC of a regressor), folds whose
+        training rows lack a class (in-memory labels).
 
     Examples
     --------
