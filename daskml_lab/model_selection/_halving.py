@@ -436,7 +436,7 @@ class HalvingGridSearchCV(_BaseHalving):
     >>> search.n_candidates_, search.n_resources_
     ([6, 2], [133, 399])
     >>> search.best_params_
-    {{'max_depth': 1}}
+    {{'max_depth': 6}}
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
