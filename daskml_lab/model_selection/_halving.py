@@ -199,13 +199,7 @@ class _BaseHalving(_BaseSearch):
         classifier's labels are counted first (for dask ``y``, one pass bringing back the distinct labels).
         """
         check_params(self)
-        scorers, multimetric = check_scoring(self.scoring)
-        if multimetric:
-            msg = (
-                f"Successive halving keeps candidates by one score; got scoring={self.scoring!r}. Give one "
-                "scorer name or callable (GridSearchCV takes several)."
-            )
-            raise ValueError(msg)
+        scorers, _ = check_scoring(self.scoring)  # one scorer: the constraints refuse a list or a dict
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         if not _yields_constant_splits(cv):
             msg = (
