@@ -17,13 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from distributed import get_task_stream
-from scipy.stats import loguniform
+from scipy.stats import randint
 from sklearn import model_selection as sk
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401 -- scikit-learn's reference
-from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 import daskml_lab
@@ -101,11 +100,15 @@ def test_halving_over_an_estimator_parameter_is_scikit_learns(data):
 def test_halving_random_search_is_scikit_learns(data):
     X, y = data
     options = {"cv": 3, "random_state": 0, "scoring": "accuracy", "return_train_score": False}
-    distributions = {"C": loguniform(1e-3, 1e2)}
-    ours = HalvingRandomSearchCV(SkLogisticRegression(), distributions, **options).fit(X, y)
-    reference = sk.HalvingRandomSearchCV(SkLogisticRegression(), distributions, **options).fit(X, y)
+    options["max_resources"] = 120  # 120 rows of 600: few fits
+    distributions = {"max_depth": randint(1, 12), "min_samples_leaf": randint(1, 20)}
+    model = DecisionTreeClassifier(random_state=0)
+    ours = HalvingRandomSearchCV(model, distributions, **options).fit(X, y)
+    reference = sk.HalvingRandomSearchCV(model, distributions, **options).fit(X, y)
     _assert_same_search(ours, reference)
-    assert ours.n_candidates_ == [50, 17, 6, 2]  # n_candidates='exhaust': max_resources_ // min_resources_
+    # n_candidates='exhaust': max_resources_ // min_resources_, with min_resources_ = 3 folds x 2 x 2 classes
+    assert ours.n_candidates_ == [10, 4, 2]
+    assert ours.n_resources_ == [12, 36, 108]
     assert "mean_train_score" not in ours.cv_results_
 
 
@@ -116,15 +119,17 @@ def test_dask_rows_of_a_round_are_taken_inside_the_blocks(chunks):
     X = da.from_array(np.arange(2.0 * n_rows).reshape(n_rows, 2) // 2, chunks=(chunks, 2))
     y = da.from_array(np.arange(n_rows), chunks=(chunks,))
     base = KFold(3)
+    rounds, subsampled, base_folds = [], [], {}
     with dask.config.set(scheduler="sync"):
-        rounds = []
         for fraction in (0.3, 0.9):
             taken = []
-            for fold in _SubsampleSplitter(base, fraction, 0, 7, None)._dask_folds(X, y):
+            folds = _SubsampleSplitter(base, fraction, 0, 7, None, base_folds)._dask_folds(X, y)
+            subsampled += folds
+            for fold in folds:
                 for role in (TRAIN, TEST):
-                    X_rows, y_rows = fold.take(X, role), fold.take(y, role)
-                    with raise_if_computes(max_computes=0):
-                        assert X_rows.chunks[0] == y_rows.chunks[0]  # known without computing
+                    with raise_if_computes(max_computes=0):  # lazy, chunk sizes known without computing
+                        X_rows, y_rows = fold.take(X, role), fold.take(y, role)
+                    assert X_rows.chunks[0] == y_rows.chunks[0]
                     base_rows = fold.base.take(y, role).compute()
                     assert len(X_rows.chunks[0]) == len(chunks)  # one piece of every block
                     assert sum(X_rows.chunks[0]) == int(fraction * len(base_rows))  # scikit-learn's count
@@ -133,6 +138,9 @@ def test_dask_rows_of_a_round_are_taken_inside_the_blocks(chunks):
                     assert set(y_rows) <= set(base_rows)
                     taken.append(set(y_rows))
             rounds.append(taken)
+    # the rounds share the base folds (stratified ones count the classes once per search, not per round)
+    (shared,) = base_folds.values()
+    assert all(fold.base is shared[i % 3] for i, fold in enumerate(subsampled))
     # a later round's rows include the earlier round's (one permutation per block, a longer prefix)
     for small, large in zip(*rounds, strict=True):
         assert small < large
@@ -195,15 +203,16 @@ def test_halving_on_magic_runs_each_round_as_tasks_and_is_scikit_learns(client, 
     table = pd.read_csv(path, sep="\t")
     y = table.pop("target").to_numpy()
     X = table.to_numpy(dtype=float)
-    grid = {"max_depth": [2, 4, 8, 12], "min_samples_leaf": [1, 20, 50]}
-    options = {"cv": 5, "random_state": 0, "scoring": "accuracy"}
+    grid = {"max_depth": [2, 4, 8], "min_samples_leaf": [1, 20, 50]}
+    options = {"cv": 3, "random_state": 0, "scoring": "accuracy"}
     model = DecisionTreeClassifier(random_state=0)
     with get_task_stream(client) as stream:
         ours = HalvingGridSearchCV(model, grid, **options).fit(X, y)
     reference = sk.HalvingGridSearchCV(model, grid, **options).fit(X, y)
     _assert_same_search(ours, reference, atol=1e-6)
     fits = [task for task in stream.data if str(task["key"]).startswith("daskml-cv-fit-")]
-    assert len(fits) == sum(ours.n_candidates_) * 5  # every (candidate, fold) of every round, as a task
+    assert ours.n_candidates_ == [9, 3, 1]
+    assert len(fits) == sum(ours.n_candidates_) * 3  # every (candidate, fold) of every round, as a task
 
 
 class _RecordingLogisticRegression(LogisticRegression):

@@ -89,14 +89,21 @@ class _SubsampleSplitter:
     """The folds of ``base_cv`` with ``fraction`` of each fold's train and test rows (one round's rows).
 
     In memory, scikit-learn's subsample (``resample`` of each fold's indices with ``random_state``); on dask
-    data, :class:`_SubsampledFold` with the root ``entropy``.
+    data, :class:`_SubsampledFold` with the root ``entropy``, over the folds of ``base_cv`` kept in
+    ``base_folds`` (shared by the rounds: stratified folds count the classes once per search, not per round).
     """
 
     def __init__(
-        self, base_cv: Any, fraction: float, random_state: Any, entropy: int | None, groups: Any
+        self,
+        base_cv: Any,
+        fraction: float,
+        random_state: Any,
+        entropy: int,
+        groups: Any,
+        base_folds: dict[tuple[str, str | None], list[Any]],
     ) -> None:
         self.base_cv, self.fraction, self.random_state = base_cv, fraction, random_state
-        self.entropy, self.groups = entropy, groups
+        self.entropy, self.groups, self.base_folds = entropy, groups, base_folds
 
     def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         if isinstance(self.base_cv, list):
@@ -115,9 +122,12 @@ class _SubsampleSplitter:
             yield rows[0], rows[1]
 
     def _dask_folds(self, X: da.Array, y: Any = None) -> list[_SubsampledFold]:
-        entropy = root_entropy(None) if self.entropy is None else self.entropy
-        folds = dask_folds(self.base_cv, X, y, self.groups)
-        return [_SubsampledFold(fold, self.fraction, entropy, i) for i, fold in enumerate(folds)]
+        # keyed by the data's names: run_folds hands every round the same normalised arrays
+        key = (X.name, None if y is None else y.name)
+        if key not in self.base_folds:
+            self.base_folds[key] = dask_folds(self.base_cv, X, y, self.groups)
+        folds = self.base_folds[key]
+        return [_SubsampledFold(fold, self.fraction, self.entropy, i) for i, fold in enumerate(folds)]
 
 
 def _yields_constant_splits(cv: Any) -> bool:
@@ -240,7 +250,8 @@ class _BaseHalving(_BaseSearch):
         n_iterations = n_required if self.aggressive_elimination else min(n_possible, n_required)
 
         # on dask data one root for every round, so that each round's rows include the previous round's
-        entropy = root_entropy(self.random_state) if is_dask_collection(X) else None
+        entropy = root_entropy(self.random_state) if is_dask_collection(X) or is_dask_collection(y) else 0
+        base_folds: dict[tuple[str, str | None], list[Any]] = {}
         all_params: list[dict[str, Any]] = []
         all_results: list[list[dict[str, Any]]] = []
         rounds: list[int] = []
@@ -255,8 +266,9 @@ class _BaseHalving(_BaseSearch):
             self.n_resources_.append(n_resources)
             self.n_candidates_.append(len(candidates))
             if self.resource == "n_samples":
+                fraction = n_resources / n_samples
                 round_cv: Any = _SubsampleSplitter(
-                    cv, n_resources / n_samples, self.random_state, entropy, groups
+                    cv, fraction, self.random_state, entropy, groups, base_folds
                 )
             else:
                 candidates = [{**candidate, self.resource: n_resources} for candidate in candidates]
