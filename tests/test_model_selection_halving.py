@@ -146,6 +146,22 @@ def test_dask_rows_of_a_round_are_taken_inside_the_blocks(chunks):
         assert small < large
 
 
+def test_an_in_memory_estimator_on_dask_data_has_scikit_learns_schedule(data):
+    # the schedule depends on the rows, folds and classes only (counted on the blocks for a dask y)
+    X, y = data
+    Xd, yd = da.from_array(X, chunks=(150, 8)), da.from_array(y, chunks=150)
+    model = DecisionTreeClassifier(random_state=0)
+    options = {"cv": 3, "random_state": 0, "min_resources": "smallest"}
+    with dask.config.set(scheduler="sync"):
+        ours = HalvingGridSearchCV(model, GRID, **options).fit(Xd, yd)
+    reference = sk.HalvingGridSearchCV(model, GRID, **options).fit(X, y)
+    for name in SCHEDULE[:-2]:
+        assert getattr(ours, name) == getattr(reference, name), name
+    assert ours.min_resources_ == 3 * 2 * 2  # folds x 2 x classes
+    assert not np.isnan(ours.cv_results_["mean_test_score"]).any()
+    assert ours.best_params_ in ours.cv_results_["params"][-ours.n_candidates_[-1] :]
+
+
 def test_search_errors_name_the_problem_and_the_fix(data):
     X, y = data
     model = DecisionTreeClassifier(random_state=0)
