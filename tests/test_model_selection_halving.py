@@ -181,6 +181,8 @@ def test_search_errors_name_the_problem_and_the_fix(data):
         HalvingGridSearchCV(model, {"max_depth": [1, 2]}, resource="min_samples_split").fit(X, y)
     with pytest.raises(ValueError, match=r"min_resources_=700 is greater than max_resources_=600\. Lower"):
         HalvingGridSearchCV(model, GRID, min_resources=700).fit(X, y)
+    with pytest.raises(ValueError, match=r"X has 0 rows: .*pass a non-empty X"):
+        HalvingGridSearchCV(model, GRID).fit(X[:0], y[:0])
     with pytest.raises(ValueError, match=r"param_grid \{\} gives no candidate to try"):
         HalvingGridSearchCV(model, {}).fit(X, y)
     with pytest.raises(ValueError, match=r"Invalid parameter\(s\) \['depth'\]"):

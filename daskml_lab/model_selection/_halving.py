@@ -147,6 +147,9 @@ def _n_samples(X: Any) -> int:
             "X.compute_chunk_sizes() (or read the data with daskml_lab.data.read) first."
         )
         raise ValueError(msg)
+    if n_samples == 0:
+        msg = "X has 0 rows: successive halving needs rows to share among its rounds; pass a non-empty X."
+        raise ValueError(msg)
     return int(n_samples)
 
 
