@@ -84,6 +84,18 @@ def test_halving_over_rows_in_memory_is_scikit_learns(data, options):
     assert ours.predict(X).tolist() == reference.predict(X).tolist()
 
 
+def test_without_refit_the_best_candidate_is_still_chosen(data):
+    X, y = data
+    options = {"cv": 3, "random_state": 0, "refit": False}
+    model = DecisionTreeClassifier(random_state=0)
+    ours = HalvingGridSearchCV(model, GRID, **options).fit(X, y)
+    reference = sk.HalvingGridSearchCV(model, GRID, **options).fit(X, y)
+    _assert_same_search(ours, reference)
+    assert not hasattr(ours, "best_estimator_")
+    with pytest.raises(AttributeError, match="refit=False: predict needs refit=True"):
+        ours.predict(X)
+
+
 def test_halving_over_an_estimator_parameter_is_scikit_learns(data):
     X, y = data
     options = {"cv": 3, "resource": "n_estimators", "max_resources": 9, "random_state": 0}
