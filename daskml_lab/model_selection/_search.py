@@ -115,17 +115,21 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
             self.best_index_ = int(np.argmin(self.cv_results_[f"rank_test_{key}"]))
             self.best_score_ = float(self.cv_results_[f"mean_test_{key}"][self.best_index_])
         if self.refit is not False:
-            self.best_params_ = candidates[self.best_index_]
-            model = clone(self.estimator).set_params(**clone(self.best_params_, safe=False))
-            start = time.perf_counter()
-            model.fit(X, y)
-            self.refit_time_ = time.perf_counter() - start
-            self.best_estimator_ = model
-            if hasattr(model, "classes_"):
-                self.classes_ = model.classes_
-            if hasattr(model, "n_features_in_"):
-                self.n_features_in_ = model.n_features_in_
+            self._refit_best(candidates[self.best_index_], X, y)
         return self
+
+    def _refit_best(self, best_params: dict[str, Any], X: Any, y: Any) -> None:
+        """Set ``best_params_``, fit ``best_estimator_`` on all the data, and time it (``refit_time_``)."""
+        self.best_params_ = best_params
+        model = clone(self.estimator).set_params(**clone(best_params, safe=False))
+        start = time.perf_counter()
+        model.fit(X, y)
+        self.refit_time_ = time.perf_counter() - start
+        self.best_estimator_ = model
+        if hasattr(model, "classes_"):
+            self.classes_ = model.classes_
+        if hasattr(model, "n_features_in_"):
+            self.n_features_in_ = model.n_features_in_
 
     @property
     def scorer_(self) -> Any:
