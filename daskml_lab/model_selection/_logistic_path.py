@@ -73,6 +73,10 @@ class LogisticRegressionCV(LogisticRegression):
         L-BFGS iterations of every path point.
     n_passes_ : int
         Passes over the data of the path and its scoring (each one dask computation for all the folds).
+    n_rounds_ : int
+        Lockstep rounds of the path: one pass each, ``max(n_evaluations_)``.
+    n_evaluations_ : ndarray of shape (n_folds,)
+        Function evaluations every fold asked for (a pass per fold per evaluation without the lockstep).
     n_features_in_ : int
 
     See Also
@@ -188,6 +192,8 @@ class LogisticRegressionCV(LogisticRegression):
                 n_passes = problem.n_passes
         self._set_path_attributes(classes, Cs, path, scores)
         self.n_passes_ = n_passes
+        self.n_rounds_ = path.n_rounds
+        self.n_evaluations_ = path.n_evaluations
         if self.refit:
             best = int(np.argmax(scores.sum(axis=0)))
             self._refit(data, classes, Cs[best], path.coefs[:, best].mean(axis=0))

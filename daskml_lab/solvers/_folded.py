@@ -248,6 +248,7 @@ class FoldedProblem:
         self.n_params = self.n_features + int(self.fit_intercept)
         self.n_passes = 0
         self._blocks: list[tuple[Any, Any, Any]] = []
+        self._kept: tuple[Any, ...] = ()
 
     def __enter__(self) -> FoldedProblem:
         self.start()
@@ -272,6 +273,8 @@ class FoldedProblem:
         if plan.persist:
             # persist: the data and the fold roles stay next to each other for all the passes of the path
             X, y, roles = dask.persist(X, y, roles)
+        # the persisted collections hold the blocks' futures: kept until close()
+        self._kept = (X, y, roles)
         self._blocks = list(
             zip(X.to_delayed().ravel(), y.to_delayed().ravel(), roles.to_delayed().ravel(), strict=True)
         )
@@ -291,6 +294,7 @@ class FoldedProblem:
     def close(self) -> None:
         """Drop the references to the (persisted) blocks."""
         self._blocks = []
+        self._kept = ()
 
     def _tree(self, parts: list[Any], token: str) -> Any:
         level = 0
@@ -318,7 +322,7 @@ class FoldedProblem:
         """
         folds = sorted(params)
         W = np.hstack([np.asarray(params[f], dtype=np.float64).reshape(self.n_params, -1) for f in folds])
-        token = tokenize(W, folds, self.X.name)
+        token = tokenize(W, folds, self.X.name, self.n_passes)  # a new key even at a repeated point
         W_key = dask.delayed(W, name=f"daskml-cv-path-params-{token}")  # enters the graph once
         kernel = dask.delayed(_folds_loss_grad_block, pure=True)
         parts = [
@@ -359,7 +363,7 @@ class FoldedProblem:
         """
         n_folds, n_points = paths.shape[:2]
         W = np.concatenate([paths[f, p] for f in range(n_folds) for p in range(n_points)], axis=1)
-        token = tokenize(W, metric, self.X.name)
+        token = tokenize(W, metric, self.X.name, self.n_passes)
         W_key = dask.delayed(W, name=f"daskml-cv-path-coefs-{token}")
         kernel = dask.delayed(_folds_score_block, pure=True)
         parts = [

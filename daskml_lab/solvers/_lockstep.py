@@ -38,12 +38,16 @@ class PathResult:
     ----------
     coefs : ndarray of shape (n_folds, n_points, n_params, n_outputs)
     n_iter : ndarray of int of shape (n_folds, n_points)
+    n_evaluations : ndarray of int of shape (n_folds,)
+        Function evaluations each fold asked for along its whole path.
     n_rounds : int
-        Batched evaluations (passes over the data).
+        Batched evaluations (passes over the data): ``max(n_evaluations)``, as every round answers each fold
+        still running once.
     """
 
     coefs: np.ndarray
     n_iter: np.ndarray
+    n_evaluations: np.ndarray
     n_rounds: int
 
 
@@ -156,6 +160,7 @@ def lockstep_lbfgs_paths(
     n_points = len(l2_path[0])
     coefs = np.zeros((n_folds, n_points, n_params, n_outputs))
     n_iter = np.zeros((n_folds, n_points), dtype=np.int64)
+    n_evaluations = np.zeros(n_folds, dtype=np.int64)
     unconverged: list[tuple[int, int, str]] = []
     batcher = _Batcher(n_folds)
     options = {"maxiter": max_iter, "maxcor": memory, "maxls": max_line_search, "gtol": tol, "ftol": ftol}
@@ -168,6 +173,7 @@ def lockstep_lbfgs_paths(
 
                 def objective(x: np.ndarray, l2: float = l2) -> tuple[float, np.ndarray]:
                     W = x.reshape(n_params, n_outputs)
+                    n_evaluations[fold] += 1
                     value, grad = batcher.ask(fold, W.copy())
                     coef = W[:n_features]
                     grad = scale * np.asarray(grad, dtype=np.float64)
@@ -207,4 +213,4 @@ def lockstep_lbfgs_paths(
             ConvergenceWarning,
             stacklevel=3,
         )
-    return PathResult(coefs=coefs, n_iter=n_iter, n_rounds=rounds)
+    return PathResult(coefs=coefs, n_iter=n_iter, n_evaluations=n_evaluations, n_rounds=rounds)
