@@ -25,7 +25,7 @@ from daskml_lab.model_selection._execution import check_cv
 from daskml_lab.model_selection._fold_roles import fold_role_matrix
 from daskml_lab.monitoring import fit_span
 
-__all__ = ["ElasticNetCV", "LassoCV", "RidgeCV"]
+__all__ = ["ElasticNetCV", "LassoCV", "RidgeCV", "r2_from_sse"]
 
 _CV_CONSTRAINT = [
     Interval(numbers.Integral, 2, None, closed="left"),
@@ -48,7 +48,7 @@ def _moments(estimator: Any, X: Any, y: Any) -> tuple[Any, solvers.FoldMoments]:
     return data, moments
 
 
-def _r2(sse: np.ndarray, moments: solvers.Moments) -> np.ndarray:
+def r2_from_sse(sse: np.ndarray, moments: solvers.Moments) -> np.ndarray:
     # scikit-learn's r2_score: 1 - SSE / SST, and for a constant test target 1.0 (perfect) or 0.0
     sst = float(moments.scatter[-1, -1])
     if sst == 0:
@@ -145,7 +145,9 @@ class RidgeCV(Ridge):
         for f, (train, test) in enumerate(zip(moments.train, moments.test, strict=True)):
             coefs, intercepts = solvers.ridge_solve(train, alphas, fit_intercept=self.fit_intercept)
             sse = solvers.heldout_sse(test, coefs, intercepts)
-            scores[:, f] = -sse / test.n if self.scoring == "neg_mean_squared_error" else _r2(sse, test)
+            scores[:, f] = (
+                -sse / test.n if self.scoring == "neg_mean_squared_error" else r2_from_sse(sse, test)
+            )
         means = scores.mean(axis=1)
         best = int(np.argmax(means))  # the first of equal means, as rank "min" then argmin would give
         self.alpha_ = float(alphas[best])

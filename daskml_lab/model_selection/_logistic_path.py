@@ -14,7 +14,7 @@ from daskml_lab.model_selection._execution import check_cv
 from daskml_lab.model_selection._fold_roles import fold_role_matrix
 from daskml_lab.monitoring import fit_span
 
-__all__ = ["LogisticRegressionCV"]
+__all__ = ["LogisticRegressionCV", "logistic_path"]
 
 #: Scorers the shared scoring pass computes: scikit-learn's name -> (blocked metric, sign).
 _PATH_SCORERS = {None: ("accuracy", 1.0), "accuracy": ("accuracy", 1.0), "neg_log_loss": ("log_loss", -1.0)}
@@ -162,34 +162,21 @@ class LogisticRegressionCV(LogisticRegression):
             if len(classes) < 2:
                 msg = f"LogisticRegressionCV needs at least 2 classes; y has only {classes.tolist()}."
                 raise ValueError(msg)
-            codes = encode_labels(data.y, classes)
             multinomial = len(classes) > 2
-            n_outputs = len(classes) if multinomial else 1
             cv = check_cv(self.cv, data.y, classifier=True)
             roles = fold_role_matrix(cv, data.X, data.y)
-            with solvers.FoldedProblem(
+            path, (scores,), n_passes = logistic_path(
                 data.X,
-                codes,
+                encode_labels(data.y, classes),
                 roles,
-                loss="multinomial" if multinomial else "logistic",
-                n_outputs=n_outputs,
+                Cs,
+                [metric],
+                n_classes=len(classes),
                 fit_intercept=self.fit_intercept,
-            ) as problem:
-                n_train = problem.n_train.astype(np.float64)
-                path = solvers.lockstep_lbfgs_paths(
-                    problem.loss_grad,
-                    n_folds=problem.n_folds,
-                    n_params=problem.n_params,
-                    n_outputs=n_outputs,
-                    n_features=problem.n_features,
-                    data_scales=1.0 / n_train,
-                    # scikit-learn's objective per sample: mean loss + ||w||^2 / (2 C n_train)
-                    l2_path=[[1.0 / (C * n) for C in Cs] for n in n_train],
-                    tol=self.tol,
-                    max_iter=self.max_iter,
-                )
-                scores = sign * problem.test_scores(path.coefs, metric)
-                n_passes = problem.n_passes
+                tol=self.tol,
+                max_iter=self.max_iter,
+            )
+            scores = sign * scores
         self._set_path_attributes(classes, Cs, path, scores)
         self.n_passes_ = n_passes
         self.n_rounds_ = path.n_rounds
@@ -243,6 +230,94 @@ class LogisticRegressionCV(LogisticRegression):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def logistic_path(
+    X: Any,
+    codes: Any,
+    roles: Any,
+    Cs: np.ndarray,
+    metrics: list[str],
+    *,
+    n_classes: int,
+    fit_intercept: bool,
+    tol: float,
+    max_iter: int,
+    cold_start: bool = False,
+) -> tuple[solvers.PathResult, list[np.ndarray], int]:
+    """Every fold's L2 logistic path over ``Cs`` in lockstep, then its test ``metrics``: the shared-pass engine.
+
+    Parameters
+    ----------
+    X : dask.array.Array
+        Validated features.
+    codes : dask.array.Array
+        Class codes ``0 .. n_classes - 1``.
+    roles : dask.array.Array of shape (n_samples, n_folds)
+        From :func:`~daskml_lab.model_selection._fold_roles.fold_role_matrix`.
+    Cs : ndarray
+        In the order of the path (warm starts follow it).
+    metrics : list of {"accuracy", "log_loss"}
+        Test metrics (one scoring pass each).
+    n_classes : int
+    fit_intercept : bool
+    tol, max_iter
+        Of L-BFGS, per path point.
+    cold_start : bool, default=False
+        Start every (C, fold) from zeros, as separate fits do (a grid search's candidates), all of them still
+        in lockstep; otherwise each fold warm-starts every C from the previous one (a path).
+
+    Returns
+    -------
+    path : PathResult
+    scores : list of ndarray of shape (n_folds, n_cs)
+        One per metric: accuracy or mean log-loss on each fold's test rows.
+    n_passes : int
+        Passes over the data (one dask computation each).
+    """
+    multinomial = n_classes > 2
+    n_outputs = n_classes if multinomial else 1
+    n_folds, n_cs = int(roles.shape[1]), len(Cs)
+    # cold starts: one problem per (C, fold), problem c * n_folds + f; warm starts: one path per fold
+    problem_folds = [f for _ in range(n_cs) for f in range(n_folds)] if cold_start else None
+    with solvers.FoldedProblem(
+        X,
+        codes,
+        roles,
+        loss="multinomial" if multinomial else "logistic",
+        n_outputs=n_outputs,
+        fit_intercept=fit_intercept,
+        problem_folds=problem_folds,
+    ) as problem:
+        n_train = problem.n_train.astype(np.float64)[problem.problem_folds]
+        # scikit-learn's objective per sample: mean loss + ||w||^2 / (2 C n_train)
+        if cold_start:
+            l2_path = [[1.0 / (Cs[i // n_folds] * n)] for i, n in enumerate(n_train)]
+        else:
+            l2_path = [[1.0 / (C * n) for C in Cs] for n in n_train]
+        path = solvers.lockstep_lbfgs_paths(
+            problem.loss_grad,
+            n_folds=problem.n_problems,
+            n_params=problem.n_params,
+            n_outputs=n_outputs,
+            n_features=problem.n_features,
+            data_scales=1.0 / n_train,
+            l2_path=l2_path,
+            tol=tol,
+            max_iter=max_iter,
+        )
+        scores = [problem.test_scores(path.coefs, metric) for metric in metrics]
+        n_passes = problem.n_passes
+    if cold_start:
+        # (C, fold) problems back to the (fold, C) layout of a path
+        scores = [values.reshape(n_cs, n_folds).T for values in scores]
+        path = solvers.PathResult(
+            coefs=path.coefs.reshape(n_cs, n_folds, *path.coefs.shape[2:]).swapaxes(0, 1),
+            n_iter=path.n_iter.reshape(n_cs, n_folds).T,
+            n_evaluations=path.n_evaluations.reshape(n_cs, n_folds).sum(axis=0),
+            n_rounds=path.n_rounds,
+        )
+    return path, scores, n_passes
 
 
 def _check_cs(Cs: Any) -> np.ndarray:

@@ -133,22 +133,23 @@ def _folds_score_block(
     y: np.ndarray,
     roles: np.ndarray,
     W: np.ndarray,
+    folds: Sequence[int],
     *,
-    n_folds: int,
     n_points: int,
     n_outputs: int,
     fit_intercept: bool,
     metric: str,
 ) -> np.ndarray:
-    """Sums of a test metric of every (fold, path point) on one block: correct labels or log-losses.
+    """Sums of a test metric of every (problem, path point) on one block: correct labels or log-losses.
 
-    ``W`` holds the parameters fold-major: column block ``f * n_points + p`` (each ``n_outputs`` wide) is
-    fold ``f`` at path point ``p``; only the fold's ``FOLD_TEST`` rows count.
+    ``W`` holds the parameters problem-major: column block ``i * n_points + p`` (each ``n_outputs`` wide) is
+    problem ``i`` at path point ``p``; only the ``FOLD_TEST`` rows of its fold ``folds[i]`` count.
 
     Returns
     -------
-    ndarray of float64 of shape (n_folds, n_points)
+    ndarray of float64 of shape (len(folds), n_points)
     """
+    n_folds = len(folds)
     X = _aligned_block(X)
     codes = np.asarray(y).ravel().astype(np.intp)
     out = np.zeros((n_folds, n_points))
@@ -157,7 +158,7 @@ def _folds_score_block(
     Z = _scores_of(X, W, fit_intercept).astype(np.float64, copy=False)
     k = n_outputs
     for f in range(n_folds):
-        test = roles[:, f] == FOLD_TEST
+        test = roles[:, folds[f]] == FOLD_TEST
         if not test.any():
             continue
         for p in range(n_points):
@@ -207,10 +208,13 @@ class FoldedProblem:
     persist : {"auto", True, False} or None, default=None
         Whether the blocks stay in (worker) memory for all the passes: the solvers' memory plan and its
         ``dask.config`` key ``daskml_lab.solvers.persist``.
+    problem_folds : sequence of int or None, default=None
+        The fold of each problem, when several problems share a fold (a grid of penalties x folds); ``None``
+        is one problem per fold. :meth:`loss_grad` and :meth:`test_scores` are indexed by problem.
 
     Attributes
     ----------
-    n_folds, n_features, n_params : int
+    n_folds, n_problems, n_features, n_params : int
     n_train, n_test : ndarray of int of shape (n_folds,)
         Rows of each fold (known after :meth:`start`).
     n_passes : int
@@ -228,6 +232,7 @@ class FoldedProblem:
         n_outputs: int = 1,
         fit_intercept: bool = True,
         persist: Any = None,
+        problem_folds: Sequence[int] | None = None,
     ) -> None:
         if loss not in _FOLDED_LOSSES:
             msg = f"FoldedProblem evaluates the losses {list(_FOLDED_LOSSES)}; got loss={loss!r}."
@@ -244,6 +249,8 @@ class FoldedProblem:
         self.fit_intercept = bool(fit_intercept)
         self.persist = persist
         self.n_folds = int(roles.shape[1])
+        self.problem_folds = list(range(self.n_folds) if problem_folds is None else problem_folds)
+        self.n_problems = len(self.problem_folds)
         self.n_features = int(X.shape[1])
         self.n_params = self.n_features + int(self.fit_intercept)
         self.n_passes = 0
@@ -314,14 +321,15 @@ class FoldedProblem:
         Parameters
         ----------
         params : dict of int to ndarray of shape (n_params, n_outputs)
-            The current parameters of each fold to evaluate.
+            The current parameters of each problem (fold, unless ``problem_folds`` says otherwise) to evaluate.
 
         Returns
         -------
         dict of int to (float, ndarray of shape (n_params, n_outputs))
         """
-        folds = sorted(params)
-        W = np.hstack([np.asarray(params[f], dtype=np.float64).reshape(self.n_params, -1) for f in folds])
+        problems = sorted(params)
+        folds = [self.problem_folds[p] for p in problems]
+        W = np.hstack([np.asarray(params[p], dtype=np.float64).reshape(self.n_params, -1) for p in problems])
         token = tokenize(W, folds, self.X.name, self.n_passes)  # a new key even at a repeated point
         W_key = dask.delayed(W, name=f"daskml-cv-path-params-{token}")  # enters the graph once
         kernel = dask.delayed(_folds_loss_grad_block, pure=True)
@@ -344,8 +352,8 @@ class FoldedProblem:
         self.n_passes += 1
         k = self.n_outputs
         return {
-            f: (float(total["loss"][i]), total["grad"][:, i * k : (i + 1) * k].copy())
-            for i, f in enumerate(folds)
+            p: (float(total["loss"][i]), total["grad"][:, i * k : (i + 1) * k].copy())
+            for i, p in enumerate(problems)
         }
 
     def test_scores(self, paths: np.ndarray, metric: str) -> np.ndarray:
@@ -353,16 +361,16 @@ class FoldedProblem:
 
         Parameters
         ----------
-        paths : ndarray of shape (n_folds, n_points, n_params, n_outputs)
+        paths : ndarray of shape (n_problems, n_points, n_params, n_outputs)
         metric : {"accuracy", "log_loss"}
 
         Returns
         -------
-        ndarray of shape (n_folds, n_points)
-            Accuracy, or the mean log-loss, on each fold's test rows.
+        ndarray of shape (n_problems, n_points)
+            Accuracy, or the mean log-loss, on the test rows of each problem's fold.
         """
-        n_folds, n_points = paths.shape[:2]
-        W = np.concatenate([paths[f, p] for f in range(n_folds) for p in range(n_points)], axis=1)
+        n_problems, n_points = paths.shape[:2]
+        W = np.concatenate([paths[i, p] for i in range(n_problems) for p in range(n_points)], axis=1)
         token = tokenize(W, metric, self.X.name, self.n_passes)
         W_key = dask.delayed(W, name=f"daskml-cv-path-coefs-{token}")
         kernel = dask.delayed(_folds_score_block, pure=True)
@@ -372,7 +380,7 @@ class FoldedProblem:
                 yb,
                 rb,
                 W_key,
-                n_folds=n_folds,
+                self.problem_folds,
                 n_points=n_points,
                 n_outputs=self.n_outputs,
                 fit_intercept=self.fit_intercept,
@@ -384,4 +392,4 @@ class FoldedProblem:
         # compute: one pass scoring every (fold, path point); n_folds x n_points sums come back
         (sums,) = dask.compute(self._tree(parts, token))
         self.n_passes += 1
-        return sums / self.n_test[:, None]
+        return sums / self.n_test[self.problem_folds][:, None]
