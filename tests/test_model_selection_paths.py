@@ -20,7 +20,16 @@ from sklearn.model_selection import KFold as SkKFold
 from sklearn.model_selection import StratifiedKFold as SkStratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from daskml_lab.model_selection import ElasticNetCV, KFold, LassoCV, LogisticRegressionCV, RidgeCV
+from daskml_lab.linear_model import LogisticRegression, Ridge
+from daskml_lab.model_selection import (
+    ElasticNetCV,
+    GridSearchCV,
+    KFold,
+    LassoCV,
+    LogisticRegressionCV,
+    RidgeCV,
+)
+from daskml_lab.solvers import FoldedProblem
 from daskml_lab.solvers._folded import _folds_loss_grad_block
 from daskml_lab.solvers._objectives import _loss_grad_block
 from daskml_lab.testing import raise_if_computes
@@ -209,3 +218,49 @@ def test_elastic_net_cv_on_a_cluster_is_scikit_learns(client):
     assert (ours.alpha_, ours.l1_ratio_) == pytest.approx((reference.alpha_, reference.l1_ratio_), rel=1e-12)
     np.testing.assert_allclose(ours.mse_path_, reference.mse_path_, rtol=1e-6)
     np.testing.assert_allclose(ours.predict(X), reference.predict(X), rtol=1e-6, atol=1e-6)
+
+
+# -- GridSearchCV over the penalty of our linear models: routed through the shared passes ---------------------
+
+
+class _NotRouted(LogisticRegression):
+    """The same model, but not the exact class the search recognises: it runs one fit per (candidate, fold)."""
+
+
+def test_grid_search_over_C_of_our_logistic_regression_shares_the_passes(monkeypatch):
+    X, y = make_classification(n_samples=600, n_features=6, random_state=4)
+    Xd, yd = da.from_array(X, chunks=150), da.from_array(y, chunks=150)
+    grid = {"C": [10.0, 0.01, 1.0, 0.1, 100.0]}
+    options = {"cv": 3, "scoring": ["accuracy", "neg_log_loss"], "refit": False}
+    batches = []
+    evaluate = FoldedProblem.loss_grad
+
+    def recording(self, params):
+        batches.append(len(params))
+        return evaluate(self, params)
+
+    monkeypatch.setattr(FoldedProblem, "loss_grad", recording)
+    with raise_if_computes(max_computes=None) as counter:
+        ours = GridSearchCV(LogisticRegression(tol=1e-8), grid, **options).fit(Xd, yd).cv_results_
+    # one computation per round, each round for every (candidate, fold) still running: 15 in the first
+    assert batches[0] == 5 * 3
+    # classes, the stratified folds' class counts, persist, fold rows, the rounds, two scoring passes
+    assert counter.n_computes == 1 + 1 + 1 + 1 + len(batches) + 2
+    separate = GridSearchCV(_NotRouted(tol=1e-8), grid, **options).fit(Xd, yd).cv_results_
+    reference = SkGridSearchCV(sk.LogisticRegression(tol=1e-8), grid, **options).fit(X, y).cv_results_
+    for key in ("mean_test_accuracy", "mean_test_neg_log_loss", "split2_test_neg_log_loss"):
+        np.testing.assert_allclose(ours[key], reference[key], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(ours[key], separate[key], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(ours["rank_test_accuracy"], reference["rank_test_accuracy"])
+
+
+def test_grid_search_over_alpha_of_our_ridge_is_one_pass():
+    X, y = make_regression(n_samples=800, n_features=10, noise=40.0, random_state=5)
+    grid = {"alpha": [0.1, 10.0, 100.0, 1000.0]}
+    with raise_if_computes(max_computes=1):
+        ours = GridSearchCV(Ridge(), grid, cv=KFold(4), refit=False).fit(da.from_array(X, chunks=200), y)
+    reference = SkGridSearchCV(sk.Ridge(), grid, cv=SkKFold(4)).fit(X, y)
+    assert ours.best_params_ == reference.best_params_
+    np.testing.assert_allclose(
+        ours.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"], atol=1e-9
+    )
