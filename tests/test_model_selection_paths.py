@@ -12,14 +12,17 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse
 from distributed import get_task_stream
 from sklearn import linear_model as sk
+from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
 from sklearn.model_selection import GridSearchCV as SkGridSearchCV
 from sklearn.model_selection import KFold as SkKFold
 from sklearn.model_selection import StratifiedKFold as SkStratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
+import daskml_lab
 from daskml_lab.linear_model import LogisticRegression, Ridge
 from daskml_lab.model_selection import (
     ElasticNetCV,
@@ -266,3 +269,17 @@ def test_grid_search_over_alpha_of_our_ridge_is_one_pass():
     np.testing.assert_allclose(
         ours.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"], atol=1e-9
     )
+
+
+def test_paths_take_sparse_blocks_clone_and_survive_save_load(tmp_path):
+    X, y = make_classification(n_samples=400, n_features=10, random_state=0)
+    X[np.abs(X) < 0.8] = 0  # mostly zeros: CSR blocks through the same kernels
+    with dask.config.set(scheduler="sync"):
+        sparse = LogisticRegressionCV(Cs=4, cv=3, tol=1e-8).fit(scipy.sparse.csr_matrix(X), y)
+        dense = clone(sparse).fit(X, y)
+    np.testing.assert_array_equal(sparse.scores_[1], dense.scores_[1])
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, atol=1e-8)
+    for model in (dense, RidgeCV(cv=3).fit(X, y.astype(float))):
+        daskml_lab.save(model, tmp_path / f"{type(model).__name__}.daskml")
+        loaded = daskml_lab.load(tmp_path / f"{type(model).__name__}.daskml")
+        np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
