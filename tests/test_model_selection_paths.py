@@ -23,6 +23,7 @@ from sklearn.model_selection import StratifiedKFold as SkStratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 import daskml_lab
+from daskml_lab.exceptions import ConvergenceWarning
 from daskml_lab.linear_model import LogisticRegression, Ridge
 from daskml_lab.model_selection import (
     ElasticNetCV,
@@ -32,7 +33,7 @@ from daskml_lab.model_selection import (
     LogisticRegressionCV,
     RidgeCV,
 )
-from daskml_lab.solvers import FoldedProblem
+from daskml_lab.solvers import FoldedProblem, lockstep_lbfgs_paths
 from daskml_lab.solvers._folded import _folds_loss_grad_block
 from daskml_lab.solvers._objectives import _loss_grad_block
 from daskml_lab.testing import raise_if_computes
@@ -283,3 +284,37 @@ def test_paths_take_sparse_blocks_clone_and_survive_save_load(tmp_path):
         daskml_lab.save(model, tmp_path / f"{type(model).__name__}.daskml")
         loaded = daskml_lab.load(tmp_path / f"{type(model).__name__}.daskml")
         np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_lockstep_raises_a_failed_pass_and_warns_at_max_iter():
+    def failing(batch):
+        raise OSError("worker lost")
+
+    with pytest.raises(OSError, match="worker lost"):  # every fold's thread ends; nothing hangs
+        lockstep_lbfgs_paths(
+            failing,
+            n_folds=3,
+            n_params=2,
+            n_outputs=1,
+            n_features=1,
+            data_scales=[1.0] * 3,
+            l2_path=[[1.0]] * 3,
+        )
+
+    def quadratic(batch):  # D_f(W) = ||W - f||^2 / 2 for fold f
+        return {f: (0.5 * float(np.sum((W - f) ** 2)), W - f) for f, W in batch.items()}
+
+    result = lockstep_lbfgs_paths(
+        quadratic,
+        n_folds=3,
+        n_params=2,
+        n_outputs=1,
+        n_features=1,
+        data_scales=[1.0] * 3,
+        l2_path=[[0.0]] * 3,
+    )
+    np.testing.assert_allclose(result.coefs[:, 0, :, 0], [[0, 0], [1, 1], [2, 2]], atol=1e-8)
+    assert result.n_rounds == result.n_evaluations.max()
+    X, y = make_classification(n_samples=200, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="did not converge for"):
+        LogisticRegressionCV(Cs=2, cv=3, max_iter=1, refit=False).fit(X, y)
