@@ -52,49 +52,63 @@ class PathResult:
 
 
 class _Batcher:
-    """Collects one evaluation request per running fold and answers them all with one batched call."""
+    """Collects one evaluation request per running fold and answers them all with one batched call.
+
+    The caller's thread waits on one condition until every running fold has asked; each fold waits on its own
+    event for its answer, so that a round wakes every thread once (a shared condition would wake all the
+    waiting folds at every request).
+    """
 
     def __init__(self, n_folds: int) -> None:
         self._condition = threading.Condition()
         self._pending: dict[int, np.ndarray] = {}
         self._answers: dict[int, Any] = {}
+        self._ready = [threading.Event() for _ in range(n_folds)]
         self._running = n_folds
-        self._error: BaseException | None = None
+        self.error: BaseException | None = None
 
     def ask(self, fold: int, W: np.ndarray) -> Any:
+        ready = self._ready[fold]
         with self._condition:
-            if self._error is not None:
+            if self.error is not None:
                 msg = "another fold's evaluation failed"
-                raise RuntimeError(msg) from self._error
+                raise RuntimeError(msg) from self.error
+            ready.clear()
             self._pending[fold] = W
-            self._condition.notify_all()
-            while fold not in self._answers:
-                if self._error is not None:
-                    msg = "the batched evaluation failed"
-                    raise RuntimeError(msg) from self._error
-                self._condition.wait()
+            if len(self._pending) >= self._running:
+                self._condition.notify()
+        ready.wait()
+        with self._condition:
+            if fold not in self._answers:
+                msg = "the batched evaluation failed"
+                raise RuntimeError(msg) from self.error
             return self._answers.pop(fold)
 
     def finished(self) -> None:
         with self._condition:
             self._running -= 1
-            self._condition.notify_all()
+            self._condition.notify()
 
     def fail(self, error: BaseException) -> None:
         with self._condition:
-            if self._error is None:
-                self._error = error
+            if self.error is None:
+                self.error = error
             self._running -= 1
-            self._condition.notify_all()
+            self._condition.notify()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        for event in self._ready:
+            event.set()
 
     def serve(self, evaluate: Callable[[dict[int, np.ndarray]], dict[int, Any]]) -> int:
         """Answer rounds of requests until every fold has finished; return the number of rounds."""
         rounds = 0
         while True:
             with self._condition:
-                while self._error is None and self._running > 0 and len(self._pending) < self._running:
+                while self.error is None and self._running > 0 and len(self._pending) < self._running:
                     self._condition.wait()
-                if self._error is not None or self._running == 0:
+                if self.error is not None or self._running == 0:
                     return rounds
                 batch = dict(self._pending)
                 self._pending.clear()
@@ -102,13 +116,14 @@ class _Batcher:
                 answers = evaluate(batch)  # outside the lock: the folds are all waiting anyway
             except BaseException as err:
                 with self._condition:
-                    self._error = err
-                    self._condition.notify_all()
+                    self.error = err
+                self._wake_all()
                 raise
             rounds += 1
             with self._condition:
                 self._answers.update(answers)
-                self._condition.notify_all()
+            for fold in answers:
+                self._ready[fold].set()
 
 
 def lockstep_lbfgs_paths(
@@ -202,8 +217,8 @@ def lockstep_lbfgs_paths(
     finally:
         for thread in threads:
             thread.join()
-    if batcher._error is not None:
-        raise batcher._error
+    if batcher.error is not None:
+        raise batcher.error
     if unconverged:
         listed = ", ".join(f"fold {f} point {p}" for f, p, _ in sorted(unconverged)[:10])
         warnings.warn(
