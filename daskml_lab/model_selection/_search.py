@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 from daskml_lab.base import HasMethods, Interval, Options, check_params
 from daskml_lab.model_selection._execution import check_cv, run_folds
 from daskml_lab.model_selection._scoring import check_scoring
+from daskml_lab.model_selection._shared_paths import shared_pass_results
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV"]
 
@@ -92,17 +93,29 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
             n_splits = len(cv)
         else:
             n_splits = cv.get_n_splits(X, y, groups)
-        results = run_folds(
+        # a grid over the penalty of our linear models on dask data: one shared-pass path for all the pairs
+        results = shared_pass_results(
             self.estimator,
             X,
             y,
             cv,
             scorers,
-            candidates=candidates,
+            candidates,
             groups=groups,
             return_train_score=self.return_train_score,
-            error_score=self.error_score,
         )
+        if results is None:
+            results = run_folds(
+                self.estimator,
+                X,
+                y,
+                cv,
+                scorers,
+                candidates=candidates,
+                groups=groups,
+                return_train_score=self.return_train_score,
+                error_score=self.error_score,
+            )
         self.cv_results_ = _cv_results(
             candidates, results, list(scorers), multimetric, self.return_train_score
         )
