@@ -68,7 +68,9 @@ class Heartbeats:
             elif previous[0] != seen:
                 self._changed[worker] = (seen, now)
             if worker in self._found and _later(seen, self._found[worker][0]):
-                del self._found[worker]  # it sent a heartbeat since (an older record, asked earlier, is not one)
+                del self._found[
+                    worker
+                ]  # it sent a heartbeat since (an older record, asked earlier, is not one)
 
     def silent(self, longer_than_s: float) -> dict[str, float]:
         """The workers whose heartbeat has not changed for more than ``longer_than_s`` seconds, and for how long."""
