@@ -86,6 +86,43 @@ class HashingSpec:
     missing: str
     dtype: np.dtype
 
+    @classmethod
+    def for_table(
+        cls,
+        table: Any,
+        target: Hashable | None = None,
+        *,
+        n_features: int = 2**20,
+        columns: Sequence[Hashable] | None = None,
+        numeric: Sequence[Hashable] = (),
+        crosses: Sequence[tuple[Hashable, Hashable]] = (),
+        alternate_sign: bool = True,
+        missing: str = "skip",
+        dtype: Any = np.float64,
+    ) -> HashingSpec:
+        """The spec :func:`hash_features` would use for a table, from its columns and dtypes only.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame or dask.dataframe.DataFrame
+            The table (its metadata is enough: nothing is computed).
+        target, n_features, columns, numeric, crosses, alternate_sign, missing, dtype
+            As in :func:`hash_features`.
+
+        Returns
+        -------
+        HashingSpec
+            With ``columns=None`` resolved to the table's non-numeric columns.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :func:`hash_features`, for the same arguments.
+        """
+        return _make_spec(
+            table, target, n_features, columns, numeric, crosses, alternate_sign, missing, dtype
+        )
+
     @property
     def input_columns(self) -> list[Hashable]:
         """Every column the hashing reads, each once, in first-use order."""
