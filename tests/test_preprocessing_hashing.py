@@ -11,6 +11,7 @@ import sklearn.linear_model as sk
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import daskml_lab
 from daskml_lab.base import InvalidParameterError
 from daskml_lab.data import hash_features
 from daskml_lab.linear_model import LogisticRegression
@@ -73,3 +74,13 @@ def test_hashing_encoder_refuses_other_columns_and_bad_parameters():
         HashingEncoder(crosses=[("site", "app")]).fit(df)
     with pytest.raises(TypeError, match=r"numeric column 'site' has dtype object, not a number"):
         HashingEncoder(numeric=["site"]).fit(df)
+
+
+def test_hashing_encoder_pipeline_survives_save_and_load(tmp_path):
+    df, y = table(100)
+    model = make_pipeline(HashingEncoder(**OPTIONS), LogisticRegression()).fit(df, y)
+    daskml_lab.save(model, tmp_path / "model.daskml")
+    loaded = daskml_lab.load(tmp_path / "model.daskml")
+    assert loaded[0].columns_ == ["site", "device"]
+    assert loaded[0].spec_ == model[0].spec_
+    np.testing.assert_array_equal(loaded.predict(df), model.predict(df))

@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from daskml_lab.base import Interval, Options
 from daskml_lab.data import HashingSpec, is_dask_dataframe
 from daskml_lab.preprocessing._base import BlockedTransformer
+from daskml_lab.preprocessing._docs import fill_doc
 
 __all__ = ["HashingEncoder"]
 
@@ -23,6 +24,7 @@ def _hash_rows_block(block: np.ndarray, names: list[Hashable], spec: HashingSpec
     return spec.transform_block(pd.DataFrame(block, columns=names))
 
 
+@fill_doc
 class HashingEncoder(BlockedTransformer):
     """Encode categorical columns (and their crosses) with the hashing trick, block by block.
 
@@ -53,12 +55,9 @@ class HashingEncoder(BlockedTransformer):
 
     Attributes
     ----------
-    spec_ : HashingSpec
-        The resolved hashing (columns, crosses, options), usable with :func:`~daskml_lab.data.hash_features`.
-    n_features_in_ : int
-        Number of input columns.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the input columns, when they are all strings.
+    columns_ : list of hashable
+        The columns hashed as categories (``columns``, or every input column not in ``numeric``).
+    %(fitted_features)s
 
     See Also
     --------
@@ -126,17 +125,32 @@ class HashingEncoder(BlockedTransformer):
         return {"spec": spec, "names": names}
 
     def _fit_finish(self, X: Any, statistics: dict[str, Any]) -> HashingEncoder:
-        self.spec_ = statistics["spec"]
+        # plain lists, not the spec object: the fitted encoder saves and loads like any other
+        self.columns_ = list(statistics["spec"].columns)
         self._input_names = statistics["names"]
         return self
+
+    @property
+    def spec_(self) -> HashingSpec:
+        """The fitted hashing as a :class:`~daskml_lab.data.HashingSpec`, for :func:`~daskml_lab.data.hash_features`."""
+        check_is_fitted(self, "columns_")
+        return HashingSpec(
+            n_features=int(self.n_features),
+            columns=tuple(self.columns_),
+            numeric=tuple(self.numeric),
+            crosses=tuple((a, b) for a, b in self.crosses),
+            alternate_sign=bool(self.alternate_sign),
+            missing=str(self.missing),
+            dtype=np.dtype(self.dtype),
+        )
 
     def transform(self, X: Any) -> Any:
         """Hash ``X`` block by block.
 
         Parameters
         ----------
-        X : {array-like, dask array, DataFrame, dask DataFrame} of shape (n_samples, n_features_in_)
-            The data, with the columns seen in ``fit``.
+        X : {array-like, dask array, DataFrame, dask DataFrame} of shape (n_samples, n_features)
+            The data, with the columns seen in ``fit`` (``n_features`` is their number, not the output width).
 
         Returns
         -------
@@ -150,7 +164,7 @@ class HashingEncoder(BlockedTransformer):
             If ``X`` does not have the columns of ``fit``, or (when its block is computed) a numeric column
             holds NaN or infinity.
         """
-        check_is_fitted(self, "spec_")
+        check_is_fitted(self, "columns_")
         array, origin, _ = self._table_input(X, fitting=False)
         spec = self.spec_
         result = array.map_blocks(
