@@ -2,7 +2,8 @@
 
 - **Random streams.** The stream constants of the data layer; the seeding rule itself (root entropy from
   ``random_state``, one generator per stream and block) is :mod:`daskml_lab._runtime.seeding`, re-exported
-  here for the callers that import it from this module.
+  here for the callers that import it from this module. :func:`counter_uniform` draws values indexed by a
+  global position (row, feature) rather than by block, for results that do not depend on the chunking.
 - **Count plans.** Exact counts (rows per shard, test rows per block) are split over blocks on the client with
   multivariate hypergeometric draws. They use chunk sizes or small count matrices only, never data.
 - **Graph helpers.** Arrays built from hand-written task layers, named with ``daskml-`` prefixes.
