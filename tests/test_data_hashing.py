@@ -225,6 +225,19 @@ def test_logistic_regression_on_hashed_adult_matches_sklearn(shared_data):
     np.testing.assert_allclose(ours.intercept_, theirs.intercept_, rtol=1e-3, atol=1e-4)
     accuracy = (theirs.predict(X_mem) == y_mem).mean()
     assert 0.8 < accuracy < 0.95  # categorical columns alone: about 0.85
+    # the same matrix as FeatureHasher on the documented tokens of the real table
+    columns = [c for c in ADULT_COLUMNS if table[c].dtype == object or pd.api.types.is_string_dtype(table[c])]
+    columns.remove("income")
+
+    def text(row, column):
+        return row[column] if pd.notna(row[column]) else "<missing>"
+
+    tokens = [
+        [f"{c}={text(row, c)}" for c in columns]
+        + [f"education={text(row, 'education')}^occupation={text(row, 'occupation')}"]
+        for row in table.to_dict("records")
+    ]
+    assert_same_csr(X_mem, FeatureHasher(2**12, input_type="string").transform(tokens))
 
 
 # -------------------------------------------------------------------------------------------- bad inputs

@@ -13,9 +13,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import daskml_lab
 from daskml_lab.base import InvalidParameterError
+from daskml_lab.compose import make_column_transformer
 from daskml_lab.data import hash_features
 from daskml_lab.linear_model import LogisticRegression
-from daskml_lab.preprocessing import HashingEncoder
+from daskml_lab.preprocessing import HashingEncoder, StandardScaler
 from daskml_lab.testing import raise_if_computes
 
 
@@ -84,3 +85,16 @@ def test_hashing_encoder_pipeline_survives_save_and_load(tmp_path):
     assert loaded[0].columns_ == ["site", "device"]
     assert loaded[0].spec_ == model[0].spec_
     np.testing.assert_array_equal(loaded.predict(df), model.predict(df))
+
+
+def test_hashing_encoder_in_the_column_transformer_next_to_a_scaler():
+    df, _ = table(60)
+    transformer = make_column_transformer(
+        (HashingEncoder(n_features=64, crosses=[("site", "device")]), ["site", "device"]),
+        (StandardScaler(), ["views"]),
+    )
+    expected = hash_features(df, n_features=64, columns=["site", "device"], crosses=[("site", "device")])
+    scaled = (df[["views"]] - df["views"].mean()) / df["views"].std(ddof=0)
+    out = transformer.fit_transform(dd.from_pandas(df, npartitions=3))
+    assert type(out._meta) is sp.csr_matrix
+    np.testing.assert_allclose(out.compute().toarray(), np.hstack([expected.compute().toarray(), scaled]))
