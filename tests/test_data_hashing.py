@@ -260,6 +260,12 @@ def test_logistic_regression_on_hashed_adult_matches_sklearn(shared_data):
         ({"dtype": np.int64}, ValueError, r"dtype must be numpy.float64 or numpy.float32, got int64"),
         ({"columns": ["clicked"], "target": "clicked"}, ValueError, r"The target 'clicked' is also a hashed"),
         ({"target": "label"}, ValueError, r"Unknown target\(s\) \['label'\]"),
+        (
+            {"lengths": [150]},
+            ValueError,
+            r"one non-negative length per partition: the table has 2 partitions, got 1",
+        ),
+        ({"lengths": 300}, TypeError, r"lengths must be True, False or one length per partition, got 300"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_graph(options, error, match):

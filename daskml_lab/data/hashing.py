@@ -253,7 +253,8 @@ def hash_features(
         The partition lengths of a dask DataFrame, which are the row chunks of the result: ``True`` computes
         them (one integer per partition, in one pass over the partitions), a sequence gives them, and
         ``False`` leaves the chunk sizes unknown (NaN) so that nothing is computed; estimators need known
-        chunk sizes (:meth:`dask.array.Array.compute_chunk_sizes`). Ignored for a pandas DataFrame.
+        chunk sizes (:meth:`dask.array.Array.compute_chunk_sizes`). A pandas DataFrame's lengths are always
+        known (its blocks have ``chunks`` rows).
     return_spec : bool, default=False
         Also return the :class:`HashingSpec`, to hash other tables the same way.
 
@@ -510,7 +511,10 @@ def _dask_frame_blocks(
     elif lengths is False:
         row_chunks = (np.nan,) * len(parts)
     else:
-        row_chunks = tuple(int(n) for n in _names("lengths", lengths))
+        if isinstance(lengths, str) or not isinstance(lengths, Sequence | np.ndarray):
+            msg = f"lengths must be True, False or one length per partition, got {lengths!r}."
+            raise TypeError(msg)
+        row_chunks = tuple(int(n) for n in lengths)
         if len(row_chunks) != len(parts) or any(n < 0 for n in row_chunks):
             msg = (
                 f"lengths must give one non-negative length per partition: the table has {len(parts)} "
