@@ -15,6 +15,8 @@ import pytest
 import scipy.sparse as sp
 import sklearn.linear_model as sk
 from distributed import wait
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.feature_extraction import FeatureHasher
 
 from daskml_lab.data import HashingSpec, hash_features, make_sparse_classification
@@ -142,6 +144,28 @@ def test_features_are_the_same_in_another_python_process_with_another_hash_seed(
     assert indices == here.indices.tolist()
     assert data == here.data.tolist()
     assert indptr == here.indptr.tolist()
+
+
+@pytest.mark.property
+@settings(max_examples=15, deadline=None)
+@given(
+    n_rows=st.integers(1, 80),
+    chunk=st.integers(1, 40),
+    n_partitions=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+    missing=st.sampled_from(["skip", "token"]),
+)
+def test_hashing_does_not_depend_on_blocks_or_partitions(n_rows, chunk, n_partitions, seed, missing):
+    df = clicks(n_rows, seed)
+    df.loc[df.index[::3], "device"] = None
+    options = {"n_features": 2**8, "numeric": ["views"], "crosses": [("site", "device")], "missing": missing}
+    whole = hash_features(df, chunks=n_rows, **options).compute(scheduler="sync")
+    in_blocks = hash_features(df, chunks=chunk, **options).compute(scheduler="sync")
+    ddf = dd.from_pandas(df, npartitions=min(n_partitions, n_rows))
+    in_partitions = hash_features(ddf, **options).compute(scheduler="sync")
+    assert_same_csr(in_blocks, whole)
+    assert_same_csr(in_partitions, whole)
+    assert whole.shape == (n_rows, 2**8)
 
 
 # ------------------------------------------------------------------------------------------- dask frames
