@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,8 +88,10 @@ def main() -> None:
         rows = np.random.default_rng(0).permutation(len(y))[:5_000]
         X, y = X[rows], y[rows]
     print(f"MAGIC: {X.shape[0]:,} rows x {X.shape[1]} features; 5 folds")
+    dask_ml_search = _dask_ml_grid_search()
     print(
         f"{'estimator':<11} {'candidates':>10} {'ours (s)':>9} {'sklearn n_jobs=2 (s)':>21} {'ratio':>6}  same"
+        + ("   dask-ml (s)  ratio" if dask_ml_search is not None else "   (dask-ml not installed)")
     )
     with bench_client() as client:
         client.wait_for_workers(2)
@@ -105,10 +108,24 @@ def main() -> None:
             )
             same = ours.best_params_ == reference.best_params_ and difference.max() <= 1e-6
             n = len(ours.cv_results_["params"])
-            print(
-                f"{name:<11} {n:>10} {ours_s:>9.2f} {reference_s:>21.2f} {ours_s / reference_s:>6.2f}  {same}"
-            )
+            line = f"{name:<11} {n:>10} {ours_s:>9.2f} {reference_s:>21.2f} {ours_s / reference_s:>6.2f}  {same!s:<5}"
+            if dask_ml_search is not None:
+                # dask-ml's search on the same cluster (its client is the default one), same folds
+                start = time.perf_counter()
+                dask_ml_search(model, grid, cv=5).fit(X, y)
+                dask_ml_s = time.perf_counter() - start
+                line += f" {dask_ml_s:>12.2f} {ours_s / dask_ml_s:>6.2f}"
+            print(line)
         _halving(X, y, args.quick)
+
+
+def _dask_ml_grid_search() -> Any:
+    """dask-ml's ``GridSearchCV`` when dask-ml is installed (an optional baseline), else ``None``."""
+    try:
+        from dask_ml.model_selection import GridSearchCV as DaskMLGridSearchCV
+    except ImportError:
+        return None
+    return DaskMLGridSearchCV
 
 
 def _halving(X: np.ndarray, y: np.ndarray, quick: bool) -> None:
