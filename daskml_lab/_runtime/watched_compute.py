@@ -129,16 +129,10 @@ def watched_compute(*collections: Any, what: str, unresponsive_s: float | None =
             failed = [f for f in futures if f.status == "error"]
             if failed:
                 failed[0].result()  # raises the computation's own error (each copy would raise it)
-            records = watch.records()
-            if not records:
-                health.check(doing=f"computing {what}", grace_s=NO_WORKER_GRACE_S)
+            found = _newly_silent(watch, heartbeats, set_aside, unresponsive_s, doing=f"computing {what}")
+            if found is None:
                 continue
-            heartbeats.heard(records)
-            silent = set(heartbeats.silent(unresponsive_s)) & set(records)
-            responsive = sorted(set(records) - silent)
-            if not silent - set_aside or not responsive:
-                continue
-            set_aside |= silent
+            silent, responsive = found
             _refuse_data_only_on(client, packed, silent, what, unresponsive_s)
             logger.warning(
                 "worker(s) %s sent no heartbeat for %g s while computing %s: computing it again from its "
@@ -200,16 +194,10 @@ def watched_persist(*collections: Any, what: str, unresponsive_s: float | None =
                     if future.status in ("error", "cancelled"):
                         with health.translating(doing=f"persisting {what}"):
                             future.result()  # the computation's own error, or the clear cluster one
-            records = watch.records()
-            if not records:
-                health.check(doing=f"persisting {what}", grace_s=NO_WORKER_GRACE_S)
+            found = _newly_silent(watch, heartbeats, set_aside, unresponsive_s, doing=f"persisting {what}")
+            if found is None:
                 continue
-            heartbeats.heard(records)
-            silent = set(heartbeats.silent(unresponsive_s)) & set(records)
-            responsive = sorted(set(records) - silent)
-            if not silent - set_aside or not responsive:
-                continue
-            set_aside |= silent
+            silent, responsive = found
             for collection in collections:
                 _refuse_data_only_on(client, collection, silent, what, unresponsive_s)
             try:
@@ -234,6 +222,27 @@ def watched_persist(*collections: Any, what: str, unresponsive_s: float | None =
         for attempt in attempts:
             for future in (f for c in attempt for f in futures_of(c)):
                 future.release()
+
+
+def _newly_silent(
+    watch: WorkerWatch, heartbeats: Heartbeats, set_aside: set[str], seconds: float, *, doing: str
+) -> tuple[set[str], list[str]] | None:
+    """Workers silent for ``seconds`` not yet in ``set_aside`` (added to it), and the responsive ones; or None.
+
+    ``None`` when there is none, or no responsive worker to move the work to. A cluster left without workers
+    raises the clear error (after a short grace).
+    """
+    records = watch.records()
+    if not records:
+        watch.health.check(doing=doing, grace_s=NO_WORKER_GRACE_S)
+        return None
+    heartbeats.heard(records)
+    silent = set(heartbeats.silent(seconds)) & set(records)
+    responsive = sorted(set(records) - silent)
+    if not silent - set_aside or not responsive:
+        return None
+    set_aside |= silent
+    return silent, responsive
 
 
 def _set_aside_known(
