@@ -10,6 +10,7 @@ rows, one after the other. ``cv_results_`` and the ``best_*`` attributes follow 
 
 from __future__ import annotations
 
+import copy
 import numbers
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,6 +20,7 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.model_selection import ParameterGrid, ParameterSampler
+from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
@@ -248,6 +250,18 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
         self._check_refitted("score")
         scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
         return float(scorer(self.best_estimator_, X, y))
+
+    def __sklearn_tags__(self) -> Any:
+        # a search is what its estimator is (a classifier, a regressor), as scikit-learn's searches say: so that
+        # is_classifier(search) is true for a classifier's search and cross-validation around it stratifies
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.estimator_type = inner.estimator_type
+        tags.classifier_tags = copy.deepcopy(inner.classifier_tags)
+        tags.regressor_tags = copy.deepcopy(inner.regressor_tags)
+        tags.input_tags.pairwise = inner.input_tags.pairwise
+        tags.input_tags.sparse = inner.input_tags.sparse
+        return tags
 
 
 def _cv_results(
