@@ -16,6 +16,7 @@ from daskml_lab.linear_model import (
     Ridge,
     TweedieRegressor,
 )
+from daskml_lab.model_selection import ElasticNetCV, LassoCV, RidgeCV
 
 # Every estimator the package exports (add the ensembles here as they are exported).
 ESTIMATORS = [
@@ -32,6 +33,9 @@ ESTIMATORS = [
     TweedieRegressor(power=0.0, solver="newton-cholesky"),
     LogisticRegression(solver="newton-cg"),
     LogisticRegression(solver="newton-cholesky"),
+    RidgeCV(),
+    LassoCV(alphas=5),
+    ElasticNetCV(alphas=5),
 ]
 
 #: Checks that fail by design, with the reason, per estimator class name.

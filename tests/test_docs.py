@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 PAGES = ["architecture.rst", "linear_models.rst", "compose.rst", "model_selection.rst"]
+PAGES += ["wide_sparse_data.rst"]
 
 
 @pytest.mark.parametrize("page", PAGES)

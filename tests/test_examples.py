@@ -95,3 +95,17 @@ def test_model_selection_example_on_magic_matches_scikit_learn(shared_data):
     accuracy = float(re.search(r"cross_validate: accuracy (\d\.\d+)", out).group(1))
     assert 0.75 < accuracy < 0.85
     assert "same best parameters: True; largest difference of the mean scores: 0.0e+00" in out
+
+
+def test_hashed_features_example_on_adult_matches_scikit_learn(shared_data):
+    train = shared_file(shared_data, "adult", "adult.data.gz")
+    test = shared_file(shared_data, "adult", "adult.test.gz")
+    out = _run(str(EXAMPLES / "hashed_features.py"), str(train), str(test))
+    assert "hashed:  X (32561, 16384) in 4 CSR blocks of (8140, 8140, 8140, 8141) rows" in out
+    ours, reference = re.search(
+        r"accuracy (\d\.\d+) \(scikit-learn on the same CSR matrix: (\d\.\d+)\)", out
+    ).groups()
+    assert abs(float(ours) - float(reference)) <= 0.002
+    assert float(ours) > 0.8
+    assert "same matrix as FeatureHasher on the same tokens: True" in out
+    assert float(re.search(r"recovered model: correlation (\d\.\d+)", out).group(1)) > 0.9

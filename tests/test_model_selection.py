@@ -337,3 +337,15 @@ def test_blocked_scores_on_dask_folds_are_scikit_learns_scorers():
             assert scores[f"train_{name}"][fold] == pytest.approx(
                 get_scorer(name)(model, X[train], y[train]), rel=1e-9
             )
+
+
+def test_a_search_is_what_its_estimator_is():
+    # scikit-learn's searches take their estimator's type: cross-validation around a classifier's search
+    # stratifies, and is_classifier/is_regressor answer as for the estimator
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.linear_model import LogisticRegression as SkLogistic
+    from sklearn.linear_model import Ridge as SkRidge
+
+    assert is_classifier(GridSearchCV(SkLogistic(), {"C": [1.0]}))
+    assert is_regressor(RandomizedSearchCV(SkRidge(), {"alpha": [1.0]}, n_iter=1))
+    assert not is_classifier(GridSearchCV(SkRidge(), {"alpha": [1.0]}))

@@ -27,10 +27,16 @@ from distributed import Client, LocalCluster, wait
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 from daskml_lab._runtime.watched_compute import watched_compute
-from daskml_lab.data import make_classification
+from daskml_lab.data import make_classification, make_regression
 from daskml_lab.ensemble import CascadeSVC, ShardEnsembleClassifier
 from daskml_lab.exceptions import ConvergenceWarning, UnresponsiveWorkerError
-from daskml_lab.linear_model import LogisticRegression, PoissonRegressor
+from daskml_lab.linear_model import (
+    HuberRegressor,
+    LinearRegression,
+    LogisticRegression,
+    PoissonRegressor,
+)
+from daskml_lab.preprocessing import StandardScaler
 
 pytestmark = [
     pytest.mark.cluster,
@@ -195,3 +201,44 @@ def test_the_seconds_are_checked():
         pytest.raises(ValueError, match=r"unresponsive_s must be > 0 seconds, got 0.0"),
     ):
         watched_compute(y.sum(), what="a test pass")
+
+
+def test_score_and_transformer_statistics_do_not_wait_for_the_paused_worker(client):
+    # the passes of score and of a preprocessing transformer's fit are watched like those before a fit
+    X, y = make_regression(n_samples=6_000, n_features=10, chunks=500, random_state=0)
+    model = LinearRegression().fit(X, y)
+    reference_score = model.score(X, y)
+    reference = StandardScaler().fit(X)
+    with paused(client):
+        score = model.score(X, y)
+        scaler = StandardScaler().fit(X)
+    assert score == reference_score
+    np.testing.assert_array_equal(scaler.mean_, reference.mean_)
+    np.testing.assert_array_equal(scaler.scale_, reference.scale_)
+
+
+def test_huber_gives_the_undisturbed_coefficients(client):
+    # it persists its rows itself (read by every solver run and scale update): the persist is watched too
+    X, y = make_regression(n_samples=6_000, n_features=10, chunks=500, noise=5.0, random_state=0)
+    reference = HuberRegressor(max_iter=50).fit(X, y)
+    with paused(client):
+        model = HuberRegressor(max_iter=50).fit(X, y)
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-12)
+    assert model.scale_ == pytest.approx(reference.scale_, rel=1e-12)
+
+
+def test_a_worker_found_silent_gets_no_block_in_the_next_fit(client, data, caplog):
+    # the delay is paid once: the next fit knows at once that the worker is still silent
+    X, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference = _logistic("lbfgs").fit(X, y)
+        with paused(client) as victim:
+            _logistic("lbfgs").fit(X, y)
+            caplog.clear()  # the warnings of the first fit
+            with caplog.at_level(logging.WARNING, logger="daskml_lab"):
+                model = _logistic("lbfgs").fit(X, y)
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(victim in m and "no row block goes to them" in m for m in messages)
+    assert not any("sent no heartbeat for" in m for m in messages), messages  # never waited for again

@@ -13,8 +13,9 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import dask
 from sklearn.pipeline import Pipeline
+
+from daskml_lab._runtime.watched_compute import watched_compute
 
 __all__ = ["fit_in_rounds", "has_protocol", "steps_of"]
 
@@ -77,7 +78,11 @@ def fit_in_rounds(transformers: dict[str, Any], inputs: dict[str, Any]) -> int:
             # Plans may mix dask arrays (graphs) and DataFrame expressions; dask then materialises the
             # expressions first and says so. It is still one computation: nothing to tell the user.
             warnings.filterwarnings("ignore", message="Computing mixed collections", category=UserWarning)
-            (statistics,) = dask.compute(plans) if any(plans.values()) else (plans,)
+            (statistics,) = (
+                watched_compute(plans, what="the statistics of the transformers")
+                if any(plans.values())
+                else (plans,)
+            )
         if any(plans.values()):
             n_passes += 1
         for name in plans:

@@ -19,12 +19,15 @@ from daskml_lab.data.formats._netcdf import read_netcdf
 from daskml_lab.data.formats._parquet import read_parquet
 from daskml_lab.data.formats._svmlight import read_svmlight
 from daskml_lab.data.formats._zarr import read_zarr
+from daskml_lab.data.hashing import HashingSpec, hash_features
 from daskml_lab.data.sharding import shard, shard_summary
 from daskml_lab.data.split import train_test_split
 from daskml_lab.data.synthetic import make_classification, make_regression
+from daskml_lab.data.synthetic_sparse import make_sparse_classification
 from daskml_lab.data.validation import check_array, check_classes, check_n_features, check_X_y
 
 __all__ = [
+    "HashingSpec",
     "InputOrigin",
     "TargetSummary",
     "check_X_y",
@@ -34,9 +37,11 @@ __all__ = [
     "describe_target",
     "from_dataframe",
     "from_xarray",
+    "hash_features",
     "is_dask_dataframe",
     "make_classification",
     "make_regression",
+    "make_sparse_classification",
     "read",
     "read_csv",
     "read_netcdf",

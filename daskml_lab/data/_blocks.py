@@ -2,7 +2,8 @@
 
 - **Random streams.** The stream constants of the data layer; the seeding rule itself (root entropy from
   ``random_state``, one generator per stream and block) is :mod:`daskml_lab._runtime.seeding`, re-exported
-  here for the callers that import it from this module.
+  here for the callers that import it from this module. :func:`counter_uniform` draws values indexed by a
+  global position (row, feature) rather than by block, for results that do not depend on the chunking.
 - **Count plans.** Exact counts (rows per shard, test rows per block) are split over blocks on the client with
   multivariate hypergeometric draws. They use chunk sizes or small count matrices only, never data.
 - **Graph helpers.** Arrays built from hand-written task layers, named with ``daskml-`` prefixes.
@@ -32,12 +33,14 @@ __all__ = [
     "STREAM_REGRESSION",
     "STREAM_SHARD_ASSIGN",
     "STREAM_SHARD_PERMUTE",
+    "STREAM_SPARSE_CLASSIFICATION",
     "STREAM_SPLIT",
     "array_from_tasks",
     "balanced_sizes",
     "block_key",
     "block_rng",
     "compute_block_class_counts",
+    "counter_uniform",
     "default_row_chunks",
     "empty_rows",
     "multivariate_hypergeometric",
@@ -51,6 +54,7 @@ STREAM_SHARD_PERMUTE = 2
 STREAM_SPLIT = 3
 STREAM_CLASSIFICATION = 4
 STREAM_REGRESSION = 5
+STREAM_SPARSE_CLASSIFICATION = 6
 
 # numpy's hypergeometric samplers accept populations below this size.
 _NUMPY_HYPERGEOMETRIC_LIMIT = 10**9
@@ -60,6 +64,8 @@ _NUMPY_HYPERGEOMETRIC_LIMIT = 10**9
 _FEISTEL_ROUNDS = 6
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
+# splitmix64's increment (2**64 divided by the golden ratio)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _mix64(values: np.ndarray) -> np.ndarray:
@@ -126,6 +132,41 @@ def permuted_positions(positions: Any, n: int, entropy: int, *key: int) -> np.nd
         images[outside] = encrypt(images[outside])
         outside = outside[images[outside] >= np.uint64(n)]
     return images.astype(np.int64)
+
+
+def counter_uniform(counters: Any, entropy: int, *key: int) -> np.ndarray:
+    """Uniform floats in ``[0, 1)``, one per counter, each a function of the seed, ``key`` and its counter only.
+
+    A counter-based stream (splitmix64 of the stream's 64-bit key plus the counter times the golden ratio):
+    the value drawn for a counter does not depend on which other counters are drawn, so values indexed by
+    global row (or by feature) are the same whatever the chunking. The key comes from
+    :class:`numpy.random.SeedSequence` of ``entropy`` and ``key``, like every other stream.
+
+    Parameters
+    ----------
+    counters : array-like of int
+        Non-negative counters (any shape); distinct counters give independent values.
+    entropy : int
+        Root entropy from :func:`root_entropy`.
+    *key : int
+        Stream constant and indices, as for :func:`block_rng`.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        Same shape as ``counters``, multiples of ``2**-53``.
+
+    Examples
+    --------
+    >>> u = counter_uniform(np.arange(5), 0, 6)
+    >>> bool(np.all((u >= 0) & (u < 1))), np.array_equal(counter_uniform([3, 4], 0, 6), u[3:])
+    (True, True)
+    """
+    stream_key = np.random.SeedSequence(entropy, spawn_key=tuple(int(k) for k in key)).generate_state(
+        1, np.uint64
+    )[0]
+    values = np.asarray(counters, dtype=np.uint64) * _GOLDEN + stream_key
+    return (_mix64(values) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def balanced_sizes(n_samples: int, n_parts: int) -> tuple[int, ...]:

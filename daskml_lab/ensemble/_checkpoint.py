@@ -37,6 +37,7 @@ from daskml_lab._runtime.checkpoint_files import (
 )
 from daskml_lab._runtime.client import current_client
 from daskml_lab._runtime.cluster_health import CHECK_INTERVAL_S, NO_WORKER_GRACE_S, ClusterHealth
+from daskml_lab._runtime.watched_compute import watched_compute
 from daskml_lab.data.validation import ValidatedData
 from daskml_lab.ensemble._placement import PlacedShards
 from daskml_lab.ensemble._training import (
@@ -416,7 +417,7 @@ class ShardCheckpoint(ShardFiles):
             X_parts, y_parts, None if placed.sw_blocks is None else sw_parts, members, fusion, token=token
         )
         # compute: per-model score sums and, for stacking, the meta-features of the held-out rows
-        (held_out,) = dask.compute(graph)
+        (held_out,) = watched_compute(graph, what="the held-out scores of the shard models")
         return list(held_out)
 
 

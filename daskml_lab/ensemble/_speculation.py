@@ -173,6 +173,14 @@ class ShardProgress:
         return found
 
 
+def _without_lineage(block: Any) -> bool:
+    """Whether ``block`` (one block of a collection) is data already on the cluster, with no task to rerun."""
+    key = block.__dask_keys__()
+    while isinstance(key, list):  # one block of an array: [[key]]
+        (key,) = key
+    return recomputable_copy(block, "probe").key == key
+
+
 def move_shards(
     placed: Any,
     shards: Sequence[int],
@@ -208,6 +216,11 @@ def move_shards(
     columns = [list(placed.X_blocks), list(placed.y_blocks)]
     if placed.sw_blocks is not None:
         columns.append(list(placed.sw_blocks))
+    # a block that is itself data persisted before (a future, no lineage) cannot be computed again elsewhere:
+    # its copy would keep its key, and dropping the straggler's future below would release the data
+    shards = [
+        index for index in shards if not any(_without_lineage(source.blocks[index]) for source in sources)
+    ]
     old_keys = {column[index].key for column in columns for index in shards}
     # the straggler's copies are dropped, not released: other references to the keys may still exist
     futures = [future for future in placed.futures if future.key not in old_keys]

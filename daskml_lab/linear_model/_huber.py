@@ -25,11 +25,11 @@ import os
 import warnings
 from typing import Any, ClassVar
 
-import dask
 import dask.array as da
 import numpy as np
 
 from daskml_lab._compat import unique_fused_keys
+from daskml_lab._runtime.watched_compute import watched_compute, watched_persist
 from daskml_lab.base import Interval
 from daskml_lab.exceptions import ConvergenceWarning
 from daskml_lab.linear_model._base import (
@@ -199,12 +199,17 @@ class HuberRegressor(LinearRegressorBase):
             # key daskml_lab.solvers.persist=False), as each coefficient fit would.
             if BlockedProblem(X_rows, y_rows, weights, loss="huber").will_persist():
                 # persist: data-sized, on the workers (or here) for the duration of the fit
+                # (watched: a worker paused before the fit would otherwise hold its blocks, with no lineage)
                 with unique_fused_keys():
-                    X_rows, y_rows, weights = dask.persist(X_rows, y_rows, weights)
+                    rows = [c for c in (X_rows, y_rows, weights) if c is not None]
+                    persisted = iter(watched_persist(*rows, what="the rows"))
+                    X_rows, y_rows = next(persisted), next(persisted)
+                    weights = None if weights is None else next(persisted)
             weight_sum = float(n_samples)
             if weights is not None:
                 # compute: one scalar, the total sample weight
-                weight_sum = float(weights.sum(dtype=np.float64).compute())
+                (weight_sum,) = watched_compute(weights.sum(dtype=np.float64), what="the total sample weight")
+                weight_sum = float(weight_sum)
                 _check_weight_sum(weight_sum)
             w0 = self._warm_start_params(1, n_features)
             previous_scale = getattr(self, "scale_", None)
@@ -284,7 +289,8 @@ def _optimal_scale(
             _huber_scale_stats_block, X, y, weights, params, 2 * _GRID_SIZE, thresholds=epsilon * grid
         )
         # compute: 2 x 256 float64 per row block (inlier squared residuals, outlier weight, per candidate)
-        totals = stats.compute().sum(axis=0)
+        (totals,) = watched_compute(stats, what="the scale statistics")
+        totals = totals.sum(axis=0)
         inlier_squares, outlier_weight = totals[:_GRID_SIZE], totals[_GRID_SIZE:]
         slope = weight_sum - inlier_squares / grid**2 - epsilon**2 * outlier_weight
         if slope[0] > 0:  # the root lies below the grid

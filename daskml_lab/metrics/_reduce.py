@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
@@ -27,6 +26,7 @@ from dask.base import tokenize
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.client import current_client
 from daskml_lab._runtime.cluster_health import explain_cluster_failures
+from daskml_lab._runtime.watched_compute import watched_compute
 from daskml_lab.data import is_dask_dataframe, to_dask_array
 from daskml_lab.monitoring import task_prefix
 
@@ -356,7 +356,7 @@ def evaluate(outputs: dict[str, Output], *, eager: bool, compute: bool) -> dict[
     # compute: the scores, floats (or a confusion matrix), from small per-block statistics, all in one pass
     # (a lost scheduler, or no worker left, is told as such rather than as a cancelled future)
     with explain_cluster_failures(current_client(), doing="computing a score"), unique_fused_keys():
-        (values,) = dask.compute(lazy)
+        (values,) = watched_compute(lazy, what="a score")
     return {name: _as_result(value) for name, value in values.items()}
 
 

@@ -10,6 +10,7 @@ rows, one after the other. ``cv_results_`` and the ``best_*`` attributes follow 
 
 from __future__ import annotations
 
+import copy
 import numbers
 import os
 import time
@@ -20,6 +21,7 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.model_selection import ParameterGrid, ParameterSampler
+from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
@@ -29,6 +31,7 @@ from daskml_lab.model_selection._execution import check_cv, check_fold_classes, 
 from daskml_lab.model_selection._scoring import check_scoring
 from daskml_lab.model_selection._search_checkpoint import search_checkpoint
 from daskml_lab.model_selection._search_progress import SearchProgress
+from daskml_lab.model_selection._shared_paths import shared_pass_results
 from daskml_lab.monitoring import fit_span, start_run
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV"]
@@ -133,19 +136,37 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
                     checkpoint.save(candidate, fold, result)
                 progress(candidate, fold, result)
 
-            results = run_folds(
-                self.estimator,
-                X,
-                y,
-                cv,
-                scorers,
-                candidates=candidates,
-                groups=groups,
-                return_train_score=self.return_train_score,
-                error_score=self.error_score,
-                finished=finished,
-                on_result=on_result,
-            )
+            results = None
+            if not finished:
+                # a grid over the penalty of our linear models on dask data: one shared-pass path for all the
+                # pairs, whose results all arrive together (a resumed search fits its missing pairs one by one)
+                results = shared_pass_results(
+                    self.estimator,
+                    X,
+                    y,
+                    cv,
+                    scorers,
+                    candidates,
+                    groups=groups,
+                    return_train_score=self.return_train_score,
+                )
+                for c, row in enumerate(results or ()):
+                    for f, result in enumerate(row):
+                        on_result(c, f, result)
+            if results is None:
+                results = run_folds(
+                    self.estimator,
+                    X,
+                    y,
+                    cv,
+                    scorers,
+                    candidates=candidates,
+                    groups=groups,
+                    return_train_score=self.return_train_score,
+                    error_score=self.error_score,
+                    finished=finished,
+                    on_result=on_result,
+                )
         self.cv_results_ = _cv_results(
             candidates, results, list(scorers), multimetric, self.return_train_score
         )
@@ -158,17 +179,21 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
             self.best_index_ = int(np.argmin(self.cv_results_[f"rank_test_{key}"]))
             self.best_score_ = float(self.cv_results_[f"mean_test_{key}"][self.best_index_])
         if self.refit is not False:
-            self.best_params_ = candidates[self.best_index_]
-            model = clone(self.estimator).set_params(**clone(self.best_params_, safe=False))
-            start = time.perf_counter()
-            model.fit(X, y)
-            self.refit_time_ = time.perf_counter() - start
-            self.best_estimator_ = model
-            if hasattr(model, "classes_"):
-                self.classes_ = model.classes_
-            if hasattr(model, "n_features_in_"):
-                self.n_features_in_ = model.n_features_in_
+            self._refit_best(candidates[self.best_index_], X, y)
         return self
+
+    def _refit_best(self, best_params: dict[str, Any], X: Any, y: Any) -> None:
+        """Set ``best_params_``, fit ``best_estimator_`` on all the data, and time it (``refit_time_``)."""
+        self.best_params_ = best_params
+        model = clone(self.estimator).set_params(**clone(best_params, safe=False))
+        start = time.perf_counter()
+        model.fit(X, y)
+        self.refit_time_ = time.perf_counter() - start
+        self.best_estimator_ = model
+        if hasattr(model, "classes_"):
+            self.classes_ = model.classes_
+        if hasattr(model, "n_features_in_"):
+            self.n_features_in_ = model.n_features_in_
 
     @property
     def scorer_(self) -> Any:
@@ -274,6 +299,18 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
         self._check_refitted("score")
         scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
         return float(scorer(self.best_estimator_, X, y))
+
+    def __sklearn_tags__(self) -> Any:
+        # a search is what its estimator is (a classifier, a regressor), as scikit-learn's searches say: so that
+        # is_classifier(search) is true for a classifier's search and cross-validation around it stratifies
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.estimator_type = inner.estimator_type
+        tags.classifier_tags = copy.deepcopy(inner.classifier_tags)
+        tags.regressor_tags = copy.deepcopy(inner.regressor_tags)
+        tags.input_tags.pairwise = inner.input_tags.pairwise
+        tags.input_tags.sparse = inner.input_tags.sparse
+        return tags
 
 
 def _cv_results(

@@ -10,12 +10,14 @@ Every transformer follows the protocol of :class:`~daskml_lab.preprocessing._bas
 transformer can fit all of its children in one :func:`dask.compute`.
 """
 
+from daskml_lab.preprocessing._hashing import HashingEncoder
 from daskml_lab.preprocessing._imputer import SimpleImputer
 from daskml_lab.preprocessing._one_hot import OneHotEncoder
 from daskml_lab.preprocessing._ordinal import OrdinalEncoder
 from daskml_lab.preprocessing._scalers import MinMaxScaler, RobustScaler, StandardScaler
 
 __all__ = [
+    "HashingEncoder",
     "MinMaxScaler",
     "OneHotEncoder",
     "OrdinalEncoder",

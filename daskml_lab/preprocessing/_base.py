@@ -32,6 +32,7 @@ from dask.base import tokenize
 from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from daskml_lab._runtime.watched_compute import watched_compute
 from daskml_lab.base import DaskMLEstimator
 from daskml_lab.data import InputOrigin, check_array, is_dask_dataframe, to_dask_array
 from daskml_lab.monitoring import fit_span
@@ -148,7 +149,7 @@ class BlockedTransformer(TransformerMixin, DaskMLEstimator):
         plan = self._fit_plan(X)
         with fit_span(type(self).__name__):
             # compute: per-feature statistics only (vectors of n_features, category counts)
-            (statistics,) = dask.compute(plan)
+            (statistics,) = watched_compute(plan, what=f"the statistics of {type(self).__name__}")
         return self._fit_finish(X, statistics)
 
     def _fit_plan(self, X: Any) -> dict[str, Any]:  # pragma: no cover - every subclass overrides it

@@ -20,7 +20,17 @@ from __future__ import annotations
 
 from daskml_lab.solvers._checkpoint import CheckpointError, SolverCheckpoint
 from daskml_lab.solvers._engine import LocalBlocks, WorkerCall
+from daskml_lab.solvers._folded import FoldedProblem
 from daskml_lab.solvers._glm_losses import TweedieFamily
+from daskml_lab.solvers._gram import (
+    FoldMoments,
+    Moments,
+    enet_gram_path,
+    fold_moments,
+    heldout_sse,
+    ridge_solve,
+)
+from daskml_lab.solvers._lockstep import PathResult, lockstep_lbfgs_paths
 from daskml_lab.solvers._objectives import LOSSES
 from daskml_lab.solvers._problem import BlockedProblem
 from daskml_lab.solvers._registry import (
@@ -47,14 +57,23 @@ __all__ = [
     "SOLVERS",
     "BlockedProblem",
     "CheckpointError",
+    "FoldMoments",
+    "FoldedProblem",
     "LocalBlocks",
+    "Moments",
+    "PathResult",
     "RegisteredSolver",
     "SolverCheckpoint",
     "SolverResult",
     "TweedieFamily",
     "WorkerCall",
+    "enet_gram_path",
+    "fold_moments",
     "get_solver",
+    "heldout_sse",
+    "lockstep_lbfgs_paths",
     "register_solver",
+    "ridge_solve",
     "supported_solvers",
     "unregister_solver",
 ]

@@ -31,7 +31,7 @@ from distributed.comm import CommClosedError
 
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.cluster_health import ClusterHealth, scheduler_lost
-from daskml_lab._runtime.heartbeats import Heartbeats
+from daskml_lab._runtime.heartbeats import Heartbeats, known_silent
 from daskml_lab._runtime.waiting import DataLostError, result_within, wait_for
 from daskml_lab._runtime.watch import WATCH_INTERVAL_S, WorkersLost, WorkerWatch
 from daskml_lab.exceptions import NoWorkersLeftError, SchedulerLostError
@@ -142,9 +142,18 @@ class DistributedEngine(_Engine):
         X = X.map_blocks(_aligned_block, dtype=X.dtype, meta=X._meta, token=task_prefix("align"))
         collections = [X, y] if sw is None else [X, y, sw]
         self.sources = (X, y, sw)
+        # workers an earlier watch found silent, and silent since, get no block (see _runtime.heartbeats)
+        silent = known_silent(self._watch.records()) if self.straggler_rule.enabled else set()
+        responsive = sorted(self._watch.live(0.0) - silent)
+        if silent and responsive:
+            self.stragglers |= silent
+            logger.warning(
+                "solver engine: worker(s) %s are still silent: no row block goes to them", sorted(silent)
+            )
+        placement = {"workers": responsive, "allow_other_workers": False} if self.stragglers else {}
         # persist: the row blocks stay on the workers for the whole fit (the only data-sized step)
         with unique_fused_keys():
-            self._persisted = self.client.persist(collections)
+            self._persisted = self.client.persist(collections, **placement)
         futures = {f.key: f for c in self._persisted for f in futures_of(c)}
         keys = [list(_flatten_keys(c.__dask_keys__())) for c in self._persisted]
         self._block_futures = [tuple(futures[ks[i]] for ks in keys) for i in range(len(keys[0]))]

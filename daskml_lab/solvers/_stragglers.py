@@ -361,9 +361,16 @@ def wait_blocks(engine: Any, what: str) -> None:
         elif rule.enabled and not durations:
             # nothing to compare with: the blocks may all wait for one task a silent worker holds
             heartbeats.heard(engine._watch.records())
-            silent = heartbeats.silent(rule.unresponsive_s) if elapsed > rule.unresponsive_s else {}
+            silent = heartbeats.silent(rule.unresponsive_s)
             slow = set(silent) - engine.stragglers
-            late = [i for i, seconds in waiting.items() if seconds > rule.unresponsive_s] if slow else []
+            # a worker found silent by an earlier watch, and silent since (no heartbeat), holds up the blocks
+            # at once: they all move now rather than after unresponsive_s more
+            known = any(seconds > elapsed for seconds in silent.values())
+            late = (
+                [i for i, seconds in waiting.items() if known or seconds > rule.unresponsive_s]
+                if slow
+                else []
+            )
             heard = ", ".join(f"{seconds:.1f} s" for seconds in silent.values())
             reason = f"not computed after {elapsed:.1f} s, no heartbeat for {heard}"
         if late:

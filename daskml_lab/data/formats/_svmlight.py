@@ -27,6 +27,7 @@ from dask.bytes import read_bytes
 from dask.delayed import Delayed, delayed
 from fsspec.utils import infer_compression
 
+from daskml_lab._runtime.watched_compute import watched_compute
 from daskml_lab.data.formats._common import COMPRESSIONS
 from daskml_lab.data.formats._registry import Format
 from daskml_lab.data.formats._svmlight_blocks import Located, _parse_block, _scan_block, malformed_message
@@ -202,7 +203,7 @@ def read_svmlight(
         for source in sources
     ]
     # compute: one small dict of integers per byte range (rows, lines, bytes, min/max feature index)
-    (stats,) = dask.compute(scans)
+    (stats,) = watched_compute(scans, what="the scan of the svmlight files")
     starts = [_range_starts(file_stats) for file_stats in stats]
     _raise_scan_errors(sources, stats, starts)
 

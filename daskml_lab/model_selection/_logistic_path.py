@@ -1,0 +1,330 @@
+"""``LogisticRegressionCV``: the path over ``Cs`` of every fold, all the folds sharing each pass over the data."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, ClassVar
+
+import numpy as np
+
+from daskml_lab import solvers
+from daskml_lab.base import HasMethods, Interval, Options, encode_labels
+from daskml_lab.linear_model import LogisticRegression
+from daskml_lab.model_selection._execution import check_cv
+from daskml_lab.model_selection._fold_roles import fold_role_matrix
+from daskml_lab.monitoring import fit_span
+
+__all__ = ["LogisticRegressionCV", "logistic_path"]
+
+#: Scorers the shared scoring pass computes: scikit-learn's name -> (blocked metric, sign).
+_PATH_SCORERS = {None: ("accuracy", 1.0), "accuracy": ("accuracy", 1.0), "neg_log_loss": ("log_loss", -1.0)}
+
+
+class LogisticRegressionCV(LogisticRegression):
+    """Logistic regression with ``C`` chosen by cross-validation, every fold's path in shared passes.
+
+    :class:`sklearn.linear_model.LogisticRegressionCV` for row-chunked data (L2 penalty, ``lbfgs``). Each fold
+    fits the path over ``Cs`` in the given order (scikit-learn's ``logspace(-4, 4, Cs)`` is from the strongest
+    penalty to the weakest), each point warm-started from the previous one, with scipy's L-BFGS-B, scikit-learn's
+    solver. All the folds advance in lockstep: in every round, one blocked pass over the data computes the
+    loss and gradient of every fold's current iterate on that fold's training rows (``X_block @ W`` with ``W``
+    holding all the folds' parameters, each fold's rows picked by its role in the block), so the data are
+    read once per round for the whole cross-validation instead of once per fold. A last pass scores every
+    (fold, C) on its test rows; the best ``C`` is refitted on all the data.
+
+    Parameters
+    ----------
+    Cs : int or array-like of float, default=10
+        The values of ``C`` (inverse regularisation strength) to try, or how many of them, on a logarithmic
+        grid between 1e-4 and 1e4 (scikit-learn's grid).
+    fit_intercept : bool, default=True
+        Whether to fit an (unpenalised) intercept.
+    cv : int, splitter or iterable, default=None
+        Folds: ``None`` or an int gives :class:`~daskml_lab.model_selection.StratifiedKFold` (5 folds for
+        ``None``), as scikit-learn does; splitters and lists of (train, test) are accepted too.
+    scoring : {None, "accuracy", "neg_log_loss"}, default=None
+        Score of each (fold, C) on the test rows (``None`` is accuracy, scikit-learn's current default).
+    tol : float, default=1e-4
+        Stopping tolerance of L-BFGS (scipy's ``gtol`` on the per-sample objective, as in scikit-learn).
+    max_iter : int, default=100
+        Iterations per point of each fold's path.
+    refit : bool, default=True
+        Refit the best ``C`` on all the data (with :class:`~daskml_lab.linear_model.LogisticRegression`,
+        warm-started from the folds' mean); ``False`` averages the folds' best coefficients as scikit-learn
+        does.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    Cs_ : ndarray of shape (n_cs,)
+        The values of ``C`` tried.
+    C_ : ndarray of shape (1,) or (n_classes,)
+        The best ``C`` (repeated per class for several classes), scikit-learn's legacy layout.
+    l1_ratio_ : ndarray
+        Zeros (the penalty is L2), shaped like ``C_``.
+    scores_ : dict
+        ``{class: ndarray of shape (n_folds, n_cs)}``: the test score of every (fold, C), the same array for
+        every key (``classes_[1]`` only for two classes).
+    coefs_paths_ : dict
+        ``{class: ndarray of shape (n_folds, n_cs, n_features + fit_intercept)}``, the intercept last.
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+    n_iter_ : ndarray of shape (1, n_folds, n_cs)
+        L-BFGS iterations of every path point.
+    n_passes_ : int
+        Passes over the data of the path and its scoring (each one dask computation for all the folds).
+    n_rounds_ : int
+        Lockstep rounds of the path: one pass each, ``max(n_evaluations_)``.
+    n_evaluations_ : ndarray of shape (n_folds,)
+        Function evaluations every fold asked for (a pass per fold per evaluation without the lockstep).
+    n_features_in_ : int
+
+    See Also
+    --------
+    sklearn.linear_model.LogisticRegressionCV : the in-memory estimator this one reproduces.
+    daskml_lab.model_selection.GridSearchCV : any estimator, any grid.
+
+    Notes
+    -----
+    ``fit`` computes: the class counts (one small pass), the train and test counts of the folds (one small
+    pass), one pass per L-BFGS round of the lockstep path (each bringing back ``n_folds`` losses and
+    gradients of ``n_features + 1`` values per class), one scoring pass, and the refit. The blocks and the
+    fold roles are persisted for the path when they fit in the workers' memory (the solvers' memory plan).
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from sklearn.datasets import make_classification
+    >>> from daskml_lab.model_selection import LogisticRegressionCV
+    >>> X, y = make_classification(n_samples=300, n_features=5, random_state=0)
+    >>> model = LogisticRegressionCV(Cs=4, cv=3).fit(da.from_array(X, chunks=100), da.from_array(y, chunks=100))
+    >>> model.Cs_.round(2).tolist(), model.scores_[1].shape
+    ([0.0, 0.05, 21.54, 10000.0], (3, 4))
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "Cs": [Interval(numbers.Integral, 1, None, closed="left"), "array-like"],
+        "fit_intercept": ["boolean"],
+        "cv": [Interval(numbers.Integral, 2, None, closed="left"), HasMethods(["split"]), "array-like", None],
+        "scoring": [None, Options({"accuracy", "neg_log_loss"})],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "refit": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        Cs: Any = 10,
+        fit_intercept: bool = True,
+        cv: Any = None,
+        scoring: str | None = None,
+        tol: float = 1e-4,
+        max_iter: int = 100,
+        refit: bool = True,
+    ) -> None:
+        self.Cs = Cs
+        self.fit_intercept = fit_intercept
+        self.cv = cv
+        self.scoring = scoring
+        self.tol = tol
+        self.max_iter = max_iter
+        self.refit = refit
+
+    def fit(self, X: Any, y: Any) -> LogisticRegressionCV:
+        """Fit every fold's path, score it, choose ``C`` and refit.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+        y : {array-like, dask array} of shape (n_samples,)
+
+        Returns
+        -------
+        self : LogisticRegressionCV
+
+        Raises
+        ------
+        ValueError
+            For fewer than two classes, non-positive ``Cs``, a fold without train or test rows.
+
+        Warns
+        -----
+        ConvergenceWarning
+            When some (fold, C) stops at ``max_iter``.
+        """
+        self._validate_params()
+        Cs = _check_cs(self.Cs)
+        data = self._validate_fit_data(X, y)
+        metric, sign = _PATH_SCORERS[self.scoring]
+        with fit_span(type(self).__name__):
+            classes, _ = self._class_statistics(data)
+            if len(classes) < 2:
+                msg = f"LogisticRegressionCV needs at least 2 classes; y has only {classes.tolist()}."
+                raise ValueError(msg)
+            multinomial = len(classes) > 2
+            cv = check_cv(self.cv, data.y, classifier=True)
+            roles = fold_role_matrix(cv, data.X, data.y)
+            path, (scores,), n_passes = logistic_path(
+                data.X,
+                encode_labels(data.y, classes),
+                roles,
+                Cs,
+                [metric],
+                n_classes=len(classes),
+                fit_intercept=self.fit_intercept,
+                tol=self.tol,
+                max_iter=self.max_iter,
+            )
+            scores = sign * scores
+        self._set_path_attributes(classes, Cs, path, scores)
+        self.n_passes_ = n_passes
+        self.n_rounds_ = path.n_rounds
+        self.n_evaluations_ = path.n_evaluations
+        if self.refit:
+            best = int(np.argmax(scores.sum(axis=0)))
+            self._refit(data, classes, Cs[best], path.coefs[:, best].mean(axis=0))
+            self.C_ = np.full(len(classes) if multinomial else 1, Cs[best])
+        else:
+            best_per_fold = np.argmax(scores, axis=1)
+            W = np.mean([path.coefs[f, b] for f, b in enumerate(best_per_fold)], axis=0)
+            self._set_coefficients(W)
+            self.C_ = np.full(len(classes) if multinomial else 1, float(np.mean(Cs[best_per_fold])))
+        self.l1_ratio_ = np.zeros_like(self.C_)
+        return self
+
+    def _set_path_attributes(
+        self, classes: np.ndarray, Cs: np.ndarray, path: Any, scores: np.ndarray
+    ) -> None:
+        self.classes_ = classes
+        self.Cs_ = Cs
+        keys = classes[1:] if len(classes) == 2 else classes
+        self.scores_ = {key: scores.copy() for key in keys}
+        # (n_folds, n_cs, n_params, n_outputs) -> one (n_folds, n_cs, n_params) array per output
+        self.coefs_paths_ = {key: path.coefs[:, :, :, k].copy() for k, key in enumerate(keys)}
+        self.n_iter_ = path.n_iter[None, :, :]
+
+    def _set_coefficients(self, W: np.ndarray) -> None:
+        n_features = self.n_features_in_
+        self.coef_ = np.ascontiguousarray(W[:n_features].T)
+        self.intercept_ = W[n_features].copy() if self.fit_intercept else np.zeros(W.shape[1])
+
+    def _refit(self, data: Any, classes: np.ndarray, C: float, W0: np.ndarray) -> None:
+        model = LogisticRegression(
+            C=float(C),
+            fit_intercept=self.fit_intercept,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            solver="lbfgs",
+            warm_start=True,
+        )
+        # warm start from the folds' mean at the best C, as scikit-learn does (the same optimum, fewer passes)
+        model.classes_ = classes
+        model.coef_ = np.ascontiguousarray(W0[: self.n_features_in_].T)
+        model.intercept_ = W0[self.n_features_in_] if self.fit_intercept else np.zeros(W0.shape[1])
+        model.fit(data.X, data.y)
+        self.coef_, self.intercept_ = model.coef_, model.intercept_
+        self.history_ = model.history_
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def logistic_path(
+    X: Any,
+    codes: Any,
+    roles: Any,
+    Cs: np.ndarray,
+    metrics: list[str],
+    *,
+    n_classes: int,
+    fit_intercept: bool,
+    tol: float,
+    max_iter: int,
+    cold_start: bool = False,
+) -> tuple[solvers.PathResult, list[np.ndarray], int]:
+    """Every fold's L2 logistic path over ``Cs`` in lockstep, then its test ``metrics``: the shared-pass engine.
+
+    Parameters
+    ----------
+    X : dask.array.Array
+        Validated features.
+    codes : dask.array.Array
+        Class codes ``0 .. n_classes - 1``.
+    roles : dask.array.Array of shape (n_samples, n_folds)
+        From :func:`~daskml_lab.model_selection._fold_roles.fold_role_matrix`.
+    Cs : ndarray
+        In the order of the path (warm starts follow it).
+    metrics : list of {"accuracy", "log_loss"}
+        Test metrics (one scoring pass each).
+    n_classes : int
+    fit_intercept : bool
+    tol, max_iter
+        Of L-BFGS, per path point.
+    cold_start : bool, default=False
+        Start every (C, fold) from zeros, as separate fits do (a grid search's candidates), all of them still
+        in lockstep; otherwise each fold warm-starts every C from the previous one (a path).
+
+    Returns
+    -------
+    path : PathResult
+    scores : list of ndarray of shape (n_folds, n_cs)
+        One per metric: accuracy or mean log-loss on each fold's test rows.
+    n_passes : int
+        Passes over the data (one dask computation each).
+    """
+    multinomial = n_classes > 2
+    n_outputs = n_classes if multinomial else 1
+    n_folds, n_cs = int(roles.shape[1]), len(Cs)
+    # cold starts: one problem per (C, fold), problem c * n_folds + f; warm starts: one path per fold
+    problem_folds = [f for _ in range(n_cs) for f in range(n_folds)] if cold_start else None
+    with solvers.FoldedProblem(
+        X,
+        codes,
+        roles,
+        loss="multinomial" if multinomial else "logistic",
+        n_outputs=n_outputs,
+        fit_intercept=fit_intercept,
+        problem_folds=problem_folds,
+    ) as problem:
+        n_train = problem.n_train.astype(np.float64)[problem.problem_folds]
+        # scikit-learn's objective per sample: mean loss + ||w||^2 / (2 C n_train)
+        if cold_start:
+            l2_path = [[1.0 / (Cs[i // n_folds] * n)] for i, n in enumerate(n_train)]
+        else:
+            l2_path = [[1.0 / (C * n) for C in Cs] for n in n_train]
+        path = solvers.lockstep_lbfgs_paths(
+            problem.loss_grad,
+            n_folds=problem.n_problems,
+            n_params=problem.n_params,
+            n_outputs=n_outputs,
+            n_features=problem.n_features,
+            data_scales=1.0 / n_train,
+            l2_path=l2_path,
+            tol=tol,
+            max_iter=max_iter,
+        )
+        scores = [problem.test_scores(path.coefs, metric) for metric in metrics]
+        n_passes = problem.n_passes
+    if cold_start:
+        # (C, fold) problems back to the (fold, C) layout of a path
+        scores = [values.reshape(n_cs, n_folds).T for values in scores]
+        path = solvers.PathResult(
+            coefs=path.coefs.reshape(n_cs, n_folds, *path.coefs.shape[2:]).swapaxes(0, 1),
+            n_iter=path.n_iter.reshape(n_cs, n_folds).T,
+            n_evaluations=path.n_evaluations.reshape(n_cs, n_folds).sum(axis=0),
+            n_rounds=path.n_rounds,
+        )
+    return path, scores, n_passes
+
+
+def _check_cs(Cs: Any) -> np.ndarray:
+    if isinstance(Cs, numbers.Integral):
+        return np.logspace(-4, 4, int(Cs))
+    values = np.asarray(Cs, dtype=np.float64).ravel()
+    if values.size == 0 or not np.all(values > 0) or not np.all(np.isfinite(values)):
+        msg = f"Cs must be a positive int or a non-empty list of positive finite floats; got Cs={Cs!r}."
+        raise ValueError(msg)
+    return values

@@ -1,0 +1,193 @@
+"""Searches over the penalty of our linear models on dask data, through the shared-pass path engines.
+
+A grid over ``C`` of :class:`~daskml_lab.linear_model.LogisticRegression` (or over ``alpha`` of
+:class:`~daskml_lab.linear_model.Ridge`) on dask data needs no fit per (candidate, fold): :class:`GridSearchCV`
+and :class:`RandomizedSearchCV` hand such searches here. For the logistic model every (candidate, fold) is one
+problem of the lockstep L-BFGS of :class:`LogisticRegressionCV`, started from zeros as its own fit would be (so
+the scores are those of separate fits), and one blocked pass per round evaluates all of them; for ridge, one
+Gram pass gives every (candidate, fold) exactly, as in :class:`RidgeCV`. Anything else (other parameters,
+penalties, solvers or scorers, train scores) returns ``None`` and runs as before.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+from typing import Any
+
+import numpy as np
+from dask.base import is_dask_collection
+
+from daskml_lab import solvers
+from daskml_lab.base import encode_labels
+from daskml_lab.data.validation import check_X_y
+from daskml_lab.linear_model import LogisticRegression, Ridge
+from daskml_lab.model_selection._fold_roles import fold_role_matrix
+from daskml_lab.model_selection._folds import block_class_counts
+from daskml_lab.model_selection._gram_paths import r2_from_sse
+from daskml_lab.model_selection._logistic_path import logistic_path
+from daskml_lab.model_selection._scoring import Scorer, _estimator_score
+from daskml_lab.monitoring import fit_span
+
+__all__ = ["shared_pass_results"]
+
+#: Scorer names the logistic path scores in its own pass: name -> (metric, sign); None is ``score``.
+_LOGISTIC_METRICS = {
+    None: ("accuracy", 1.0),
+    "accuracy": ("accuracy", 1.0),
+    "neg_log_loss": ("log_loss", -1.0),
+}
+_RIDGE_METRICS = {None: "r2", "r2": "r2", "neg_mean_squared_error": "neg_mean_squared_error"}
+
+
+def _scorer_key(scorer: Scorer) -> Any:
+    # the estimator's own score is None; a named scorer is its name; any other callable is not ours to compute
+    if scorer.function is _estimator_score:
+        return None
+    return scorer.name if scorer.name is not None else _UNSUPPORTED
+
+
+_UNSUPPORTED = object()
+
+
+def _penalty_values(candidates: list[dict[str, Any]], name: str) -> np.ndarray | None:
+    if not candidates or any(set(candidate) != {name} for candidate in candidates):
+        return None
+    values = [candidate[name] for candidate in candidates]
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0 for v in values):
+        return None
+    return np.asarray(values, dtype=np.float64)
+
+
+def _logistic_applies(estimator: Any) -> bool:
+    params = estimator.get_params(deep=False)
+    return (
+        type(estimator) is LogisticRegression
+        and params["l1_ratio"] == 0
+        and params["class_weight"] is None
+        and params["solver"] in ("auto", "lbfgs")
+        and not params["solver_options"]
+        and params["checkpoint"] is None
+    )
+
+
+def shared_pass_results(
+    estimator: Any,
+    X: Any,
+    y: Any,
+    cv: Any,
+    scorers: dict[str, Scorer],
+    candidates: list[dict[str, Any]],
+    *,
+    groups: Any = None,
+    return_train_score: bool = False,
+) -> list[list[dict[str, Any]]] | None:
+    """The search's results ``[candidate][fold]`` from a shared-pass path, or ``None`` when it does not apply.
+
+    Parameters
+    ----------
+    estimator : estimator
+    X, y : {array-like, dask array}
+    cv : splitter or list of (train, test)
+    scorers : dict of str to Scorer
+    candidates : list of dict
+    groups : array-like or None, default=None
+    return_train_score : bool, default=False
+
+    Returns
+    -------
+    list of list of dict or None
+        The dicts of :func:`~daskml_lab.model_selection._execution.fit_and_score` (``fit_time`` is the path's
+        time shared evenly, ``score_time`` 0).
+    """
+    if return_train_score or y is None or not is_dask_collection(X):
+        return None
+    keys = {name: _scorer_key(scorer) for name, scorer in scorers.items()}
+    if isinstance(estimator, LogisticRegression) and _logistic_applies(estimator):
+        Cs = _penalty_values(candidates, "C")
+        if Cs is None or not all(key in _LOGISTIC_METRICS for key in keys.values()):
+            return None
+        return _timed(lambda: _logistic_scores(estimator, X, y, cv, groups, Cs, keys))
+    if type(estimator) is Ridge:
+        alphas = _penalty_values(candidates, "alpha")
+        if alphas is None or not all(key in _RIDGE_METRICS for key in keys.values()):
+            return None
+        return _timed(lambda: _ridge_scores(estimator, X, y, cv, groups, alphas, keys))
+    return None
+
+
+def _timed(run: Any) -> list[list[dict[str, Any]]]:
+    start = time.perf_counter()
+    scores = run()  # {scorer name: (n_candidates, n_folds)}
+    first = next(iter(scores.values()))
+    n_candidates, n_folds = first.shape
+    fit_time = (time.perf_counter() - start) / (n_candidates * n_folds)
+    return [
+        [
+            {
+                "fit_time": fit_time,
+                "score_time": 0.0,
+                "test_scores": {name: float(values[c, f]) for name, values in scores.items()},
+                "train_scores": {},
+                "estimator": None,
+                "fit_error": None,
+            }
+            for f in range(n_folds)
+        ]
+        for c in range(n_candidates)
+    ]
+
+
+def _logistic_scores(
+    estimator: Any, X: Any, y: Any, cv: Any, groups: Any, Cs: np.ndarray, keys: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    data = check_X_y(X, y)
+    with fit_span("GridSearchCV", "shared-pass path"):
+        classes = np.sort(block_class_counts(data.y)[0])
+        if len(classes) < 2:
+            msg = f"LogisticRegression needs at least 2 classes; y has only {classes.tolist()}."
+            raise ValueError(msg)
+        roles = fold_role_matrix(cv, data.X, data.y, groups)
+        order = np.argsort(Cs, kind="stable")
+        metrics = sorted({_LOGISTIC_METRICS[key][0] for key in keys.values()})
+        _, scores, _ = logistic_path(
+            data.X,
+            encode_labels(data.y, classes),
+            roles,
+            Cs[order],
+            metrics,
+            n_classes=len(classes),
+            fit_intercept=estimator.fit_intercept,
+            tol=estimator.tol,
+            max_iter=estimator.max_iter,
+            # every candidate from zeros, as its own fit would start: the same iterates, the same scores
+            cold_start=True,
+        )
+    by_metric = dict(zip(metrics, scores, strict=True))
+    out = {}
+    for name, key in keys.items():
+        metric, sign = _LOGISTIC_METRICS[key]
+        values = np.empty((len(Cs), by_metric[metric].shape[0]))
+        values[order] = sign * by_metric[metric].T
+        out[name] = values
+    return out
+
+
+def _ridge_scores(
+    estimator: Any, X: Any, y: Any, cv: Any, groups: Any, alphas: np.ndarray, keys: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    data = check_X_y(X, y, y_numeric=True)
+    with fit_span("GridSearchCV", "shared-pass path"):
+        roles = fold_role_matrix(cv, data.X, data.y, groups)
+        moments = solvers.fold_moments(data.X, data.y, roles)
+    n_folds = len(moments.test)
+    r2 = np.empty((len(alphas), n_folds))
+    mse = np.empty((len(alphas), n_folds))
+    for f, (train, test) in enumerate(zip(moments.train, moments.test, strict=True)):
+        coefs, intercepts = solvers.ridge_solve(train, alphas, fit_intercept=estimator.fit_intercept)
+        sse = solvers.heldout_sse(test, coefs, intercepts)
+        r2[:, f] = r2_from_sse(sse, test)
+        mse[:, f] = -sse / test.n
+    return {
+        name: (mse if _RIDGE_METRICS[key] == "neg_mean_squared_error" else r2) for name, key in keys.items()
+    }

@@ -1,0 +1,395 @@
+"""Several cross-validation folds of one linear model, evaluated together in one pass over the row blocks.
+
+A :class:`FoldedProblem` holds the data once and, per row, its *role* in every fold (a small int8 matrix of
+shape ``(n_samples, n_folds)`` chunked like the rows: ``0`` train, ``1`` test, ``2`` neither). One evaluation
+takes the current parameters of every active fold, stacked side by side as ``W`` of shape
+``(n_params, n_folds * n_outputs)``, and computes in each block ``Z = X_block @ W`` once; each fold's loss
+and ``dloss/dz`` come from its columns of ``Z`` with its train rows as weights, and the gradients of all the
+folds are one product ``X_block.T @ dZ``. The block is read once per evaluation for all the folds, and the
+whole evaluation is one dask computation bringing back ``n_folds`` scalars and ``n_folds`` gradients.
+
+The kernels are pure functions of numpy/scipy blocks (see :mod:`daskml_lab.solvers._objectives` for the
+per-row losses they reuse).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+from dask.base import tokenize
+
+from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.memory import dense_nbytes, measure_workers, plan_memory, resolve_persist
+from daskml_lab.solvers._objectives import _POINTWISE, SUBBLOCK_BYTES, _aligned_block
+
+__all__ = ["FOLD_TEST", "FOLD_TRAIN", "FoldedProblem"]
+
+logger = logging.getLogger(__name__)
+
+#: Role codes of a row in one fold (those of :mod:`daskml_lab.model_selection`).
+FOLD_TRAIN, FOLD_TEST = 0, 1
+#: Losses a folded problem evaluates (their targets: 0/1 labels, class codes).
+_FOLDED_LOSSES = ("logistic", "multinomial")
+#: Fan-in of the tree that sums the blocks' results.
+_SPLIT_EVERY = 8
+_PERSIST_KEY = "daskml_lab.solvers.persist"
+
+
+def _fold_targets(y: np.ndarray, loss: str, dtype: np.dtype) -> np.ndarray:
+    y = np.asarray(y).ravel()
+    if loss == "multinomial":
+        return y.astype(np.intp)
+    return (2 * y - 1).astype(dtype)  # the binary kernels take the sign of the class
+
+
+def _scores_of(X: Any, W: np.ndarray, fit_intercept: bool) -> np.ndarray:
+    n_features = X.shape[1]
+    coef = np.ascontiguousarray(W[:n_features], dtype=X.dtype)
+    Z = np.asarray(X @ coef, dtype=X.dtype)
+    if fit_intercept:
+        Z += W[n_features].astype(X.dtype)
+    return Z
+
+
+def _folds_loss_grad_block(
+    X: Any,
+    y: np.ndarray,
+    roles: np.ndarray,
+    W: np.ndarray,
+    folds: Sequence[int],
+    *,
+    loss: str,
+    n_outputs: int,
+    fit_intercept: bool,
+) -> dict[str, np.ndarray]:
+    """Data terms and gradients of several folds on one row block, reading the block once.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix of shape (n_rows, n_features)
+    y : ndarray of shape (n_rows,)
+        0/1 labels (``"logistic"``) or class codes (``"multinomial"``).
+    roles : ndarray of int8 of shape (n_rows, n_folds)
+        Role of each row in each fold; only ``FOLD_TRAIN`` rows count.
+    W : ndarray of shape (n_params, len(folds) * n_outputs)
+        The parameters of the folds ``folds``, side by side.
+    folds : sequence of int
+        Which columns of ``roles`` the parameter columns belong to.
+    loss : {"logistic", "multinomial"}
+    n_outputs : int
+    fit_intercept : bool
+
+    Returns
+    -------
+    dict
+        ``"loss"``: ndarray of shape (len(folds),), each fold's ``sum_i loss_i`` over its train rows
+        (float64); ``"grad"``: ndarray of float64 of the shape of ``W``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0], [2.0], [3.0]])
+    >>> roles = np.array([[0, 1], [0, 0], [1, 0]], dtype=np.int8)
+    >>> out = _folds_loss_grad_block(X, np.array([0, 1, 1]), roles, np.zeros((2, 2)), [0, 1],
+    ...                              loss="logistic", n_outputs=1, fit_intercept=True)
+    >>> np.round(out["loss"] / np.log(2), 6).tolist()  # two train rows each, at W = 0
+    [2.0, 2.0]
+    """
+    X = _aligned_block(X)
+    pointwise = _POINTWISE[loss]
+    target = _fold_targets(y, loss, X.dtype)
+    n_rows, n_features = X.shape
+    k = n_outputs
+    total = np.zeros(len(folds))
+    grad = np.zeros(W.shape)
+    if n_rows == 0:
+        return {"loss": total, "grad": grad}
+    train = [(roles[:, f] == FOLD_TRAIN).astype(X.dtype) for f in folds]
+    # dense blocks are swept in sub-blocks that stay in the CPU cache between X @ W and X.T @ dZ
+    step = n_rows if sp.issparse(X) else max(16, int(SUBBLOCK_BYTES // max(1, n_features * X.dtype.itemsize)))
+    for start in range(0, n_rows, step):
+        part = X[start : start + step]
+        Z = _scores_of(part, W, fit_intercept)
+        for i in range(len(folds)):
+            z = Z[:, i * k : (i + 1) * k]
+            z = z[:, 0].copy() if k == 1 else z.copy()
+            value, dz = pointwise(z, target[start : start + step], train[i][start : start + step], {})
+            total[i] += value
+            Z[:, i * k : (i + 1) * k] = dz.reshape(len(dz), k)
+        grad[:n_features] += np.asarray(part.T @ Z, dtype=np.float64)
+        if fit_intercept:
+            grad[n_features] += Z.sum(axis=0, dtype=np.float64)
+    return {"loss": total, "grad": grad}
+
+
+def _folds_score_block(
+    X: Any,
+    y: np.ndarray,
+    roles: np.ndarray,
+    W: np.ndarray,
+    folds: Sequence[int],
+    *,
+    n_points: int,
+    n_outputs: int,
+    fit_intercept: bool,
+    metric: str,
+) -> np.ndarray:
+    """Sums of a test metric of every (problem, path point) on one block: correct labels or log-losses.
+
+    ``W`` holds the parameters problem-major: column block ``i * n_points + p`` (each ``n_outputs`` wide) is
+    problem ``i`` at path point ``p``; only the ``FOLD_TEST`` rows of its fold ``folds[i]`` count.
+
+    Returns
+    -------
+    ndarray of float64 of shape (len(folds), n_points)
+    """
+    n_folds = len(folds)
+    X = _aligned_block(X)
+    codes = np.asarray(y).ravel().astype(np.intp)
+    out = np.zeros((n_folds, n_points))
+    if X.shape[0] == 0:
+        return out
+    Z = _scores_of(X, W, fit_intercept).astype(np.float64, copy=False)
+    k = n_outputs
+    for f in range(n_folds):
+        test = roles[:, folds[f]] == FOLD_TEST
+        if not test.any():
+            continue
+        for p in range(n_points):
+            column = (f * n_points + p) * k
+            z = Z[test, column : column + k]
+            labels = codes[test]
+            if metric == "accuracy":
+                predicted = (z[:, 0] > 0).astype(np.intp) if k == 1 else np.argmax(z, axis=1)
+                out[f, p] = np.count_nonzero(predicted == labels)
+            elif k == 1:  # log-loss of the sigmoid: log(1 + exp(-s z)) with s the sign of the class
+                margin = z[:, 0] * (2 * labels - 1)
+                out[f, p] = np.logaddexp(0, -margin).sum()
+            else:
+                shifted = z - z.max(axis=1, keepdims=True)
+                log_norm = np.log(np.exp(shifted).sum(axis=1))
+                out[f, p] = (log_norm - shifted[np.arange(len(labels)), labels]).sum()
+    return out
+
+
+def _sum_parts(parts: list[Any]) -> Any:
+    first = parts[0]
+    if isinstance(first, dict):
+        return {key: sum(part[key] for part in parts) for key in first}
+    return sum(parts)
+
+
+def _role_counts_block(roles: np.ndarray) -> np.ndarray:
+    return np.stack([(roles == FOLD_TRAIN).sum(axis=0), (roles == FOLD_TEST).sum(axis=0)]).astype(np.int64)
+
+
+class FoldedProblem:
+    """The folds of one cross-validated linear classifier over row-chunked data, evaluated in shared passes.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+        Validated features: row chunks, one column chunk, float32 or float64 (dense or CSR blocks).
+    y : dask.array.Array of shape (n_samples,)
+        0/1 labels (``"logistic"``) or class codes ``0 .. n_outputs - 1`` (``"multinomial"``), X's row chunks.
+    roles : dask.array.Array of int8 of shape (n_samples, n_folds)
+        Role of every row in every fold (``0`` train, ``1`` test, ``2`` neither), X's row chunks, one column
+        chunk.
+    loss : {"logistic", "multinomial"}, default="logistic"
+    n_outputs : int, default=1
+        Number of classes for ``"multinomial"``, else 1.
+    fit_intercept : bool, default=True
+    persist : {"auto", True, False} or None, default=None
+        Whether the blocks stay in (worker) memory for all the passes: the solvers' memory plan and its
+        ``dask.config`` key ``daskml_lab.solvers.persist``.
+    problem_folds : sequence of int or None, default=None
+        The fold of each problem, when several problems share a fold (a grid of penalties x folds); ``None``
+        is one problem per fold. :meth:`loss_grad` and :meth:`test_scores` are indexed by problem.
+
+    Attributes
+    ----------
+    n_folds, n_problems, n_features, n_params : int
+    n_train, n_test : ndarray of int of shape (n_folds,)
+        Rows of each fold (known after :meth:`start`).
+    n_passes : int
+        Passes over the data so far: each :meth:`loss_grad` and :meth:`test_scores` call is one dask
+        computation.
+    """
+
+    def __init__(
+        self,
+        X: da.Array,
+        y: da.Array,
+        roles: da.Array,
+        *,
+        loss: str = "logistic",
+        n_outputs: int = 1,
+        fit_intercept: bool = True,
+        persist: Any = None,
+        problem_folds: Sequence[int] | None = None,
+    ) -> None:
+        if loss not in _FOLDED_LOSSES:
+            msg = f"FoldedProblem evaluates the losses {list(_FOLDED_LOSSES)}; got loss={loss!r}."
+            raise ValueError(msg)
+        if roles.ndim != 2 or roles.chunks[0] != X.chunks[0] or roles.numblocks[1] != 1:
+            msg = (
+                f"roles must be a (n_samples, n_folds) array with X's row chunks {X.chunks[0]} and one column "
+                f"chunk; got shape {roles.shape} with chunks {roles.chunks}."
+            )
+            raise ValueError(msg)
+        self.X, self.y, self.roles = X, y, roles
+        self.loss = loss
+        self.n_outputs = int(n_outputs)
+        self.fit_intercept = bool(fit_intercept)
+        self.persist = persist
+        self.n_folds = int(roles.shape[1])
+        self.problem_folds = list(range(self.n_folds) if problem_folds is None else problem_folds)
+        self.n_problems = len(self.problem_folds)
+        self.n_features = int(X.shape[1])
+        self.n_params = self.n_features + int(self.fit_intercept)
+        self.n_passes = 0
+        self._blocks: list[tuple[Any, Any, Any]] = []
+        self._kept: tuple[Any, ...] = ()
+
+    def __enter__(self) -> FoldedProblem:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Keep the blocks in memory when the plan says so and count each fold's rows (one small compute)."""
+        X, y, roles = self.X, self.y, self.roles
+        plan = plan_memory(
+            nbytes=dense_nbytes(X, y) + float(np.prod(roles.shape)),
+            sparse=X._meta is not None and sp.issparse(X._meta),
+            persist=resolve_persist(self.persist, _PERSIST_KEY),
+            config_key=_PERSIST_KEY,
+            workers=measure_workers(current_client()),
+            subject="the cross-validation data",
+            streaming="reading the blocks from their source at every pass",
+            logger=logger,
+        )
+        if plan.persist:
+            # persist: the data and the fold roles stay next to each other for all the passes of the path
+            X, y, roles = dask.persist(X, y, roles)
+        # the persisted collections hold the blocks' futures: kept until close()
+        self._kept = (X, y, roles)
+        self._blocks = list(
+            zip(X.to_delayed().ravel(), y.to_delayed().ravel(), roles.to_delayed().ravel(), strict=True)
+        )
+        count = dask.delayed(_role_counts_block, pure=True)
+        parts = [count(block) for _, _, block in self._blocks]
+        # compute: the train and test rows of every fold (2 x n_folds integers)
+        (counts,) = dask.compute(dask.delayed(_sum_parts)(parts))
+        self.n_train, self.n_test = counts[0], counts[1]
+        empty = [f for f in range(self.n_folds) if self.n_train[f] == 0 or self.n_test[f] == 0]
+        if empty:
+            msg = (
+                f"Fold(s) {empty} have no train or no test rows (train rows {self.n_train.tolist()}, test rows "
+                f"{self.n_test.tolist()}). Use fewer folds or more rows."
+            )
+            raise ValueError(msg)
+
+    def close(self) -> None:
+        """Drop the references to the (persisted) blocks."""
+        self._blocks = []
+        self._kept = ()
+
+    def _tree(self, parts: list[Any], token: str) -> Any:
+        level = 0
+        while len(parts) > 1:
+            parts = [
+                dask.delayed(_sum_parts)(
+                    parts[i : i + _SPLIT_EVERY], dask_key_name=f"daskml-cv-path-sum-{token}-{level}-{i}"
+                )
+                for i in range(0, len(parts), _SPLIT_EVERY)
+            ]
+            level += 1
+        return parts[0]
+
+    def loss_grad(self, params: dict[int, np.ndarray]) -> dict[int, tuple[float, np.ndarray]]:
+        """The data term ``sum_i loss_i`` over each fold's train rows and its gradient, all in one pass.
+
+        Parameters
+        ----------
+        params : dict of int to ndarray of shape (n_params, n_outputs)
+            The current parameters of each problem (fold, unless ``problem_folds`` says otherwise) to evaluate.
+
+        Returns
+        -------
+        dict of int to (float, ndarray of shape (n_params, n_outputs))
+        """
+        problems = sorted(params)
+        folds = [self.problem_folds[p] for p in problems]
+        W = np.hstack([np.asarray(params[p], dtype=np.float64).reshape(self.n_params, -1) for p in problems])
+        token = tokenize(W, folds, self.X.name, self.n_passes)  # a new key even at a repeated point
+        W_key = dask.delayed(W, name=f"daskml-cv-path-params-{token}")  # enters the graph once
+        kernel = dask.delayed(_folds_loss_grad_block, pure=True)
+        parts = [
+            kernel(
+                Xb,
+                yb,
+                rb,
+                W_key,
+                folds,
+                loss=self.loss,
+                n_outputs=self.n_outputs,
+                fit_intercept=self.fit_intercept,
+                dask_key_name=f"daskml-cv-path-grad-{token}-{i}",
+            )
+            for i, (Xb, yb, rb) in enumerate(self._blocks)
+        ]
+        # compute: one pass for all the folds; a loss and an (n_params x n_outputs) gradient per fold
+        (total,) = dask.compute(self._tree(parts, token))
+        self.n_passes += 1
+        k = self.n_outputs
+        return {
+            p: (float(total["loss"][i]), total["grad"][:, i * k : (i + 1) * k].copy())
+            for i, p in enumerate(problems)
+        }
+
+    def test_scores(self, paths: np.ndarray, metric: str) -> np.ndarray:
+        """Mean test ``metric`` of every fold at every point of its path, in one pass.
+
+        Parameters
+        ----------
+        paths : ndarray of shape (n_problems, n_points, n_params, n_outputs)
+        metric : {"accuracy", "log_loss"}
+
+        Returns
+        -------
+        ndarray of shape (n_problems, n_points)
+            Accuracy, or the mean log-loss, on the test rows of each problem's fold.
+        """
+        n_problems, n_points = paths.shape[:2]
+        W = np.concatenate([paths[i, p] for i in range(n_problems) for p in range(n_points)], axis=1)
+        token = tokenize(W, metric, self.X.name, self.n_passes)
+        W_key = dask.delayed(W, name=f"daskml-cv-path-coefs-{token}")
+        kernel = dask.delayed(_folds_score_block, pure=True)
+        parts = [
+            kernel(
+                Xb,
+                yb,
+                rb,
+                W_key,
+                self.problem_folds,
+                n_points=n_points,
+                n_outputs=self.n_outputs,
+                fit_intercept=self.fit_intercept,
+                metric=metric,
+                dask_key_name=f"daskml-cv-path-score-{token}-{i}",
+            )
+            for i, (Xb, yb, rb) in enumerate(self._blocks)
+        ]
+        # compute: one pass scoring every (fold, path point); n_folds x n_points sums come back
+        (sums,) = dask.compute(self._tree(parts, token))
+        self.n_passes += 1
+        return sums / self.n_test[self.problem_folds][:, None]
