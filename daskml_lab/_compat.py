@@ -26,6 +26,7 @@ __all__ = [
     "neighbors_state",
     "recomputable_copy",
     "scheduler_workers",
+    "scorer_response_methods",
     "sklearn_tree_types",
     "unique_fused_keys",
 ]
@@ -473,3 +474,19 @@ def client_future_keys(client: Any) -> set[Any]:
     a client without it gives an empty set (nothing is cancelled then).
     """
     return set(getattr(client, "futures", None) or ())
+
+
+def scorer_response_methods(scorer: Any) -> tuple[str, ...] | None:
+    """The prediction methods a scikit-learn scorer calls, in its order of preference (``None``: unknown).
+
+    Reads ``_response_method`` of the scorers :func:`sklearn.metrics.get_scorer` and
+    :func:`sklearn.metrics.make_scorer` build (scikit-learn >= 1.4: ``"predict"``, or a tuple such as
+    ``("decision_function", "predict_proba")``). Callables and scorers without it give ``None``: the caller
+    then checks nothing before training, and the scorer's own error surfaces when it runs.
+    """
+    methods = getattr(scorer, "_response_method", None)
+    if isinstance(methods, str):
+        return (methods,)
+    if isinstance(methods, list | tuple) and all(isinstance(m, str) for m in methods):
+        return tuple(methods)
+    return None

@@ -10,6 +10,7 @@ from sklearn.naive_bayes import GaussianNB
 
 from daskml_lab.fusion import (
     FUSION_NAMES,
+    BestModel,
     ForestUnion,
     HardVoting,
     ParameterAveraging,
@@ -34,7 +35,15 @@ def partitions():
 
 
 def test_resolve_fusion_by_name_and_object():
-    expected = [HardVoting, SoftVoting, WeightedAveraging, Stacking, ParameterAveraging, ForestUnion]
+    expected = [
+        HardVoting,
+        SoftVoting,
+        WeightedAveraging,
+        Stacking,
+        ParameterAveraging,
+        ForestUnion,
+        BestModel,
+    ]
     assert [type(resolve_fusion(name)) for name in FUSION_NAMES] == expected
     given = WeightedAveraging(weights="uniform")
     resolved = resolve_fusion(given)

@@ -326,6 +326,29 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
         *_common(model_input=True),
     ],
 }
+_SHARED_WITH_FIT = ("target", "random_state", "task", "max_classes", "features", "categorical", "overwrite")
+COMMAND_OPTIONS["tune"] = [
+    COMMAND_OPTIONS["fit"][0],  # DATA
+    *(option for option in COMMAND_OPTIONS["fit"] if option.key in _SHARED_WITH_FIT),
+    Option("model", ("--model", "-m"), "str", "model name, as for fit", required=True),
+    Option("grid", ("--grid",), "path", "TOML file: parameter names of the model = [values]", required=True),
+    Option(
+        "output", ("--output", "-o"), "path", "where to save the best model (daskml_lab.save)", required=True
+    ),
+    Option("cv", ("--cv",), "int", "number of folds (default: 5; stratified for classifiers)", default=5),
+    Option("scoring", ("--scoring",), "str", "scikit-learn scorer name (default: the model's score)"),
+    Option(
+        "search",
+        ("--search",),
+        "str",
+        "grid (every candidate) or random",
+        default="grid",
+        choices=("grid", "random"),
+    ),
+    Option("n_iter", ("--n-iter",), "int", "candidates drawn by --search random (default: 10)", default=10),
+    Option("checkpoint", ("--checkpoint",), "path", "directory saving each finished fit; rerun to resume"),
+    *_common(model_input=False),
+]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -354,6 +377,10 @@ _METAVARS = {
     "tls_cert": "FILE",
     "tls_key": "FILE",
     "key_file": "FILE",
+    "grid": "FILE",
+    "cv": "N",
+    "scoring": "NAME",
+    "n_iter": "N",
 }
 
 

@@ -34,7 +34,7 @@ from daskml_lab.cli._tables import (
 )
 from daskml_lab.data.formats import get_format
 
-__all__ = ["run_fit"]
+__all__ = ["read_task_data", "run_fit"]
 
 _ENSEMBLE_OPTIONS = ("n_shards", "sharding", "validation_fraction")
 
@@ -58,7 +58,6 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
     ConnectionError
         If the scheduler cannot be reached.
     """
-    from daskml_lab.data import describe_target
     from daskml_lab.persistence import save
 
     spec = _check_choices(settings)
@@ -81,34 +80,10 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
 
     with cluster(settings, verbose=verbose) as client:
         print_dashboard(client, settings)
-        X, y, info = read_training(
-            path,
-            settings["target"],
-            fmt=fmt,
-            read_options=settings["read_options"],
-            categorical=settings["categorical"],
-            features=[
-                name.strip() for item in settings["features"] for name in item.split(",") if name.strip()
-            ],
+        X, y, info, task, summary, block_note = read_task_data(
+            settings, path, fmt=fmt, spec=spec, n_workers=len(client.scheduler_info().get("workers", {}))
         )
-        for note in info.pop("notes"):
-            print(f"Reading: {note}")
         target = info["target"] if info["target"] is not None else "labels"
-        summary = describe_target(y, max_distinct=settings["max_classes"])
-        given = settings["task"]
-        if given == "auto" and spec is not None and len(spec.tasks) == 1:
-            given = spec.tasks[0]  # the model decides
-        task, announcement = infer_task(
-            summary, given=given, target=target, max_classes=settings["max_classes"]
-        )
-        print(f"Task: {announcement}")
-        if task == CLASSIFICATION and summary.numeric and summary.whole and y.dtype.kind == "f":
-            y = y.astype(
-                "int64"
-            )  # whole-number labels read as floats (assume_missing): print them as integers
-        n_workers = len(client.scheduler_info().get("workers", {}))
-        X, y, block_note = split_rows(X, y, n_workers=n_workers)
-        info["n_blocks"] = int(X.numblocks[0])
         if spec is None:
             spec = get_model(_default_model(settings, ensemble_options, X, task, summary))
         if spec.family == "shard" and "sharding" not in ensemble_options:
@@ -196,6 +171,50 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
     print(f"Fitted {type(estimator).__name__}")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
+
+
+def read_task_data(
+    settings: Mapping[str, Any], path: Any, *, fmt: str, spec: Any, n_workers: int
+) -> tuple[Any, Any, dict[str, Any], str, Any, str | None]:
+    """Read the training data of ``fit`` and ``tune``, print the reading notes and the task, split the rows.
+
+    Returns
+    -------
+    X, y : dask arrays
+        Rows in blocks (enough for the workers, see :func:`~daskml_lab.cli._tables.split_rows`).
+    info : dict
+        From :func:`~daskml_lab.cli._data.read_training`, with ``n_blocks``.
+    task : str
+        ``"classification"`` or ``"regression"``.
+    summary : TargetSummary
+        Of ``y``.
+    block_note : str or None
+        A note about the re-blocking, to print.
+    """
+    from daskml_lab.data import describe_target
+
+    X, y, info = read_training(
+        path,
+        settings["target"],
+        fmt=fmt,
+        read_options=settings["read_options"],
+        categorical=settings["categorical"],
+        features=[name.strip() for item in settings["features"] for name in item.split(",") if name.strip()],
+    )
+    for note in info.pop("notes"):
+        print(f"Reading: {note}")
+    target = info["target"] if info["target"] is not None else "labels"
+    summary = describe_target(y, max_distinct=settings["max_classes"])
+    given = settings["task"]
+    if given == "auto" and spec is not None and len(spec.tasks) == 1:
+        given = spec.tasks[0]  # the model decides
+    task, announcement = infer_task(summary, given=given, target=target, max_classes=settings["max_classes"])
+    print(f"Task: {announcement}")
+    if task == CLASSIFICATION and summary.numeric and summary.whole and y.dtype.kind == "f":
+        y = y.astype("int64")  # whole-number labels read as floats (assume_missing): print them as integers
+    X, y, block_note = split_rows(X, y, n_workers=n_workers)
+    info["n_blocks"] = int(X.numblocks[0])
+    return X, y, info, task, summary, block_note
 
 
 def _default_model(

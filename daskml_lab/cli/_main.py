@@ -33,6 +33,14 @@ _EPILOGS = {
     "evaluate": """examples:
   daskml-lab evaluate model.daskml test.parquet
   daskml-lab evaluate model.daskml test.csv --target label --json""",
+    "tune": """examples:
+  daskml-lab tune magic.tsv.gz --target target --model logistic-regression --grid grid.toml --output best.daskml
+  daskml-lab tune data.csv -t price -m random-forest --grid forest.toml --search random --n-iter 20 -o best.daskml
+  daskml-lab tune data.parquet -t label -m svc --grid svc.toml --cv 3 --scoring roc_auc --checkpoint ckpt -o m.daskml
+
+grid.toml maps parameter names of the model (as for fit's --param) to lists of values:
+  C = [0.01, 0.1, 1.0, 10.0]
+  max_iter = [300]""",
 }
 
 
@@ -64,8 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
             "Compute metrics of MODEL on DATA on the cluster from per-block statistics: accuracy, balanced "
             "accuracy, macro F1 and log loss for classifiers; R^2, MAE and RMSE for regressors.",
         ),
+        "tune": (
+            "search model parameters by cross-validation and save the best model",
+            "Read DATA lazily on a Dask cluster, run a grid or randomized search of MODEL's parameters (from a "
+            "TOML --grid file) by cross-validation, save the best model refitted on all rows with "
+            "daskml_lab.save, and write the cross-validation results next to it as CSV and JSON.",
+        ),
     }
-    for name in ("fit", "predict", "evaluate"):
+    for name in ("fit", "predict", "evaluate", "tune"):
         summary, description = descriptions[name]
         sub = commands.add_parser(
             name,
@@ -193,6 +207,10 @@ def _run(command: str, args: argparse.Namespace, *, verbose: bool) -> None:
         from daskml_lab.cli._fit import run_fit
 
         run_fit(settings, verbose=verbose)
+    elif command == "tune":
+        from daskml_lab.cli._tune import run_tune
+
+        run_tune(settings, verbose=verbose)
     elif command == "predict":
         from daskml_lab.cli._predict import run_predict
 

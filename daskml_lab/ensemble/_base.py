@@ -341,6 +341,7 @@ class BaseShardEnsemble(DaskMLEstimator):
         fitted_fusion = fusion.fit(members, fusion_data)
         self.fusion_ = fitted_fusion
         self.estimators_ = members
+        self.validation_scores_ = scores
         if classes is not None:
             self.classes_ = classes
         self.n_shards_ = n_shards
@@ -396,6 +397,8 @@ class BaseShardEnsemble(DaskMLEstimator):
         if len(n_features) > 1:
             msg = f"The estimators were trained on different numbers of features: {sorted(n_features)}."
             raise ValueError(msg)
+        # before any held-out pass: e.g. a selection scorer of probabilities for regressors
+        fusion_.check_base_estimator(members[0], classification=classification)
         held_out: list[dict[str, Any]] = []
         token = uuid.uuid4().hex
         if X_val is not None:

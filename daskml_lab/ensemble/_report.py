@@ -27,7 +27,8 @@ class ShardReport:
       class (a :class:`~sklearn.dummy.DummyClassifier` predicting it), ``"empty"`` for a shard without rows;
     - ``member``: the position of the shard model in ``estimators_`` (``-1`` for empty shards);
     - ``validation_score``: the model's accuracy (classifiers) or R² (regressors) on the held-out rows of all
-      shards, which no model trained on (``NaN`` without held-out rows);
+      shards, which no model trained on, or the score of the fusion's own scorer
+      (:class:`~daskml_lab.fusion.BestModel` with ``scoring``; ``NaN`` without held-out rows);
     - ``weight``: the model's share of the fused prediction (``fusion_.weights_``; 0 for empty shards,
       ``NaN`` for stacking, whose final estimator combines the models);
     - ``worker``: the address of the dask worker that fitted the shard (only when ``fit`` ran on a

@@ -22,7 +22,8 @@ _SHARED_PARAMETERS = """\
         and ``predict``: SVMs, trees and forests, linear models, naive Bayes, k-NN, pipelines, ...
     fusion : str or Fusion, default="soft-voting"
         How the shard models become one predictor: ``"hard-voting"``, ``"soft-voting"``, ``"weighted"``,
-        ``"stacking"``, ``"parameter-averaging"``, ``"forest-union"``, or a fusion object from
+        ``"stacking"``, ``"parameter-averaging"``, ``"forest-union"``, ``"best-model"`` (the one shard model
+        with the best held-out score; ``BestModel(scoring=...)`` for another scorer), or a fusion object from
         :mod:`daskml_lab.fusion` carrying its options (cloned before use). See :doc:`/ensembles` and
         :doc:`/fusion/index`.
     n_shards : int, default=None
@@ -37,7 +38,8 @@ _SHARED_PARAMETERS = """\
         For ``sharding="hash"``: a column index of ``X`` or one key per row.
     validation_fraction : float, default=None
         Share of every shard's rows held out (at random, seeded) from its model's training. Held-out rows
-        give each model's validation score and feed the ``"validation"`` weights and stacking. ``None``:
+        give each model's validation score and feed the ``"validation"`` weights, stacking and best-model
+        selection. ``None``:
         the fusion's :meth:`~daskml_lab.fusion.Fusion.held_out_fraction` when it needs held-out rows (0.1;
         0.2 for stacking, whose members are then refitted on their whole shard), otherwise 0 (all rows
         train, scores are ``NaN``).
@@ -61,6 +63,9 @@ _SHARED_ATTRIBUTES = """\
         The fitted shard models, one per non-empty shard, in shard order.
     fusion_ : Fusion
         The fitted fusion (see :mod:`daskml_lab.fusion`); it is what the workers receive for prediction.
+    validation_scores_ : ndarray of shape (n_members,)
+        Each shard model's score on held-out rows it never trained on: accuracy (classifiers) or R²
+        (regressors), or the fusion's own scorer (``BestModel(scoring=...)``); ``NaN`` without held-out rows.
     n_shards_ : int
         Number of shards, empty ones included.
     shard_report_ : ShardReport

@@ -266,7 +266,9 @@ def _held_out_block(
     features = fusion.held_out_features(estimators, X, classes=classes)
     return {
         "n_rows": n_rows,
-        "stats": member_score_stats(estimators, X, y, sample_weight, classes=classes),
+        "stats": member_score_stats(
+            estimators, X, y, sample_weight, classes=classes, scorer=fusion.member_scorer()
+        ),
         "features": features,
         "target": None if features is None else y,
         "sample_weight": None if features is None else sample_weight,

@@ -4,7 +4,8 @@
 - :class:`WeightedAveraging`: the same mean with uniform, size, validation or user-given weights;
 - :class:`Stacking`: a meta-estimator trained on the members' outputs for held-out rows;
 - :class:`ParameterAveraging`: one linear model with averaged ``coef_``/``intercept_``;
-- :class:`ForestUnion`: all trees pooled into one scikit-learn forest.
+- :class:`ForestUnion`: all trees pooled into one scikit-learn forest;
+- :class:`BestModel`: the one member with the best score on held-out rows.
 
 :func:`fuse` fuses models trained elsewhere. :class:`Fusion` documents the protocol a strategy implements;
 :func:`check_members`, :func:`member_score_stats`, :func:`combine_score_stats` and :func:`scores_from_stats` are
@@ -20,6 +21,7 @@ from daskml_lab.fusion._base import (
     member_score_stats,
     scores_from_stats,
 )
+from daskml_lab.fusion._best_model import BestModel
 from daskml_lab.fusion._forest_union import ForestUnion
 from daskml_lab.fusion._fuse import FUSION_NAMES, fuse, resolve_fusion
 from daskml_lab.fusion._parameter_averaging import ParameterAveraging
@@ -29,6 +31,7 @@ from daskml_lab.fusion._weighted import WeightedAveraging
 
 __all__ = [
     "FUSION_NAMES",
+    "BestModel",
     "ForestUnion",
     "Fusion",
     "FusionData",

@@ -23,6 +23,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import check_params
+from daskml_lab.fusion._scorer import scorer_block_stats
 from daskml_lab.metrics.kernels import (
     accuracy_agg,
     accuracy_chunk,
@@ -157,6 +158,18 @@ class Fusion(BaseEstimator):
         bool
         """
         return False
+
+    def member_scorer(self) -> Any:
+        """The scorer of the members' held-out scores; ``None`` (the default) means accuracy or R².
+
+        A scorer ``scorer(estimator, X, y)`` is evaluated on every block of held-out rows where it lives
+        and averaged over blocks weighted by their rows; ``None`` gives scores exact over all held-out rows.
+
+        Returns
+        -------
+        callable or None
+        """
+        return None
 
     def check_base_estimator(self, estimator: Any, *, classification: bool) -> None:
         """Reject, before training, a base estimator or task this fusion cannot fuse.
@@ -368,7 +381,8 @@ def member_score_stats(
     sample_weight: np.ndarray | None = None,
     *,
     classes: np.ndarray | None,
-) -> dict[str, Any]:
+    scorer: Any = None,
+) -> dict[str, Any] | None:
     """Additive statistics of every member's score on one block of held-out rows.
 
     The statistics are those of :mod:`daskml_lab.metrics`, one value per member where they depend on the
@@ -385,13 +399,19 @@ def member_score_stats(
     sample_weight : ndarray of shape (n_rows,), default=None
     classes : ndarray of shape (n_classes,) or None
         Global classes; ``None`` for regression.
+    scorer : callable, default=None
+        A fusion's :meth:`Fusion.member_scorer`: each member's score on this block, weighted by the block's
+        rows (or sample weights), instead of the accuracy or R² statistics.
 
     Returns
     -------
-    dict
-        Merge with :func:`combine_score_stats`, turn into scores with :func:`scores_from_stats`.
+    dict or None
+        Merge with :func:`combine_score_stats`, turn into scores with :func:`scores_from_stats`; ``None``
+        for a block of zero weight under ``scorer``.
     """
     y = np.asarray(y)
+    if scorer is not None:
+        return scorer_block_stats(estimators, X, y, sample_weight, scorer)
     if classes is not None:
         predictions = _member_predictions(estimators, X, y.shape[0], None)
         weight = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
@@ -421,6 +441,13 @@ def combine_score_stats(stats: Sequence[dict[str, Any] | None]) -> dict[str, Any
     parts = [s for s in stats if s is not None]
     if not parts:
         return None
+    if "scorer" in parts[0]:
+        return {
+            "scorer": {
+                "sum": np.sum([p["scorer"]["sum"] for p in parts], axis=0),
+                "weight": float(sum(p["scorer"]["weight"] for p in parts)),
+            }
+        }
     if "accuracy" in parts[0]:
         return {
             "accuracy": accuracy_combine([p["accuracy"] for p in parts]),
@@ -444,10 +471,16 @@ def scores_from_stats(stats: dict[str, Any] | None, n_members: int) -> tuple[np.
         ``NaN`` when the held-out rows weigh nothing (none at all, or all of weight zero): the fusion then has
         no evidence, which is not an error (unlike a score asked of :mod:`daskml_lab.metrics`).
     baseline : float or None
-        Majority-class accuracy (classification) or 0 (R² of predicting the mean); ``None`` without rows.
+        Majority-class accuracy (classification) or 0 (R² of predicting the mean); ``None`` without rows,
+        and for the scores of a user-given scorer (the row-weighted mean of its block scores).
     """
     if stats is None:
         return np.full(n_members, np.nan), None
+    if "scorer" in stats:
+        total = stats["scorer"]["weight"]
+        if total <= 0:
+            return np.full(n_members, np.nan), None
+        return np.asarray(stats["scorer"]["sum"], dtype=np.float64).reshape(n_members) / total, None
     if "accuracy" in stats:
         total = float(stats["class_weight"].sum())
         if total <= 0:

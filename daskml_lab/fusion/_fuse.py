@@ -18,6 +18,7 @@ from daskml_lab.fusion._base import (
     member_score_stats,
     scores_from_stats,
 )
+from daskml_lab.fusion._best_model import BestModel
 from daskml_lab.fusion._forest_union import ForestUnion
 from daskml_lab.fusion._parameter_averaging import ParameterAveraging
 from daskml_lab.fusion._stacking import Stacking
@@ -33,6 +34,7 @@ _BY_NAME: dict[str, type[Fusion]] = {
     "stacking": Stacking,
     "parameter-averaging": ParameterAveraging,
     "forest-union": ForestUnion,
+    "best-model": BestModel,
 }
 
 #: The names :func:`resolve_fusion` understands, each mapped to its strategy with default options.
@@ -46,7 +48,8 @@ def resolve_fusion(fusion: str | Fusion) -> Fusion:
     ----------
     fusion : str or Fusion
         One of :data:`FUSION_NAMES` (``"hard-voting"``, ``"soft-voting"``, ``"weighted"``, ``"stacking"``,
-        ``"parameter-averaging"``, ``"forest-union"``), or a fusion object carrying its options.
+        ``"parameter-averaging"``, ``"forest-union"``, ``"best-model"``), or a fusion object carrying its
+        options.
 
     Returns
     -------
@@ -101,8 +104,8 @@ def fuse(
     fusion : str or Fusion, default="soft-voting"
         The strategy, by name or as an object carrying its options (it is cloned).
     X_val : {array-like, sparse matrix} of shape (n_held_out, n_features), default=None
-        In-memory held-out rows, needed by stacking and validation weights. They should be rows the members
-        were not trained on, or the fusion will trust over-fitted members.
+        In-memory held-out rows, needed by stacking, validation weights and best-model selection. They
+        should be rows the members were not trained on, or the fusion will trust over-fitted members.
     y_val : array-like of shape (n_held_out,), default=None
         Their targets.
     sample_weight : array-like of shape (n_held_out,), default=None
@@ -155,6 +158,8 @@ def fuse(
         classes = check_classes(np.unique(np.asarray(classes)), name="classes")
     elif all(hasattr(m, "classes_") for m in members):
         classes = np.unique(np.concatenate([np.asarray(m.classes_) for m in members]))
+    # before any scoring: e.g. a selection scorer of probabilities for regressors
+    fusion_.check_base_estimator(members[0], classification=classes is not None)
     if (X_val is None) != (y_val is None):
         msg = "Pass both X_val and y_val (held-out rows and their targets), or neither."
         raise ValueError(msg)
@@ -176,7 +181,9 @@ def fuse(
             X, target, weights = dask.compute(
                 held_out.X, held_out.y, held_out.sample_weight, scheduler="sync"
             )
-        stats = member_score_stats(members, X, target, weights, classes=classes)
+        stats = member_score_stats(
+            members, X, target, weights, classes=classes, scorer=fusion_.member_scorer()
+        )
         scores, baseline = scores_from_stats(stats, len(members))
         features = fusion_.held_out_features(members, X, classes=classes)
     elif fusion_.requires_held_out():

@@ -4,7 +4,8 @@ The functions take numpy arrays or row-chunked dask arrays (the same row chunks 
 names, signatures and definitions of :mod:`sklearn.metrics`. For dask input they compute once and return a float
 (or, for :func:`confusion_matrix`, an ndarray); ``compute=False`` returns a lazy dask array instead, so that
 several scores can be computed together in one ``dask.compute``. :func:`classification_scores` and
-:func:`regression_scores` give the usual set of scores from one pass.
+:func:`regression_scores` give the usual set of scores from one pass. :func:`check_scorer_fits` rejects, before
+any training, a scikit-learn scorer that cannot score an estimator (ROC AUC of a regressor).
 
 Every metric follows one rule for rows that carry no weight: when the sample weights sum to zero (all weights
 zero), the score is undefined and the metric raises ``ValueError``, as scikit-learn does; empty input raises
@@ -28,9 +29,11 @@ from daskml_lab.metrics._regression import (
     r2_score,
     regression_scores,
 )
+from daskml_lab.metrics._scorers import check_scorer_fits
 
 __all__ = [
     "accuracy_score",
+    "check_scorer_fits",
     "classification_scores",
     "confusion_matrix",
     "log_loss",

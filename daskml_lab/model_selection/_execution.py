@@ -12,31 +12,33 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import time
 import uuid
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import CancelledError
 from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
 from dask.base import is_dask_collection
+from distributed import wait
 from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
 from sklearn.utils.multiclass import type_of_target
 
 from daskml_lab._runtime.client import current_client
-from daskml_lab._runtime.waiting import wait_for
+from daskml_lab._runtime.cluster_health import CHECK_INTERVAL_S, NO_WORKER_GRACE_S, ClusterHealth
+from daskml_lab._runtime.waiting import result_within
 from daskml_lab.base import DaskMLEstimator
 from daskml_lab.model_selection._folds import TEST, TRAIN
 from daskml_lab.model_selection._scoring import Scorer, lazy_score
 from daskml_lab.model_selection._splitters import KFold, StratifiedKFold
 from daskml_lab.monitoring import fit_span, task_prefix
 
-__all__ = ["check_cv", "dask_folds", "fit_and_score", "run_folds"]
+__all__ = ["check_cv", "check_fold_classes", "dask_folds", "fit_and_score", "run_folds"]
 
 
 def check_cv(cv: Any = 5, y: Any = None, *, classifier: bool = False) -> Any:
@@ -74,6 +76,45 @@ def check_cv(cv: Any = 5, y: Any = None, *, classifier: bool = False) -> Any:
         f"pairs; got {cv!r} of type {type(cv).__name__}."
     )
     raise ValueError(msg)
+
+
+def check_fold_classes(cv: Any, X: Any, y: Any, groups: Any = None) -> None:
+    """Refuse, before any fit, folds whose training rows lack a class of in-memory class labels ``y``.
+
+    A model trained without a class can never predict it, and scorers of probabilities fail on its test rows;
+    scikit-learn would fit and score such folds anyway. Dask targets are not read here (:class:`StratifiedKFold`
+    checks its own class counts).
+
+    Parameters
+    ----------
+    cv : splitter or list of (train, test)
+        From :func:`check_cv`.
+    X, y : array-like
+        The data; nothing is checked unless ``y`` holds class labels in memory.
+    groups : array-like or None, default=None
+
+    Raises
+    ------
+    ValueError
+        Naming the fold, the missing classes and the fix.
+    """
+    if y is None or is_dask_collection(y) or is_dask_collection(X):
+        return
+    labels = np.asarray(y)
+    if labels.ndim != 1 or type_of_target(labels) not in ("binary", "multiclass"):
+        return
+    classes = np.unique(labels)
+    pairs = cv.split(X, labels, groups) if hasattr(cv, "split") else cv
+    for fold, (train, _) in enumerate(pairs):
+        missing = np.setdiff1d(classes, np.unique(labels[np.asarray(train)]))
+        if missing.size:
+            msg = (
+                f"The training rows of fold {fold} hold no row of class(es) {missing[:5].tolist()} (classes "
+                f"{classes[:10].tolist()}): its model could never predict them. Use stratified folds (cv=<int> "
+                "or StratifiedKFold for a classifier), shuffle the rows (KFold(shuffle=True, random_state=0)), "
+                "or fewer folds."
+            )
+            raise ValueError(msg)
 
 
 class _IndexFold:
@@ -327,6 +368,10 @@ def _fit_and_score_dask(
     }
 
 
+#: Called with (candidate, fold, result) as each fit finishes (a search's checkpoint and progress).
+OnResult = Callable[[int, int, dict[str, Any]], None]
+
+
 def run_folds(
     estimator: Any,
     X: Any,
@@ -339,6 +384,8 @@ def run_folds(
     return_train_score: bool = False,
     return_estimator: bool = False,
     error_score: Any = np.nan,
+    finished: Mapping[tuple[int, int], dict[str, Any]] | None = None,
+    on_result: OnResult | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Fit and score every (candidate, fold): results indexed ``[candidate][fold]``.
 
@@ -354,6 +401,11 @@ def run_folds(
     groups : array-like or None, default=None
     return_train_score, return_estimator : bool, default=False
     error_score : 'raise' or float, default=np.nan
+    finished : dict of (int, int) to dict, default=None
+        Results already known, by (candidate, fold) (a resumed search): those pairs are not fitted again.
+    on_result : callable, default=None
+        Called on this process with ``(candidate, fold, result)`` as each other pair finishes (in the order
+        they finish on a cluster).
 
     Returns
     -------
@@ -366,34 +418,97 @@ def run_folds(
         "return_estimator": return_estimator,
         "error_score": error_score,
     }
+    results: dict[tuple[int, int], dict[str, Any]] = dict(finished or {})
+
+    def record(candidate: int, fold: int, result: dict[str, Any]) -> None:
+        results[candidate, fold] = result
+        if on_result is not None:
+            on_result(candidate, fold, result)
+
     with fit_span("cross-validation", type(estimator).__name__):
         if is_dask_collection(X) or is_dask_collection(y):
             X, y = _check_dask_data(X, y)
             folds = dask_folds(cv, X, y, groups)
+            todo = _todo(len(candidates), len(folds), results)
             if not _distributes_itself(estimator):
-                return _fold_tasks(estimator, X, y, folds, scorers, candidates, options)
-            # distributed fits: one after the other, each lazy over its fold's blocks
-            return [
-                [
-                    _fit_and_score_dask(estimator, X, y, fold, scorers, parameters=parameters, **options)
-                    for fold in folds
-                ]
-                for parameters in candidates
-            ]
+                _fold_tasks(estimator, X, y, folds, scorers, candidates, options, todo, record)
+            else:
+                # distributed fits: one after the other, each lazy over its fold's blocks
+                for c, f in todo:
+                    record(
+                        c,
+                        f,
+                        _fit_and_score_dask(
+                            estimator, X, y, folds[f], scorers, parameters=candidates[c], **options
+                        ),
+                    )
+            return _table(results, len(candidates), len(folds))
         splits = [
             (np.asarray(train), np.asarray(test))
             for train, test in (cv.split(X, y, groups) if hasattr(cv, "split") else cv)
         ]
+        todo = _todo(len(candidates), len(splits), results)
         client = current_client()
         if client is None or _distributes_itself(estimator):
-            return [
-                [
-                    fit_and_score(estimator, X, y, train, test, scorers, parameters=parameters, **options)
-                    for train, test in splits
-                ]
-                for parameters in candidates
-            ]
-        return _run_on_cluster(client, estimator, X, y, splits, scorers, candidates, options)
+            for c, f in todo:
+                train, test = splits[f]
+                record(
+                    c,
+                    f,
+                    fit_and_score(estimator, X, y, train, test, scorers, parameters=candidates[c], **options),
+                )
+        elif todo:
+            _run_on_cluster(client, estimator, X, y, splits, scorers, candidates, options, todo, record)
+        return _table(results, len(candidates), len(splits))
+
+
+def _todo(n_candidates: int, n_folds: int, results: Mapping[tuple[int, int], Any]) -> list[tuple[int, int]]:
+    """The (candidate, fold) pairs without a result yet, candidate by candidate."""
+    return [(c, f) for c in range(n_candidates) for f in range(n_folds) if (c, f) not in results]
+
+
+def _table(
+    results: Mapping[tuple[int, int], dict[str, Any]], n_candidates: int, n_folds: int
+) -> list[list[dict[str, Any]]]:
+    return [[results[c, f] for f in range(n_folds)] for c in range(n_candidates)]
+
+
+def _each_as_done(
+    client: Any, submitted: Mapping[Any, tuple[int, int]], record: OnResult, *, what: str
+) -> None:
+    """``record`` every future's value as soon as it is done, checking the cluster while none finishes.
+
+    The first task error is raised (after the values of the futures done with it were recorded); a lost
+    scheduler or the loss of every worker raises as in :func:`~daskml_lab._runtime.waiting.wait_for`.
+    """
+    health = ClusterHealth(client)
+    pending = list(submitted)
+    try:
+        while pending:
+            try:
+                done, _ = wait(pending, timeout=CHECK_INTERVAL_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                health.check(doing=f"waiting for {what}", grace_s=NO_WORKER_GRACE_S)
+                continue
+            except CancelledError:
+                done = {future for future in pending if future.done()}
+            errors = []
+            for future in pending:
+                if future not in done:
+                    continue
+                try:
+                    value = result_within(future, what=what, client=client, timeout_s=None, health=health)
+                except Exception as err:
+                    errors.append(err)
+                    continue
+                record(*submitted[future], value)
+            pending = [future for future in pending if future not in done]
+            if errors:
+                raise errors[0]
+    except BaseException:
+        # an error or an interruption ends the search: the fits not started yet must not run on
+        client.cancel([future for future in pending if not future.done()])
+        raise
 
 
 def _fold_tasks(
@@ -404,36 +519,45 @@ def _fold_tasks(
     scorers: dict[str, Scorer],
     candidates: list[dict[str, Any]],
     options: dict[str, Any],
-) -> list[list[dict[str, Any]]]:
-    """In-memory estimators on dask data: one task per (candidate, fold), fed by the fold's blocks.
+    todo: list[tuple[int, int]],
+    record: OnResult,
+) -> None:
+    """In-memory estimators on dask data: one task per (candidate, fold) of ``todo``, fed by the fold's blocks.
 
     Each task receives its fold's train and test rows as numpy arrays assembled on the worker from the blocks
     (nothing passes through the client), and the rows of a fold are computed once for all the candidates.
     """
+    if not todo:
+        return
     run = uuid.uuid4().hex[:12]
     prefix = task_prefix("cv fit")
     fit = dask.delayed(_fit_and_score_rows, pure=False)
     tasks = []
-    for c, parameters in enumerate(candidates):
-        row = []
-        for f, fold in enumerate(folds):
-            row.append(
-                fit(
-                    estimator,
-                    fold.take(X, TRAIN),
-                    None if y is None else fold.take(y, TRAIN),
-                    fold.take(X, TEST),
-                    None if y is None else fold.take(y, TEST),
-                    scorers,
-                    parameters=parameters,
-                    dask_key_name=f"{prefix}-{run}-{c}-{f}",
-                    **options,
-                )
+    for c, f in todo:
+        fold = folds[f]
+        tasks.append(
+            fit(
+                estimator,
+                fold.take(X, TRAIN),
+                None if y is None else fold.take(y, TRAIN),
+                fold.take(X, TEST),
+                None if y is None else fold.take(y, TEST),
+                scorers,
+                parameters=candidates[c],
+                dask_key_name=f"{prefix}-{run}-{c}-{f}",
+                **options,
             )
-        tasks.append(row)
-    # compute: every (candidate, fold) fit at once; each brings back its scores (and estimator, if asked)
-    (results,) = dask.compute(tasks)
-    return [list(row) for row in results]
+        )
+    client = current_client()
+    if client is None:
+        # compute: every (candidate, fold) fit at once; each brings back its scores (and estimator, if asked)
+        (results,) = dask.compute(tasks)
+        for (c, f), result in zip(todo, results, strict=True):
+            record(c, f, result)
+        return
+    # compute: the same fits as futures, each result recorded (and checkpointed) as soon as it is done
+    futures = client.compute(tasks)
+    _each_as_done(client, dict(zip(futures, todo, strict=True)), record, what="the cross-validation fits")
 
 
 def _distributes_itself(estimator: Any) -> bool:
@@ -459,31 +583,30 @@ def _run_on_cluster(
     scorers: dict[str, Scorer],
     candidates: list[dict[str, Any]],
     options: dict[str, Any],
-) -> list[list[dict[str, Any]]]:
-    # the data go to the cluster once; every (candidate, fold) task reads them from there
-    X_future, y_future = client.scatter([X, y])
-    estimator_future = client.scatter(estimator)
+    todo: list[tuple[int, int]],
+    record: OnResult,
+) -> None:
+    # The data go to the cluster once, a copy on every worker: a lost worker loses no input (scattered data
+    # have no lineage to compute them again from), and its running fits are rescheduled on the others. New
+    # keys every time (hash=False): the same data scattered again while a previous search's keys are being
+    # released would race with their removal ("Key lost during replication").
+    X_future, y_future = client.scatter([X, y], broadcast=True, hash=False)
+    estimator_future = client.scatter(estimator, broadcast=True, hash=False)
     run = uuid.uuid4().hex[:12]
     prefix = task_prefix("cv fit")
-    futures = [
-        [
-            client.submit(
-                fit_and_score,
-                estimator_future,
-                X_future,
-                y_future,
-                train,
-                test,
-                scorers,
-                parameters=parameters,
-                key=f"{prefix}-{run}-{c}-{f}",
-                **options,
-            )
-            for f, (train, test) in enumerate(splits)
-        ]
-        for c, parameters in enumerate(candidates)
-    ]
-    flat = [future for row in futures for future in row]
-    wait_for(flat, what="the cross-validation fits", client=client, timeout_s=math.inf)
-    results = client.gather(flat)
-    return [results[c * len(splits) : (c + 1) * len(splits)] for c in range(len(candidates))]
+    submitted = {
+        client.submit(
+            fit_and_score,
+            estimator_future,
+            X_future,
+            y_future,
+            splits[f][0],
+            splits[f][1],
+            scorers,
+            parameters=candidates[c],
+            key=f"{prefix}-{run}-{c}-{f}",
+            **options,
+        ): (c, f)
+        for c, f in todo
+    }
+    _each_as_done(client, submitted, record, what="the cross-validation fits")

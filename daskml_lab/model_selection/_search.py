@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -25,9 +26,13 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import HasMethods, Interval, Options, check_params
-from daskml_lab.model_selection._execution import check_cv, run_folds
+from daskml_lab.metrics import check_scorer_fits
+from daskml_lab.model_selection._execution import check_cv, check_fold_classes, run_folds
 from daskml_lab.model_selection._scoring import check_scoring
+from daskml_lab.model_selection._search_checkpoint import search_checkpoint
+from daskml_lab.model_selection._search_progress import SearchProgress
 from daskml_lab.model_selection._shared_paths import shared_pass_results
+from daskml_lab.monitoring import fit_span, start_run
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV"]
 
@@ -65,6 +70,7 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
         "cv": [Interval(numbers.Integral, 2, None, closed="left"), HasMethods(["split"]), Iterable, None],
         "return_train_score": ["boolean"],
         "error_score": [Options({"raise"}), numbers.Real],
+        "checkpoint": [None, "str", os.PathLike],
     }
 
     def _candidates(self) -> tuple[list[dict[str, Any]], str]:  # pragma: no cover - overridden
@@ -89,35 +95,78 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
         candidates, source = self._candidates()
         _check_candidates(self.estimator, candidates, source)
         scorers, multimetric = check_scoring(self.scoring)
+        for scorer in scorers.values():
+            # before any fit: e.g. ROC AUC of a regressor, log loss of a model without probabilities
+            check_scorer_fits(
+                scorer.function,
+                self.estimator,
+                classification=is_classifier(self.estimator),
+                name=f"scoring={scorer.name!r}",
+            )
         refit_metric = self._refit_metric(scorers, multimetric)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         if isinstance(cv, list):
             n_splits = len(cv)
         else:
             n_splits = cv.get_n_splits(X, y, groups)
-        # a grid over the penalty of our linear models on dask data: one shared-pass path for all the pairs
-        results = shared_pass_results(
-            self.estimator,
-            X,
-            y,
-            cv,
-            scorers,
-            candidates,
-            groups=groups,
-            return_train_score=self.return_train_score,
-        )
-        if results is None:
-            results = run_folds(
-                self.estimator,
-                X,
-                y,
-                cv,
-                scorers,
-                candidates=candidates,
-                groups=groups,
-                return_train_score=self.return_train_score,
-                error_score=self.error_score,
+        if is_classifier(self.estimator):
+            check_fold_classes(cv, X, y, groups)
+        key = refit_metric if refit_metric is not None else next(iter(scorers))
+        with (
+            search_checkpoint(
+                self, X, y, groups, candidates=candidates, cv=cv, n_splits=n_splits
+            ) as checkpoint,
+            fit_span(type(self).__name__),
+        ):
+            finished = {} if checkpoint is None else checkpoint.finished()
+            run = start_run(
+                "search",
+                n_fits=len(candidates) * n_splits,
+                info={
+                    "estimator": type(self.estimator).__name__,
+                    "candidates": len(candidates),
+                    "folds": n_splits,
+                    "resumed fits": len(finished),
+                },
             )
+            progress = SearchProgress(run, candidates, n_splits, key, finished)
+
+            def on_result(candidate: int, fold: int, result: dict[str, Any]) -> None:
+                if checkpoint is not None:
+                    checkpoint.save(candidate, fold, result)
+                progress(candidate, fold, result)
+
+            results = None
+            if not finished:
+                # a grid over the penalty of our linear models on dask data: one shared-pass path for all the
+                # pairs, whose results all arrive together (a resumed search fits its missing pairs one by one)
+                results = shared_pass_results(
+                    self.estimator,
+                    X,
+                    y,
+                    cv,
+                    scorers,
+                    candidates,
+                    groups=groups,
+                    return_train_score=self.return_train_score,
+                )
+                for c, row in enumerate(results or ()):
+                    for f, result in enumerate(row):
+                        on_result(c, f, result)
+            if results is None:
+                results = run_folds(
+                    self.estimator,
+                    X,
+                    y,
+                    cv,
+                    scorers,
+                    candidates=candidates,
+                    groups=groups,
+                    return_train_score=self.return_train_score,
+                    error_score=self.error_score,
+                    finished=finished,
+                    on_result=on_result,
+                )
         self.cv_results_ = _cv_results(
             candidates, results, list(scorers), multimetric, self.return_train_score
         )
@@ -320,7 +369,16 @@ _SEARCH_PARAMETERS = """scoring : None, str, callable, list or dict, default=Non
     return_train_score : bool, default=False
         Also score every fit on its training rows.
     error_score : 'raise' or float, default=np.nan
-        Score of a fit that fails (with a :class:`~sklearn.exceptions.FitFailedWarning`)."""
+        Score of a fit that fails (with a :class:`~sklearn.exceptions.FitFailedWarning`).
+    checkpoint : str, path-like or None, default=None
+        Directory where the result of every (candidate, fold) fit is saved as soon as it finishes (its scores,
+        times and error text, one small JSON file each; no model). Fitting the same search again on the same
+        data with the same directory (after an interruption) fits only the pairs without a saved result and
+        gives the ``cv_results_`` of an uninterrupted search (fit and score times apart). The directory is
+        created if missing and checked in ``fit`` before any work; one written by another search, other
+        candidates or other data is refused with a clear error (delete it to start afresh). Needs folds and
+        candidates that a second run draws again identically: an int ``random_state`` for a shuffling ``cv``
+        and for :class:`RandomizedSearchCV`. See :doc:`/model_selection`."""
 
 _SEARCH_ATTRIBUTES = """cv_results_ : dict of str to ndarray
         scikit-learn's table: ``params``, ``param_<name>``, ``split<i>_test_<score>``, ``mean_test_<score>``,
@@ -366,7 +424,8 @@ class GridSearchCV(_BaseSearch):
     ------
     ValueError
         From ``fit``: an empty grid, a parameter the estimator does not have (the valid ones are listed), an
-        unknown scorer name.
+        unknown scorer name, a scorer that cannot score the estimator (ROC AUC of a regressor), folds whose
+        training rows lack a class (in-memory labels).
 
     Examples
     --------
@@ -396,6 +455,7 @@ class GridSearchCV(_BaseSearch):
         cv: Any = None,
         return_train_score: bool = False,
         error_score: Any = np.nan,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         self.estimator = estimator
         self.param_grid = param_grid
@@ -404,6 +464,7 @@ class GridSearchCV(_BaseSearch):
         self.cv = cv
         self.return_train_score = return_train_score
         self.error_score = error_score
+        self.checkpoint = checkpoint
 
     def _candidates(self) -> tuple[list[dict[str, Any]], str]:
         grid = self.param_grid
@@ -428,7 +489,7 @@ class RandomizedSearchCV(_BaseSearch):
         Number of candidates sampled.
     {_SEARCH_PARAMETERS}
     random_state : int, numpy.random.RandomState or None, default=None
-        Seed of the sampling.
+        Seed of the sampling (an int with ``checkpoint``).
 
     Attributes
     ----------
@@ -466,6 +527,7 @@ class RandomizedSearchCV(_BaseSearch):
         return_train_score: bool = False,
         error_score: Any = np.nan,
         random_state: Any = None,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         self.estimator = estimator
         self.param_distributions = param_distributions
@@ -476,6 +538,7 @@ class RandomizedSearchCV(_BaseSearch):
         self.return_train_score = return_train_score
         self.error_score = error_score
         self.random_state = random_state
+        self.checkpoint = checkpoint
 
     def _candidates(self) -> tuple[list[dict[str, Any]], str]:
         distributions = self.param_distributions

@@ -56,7 +56,19 @@ MAX_TEXT = 200
 MAX_ITEMS = 32
 #: Shard indices accepted are below this (an ensemble has at most one shard per row block).
 MAX_SHARDS = 10_000
-_RUN_KINDS = ("solver", "ensemble")
+_RUN_KINDS = ("solver", "ensemble", "search")
+#: What a search reports (anything else in its messages is dropped).
+_SEARCH_KEYS = (
+    "n_candidates",
+    "n_splits",
+    "n_fits",
+    "fits_done",
+    "candidates_done",
+    "candidates_running",
+    "best_score",
+    "best_params",
+    "best_candidate",
+)
 
 _STATUS_COLORS = {"pending": "#bbbbbb", "started": "#f0a030", "finished": "#3070b0", "failed": "#d03030"}
 _SHARD_COLUMNS = (
@@ -125,6 +137,7 @@ class _Run:
         self.records: list[dict[str, Any]] = []
         self.truncated = False
         self.shards: dict[int, dict[str, Any]] = {}
+        self.search: dict[str, Any] = {}
         self.version = 0
         self._max_records = max_records
 
@@ -166,6 +179,11 @@ class _Run:
                 if k not in ("kind", "run", "shard", "status", "time", "worker")
             }
             self._update_row(row, facts)
+        elif kind == "search":
+            self.kind = "search"
+            state = message.get("state")
+            if isinstance(state, Mapping):
+                self.search = {key: _bounded(state[key], depth=1) for key in _SEARCH_KEYS if key in state}
         elif kind == "shards":
             self.kind = "ensemble"
             for values in itertools.islice(message.get("rows") or (), MAX_SHARDS):
@@ -202,6 +220,7 @@ class _Run:
             "n_shards": self.n_shards,
             "truncated": self.truncated,
             "shards": [self.shards[shard] for shard in sorted(self.shards)],
+            "search": self.search,
         }
         if records:
             out["records"] = self.records
@@ -488,6 +507,16 @@ def _run_summary(run: _Run | None) -> str:
     if run.kind == "ensemble":
         done = sum(1 for row in run.shards.values() if row.get("status") == "finished")
         parts.append(f"shards fitted: {done}/{run.n_shards if run.n_shards is not None else len(run.shards)}")
+    elif run.kind == "search":
+        state = run.search
+        parts.append(
+            f"candidates done: {esc(str(state.get('candidates_done', 0)))}/{esc(str(state.get('n_candidates', '?')))}"
+        )
+        parts.append(f"running: {esc(str(state.get('candidates_running', 0)))}")
+        parts.append(f"fits: {esc(str(state.get('fits_done', 0)))}/{esc(str(state.get('n_fits', '?')))}")
+        best = state.get("best_score")
+        if isinstance(best, int | float):
+            parts.append(f"best score so far: {best:.6g} ({esc(str(state.get('best_params', '')))})")
     else:
         parts.append(f"iterations: {len(run.records)}")
         if run.records:
@@ -501,13 +530,13 @@ def _run_summary(run: _Run | None) -> str:
 
 
 def _requested_kind(doc: Any) -> str | None:
-    """The ``?kind=solver|ensemble`` of the page's URL: which kind of run "latest run" means."""
+    """The ``?kind=solver|ensemble|search`` of the page's URL: which kind of run "latest run" means."""
     try:
         values = doc.session_context.request.arguments.get("kind") or []
     except AttributeError:
         return None
     kinds = [value.decode() if isinstance(value, bytes) else str(value) for value in values]
-    return kinds[0] if kinds and kinds[0] in ("solver", "ensemble") else None
+    return kinds[0] if kinds and kinds[0] in _RUN_KINDS else None
 
 
 def training_document(scheduler: Any, doc: Any, *, full_page: bool) -> None:
@@ -601,7 +630,7 @@ def training_document(scheduler: Any, doc: Any, *, full_page: bool) -> None:
         state["shown"], state["version"] = key, None if run is None else run.version
         summary.text = _run_summary(run)
         is_ensemble = run is not None and run.kind == "ensemble"
-        solver_part.visible = not is_ensemble
+        solver_part.visible = run is None or run.kind == "solver"
         ensemble_part.visible = is_ensemble
         objective.data = _record_columns(run, "objective")
         grad_norm.data = _record_columns(run, "grad_norm")

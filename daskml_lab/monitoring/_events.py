@@ -17,8 +17,8 @@ non-blocking). The :class:`~daskml_lab.monitoring.TrainingMonitor` scheduler plu
 the dashboard page.
 
 Message format (msgpack-serialisable): each event is ``{"v": 1, "messages": [message, ...]}`` and each
-message a dict with ``kind`` in ``run-start``, ``iteration``, ``run-end``, ``shard``, ``shards`` and the
-``run`` id it belongs to.
+message a dict with ``kind`` in ``run-start``, ``iteration``, ``run-end``, ``shard``, ``shards``, ``search``
+and the ``run`` id it belongs to.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import dask
 from distributed import get_worker
 
 from daskml_lab._runtime.client import current_client
-from daskml_lab.monitoring._progress import IterationBar, ShardBar, progress_enabled
+from daskml_lab.monitoring._progress import IterationBar, SearchBar, ShardBar, progress_enabled
 
 __all__ = [
     "EVENT_VERSION",
@@ -210,13 +210,14 @@ class _Publisher:
 
 
 class TrainingRun:
-    """One training run (a solver's iterations, or a shard ensemble's shard fits) as the monitor sees it.
+    """One training run (a solver's iterations, a shard ensemble's shard fits, a search's fits) as the monitor
+    sees it.
 
     Create it with :func:`start_run`. Methods never raise because of monitoring problems.
 
     Parameters
     ----------
-    kind : {"solver", "ensemble"}
+    kind : {"solver", "ensemble", "search"}
         What is trained.
     label : str
         Title of the run (by default the names of the enclosing fit spans).
@@ -228,6 +229,8 @@ class TrainingRun:
         Extra small facts shown with the run (estimator, fusion, ...).
     client : distributed.Client, default=None
         Where to publish; ``None`` publishes nothing.
+    n_fits : int, default=None
+        Number of (candidate, fold) fits (searches).
     """
 
     def __init__(
@@ -239,6 +242,7 @@ class TrainingRun:
         n_shards: int | None = None,
         info: Mapping[str, Any] | None = None,
         client: Any = None,
+        n_fits: int | None = None,
     ) -> None:
         self.id = run_id or uuid.uuid4().hex
         self.kind = kind
@@ -247,12 +251,14 @@ class TrainingRun:
         self.status = "running"
         self._client = client
         self._publisher = _Publisher(client) if client is not None else None
-        self._bar: IterationBar | ShardBar | None = None
+        self._bar: IterationBar | ShardBar | SearchBar | None = None
         self._subscribed = False
         if progress_enabled():
             if kind == "ensemble":
                 self._bar = ShardBar(label, n_shards or 0)
                 self._subscribe_shard_events()
+            elif kind == "search":
+                self._bar = SearchBar(label, n_fits or 0)
             else:
                 self._bar = IterationBar(label)
         self._send(
@@ -284,6 +290,12 @@ class TrainingRun:
         self._send({"kind": "iteration", "record": plain(dict(record))})
         if isinstance(self._bar, IterationBar):
             self._bar.update(record)
+
+    def search(self, state: Mapping[str, Any]) -> None:
+        """Report a search's progress: fits and candidates done, candidates running, the best score so far."""
+        self._send({"kind": "search", "state": plain(dict(state))})
+        if isinstance(self._bar, SearchBar):
+            self._bar.update(state)
 
     def shards(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Report final per-shard facts (rows, validation score, weight) once the ensemble is fused."""
@@ -331,6 +343,7 @@ def start_run(
     run_id: str | None = None,
     n_shards: int | None = None,
     info: Mapping[str, Any] | None = None,
+    n_fits: int | None = None,
 ) -> TrainingRun:
     """Start a :class:`TrainingRun` in the innermost fit scope (it ends with the scope).
 
@@ -338,7 +351,7 @@ def start_run(
 
     Parameters
     ----------
-    kind : {"solver", "ensemble"}
+    kind : {"solver", "ensemble", "search"}
         What is trained.
     label : str, default=None
         Title; by default the names of the enclosing fit spans (``"LogisticRegression / lbfgs"``).
@@ -348,6 +361,8 @@ def start_run(
         Number of shards (ensembles).
     info : dict, default=None
         Extra small facts shown with the run.
+    n_fits : int, default=None
+        Number of (candidate, fold) fits (searches).
 
     Returns
     -------
@@ -364,6 +379,7 @@ def start_run(
         n_shards=n_shards,
         info=info,
         client=client,
+        n_fits=n_fits,
     )
     scopes = _SCOPES.get()
     if scopes:

@@ -200,6 +200,48 @@ class ShardBar(IterationBar):
         self._draw(f"{self._render()}  [{status}]", force=True, end="\n")
 
 
+class SearchBar(IterationBar):
+    """``label: [#####-----] 5/12 fits, candidates 1/4 done, 1 running, best 0.93 (C=1.0)``.
+
+    Parameters
+    ----------
+    label : str
+        What is searched.
+    n_fits : int
+        Number of (candidate, fold) fits.
+    stream : file-like, default=None
+        Where to draw; ``sys.stderr`` when ``None``.
+    """
+
+    def __init__(self, label: str, n_fits: int, stream: TextIO | None = None) -> None:
+        super().__init__(label, stream)
+        self.n_fits = int(n_fits)
+        self.state: dict[str, Any] = {}
+        self._draw(self._render(), force=True)
+
+    def _render(self) -> str:
+        state = self.state
+        done = int(state.get("fits_done", 0))
+        filled = int(_WIDTH * done / self.n_fits) if self.n_fits else _WIDTH
+        line = f"{self.label}: [{'#' * filled}{'-' * (_WIDTH - filled)}] {done}/{self.n_fits} fits"
+        if "n_candidates" in state:
+            line += f", candidates {state.get('candidates_done', 0)}/{state['n_candidates']} done"
+        if state.get("candidates_running"):
+            line += f", {state['candidates_running']} running"
+        if state.get("best_score") is not None:
+            line += f", best {_format_value(state['best_score'])} ({state.get('best_params', '')})"
+        return line
+
+    def update(self, state: Mapping[str, Any]) -> None:  # type: ignore[override]
+        """Show the search's progress (what :meth:`TrainingRun.search` reports)."""
+        self.state = dict(state)
+        self._draw(self._render())
+
+    def close(self, status: str) -> None:
+        """Draw the final line and end it."""
+        self._draw(f"{self._render()}  [{status}]", force=True, end="\n")
+
+
 def compute_with_progress(*collections: Any, verbose: bool = True, **kwargs: Any) -> tuple[Any, ...]:
     """``dask.compute(*collections)`` with Dask's own progress bar when interactive.
 
