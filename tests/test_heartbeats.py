@@ -24,16 +24,20 @@ def _found_silent(records):
 
 def test_a_later_watch_knows_at_once_a_worker_still_silent():
     _found_silent({"w": {"last_seen": 1.0}})
-    later = Heartbeats()
+    later = Heartbeats(recall=True)
     later.heard({"w": {"last_seen": 1.0}, "x": {"last_seen": 5.0}})
     assert known_silent({"w": {"last_seen": 1.0}, "x": {"last_seen": 5.0}}) == {"w"}
     # silent since the first watch saw it, not since this one started: longer than this watch has existed
     assert set(later.silent(0.005)) == {"w"}
+    # a watch that keeps its own delay starts its clock afresh
+    own = Heartbeats()
+    own.heard({"w": {"last_seen": 1.0}})
+    assert own.silent(60.0) == {}
 
 
 def test_one_heartbeat_forgets_it():
     _found_silent({"w": {"last_seen": 1.0}})
-    later = Heartbeats()
+    later = Heartbeats(recall=True)
     later.heard({"w": {"last_seen": 2.0}})
     assert known_silent({"w": {"last_seen": 2.0}}) == set()
     assert later.silent(60.0) == {}

@@ -32,6 +32,7 @@ from daskml_lab._runtime.memory import WorkerMemory, dense_nbytes, plan_memory
 from daskml_lab.data import read_zarr
 from daskml_lab.ensemble import CascadeSVC, ShardEnsembleClassifier
 from daskml_lab.linear_model import HuberRegressor, LogisticRegression
+from daskml_lab.linear_model import _huber as huber_module
 from daskml_lab.testing import PeakMemory
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -304,9 +305,11 @@ def test_huber_regressor_follows_the_persist_rule(
     X, y = read_zarr(small_store, target="y")
     key = "daskml_lab.solvers.persist"
     persisted = []
-    original_persist = dask.persist
+    original_persist = huber_module.watched_persist  # how it keeps its rows (watched for a paused worker)
     monkeypatch.setattr(
-        dask, "persist", lambda *args, **kw: persisted.append(args) or original_persist(*args, **kw)
+        huber_module,
+        "watched_persist",
+        lambda *args, **kw: persisted.append(args) or original_persist(*args, **kw),
     )
     models = {}
     for persist, engine, other in (("auto", "stream", "actors"), (True, "actors", "stream")):

@@ -36,8 +36,14 @@ class Heartbeats:
     Parameters
     ----------
     clock : callable, default=time.monotonic
-        The client's clock (tests pass a fake one). Only watches on the real clock remember the workers they
-        found silent and learn from each other.
+        The client's clock (tests pass a fake one). Only watches on the real clock tell the others of this
+        process which workers they found silent.
+    recall : bool, default=False
+        Whether a worker found silent by an earlier watch, and silent since, is silent from this watch's first
+        look (the passes and the solver state, which then go to the other workers from the start). The
+        watches that move blocks or shards already being computed (the solver engine's row blocks, the shard
+        placement) keep their own delay: moving work that a silent worker may not even hold copies it for
+        nothing, and their first look is taken while the scheduler may still list a worker just killed.
 
     Examples
     --------
@@ -50,8 +56,9 @@ class Heartbeats:
     {'b': 12.0}
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, recall: bool = False) -> None:
         self.clock = clock
+        self.recall = recall
         self._changed: dict[str, tuple[Any, float]] = {}  # worker -> (last_seen, when it last changed)
         self._found = _FOUND_SILENT if clock is time.monotonic else {}
 
@@ -62,15 +69,14 @@ class Heartbeats:
             seen = record.get("last_seen")
             previous = self._changed.get(worker)
             if previous is None:
-                found = self._found.get(worker)
+                found = self._found.get(worker) if self.recall else None
                 # still the heartbeat it had when found silent: silent since then
                 self._changed[worker] = found if found is not None and found[0] == seen else (seen, now)
             elif previous[0] != seen:
                 self._changed[worker] = (seen, now)
             if worker in self._found and _later(seen, self._found[worker][0]):
-                del self._found[
-                    worker
-                ]  # it sent a heartbeat since (an older record, asked earlier, is not one)
+                # it sent a heartbeat since (an older record, asked earlier, is not one)
+                del self._found[worker]
 
     def silent(self, longer_than_s: float) -> dict[str, float]:
         """The workers whose heartbeat has not changed for more than ``longer_than_s`` seconds, and for how long."""

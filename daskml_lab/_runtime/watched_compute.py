@@ -109,7 +109,7 @@ def watched_compute(*collections: Any, what: str, unresponsive_s: float | None =
     )
     health = ClusterHealth(client)
     watch = WorkerWatch(client, interval_s=_POLL_S, health=health)
-    heartbeats = Heartbeats()
+    heartbeats = Heartbeats(recall=True)
     set_aside = _set_aside_known(client, watch, heartbeats, [packed], what, unresponsive_s)
     futures = [client.compute(packed, **_placement(watch, set_aside))]
     try:
@@ -178,7 +178,7 @@ def watched_persist(*collections: Any, what: str, unresponsive_s: float | None =
         return dask.persist(*collections)
     health = ClusterHealth(client)
     watch = WorkerWatch(client, interval_s=_POLL_S, health=health)
-    heartbeats = Heartbeats()
+    heartbeats = Heartbeats(recall=True)
     set_aside = _set_aside_known(client, watch, heartbeats, collections, what, unresponsive_s)
     attempts = [client.persist(list(collections), **_placement(watch, set_aside))]
     try:
@@ -216,7 +216,12 @@ def watched_persist(*collections: Any, what: str, unresponsive_s: float | None =
                 responsive,
             )
             copies = copies if isinstance(copies, tuple) else (copies,)
-            attempts.append(client.persist(list(copies), workers=responsive, allow_other_workers=False))
+            attempts.append(
+                # not optimised: dask's fusion of some cloned graphs fails (solvers._stragglers)
+                client.persist(
+                    list(copies), workers=responsive, allow_other_workers=False, optimize_graph=False
+                )
+            )
     finally:
         client.cancel([f for attempt in attempts for c in attempt for f in futures_of(c) if not f.done()])
         for attempt in attempts:

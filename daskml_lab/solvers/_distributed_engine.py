@@ -206,7 +206,7 @@ class DistributedEngine(_Engine):
         """Wait for the actors of ``positions`` to exist; :class:`WorkersLost` if their worker leaves."""
         futures = [self._actor_futures[p] for p in positions]
         deadline = time.monotonic() + self.timeout_s
-        heartbeats = Heartbeats()
+        heartbeats = Heartbeats(recall=True)  # the solver state is not started yet: none to copy
         while True:
             try:
                 wait(futures, timeout=min(WATCH_INTERVAL_S, max(deadline - time.monotonic(), 0.01)))

@@ -292,7 +292,9 @@ def move_positions(engine: Any, positions: list[int], *, reason: str) -> list[in
     for target, group in groups.items():
         cloned = clone(*[b for i in group for b in blocks[indices.index(i)]], seed=seed)
         # compute: the moved row blocks, on the healthy target only (never fetched from the straggler)
-        persisted = engine.client.persist(list(cloned), workers=[target], allow_other_workers=False)
+        persisted = engine.client.persist(
+            list(cloned), workers=[target], allow_other_workers=False, optimize_graph=False
+        )
         width = len(persisted) // len(group)
         for k, i in enumerate(group):
             triple = tuple(futures_of(c)[0] for c in persisted[k * width : (k + 1) * width])
@@ -361,16 +363,9 @@ def wait_blocks(engine: Any, what: str) -> None:
         elif rule.enabled and not durations:
             # nothing to compare with: the blocks may all wait for one task a silent worker holds
             heartbeats.heard(engine._watch.records())
-            silent = heartbeats.silent(rule.unresponsive_s)
+            silent = heartbeats.silent(rule.unresponsive_s) if elapsed > rule.unresponsive_s else {}
             slow = set(silent) - engine.stragglers
-            # a worker found silent by an earlier watch, and silent since (no heartbeat), holds up the blocks
-            # at once: they all move now rather than after unresponsive_s more
-            known = any(seconds > elapsed for seconds in silent.values())
-            late = (
-                [i for i, seconds in waiting.items() if known or seconds > rule.unresponsive_s]
-                if slow
-                else []
-            )
+            late = [i for i, seconds in waiting.items() if seconds > rule.unresponsive_s] if slow else []
             heard = ", ".join(f"{seconds:.1f} s" for seconds in silent.values())
             reason = f"not computed after {elapsed:.1f} s, no heartbeat for {heard}"
         if late:
@@ -416,7 +411,11 @@ def _rebuild_blocks(engine: Any, late: list[int], slow: set[str], reason: str) -
         "solver engine: %s on %s; computing them again from their lineage on %s", reason, sorted(slow), live
     )
     # persist: the late row blocks again, on the other workers only (never fetched from the straggler)
-    persisted = engine.client.persist(list(cloned), workers=live, allow_other_workers=False)
+    # not optimised: dask's fusion of some cloned graphs fails ("Cannot fuse tasks with multiple outputs"),
+    # and only later, as the error of the persisted futures
+    persisted = engine.client.persist(
+        list(cloned), workers=live, allow_other_workers=False, optimize_graph=False
+    )
     width = len(persisted) // len(late)
     for k, index in enumerate(late):
         engine._block_futures[index] = tuple(futures_of(c)[0] for c in persisted[k * width : (k + 1) * width])
