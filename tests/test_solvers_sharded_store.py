@@ -156,7 +156,7 @@ def test_partitioned_sgd_reaches_sklearn(store_client: Client) -> None:
     reference = SkLogisticRegression(C=C, tol=1e-8, max_iter=1000).fit(X_np, y_np)
     best = _objective(reference.coef_[0], reference.intercept_[0], X_np, y_np, C)
 
-    model = LogisticRegression(C=C, model_partitions=2, max_iter=12, tol=1e-3, random_state=0)
+    model = LogisticRegression(C=C, model_partitions=2, max_iter=12, tol=1e-4, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # the objective gap is what is checked
         model.fit(X_train, y_train)

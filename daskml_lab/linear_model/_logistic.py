@@ -58,9 +58,9 @@ class LogisticRegression(LinearClassifierBase):
         ``S >= 1``: a partitioned parameter store of ``S`` shards on the workers (Dask actors; ``S`` larger
         than the number of workers puts several shards on a worker), trained by the partitioned ``"sgd"``
         (``solver="auto"`` or ``"sgd"``; ``solver_options`` then takes ``step_rule``, ``learning_rate``,
-        ``batch_size`` and ``max_staleness``), each step pulling and pushing only the keys its rows touch. L2
-        penalty only; needs a distributed client; ``max_iter`` counts epochs and ``tol`` the relative change of
-        the objective over one. ``"auto"`` is ``None`` for now. See :doc:`/model_partitioning`.
+        ``rate_decay``, ``batch_size`` and ``max_staleness``), each step pulling and pushing only the keys its
+        rows touch. L2 penalty only; needs a distributed client; ``max_iter`` counts epochs and ``tol`` the
+        relative change of the objective over one. ``"auto"`` is ``None`` for now. See :doc:`/model_partitioning`.
 
     Attributes
     ----------

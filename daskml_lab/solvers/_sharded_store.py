@@ -207,9 +207,16 @@ class ParameterShard:
         """The clock of the slowest worker still running its round (the shard's clock when none is)."""
         return min(self.worker_clocks.values(), default=float(self.clock))
 
-    def start_round(self, workers: list[int]) -> None:
-        """Start a round of solver tasks: ``workers`` are running, at clock 0 each."""
+    def start_round(self, workers: list[int], learning_rate: float | None = None) -> None:
+        """Start a round of solver tasks: ``workers`` are running, at clock 0 each; set the base rate.
+
+        A new ``learning_rate`` is set after every row has paid its pending L2 steps at the old one, so the
+        lazy penalty stays exact.
+        """
         self.worker_clocks = dict.fromkeys(workers, 0.0)
+        if learning_rate is not None and learning_rate != self.learning_rate:
+            self._catch_up(np.arange(len(self.values)))
+            self.learning_rate = float(learning_rate)
 
     def finish(self, worker: int) -> None:
         """``worker`` has finished its round: it no longer holds the others back."""
@@ -357,15 +364,16 @@ class ShardedStore:
         placed = [workers[s % len(workers)] for s in range(n_shards)]
         token = uuid.uuid4().hex[:10]  # every store's actors have keys of their own
         futures = []
+        penalised = ShardRule(int(n_penalised), n_shards)
         for shard, address in enumerate(placed):
-            keys = rule.keys_of(shard)
-            start = None if initial is None else np.asarray(initial, dtype=np.float64)[keys]
+            # sizes by arithmetic: no array of the shard's keys on the client (the model may be wide)
+            start = None if initial is None else np.asarray(initial, dtype=np.float64)[rule.keys_of(shard)]
             futures.append(
                 client.submit(
                     ParameterShard,
-                    len(keys),
+                    rule.size(shard),
                     n_outputs,
-                    int(np.searchsorted(keys, n_penalised)),
+                    penalised.size(shard),
                     step_rule,
                     learning_rate,
                     l2,
@@ -429,9 +437,9 @@ class ShardedStore:
             out[self.view.rule.keys_of(shard)] = call.result()
         return out
 
-    def start_round(self, workers: list[int]) -> None:
-        """Tell every shard which workers run in the next round (for the staleness bound)."""
-        for call in [shard.start_round(workers) for shard in self.view.shards]:
+    def start_round(self, workers: list[int], learning_rate: float | None = None) -> None:
+        """Tell every shard which workers run in the next round (for the staleness bound), and its base rate."""
+        for call in [shard.start_round(workers, learning_rate) for shard in self.view.shards]:
             call.result()
 
     def close(self) -> None:

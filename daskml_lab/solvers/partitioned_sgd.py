@@ -25,7 +25,7 @@ from scipy.special import expit, log_softmax, softmax
 
 from daskml_lab._runtime.seeding import block_rng, root_entropy
 from daskml_lab.monitoring import task_prefix
-from daskml_lab.solvers._options import check_int, check_positive
+from daskml_lab.solvers._options import check_int, check_non_negative, check_positive
 from daskml_lab.solvers._result import warn_not_converged
 from daskml_lab.solvers._sharded_store import STEP_RULES, ShardedStore, StoreView, max_gather_bytes
 
@@ -233,8 +233,9 @@ def partitioned_sgd(
     random_state: Any = None,
     callback: Callable[..., Any] | None = None,
     step_rule: str = "adagrad",
-    learning_rate: float = 0.5,
-    batch_size: int = 256,
+    learning_rate: float = 1.0,
+    rate_decay: float = 0.5,
+    batch_size: int = 512,
     max_staleness: int | None = 8,
     gather: bool = True,
 ) -> PartitionedResult:
@@ -271,9 +272,12 @@ def partitioned_sgd(
         Called with each epoch's history record.
     step_rule : {"adagrad", "sgd"}, default="adagrad"
         The shards' per-coordinate rule (see ``ParameterShard``).
-    learning_rate : float, default=0.5
+    learning_rate : float, default=1.0
         Base rate ``eta``.
-    batch_size : int, default=256
+    rate_decay : float, default=0.5
+        The base rate of epoch ``e`` (from 0) is ``learning_rate / (1 + rate_decay * e)``, on top of the step
+        rule's own per-coordinate decay; larger values lower the noise of the last epochs.
+    batch_size : int, default=512
         Rows per step.
     max_staleness : int or None, default=8
         Bound on how many steps a worker may run ahead of the slowest running worker (None: no bound).
@@ -286,6 +290,7 @@ def partitioned_sgd(
     PartitionedResult
     """
     _check_options(n_partitions, step_rule, learning_rate, batch_size, max_staleness)
+    check_non_negative(_SOLVER, "rate_decay", rate_decay)
     if loss not in _LOSSES:
         msg = f"{_SOLVER}: loss must be one of {list(_LOSSES)}, got {loss!r}."
         raise ValueError(msg)
@@ -320,6 +325,7 @@ def partitioned_sgd(
         "data_scale": float(data_scale),
         "l2": float(l2),
         "learning_rate": float(learning_rate),
+        "rate_decay": float(rate_decay),
     }
     if n_partitions is not None and n_partitions > len(workers):
         logger.info(
@@ -379,7 +385,8 @@ def _run_epochs(
     positions = list(range(len(groups)))
     totals = {"keys_pulled": 0, "bytes_pulled": 0, "bytes_pushed": 0, "n_pushes": 0}
     for epoch in range(max_iter):
-        store.start_round(positions)
+        rate = config["learning_rate"] / (1.0 + config["rate_decay"] * epoch)
+        store.start_round(positions, rate)
         epoch_start = time.perf_counter()
         calls = []
         for position, (address, indices) in enumerate(groups.items()):
@@ -409,7 +416,7 @@ def _run_epochs(
             "iteration": epoch + 1,
             "objective": objective,
             "grad_norm": None,
-            "step_size": config["learning_rate"],
+            "step_size": rate,
             "time_s": time.perf_counter() - started,
             "epoch_s": epoch_s,
             "n_steps": int(sum(a["n_steps"] for a in answers)),
