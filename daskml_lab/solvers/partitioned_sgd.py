@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,8 @@ class PartitionedResult:
     history : list of dict
         One record per epoch: ``iteration``, ``objective``, ``grad_norm`` (None: not computed), ``step_size``,
         ``time_s``, ``epoch_s`` (the SGD pass alone), ``n_steps``, ``keys_pulled``, ``bytes_pulled``,
-        ``bytes_pushed`` (over the epoch's steps, all shards), ``staleness_max``.
+        ``bytes_pushed``, ``n_pushes`` (over the epoch's SGD steps, all shards; the objective's pulls are not
+        counted), ``staleness_max`` (so far).
     shard_stats : list of dict
         Each shard's counters at the end (see ``ParameterShard.stats``).
     message : str
@@ -383,10 +385,14 @@ def _run_epochs(
     previous = np.inf
     converged = False
     positions = list(range(len(groups)))
-    totals = {"keys_pulled": 0, "bytes_pulled": 0, "bytes_pushed": 0, "n_pushes": 0}
+    counted = ("keys_pulled", "bytes_pulled", "bytes_pushed", "n_pushes")
+    token = uuid.uuid4().hex[
+        :10
+    ]  # keys of this run's tasks (a refit must never find an earlier run's result)
     for epoch in range(max_iter):
         rate = config["learning_rate"] / (1.0 + config["rate_decay"] * epoch)
         store.start_round(positions, rate)
+        before = store.stats()
         epoch_start = time.perf_counter()
         calls = []
         for position, (address, indices) in enumerate(groups.items()):
@@ -404,14 +410,15 @@ def _run_epochs(
                     workers=[address],
                     allow_other_workers=False,
                     pure=False,
-                    key=f"{task_prefix('partitioned sgd')}-{entropy % 10**8}-{epoch}-{position}",
+                    key=f"{task_prefix('partitioned sgd')}-{token}-{epoch}-{position}",
                 )
             )
         # gather: one small dict per worker (step and key counts)
         answers = client.gather(calls)
         epoch_s = time.perf_counter() - epoch_start
-        objective = _objective(client, store, groups, block_futures, has_weight, config)
+        # the epoch's own traffic, before the objective's pulls
         stats = store.stats()
+        objective = _objective(client, store, groups, block_futures, has_weight, config)
         record = {
             "iteration": epoch + 1,
             "objective": objective,
@@ -422,10 +429,8 @@ def _run_epochs(
             "n_steps": int(sum(a["n_steps"] for a in answers)),
             "staleness_max": int(max(s["staleness_max"] for s in stats)),
         }
-        for name in totals:
-            now = int(sum(s[name] for s in stats))
-            record[name] = now - totals[name]
-            totals[name] = now
+        for name in counted:
+            record[name] = int(sum(s[name] for s in stats) - sum(s[name] for s in before))
         history.append(record)
         logger.debug("%s: %s", _SOLVER, record)
         if callback is not None:
@@ -470,7 +475,7 @@ def _objective(
                 workers=[address],
                 allow_other_workers=False,
                 pure=False,
-                key=f"{task_prefix('partitioned objective')}-{time.monotonic_ns()}-{indices[0]}",
+                key=f"{task_prefix('partitioned objective')}-{uuid.uuid4().hex[:10]}-{indices[0]}",
             )
         )
     # gather: one float per worker
