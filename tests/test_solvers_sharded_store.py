@@ -20,7 +20,9 @@ from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from daskml_lab.data import make_sparse_classification
 from daskml_lab.exceptions import ConvergenceWarning
 from daskml_lab.linear_model import LogisticRegression
+from daskml_lab.persistence import load, save
 from daskml_lab.solvers import ShardedStore, ShardRule, partitioned_sgd
+from daskml_lab.testing import raise_if_computes
 
 pytestmark = pytest.mark.cluster
 
@@ -282,7 +284,7 @@ def test_model_partitions_needs_a_cluster() -> None:
         LogisticRegression(model_partitions=2).fit(X, y)
 
 
-def test_more_partitions_than_workers_and_multinomial(store_client: Client) -> None:
+def test_more_partitions_than_workers_and_multinomial(store_client: Client, tmp_path) -> None:
     X, y = make_sparse_classification(6_000, 2**10, nnz_per_row=10, n_classes=3, chunks=1_500, random_state=4)
     model = LogisticRegression(
         model_partitions=3,
@@ -300,3 +302,9 @@ def test_more_partitions_than_workers_and_multinomial(store_client: Client) -> N
     ours = model.score(X[5_000:], y[5_000:])
     theirs = reference.score(X[5_000:].compute(), y[5_000:].compute())
     assert ours >= theirs - 0.02, (ours, theirs)
+    # the fitted model is an ordinary one: predict is lazy and unchanged, and it survives save/load
+    with raise_if_computes(max_computes=0):
+        labels = model.predict(X[5_000:])
+    loaded = load(save(model, tmp_path / "model.zip"))
+    assert loaded.model_partitions == 3
+    np.testing.assert_array_equal(loaded.predict(X[5_000:]).compute(), labels.compute())
