@@ -275,6 +275,16 @@ def test_bad_settings_are_refused_before_work(store_client: Client, params: dict
         LogisticRegression(**params).fit(X, y)
 
 
+def test_a_model_too_large_to_gather_is_refused_before_the_store_starts(store_client: Client) -> None:
+    X, y = make_sparse_classification(200, 2**12, nnz_per_row=5, chunks=100, random_state=0)
+    with (
+        dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 2**12 * 8}),
+        pytest.raises(ValueError, match=r"partitioned fitted model is not available yet \(issue 13\)"),
+    ):
+        LogisticRegression(model_partitions=2).fit(X, y)
+    assert not [key for key in store_client.who_has() if "parameter-shard" in str(key)]
+
+
 def test_model_partitions_needs_a_cluster() -> None:
     X, y = make_sparse_classification(200, 2**8, nnz_per_row=5, chunks=100, random_state=0)
     with (
