@@ -5,6 +5,7 @@ Real two-process cluster (the session's LocalCluster), one client for the module
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 import warnings
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ def store_client(local_cluster: LocalCluster) -> Iterator[Client]:
 
 
 def _workers(client: Client) -> list[str]:
-    return sorted(client.scheduler_info()["workers"])
+    return sorted(client.run(os.getpid))  # every worker answers (scheduler_info may be a stale copy)
 
 
 def _objective(coef: np.ndarray, intercept: float, X: sp.csr_matrix, y: np.ndarray, C: float) -> float:
@@ -318,3 +319,37 @@ def test_more_partitions_than_workers_and_multinomial(store_client: Client, tmp_
     loaded = load(save(model, tmp_path / "model.zip"))
     assert loaded.model_partitions == 3
     np.testing.assert_array_equal(loaded.predict(X[5_000:]).compute(), labels.compute())
+
+
+def test_a_lost_parameter_shard_gives_a_clear_error() -> None:
+    # a cluster of its own: one of its workers is killed
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        X, y = make_sparse_classification(2_000, 2**10, nnz_per_row=5, chunks=500, random_state=0)
+        victim = _workers(client)[1]
+
+        def kill_after_first_epoch(record: dict) -> None:
+            if record["iteration"] == 1:
+                client.run(
+                    os._exit, 1, workers=[victim], on_error="ignore"
+                )  # the nanny restarts it: a new, empty worker
+
+        with pytest.raises(
+            RuntimeError, match=r"left the cluster during the fit, with parameter shard\(s\) \[1\]"
+        ):
+            partitioned_sgd(
+                X,
+                y,
+                None,
+                client=client,
+                loss="logistic",
+                n_outputs=1,
+                fit_intercept=True,
+                data_scale=1 / 2_000,
+                l2=1 / 2_000,
+                max_iter=5,
+                random_state=0,
+                callback=kill_after_first_epoch,
+            )

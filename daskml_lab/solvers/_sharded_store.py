@@ -24,6 +24,8 @@ from typing import Any
 import dask
 import numpy as np
 
+from daskml_lab._runtime.client import cluster_timeout_s
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["STEP_RULES", "ParameterShard", "ShardRule", "ShardedStore", "StoreView", "max_gather_bytes"]
@@ -249,6 +251,8 @@ class StoreView:
     shards: tuple[Any, ...]
     rule: ShardRule
     n_outputs: int
+    #: Longest wait for one shard's answer (``daskml_lab.solvers.timeout_s``): a lost shard fails, never hangs.
+    timeout_s: float = 600.0
 
     def pull(self, keys: np.ndarray) -> tuple[np.ndarray, list[int], float]:
         """Rows of ``keys`` (in the order given), the clock of each shard and the slowest worker's clock.
@@ -262,7 +266,7 @@ class StoreView:
         clocks = [0] * len(self.shards)
         slowest = float("inf")
         for (shard, _, _), (positions, call) in zip(parts, calls, strict=True):
-            rows, clock, shard_slowest = call.result()
+            rows, clock, shard_slowest = call.result(self.timeout_s)
             out[positions] = rows
             clocks[shard] = int(clock)
             slowest = min(slowest, shard_slowest)
@@ -285,7 +289,7 @@ class StoreView:
     def push(self, keys: np.ndarray, grads: np.ndarray, *, worker: int = -1) -> list[int]:
         """:meth:`push_async` from the latest clocks, waiting for every shard; returns the new clocks."""
         calls = self.push_async(keys, grads, self.clocks(), worker, 0)
-        return [int(call.result()[0]) for call in calls]
+        return [int(call.result(self.timeout_s)[0]) for call in calls]
 
     def clocks(self) -> list[int]:
         """Each shard's clock."""
@@ -294,7 +298,7 @@ class StoreView:
     def stats(self) -> list[dict[str, Any]]:
         """Each shard's counters (see :meth:`ParameterShard.stats`)."""
         calls = [shard.stats() for shard in self.shards]
-        return [call.result() for call in calls]
+        return [call.result(self.timeout_s) for call in calls]
 
 
 class ShardedStore:
@@ -385,8 +389,9 @@ class ShardedStore:
                     key=f"{key}-{token}-{shard}",
                 )
             )
-        shards = tuple(future.result() for future in futures)
-        return cls(client, StoreView(shards, rule, int(n_outputs)), futures, placed)
+        shards = tuple(future.result(cluster_timeout_s()) for future in futures)
+        view = StoreView(shards, rule, int(n_outputs), cluster_timeout_s())
+        return cls(client, view, futures, placed)
 
     @property
     def n_shards(self) -> int:
@@ -413,7 +418,7 @@ class ShardedStore:
     def sq_norm(self) -> float:
         """``||w||^2`` of the penalised keys, summed over the shards (one float from each)."""
         calls = [shard.sq_norm() for shard in self.view.shards]
-        return float(sum(call.result() for call in calls))
+        return float(sum(call.result(self.view.timeout_s) for call in calls))
 
     def gather(self, limit_bytes: int | None = None) -> np.ndarray:
         """The whole model on the client, shape ``(n_keys, n_outputs)``, if it is at most ``limit_bytes``.
@@ -434,13 +439,17 @@ class ShardedStore:
         out = np.empty((self.view.rule.n_keys, self.view.n_outputs), dtype=np.float64)
         calls = [shard.gather() for shard in self.view.shards]
         for shard, call in enumerate(calls):
-            out[self.view.rule.keys_of(shard)] = call.result()
+            out[self.view.rule.keys_of(shard)] = call.result(self.view.timeout_s)
         return out
+
+    def lost_shards(self) -> list[int]:
+        """The shards whose actor is no longer available (its worker died or left), as Dask reports them."""
+        return [shard for shard, future in enumerate(self._futures) if future.status != "finished"]
 
     def start_round(self, workers: list[int], learning_rate: float | None = None) -> None:
         """Tell every shard which workers run in the next round (for the staleness bound), and its base rate."""
         for call in [shard.start_round(workers, learning_rate) for shard in self.view.shards]:
-            call.result()
+            call.result(self.view.timeout_s)
 
     def close(self) -> None:
         """Release the shards (their memory on the workers)."""

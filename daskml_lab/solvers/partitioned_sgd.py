@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from distributed import futures_of, wait
 from scipy.special import expit, log_softmax, softmax
 
+from daskml_lab._compat import scheduler_workers
 from daskml_lab._runtime.seeding import block_rng, root_entropy
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._options import check_int, check_non_negative, check_positive
@@ -38,6 +39,10 @@ _SOLVER = "partitioned sgd"
 _LOSSES = ("logistic", "multinomial")
 #: Stream constant of the row order (block_rng(entropy, _STREAM, epoch, first block index)).
 _STREAM = 0x5D
+#: Seconds between two checks that the workers of the fit are still in the cluster.
+_WATCH_S = 1.0
+#: Seconds to wait, after a call to a shard failed, for the scheduler to notice that its worker has gone.
+_LOSS_GRACE_S = 10.0
 
 
 @dataclass
@@ -151,7 +156,7 @@ def _sgd_epoch_task(
         while bound is not None and n_steps - slowest > bound:
             time.sleep(0.001)
             waited_s += 0.001
-            slowest = view.shards[0].slowest().result()
+            slowest = view.shards[0].slowest().result(view.timeout_s)
         values, clocks, _ = view.pull(keys)
         if not fit_intercept:
             values[-1] = 0.0
@@ -162,14 +167,14 @@ def _sgd_epoch_task(
         if not fit_intercept:
             grads[-1] = 0.0
         if in_flight:  # at most one step in flight: the previous push must have been applied
-            slowest = min(call.result()[1] for call in in_flight)
+            slowest = min(call.result(view.timeout_s)[1] for call in in_flight)
         n_steps += 1
         in_flight = view.push_async(keys, grads, clocks, worker, n_steps)
         keys_pulled += len(keys)
     for call in in_flight:
-        call.result()
+        call.result(view.timeout_s)
     for call in [shard.finish(worker) for shard in view.shards]:
-        call.result()
+        call.result(view.timeout_s)
     return {"n_steps": n_steps, "keys_pulled": keys_pulled, "waited_s": waited_s}
 
 
@@ -306,7 +311,7 @@ def partitioned_sgd(
             "(issue 13). Raise the limit if the client has the memory."
         )
         raise ValueError(msg)
-    workers = sorted(client.scheduler_info()["workers"])
+    workers = sorted(scheduler_workers(client))
     collections = [X, y] if sample_weight is None else [X, y, sample_weight]
     # persist: the row blocks stay on the workers for the whole fit (the only data-sized step)
     persisted = client.persist(collections)
@@ -351,9 +356,15 @@ def partitioned_sgd(
         key=task_prefix("parameter shard"),
     )
     try:
-        result = _run_epochs(
-            client, store, groups, block_futures, has_weight, config, entropy, tol, max_iter, callback
-        )
+        try:
+            result = _run_epochs(
+                client, store, groups, block_futures, has_weight, config, entropy, tol, max_iter, callback
+            )
+        except (OSError, RuntimeError) as err:  # a shard did not answer: say whether its worker left
+            explained = _explained(client, store, groups, err)
+            if explained is err:
+                raise
+            raise explained from err
         result.shard_stats = store.stats()
         if gather:
             result.W = store.gather()
@@ -414,7 +425,7 @@ def _run_epochs(
                 )
             )
         # gather: one small dict per worker (step and key counts)
-        answers = client.gather(calls)
+        answers = _gather_watched(client, calls, store, groups)
         epoch_s = time.perf_counter() - epoch_start
         # the epoch's own traffic, before the objective's pulls
         stats = store.stats()
@@ -452,6 +463,57 @@ def _run_epochs(
     return PartitionedResult(None, None, n_iter, converged, history, message=message)
 
 
+def _lost_error(client: Any, store: ShardedStore, groups: dict[str, list[int]]) -> RuntimeError | None:
+    """The clear error when a worker holding a parameter shard or rows has left the cluster, else None.
+
+    Partitioned fits do not recover a lost worker yet (issue 13): its shard's values are gone, and a fit
+    continued without them would silently restart part of the model.
+    """
+    lost = sorted((set(store.workers) | set(groups)) - set(scheduler_workers(client)))
+    if not lost:
+        return None
+    shards = [s for s, address in enumerate(store.workers) if address in lost]
+    msg = (
+        f"{_SOLVER}: worker(s) {lost} left the cluster during the fit, with parameter shard(s) {shards} of the "
+        "model and their rows. A partitioned fit cannot recover a lost shard yet (issue 13): fit again once the "
+        "cluster is healthy."
+    )
+    return RuntimeError(msg)
+
+
+def _explained(
+    client: Any, store: ShardedStore, groups: dict[str, list[int]], err: Exception
+) -> BaseException:
+    """``err`` (a failed call to a shard) replaced by the lost-worker error once the scheduler sees the loss."""
+    if not isinstance(err, OSError) and not store.lost_shards():
+        return err  # not a lost shard: the error is the caller's
+    deadline = time.monotonic() + _LOSS_GRACE_S
+    while time.monotonic() < deadline:
+        lost = _lost_error(client, store, groups)
+        if lost is not None:
+            return lost
+        time.sleep(0.2)
+    return err
+
+
+def _gather_watched(
+    client: Any, calls: list[Any], store: ShardedStore, groups: dict[str, list[int]]
+) -> list[Any]:
+    """The tasks' results; the lost-worker error as soon as a worker of the fit has left (never a hang)."""
+    while True:
+        try:
+            wait(calls, timeout=_WATCH_S)
+        except TimeoutError:
+            pass
+        lost = _lost_error(client, store, groups)
+        if lost is not None:
+            client.cancel(calls)
+            raise lost
+        if all(call.done() for call in calls):
+            # gather: small results, one per worker
+            return client.gather(calls)
+
+
 def _objective(
     client: Any,
     store: ShardedStore,
@@ -479,5 +541,5 @@ def _objective(
             )
         )
     # gather: one float per worker
-    loss_sum = float(sum(client.gather(calls)))
+    loss_sum = float(sum(_gather_watched(client, calls, store, groups)))
     return config["data_scale"] * loss_sum + config["l2"] / 2 * store.sq_norm()
