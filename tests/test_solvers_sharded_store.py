@@ -252,6 +252,15 @@ def test_client_never_holds_a_wide_model(store_client: Client) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- estimator
+def test_auto_is_the_replicated_fit_for_now() -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), rng.integers(0, 2, size=60)
+    with dask.config.set(scheduler="sync"):
+        auto = LogisticRegression(model_partitions="auto").fit(X, y)
+        default = LogisticRegression().fit(X, y)
+    np.testing.assert_array_equal(auto.coef_, default.coef_)
+
+
 def test_model_partitions_is_a_parameter() -> None:
     model = LogisticRegression(model_partitions=3)
     assert model.get_params()["model_partitions"] == 3
