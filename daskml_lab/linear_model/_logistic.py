@@ -19,6 +19,7 @@ from daskml_lab.linear_model._base import (
 )
 from daskml_lab.linear_model._blocks import _decision_function_block, effective_weights
 from daskml_lab.linear_model._docs import fill_doc
+from daskml_lab.linear_model._partitioned import check_partitioned, is_partitioned, run_partitioned
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = ["LogisticRegression"]
@@ -52,6 +53,14 @@ class LogisticRegression(LinearClassifierBase):
     %(solver_options)s
     %(checkpoint)s
     %(checkpoint_every)s
+    model_partitions : None, "auto" or int, default=None
+        Where the coefficients live during ``fit``. ``None``: the replicated solvers (``solver``). An int
+        ``S >= 1``: a partitioned parameter store of ``S`` shards on the workers (Dask actors; ``S`` larger
+        than the number of workers puts several shards on a worker), trained by the partitioned ``"sgd"``
+        (``solver="auto"`` or ``"sgd"``; ``solver_options`` then takes ``step_rule``, ``learning_rate``,
+        ``rate_decay``, ``batch_size`` and ``max_staleness``), each step pulling and pushing only the keys its
+        rows touch. L2 penalty only; needs a distributed client; ``max_iter`` counts epochs and ``tol`` the
+        relative change of the objective over one. ``"auto"`` is ``None`` for now. See :doc:`/model_partitioning`.
 
     Attributes
     ----------
@@ -92,6 +101,7 @@ class LogisticRegression(LinearClassifierBase):
         "l1_ratio": [Interval(numbers.Real, 0, 1, closed="both")],
         "class_weight": ["dict", Options({"balanced"}), None],
         **COMMON_CONSTRAINTS,
+        "model_partitions": [None, Options({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -109,6 +119,7 @@ class LogisticRegression(LinearClassifierBase):
         solver_options: dict[str, Any] | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1,
+        model_partitions: int | str | None = None,
     ) -> None:
         self.C = C
         self.l1_ratio = l1_ratio
@@ -122,6 +133,7 @@ class LogisticRegression(LinearClassifierBase):
         self.solver_options = solver_options
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.model_partitions = model_partitions
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LogisticRegression:
         """Fit the model.
@@ -148,7 +160,8 @@ class LogisticRegression(LinearClassifierBase):
         """
         self._validate_params()
         data = self._validate_fit_data(X, y, sample_weight=sample_weight)
-        self._check_solver_options()
+        partitioned = is_partitioned(self)
+        client = check_partitioned(self) if partitioned else self._check_solver_options()
         n_features = data.n_features
         with self._open_checkpoint(), fit_span(type(self).__name__):
             classes, class_weights, weight_sums, codes = self._prepare_labels(data)
@@ -158,9 +171,14 @@ class LogisticRegression(LinearClassifierBase):
             n_outputs = len(classes) if multinomial else 1
             objective = self._objective(total_weight, multinomial)
             w0 = self._warm_start_params(n_outputs, n_features) if self._same_classes(classes) else None
-            result, coef, intercept = self._run_solver(
-                data.X, codes, weights, objective, n_outputs=n_outputs, w0=w0
-            )
+            if partitioned:
+                result, coef, intercept = run_partitioned(
+                    self, client, data.X, codes, weights, objective, n_outputs=n_outputs, w0=w0
+                )
+            else:
+                result, coef, intercept = self._run_solver(
+                    data.X, codes, weights, objective, n_outputs=n_outputs, w0=w0
+                )
         if multinomial and self.fit_intercept:
             # The softmax is invariant to a common shift of the intercepts: report the centred ones.
             intercept = intercept - intercept.mean()

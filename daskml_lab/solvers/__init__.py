@@ -42,12 +42,14 @@ from daskml_lab.solvers._registry import (
     unregister_solver,
 )
 from daskml_lab.solvers._result import SolverResult
+from daskml_lab.solvers._sharded_store import ShardedStore, ShardRule
 from daskml_lab.solvers.admm import admm
 from daskml_lab.solvers.async_sgd import async_sgd
 from daskml_lab.solvers.gd import gd
 from daskml_lab.solvers.lbfgs import lbfgs
 from daskml_lab.solvers.newton_cg import newton_cg
 from daskml_lab.solvers.newton_cholesky import newton_cholesky
+from daskml_lab.solvers.partitioned_sgd import PartitionedResult, partitioned_sgd
 from daskml_lab.solvers.proximal import proximal
 from daskml_lab.solvers.sgd import sgd
 from daskml_lab.solvers.smoothed_newton import smoothed_newton
@@ -61,8 +63,11 @@ __all__ = [
     "FoldedProblem",
     "LocalBlocks",
     "Moments",
+    "PartitionedResult",
     "PathResult",
     "RegisteredSolver",
+    "ShardRule",
+    "ShardedStore",
     "SolverCheckpoint",
     "SolverResult",
     "TweedieFamily",
@@ -72,6 +77,7 @@ __all__ = [
     "get_solver",
     "heldout_sse",
     "lockstep_lbfgs_paths",
+    "partitioned_sgd",
     "register_solver",
     "ridge_solve",
     "supported_solvers",

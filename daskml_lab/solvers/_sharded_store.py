@@ -1,0 +1,463 @@
+"""A partitioned parameter store: the model's rows split over parameter shards, each a Dask actor on a worker.
+
+The store holds ``n_keys`` rows of ``n_outputs`` float64 values (for a linear model: one row per feature, then
+the intercept row). Key ``k`` lives on shard ``k % n_shards`` at slot ``k // n_shards`` (:class:`ShardRule`):
+modulo (strided) partitioning, which balances the shards whatever the order of the features, and keeps the
+value of a key independent of the number of shards. Each shard is a :class:`ParameterShard` created with
+``client.submit(ParameterShard, ..., actor=True, workers=[address])``; the calls are Dask actor calls, the
+package opens no connection of its own.
+
+A worker (or the client) reads rows with :meth:`StoreView.pull` and sends gradients with
+:meth:`StoreView.push`; each shard applies its own step rule per coordinate (plain SGD or AdaGrad) and the L2
+penalty lazily (see :class:`ParameterShard`). Shards count the keys and bytes pulled and pushed, and keep a
+clock for bounded staleness. :meth:`ShardedStore.gather` brings the whole model to the client only when it is
+small (``max_gather_bytes``, dask config ``daskml_lab.solvers.store.max_gather_bytes``, default 256 MiB).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import numpy as np
+
+from daskml_lab._runtime.client import cluster_timeout_s
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["STEP_RULES", "ParameterShard", "ShardRule", "ShardedStore", "StoreView", "max_gather_bytes"]
+
+#: Per-coordinate step rules a shard applies to pushed gradients.
+STEP_RULES = ("sgd", "adagrad")
+#: Default of ``daskml_lab.solvers.store.max_gather_bytes``: the largest model brought whole to the client.
+DEFAULT_MAX_GATHER_BYTES = 256 * 2**20
+_ADAGRAD_EPS = 1e-8
+
+
+def max_gather_bytes() -> int:
+    """The configured size (bytes) above which :meth:`ShardedStore.gather` refuses to gather the model."""
+    return int(dask.config.get("daskml_lab.solvers.store.max_gather_bytes", DEFAULT_MAX_GATHER_BYTES))
+
+
+@dataclass(frozen=True)
+class ShardRule:
+    """Which shard holds a key: shard ``k % n_shards``, slot ``k // n_shards``.
+
+    Parameters
+    ----------
+    n_keys : int
+        Number of keys (rows of the model).
+    n_shards : int
+        Number of parameter shards, at least 1.
+
+    Examples
+    --------
+    >>> rule = ShardRule(n_keys=10, n_shards=3)
+    >>> [rule.size(s) for s in range(3)]
+    [4, 3, 3]
+    >>> [(int(s), slots.tolist()) for s, _, slots in rule.split(np.array([0, 4, 5, 9]))]
+    [(0, [0, 3]), (1, [1]), (2, [1])]
+    """
+
+    n_keys: int
+    n_shards: int
+
+    def size(self, shard: int) -> int:
+        """Number of keys of ``shard``."""
+        return max(0, (self.n_keys - shard + self.n_shards - 1) // self.n_shards)
+
+    def split(self, keys: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """``(shard, positions in keys, slots)`` for every shard (in order; empty arrays where none)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        shard_of = keys % self.n_shards
+        slots = keys // self.n_shards
+        parts = []
+        for shard in range(self.n_shards):
+            positions = np.flatnonzero(shard_of == shard)
+            parts.append((shard, positions, slots[positions]))
+        return parts
+
+    def keys_of(self, shard: int) -> np.ndarray:
+        """The keys of ``shard``, by slot."""
+        return np.arange(shard, self.n_keys, self.n_shards, dtype=np.int64)
+
+
+class ParameterShard:
+    """One parameter shard: its rows of the model, the step rule's state, a clock and traffic counters.
+
+    Runs as a Dask actor (one thread: calls are applied one at a time, in arrival order).
+
+    Parameters
+    ----------
+    n_slots : int
+        Rows held.
+    n_outputs : int
+        Values per row.
+    n_penalised : int
+        Slots ``< n_penalised`` carry the L2 penalty (the intercept row does not).
+    step_rule : {"sgd", "adagrad"}
+        ``"sgd"``: ``w -= eta * g``. ``"adagrad"``: ``G += g**2; w -= eta * g / (sqrt(G) + 1e-8)``, per
+        coordinate.
+    learning_rate : float
+        ``eta``.
+    l2 : float
+        L2 strength ``l2 / 2 * ||w||^2``, applied as one proximal step ``w /= 1 + rate * l2`` per tick of the
+        clock. It is applied *lazily*: a row pays the ticks it missed when it is next pulled, pushed or
+        gathered (``w /= (1 + rate * l2) ** missed``, with the row's current rate), so a step costs only
+        the keys it touches. This is exact for the constant per-coordinate rate between touches (true for
+        both rules: AdaGrad's accumulator only grows on pushes).
+    initial : ndarray of shape (n_slots, n_outputs), default=None
+        Starting values (zeros by default).
+    """
+
+    def __init__(
+        self,
+        n_slots: int,
+        n_outputs: int,
+        n_penalised: int,
+        step_rule: str,
+        learning_rate: float,
+        l2: float,
+        initial: np.ndarray | None = None,
+    ) -> None:
+        if initial is None:
+            self.values = np.zeros((n_slots, n_outputs), dtype=np.float64)
+        else:
+            self.values = np.array(initial, dtype=np.float64, copy=True).reshape(n_slots, n_outputs)
+        self.accumulator = np.zeros_like(self.values) if step_rule == "adagrad" else None
+        self.penalised = np.arange(n_slots) < n_penalised
+        self.step_rule, self.learning_rate, self.l2 = step_rule, float(learning_rate), float(l2)
+        self.last_tick = np.zeros(n_slots, dtype=np.int64)
+        #: Steps applied (every push is one step of the solver, even with no key of this shard).
+        self.clock = 0
+        self.worker_clocks: dict[int, float] = {}
+        self.counters = dict.fromkeys(
+            (
+                "n_pulls",
+                "keys_pulled",
+                "bytes_pulled",
+                "n_pushes",
+                "keys_pushed",
+                "bytes_pushed",
+                "n_gathers",
+                "bytes_gathered",
+                "staleness_max",
+                "staleness_sum",
+            ),
+            0,
+        )
+
+    # -- the step rule ----------------------------------------------------------------------------------------
+    def _rates(self, slots: np.ndarray) -> np.ndarray:
+        if self.accumulator is None:
+            return np.full((len(slots), self.values.shape[1]), self.learning_rate)
+        return self.learning_rate / (np.sqrt(self.accumulator[slots]) + _ADAGRAD_EPS)
+
+    def _catch_up(self, slots: np.ndarray) -> None:
+        """Apply the L2 steps ``slots`` missed since they were last updated."""
+        if self.l2 == 0 or len(slots) == 0:
+            self.last_tick[slots] = self.clock
+            return
+        missed = (self.clock - self.last_tick[slots]).astype(np.float64)
+        penalised = self.penalised[slots]
+        shrink = (1.0 + self._rates(slots) * self.l2) ** -missed[:, None]
+        shrink[~penalised] = 1.0
+        self.values[slots] *= shrink
+        self.last_tick[slots] = self.clock
+
+    # -- the actor's methods -----------------------------------------------------------------------------------
+    def pull(self, slots: np.ndarray) -> tuple[np.ndarray, int, float]:
+        """The rows of ``slots``, the shard's clock and the slowest running worker's clock."""
+        slots = np.asarray(slots, dtype=np.int64)
+        self._catch_up(slots)
+        rows = self.values[slots]
+        self.counters["n_pulls"] += 1
+        self.counters["keys_pulled"] += len(slots)
+        self.counters["bytes_pulled"] += slots.nbytes + rows.nbytes
+        return rows, self.clock, self.slowest()
+
+    def push(
+        self, slots: np.ndarray, grads: np.ndarray, pulled_at: int, worker: int, worker_clock: int
+    ) -> int:
+        """Apply one step with the gradient rows ``grads`` of ``slots`` (pulled at clock ``pulled_at``)."""
+        slots = np.asarray(slots, dtype=np.int64)
+        grads = np.asarray(grads, dtype=np.float64).reshape(len(slots), self.values.shape[1])
+        self._catch_up(slots)
+        if len(slots):
+            if self.accumulator is not None:
+                # slots are unique within a push (np.unique of the batch's columns): fancy += is safe
+                self.accumulator[slots] += grads**2
+            rates = self._rates(slots)
+            updated = self.values[slots] - rates * grads
+            shrink = np.where(self.penalised[slots][:, None], 1.0 + rates * self.l2, 1.0)
+            self.values[slots] = updated / shrink
+            self.last_tick[slots] = self.clock + 1
+        self.clock += 1
+        self.worker_clocks[worker] = float(worker_clock)
+        staleness = max(self.clock - 1 - int(pulled_at), 0)
+        self.counters["n_pushes"] += 1
+        self.counters["keys_pushed"] += len(slots)
+        self.counters["bytes_pushed"] += slots.nbytes + grads.nbytes
+        self.counters["staleness_max"] = max(self.counters["staleness_max"], staleness)
+        self.counters["staleness_sum"] += staleness
+        return self.clock, self.slowest()
+
+    def slowest(self) -> float:
+        """The clock of the slowest worker still running its round (the shard's clock when none is)."""
+        return min(self.worker_clocks.values(), default=float(self.clock))
+
+    def start_round(self, workers: list[int], learning_rate: float | None = None) -> None:
+        """Start a round of solver tasks: ``workers`` are running, at clock 0 each; set the base rate.
+
+        A new ``learning_rate`` is set after every row has paid its pending L2 steps at the old one, so the
+        lazy penalty stays exact.
+        """
+        self.worker_clocks = dict.fromkeys(workers, 0.0)
+        if learning_rate is not None and learning_rate != self.learning_rate:
+            self._catch_up(np.arange(len(self.values)))
+            self.learning_rate = float(learning_rate)
+
+    def finish(self, worker: int) -> None:
+        """``worker`` has finished its round: it no longer holds the others back."""
+        self.worker_clocks.pop(worker, None)
+
+    def sq_norm(self) -> float:
+        """``||w||^2`` over the penalised rows (after their pending L2 steps)."""
+        self._catch_up(np.arange(len(self.values)))
+        return float(np.sum(self.values[self.penalised] ** 2))
+
+    def gather(self) -> np.ndarray:
+        """All the shard's rows (for a small model only: :meth:`ShardedStore.gather` checks)."""
+        self._catch_up(np.arange(len(self.values)))
+        self.counters["n_gathers"] += 1
+        self.counters["bytes_gathered"] += self.values.nbytes
+        return self.values.copy()
+
+    def stats(self) -> dict[str, Any]:
+        """The traffic counters, the clock and the number of rows held."""
+        return {**self.counters, "clock": self.clock, "n_keys": len(self.values)}
+
+
+@dataclass(frozen=True)
+class StoreView:
+    """The handles of a store's shards and its rule: what a worker task needs to pull and push.
+
+    Picklable (the actors travel as handles); usable on the client and in tasks on any worker.
+    """
+
+    shards: tuple[Any, ...]
+    rule: ShardRule
+    n_outputs: int
+    #: Longest wait for one shard's answer (``daskml_lab.solvers.timeout_s``): a lost shard fails, never hangs.
+    timeout_s: float = 600.0
+
+    def pull(self, keys: np.ndarray) -> tuple[np.ndarray, list[int], float]:
+        """Rows of ``keys`` (in the order given), the clock of each shard and the slowest worker's clock.
+
+        Only the shards holding some of ``keys`` are asked (all at once: the calls run concurrently).
+        """
+        keys = np.asarray(keys, dtype=np.int64)
+        out = np.empty((len(keys), self.n_outputs), dtype=np.float64)
+        parts = [part for part in self.rule.split(keys) if len(part[1])]
+        calls = [(positions, self.shards[shard].pull(slots)) for shard, positions, slots in parts]
+        clocks = [0] * len(self.shards)
+        slowest = float("inf")
+        for (shard, _, _), (positions, call) in zip(parts, calls, strict=True):
+            rows, clock, shard_slowest = call.result(self.timeout_s)
+            out[positions] = rows
+            clocks[shard] = int(clock)
+            slowest = min(slowest, shard_slowest)
+        return out, clocks, slowest
+
+    def push_async(
+        self, keys: np.ndarray, grads: np.ndarray, pulled_at: list[int], worker: int, worker_clock: int
+    ) -> list[Any]:
+        """Send one step's gradient rows to every shard (the calls are returned, not awaited).
+
+        Every shard gets a call, even with no key of it, so that each shard's clock counts the solver's steps
+        (the L2 penalty is applied once per step, see :class:`ParameterShard`).
+        """
+        grads = np.asarray(grads, dtype=np.float64)
+        return [
+            self.shards[shard].push(slots, grads[positions], pulled_at[shard], worker, worker_clock)
+            for shard, positions, slots in self.rule.split(keys)
+        ]
+
+    def push(self, keys: np.ndarray, grads: np.ndarray, *, worker: int = -1) -> list[int]:
+        """:meth:`push_async` from the latest clocks, waiting for every shard; returns the new clocks."""
+        calls = self.push_async(keys, grads, self.clocks(), worker, 0)
+        return [int(call.result(self.timeout_s)[0]) for call in calls]
+
+    def clocks(self) -> list[int]:
+        """Each shard's clock."""
+        return [int(stats["clock"]) for stats in self.stats()]
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Each shard's counters (see :meth:`ParameterShard.stats`)."""
+        calls = [shard.stats() for shard in self.shards]
+        return [call.result(self.timeout_s) for call in calls]
+
+
+class ShardedStore:
+    """The client's handle of a partitioned parameter store (create with :meth:`create`, end with :meth:`close`).
+
+    Attributes
+    ----------
+    view : StoreView
+        What tasks need to pull and push.
+    workers : list of str
+        The worker address of each shard.
+    """
+
+    def __init__(self, client: Any, view: StoreView, futures: list[Any], workers: list[str]) -> None:
+        self.client, self.view, self._futures, self.workers = client, view, futures, workers
+
+    @classmethod
+    def create(
+        cls,
+        client: Any,
+        n_keys: int,
+        n_outputs: int,
+        *,
+        workers: list[str],
+        n_shards: int | None = None,
+        n_penalised: int | None = None,
+        step_rule: str = "adagrad",
+        learning_rate: float = 0.1,
+        l2: float = 0.0,
+        initial: np.ndarray | None = None,
+        key: str = "daskml-parameter-shard",
+    ) -> ShardedStore:
+        """Create the shards: shard ``s`` on ``workers[s % len(workers)]`` (one per worker by default).
+
+        Parameters
+        ----------
+        client : distributed.Client
+        n_keys, n_outputs : int
+            Shape of the model, ``(n_keys, n_outputs)``.
+        workers : list of str
+            Worker addresses, at least one.
+        n_shards : int, default=None
+            Number of shards (``len(workers)`` when None). More shards than workers put several on a worker.
+        n_penalised : int, default=None
+            Keys ``< n_penalised`` carry the L2 penalty (all when None).
+        step_rule, learning_rate, l2 :
+            See :class:`ParameterShard`.
+        initial : ndarray of shape (n_keys, n_outputs), default=None
+            Starting values (small models only: they come from the client); zeros when None, allocated on
+            the shards' workers.
+        key : str
+            Prefix of the actors' keys (a token unique to this store follows it).
+
+        Returns
+        -------
+        ShardedStore
+        """
+        if step_rule not in STEP_RULES:
+            msg = f"step_rule must be one of {STEP_RULES}, got {step_rule!r}."
+            raise ValueError(msg)
+        if not workers:
+            msg = "A parameter store needs at least one worker; the cluster has none. Start workers first."
+            raise ValueError(msg)
+        n_shards = len(workers) if n_shards is None else int(n_shards)
+        rule = ShardRule(int(n_keys), n_shards)
+        n_penalised = n_keys if n_penalised is None else n_penalised
+        placed = [workers[s % len(workers)] for s in range(n_shards)]
+        token = uuid.uuid4().hex[:10]  # every store's actors have keys of their own
+        futures = []
+        penalised = ShardRule(int(n_penalised), n_shards)
+        for shard, address in enumerate(placed):
+            # sizes by arithmetic: no array of the shard's keys on the client (the model may be wide)
+            start = None if initial is None else np.asarray(initial, dtype=np.float64)[rule.keys_of(shard)]
+            futures.append(
+                client.submit(
+                    ParameterShard,
+                    rule.size(shard),
+                    n_outputs,
+                    penalised.size(shard),
+                    step_rule,
+                    learning_rate,
+                    l2,
+                    start,
+                    workers=[address],
+                    allow_other_workers=False,
+                    actor=True,
+                    pure=False,
+                    key=f"{key}-{token}-{shard}",
+                )
+            )
+        shards = tuple(future.result(cluster_timeout_s()) for future in futures)
+        view = StoreView(shards, rule, int(n_outputs), cluster_timeout_s())
+        return cls(client, view, futures, placed)
+
+    @property
+    def n_shards(self) -> int:
+        """Number of parameter shards."""
+        return self.view.rule.n_shards
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the whole model in bytes (float64)."""
+        return self.view.rule.n_keys * self.view.n_outputs * 8
+
+    def pull(self, keys: np.ndarray) -> np.ndarray:
+        """Rows of ``keys`` (see :meth:`StoreView.pull`)."""
+        return self.view.pull(keys)[0]
+
+    def push(self, keys: np.ndarray, grads: np.ndarray) -> list[int]:
+        """Apply one step with gradient rows ``grads`` of unique ``keys`` (see :meth:`StoreView.push`)."""
+        return self.view.push(keys, grads)
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Each shard's counters: keys and bytes pulled and pushed, gathers, clock, staleness, keys held."""
+        return self.view.stats()
+
+    def sq_norm(self) -> float:
+        """``||w||^2`` of the penalised keys, summed over the shards (one float from each)."""
+        calls = [shard.sq_norm() for shard in self.view.shards]
+        return float(sum(call.result(self.view.timeout_s) for call in calls))
+
+    def gather(self, limit_bytes: int | None = None) -> np.ndarray:
+        """The whole model on the client, shape ``(n_keys, n_outputs)``, if it is at most ``limit_bytes``.
+
+        Raises
+        ------
+        ValueError
+            When the model is larger than ``limit_bytes`` (default: :func:`max_gather_bytes`).
+        """
+        limit = max_gather_bytes() if limit_bytes is None else int(limit_bytes)
+        if self.nbytes > limit:
+            msg = (
+                f"The model has {self.nbytes} bytes, more than the {limit} bytes a gather to the client may "
+                "bring (dask config daskml_lab.solvers.store.max_gather_bytes). Keep it partitioned, or raise "
+                "the limit if the client has the memory."
+            )
+            raise ValueError(msg)
+        out = np.empty((self.view.rule.n_keys, self.view.n_outputs), dtype=np.float64)
+        calls = [shard.gather() for shard in self.view.shards]
+        for shard, call in enumerate(calls):
+            out[self.view.rule.keys_of(shard)] = call.result(self.view.timeout_s)
+        return out
+
+    def lost_shards(self) -> list[int]:
+        """The shards whose actor is no longer available (its worker died or left), as Dask reports them."""
+        return [shard for shard, future in enumerate(self._futures) if future.status != "finished"]
+
+    def start_round(self, workers: list[int], learning_rate: float | None = None) -> None:
+        """Tell every shard which workers run in the next round (for the staleness bound), and its base rate."""
+        for call in [shard.start_round(workers, learning_rate) for shard in self.view.shards]:
+            call.result(self.view.timeout_s)
+
+    def close(self) -> None:
+        """Release the shards (their memory on the workers)."""
+        self.client.cancel(self._futures)
+        self._futures = []
+
+    def __enter__(self) -> ShardedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,545 @@
+"""Mini-batch SGD over a partitioned parameter store: each step moves only the keys its rows touch.
+
+The row blocks are persisted once and grouped by the worker holding them. Every epoch runs one task per
+worker (pinned to it): for each mini-batch of its rows, the task finds the columns present
+(``np.unique`` of the CSR indices), pulls those keys (plus the intercept) from their shards, computes the
+gradient of the batch's loss on them, and pushes the gradient rows back; the shards apply the step rule and
+the L2 penalty (:mod:`daskml_lab.solvers._sharded_store`). Pushes are not awaited before the next pull (one
+step in flight per worker); a worker more than ``max_staleness`` steps ahead of the slowest running worker
+waits for it (bounded staleness, Li et al. 2014). After each epoch one more task per worker evaluates the
+exact objective, again pulling only the keys of each block, and the shards return ``||w||^2``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from distributed import futures_of, wait
+from scipy.special import expit, log_softmax, softmax
+
+from daskml_lab._compat import scheduler_workers
+from daskml_lab._runtime.seeding import block_rng, root_entropy
+from daskml_lab.monitoring import task_prefix
+from daskml_lab.solvers._options import check_int, check_non_negative, check_positive
+from daskml_lab.solvers._result import warn_not_converged
+from daskml_lab.solvers._sharded_store import STEP_RULES, ShardedStore, StoreView, max_gather_bytes
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PartitionedResult", "partitioned_sgd"]
+
+_SOLVER = "partitioned sgd"
+_LOSSES = ("logistic", "multinomial")
+#: Stream constant of the row order (block_rng(entropy, _STREAM, epoch, first block index)).
+_STREAM = 0x5D
+#: Seconds between two checks that the workers of the fit are still in the cluster.
+_WATCH_S = 1.0
+#: Seconds to wait, after a call to a shard failed, for the scheduler to notice that its worker has gone.
+_LOSS_GRACE_S = 10.0
+
+
+@dataclass
+class PartitionedResult:
+    """What :func:`partitioned_sgd` returns.
+
+    Attributes
+    ----------
+    W : ndarray of shape (n_features + fit_intercept, n_outputs) or None
+        The gathered parameters (feature rows, then the intercept row), or None when not gathered.
+    store : ShardedStore or None
+        The open store when the parameters were not gathered (the caller closes it), else None.
+    n_iter : int
+        Epochs run.
+    converged : bool
+        Whether the relative change of the objective fell below ``tol`` before ``max_iter``.
+    history : list of dict
+        One record per epoch: ``iteration``, ``objective``, ``grad_norm`` (None: not computed), ``step_size``,
+        ``time_s``, ``epoch_s`` (the SGD pass alone), ``n_steps``, ``keys_pulled``, ``bytes_pulled``,
+        ``bytes_pushed``, ``n_pushes`` (over the epoch's SGD steps, all shards; the objective's pulls are not
+        counted), ``staleness_max`` (so far).
+    shard_stats : list of dict
+        Each shard's counters at the end (see ``ParameterShard.stats``).
+    message : str
+        Why the solver stopped.
+    """
+
+    W: np.ndarray | None
+    store: ShardedStore | None
+    n_iter: int
+    converged: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+    shard_stats: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------- kernels
+def _batch_loss_grad_block(
+    X: sp.csr_matrix, y: np.ndarray, weight: np.ndarray, W: np.ndarray, loss: str
+) -> tuple[float, np.ndarray]:
+    """Weighted loss sum and the residual matrix ``R`` (``grad = X.T @ R``) of a block at scores ``X @ W``.
+
+    ``W`` holds the feature rows, then the intercept row; ``X``'s columns are those rows' (compacted).
+    """
+    scores = X @ W[:-1] + W[-1]
+    if loss == "logistic":
+        z = scores[:, 0]
+        losses = np.logaddexp(0.0, z) - y * z
+        residual = (expit(z) - y)[:, None]
+    else:
+        log_p = log_softmax(scores, axis=1)
+        losses = -log_p[np.arange(len(y)), y.astype(np.int64)]
+        residual = softmax(scores, axis=1)
+        residual[np.arange(len(y)), y.astype(np.int64)] -= 1.0
+    return float(weight @ losses), residual * weight[:, None]
+
+
+def _compact(X: sp.csr_matrix) -> tuple[np.ndarray, sp.csr_matrix]:
+    """The columns present in ``X`` (sorted) and ``X`` restricted to them (columns renumbered)."""
+    columns = np.unique(X.indices)
+    local = sp.csr_matrix(
+        (X.data, np.searchsorted(columns, X.indices), X.indptr), shape=(X.shape[0], len(columns))
+    )
+    return columns, local
+
+
+def _as_csr(block: Any) -> sp.csr_matrix:
+    return block.tocsr() if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
+
+
+def _local_rows(
+    blocks: tuple, n_blocks: int, has_weight: bool
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    X = sp.vstack([_as_csr(b) for b in blocks[:n_blocks]], format="csr")
+    y = np.concatenate([np.asarray(b) for b in blocks[n_blocks : 2 * n_blocks]]).astype(np.float64)
+    if has_weight:
+        weight = np.concatenate([np.asarray(b) for b in blocks[2 * n_blocks :]]).astype(np.float64)
+    else:
+        weight = np.ones(len(y))
+    return X, y, weight
+
+
+def _keys_of(columns: np.ndarray, intercept_key: int) -> np.ndarray:
+    return np.append(columns, intercept_key)
+
+
+def _sgd_epoch_task(
+    view: StoreView,
+    worker: int,
+    rng_key: tuple[int, ...],
+    config: dict[str, Any],
+    n_blocks: int,
+    has_weight: bool,
+    *blocks: Any,
+) -> dict[str, Any]:
+    """One epoch of mini-batch steps on this worker's rows (the body of a ``daskml-partitioned-sgd`` task)."""
+    X, y, weight = _local_rows(blocks, n_blocks, has_weight)
+    n_features, batch_size = config["n_features"], config["batch_size"]
+    fit_intercept, scale = config["fit_intercept"], config["gradient_scale"]
+    order = block_rng(*rng_key).permutation(X.shape[0])
+    in_flight: list[Any] = []
+    keys_pulled = n_steps = 0
+    waited_s = 0.0
+    bound, slowest = config["max_staleness"], 0.0
+    for start in range(0, len(order), batch_size):
+        rows = np.sort(order[start : start + batch_size])
+        columns, X_batch = _compact(X[rows])
+        keys = _keys_of(columns, n_features)
+        # bounded staleness: wait while this worker is more than max_staleness steps ahead of the slowest
+        # running worker (as the shards last told; asking shard 0 again costs no key traffic)
+        while bound is not None and n_steps - slowest > bound:
+            time.sleep(0.001)
+            waited_s += 0.001
+            slowest = view.shards[0].slowest().result(view.timeout_s)
+        values, clocks, _ = view.pull(keys)
+        if not fit_intercept:
+            values[-1] = 0.0
+        _, residual = _batch_loss_grad_block(X_batch, y[rows], weight[rows], values, config["loss"])
+        # unbiased for the data term: (n_rows_total / batch rows) * data_scale * sum_batch s_i grad_i
+        factor = scale / len(rows)
+        grads = np.vstack([X_batch.T @ residual, residual.sum(axis=0, keepdims=True)]) * factor
+        if not fit_intercept:
+            grads[-1] = 0.0
+        if in_flight:  # at most one step in flight: the previous push must have been applied
+            slowest = min(call.result(view.timeout_s)[1] for call in in_flight)
+        n_steps += 1
+        in_flight = view.push_async(keys, grads, clocks, worker, n_steps)
+        keys_pulled += len(keys)
+    for call in in_flight:
+        call.result(view.timeout_s)
+    for call in [shard.finish(worker) for shard in view.shards]:
+        call.result(view.timeout_s)
+    return {"n_steps": n_steps, "keys_pulled": keys_pulled, "waited_s": waited_s}
+
+
+def _objective_task(
+    view: StoreView, config: dict[str, Any], n_blocks: int, has_weight: bool, *blocks: Any
+) -> float:
+    """Weighted loss sum over this worker's blocks, pulling only each block's keys."""
+    total = 0.0
+    for index in range(n_blocks):
+        sub = (blocks[index], blocks[n_blocks + index])
+        if has_weight:
+            sub = (*sub, blocks[2 * n_blocks + index])
+        X, y, weight = _local_rows(sub, 1, has_weight)
+        columns, X_local = _compact(X)
+        values = view.pull(_keys_of(columns, config["n_features"]))[0]
+        if not config["fit_intercept"]:
+            values[-1] = 0.0
+        total += _batch_loss_grad_block(X_local, y, weight, values, config["loss"])[0]
+    return total
+
+
+# ----------------------------------------------------------------------------------------------------- solver
+def _check_options(
+    n_partitions: int | None, step_rule: str, learning_rate: float, batch_size: int, max_staleness: int | None
+) -> None:
+    check_int(_SOLVER, "n_partitions", n_partitions, allow_none=True)
+    if step_rule not in STEP_RULES:
+        msg = f"{_SOLVER}: step_rule must be one of {list(STEP_RULES)}, got {step_rule!r}."
+        raise ValueError(msg)
+    check_positive(_SOLVER, "learning_rate", learning_rate)
+    check_int(_SOLVER, "batch_size", batch_size)
+    check_int(_SOLVER, "max_staleness", max_staleness, minimum=0, allow_none=True)
+
+
+def _group_by_worker(client: Any, persisted: list[Any]) -> dict[str, list[int]]:
+    """Block indices grouped by the worker holding the block of ``X`` (sorted addresses)."""
+    X_futures = futures_of(persisted[0])
+    keys = [f.key for f in X_futures]
+    order = {key: index for index, key in enumerate(sorted(keys, key=lambda k: k[1:]))}
+    who_has = client.who_has(X_futures)
+    groups: dict[str, list[int]] = {}
+    for key in keys:
+        holders = sorted(who_has.get(key, ()))
+        groups.setdefault(holders[0], []).append(order[key])
+    return {address: sorted(indices) for address, indices in sorted(groups.items())}
+
+
+def partitioned_sgd(
+    X: Any,
+    y: Any,
+    sample_weight: Any,
+    *,
+    client: Any,
+    loss: str,
+    n_outputs: int,
+    fit_intercept: bool,
+    data_scale: float,
+    l2: float,
+    n_partitions: int | None = None,
+    w0: np.ndarray | None = None,
+    tol: float = 1e-4,
+    max_iter: int = 20,
+    random_state: Any = None,
+    callback: Callable[..., Any] | None = None,
+    step_rule: str = "adagrad",
+    learning_rate: float = 1.0,
+    rate_decay: float = 0.5,
+    batch_size: int = 512,
+    max_staleness: int | None = 8,
+    gather: bool = True,
+) -> PartitionedResult:
+    """Minimise ``data_scale * sum_i s_i loss_i + l2 / 2 * ||w||^2`` by SGD over a partitioned store.
+
+    Parameters
+    ----------
+    X : dask array of shape (n_samples, n_features)
+        Row blocks (``scipy.sparse`` CSR, or dense, which are converted per block), one column chunk.
+    y : dask array of shape (n_samples,)
+        ``0``/``1`` for ``loss="logistic"``, class codes ``0 .. n_outputs - 1`` for ``"multinomial"``.
+    sample_weight : dask array of shape (n_samples,) or None
+        ``s_i`` (ones when None).
+    client : distributed.Client
+        The cluster the shards and the tasks run on.
+    loss : {"logistic", "multinomial"}
+    n_outputs : int
+        1 for ``"logistic"``, the number of classes for ``"multinomial"``.
+    fit_intercept : bool
+        Whether to fit an (unpenalised) intercept row.
+    data_scale, l2 : float
+        The objective's factors.
+    n_partitions : int, default=None
+        Number of parameter shards (one per worker when None).
+    w0 : ndarray of shape (n_features + 1, n_outputs), default=None
+        Starting parameters (zeros, allocated on the shards, when None).
+    tol : float, default=1e-4
+        Stop when the objective changes by less than ``tol * max(1, |objective|)`` over an epoch.
+    max_iter : int, default=20
+        Epochs.
+    random_state : int, RandomState, Generator or None, default=None
+        Seeds the order of the rows in each epoch (combined with the epoch and the worker's position).
+    callback : callable, default=None
+        Called with each epoch's history record.
+    step_rule : {"adagrad", "sgd"}, default="adagrad"
+        The shards' per-coordinate rule (see ``ParameterShard``).
+    learning_rate : float, default=1.0
+        Base rate ``eta``.
+    rate_decay : float, default=0.5
+        The base rate of epoch ``e`` (from 0) is ``learning_rate / (1 + rate_decay * e)``, on top of the step
+        rule's own per-coordinate decay; larger values lower the noise of the last epochs.
+    batch_size : int, default=512
+        Rows per step.
+    max_staleness : int or None, default=8
+        Bound on how many steps a worker may run ahead of the slowest running worker (None: no bound).
+    gather : bool, default=True
+        Bring the parameters to the client at the end (refused above ``max_gather_bytes``); False keeps
+        them in the store, returned open.
+
+    Returns
+    -------
+    PartitionedResult
+    """
+    _check_options(n_partitions, step_rule, learning_rate, batch_size, max_staleness)
+    check_non_negative(_SOLVER, "rate_decay", rate_decay)
+    if loss not in _LOSSES:
+        msg = f"{_SOLVER}: loss must be one of {list(_LOSSES)}, got {loss!r}."
+        raise ValueError(msg)
+    n_features = int(X.shape[1])
+    n_keys = n_features + 1
+    if gather and n_keys * n_outputs * 8 > max_gather_bytes():
+        msg = (
+            f"{_SOLVER}: the model ({n_keys} x {n_outputs} float64) is larger than "
+            f"{max_gather_bytes()} bytes, the most brought to the client (dask config "
+            "daskml_lab.solvers.store.max_gather_bytes); a partitioned fitted model is not available yet "
+            "(issue 13). Raise the limit if the client has the memory."
+        )
+        raise ValueError(msg)
+    workers = sorted(scheduler_workers(client))
+    collections = [X, y] if sample_weight is None else [X, y, sample_weight]
+    # persist: the row blocks stay on the workers for the whole fit (the only data-sized step)
+    persisted = client.persist(collections)
+    wait([f for c in persisted for f in futures_of(c)])
+    groups = _group_by_worker(client, persisted)
+    block_futures = [
+        sorted(futures_of(c), key=lambda f: f.key[1:]) for c in persisted
+    ]  # by block index (keys are (name, i) or (name, i, 0))
+    has_weight = sample_weight is not None
+    n_rows = int(X.shape[0])
+    config = {
+        "n_features": n_features,
+        "batch_size": int(batch_size),
+        "fit_intercept": bool(fit_intercept),
+        "gradient_scale": float(data_scale) * n_rows,
+        "max_staleness": max_staleness,
+        "loss": loss,
+        "data_scale": float(data_scale),
+        "l2": float(l2),
+        "learning_rate": float(learning_rate),
+        "rate_decay": float(rate_decay),
+    }
+    if n_partitions is not None and n_partitions > len(workers):
+        logger.info(
+            "%s: %d parameter shards on %d workers: some workers hold several",
+            _SOLVER,
+            n_partitions,
+            len(workers),
+        )
+    entropy = root_entropy(random_state)
+    store = ShardedStore.create(
+        client,
+        n_keys,
+        n_outputs,
+        workers=workers,
+        n_shards=n_partitions,
+        n_penalised=n_features,
+        step_rule=step_rule,
+        learning_rate=learning_rate,
+        l2=l2,
+        initial=w0,
+        key=task_prefix("parameter shard"),
+    )
+    try:
+        try:
+            result = _run_epochs(
+                client, store, groups, block_futures, has_weight, config, entropy, tol, max_iter, callback
+            )
+        except (OSError, RuntimeError) as err:  # a shard did not answer: say whether its worker left
+            explained = _explained(client, store, groups, err)
+            if explained is err:
+                raise
+            raise explained from err
+        result.shard_stats = store.stats()
+        if gather:
+            result.W = store.gather()
+        else:
+            result.store = store
+    except BaseException:
+        store.close()
+        raise
+    if gather:
+        store.close()
+    return result
+
+
+def _run_epochs(
+    client: Any,
+    store: ShardedStore,
+    groups: dict[str, list[int]],
+    block_futures: list[list[Any]],
+    has_weight: bool,
+    config: dict[str, Any],
+    entropy: int,
+    tol: float,
+    max_iter: int,
+    callback: Callable[..., Any] | None,
+) -> PartitionedResult:
+    """The epochs: SGD tasks on every worker, then the exact objective; stop on a small relative change."""
+    started = time.perf_counter()
+    history: list[dict[str, Any]] = []
+    previous = np.inf
+    converged = False
+    positions = list(range(len(groups)))
+    counted = ("keys_pulled", "bytes_pulled", "bytes_pushed", "n_pushes")
+    token = uuid.uuid4().hex[
+        :10
+    ]  # keys of this run's tasks (a refit must never find an earlier run's result)
+    for epoch in range(max_iter):
+        rate = config["learning_rate"] / (1.0 + config["rate_decay"] * epoch)
+        store.start_round(positions, rate)
+        before = store.stats()
+        epoch_start = time.perf_counter()
+        calls = []
+        for position, (address, indices) in enumerate(groups.items()):
+            blocks = [block_futures[c][i] for c in range(len(block_futures)) for i in indices]
+            calls.append(
+                client.submit(
+                    _sgd_epoch_task,
+                    store.view,
+                    position,
+                    (entropy, _STREAM, epoch, indices[0]),
+                    config,
+                    len(indices),
+                    has_weight,
+                    *blocks,
+                    workers=[address],
+                    allow_other_workers=False,
+                    pure=False,
+                    key=f"{task_prefix('partitioned sgd')}-{token}-{epoch}-{position}",
+                )
+            )
+        # gather: one small dict per worker (step and key counts)
+        answers = _gather_watched(client, calls, store, groups)
+        epoch_s = time.perf_counter() - epoch_start
+        # the epoch's own traffic, before the objective's pulls
+        stats = store.stats()
+        objective = _objective(client, store, groups, block_futures, has_weight, config)
+        record = {
+            "iteration": epoch + 1,
+            "objective": objective,
+            "grad_norm": None,
+            "step_size": rate,
+            "time_s": time.perf_counter() - started,
+            "epoch_s": epoch_s,
+            "n_steps": int(sum(a["n_steps"] for a in answers)),
+            "staleness_max": int(max(s["staleness_max"] for s in stats)),
+        }
+        for name in counted:
+            record[name] = int(sum(s[name] for s in stats) - sum(s[name] for s in before))
+        history.append(record)
+        logger.debug("%s: %s", _SOLVER, record)
+        if callback is not None:
+            callback(record)
+        if abs(previous - objective) <= tol * max(1.0, abs(objective)):
+            converged = True
+            break
+        previous = objective
+    n_iter = len(history)
+    if converged:
+        message = f"the objective changed by less than tol={tol:g} (relative) in epoch {n_iter}"
+    else:
+        message = f"max_iter={max_iter} epochs reached"
+        warn_not_converged(
+            _SOLVER,
+            f"the objective still changed by more than tol={tol:g} (relative) after {max_iter} epochs. "
+            "Raise max_iter, or the learning rate.",
+        )
+    return PartitionedResult(None, None, n_iter, converged, history, message=message)
+
+
+def _lost_error(client: Any, store: ShardedStore, groups: dict[str, list[int]]) -> RuntimeError | None:
+    """The clear error when a worker holding a parameter shard or rows has left the cluster, else None.
+
+    Partitioned fits do not recover a lost worker yet (issue 13): its shard's values are gone, and a fit
+    continued without them would silently restart part of the model.
+    """
+    lost = sorted((set(store.workers) | set(groups)) - set(scheduler_workers(client)))
+    if not lost:
+        return None
+    shards = [s for s, address in enumerate(store.workers) if address in lost]
+    msg = (
+        f"{_SOLVER}: worker(s) {lost} left the cluster during the fit, with parameter shard(s) {shards} of the "
+        "model and their rows. A partitioned fit cannot recover a lost shard yet (issue 13): fit again once the "
+        "cluster is healthy."
+    )
+    return RuntimeError(msg)
+
+
+def _explained(
+    client: Any, store: ShardedStore, groups: dict[str, list[int]], err: Exception
+) -> BaseException:
+    """``err`` (a failed call to a shard) replaced by the lost-worker error once the scheduler sees the loss."""
+    if not isinstance(err, OSError) and not store.lost_shards():
+        return err  # not a lost shard: the error is the caller's
+    deadline = time.monotonic() + _LOSS_GRACE_S
+    while time.monotonic() < deadline:
+        lost = _lost_error(client, store, groups)
+        if lost is not None:
+            return lost
+        time.sleep(0.2)
+    return err
+
+
+def _gather_watched(
+    client: Any, calls: list[Any], store: ShardedStore, groups: dict[str, list[int]]
+) -> list[Any]:
+    """The tasks' results; the lost-worker error as soon as a worker of the fit has left (never a hang)."""
+    while True:
+        try:
+            wait(calls, timeout=_WATCH_S)
+        except TimeoutError:
+            pass
+        lost = _lost_error(client, store, groups)
+        if lost is not None:
+            client.cancel(calls)
+            raise lost
+        if all(call.done() for call in calls):
+            # gather: small results, one per worker
+            return client.gather(calls)
+
+
+def _objective(
+    client: Any,
+    store: ShardedStore,
+    groups: dict[str, list[int]],
+    block_futures: list[list[Any]],
+    has_weight: bool,
+    config: dict[str, Any],
+) -> float:
+    """The exact objective: each worker's loss sum (pulling each block's keys) plus the shards' norms."""
+    calls = []
+    for address, indices in groups.items():
+        blocks = [block_futures[c][i] for c in range(len(block_futures)) for i in indices]
+        calls.append(
+            client.submit(
+                _objective_task,
+                store.view,
+                config,
+                len(indices),
+                has_weight,
+                *blocks,
+                workers=[address],
+                allow_other_workers=False,
+                pure=False,
+                key=f"{task_prefix('partitioned objective')}-{uuid.uuid4().hex[:10]}-{indices[0]}",
+            )
+        )
+    # gather: one float per worker
+    loss_sum = float(sum(_gather_watched(client, calls, store, groups)))
+    return config["data_scale"] * loss_sum + config["l2"] / 2 * store.sq_norm()
