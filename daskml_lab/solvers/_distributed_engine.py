@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+from dask.graph_manipulation import clone
 from distributed import CancelledError, futures_of, wait
 from distributed.comm import CommClosedError
 
@@ -145,12 +146,21 @@ class DistributedEngine(_Engine):
         # workers an earlier watch found silent, and silent since, get no block (see _runtime.heartbeats)
         silent = known_silent(self._watch.records()) if self.straggler_rule.enabled else set()
         responsive = sorted(self._watch.live(0.0) - silent)
+        placement: dict[str, Any] = {}
         if silent and responsive:
-            self.stragglers |= silent
-            logger.warning(
-                "solver engine: worker(s) %s are still silent: no row block goes to them", sorted(silent)
-            )
-        placement = {"workers": responsive, "allow_other_workers": False} if self.stragglers else {}
+            try:
+                # new keys for the whole lineage: a task of it that the silent worker already holds (a shared
+                # generator, a pass it was given) would otherwise keep the blocks waiting for it
+                collections = list(clone(*collections, seed=uuid.uuid4().hex))
+            except ValueError as err:  # dask cannot copy every graph: the straggler rule's own delay then
+                logger.warning("solver engine: worker(s) %s are still silent (%s)", sorted(silent), err)
+            else:
+                self.stragglers |= silent
+                # not optimised: dask's fusion of some cloned graphs fails (see _stragglers)
+                placement = {"workers": responsive, "allow_other_workers": False, "optimize_graph": False}
+                logger.warning(
+                    "solver engine: worker(s) %s are still silent: no row block goes to them", sorted(silent)
+                )
         # persist: the row blocks stay on the workers for the whole fit (the only data-sized step)
         with unique_fused_keys():
             self._persisted = self.client.persist(collections, **placement)
