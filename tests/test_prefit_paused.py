@@ -229,10 +229,6 @@ def test_huber_gives_the_undisturbed_coefficients(client):
     assert model.scale_ == pytest.approx(reference.scale_, rel=1e-12)
 
 
-@pytest.mark.skip(
-    reason="intermittent hang (CI runs 2 and 5): a second fit during the same pause can wait for its row blocks "
-    "until the timeout; under investigation (issue 16)"
-)
 def test_a_worker_found_silent_gets_no_block_in_the_next_fit(client, data, caplog):
     # the delay is paid once: the next fit knows at once that the worker is still silent
     X, y = data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import threading
@@ -31,7 +32,7 @@ from daskml_lab._runtime.memory import (
     plan_memory,
     resolve_persist,
 )
-from daskml_lab._runtime.waiting import DataLostError, wait_for
+from daskml_lab._runtime.waiting import DataLostError, result_within, wait_briefly, wait_for
 from daskml_lab._runtime.watch import WorkersLost, WorkerWatch, require_a_worker
 from daskml_lab.exceptions import NoWorkersLeftError
 
@@ -194,6 +195,38 @@ def test_wait_for_times_out_with_a_clear_message(client):
         event.set()
     wait_for([future], what="the thing", client=client, timeout_s=30)
     assert future.result() == 1
+
+
+@pytest.mark.parametrize("poll", ["wait_briefly", "result_within"])
+def test_a_poll_that_ran_out_of_time_keeps_no_future_alive(client, poll):
+    # distributed keeps the TimeoutError of a poll in a reference cycle with its own frames, and its traceback
+    # reached the polling frame: the futures of that frame (a pass, the rows of a fit) stayed wanted, and their
+    # tasks stayed on the scheduler, until the garbage collector ran (a later fit then found them there)
+    name = f"daskml-test-runtime-poll-{poll}"
+
+    def polled() -> str:
+        future = client.submit(_wait_on, name, pure=False)
+        if poll == "wait_briefly":
+            assert not wait_briefly([future], 0.05)  # the task waits for the event: the time runs out
+        else:
+            with pytest.raises(TimeoutError, match="the blocked task"):
+                result_within(future, what="the blocked task", client=client, timeout_s=0.05)
+        Event(name).set()
+        assert future.result() == 1
+        return future.key
+
+    was_enabled = gc.isenabled()
+    gc.disable()  # only reference counts free the futures: what the cycle collector would hide
+    try:
+        key = polled()
+        # the client forgets a released future on its event loop, soon after; held, it would never be
+        deadline = time.monotonic() + 30
+        while key in client.futures and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert key not in client.futures
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _fail() -> None:

@@ -1,4 +1,12 @@
-"""Waiting for futures on a cluster, with errors that say what was awaited, where, and what to do."""
+"""Waiting for futures on a cluster, with errors that say what was awaited, where, and what to do.
+
+Polls here and elsewhere wait a short time and look again. distributed's ``wait`` and ``Future.result`` say
+that the time ran out by raising ``TimeoutError``, and its ``sync`` keeps that error in a reference cycle with
+its own frames; the error's traceback reaches the frame that caught it. Until Python's cycle collector runs,
+that frame stays alive, with every future it holds, and the scheduler keeps their tasks and data: a later fit
+of the same data then finds them (on a worker that may since have been paused) instead of computing its own.
+:func:`forget_traceback` breaks the link; every poll that catches such a ``TimeoutError`` calls it.
+"""
 
 from __future__ import annotations
 
@@ -18,16 +26,40 @@ from daskml_lab._runtime.cluster_health import (
 
 __all__ = [
     "DataLostError",
+    "forget_traceback",
     "lost_data_error",
     "raise_task_errors",
     "result_within",
     "timeout_error",
+    "wait_briefly",
     "wait_for",
 ]
 
 
 class DataLostError(RuntimeError):
     """Data were lost with a worker: the scheduler cancelled the work that needs them."""
+
+
+def forget_traceback(err: BaseException) -> None:
+    """Drop the traceback of a poll's ``TimeoutError``, so that it no longer keeps the polling frame alive.
+
+    See the module's docstring: distributed holds the error in a reference cycle until the garbage collector
+    runs, and with the traceback, every future of the frame that caught it.
+    """
+    err.__traceback__ = None
+
+
+def wait_briefly(futures: Sequence[Any], timeout_s: float) -> bool:
+    """``distributed.wait(futures, timeout=timeout_s)`` for a poll: whether they are all done, never raising.
+
+    The ``TimeoutError`` of a time that ran out has its traceback dropped (:func:`forget_traceback`).
+    """
+    try:
+        wait(futures, timeout=timeout_s)
+    except TimeoutError as err:
+        forget_traceback(err)
+        return False
+    return True
 
 
 def wait_for(
@@ -78,6 +110,7 @@ def wait_for(
             wait(futures, timeout=max(min(CHECK_INTERVAL_S, deadline - time.monotonic()), 0.01))
             break
         except TimeoutError as err:
+            forget_traceback(err)
             # the scheduler knows at once that no worker is left: do not wait for the timeout
             health.check(doing=doing, grace_s=NO_WORKER_GRACE_S)
             if time.monotonic() >= deadline:
@@ -125,6 +158,7 @@ def result_within(
         try:
             return future.result(timeout=max(min(CHECK_INTERVAL_S, remaining), 0.01))
         except TimeoutError as err:
+            forget_traceback(err)
             if _is_done(future):
                 # finished since the poll gave up (a race, frequent on a loaded machine), or the task raised
                 # its own TimeoutError: ask again without a timeout, which returns the value or that error

@@ -25,7 +25,7 @@ from distributed import CancelledError, wait
 from daskml_lab._compat import scheduler_workers
 from daskml_lab._runtime.client import cluster_timeout_s
 from daskml_lab._runtime.cluster_health import ClusterHealth, scheduler_lost
-from daskml_lab._runtime.waiting import lost_data_error, raise_task_errors, timeout_error
+from daskml_lab._runtime.waiting import forget_traceback, lost_data_error, raise_task_errors, timeout_error
 
 __all__ = ["WATCH_INTERVAL_S", "WorkerWatch", "WorkersLost", "require_a_worker"]
 
@@ -131,7 +131,8 @@ class WorkerWatch:
                     raise explained from err
                 self.check(workers, max_age_s=0.0, during=f"while waiting for {what}")
                 raise lost_data_error(what, err, self.health) from err
-            except TimeoutError:
+            except TimeoutError as err:
+                forget_traceback(err)
                 self.check(workers, max_age_s=0.0, during=f"while waiting for {what}")
                 if deadline is not None and time.monotonic() > deadline:
                     raise timeout_error(what, self.client, float(timeout_s)) from None

@@ -36,6 +36,7 @@ from daskml_lab._compat import held_keys, recomputable_copy
 from daskml_lab._runtime.client import cluster_timeout_s, current_client
 from daskml_lab._runtime.cluster_health import NO_WORKER_GRACE_S, ClusterHealth
 from daskml_lab._runtime.heartbeats import Heartbeats, known_silent
+from daskml_lab._runtime.waiting import forget_traceback, wait_briefly
 from daskml_lab._runtime.watch import WorkerWatch
 from daskml_lab.exceptions import UnresponsiveWorkerError
 
@@ -111,13 +112,17 @@ def watched_compute(*collections: Any, what: str, unresponsive_s: float | None =
     watch = WorkerWatch(client, interval_s=_POLL_S, health=health)
     heartbeats = Heartbeats(recall=True)
     set_aside = _set_aside_known(client, watch, heartbeats, [packed], what, unresponsive_s)
+    if set_aside:
+        # keys of its own for the whole lineage: a task of it still known to the scheduler (given to the silent
+        # worker by an earlier pass) would keep its old worker and ignore the restriction below
+        packed = recomputable_copy(packed, f"watched-{uuid.uuid4().hex[:12]}")
     futures = [client.compute(packed, **_placement(watch, set_aside))]
     try:
         while True:
             try:
                 wait(futures, timeout=_POLL_S, return_when="FIRST_COMPLETED")
-            except TimeoutError:  # distributed's wait raises when nothing finished in time
-                pass
+            except TimeoutError as err:  # distributed's wait raises when nothing finished in time
+                forget_traceback(err)
             except CancelledError as err:  # the scheduler gone, or no worker left: the clear error
                 explained = health.explain(err, doing=f"computing {what}")
                 if explained is None:
@@ -180,12 +185,20 @@ def watched_persist(*collections: Any, what: str, unresponsive_s: float | None =
     watch = WorkerWatch(client, interval_s=_POLL_S, health=health)
     heartbeats = Heartbeats(recall=True)
     set_aside = _set_aside_known(client, watch, heartbeats, collections, what, unresponsive_s)
-    attempts = [client.persist(list(collections), **_placement(watch, set_aside))]
+    first = collections
+    if set_aside:
+        with contextlib.suppress(ValueError):  # dask cannot copy every graph: the originals, restricted
+            # keys of their own (see watched_compute); not optimised, as for the copies below
+            copies = clone(*collections, seed=uuid.uuid4().hex)
+            first = copies if isinstance(copies, tuple) else (copies,)
+    placement = _placement(watch, set_aside)
+    if first is not collections:
+        placement["optimize_graph"] = False
+    attempts = [client.persist(list(first), **placement)]
     try:
         while True:
             pending = [f for attempt in attempts for c in attempt for f in futures_of(c) if not f.done()]
-            with contextlib.suppress(TimeoutError):
-                wait(pending[:1], timeout=_POLL_S)
+            wait_briefly(pending[:1], _POLL_S)
             for index, attempt in enumerate(attempts):
                 futures = [f for c in attempt for f in futures_of(c)]
                 if all(f.status == "finished" for f in futures):

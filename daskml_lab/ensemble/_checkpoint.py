@@ -37,6 +37,7 @@ from daskml_lab._runtime.checkpoint_files import (
 )
 from daskml_lab._runtime.client import current_client
 from daskml_lab._runtime.cluster_health import CHECK_INTERVAL_S, NO_WORKER_GRACE_S, ClusterHealth
+from daskml_lab._runtime.waiting import forget_traceback
 from daskml_lab._runtime.watched_compute import watched_compute
 from daskml_lab.data.validation import ValidatedData
 from daskml_lab.ensemble._placement import PlacedShards
@@ -441,7 +442,8 @@ def compute_as_completed(targets: dict[int, Any], arrived: Callable[[int, Any], 
             while remaining:
                 try:
                     done, _ = wait(list(remaining), timeout=CHECK_INTERVAL_S, return_when="FIRST_COMPLETED")
-                except TimeoutError:
+                except TimeoutError as err:
+                    forget_traceback(err)
                     # a lost scheduler, or no worker left: a clear error now, not a wait for ever
                     health.check(doing="waiting for the shard fits", grace_s=NO_WORKER_GRACE_S)
                     continue

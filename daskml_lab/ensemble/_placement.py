@@ -56,7 +56,7 @@ from daskml_lab._runtime.memory import (
     plan_memory,
     resolve_persist,
 )
-from daskml_lab._runtime.waiting import lost_data_error, raise_task_errors, timeout_error
+from daskml_lab._runtime.waiting import forget_traceback, lost_data_error, raise_task_errors, timeout_error
 from daskml_lab._runtime.watch import WorkersLost, WorkerWatch, require_a_worker
 from daskml_lab.ensemble._speculation import ShardProgress, SpeculationRule, move_shards
 
@@ -262,7 +262,8 @@ def _wait_placed(placed: PlacedShards, client: Any, health: ClusterHealth | None
         except CancelledError as err:
             explained = health.explain(err, doing=f"waiting for {what}")
             raise (lost_data_error(what, err, health) if explained is None else explained) from err
-        except TimeoutError:
+        except TimeoutError as err:
+            forget_traceback(err)
             # the scheduler knows at once that no worker is left: do not wait for the timeout
             health.check(doing=f"waiting for {what}", grace_s=NO_WORKER_GRACE_S)
             if time.monotonic() > deadline:
@@ -514,8 +515,8 @@ def _wait_watching(
         what = "the shard computation"
         watch.check(workers, max_age_s=0.0, during=f"while waiting for {what}")
         raise lost_data_error(what, err) from err
-    except TimeoutError:
-        pass
+    except TimeoutError as err:
+        forget_traceback(err)
     # a worker is lost only when the scheduler removed it; a slow or paused one is a straggler
     watch.check(workers, max_age_s=0.0, during="while waiting for the shard computation")
     progress.heard(watch.records())

@@ -31,7 +31,7 @@ from sklearn.utils.multiclass import type_of_target
 
 from daskml_lab._runtime.client import current_client
 from daskml_lab._runtime.cluster_health import CHECK_INTERVAL_S, NO_WORKER_GRACE_S, ClusterHealth
-from daskml_lab._runtime.waiting import result_within
+from daskml_lab._runtime.waiting import forget_traceback, result_within
 from daskml_lab.base import DaskMLEstimator
 from daskml_lab.model_selection._folds import TEST, TRAIN
 from daskml_lab.model_selection._scoring import Scorer, lazy_score
@@ -487,7 +487,8 @@ def _each_as_done(
         while pending:
             try:
                 done, _ = wait(pending, timeout=CHECK_INTERVAL_S, return_when="FIRST_COMPLETED")
-            except TimeoutError:
+            except TimeoutError as err:
+                forget_traceback(err)
                 health.check(doing=f"waiting for {what}", grace_s=NO_WORKER_GRACE_S)
                 continue
             except CancelledError:

@@ -33,7 +33,7 @@ from distributed.comm import CommClosedError
 from daskml_lab._compat import unique_fused_keys
 from daskml_lab._runtime.cluster_health import ClusterHealth, scheduler_lost
 from daskml_lab._runtime.heartbeats import Heartbeats, known_silent
-from daskml_lab._runtime.waiting import DataLostError, result_within, wait_for
+from daskml_lab._runtime.waiting import DataLostError, forget_traceback, result_within, wait_for
 from daskml_lab._runtime.watch import WATCH_INTERVAL_S, WorkersLost, WorkerWatch
 from daskml_lab.exceptions import NoWorkersLeftError, SchedulerLostError
 from daskml_lab.monitoring import shown_in_task_stream, task_prefix
@@ -225,7 +225,8 @@ class DistributedEngine(_Engine):
                 # the scheduler cancels an actor whose blocks were lost for good: say so clearly
                 self._wait(futures, "the per-worker solver state")
                 raise
-            except TimeoutError:
+            except TimeoutError as err:
+                forget_traceback(err)
                 self._watch.check(
                     [self._worker_args[p][0] for p in positions],
                     max_age_s=0.0,
@@ -418,7 +419,8 @@ class DistributedEngine(_Engine):
                 return call.future.result(
                     timeout=min(WATCH_INTERVAL_S, max(deadline - time.monotonic(), 0.01))
                 )
-            except TimeoutError:
+            except TimeoutError as err:
+                forget_traceback(err)
                 if call.future.done():  # finished just now, or the call itself raised TimeoutError
                     return call.future.result()
                 if not self._position_alive(call.position, call.generation, call.address, WATCH_INTERVAL_S):

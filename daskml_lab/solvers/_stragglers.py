@@ -38,7 +38,6 @@ Settings (``dask.config``): ``daskml_lab.solvers.straggler.enabled`` (default Tr
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import statistics
 import time
@@ -49,9 +48,10 @@ from typing import Any
 
 import dask
 from dask.graph_manipulation import clone
-from distributed import futures_of, wait
+from distributed import futures_of
 
 from daskml_lab._runtime.heartbeats import Heartbeats
+from daskml_lab._runtime.waiting import wait_briefly
 
 logger = logging.getLogger(__name__)
 
@@ -378,8 +378,7 @@ def wait_blocks(engine: Any, what: str) -> None:
             break
         pending = [f for i in range(n_blocks) if i not in answered for f in engine._block_futures[i]]
         if pending:
-            with contextlib.suppress(TimeoutError):
-                wait(pending[:1], timeout=_POLL_S)
+            wait_briefly(pending[:1], _POLL_S)
     engine._wait([f for t in engine._block_futures for f in t], what)  # errors, or the clear TimeoutError
     if engine.stragglers:  # blocks a straggler computed before it stopped: reachable only through it
         who_has = engine.client.who_has([t[0] for t in engine._block_futures])

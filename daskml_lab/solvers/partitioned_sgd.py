@@ -26,6 +26,7 @@ from scipy.special import expit, log_softmax, softmax
 
 from daskml_lab._compat import scheduler_workers
 from daskml_lab._runtime.seeding import block_rng, root_entropy
+from daskml_lab._runtime.waiting import wait_briefly
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._options import check_int, check_non_negative, check_positive
 from daskml_lab.solvers._result import warn_not_converged
@@ -501,10 +502,7 @@ def _gather_watched(
 ) -> list[Any]:
     """The tasks' results; the lost-worker error as soon as a worker of the fit has left (never a hang)."""
     while True:
-        try:
-            wait(calls, timeout=_WATCH_S)
-        except TimeoutError:
-            pass
+        wait_briefly(calls, _WATCH_S)
         lost = _lost_error(client, store, groups)
         if lost is not None:
             client.cancel(calls)
