@@ -2,8 +2,10 @@
 
 - **dask arrays**: each fold's rows are taken inside every block (no gathering, chunk sizes known). The
   estimators of daskml_lab are fitted on them as distributed fits, one fold after the other, and all the
-  blocked scores of a fold are computed together, in one pass over its rows. Other (in-memory) estimators get
-  one task per (candidate, fold), fed with the fold's rows assembled on the worker from the blocks.
+  blocked scores of a fold are computed together, in one pass over its rows; the shard ensembles' fits of every
+  (candidate, fold) run together instead, one task per shard (:mod:`~daskml_lab.model_selection._shard_fits`).
+  Other (in-memory) estimators get one task per (candidate, fold), fed with the fold's rows assembled on the
+  worker from the blocks.
 - **in-memory data**: ``X`` and ``y`` are placed on the cluster once, and every (candidate, fold) is one task
   that fits a clone and scores it, all at once (the joblib model of scikit-learn's ``n_jobs``, on the cluster).
   Without a distributed client, or for daskml_lab's own estimators (which spread each fit over the cluster
