@@ -22,7 +22,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.exceptions import FitFailedWarning
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.tree import DecisionTreeClassifier
 
 from daskml_lab.ensemble import ShardEnsembleClassifier, ShardEnsembleRegressor, fit_shard_ensembles
@@ -191,3 +191,16 @@ def test_a_failing_candidate_falls_back_to_one_by_one_and_gets_error_score(data,
     assert "fitting them one after the other" in caplog.text
     with pytest.raises(ValueError, match="C"):
         GridSearchCV(search.estimator, grid, cv=3, error_score="raise").fit(X, y)
+
+
+def test_regressor_cross_validation_jointly_equals_one_by_one(data):
+    X, _ = data
+    y = X[:, 0] * 2.0 - X[:, 1] + 0.1 * X[:, 2] ** 2
+    model = ShardEnsembleRegressor(Ridge(alpha=1.0), fusion="stacking", random_state=0)
+    scores = {}
+    for joint in (True, False):
+        with dask.config.set({CONFIG_KEY: joint}):
+            scores[joint] = cross_validate(model, X, y, cv=CV, scoring=["r2", "neg_mean_squared_error"])
+    for key in ("test_r2", "test_neg_mean_squared_error"):
+        np.testing.assert_array_equal(scores[True][key], scores[False][key])
+    assert np.all(scores[True]["test_r2"] > 0.9)
