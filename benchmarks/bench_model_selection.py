@@ -18,6 +18,16 @@ one pass over the blocks for all the folds), scikit-learn's ``LogisticRegression
 in memory, and scikit-learn's ``GridSearchCV`` around our own ``LogisticRegression`` (one distributed fit per
 (C, fold)). Targets: at most 0.5x and 0.25x their times; it also reports whether ``C_`` agrees.
 
+``--shards`` times a grid over a shard ensemble instead (issue 14: one task per (candidate, fold, shard)):
+``ShardEnsembleClassifier(DecisionTreeClassifier, n_shards=4)`` over ``max_depth`` x ``fusion`` (soft voting and
+best-model selection) x 5 folds on MAGIC as a dask array in 8 blocks, on the reference cluster: our
+:class:`~daskml_lab.model_selection.GridSearchCV` with every shard fit of every (candidate, fold) submitted at
+once ("concurrent"), the same search one (candidate, fold) after the other (dask.config
+``daskml_lab.model_selection.joint_shard_fits=False``, "sequential"; ``same`` says whether both give identical
+mean scores), and scikit-learn's ``GridSearchCV(n_jobs=2)`` around the same ensemble on the rows in memory
+(its folds are scikit-learn's, so only its time is compared). ``--quick`` runs 4 candidates x 3 folds on 5,000
+rows.
+
 A last row runs successive halving (:class:`daskml_lab.model_selection.HalvingGridSearchCV`, rows as the
 resource, ``factor=3``) over the ExtraTrees grid against scikit-learn's ``HalvingGridSearchCV(n_jobs=2)``: same
 rounds, survivors and scores expected (``same``), and the time of all the rounds.
@@ -28,6 +38,7 @@ Usage::
     python benchmarks/bench_model_selection.py --quick    # 4 candidates x 5 folds, 5,000 rows
     python benchmarks/bench_model_selection.py --large    # 10 Cs x 5 folds on 1,000,000 x 50
     python benchmarks/bench_model_selection.py --large --rows 100000 --block-rows 10000   # a small version
+    python benchmarks/bench_model_selection.py --shards   # a shard ensemble: concurrent vs sequential vs sklearn
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dask
+import dask.array as da
 import numpy as np
 import pandas as pd
 from _cluster import bench_client
@@ -47,8 +60,10 @@ from sklearn.experimental import enable_halving_search_cv  # noqa: F401 -- sciki
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
 
 from daskml_lab.data.synthetic import make_classification
+from daskml_lab.ensemble import ShardEnsembleClassifier
 from daskml_lab.linear_model import LogisticRegression
 from daskml_lab.model_selection import GridSearchCV, HalvingGridSearchCV, LogisticRegressionCV
 
@@ -77,6 +92,7 @@ def main() -> None:
     parser.add_argument("--large", action="store_true", help="the large-data case: 10 Cs x 5 folds, 1M x 50")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the large case")
     parser.add_argument("--block-rows", type=int, default=100_000, help="rows per block of the large case")
+    parser.add_argument("--shards", action="store_true", help="a grid over a shard ensemble, three ways")
     args = parser.parse_args()
     if args.large:
         large(args.rows, args.block_rows)
@@ -87,6 +103,9 @@ def main() -> None:
     if args.quick:
         rows = np.random.default_rng(0).permutation(len(y))[:5_000]
         X, y = X[rows], y[rows]
+    if args.shards:
+        shard_ensemble_grid(X, y, args.quick)
+        return
     print(f"MAGIC: {X.shape[0]:,} rows x {X.shape[1]} features; 5 folds")
     dask_ml_search = _dask_ml_grid_search()
     print(
@@ -151,6 +170,47 @@ def _halving(X: np.ndarray, y: np.ndarray, quick: bool) -> None:
     print(
         f"{label:<11} {rounds:>10} {ours_s:>9.2f} {reference_s:>21.2f} {ours_s / reference_s:>6.2f}  {same}"
     )
+
+
+def shard_ensemble_grid(X: np.ndarray, y: np.ndarray, quick: bool) -> None:
+    """A grid over a shard ensemble on MAGIC: concurrent shard fits, sequential fits, scikit-learn's n_jobs=2."""
+    model = ShardEnsembleClassifier(DecisionTreeClassifier(random_state=0), n_shards=4, random_state=0)
+    grid = {"estimator__max_depth": [4, 8, 16, None], "fusion": ["soft-voting", "best-model"]}
+    n_folds = 5
+    if quick:
+        grid, n_folds = {"estimator__max_depth": [4, None], "fusion": ["soft-voting", "best-model"]}, 3
+    n_candidates = int(np.prod([len(values) for values in grid.values()]))
+    block_rows = -(-len(y) // 8)
+    print(
+        f"MAGIC: {X.shape[0]:,} rows x {X.shape[1]} features in 8 blocks; ShardEnsembleClassifier(DecisionTree, "
+        f"n_shards=4): {n_candidates} candidates x {n_folds} folds x 4 shards"
+    )
+    with bench_client() as client:
+        client.wait_for_workers(2)
+        # the blocks in the workers' memory first: the timings start from persisted data
+        X_dask, y_dask = client.persist(
+            [da.from_array(X, chunks=(block_rows, -1)), da.from_array(y, chunks=block_rows)]
+        )
+        # warm-up, not timed: the workers import the estimators and the scheduler sees its first graphs
+        ShardEnsembleClassifier(DecisionTreeClassifier(max_depth=2), n_shards=4).fit(X_dask, y_dask)
+        times, results = {}, {}
+        for label, joint in (("concurrent", True), ("sequential", False)):
+            with dask.config.set({"daskml_lab.model_selection.joint_shard_fits": joint}):
+                start = time.perf_counter()
+                results[label] = GridSearchCV(model, grid, cv=n_folds, scoring="accuracy", refit=False).fit(
+                    X_dask, y_dask
+                )
+                times[label] = time.perf_counter() - start
+        start = time.perf_counter()
+        sk.GridSearchCV(model, grid, cv=n_folds, scoring="accuracy", n_jobs=2, refit=False).fit(X, y)
+        times["sklearn n_jobs=2"] = time.perf_counter() - start
+    same = np.array_equal(
+        results["concurrent"].cv_results_["mean_test_score"],
+        results["sequential"].cv_results_["mean_test_score"],
+    )
+    for label, seconds in times.items():
+        print(f"{label:<17} {seconds:8.2f} s  {seconds / times['concurrent']:5.2f}x the concurrent search")
+    print(f"same mean scores (concurrent vs sequential): {same}")
 
 
 def large(n_rows: int, block_rows: int) -> None:

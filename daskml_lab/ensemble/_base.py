@@ -25,7 +25,7 @@ from daskml_lab.data.validation import ValidatedData, check_classes, check_n_fea
 from daskml_lab.ensemble._checkpoint import ShardCheckpoint
 from daskml_lab.ensemble._placement import place_shards_for_fit
 from daskml_lab.ensemble._predict import map_model_method, prediction_place
-from daskml_lab.ensemble._prologue import coalesced_row_chunks, start_shard_fit
+from daskml_lab.ensemble._prologue import ShardFitStart, coalesced_row_chunks, start_shard_fit
 from daskml_lab.ensemble._report import build_report
 from daskml_lab.ensemble._training import KIND_FITTED, build_held_out_graph, compute_shard_fits
 from daskml_lab.fusion import (
@@ -168,10 +168,7 @@ class BaseShardEnsemble(DaskMLEstimator):
         are read twice when the fusion needs held-out rows (from memory on a cluster, where they are
         persisted).
         """
-        classification = self._classification
-        start = start_shard_fit(
-            self, X, y, sample_weight, y_numeric=not classification, seed_estimator=self.estimator
-        )
+        start = self._start_shard_fit(X, y, sample_weight)
         with (
             start.held_checkpoint,  # held: released however the fit ends
             fit_span(type(self).__name__),
@@ -180,23 +177,8 @@ class BaseShardEnsemble(DaskMLEstimator):
                 current_client(), doing=f"fitting {type(self).__name__}", checkpoint=self.checkpoint
             ),
         ):
-            fusion, fraction = start.settings
-            X_arr, y_arr, sw_arr = start.arrays
-            n_shards, token = start.n_shards, start.token
-            logger.info(
-                "fitting %s on %d shards (rows per shard %s), fusion %s",
-                type(self.estimator).__name__,
-                n_shards,
-                _short(X_arr.chunks[0]),
-                type(fusion).__name__,
-            )
-            run = start_run(
-                "ensemble",
-                run_id=token,
-                n_shards=n_shards,
-                info={"estimator": type(self.estimator).__name__, "fusion": type(fusion).__name__},
-            )
-            placed = place_shards_for_fit(X_arr, y_arr, sw_arr)
+            run = self._start_shard_run(start)
+            placed = place_shards_for_fit(*start.arrays)
             # compute: one fitted model and a few counts per shard; with held-out rows also per-model score
             # sums and, for stacking, the meta-features of the held-out rows (a lost worker makes the shards
             # move to the new holders of their blocks, see compute_pinned; with a checkpoint, each shard model
@@ -204,21 +186,58 @@ class BaseShardEnsemble(DaskMLEstimator):
             fit_shards = (
                 compute_shard_fits
                 if start.checkpoint is None
-                else ShardCheckpoint(start.checkpoint, n_shards).fit
+                else ShardCheckpoint(start.checkpoint, start.n_shards).fit
             )
-            summaries, held_out = fit_shards(
-                placed,
-                self.estimator,
-                seeds=start.seeds,
-                validation_fraction=fraction,
-                classification=classification,
-                fusion=fusion,
-                token=token,
-                run_id=run.reporting_id,
-            )
+            summaries, held_out = fit_shards(placed, **self._shard_fit_options(start, run))
             del placed  # releases the blocks persisted for the fit
+        return self._fuse_shard_fits(start, summaries, held_out, run)
+
+    # The three steps of ``fit`` (plan the shards, fit every shard, fuse), also run for several ensembles at
+    # once by :func:`~daskml_lab.ensemble._joint.fit_shard_ensembles` (all their shard fits in one computation).
+
+    def _start_shard_fit(self, X: Any, y: Any, sample_weight: Any) -> ShardFitStart:
+        """Check the parameters and the data, draw the seeds and shard the data (the fit's prologue)."""
+        return start_shard_fit(
+            self, X, y, sample_weight, y_numeric=not self._classification, seed_estimator=self.estimator
+        )
+
+    def _start_shard_run(self, start: ShardFitStart) -> Any:
+        """Log the fit and open its run on the training monitor (inside the fit's span)."""
+        fusion, _ = start.settings
+        logger.info(
+            "fitting %s on %d shards (rows per shard %s), fusion %s",
+            type(self.estimator).__name__,
+            start.n_shards,
+            _short(start.arrays[0].chunks[0]),
+            type(fusion).__name__,
+        )
+        return start_run(
+            "ensemble",
+            run_id=start.token,
+            n_shards=start.n_shards,
+            info={"estimator": type(self.estimator).__name__, "fusion": type(fusion).__name__},
+        )
+
+    def _shard_fit_options(self, start: ShardFitStart, run: Any) -> dict[str, Any]:
+        """The keyword arguments of :func:`~daskml_lab.ensemble._training.build_shard_fit_graph` for this fit."""
+        fusion, fraction = start.settings
+        return {
+            "estimator": self.estimator,
+            "seeds": start.seeds,
+            "validation_fraction": fraction,
+            "classification": self._classification,
+            "fusion": fusion,
+            "token": start.token,
+            "run_id": run.reporting_id,
+        }
+
+    def _fuse_shard_fits(
+        self, start: ShardFitStart, summaries: Sequence[Any], held_out: Sequence[Any], run: Any
+    ) -> BaseShardEnsemble:
+        """Fuse the computed shard models and set the fitted attributes: the end of ``fit``."""
+        fusion, _ = start.settings
         classes = None
-        if classification:
+        if self._classification:
             classes = check_classes(np.unique(np.concatenate([s["labels"] for s in summaries])))
         self._finish_fit(
             fusion,
@@ -226,8 +245,8 @@ class BaseShardEnsemble(DaskMLEstimator):
             list(held_out),
             classes=classes,
             member_rows=[s["n_train"] for s in summaries if s["model"] is not None],
-            n_shards=n_shards,
-            token=token,
+            n_shards=start.n_shards,
+            token=start.token,
         )
         run.shards(self.shard_report_.to_frame().reset_index().to_dict("records"))
         return self

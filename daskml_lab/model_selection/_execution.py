@@ -2,8 +2,10 @@
 
 - **dask arrays**: each fold's rows are taken inside every block (no gathering, chunk sizes known). The
   estimators of daskml_lab are fitted on them as distributed fits, one fold after the other, and all the
-  blocked scores of a fold are computed together, in one pass over its rows. Other (in-memory) estimators get
-  one task per (candidate, fold), fed with the fold's rows assembled on the worker from the blocks.
+  blocked scores of a fold are computed together, in one pass over its rows; the shard ensembles' fits of every
+  (candidate, fold) run together instead, one task per shard (:mod:`~daskml_lab.model_selection._shard_fits`).
+  Other (in-memory) estimators get one task per (candidate, fold), fed with the fold's rows assembled on the
+  worker from the blocks.
 - **in-memory data**: ``X`` and ``y`` are placed on the cluster once, and every (candidate, fold) is one task
   that fits a clone and scores it, all at once (the joblib model of scikit-learn's ``n_jobs``, on the cluster).
   Without a distributed client, or for daskml_lab's own estimators (which spread each fit over the cluster
@@ -25,7 +27,6 @@ import dask.array as da
 import numpy as np
 from dask.base import is_dask_collection
 from distributed import wait
-from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
 from sklearn.utils.multiclass import type_of_target
 
@@ -34,7 +35,8 @@ from daskml_lab._runtime.cluster_health import CHECK_INTERVAL_S, NO_WORKER_GRACE
 from daskml_lab._runtime.waiting import forget_traceback, result_within
 from daskml_lab.base import DaskMLEstimator
 from daskml_lab.model_selection._folds import TEST, TRAIN
-from daskml_lab.model_selection._scoring import Scorer, lazy_score
+from daskml_lab.model_selection._scoring import Scorer, score_models
+from daskml_lab.model_selection._shard_fits import candidate_model, fits_jointly, run_joint_shard_fits
 from daskml_lab.model_selection._splitters import KFold, StratifiedKFold
 from daskml_lab.monitoring import fit_span, task_prefix
 
@@ -278,9 +280,7 @@ def _timed_fit(
 ) -> tuple[Any, float, dict[str, Any] | None]:
     """A clone of ``estimator`` with ``parameters``, fitted and timed; the third item is the failed-fit result
     (:func:`_failed_fit`) when the fit raised and ``error_score`` is not ``"raise"``, else ``None``."""
-    model = clone(estimator)
-    if parameters:
-        model.set_params(**clone(parameters, safe=False))
+    model = candidate_model(estimator, parameters)
     start = time.perf_counter()
     try:
         model.fit(X_train, y_train)
@@ -339,30 +339,14 @@ def _fit_and_score_dask(
     )
     if failed is not None:
         return failed
-    start = time.perf_counter()
-    sets = {"test_scores": (X_test, y_test)}
-    if return_train_score:
-        sets["train_scores"] = (X_train, y_train)
-    lazy: dict[tuple[str, str], Any] = {}
-    results: dict[str, dict[str, Any]] = {key: {} for key in sets}
-    for key, (X_set, y_set) in sets.items():
-        for name, scorer in scorers.items():
-            score = lazy_score(scorer, model, X_set, y_set)
-            if score is None:
-                results[key][name] = scorer(model, X_set, y_set)
-            else:
-                lazy[key, name] = score
-    # compute: the fold's blocked scores together, one pass over its rows; a float per score comes back
-    (values,) = dask.compute(lazy)
-    for (key, name), value in values.items():
-        results[key][name] = float(value)
+    (scores,), score_time = score_models(
+        [model], X_test, y_test, scorers, train=(X_train, y_train) if return_train_score else None
+    )
     return {
         "fit_time": fit_time,
-        "score_time": time.perf_counter() - start,
-        "test_scores": {name: results["test_scores"][name] for name in scorers},
-        "train_scores": {name: results["train_scores"][name] for name in scorers}
-        if return_train_score
-        else {},
+        "score_time": score_time,
+        "test_scores": scores["test_scores"],
+        "train_scores": scores.get("train_scores", {}),
         "estimator": model if return_estimator else None,
         "fit_error": None,
     }
@@ -432,8 +416,12 @@ def run_folds(
             todo = _todo(len(candidates), len(folds), results)
             if not _distributes_itself(estimator):
                 _fold_tasks(estimator, X, y, folds, scorers, candidates, options, todo, record)
-            else:
-                # distributed fits: one after the other, each lazy over its fold's blocks
+            elif not (
+                fits_jointly(estimator)
+                and run_joint_shard_fits(estimator, X, y, folds, scorers, candidates, todo, record, **options)
+            ):
+                # distributed fits: one after the other, each lazy over its fold's blocks (shard ensembles
+                # too when their joint fit is switched off or a fit failed: each failure gets error_score)
                 for c, f in todo:
                     record(
                         c,

@@ -10,16 +10,18 @@ scores of a fold together; other names and callables receive the lazy test rows 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import dask
 import numpy as np
 from sklearn.metrics import get_scorer, get_scorer_names
 
 from daskml_lab import metrics
 
-__all__ = ["Scorer", "check_scoring", "lazy_score"]
+__all__ = ["Scorer", "check_scoring", "lazy_score", "score_models"]
 
 
 @dataclass(frozen=True)
@@ -154,3 +156,52 @@ def lazy_score(scorer: Scorer, estimator: Any, X: Any, y: Any) -> Any | None:
     else:
         score = metric(y, prediction, compute=False)
     return score if sign > 0 else _negated(score)
+
+
+def score_models(
+    models: Sequence[Any],
+    X_test: Any,
+    y_test: Any,
+    scorers: Mapping[str, Scorer],
+    *,
+    train: tuple[Any, Any] | None = None,
+) -> tuple[list[dict[str, dict[str, Any]]], float]:
+    """Every score of fitted ``models`` on one fold's dask rows, the blocked ones in one pass over the rows.
+
+    Parameters
+    ----------
+    models : list of fitted estimators
+        The models of one fold (its candidates).
+    X_test, y_test : dask.array.Array
+        The fold's test rows.
+    scorers : dict of str to Scorer
+    train : (X, y) or None, default=None
+        The fold's training rows, scored too (``"train_scores"``) when given.
+
+    Returns
+    -------
+    scores : list of dict
+        Per model, ``{"test_scores": {name: float}}`` (and ``"train_scores"``).
+    score_time : float
+        Seconds spent, for all the models together.
+    """
+    start = time.perf_counter()
+    sets = {"test_scores": (X_test, y_test)}
+    if train is not None:
+        sets["train_scores"] = train
+    results: list[dict[str, dict[str, Any]]] = [{key: {} for key in sets} for _ in models]
+    lazy: dict[tuple[int, str, str], Any] = {}
+    for index, model in enumerate(models):
+        for key, (X_set, y_set) in sets.items():
+            for name, scorer in scorers.items():
+                score = lazy_score(scorer, model, X_set, y_set)
+                if score is None:
+                    results[index][key][name] = scorer(model, X_set, y_set)
+                else:
+                    lazy[index, key, name] = score
+    # compute: the blocked scores of every model together, one pass over the fold's rows; a float per score
+    (values,) = dask.compute(lazy)
+    for (index, key, name), value in values.items():
+        results[index][key][name] = float(value)
+    ordered = [{key: {name: result[key][name] for name in scorers} for key in sets} for result in results]
+    return ordered, time.perf_counter() - start
