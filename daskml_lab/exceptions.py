@@ -15,6 +15,7 @@ __all__ = [
     "ModelVersionWarning",
     "NoWorkersLeftError",
     "NotFittedError",
+    "NotStorableError",
     "PerformanceWarning",
     "SchedulerLostError",
     "UnresponsiveWorkerError",
@@ -67,6 +68,13 @@ class UntrustedTypesError(ValueError):
     def __init__(self, message: str, types: list[str] | None = None) -> None:
         super().__init__(message)
         self.types = list(types or [])
+
+
+class NotStorableError(TypeError):
+    """An object that refuses to be pickled or saved, for instance a partitioned model living on the workers.
+
+    The message says where the object lives and how to store it (or what to keep running instead).
+    """
 
 
 class SchedulerLostError(ConnectionError):
