@@ -16,6 +16,7 @@ __all__ = [
     "NoWorkersLeftError",
     "NotFittedError",
     "NotStorableError",
+    "PartitionedModelLostError",
     "PerformanceWarning",
     "SchedulerLostError",
     "UnresponsiveWorkerError",
@@ -74,6 +75,14 @@ class NotStorableError(TypeError):
     """An object that refuses to be pickled or saved, for instance a partitioned model living on the workers.
 
     The message says where the object lives and how to store it (or what to keep running instead).
+    """
+
+
+class PartitionedModelLostError(RuntimeError):
+    """A fitted model kept in its parameter shards can no longer predict: the shards are gone.
+
+    Raised instead of predicting from a missing or empty shard. The message says what was lost (the client
+    closed, or the worker of a shard left the cluster) and how to keep such a model.
     """
 
 

@@ -24,7 +24,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 from daskml_lab.data import make_sparse_classification
-from daskml_lab.exceptions import ConvergenceWarning, NotStorableError
+from daskml_lab.exceptions import ConvergenceWarning, NotStorableError, PartitionedModelLostError
 from daskml_lab.linear_model import LogisticRegression, PartitionedCoefficients
 from daskml_lab.persistence import load, save
 from daskml_lab.testing import raise_if_computes
@@ -224,10 +224,13 @@ def test_a_model_whose_client_closed_says_it_was_lost(local_cluster: LocalCluste
             model = _fit(LogisticRegression(model_partitions=2, max_iter=1, random_state=0), X, y)
         assert isinstance(model.coef_, PartitionedCoefficients)
     with pytest.raises(
-        RuntimeError, match=r"partitioned model was lost .*fitted it \(scheduler tcp://.*\) is closed"
+        PartitionedModelLostError,
+        match=r"partitioned model was lost .*fitted it \(scheduler tcp://.*\) is closed",
     ):
         model.predict(X)
-    with pytest.raises(RuntimeError, match=r"bring it to the client before closing them if it fits"):
+    with pytest.raises(
+        PartitionedModelLostError, match=r"bring it to the client before closing them if it fits"
+    ):
         model.coef_.to_numpy(max_bytes=TO_CLIENT)
 
 
@@ -248,12 +251,14 @@ def test_a_model_whose_worker_died_says_it_was_lost() -> None:
         victim = model.coef_.workers[1]
         client.run(os._exit, 1, workers=[victim], on_error="ignore")  # the nanny starts a new, empty worker
         lost = r"partitioned model was lost with its parameter shards: shard\(s\) \[1\] were on worker\(s\)"
-        with pytest.raises(RuntimeError, match=lost):
+        with pytest.raises(PartitionedModelLostError, match=lost):
             built_before.compute()  # the tasks notice (never a silent zero model, never a hang)
         deadline = time.monotonic() + 30
         while victim in _workers(client) and time.monotonic() < deadline:
             time.sleep(0.1)
-        with pytest.raises(RuntimeError, match=lost + r" \['" + victim + r"'\], which left the cluster"):
+        with pytest.raises(
+            PartitionedModelLostError, match=lost + r" \['" + victim + r"'\], which left the cluster"
+        ):
             model.predict(X)  # refused when the graph is built
 
 

@@ -24,7 +24,7 @@ from dask.delayed import Delayed
 from distributed import get_client
 
 from daskml_lab._compat import scheduler_workers
-from daskml_lab.exceptions import NotStorableError
+from daskml_lab.exceptions import NotStorableError, PartitionedModelLostError
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers import ShardedStore, max_gather_bytes
 
@@ -43,7 +43,16 @@ def _lost_message(what: str) -> str:
     return f"The partitioned model was lost with its parameter shards: {what}. {_KEEP_IT}"
 
 
-@dataclass(frozen=True)
+def _raise_if_left(workers: Any, shards: list[int], present: set[str]) -> None:
+    """The lost-model error if the worker of one of ``shards`` is not ``present`` in the cluster."""
+    gone = [shard for shard in shards if workers[shard] not in present]
+    if gone:
+        where = sorted({workers[shard] for shard in gone})
+        what = f"shard(s) {gone} were on worker(s) {where}, which left the cluster"
+        raise PartitionedModelLostError(_lost_message(what))
+
+
+@dataclass(frozen=True, eq=False)
 class StoreParams:
     """What a scoring task needs of a partitioned model: the shards' handles, the width and the final clocks.
 
@@ -87,13 +96,7 @@ class StoreParams:
 
     def _check_alive(self, shards: list[int]) -> None:
         """Raise the lost-model error if the worker of one of ``shards`` has left the cluster (asks the scheduler)."""
-        present = set(scheduler_workers(get_client()))
-        gone = [shard for shard in shards if self.workers[shard] not in present]
-        if gone:
-            where = sorted({self.workers[shard] for shard in gone})
-            raise RuntimeError(
-                _lost_message(f"shard(s) {gone} were on worker(s) {where}, which left the cluster")
-            )
+        _raise_if_left(self.workers, shards, set(scheduler_workers(get_client())))
 
     def localise(self, X: Any) -> tuple[Any, np.ndarray]:
         """``X`` restricted to its columns present, and the model rows of those columns then the intercept.
@@ -102,7 +105,7 @@ class StoreParams:
 
         Raises
         ------
-        RuntimeError
+        PartitionedModelLostError
             When a shard does not answer, or answers with another clock than at the end of the fit (it was
             lost with its worker).
         """
@@ -114,25 +117,20 @@ class StoreParams:
         keys = columns.astype(np.int64)
         try:
             rows, clocks, _ = self.view.pull(keys, alive=self._check_alive)
-        except RuntimeError as err:
-            if str(err).startswith("The partitioned model was lost"):
-                raise
-            raise RuntimeError(
-                _lost_message(f"a shard did not answer ({type(err).__name__}: {err})")
-            ) from err
+        except PartitionedModelLostError:
+            raise
         except (
             Exception
         ) as err:  # a dead shard answers with various errors (lost actor, closed comm, timeout)
-            raise RuntimeError(
-                _lost_message(f"a shard did not answer ({type(err).__name__}: {err})")
-            ) from err
+            what = f"a shard did not answer ({type(err).__name__}: {err})"
+            raise PartitionedModelLostError(_lost_message(what)) from err
         for shard, positions, _ in self.view.rule.split(keys):
             if len(positions) and clocks[shard] != self.clocks[shard]:
                 what = (
                     f"shard {shard} answered at step {clocks[shard]} instead of {self.clocks[shard]}: its worker "
                     "restarted and the shard was created again, empty"
                 )
-                raise RuntimeError(_lost_message(what))
+                raise PartitionedModelLostError(_lost_message(what))
         params = np.vstack([rows, np.asarray(self.intercept, dtype=np.float64)[None, :]])
         return local, params.astype(self.dtype, copy=False)
 
@@ -207,22 +205,16 @@ class PartitionedCoefficients:
 
         Raises
         ------
-        RuntimeError
+        PartitionedModelLostError
             Naming what was lost and how to keep a partitioned model.
         """
         client = self._store.client
         if getattr(client, "status", "running") != "running":
             what = f"the client that fitted it (scheduler {self._scheduler}) is {client.status}"
-            raise RuntimeError(_lost_message(what))
-        lost = self._store.lost_shards()
-        if not lost:
-            present = set(scheduler_workers(client))
-            lost = [shard for shard, address in enumerate(self.workers) if address not in present]
-        if lost:
-            where = sorted({self.workers[shard] for shard in lost})
-            raise RuntimeError(
-                _lost_message(f"shard(s) {lost} were on worker(s) {where}, which left the cluster")
-            )
+            raise PartitionedModelLostError(_lost_message(what))
+        # a shard's actor no longer held (Dask says so), or its worker gone (the scheduler says so)
+        _raise_if_left(self.workers, self._store.lost_shards(), set())
+        _raise_if_left(self.workers, list(range(self.n_partitions)), set(scheduler_workers(client)))
 
     def store_params(self, intercept: Any) -> StoreParams:
         """The small object a scoring task needs (see :class:`StoreParams`), with the model's ``intercept``."""
@@ -263,7 +255,7 @@ class PartitionedCoefficients:
         ------
         ValueError
             When the coefficients are larger than ``max_bytes``; nothing is gathered then.
-        RuntimeError
+        PartitionedModelLostError
             When the shards are lost.
         """
         limit = max_gather_bytes() if max_bytes is None else int(max_bytes)
