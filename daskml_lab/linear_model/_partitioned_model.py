@@ -11,7 +11,6 @@ row-block task pulls from the shards only the keys its block's columns use and s
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +28,6 @@ from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers import ShardedStore, max_gather_bytes
 
 __all__ = ["PartitionedCoefficients", "StoreParams"]
-
-logger = logging.getLogger(__name__)
 
 _KEEP_IT = (
     "A partitioned model lives only as long as the client that fitted it and the workers holding its shards: "
@@ -172,6 +169,19 @@ class PartitionedCoefficients:
     Not picklable and not storable by :func:`daskml_lab.save`: the shards are actors on workers that outlive
     neither the client nor the workers. Bring the model to the client with :meth:`to_numpy` when it fits there.
     A copy (``copy.copy``/``copy.deepcopy``) shares the same shards (the fitted model is read-only).
+
+    Examples
+    --------
+    On a distributed cluster, with a model above the gather limit (lowered here):
+
+    >>> import dask
+    >>> from daskml_lab.linear_model import LogisticRegression
+    >>> with dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 2**10}):  # doctest: +SKIP
+    ...     model = LogisticRegression(model_partitions=2, max_iter=3).fit(X, y)
+    >>> model.coef_  # doctest: +SKIP
+    PartitionedCoefficients(shape=(1, 16384), dtype=float64, n_partitions=2, nbytes=131072)
+    >>> model.predict(X_new)  # lazy; each row block pulls only its columns' keys  # doctest: +SKIP
+    >>> coef = model.coef_.to_numpy(max_bytes=2**20)  # on purpose, when the client has the memory  # doctest: +SKIP
     """
 
     def __init__(self, store: ShardedStore, n_features: int, dtype: Any) -> None:
