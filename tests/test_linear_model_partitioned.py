@@ -245,7 +245,9 @@ def test_a_model_whose_worker_died_says_it_was_lost() -> None:
         Client(cluster) as client,
     ):
         X, y = make_sparse_classification(1_000, 2**10, nnz_per_row=5, chunks=250, random_state=3)
-        with dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 2**10}):
+        # a short limit on each call to a shard: without the loss checks this test fails, it does not hang
+        limits = {"daskml_lab.solvers.store.max_gather_bytes": 2**10, "daskml_lab.solvers.timeout_s": 30}
+        with dask.config.set(limits):
             model = _fit(LogisticRegression(model_partitions=2, max_iter=1, random_state=0), X, y)
         built_before = model.decision_function(X)  # a graph built while the shards were there
         victim = model.coef_.workers[1]
