@@ -7,7 +7,11 @@ features), split into train and test rows:
   time per epoch (the SGD pass alone, from ``history_["epoch_s"]``), bytes per step pulled and pushed (the
   shards' own counters), keys per step, objective and test accuracy;
 - scikit-learn's ``SGDClassifier(loss="log_loss")`` with the same L2 strength, one process, on the same rows
-  (time per epoch and test accuracy), and ``LogisticRegression(solver="lbfgs")`` for the optimum.
+  (time per epoch and test accuracy), and ``LogisticRegression(solver="lbfgs")`` for the optimum;
+- prediction with the fitted model kept in its shards (the fit runs with
+  ``daskml_lab.solvers.store.max_gather_bytes`` set to 0, so ``coef_`` is a ``PartitionedCoefficients``):
+  ``decision_function`` time on the test rows (4 row blocks, best of 3) and the keys and bytes each block
+  pulls from the shards, next to the same model gathered to the client (today's replicated prediction).
 
 Run from the repository root::
 
@@ -23,8 +27,10 @@ import argparse
 import time
 import warnings
 
+import dask
 import numpy as np
 from _cluster import bench_client
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.linear_model import SGDClassifier
 
@@ -37,6 +43,37 @@ def objective(coef: np.ndarray, intercept: float, X, y: np.ndarray, C: float) ->
     """scikit-learn's objective divided by C * n_samples."""
     z = X @ coef + intercept
     return float(np.mean(np.logaddexp(0.0, z) - y * z) + coef @ coef / (2 * C * len(y)))
+
+
+def best_of(n: int, run) -> float:
+    """The shortest of ``n`` timed runs of ``run()``, in seconds."""
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def predict_figures(model: LogisticRegression, coef: np.ndarray, X_test) -> None:
+    """Prediction time and traffic of the partitioned model, next to the same model gathered."""
+    X_blocks = X_test.rechunk({0: -(-X_test.shape[0] // 4)}).persist()
+    n_blocks = X_blocks.numblocks[0]
+    before = model.coef_.stats()
+    model.decision_function(X_blocks).compute()  # one pass for the counters
+    after = model.coef_.stats()
+    keys = sum(a["keys_pulled"] - b["keys_pulled"] for a, b in zip(after, before, strict=True))
+    pulled = sum(a["bytes_pulled"] - b["bytes_pulled"] for a, b in zip(after, before, strict=True))
+    partitioned_s = best_of(3, lambda: model.decision_function(X_blocks).compute())
+    gathered = clone(model)
+    gathered.__dict__.update({k: v for k, v in vars(model).items() if k.endswith("_")})
+    gathered.coef_ = coef
+    gathered_s = best_of(3, lambda: gathered.decision_function(X_blocks).compute())
+    print(
+        f"predict ({X_test.shape[0]} rows, {n_blocks} blocks): partitioned {partitioned_s:.3f} s, "
+        f"gathered {gathered_s:.3f} s; per block {keys / n_blocks:.0f} keys and {pulled / n_blocks:.0f} bytes "
+        f"pulled (the model: {model.coef_.shape[1]} keys, {model.coef_.nbytes} bytes)"
+    )
 
 
 def main() -> None:
@@ -78,15 +115,18 @@ def main() -> None:
         model = LogisticRegression(
             C=C, model_partitions=args.partitions, max_iter=args.epochs, tol=1e-6, random_state=0
         )
-        with warnings.catch_warnings():
+        # a gather limit of 0: the fitted model stays in its shards, as a model too large for the client would
+        with warnings.catch_warnings(), dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 0}):
             warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter epochs on purpose
             model.fit(X_train, y_train)
         history = model.history_
         accuracy = model.score(X_test, y_test)
+        coef = model.coef_.to_numpy(max_bytes=2**31)  # the benchmark's own reference, brought on purpose
+        predict_figures(model, coef, X_test)
     steps = history["n_steps"].sum()
     print(
         f"partitioned SGD:   objective "
-        f"{objective(model.coef_[0], model.intercept_[0], X_np, y_np, C):.6f}  accuracy {accuracy:.4f}  "
+        f"{objective(coef[0], model.intercept_[0], X_np, y_np, C):.6f}  accuracy {accuracy:.4f}  "
         f"{history['epoch_s'].median():.3f} s/epoch (median)"
     )
     print(

@@ -15,6 +15,8 @@ __all__ = [
     "ModelVersionWarning",
     "NoWorkersLeftError",
     "NotFittedError",
+    "NotStorableError",
+    "PartitionedModelLostError",
     "PerformanceWarning",
     "SchedulerLostError",
     "UnresponsiveWorkerError",
@@ -67,6 +69,21 @@ class UntrustedTypesError(ValueError):
     def __init__(self, message: str, types: list[str] | None = None) -> None:
         super().__init__(message)
         self.types = list(types or [])
+
+
+class NotStorableError(TypeError):
+    """An object that refuses to be pickled or saved, for instance a partitioned model living on the workers.
+
+    The message says where the object lives and how to store it (or what to keep running instead).
+    """
+
+
+class PartitionedModelLostError(RuntimeError):
+    """A fitted model kept in its parameter shards can no longer predict: the shards are gone.
+
+    Raised instead of predicting from a missing or empty shard. The message says what was lost (the client
+    closed, or the worker of a shard left the cluster) and how to keep such a model.
+    """
 
 
 class SchedulerLostError(ConnectionError):

@@ -252,7 +252,7 @@ def test_client_never_holds_a_wide_model(store_client: Client) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- estimator
-def test_auto_is_the_replicated_fit_for_now() -> None:
+def test_auto_is_the_replicated_fit_for_a_small_model() -> None:
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 4)), rng.integers(0, 2, size=60)
     with dask.config.set(scheduler="sync"):
@@ -285,13 +285,24 @@ def test_bad_settings_are_refused_before_work(store_client: Client, params: dict
         LogisticRegression(**params).fit(X, y)
 
 
-def test_a_model_too_large_to_gather_is_refused_before_the_store_starts(store_client: Client) -> None:
+def test_a_gather_too_large_is_refused_before_the_store_starts(store_client: Client) -> None:
     X, y = make_sparse_classification(200, 2**12, nnz_per_row=5, chunks=100, random_state=0)
     with (
         dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 2**12 * 8}),
-        pytest.raises(ValueError, match=r"partitioned fitted model is not available yet \(issue 13\)"),
+        pytest.raises(ValueError, match=r"Pass gather=False to keep it in the store"),
     ):
-        LogisticRegression(model_partitions=2).fit(X, y)
+        partitioned_sgd(
+            X,
+            y,
+            None,
+            client=store_client,
+            loss="logistic",
+            n_outputs=1,
+            fit_intercept=True,
+            data_scale=1 / 200,
+            l2=1 / 200,
+            gather=True,
+        )
     assert not [key for key in store_client.who_has() if "parameter-shard" in str(key)]
 
 

@@ -7,6 +7,7 @@ methods are lazy for dask and xarray input.
 from daskml_lab.linear_model._glm import GammaRegressor, PoissonRegressor, TweedieRegressor
 from daskml_lab.linear_model._huber import HuberRegressor
 from daskml_lab.linear_model._logistic import LogisticRegression
+from daskml_lab.linear_model._partitioned_model import PartitionedCoefficients
 from daskml_lab.linear_model._regression import ElasticNet, Lasso, LinearRegression, Ridge
 from daskml_lab.linear_model._svm import LinearSVC
 
@@ -18,6 +19,7 @@ __all__ = [
     "LinearRegression",
     "LinearSVC",
     "LogisticRegression",
+    "PartitionedCoefficients",
     "PoissonRegressor",
     "Ridge",
     "TweedieRegressor",

@@ -45,6 +45,7 @@ from daskml_lab.linear_model._blocks import (
     params_in_graph,
 )
 from daskml_lab.linear_model._docs import fill_doc
+from daskml_lab.linear_model._partitioned_model import PartitionedCoefficients
 from daskml_lab.metrics import accuracy_score, r2_score
 from daskml_lab.monitoring import fit_span, task_prefix
 
@@ -326,15 +327,26 @@ class LinearModelBase(DaskMLEstimator):
 
     # -------------------------------------------------------------------------------------------- prediction
     def _coef_dtype(self) -> np.dtype:
-        return np.asarray(self.coef_).dtype
+        coef = self.coef_
+        return coef.dtype if isinstance(coef, PartitionedCoefficients) else np.asarray(coef).dtype
+
+    def _n_outputs(self) -> int:
+        """Rows of ``coef_`` (read from its shape: a partitioned ``coef_`` is never gathered for it)."""
+        shape = self.coef_.shape if isinstance(self.coef_, PartitionedCoefficients) else np.shape(self.coef_)
+        return int(shape[0]) if len(shape) == 2 else 1
 
     def _params_in_graph(self) -> Delayed:
-        """Coefficients and intercepts, one ``(n_features + 1, n_outputs)`` array entering the graph once."""
+        """Coefficients and intercepts, one ``(n_features + 1, n_outputs)`` array entering the graph once.
+
+        For a partitioned ``coef_``, the shards' handles instead (each task pulls its block's keys).
+        """
+        if isinstance(self.coef_, PartitionedCoefficients):
+            return self.coef_.params_in_graph(self.intercept_)
         return params_in_graph(self.coef_, self.intercept_)
 
     def _lazy_decision_function(self, X: da.Array, *, ravel: bool) -> da.Array:
         """Lazy ``X @ coef_.T + intercept_``: shape (n_samples,) if ``ravel``, else (n_samples, n_outputs)."""
-        n_outputs = np.atleast_2d(np.asarray(self.coef_)).shape[0]
+        n_outputs = self._n_outputs()
         dtype = np.result_type(X.dtype, self._coef_dtype())
         if ravel:
             return da.map_blocks(
@@ -525,7 +537,7 @@ class LinearClassifierBase(ClassifierMixin, LinearModelBase):
             dask and xarray input.
         """
         X_arr, origin = self._validate_predict_data(X)
-        binary = np.asarray(self.coef_).shape[0] == 1
+        binary = self._n_outputs() == 1
         scores = self._lazy_decision_function(X_arr, ravel=binary)
         return self._wrap_output(
             scores, origin, columns=None if binary else self.classes_, name="decision_function"

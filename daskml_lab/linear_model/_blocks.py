@@ -131,9 +131,15 @@ def block_statistics(
 # per-block kernels (pure, module level, picklable)
 
 
-def _decision_function_block(X: Any, params: np.ndarray, ravel: bool = False) -> np.ndarray:
-    """``X @ params[:-1] + params[-1]`` for a dense or CSR block (the intercepts are the last row)."""
+def _decision_function_block(X: Any, params: Any, ravel: bool = False) -> np.ndarray:
+    """``X @ params[:-1] + params[-1]`` for a dense or CSR block (the intercepts are the last row).
+
+    ``params`` is the ``(n_features + 1, n_outputs)`` array of a gathered model, or the handle of a
+    partitioned one (``StoreParams``), which pulls the rows of the block's columns only (``localise``).
+    """
     dtype = np.result_type(X.dtype, params.dtype)
+    if not isinstance(params, np.ndarray):
+        X, params = params.localise(X)
     scores = np.asarray(X @ params[:-1]) + params[-1]
     scores = scores.astype(dtype, copy=False)
     return scores[:, 0] if ravel else scores

@@ -19,7 +19,13 @@ from daskml_lab.linear_model._base import (
 )
 from daskml_lab.linear_model._blocks import _decision_function_block, effective_weights
 from daskml_lab.linear_model._docs import fill_doc
-from daskml_lab.linear_model._partitioned import check_partitioned, is_partitioned, run_partitioned
+from daskml_lab.linear_model._partitioned import (
+    auto_partitioned,
+    check_partitioned,
+    check_warm_start,
+    is_partitioned,
+    run_partitioned,
+)
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = ["LogisticRegression"]
@@ -60,14 +66,20 @@ class LogisticRegression(LinearClassifierBase):
         (``solver="auto"`` or ``"sgd"``; ``solver_options`` then takes ``step_rule``, ``learning_rate``,
         ``rate_decay``, ``batch_size`` and ``max_staleness``), each step pulling and pushing only the keys its
         rows touch. L2 penalty only; needs a distributed client; ``max_iter`` counts epochs and ``tol`` the
-        relative change of the objective over one. ``"auto"`` is ``None`` for now. See :doc:`/model_partitioning`.
+        relative change of the objective over one. A model larger than ``daskml_lab.solvers.store.max_gather_bytes``
+        (dask config, 256 MiB) stays in the shards after the fit (``coef_`` is then a
+        :class:`PartitionedCoefficients`). ``"auto"``: partitioned, with one shard per worker, when ``coef_``
+        would be larger than ``daskml_lab.model_partitions.auto_min_bytes`` (dask config, 32 MiB) and the
+        settings allow it; otherwise ``None``. See :doc:`/model_partitioning`.
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
         Sorted class labels.
-    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
-        Coefficients (one row for two classes, pointing towards ``classes_[1]``), in the dtype of ``X``.
+    coef_ : ndarray or PartitionedCoefficients of shape (1, n_features) or (n_classes, n_features)
+        Coefficients (one row for two classes, pointing towards ``classes_[1]``), in the dtype of ``X``. A
+        :class:`PartitionedCoefficients` (kept in the parameter shards on the workers) when
+        ``model_partitions`` is used and the model is too large to gather to the client.
     intercept_ : ndarray of shape (1,) or (n_classes,)
         Intercepts (zero when ``fit_intercept=False``). For several classes they sum to zero, as the
         multinomial loss does not change when one constant is added to all of them.
@@ -159,9 +171,9 @@ class LogisticRegression(LinearClassifierBase):
             When the solver reaches ``max_iter``.
         """
         self._validate_params()
+        check_warm_start(self)
         data = self._validate_fit_data(X, y, sample_weight=sample_weight)
-        partitioned = is_partitioned(self)
-        client = check_partitioned(self) if partitioned else self._check_solver_options()
+        client = check_partitioned(self) if is_partitioned(self) else self._check_solver_options()
         n_features = data.n_features
         with self._open_checkpoint(), fit_span(type(self).__name__):
             classes, class_weights, weight_sums, codes = self._prepare_labels(data)
@@ -171,7 +183,9 @@ class LogisticRegression(LinearClassifierBase):
             n_outputs = len(classes) if multinomial else 1
             objective = self._objective(total_weight, multinomial)
             w0 = self._warm_start_params(n_outputs, n_features) if self._same_classes(classes) else None
-            if partitioned:
+            if self.model_partitions == "auto":
+                client = auto_partitioned(self, n_features, n_outputs)
+            if client is not None:
                 result, coef, intercept = run_partitioned(
                     self, client, data.X, codes, weights, objective, n_outputs=n_outputs, w0=w0
                 )
@@ -182,7 +196,8 @@ class LogisticRegression(LinearClassifierBase):
         if multinomial and self.fit_intercept:
             # The softmax is invariant to a common shift of the intercepts: report the centred ones.
             intercept = intercept - intercept.mean()
-        if multinomial and objective.l1 == 0 and objective.l2 == 0:
+        if multinomial and objective.l1 == 0 and objective.l2 == 0 and isinstance(coef, np.ndarray):
+            # (a partitioned coef_ stays as fitted: centring it would move the whole model once more)
             coef = coef - coef.mean(axis=0, keepdims=True)
         self.classes_ = classes
         self.coef_ = coef

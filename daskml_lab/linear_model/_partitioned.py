@@ -1,23 +1,45 @@
-"""The estimators' side of model partitioning (``model_partitions=``): checks, and the run over the store.
+"""The estimators' side of model partitioning (``model_partitions=``): the rule, checks, and the run over the store.
 
 With ``model_partitions`` an int, the coefficients live in a partitioned parameter store during the fit
-(:func:`daskml_lab.solvers.partitioned_sgd`), and are gathered to the client at the end (the model must be
-small enough: a partitioned fitted model is the next step of issue 13). ``None`` and ``"auto"`` keep the
-replicated solvers; ``"auto"`` will switch to the store above a documented model size once the partitioned
-fitted model exists (issue 13).
+(:func:`daskml_lab.solvers.partitioned_sgd`). At the end they are gathered to the client when the model is
+at most ``daskml_lab.solvers.store.max_gather_bytes`` (dask config, 256 MiB by default); a larger model stays
+in the shards and ``coef_`` is a :class:`~daskml_lab.linear_model.PartitionedCoefficients`.
+
+``"auto"`` partitions when ``coef_`` would be larger than ``daskml_lab.model_partitions.auto_min_bytes``
+(dask config, :data:`DEFAULT_AUTO_MIN_BYTES`), ``n_features x n_outputs x 8`` bytes with ``n_outputs`` 1 for
+two classes and the number of classes otherwise, and the estimator's settings allow it (solver ``"auto"`` or
+``"sgd"``, L2 penalty, no checkpoint, a distributed client); otherwise it fits with the replicated solvers.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from typing import Any
 
+import dask
 import numpy as np
 
 from daskml_lab import solvers
 from daskml_lab._runtime.client import current_client
+from daskml_lab.linear_model._partitioned_model import PartitionedCoefficients
 
-__all__ = ["check_partitioned", "is_partitioned", "run_partitioned"]
+__all__ = [
+    "DEFAULT_AUTO_MIN_BYTES",
+    "auto_partitioned",
+    "check_partitioned",
+    "check_warm_start",
+    "is_partitioned",
+    "run_partitioned",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default of ``daskml_lab.model_partitions.auto_min_bytes``: ``model_partitions="auto"`` partitions a model
+#: larger than this (32 MiB: 2**22 float64 coefficients). Provisional, until the idle benchmark of issue 13
+#: measures where the partitioned fit overtakes the replicated one (2**18 features: within 1.3x; 2**24: 5x
+#: faster is the target).
+DEFAULT_AUTO_MIN_BYTES = 32 * 2**20
 
 #: The registry names that mean the partitioned SGD when ``model_partitions`` is an int.
 _PARTITIONED_SOLVERS = ("auto", "sgd")
@@ -49,10 +71,48 @@ def is_partitioned(estimator: Any) -> bool:
     return estimator.model_partitions not in (None, "auto")
 
 
+def auto_min_bytes() -> int:
+    """The size of ``coef_`` (bytes) above which ``model_partitions="auto"`` partitions the model."""
+    return int(dask.config.get("daskml_lab.model_partitions.auto_min_bytes", DEFAULT_AUTO_MIN_BYTES))
+
+
 def partitioned_options() -> list[str]:
     """The tuning keywords of the partitioned SGD (what ``solver_options`` may set)."""
     parameters = inspect.signature(solvers.partitioned_sgd).parameters
     return sorted(name for name in parameters if name not in _FROM_ESTIMATOR)
+
+
+def _refusal(estimator: Any) -> str | None:
+    """Why the estimator's settings do not allow the partitioned store (with the fix), or None."""
+    given = estimator.model_partitions
+    if estimator.solver not in _PARTITIONED_SOLVERS:
+        return (
+            f"model_partitions={given!r} runs the partitioned 'sgd' solver, but solver={estimator.solver!r}. "
+            f"Use solver='sgd' (or 'auto') with model_partitions, or model_partitions=None for {estimator.solver!r}."
+        )
+    if getattr(estimator, "l1_ratio", 0.0) > 0:
+        return (
+            f"model_partitions={given!r} supports the L2 penalty only (l1_ratio=0), got "
+            f"l1_ratio={estimator.l1_ratio!r}. Use model_partitions=None for an L1 or elastic-net penalty."
+        )
+    if estimator.checkpoint is not None:
+        return (
+            f"model_partitions={given!r} does not support checkpoints yet (issue 13), but "
+            f"checkpoint={estimator.checkpoint!r}. Use checkpoint=None, or model_partitions=None."
+        )
+    unknown = sorted(set(estimator.solver_options or {}) - set(partitioned_options()))
+    if unknown:
+        return (
+            f"solver_options has keys {unknown} that the partitioned 'sgd' (model_partitions={given!r}) does not "
+            f"take. Its options are {partitioned_options()}."
+        )
+    if current_client() is None:
+        return (
+            f"model_partitions={given!r} puts the parameter shards on the workers of a distributed cluster, but "
+            f"no distributed client is active. Connect one first (daskml_lab.connect() or "
+            f"distributed.Client(...)), or fit {type(estimator).__name__} with model_partitions=None."
+        )
+    return None
 
 
 def check_partitioned(estimator: Any) -> Any:
@@ -66,42 +126,58 @@ def check_partitioned(estimator: Any) -> Any:
         For a solver other than ``"auto"``/``"sgd"``, an L1 penalty, a checkpoint, unknown ``solver_options``,
         or no distributed client.
     """
-    name = type(estimator).__name__
-    given = estimator.model_partitions
-    if estimator.solver not in _PARTITIONED_SOLVERS:
+    refusal = _refusal(estimator)
+    if refusal is not None:
+        raise ValueError(refusal)
+    return current_client()
+
+
+def check_warm_start(estimator: Any) -> None:
+    """Refuse ``warm_start`` from a partitioned fitted model (before any work: it cannot seed a new fit yet).
+
+    Raises
+    ------
+    ValueError
+        When ``warm_start=True`` and ``coef_`` is a :class:`PartitionedCoefficients`.
+    """
+    previous = getattr(estimator, "coef_", None)
+    if estimator.warm_start and isinstance(previous, PartitionedCoefficients):
         msg = (
-            f"model_partitions={given!r} runs the partitioned 'sgd' solver, but solver={estimator.solver!r}. "
-            f"Use solver='sgd' (or 'auto') with model_partitions, or model_partitions=None for {estimator.solver!r}."
+            f"warm_start=True cannot start from a partitioned model yet (issue 13): the previous coef_ "
+            f"{previous!r} stays in its parameter shards. Set warm_start=False to fit from zeros."
         )
         raise ValueError(msg)
-    if getattr(estimator, "l1_ratio", 0.0) > 0:
-        msg = (
-            f"model_partitions={given!r} supports the L2 penalty only (l1_ratio=0), got "
-            f"l1_ratio={estimator.l1_ratio!r}. Use model_partitions=None for an L1 or elastic-net penalty."
+
+
+def auto_partitioned(estimator: Any, n_features: int, n_outputs: int) -> Any:
+    """For ``model_partitions="auto"``: the distributed client when the model is partitioned, else None.
+
+    Partitioned when ``coef_`` (``n_features x n_outputs`` float64) is larger than :func:`auto_min_bytes` and
+    the settings allow it; a model above the size whose settings do not allow it is fitted replicated, and
+    the reason is logged.
+    """
+    nbytes = n_features * n_outputs * 8
+    threshold = auto_min_bytes()
+    if nbytes <= threshold:
+        return None
+    refusal = _refusal(estimator)
+    if refusal is not None:
+        logger.info(
+            "%s: model_partitions='auto': the model (%d bytes) is above %d bytes "
+            "(daskml_lab.model_partitions.auto_min_bytes), but it is fitted replicated: %s",
+            type(estimator).__name__,
+            nbytes,
+            threshold,
+            refusal,
         )
-        raise ValueError(msg)
-    if estimator.checkpoint is not None:
-        msg = (
-            f"model_partitions={given!r} does not support checkpoints yet (issue 13), but "
-            f"checkpoint={estimator.checkpoint!r}. Use checkpoint=None, or model_partitions=None."
-        )
-        raise ValueError(msg)
-    unknown = sorted(set(estimator.solver_options or {}) - set(partitioned_options()))
-    if unknown:
-        msg = (
-            f"solver_options has keys {unknown} that the partitioned 'sgd' (model_partitions={given!r}) does not "
-            f"take. Its options are {partitioned_options()}."
-        )
-        raise ValueError(msg)
-    client = current_client()
-    if client is None:
-        msg = (
-            f"model_partitions={given!r} puts the parameter shards on the workers of a distributed cluster, but "
-            f"no distributed client is active. Connect one first (daskml_lab.connect() or "
-            f"distributed.Client(...)), or fit {name} with model_partitions=None."
-        )
-        raise ValueError(msg)
-    return client
+        return None
+    logger.info(
+        "%s: model_partitions='auto': the model (%d bytes) is above %d bytes: partitioned over the workers",
+        type(estimator).__name__,
+        nbytes,
+        threshold,
+    )
+    return current_client()
 
 
 def run_partitioned(
@@ -114,11 +190,19 @@ def run_partitioned(
     *,
     n_outputs: int,
     w0: np.ndarray | None,
-) -> tuple[Any, np.ndarray, np.ndarray]:
-    """Fit over the partitioned store; return the result, coef ``(K, d)`` and intercept ``(K,)``."""
+) -> tuple[Any, np.ndarray | PartitionedCoefficients, np.ndarray]:
+    """Fit over the partitioned store; return the result, coef ``(K, d)`` and intercept ``(K,)``.
+
+    The coefficients are a numpy array when the model is at most
+    :func:`~daskml_lab.solvers.max_gather_bytes`, otherwise a :class:`PartitionedCoefficients` owning the
+    store (the intercepts, ``K`` values, always come to the client).
+    """
     n_features = int(X.shape[1])
     if w0 is not None and not estimator.fit_intercept:
         w0 = np.vstack([w0, np.zeros((1, n_outputs))])  # the store always has the intercept row
+    # the same size rule as the store's gather: the feature rows and the intercept row, float64
+    gather = (n_features + 1) * n_outputs * 8 <= solvers.max_gather_bytes()
+    given = estimator.model_partitions
     result = solvers.partitioned_sgd(
         X,
         y,
@@ -129,16 +213,28 @@ def run_partitioned(
         fit_intercept=estimator.fit_intercept,
         data_scale=objective.data_scale,
         l2=objective.l2,
-        n_partitions=estimator.model_partitions,
+        n_partitions=None if given == "auto" else given,
         w0=w0,
         tol=estimator.tol,
         max_iter=estimator.max_iter,
         random_state=estimator.random_state,
+        gather=gather,
         **dict(estimator.solver_options or {}),
     )
-    W = np.asarray(result.W)
-    coef = np.ascontiguousarray(W[:n_features].T, dtype=X.dtype)
-    intercept = np.asarray(W[n_features], dtype=X.dtype)
+    if gather:
+        W = np.asarray(result.W)
+        coef: np.ndarray | PartitionedCoefficients = np.ascontiguousarray(W[:n_features].T, dtype=X.dtype)
+        intercept = np.asarray(W[n_features], dtype=X.dtype)
+    else:
+        store = result.store
+        try:
+            # pull: the intercept row only (n_outputs values)
+            intercept = np.asarray(store.pull(np.array([n_features]))[0], dtype=X.dtype)
+            coef = PartitionedCoefficients(store, n_features, X.dtype)
+        except BaseException:
+            store.close()
+            raise
+        result.store = None  # owned by coef_ from now on
     if not estimator.fit_intercept:
         intercept = np.zeros(n_outputs, dtype=X.dtype)
     return result, coef, intercept

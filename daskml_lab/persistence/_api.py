@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from daskml_lab._version import __version__
-from daskml_lab.exceptions import UntrustedTypesError
+from daskml_lab.exceptions import NotStorableError, UntrustedTypesError
 from daskml_lab.persistence._checks import structure_problem
 from daskml_lab.persistence._container import (
     VERSIONED_PACKAGES,
@@ -346,6 +346,8 @@ def _dump_payload(model: Any) -> bytes:
     storable = with_pandas_stored(model)
     try:
         return skops.io.dumps(storable)
+    except NotStorableError:  # the object said why, and what to do instead
+        raise
     except Exception as err:  # skops raises various types for objects it cannot describe
         msg = (
             f"The {type(model).__name__} could not be saved safely: {type(err).__name__}: {err}. An "

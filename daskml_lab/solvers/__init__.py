@@ -42,7 +42,7 @@ from daskml_lab.solvers._registry import (
     unregister_solver,
 )
 from daskml_lab.solvers._result import SolverResult
-from daskml_lab.solvers._sharded_store import ShardedStore, ShardRule
+from daskml_lab.solvers._sharded_store import ShardedStore, ShardRule, max_gather_bytes
 from daskml_lab.solvers.admm import admm
 from daskml_lab.solvers.async_sgd import async_sgd
 from daskml_lab.solvers.gd import gd
@@ -77,6 +77,7 @@ __all__ = [
     "get_solver",
     "heldout_sse",
     "lockstep_lbfgs_paths",
+    "max_gather_bytes",
     "partitioned_sgd",
     "register_solver",
     "ridge_solve",

@@ -17,7 +17,9 @@ small (``max_gather_bytes``, dask config ``daskml_lab.solvers.store.max_gather_b
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,8 @@ STEP_RULES = ("sgd", "adagrad")
 #: Default of ``daskml_lab.solvers.store.max_gather_bytes``: the largest model brought whole to the client.
 DEFAULT_MAX_GATHER_BYTES = 256 * 2**20
 _ADAGRAD_EPS = 1e-8
+#: Seconds between two checks that the shards asked are alive, while a pull with ``alive=`` waits.
+POLL_S = 1.0
 
 
 def max_gather_bytes() -> int:
@@ -254,10 +258,15 @@ class StoreView:
     #: Longest wait for one shard's answer (``daskml_lab.solvers.timeout_s``): a lost shard fails, never hangs.
     timeout_s: float = 600.0
 
-    def pull(self, keys: np.ndarray) -> tuple[np.ndarray, list[int], float]:
+    def pull(
+        self, keys: np.ndarray, *, alive: Callable[[list[int]], None] | None = None
+    ) -> tuple[np.ndarray, list[int], float]:
         """Rows of ``keys`` (in the order given), the clock of each shard and the slowest worker's clock.
 
         Only the shards holding some of ``keys`` are asked (all at once: the calls run concurrently).
+        ``alive``, when given, is called with the shards asked every :data:`POLL_S` seconds of waiting, and
+        raises when one is gone: a call to an actor whose worker died can otherwise wait for the whole
+        ``timeout_s`` (from a task, distributed does not always fail it).
         """
         keys = np.asarray(keys, dtype=np.int64)
         out = np.empty((len(keys), self.n_outputs), dtype=np.float64)
@@ -265,12 +274,26 @@ class StoreView:
         calls = [(positions, self.shards[shard].pull(slots)) for shard, positions, slots in parts]
         clocks = [0] * len(self.shards)
         slowest = float("inf")
+        asked = [shard for shard, _, _ in parts]
         for (shard, _, _), (positions, call) in zip(parts, calls, strict=True):
-            rows, clock, shard_slowest = call.result(self.timeout_s)
+            rows, clock, shard_slowest = self._wait(call, alive, asked)
             out[positions] = rows
             clocks[shard] = int(clock)
             slowest = min(slowest, shard_slowest)
         return out, clocks, slowest
+
+    def _wait(self, call: Any, alive: Callable[[list[int]], None] | None, asked: list[int]) -> Any:
+        """The result of an actor call, within ``timeout_s``; ``alive(asked)`` between slices of waiting."""
+        if alive is None:
+            return call.result(self.timeout_s)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                return call.result(max(min(POLL_S, deadline - time.monotonic()), 0.001))
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+                alive(asked)
 
     def push_async(
         self, keys: np.ndarray, grads: np.ndarray, pulled_at: list[int], worker: int, worker_clock: int

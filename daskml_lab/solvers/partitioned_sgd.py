@@ -308,8 +308,8 @@ def partitioned_sgd(
         msg = (
             f"{_SOLVER}: the model ({n_keys} x {n_outputs} float64) is larger than "
             f"{max_gather_bytes()} bytes, the most brought to the client (dask config "
-            "daskml_lab.solvers.store.max_gather_bytes); a partitioned fitted model is not available yet "
-            "(issue 13). Raise the limit if the client has the memory."
+            "daskml_lab.solvers.store.max_gather_bytes). Pass gather=False to keep it in the store (the "
+            "estimators then keep a partitioned coef_), or raise the limit if the client has the memory."
         )
         raise ValueError(msg)
     workers = sorted(scheduler_workers(client))
