@@ -76,7 +76,8 @@ class LogisticRegressionCV(LogisticRegression):
     n_rounds_ : int
         Lockstep rounds of the path: one pass each, ``max(n_evaluations_)``.
     n_evaluations_ : ndarray of shape (n_folds,)
-        Function evaluations every fold asked for (a pass per fold per evaluation without the lockstep).
+        Function evaluations every fold asked for (a pass per fold per evaluation without the lockstep); the
+        first evaluation of each ``C`` after the first is the previous solution's, reused without a pass.
     n_features_in_ : int
 
     See Also

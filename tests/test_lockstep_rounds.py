@@ -1,0 +1,81 @@
+"""What one lockstep round of the logistic path costs: no pass for a point already evaluated, and the small
+parameters and results travel with the tasks (the big ones through graph keys and a tree of sums).
+
+The answers stay scikit-learn's (``tests/test_model_selection_paths.py``); these tests check that the rounds
+saved change nothing: the same iterates as scipy's L-BFGS-B run alone along each fold's path.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+from sklearn.datasets import make_classification
+
+from daskml_lab.solvers import lockstep_lbfgs_paths
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _logistic_data_term(X, y):
+    sign = 2.0 * y - 1.0
+
+    def data_term(W):
+        z = X @ W[:-1, 0] + W[-1, 0]
+        margin = sign * z
+        grad_z = -sign / (1.0 + np.exp(margin))
+        grad = np.concatenate([X.T @ grad_z, [grad_z.sum()]])
+        return float(np.logaddexp(0, -margin).sum()), grad[:, None]
+
+    return data_term
+
+
+def test_a_point_starting_where_the_last_stopped_costs_no_pass():
+    X, y = make_classification(n_samples=300, n_features=4, random_state=0)
+    folds = [_logistic_data_term(X[f::3], y[f::3]) for f in range(3)]
+    n_train = [len(y[f::3]) for f in range(3)]
+    Cs = np.logspace(-3, 4, 8)  # the weakest penalties converge at once from the previous solution
+    asked: list[tuple[int, np.ndarray]] = []
+
+    def evaluate(batch):
+        asked.extend((f, W.copy()) for f, W in batch.items())
+        return {f: folds[f](W) for f, W in batch.items()}
+
+    result = lockstep_lbfgs_paths(
+        evaluate,
+        n_folds=3,
+        n_params=5,
+        n_outputs=1,
+        n_features=4,
+        data_scales=[1.0 / n for n in n_train],
+        l2_path=[[1.0 / (C * n) for C in Cs] for n in n_train],
+        tol=1e-4,
+    )
+    options = {"maxiter": 100, "maxcor": 10, "maxls": 50, "gtol": 1e-4, "ftol": 64 * np.finfo(float).eps}
+    for f in range(3):
+        # the reference: scipy alone along the path, each point warm-started, every evaluation a pass
+        x, n_calls, n_repeated = np.zeros(5), 0, 0
+        for p, C in enumerate(Cs):
+            l2, scale = 1.0 / (C * n_train[f]), 1.0 / n_train[f]
+
+            def objective(x, l2=l2, scale=scale, data_term=folds[f]):
+                nonlocal n_calls
+                n_calls += 1
+                value, grad = data_term(x[:, None])
+                grad = scale * grad[:, 0]
+                grad[:4] += l2 * x[:4]
+                return scale * value + 0.5 * l2 * x[:4] @ x[:4], grad
+
+            reference = minimize(objective, x, jac=True, method="L-BFGS-B", options=options)
+            n_repeated += p > 0  # its first evaluation is at the previous point's solution
+            x = reference.x
+            # the same iterates, bit for bit
+            np.testing.assert_array_equal(result.coefs[f, p, :, 0], reference.x)
+            assert result.n_iter[f, p] == reference.nit
+        assert result.n_evaluations[f] == n_calls - n_repeated
+        mine = [W for g, W in asked if g == f]
+        assert not any(np.array_equal(a, b) for a, b in itertools.pairwise(mine))
+    assert (result.n_iter[:, -1] == 0).all()  # the last point costs no pass at all
+    assert result.n_rounds == result.n_evaluations.max()
