@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import itertools
 
+import dask
+import dask.array as da
 import numpy as np
 import pytest
 from scipy.optimize import minimize
 from sklearn.datasets import make_classification
 
-from daskml_lab.solvers import lockstep_lbfgs_paths
+from daskml_lab.solvers import FoldedProblem, _folded, lockstep_lbfgs_paths
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -79,3 +81,32 @@ def test_a_point_starting_where_the_last_stopped_costs_no_pass():
         assert not any(np.array_equal(a, b) for a, b in itertools.pairwise(mine))
     assert (result.n_iter[:, -1] == 0).all()  # the last point costs no pass at all
     assert result.n_rounds == result.n_evaluations.max()
+
+
+def test_big_parameters_and_results_take_graph_keys_and_a_tree_with_the_same_values(monkeypatch):
+    X, y = make_classification(n_samples=400, n_features=6, random_state=3)
+    roles = np.stack([np.arange(400) % 4 == f for f in range(4)], axis=1).astype(np.int8)  # 1 = test rows
+    Xd, yd = da.from_array(X, chunks=50), da.from_array(y, chunks=50)
+    rd = da.from_array(roles, chunks=(50, 4))
+    params = {f: np.random.default_rng(f).normal(size=(7, 1)) for f in range(4)}
+    with dask.config.set(scheduler="sync"), FoldedProblem(Xd, yd, rd) as problem:
+        small = problem.loss_grad(params)
+        scores = problem.test_scores(np.stack([params[f][None] for f in range(4)]), "log_loss")
+        monkeypatch.setattr(_folded, "_EMBED_BYTES", 0)
+        monkeypatch.setattr(_folded, "_GATHER_BYTES", 0)
+        graph_keys = []
+        real_compute = dask.compute
+
+        def recording_compute(*args, **kwargs):
+            graph_keys.extend(str(key) for arg in args for key in dict(arg.__dask_graph__()))
+            return real_compute(*args, **kwargs)
+
+        monkeypatch.setattr(_folded.dask, "compute", recording_compute)
+        big = problem.loss_grad(params)
+        big_scores = problem.test_scores(np.stack([params[f][None] for f in range(4)]), "log_loss")
+    assert any(key.startswith("daskml-cv-path-params-") for key in graph_keys)
+    assert any(key.startswith("daskml-cv-path-sum-") for key in graph_keys)
+    for f in range(4):
+        assert big[f][0] == pytest.approx(small[f][0], rel=1e-13)
+        np.testing.assert_allclose(big[f][1], small[f][1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(big_scores, scores, rtol=1e-13)

@@ -36,8 +36,14 @@ logger = logging.getLogger(__name__)
 FOLD_TRAIN, FOLD_TEST = 0, 1
 #: Losses a folded problem evaluates (their targets: 0/1 labels, class codes).
 _FOLDED_LOSSES = ("logistic", "multinomial")
-#: Fan-in of the tree that sums the blocks' results.
+#: Fan-in of the tree that sums the blocks' results (when they are too big to gather, see ``_sum_blocks``).
 _SPLIT_EVERY = 8
+#: Parameters up to this size are written into every block's task instead of entering the graph as one key:
+#: a key is first "computed" on one worker and then fetched by the others, two more hops in every round.
+_EMBED_BYTES = 1 << 16
+#: Blocks' results up to this size in total come straight back to the client, summed there in block order,
+#: instead of through a tree of sum tasks (two more levels of scheduling and transfers in every round).
+_GATHER_BYTES = 1 << 23
 _PERSIST_KEY = "daskml_lab.solvers.persist"
 
 
@@ -65,7 +71,9 @@ def _column_sums(Z: np.ndarray) -> np.ndarray:
     return Z.sum(axis=0, dtype=np.float64)
 
 
-def _logistic_columns(Z: np.ndarray, sign: np.ndarray, train: np.ndarray, half_sign: np.ndarray) -> np.ndarray:
+def _logistic_columns(
+    Z: np.ndarray, sign: np.ndarray, train: np.ndarray, half_sign: np.ndarray
+) -> np.ndarray:
     """Logistic losses of several folds' score columns at once; ``Z`` becomes ``dloss/dz`` (train rows only).
 
     The per-row formulas of :func:`~daskml_lab.solvers._objectives._pointwise_logistic` on a 2-D array:
@@ -227,6 +235,13 @@ def _sum_parts(parts: list[Any]) -> Any:
     return sum(parts)
 
 
+def _shared(W: np.ndarray, name: str) -> Any:
+    """``W`` as the blocks' tasks take it: itself when small (copied into each task), else one graph key."""
+    if W.nbytes <= _EMBED_BYTES:
+        return W
+    return dask.delayed(W, name=name)  # enters the graph once
+
+
 def _role_counts_block(roles: np.ndarray) -> np.ndarray:
     return np.stack([(roles == FOLD_TRAIN).sum(axis=0), (roles == FOLD_TEST).sum(axis=0)]).astype(np.int64)
 
@@ -345,7 +360,10 @@ class FoldedProblem:
         self._blocks = []
         self._kept = ()
 
-    def _tree(self, parts: list[Any], token: str) -> Any:
+    def _sum_blocks(self, parts: list[Any], token: str, part_nbytes: int) -> Any:
+        """Compute the blocks' results and sum them: gathered to the client when small, else a tree of sums."""
+        if len(parts) * part_nbytes <= _GATHER_BYTES:
+            return _sum_parts(list(dask.compute(*parts)))
         level = 0
         while len(parts) > 1:
             parts = [
@@ -355,7 +373,8 @@ class FoldedProblem:
                 for i in range(0, len(parts), _SPLIT_EVERY)
             ]
             level += 1
-        return parts[0]
+        (total,) = dask.compute(parts[0])
+        return total
 
     def loss_grad(self, params: dict[int, np.ndarray]) -> dict[int, tuple[float, np.ndarray]]:
         """The data term ``sum_i loss_i`` over each fold's train rows and its gradient, all in one pass.
@@ -373,7 +392,7 @@ class FoldedProblem:
         folds = [self.problem_folds[p] for p in problems]
         W = np.hstack([np.asarray(params[p], dtype=np.float64).reshape(self.n_params, -1) for p in problems])
         token = tokenize(W, folds, self.X.name, self.n_passes)  # a new key even at a repeated point
-        W_key = dask.delayed(W, name=f"daskml-cv-path-params-{token}")  # enters the graph once
+        W_key = _shared(W, f"daskml-cv-path-params-{token}")
         kernel = dask.delayed(_folds_loss_grad_block, pure=True)
         parts = [
             kernel(
@@ -390,7 +409,7 @@ class FoldedProblem:
             for i, (Xb, yb, rb) in enumerate(self._blocks)
         ]
         # compute: one pass for all the folds; a loss and an (n_params x n_outputs) gradient per fold
-        (total,) = dask.compute(self._tree(parts, token))
+        total = self._sum_blocks(parts, token, W.nbytes + 8 * len(problems))
         self.n_passes += 1
         k = self.n_outputs
         return {
@@ -414,7 +433,7 @@ class FoldedProblem:
         n_problems, n_points = paths.shape[:2]
         W = np.concatenate([paths[i, p] for i in range(n_problems) for p in range(n_points)], axis=1)
         token = tokenize(W, metric, self.X.name, self.n_passes)
-        W_key = dask.delayed(W, name=f"daskml-cv-path-coefs-{token}")
+        W_key = _shared(W, f"daskml-cv-path-coefs-{token}")
         kernel = dask.delayed(_folds_score_block, pure=True)
         parts = [
             kernel(
@@ -432,6 +451,6 @@ class FoldedProblem:
             for i, (Xb, yb, rb) in enumerate(self._blocks)
         ]
         # compute: one pass scoring every (fold, path point); n_folds x n_points sums come back
-        (sums,) = dask.compute(self._tree(parts, token))
+        sums = self._sum_blocks(parts, token, 8 * n_problems * n_points)
         self.n_passes += 1
         return sums / self.n_test[self.problem_folds][:, None]
