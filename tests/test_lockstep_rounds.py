@@ -110,3 +110,27 @@ def test_big_parameters_and_results_take_graph_keys_and_a_tree_with_the_same_val
         assert big[f][0] == pytest.approx(small[f][0], rel=1e-13)
         np.testing.assert_allclose(big[f][1], small[f][1], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(big_scores, scores, rtol=1e-13)
+
+
+def test_the_folds_step_with_one_blas_thread():
+    # scipy's L-BFGS-B calls BLAS on d-vectors; spinning OpenBLAS threads there took the workers' cores
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen: list[int] = []
+
+    def quadratic(batch):
+        seen.extend(
+            info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"
+        )
+        return {f: (0.5 * float(np.sum((W - f) ** 2)), W - f) for f, W in batch.items()}
+
+    lockstep_lbfgs_paths(
+        quadratic,
+        n_folds=2,
+        n_params=2,
+        n_outputs=1,
+        n_features=1,
+        data_scales=[1.0] * 2,
+        l2_path=[[0.0]] * 2,
+    )
+    assert seen
+    assert set(seen) == {1}
