@@ -134,3 +134,30 @@ def test_the_folds_step_with_one_blas_thread():
     )
     assert seen
     assert set(seen) == {1}
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("metric", ["accuracy", "log_loss"])
+def test_score_kernel_is_each_folds_metric_on_its_test_rows(n_classes, metric):
+    from scipy.special import expit, softmax
+    from sklearn.metrics import accuracy_score, log_loss
+
+    rng = np.random.default_rng(n_classes)
+    X, y = rng.normal(size=(120, 4)), rng.integers(0, n_classes, size=120)
+    roles = rng.integers(0, 3, size=(120, 3)).astype(np.int8)
+    k, n_points = (1 if n_classes == 2 else n_classes), 4
+    W = rng.normal(size=(5, 3 * n_points * k))  # fold-major: fold f, point p at column block f * n_points + p
+    sums = _folded._folds_score_block(
+        X, y, roles, W, [0, 1, 2], n_points=n_points, n_outputs=k, fit_intercept=True, metric=metric
+    )
+    for f in range(3):
+        test = roles[:, f] == 1
+        for p in range(n_points):
+            block = W[:, (f * n_points + p) * k : (f * n_points + p + 1) * k]
+            z = X[test] @ block[:4] + block[4]
+            proba = np.column_stack([1 - expit(z[:, 0]), expit(z[:, 0])]) if k == 1 else softmax(z, axis=1)
+            if metric == "accuracy":
+                expected = accuracy_score(y[test], proba.argmax(axis=1), normalize=False)
+            else:
+                expected = log_loss(y[test], proba, normalize=False, labels=range(n_classes))
+            assert sums[f, p] == pytest.approx(expected, rel=1e-10)

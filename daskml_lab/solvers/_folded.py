@@ -178,6 +178,23 @@ def _folds_loss_grad_block(
     return {"loss": total, "grad": grad}
 
 
+def _test_sums(z: np.ndarray, labels: np.ndarray, metric: str) -> np.ndarray:
+    """Correct labels or summed log-losses of every path point: ``z`` of shape (n_rows, n_points, n_outputs)."""
+    if metric == "accuracy":
+        predicted = z[:, :, 0] > 0 if z.shape[2] == 1 else np.argmax(z, axis=2)
+        expected = (labels == 1)[:, None] if z.shape[2] == 1 else labels[:, None]
+        return np.count_nonzero(predicted == expected, axis=0).astype(np.float64)
+    if z.shape[2] == 1:  # log-loss of the sigmoid: log(1 + exp(-s z)) with s the sign of the class
+        margin = z[:, :, 0] * (2 * labels - 1)[:, None]
+        return np.logaddexp(0, -margin).sum(axis=0)
+    shifted = z - z.max(axis=2, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=2))
+    picked = np.take_along_axis(
+        shifted, np.broadcast_to(labels[:, None, None], (len(labels), z.shape[1], 1)), 2
+    )
+    return (log_norm - picked[:, :, 0]).sum(axis=0)
+
+
 def _folds_score_block(
     X: Any,
     y: np.ndarray,
@@ -211,20 +228,11 @@ def _folds_score_block(
         test = roles[:, folds[f]] == FOLD_TEST
         if not test.any():
             continue
-        for p in range(n_points):
-            column = (f * n_points + p) * k
-            z = Z[test, column : column + k]
-            labels = codes[test]
-            if metric == "accuracy":
-                predicted = (z[:, 0] > 0).astype(np.intp) if k == 1 else np.argmax(z, axis=1)
-                out[f, p] = np.count_nonzero(predicted == labels)
-            elif k == 1:  # log-loss of the sigmoid: log(1 + exp(-s z)) with s the sign of the class
-                margin = z[:, 0] * (2 * labels - 1)
-                out[f, p] = np.logaddexp(0, -margin).sum()
-            else:
-                shifted = z - z.max(axis=1, keepdims=True)
-                log_norm = np.log(np.exp(shifted).sum(axis=1))
-                out[f, p] = (log_norm - shifted[np.arange(len(labels)), labels]).sum()
+        # the fold's test rows once for all its path points: (n_test, n_points, n_outputs)
+        start = f * n_points * k
+        out[f] = _test_sums(
+            Z[test, start : start + n_points * k].reshape(-1, n_points, k), codes[test], metric
+        )
     return out
 
 
