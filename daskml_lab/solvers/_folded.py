@@ -36,8 +36,14 @@ logger = logging.getLogger(__name__)
 FOLD_TRAIN, FOLD_TEST = 0, 1
 #: Losses a folded problem evaluates (their targets: 0/1 labels, class codes).
 _FOLDED_LOSSES = ("logistic", "multinomial")
-#: Fan-in of the tree that sums the blocks' results.
+#: Fan-in of the tree that sums the blocks' results (when they are too big to gather, see ``_sum_blocks``).
 _SPLIT_EVERY = 8
+#: Parameters up to this size are written into every block's task instead of entering the graph as one key:
+#: a key is first "computed" on one worker and then fetched by the others, two more hops in every round.
+_EMBED_BYTES = 1 << 16
+#: Blocks' results up to this size in total come straight back to the client, summed there in block order,
+#: instead of through a tree of sum tasks (two more levels of scheduling and transfers in every round).
+_GATHER_BYTES = 1 << 23
 _PERSIST_KEY = "daskml_lab.solvers.persist"
 
 
@@ -55,6 +61,42 @@ def _scores_of(X: Any, W: np.ndarray, fit_intercept: bool) -> np.ndarray:
     if fit_intercept:
         Z += W[n_features].astype(X.dtype)
     return Z
+
+
+def _column_sums(Z: np.ndarray) -> np.ndarray:
+    """``Z.sum(axis=0)`` in float64; a BLAS product for float64 (numpy's sum over the rows of a narrow C-order
+    array is an order of magnitude slower, and it ran once per sub-block)."""
+    if Z.dtype == np.float64:
+        return np.ones(Z.shape[0]) @ Z
+    return Z.sum(axis=0, dtype=np.float64)
+
+
+def _logistic_columns(
+    Z: np.ndarray, sign: np.ndarray, train: np.ndarray, half_sign: np.ndarray
+) -> np.ndarray:
+    """Logistic losses of several folds' score columns at once; ``Z`` becomes ``dloss/dz`` (train rows only).
+
+    The per-row formulas of :func:`~daskml_lab.solvers._objectives._pointwise_logistic` on a 2-D array:
+    ``loss = log1p(exp(-|m|)) + max(-m, 0)`` with the margin ``m = s z``, and ``dloss/dz = s (tanh(m / 2) - 1)
+    / 2``, weighted by each fold's train mask (``half_sign`` is ``train * s / 2``).
+
+    Returns
+    -------
+    ndarray of float64 of shape (n_columns,)
+        Each column's loss summed over its train rows.
+    """
+    margin = np.multiply(Z, sign[:, None], out=Z)
+    per_row = np.abs(margin)
+    np.negative(per_row, out=per_row)
+    np.exp(per_row, out=per_row)
+    np.log1p(per_row, out=per_row)
+    per_row -= np.minimum(margin, 0)
+    totals = np.einsum("ij,ij->j", per_row, train, dtype=np.float64)
+    dz = np.multiply(margin, 0.5, out=margin)
+    np.tanh(dz, out=dz)
+    dz -= 1
+    dz *= half_sign
+    return totals
 
 
 def _folds_loss_grad_block(
@@ -110,22 +152,47 @@ def _folds_loss_grad_block(
     grad = np.zeros(W.shape)
     if n_rows == 0:
         return {"loss": total, "grad": grad}
-    train = [(roles[:, f] == FOLD_TRAIN).astype(X.dtype) for f in folds]
+    folds = list(folds)
+    picked = roles if folds == list(range(roles.shape[1])) else roles[:, folds]  # no copy when all are active
+    train = (picked == FOLD_TRAIN).astype(X.dtype)  # (n_rows, len(folds)) weights
+    if k == 1:
+        # all the folds' columns at once: a few numpy calls per sub-block instead of a dozen per fold (those
+        # calls, not the arithmetic, were most of the kernel's time at 5 folds of 50 features)
+        half_sign = train * (0.5 * target)[:, None]
     # dense blocks are swept in sub-blocks that stay in the CPU cache between X @ W and X.T @ dZ
     step = n_rows if sp.issparse(X) else max(16, int(SUBBLOCK_BYTES // max(1, n_features * X.dtype.itemsize)))
     for start in range(0, n_rows, step):
-        part = X[start : start + step]
+        rows = slice(start, start + step)
+        part = X[rows]
         Z = _scores_of(part, W, fit_intercept)
-        for i in range(len(folds)):
-            z = Z[:, i * k : (i + 1) * k]
-            z = z[:, 0].copy() if k == 1 else z.copy()
-            value, dz = pointwise(z, target[start : start + step], train[i][start : start + step], {})
-            total[i] += value
-            Z[:, i * k : (i + 1) * k] = dz.reshape(len(dz), k)
+        if k == 1:
+            total += _logistic_columns(Z, target[rows], train[rows], half_sign[rows])
+        else:
+            for i in range(len(folds)):
+                value, dz = pointwise(Z[:, i * k : (i + 1) * k].copy(), target[rows], train[rows, i], {})
+                total[i] += value
+                Z[:, i * k : (i + 1) * k] = dz
         grad[:n_features] += np.asarray(part.T @ Z, dtype=np.float64)
         if fit_intercept:
-            grad[n_features] += Z.sum(axis=0, dtype=np.float64)
+            grad[n_features] += _column_sums(Z)
     return {"loss": total, "grad": grad}
+
+
+def _test_sums(z: np.ndarray, labels: np.ndarray, metric: str) -> np.ndarray:
+    """Correct labels or summed log-losses of every path point: ``z`` of shape (n_rows, n_points, n_outputs)."""
+    if metric == "accuracy":
+        predicted = z[:, :, 0] > 0 if z.shape[2] == 1 else np.argmax(z, axis=2)
+        expected = (labels == 1)[:, None] if z.shape[2] == 1 else labels[:, None]
+        return np.count_nonzero(predicted == expected, axis=0).astype(np.float64)
+    if z.shape[2] == 1:  # log-loss of the sigmoid: log(1 + exp(-s z)) with s the sign of the class
+        margin = z[:, :, 0] * (2 * labels - 1)[:, None]
+        return np.logaddexp(0, -margin).sum(axis=0)
+    shifted = z - z.max(axis=2, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=2))
+    picked = np.take_along_axis(
+        shifted, np.broadcast_to(labels[:, None, None], (len(labels), z.shape[1], 1)), 2
+    )
+    return (log_norm - picked[:, :, 0]).sum(axis=0)
 
 
 def _folds_score_block(
@@ -161,20 +228,11 @@ def _folds_score_block(
         test = roles[:, folds[f]] == FOLD_TEST
         if not test.any():
             continue
-        for p in range(n_points):
-            column = (f * n_points + p) * k
-            z = Z[test, column : column + k]
-            labels = codes[test]
-            if metric == "accuracy":
-                predicted = (z[:, 0] > 0).astype(np.intp) if k == 1 else np.argmax(z, axis=1)
-                out[f, p] = np.count_nonzero(predicted == labels)
-            elif k == 1:  # log-loss of the sigmoid: log(1 + exp(-s z)) with s the sign of the class
-                margin = z[:, 0] * (2 * labels - 1)
-                out[f, p] = np.logaddexp(0, -margin).sum()
-            else:
-                shifted = z - z.max(axis=1, keepdims=True)
-                log_norm = np.log(np.exp(shifted).sum(axis=1))
-                out[f, p] = (log_norm - shifted[np.arange(len(labels)), labels]).sum()
+        # the fold's test rows once for all its path points: (n_test, n_points, n_outputs)
+        start = f * n_points * k
+        out[f] = _test_sums(
+            Z[test, start : start + n_points * k].reshape(-1, n_points, k), codes[test], metric
+        )
     return out
 
 
@@ -183,6 +241,13 @@ def _sum_parts(parts: list[Any]) -> Any:
     if isinstance(first, dict):
         return {key: sum(part[key] for part in parts) for key in first}
     return sum(parts)
+
+
+def _shared(W: np.ndarray, name: str) -> Any:
+    """``W`` as the blocks' tasks take it: itself when small (copied into each task), else one graph key."""
+    if W.nbytes <= _EMBED_BYTES:
+        return W
+    return dask.delayed(W, name=name)  # enters the graph once
 
 
 def _role_counts_block(roles: np.ndarray) -> np.ndarray:
@@ -303,7 +368,10 @@ class FoldedProblem:
         self._blocks = []
         self._kept = ()
 
-    def _tree(self, parts: list[Any], token: str) -> Any:
+    def _sum_blocks(self, parts: list[Any], token: str, part_nbytes: int) -> Any:
+        """Compute the blocks' results and sum them: gathered to the client when small, else a tree of sums."""
+        if len(parts) * part_nbytes <= _GATHER_BYTES:
+            return _sum_parts(list(dask.compute(*parts)))
         level = 0
         while len(parts) > 1:
             parts = [
@@ -313,7 +381,8 @@ class FoldedProblem:
                 for i in range(0, len(parts), _SPLIT_EVERY)
             ]
             level += 1
-        return parts[0]
+        (total,) = dask.compute(parts[0])
+        return total
 
     def loss_grad(self, params: dict[int, np.ndarray]) -> dict[int, tuple[float, np.ndarray]]:
         """The data term ``sum_i loss_i`` over each fold's train rows and its gradient, all in one pass.
@@ -331,7 +400,7 @@ class FoldedProblem:
         folds = [self.problem_folds[p] for p in problems]
         W = np.hstack([np.asarray(params[p], dtype=np.float64).reshape(self.n_params, -1) for p in problems])
         token = tokenize(W, folds, self.X.name, self.n_passes)  # a new key even at a repeated point
-        W_key = dask.delayed(W, name=f"daskml-cv-path-params-{token}")  # enters the graph once
+        W_key = _shared(W, f"daskml-cv-path-params-{token}")
         kernel = dask.delayed(_folds_loss_grad_block, pure=True)
         parts = [
             kernel(
@@ -348,7 +417,7 @@ class FoldedProblem:
             for i, (Xb, yb, rb) in enumerate(self._blocks)
         ]
         # compute: one pass for all the folds; a loss and an (n_params x n_outputs) gradient per fold
-        (total,) = dask.compute(self._tree(parts, token))
+        total = self._sum_blocks(parts, token, W.nbytes + 8 * len(problems))
         self.n_passes += 1
         k = self.n_outputs
         return {
@@ -372,7 +441,7 @@ class FoldedProblem:
         n_problems, n_points = paths.shape[:2]
         W = np.concatenate([paths[i, p] for i in range(n_problems) for p in range(n_points)], axis=1)
         token = tokenize(W, metric, self.X.name, self.n_passes)
-        W_key = dask.delayed(W, name=f"daskml-cv-path-coefs-{token}")
+        W_key = _shared(W, f"daskml-cv-path-coefs-{token}")
         kernel = dask.delayed(_folds_score_block, pure=True)
         parts = [
             kernel(
@@ -390,6 +459,6 @@ class FoldedProblem:
             for i, (Xb, yb, rb) in enumerate(self._blocks)
         ]
         # compute: one pass scoring every (fold, path point); n_folds x n_points sums come back
-        (sums,) = dask.compute(self._tree(parts, token))
+        sums = self._sum_blocks(parts, token, 8 * n_problems * n_points)
         self.n_passes += 1
         return sums / self.n_test[self.problem_folds][:, None]

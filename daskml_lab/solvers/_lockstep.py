@@ -7,6 +7,12 @@ with one call (one pass over the data, :meth:`FoldedProblem.loss_grad`) and wake
 So every fold follows exactly the iterates it would follow alone, while the data are read once per round for
 all of them; a fold that needs more iterations simply keeps asking after the others have finished.
 
+A fold asks only for points it has not just evaluated: scipy starts each point of the path by evaluating the
+warm start, which is the previous point's solution, the last point evaluated. The data term does not depend on
+the penalty (added here, on the client), so that evaluation is answered from the previous one, bit for bit
+what a pass would return. Along scikit-learn's default grid the weak penalties converge at their warm start
+(0 iterations at 1,000,000 rows), so this saves one round per point, about 13 % of the rounds there.
+
 Why threads and not a rewrite of L-BFGS: scipy's implementation (line search, stopping rules) is the one
 scikit-learn runs, so the same ``tol`` means the same thing; the threads only wait on a condition variable
 and never compute concurrently (the evaluation runs in the caller's thread).
@@ -24,6 +30,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from daskml_lab.exceptions import ConvergenceWarning
+from daskml_lab.solvers._common import single_threaded_blas
 
 __all__ = ["PathResult", "lockstep_lbfgs_paths"]
 
@@ -39,7 +46,8 @@ class PathResult:
     coefs : ndarray of shape (n_folds, n_points, n_params, n_outputs)
     n_iter : ndarray of int of shape (n_folds, n_points)
     n_evaluations : ndarray of int of shape (n_folds,)
-        Function evaluations each fold asked for along its whole path.
+        Function evaluations each fold asked for along its whole path (a repeated point, the warm start of
+        the next point, is answered without asking).
     n_rounds : int
         Batched evaluations (passes over the data): ``max(n_evaluations)``, as every round answers each fold
         still running once.
@@ -184,14 +192,21 @@ def lockstep_lbfgs_paths(
         try:
             x = np.zeros(n_params * n_outputs)
             scale = float(data_scales[fold])
+            last: list[Any] = []  # the fold's last evaluation: (W, data term, its gradient)
             for point, l2 in enumerate(l2_path[fold]):
 
                 def objective(x: np.ndarray, l2: float = l2) -> tuple[float, np.ndarray]:
                     W = x.reshape(n_params, n_outputs)
-                    n_evaluations[fold] += 1
-                    value, grad = batcher.ask(fold, W.copy())
+                    if last and np.array_equal(last[0], W):
+                        # the next point starts where the previous one stopped, already evaluated: the data
+                        # term does not depend on the penalty, so no pass (one round saved per point)
+                        value, data_grad = last[1], last[2]
+                    else:
+                        n_evaluations[fold] += 1
+                        value, data_grad = batcher.ask(fold, W.copy())
+                        last[:] = [W.copy(), value, np.asarray(data_grad, dtype=np.float64)]
                     coef = W[:n_features]
-                    grad = scale * np.asarray(grad, dtype=np.float64)
+                    grad = scale * np.asarray(data_grad, dtype=np.float64)
                     grad[:n_features] += l2 * coef
                     return scale * value + 0.5 * l2 * float(np.sum(coef * coef)), grad.ravel()
 
@@ -210,13 +225,17 @@ def lockstep_lbfgs_paths(
         threading.Thread(target=run_fold, args=(fold,), name=f"daskml-cv-path-fold-{fold}", daemon=True)
         for fold in range(n_folds)
     ]
-    for thread in threads:
-        thread.start()
-    try:
-        rounds = batcher.serve(evaluate)
-    finally:
+    # one BLAS thread, as every solver loop runs: scipy's L-BFGS-B calls BLAS on d-vectors, and OpenBLAS threads
+    # spinning after each call take the cores of the workers (on 2 loaded cores an iteration took 8 ms instead
+    # of 0.5 ms, and there are n_folds of them per round)
+    with single_threaded_blas():
         for thread in threads:
-            thread.join()
+            thread.start()
+        try:
+            rounds = batcher.serve(evaluate)
+        finally:
+            for thread in threads:
+                thread.join()
     if batcher.error is not None:
         raise batcher.error
     if unconverged:
