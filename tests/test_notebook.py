@@ -1,6 +1,12 @@
-"""The example notebook runs end to end (so that it never rots): executed with nbclient in a fresh kernel."""
+"""The example notebook runs end to end (so that it never rots): executed with nbclient in a fresh kernel.
+
+Its outputs are checked too: the figures, the training page link, and in its "Choosing a model" part the best
+C of our grid search equal to scikit-learn's GridSearchCV on the same folds, with the same mean scores.
+"""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -29,8 +35,19 @@ def test_exploration_notebook_runs():
     stdout = "".join(o.text for o in outputs if o.output_type == "stream" and o.name == "stdout")
     assert "training page: http://127.0.0.1:" in stdout
     assert "/daskml-training" in stdout
-    assert stdout.count("test accuracy") == 2
+    assert stdout.count("test accuracy") == 4  # the letter model and ensemble; best model and soft voting
     images = [o for o in outputs if o.output_type == "display_data" and "image/png" in o.data]
-    assert len(images) == 3  # history, shard report, fusion comparison
+    # history, shard report, fusion comparison; mean test score against C, best model against soft voting
+    assert len(images) == 5
     results = [o.data["text/plain"] for o in outputs if o.output_type == "execute_result"]
     assert any("'soft-voting':" in text for text in results)
+
+    # choosing a model: cv_results_ as a table, and the same choice as scikit-learn's on the same folds
+    assert any("mean_test_score" in text and "rank_test_score" in text for text in results)
+    assert "best_params_: {'C': " in stdout
+    ours, theirs = re.search(r"best C: daskml_lab (\S+) \| scikit-learn (\S+)", stdout).groups()
+    assert float(ours) == float(theirs)
+    gap = re.search(r"largest difference between the mean test scores: (\S+)", stdout).group(1)
+    assert float(gap) <= 1e-6
+    assert re.search(r"best-model: test accuracy 0\.\d{3}", stdout)
+    assert re.search(r"chosen: shard [0-3]\b", stdout)

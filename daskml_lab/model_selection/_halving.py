@@ -335,7 +335,8 @@ class _BaseHalving(_BaseSearch):
         if min_resources > max_resources:
             msg = (
                 f"min_resources_={min_resources} is greater than max_resources_={max_resources}. Lower "
-                "min_resources or raise max_resources (for resource='n_samples', at most the number of rows)."
+                "min_resources or raise max_resources (for resource='n_samples', at most the number of rows, "
+                f"n_samples={n_samples})."
             )
             raise ValueError(msg)
         return int(min_resources), int(max_resources)

@@ -251,6 +251,8 @@ class StratifiedKFold(sk.StratifiedKFold):
         """
         if not is_dask_collection(X) and not is_dask_collection(y):
             y_array = np.asarray(y)
+            # too few rows first, as scikit-learn checks: with one row, "one class of 1 member" hides the cause
+            _check_enough_rows(self.n_splits, len(y_array))
             _, counts = np.unique(y_array.ravel(), return_counts=True)
             _check_class_counts(self.n_splits, np.unique(y_array.ravel()), counts)
             yield from super().split(X, y, groups)
