@@ -52,37 +52,7 @@ SEARCHES = [
     HalvingGridSearchCV(Ridge(), {"alpha": [0.1, 1.0]}, cv=2, min_resources="smallest"),
 ]
 
-# The in-memory route indexes the rows of X and y with ``data[indices]`` (``_execution._rows``): Python lists,
-# sparse formats without indexing (DIA, COO) and array-likes without ``__getitem__`` fail, where scikit-learn's
-# searches first pass them through ``sklearn.utils.indexable``. To be fixed in model_selection/_execution.py.
-_NOT_INDEXABLE = "the search indexes rows of lists, DIA/COO matrices and array-likes directly (no indexable)"
-_IN_MEMORY_ROUTE = {
-    "check_estimator_sparse_array": _NOT_INDEXABLE,
-    "check_estimator_sparse_matrix": _NOT_INDEXABLE,
-}
-EXPECTED_FAILURES: dict[str, dict[str, str]] = {
-    "GridSearchCV": {
-        **_IN_MEMORY_ROUTE,
-        "check_classifier_data_not_an_array": _NOT_INDEXABLE,
-        "check_classifiers_train": _NOT_INDEXABLE,  # fits on X.tolist()
-        "check_classifiers_train(readonly_memmap=True)": _NOT_INDEXABLE,
-        "check_classifiers_train(readonly_memmap=True,X_dtype=float32)": _NOT_INDEXABLE,
-    },
-    "HalvingGridSearchCV": {
-        **_IN_MEMORY_ROUTE,
-        "check_regressor_data_not_an_array": _NOT_INDEXABLE,
-        "check_regressors_train": _NOT_INDEXABLE,  # fits on X.tolist()
-        "check_regressors_train(readonly_memmap=True)": _NOT_INDEXABLE,
-        "check_regressors_train(readonly_memmap=True,X_dtype=float32)": _NOT_INDEXABLE,
-    },
-}
-
-
-def expected_failed_checks(estimator):
-    return EXPECTED_FAILURES.get(type(estimator).__name__, {})
-
-
-@parametrize_with_checks(SEARCHES, expected_failed_checks=expected_failed_checks)
+@parametrize_with_checks(SEARCHES)
 def test_searches_pass_scikit_learn_checks(estimator, check):
     # in this process: the contract does not depend on the scheduler, and the lockstep rounds on tiny data are
     # cheaper without a thread pool

@@ -28,6 +28,7 @@ import numpy as np
 from dask.base import is_dask_collection
 from distributed import wait
 from sklearn.exceptions import FitFailedWarning
+from sklearn.utils import indexable
 from sklearn.utils.multiclass import type_of_target
 
 from daskml_lab._runtime.client import current_client
@@ -316,6 +317,8 @@ def _failed_fit(
 def _rows(data: Any, index: Any) -> Any:
     if hasattr(data, "iloc"):
         return data.iloc[index]
+    if isinstance(data, list):
+        return [data[i] for i in index]
     return data[index]
 
 
@@ -431,6 +434,9 @@ def run_folds(
                         ),
                     )
             return _table(results, len(candidates), len(folds))
+        # as scikit-learn's searches: lists stay lists, sparse formats without row indexing become CSR, and
+        # other array-likes arrays
+        X, y, groups = indexable(X, y, groups)
         splits = [
             (np.asarray(train), np.asarray(test))
             for train, test in (cv.split(X, y, groups) if hasattr(cv, "split") else cv)

@@ -28,7 +28,7 @@ import numpy as np
 from dask.base import is_dask_collection
 from sklearn.base import is_classifier
 from sklearn.model_selection import ParameterGrid, ParameterSampler
-from sklearn.utils import resample
+from sklearn.utils import indexable, resample
 from sklearn.utils.multiclass import check_classification_targets
 
 from daskml_lab._runtime.seeding import block_rng, root_entropy
@@ -213,6 +213,8 @@ class _BaseHalving(_BaseSearch):
         """
         check_params(self)
         scorers, _ = check_scoring(self.scoring)  # one scorer: the constraints refuse a list or a dict
+        if not (is_dask_collection(X) or is_dask_collection(y)):
+            X, y, groups = indexable(X, y, groups)  # as scikit-learn's searches (lists, sparse formats)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         if not _yields_constant_splits(cv):
             msg = (
