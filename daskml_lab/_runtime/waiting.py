@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from distributed import CancelledError, wait
+from distributed import CancelledError, Future, wait
 
 from daskml_lab._runtime.client import TIMEOUT_KEY
 from daskml_lab._runtime.cluster_health import (
@@ -155,19 +155,25 @@ def result_within(
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         remaining = CHECK_INTERVAL_S if deadline is None else deadline - time.monotonic()
+        step = max(min(CHECK_INTERVAL_S, remaining), 0.01)
         try:
-            return future.result(timeout=max(min(CHECK_INTERVAL_S, remaining), 0.01))
+            if not isinstance(future, Future):  # an actor's call: its own timeout
+                return future.result(timeout=step)
+            # waited for, then asked without a timeout: the TimeoutError of Future.result(timeout=...) keeps the
+            # future itself in distributed's reference cycle (see the module's docstring)
+            if wait_briefly([future], step):
+                return future.result()
         except TimeoutError as err:
             forget_traceback(err)
             if _is_done(future):
                 # finished since the poll gave up (a race, frequent on a loaded machine), or the task raised
                 # its own TimeoutError: ask again without a timeout, which returns the value or that error
                 return future.result()
-            health.check(doing=f"waiting for {what}", grace_s=NO_WORKER_GRACE_S)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise timeout_error(what, client, float(timeout_s)) from err
         except CancelledError as err:
             raise _cancelled_error(what, err, client, health) from err
+        health.check(doing=f"waiting for {what}", grace_s=NO_WORKER_GRACE_S)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise timeout_error(what, client, float(timeout_s))
 
 
 def _cancelled_error(what: str, err: BaseException, client: Any, health: ClusterHealth) -> Exception:
