@@ -15,6 +15,10 @@ With ``resource="n_samples"`` each round sees a subsample of every fold's train 
 - on dask data, chosen inside each block of the fold's rows, next to the block: the fold's row count is shared
   among its blocks in proportion to their sizes, and each block keeps a seeded random subset of its rows
   (a prefix of one permutation per block, so that the rows of a round include those of the rounds before).
+
+Around the rounds, as for :class:`GridSearchCV`: ``checkpoint=`` saves every (round, candidate, fold) result as
+it finishes (:meth:`SearchCheckpoint.round`), and a resumed search reads them back, reaches the same rounds and
+fits only the missing pairs; :class:`SearchProgress` reports each round to the training page and the bar.
 """
 
 from __future__ import annotations
