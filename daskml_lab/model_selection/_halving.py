@@ -15,11 +15,17 @@ With ``resource="n_samples"`` each round sees a subsample of every fold's train 
 - on dask data, chosen inside each block of the fold's rows, next to the block: the fold's row count is shared
   among its blocks in proportion to their sizes, and each block keeps a seeded random subset of its rows
   (a prefix of one permutation per block, so that the rows of a round include those of the rounds before).
+
+Around the rounds, as for :class:`GridSearchCV`: ``checkpoint=`` saves every (round, candidate, fold) result as
+it finishes (:meth:`SearchCheckpoint.round`), and a resumed search reads them back, reaches the same rounds and
+fits only the missing pairs; :class:`SearchProgress` reports each round to the training page and the bar.
 """
 
 from __future__ import annotations
 
 import numbers
+import os
+from functools import partial
 from math import ceil, floor, log
 from typing import Any, ClassVar
 
@@ -42,6 +48,9 @@ from daskml_lab.model_selection._search import (
     _check_candidates,
     _cv_results,
 )
+from daskml_lab.model_selection._search_checkpoint import RoundCheckpoint, search_checkpoint
+from daskml_lab.model_selection._search_progress import SearchProgress
+from daskml_lab.monitoring import fit_span, start_run
 
 __all__ = ["HalvingGridSearchCV", "HalvingRandomSearchCV"]
 
@@ -161,10 +170,23 @@ def _n_classes(y: Any) -> int:
     return int(np.unique(y).shape[0])
 
 
-def _top_k(means: np.ndarray, params: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+def _top_k(means: np.ndarray, k: int) -> list[int]:
     # scikit-learn's _top_k: ascending scores with the NaNs moved first, the last k kept (in that order)
     order = np.roll(np.argsort(means), np.count_nonzero(np.isnan(means)))
-    return [params[i] for i in order[-k:]]
+    return [int(i) for i in order[-k:]]
+
+
+def _record(
+    saving: RoundCheckpoint | None,
+    progress: SearchProgress,
+    candidate: int,
+    fold: int,
+    result: dict[str, Any],
+) -> None:
+    # one finished fit of a round: saved (under its candidate's number in round 0), then reported
+    if saving is not None:
+        saving.save(candidate, fold, result)
+    progress(candidate, fold, result)
 
 
 class _BaseHalving(_BaseSearch):
@@ -189,6 +211,10 @@ class _BaseHalving(_BaseSearch):
 
     def _sampled_candidates(self, max_resources: int, min_resources: int) -> tuple[list[dict[str, Any]], str]:
         return self._candidates()
+
+    def _seed_use(self) -> str | None:
+        """What ``random_state`` draws (a checkpoint needs it to be an int then), ``None`` when nothing."""
+        return "subsamples the rows of every round at random" if self.resource == "n_samples" else None
 
     def fit(self, X: Any, y: Any = None, *, groups: Any = None) -> _BaseHalving:
         """Run the rounds of successive halving, then refit the best candidate of the last one on all the data.
@@ -254,48 +280,92 @@ class _BaseHalving(_BaseSearch):
         n_possible = 1 + floor(log(max_resources // min_resources, self.factor))
         n_iterations = n_required if self.aggressive_elimination else min(n_possible, n_required)
 
-        # on dask data one root for every round, so that each round's rows include the previous round's
-        entropy = root_entropy(self.random_state) if is_dask_collection(X) or is_dask_collection(y) else 0
-        base_folds: dict[tuple[str, str | None], list[Any]] = {}
-        all_params: list[dict[str, Any]] = []
-        all_results: list[list[dict[str, Any]]] = []
-        rounds: list[int] = []
-        self.n_resources_: list[int] = []
-        self.n_candidates_: list[int] = []
-        for itr in range(n_iterations):
-            power = itr
-            if self.aggressive_elimination:
-                # the first budget again while candidates are being eliminated, then as usual
-                power = max(0, itr - n_required + n_possible)
-            n_resources = min(int(self.factor**power * min_resources), max_resources)
-            self.n_resources_.append(n_resources)
-            self.n_candidates_.append(len(candidates))
-            if self.resource == "n_samples":
-                fraction = n_resources / n_samples
-                round_cv: Any = _SubsampleSplitter(
-                    cv, fraction, self.random_state, entropy, groups, base_folds
-                )
-            else:
-                candidates = [{**candidate, self.resource: n_resources} for candidate in candidates]
-                round_cv = cv
-            all_results += run_folds(
-                self.estimator,
+        # candidates per round, known before any fit: the progress counts the fits of the whole search
+        schedule = [len(candidates)]
+        while len(schedule) < n_iterations:
+            schedule.append(ceil(schedule[-1] / self.factor))
+        rows_seeded = self.resource == "n_samples"
+        with (
+            search_checkpoint(
+                self,
                 X,
                 y,
-                round_cv,
-                scorers,
+                groups,
                 candidates=candidates,
-                groups=groups,
-                return_train_score=self.return_train_score,
-                error_score=self.error_score,
+                cv=cv,
+                n_splits=n_splits,
+                seed_use=self._seed_use(),
+                # the rows of every round are drawn with random_state (not in the candidates)
+                extra={"random_state": self.random_state if rows_seeded else None},
+            ) as checkpoint,
+            fit_span(type(self).__name__),
+        ):
+            run = start_run(
+                "search",
+                n_fits=sum(schedule) * n_splits,
+                info={
+                    "estimator": type(self.estimator).__name__,
+                    "candidates": len(candidates),
+                    "folds": n_splits,
+                    "rounds": n_iterations,
+                },
             )
-            all_params += candidates
-            rounds += [itr] * len(candidates)
-            means = np.array(
-                [np.mean([r["test_scores"]["score"] for r in row]) for row in all_results[-len(candidates) :]]
-            )
-            candidates = _top_k(means, candidates, ceil(len(candidates) / self.factor))
-
+            # on dask data one root for every round, so that each round's rows include the previous round's
+            entropy = root_entropy(self.random_state) if is_dask_collection(X) or is_dask_collection(y) else 0
+            base_folds: dict[tuple[str, str | None], list[Any]] = {}
+            all_params: list[dict[str, Any]] = []
+            all_results: list[list[dict[str, Any]]] = []
+            self.n_resources_: list[int] = []
+            self.n_candidates_: list[int] = []
+            ids = list(range(len(candidates)))  # the round's candidates, numbered as in round 0 (checkpoint)
+            for itr in range(n_iterations):
+                power = itr
+                if self.aggressive_elimination:
+                    # the first budget again while candidates are being eliminated, then as usual
+                    power = max(0, itr - n_required + n_possible)
+                n_resources = min(int(self.factor**power * min_resources), max_resources)
+                self.n_resources_.append(n_resources)
+                self.n_candidates_.append(len(candidates))
+                if rows_seeded:
+                    fraction = n_resources / n_samples
+                    round_cv: Any = _SubsampleSplitter(
+                        cv, fraction, self.random_state, entropy, groups, base_folds
+                    )
+                else:
+                    candidates = [{**candidate, self.resource: n_resources} for candidate in candidates]
+                    round_cv = cv
+                saving = None if checkpoint is None else checkpoint.round(itr, ids)
+                saved = {} if saving is None else saving.finished()
+                progress = SearchProgress(
+                    run,
+                    candidates,
+                    n_splits,
+                    "score",
+                    saved,
+                    round_index=itr,
+                    n_rounds=n_iterations,
+                    fits_before=sum(schedule[:itr]) * n_splits,
+                    n_fits=sum(schedule) * n_splits,
+                )
+                all_results += run_folds(
+                    self.estimator,
+                    X,
+                    y,
+                    round_cv,
+                    scorers,
+                    candidates=candidates,
+                    groups=groups,
+                    return_train_score=self.return_train_score,
+                    error_score=self.error_score,
+                    finished=saved,
+                    on_result=partial(_record, saving, progress),
+                )
+                all_params += candidates
+                scores = [[r["test_scores"]["score"] for r in row] for row in all_results[-len(candidates) :]]
+                means = np.array([np.mean(row) for row in scores])
+                kept = _top_k(means, ceil(len(candidates) / self.factor))
+                candidates, ids = [candidates[i] for i in kept], [ids[i] for i in kept]
+        rounds = np.repeat(np.arange(n_iterations), schedule)
         table = _cv_results(all_params, all_results, list(scorers), False, self.return_train_score)
         counts = np.repeat(self.n_resources_, self.n_candidates_)
         self.cv_results_ = {"iter": np.asarray(rounds), "n_resources": counts, **table}
@@ -372,7 +442,15 @@ _HALVING_PARAMETERS = """factor : int or float, default=3
     return_train_score : bool, default=True
         Also score every fit on its training rows.
     random_state : int, numpy.random.RandomState or None, default=None
-        Seed of the row subsamples (``resource='n_samples'``){sampling}."""
+        Seed of the row subsamples (``resource='n_samples'``){sampling}; an int with ``checkpoint``.
+    checkpoint : str, path-like or None, default=None
+        Directory where the result of every (round, candidate, fold) fit is saved as soon as it finishes (its
+        scores, times and error text, one small JSON file each; no model). Fitting the same search again on
+        the same data with the same directory (after an interruption) reads the saved results back, reaches
+        the same rounds (the survivors follow from the saved scores) and fits only the missing pairs: the
+        ``cv_results_`` and ``best_params_`` of an uninterrupted search (fit and score times apart). Checked in
+        ``fit`` before any work; a directory written by another search (other parameters, candidates, folds,
+        seed or data) is refused with a clear error. See :doc:`/model_selection`."""
 
 _HALVING_ATTRIBUTES = """n_resources_ : list of int
         Budget of each round.
@@ -472,6 +550,7 @@ class HalvingGridSearchCV(_BaseHalving):
         error_score: Any = np.nan,
         return_train_score: bool = True,
         random_state: Any = None,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         self.estimator = estimator
         self.param_grid = param_grid
@@ -486,6 +565,7 @@ class HalvingGridSearchCV(_BaseHalving):
         self.error_score = error_score
         self.return_train_score = return_train_score
         self.random_state = random_state
+        self.checkpoint = checkpoint
 
     def _candidates(self) -> tuple[list[dict[str, Any]], str]:
         grid = self.param_grid
@@ -561,6 +641,7 @@ class HalvingRandomSearchCV(_BaseHalving):
         error_score: Any = np.nan,
         return_train_score: bool = True,
         random_state: Any = None,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         self.estimator = estimator
         self.param_distributions = param_distributions
@@ -576,6 +657,7 @@ class HalvingRandomSearchCV(_BaseHalving):
         self.error_score = error_score
         self.return_train_score = return_train_score
         self.random_state = random_state
+        self.checkpoint = checkpoint
 
     def _sampled_candidates(self, max_resources: int, min_resources: int) -> tuple[list[dict[str, Any]], str]:
         distributions = self.param_distributions
@@ -587,3 +669,7 @@ class HalvingRandomSearchCV(_BaseHalving):
             n_candidates = max_resources // min_resources
         sampler = ParameterSampler(distributions, n_candidates, random_state=self.random_state)
         return list(sampler), "param_distributions"
+
+    def _seed_use(self) -> str | None:
+        rows = " and the rows of every round" if self.resource == "n_samples" else ""
+        return f"samples its candidates{rows} at random"

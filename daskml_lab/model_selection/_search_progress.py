@@ -2,7 +2,8 @@
 
 :class:`SearchProgress` is called with every finished (candidate, fold) result and reports to the search's
 training run (:meth:`daskml_lab.monitoring.TrainingRun.search`): the training page shows it, and a progress bar
-draws it when progress bars are on (:func:`daskml_lab.monitoring.progress`).
+draws it when progress bars are on (:func:`daskml_lab.monitoring.progress`). A successive-halving search has
+one per round, which also reports the round and counts the fits of the whole search.
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ class SearchProgress:
         The scorer whose mean chooses the best candidate.
     finished : dict of (int, int) to dict
         Results known before the search ran (from a checkpoint).
+    round_index : int or None, default=None
+        The round of a successive-halving search (0 for the first, as ``cv_results_["iter"]``): then the
+        candidates are this round's, the best score is this round's (budgets differ between rounds), and the
+        state also holds ``round`` and ``n_rounds``.
+    n_rounds : int or None, default=None
+        Number of rounds, with ``round_index``.
+    fits_before : int, default=0
+        Fits of the earlier rounds, counted in ``fits_done``.
+    n_fits : int or None, default=None
+        Fits of the whole search (``None``: ``len(candidates) * n_splits``).
     """
 
     def __init__(
@@ -44,11 +55,20 @@ class SearchProgress:
         n_splits: int,
         key: str,
         finished: Mapping[tuple[int, int], dict[str, Any]],
+        *,
+        round_index: int | None = None,
+        n_rounds: int | None = None,
+        fits_before: int = 0,
+        n_fits: int | None = None,
     ) -> None:
         self.run = run
         self.candidates = candidates
         self.n_splits = n_splits
         self.key = key
+        self.round_index = round_index
+        self.n_rounds = n_rounds
+        self.fits_before = fits_before
+        self.n_fits = len(candidates) * n_splits if n_fits is None else n_fits
         self.scores: dict[int, dict[int, float]] = {}
         for (candidate, fold), result in finished.items():
             self._add(candidate, fold, result)
@@ -69,24 +89,28 @@ class SearchProgress:
         -------
         dict
             ``n_candidates``, ``n_splits``, ``n_fits``, ``fits_done``, ``candidates_done``,
-            ``candidates_running``, ``best_score``, ``best_params`` (text) and ``best_candidate``.
+            ``candidates_running``, ``best_score``, ``best_params`` (text) and ``best_candidate``; with a
+            round, ``round`` and ``n_rounds`` too.
         """
         done = {c: folds for c, folds in self.scores.items() if len(folds) == self.n_splits}
         means = {c: float(np.mean(list(folds.values()))) for c, folds in done.items()}
         finite = {c: mean for c, mean in means.items() if np.isfinite(mean)}
         # the first of equal means, as the ranks of cv_results_ give (method="min", first index wins)
         best = max(sorted(finite), key=lambda c: finite[c]) if finite else None
-        return {
+        state = {
             "n_candidates": len(self.candidates),
             "n_splits": self.n_splits,
-            "n_fits": len(self.candidates) * self.n_splits,
-            "fits_done": sum(len(folds) for folds in self.scores.values()),
+            "n_fits": self.n_fits,
+            "fits_done": self.fits_before + sum(len(folds) for folds in self.scores.values()),
             "candidates_done": len(done),
             "candidates_running": len(self.scores) - len(done),
             "best_score": None if best is None else finite[best],
             "best_params": None if best is None else _describe(self.candidates[best]),
             "best_candidate": best,
         }
+        if self.round_index is not None:
+            state |= {"round": self.round_index, "n_rounds": self.n_rounds}
+        return state
 
     def report(self) -> None:
         """Send the progress to the run (and its bar)."""

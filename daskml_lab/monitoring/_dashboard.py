@@ -68,6 +68,8 @@ _SEARCH_KEYS = (
     "best_score",
     "best_params",
     "best_candidate",
+    "round",
+    "n_rounds",
 )
 
 _STATUS_COLORS = {"pending": "#bbbbbb", "started": "#f0a030", "finished": "#3070b0", "failed": "#d03030"}
@@ -509,6 +511,8 @@ def _run_summary(run: _Run | None) -> str:
         parts.append(f"shards fitted: {done}/{run.n_shards if run.n_shards is not None else len(run.shards)}")
     elif run.kind == "search":
         state = run.search
+        if "n_rounds" in state:  # successive halving: the candidates are the round's
+            parts.append(f"round: {esc(str(_round_number(state)))}/{esc(str(state['n_rounds']))}")
         parts.append(
             f"candidates done: {esc(str(state.get('candidates_done', 0)))}/{esc(str(state.get('n_candidates', '?')))}"
         )
@@ -527,6 +531,12 @@ def _run_summary(run: _Run | None) -> str:
     for key, value in run.info.items():
         parts.append(f"{esc(key)}: {esc(str(value))}")
     return " &nbsp;|&nbsp; ".join(parts)
+
+
+def _round_number(state: Mapping[str, Any]) -> Any:
+    """The round of a search state counted from 1 (the state counts from 0, as ``cv_results_["iter"]``)."""
+    value = state.get("round")
+    return value + 1 if isinstance(value, int) and not isinstance(value, bool) else "?"
 
 
 def _requested_kind(doc: Any) -> str | None:

@@ -203,6 +203,8 @@ class ShardBar(IterationBar):
 class SearchBar(IterationBar):
     """``label: [#####-----] 5/12 fits, candidates 1/4 done, 1 running, best 0.93 (C=1.0)``.
 
+    A successive-halving search also shows its round: ``5/12 fits, round 2/3, candidates 1/2 done, ...``.
+
     Parameters
     ----------
     label : str
@@ -224,6 +226,8 @@ class SearchBar(IterationBar):
         done = int(state.get("fits_done", 0))
         filled = int(_WIDTH * done / self.n_fits) if self.n_fits else _WIDTH
         line = f"{self.label}: [{'#' * filled}{'-' * (_WIDTH - filled)}] {done}/{self.n_fits} fits"
+        if isinstance(state.get("round"), int) and "n_rounds" in state:  # successive halving, counted from 1
+            line += f", round {state['round'] + 1}/{state['n_rounds']}"
         if "n_candidates" in state:
             line += f", candidates {state.get('candidates_done', 0)}/{state['n_candidates']} done"
         if state.get("candidates_running"):
