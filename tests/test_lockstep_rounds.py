@@ -8,13 +8,11 @@ saved change nothing: the same iterates as scipy's L-BFGS-B run alone along each
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 
 import dask
 import dask.array as da
 import numpy as np
 import pytest
-from distributed import get_task_stream
 from scipy.optimize import minimize
 from sklearn.datasets import make_classification
 
@@ -163,24 +161,3 @@ def test_score_kernel_is_each_folds_metric_on_its_test_rows(n_classes, metric):
             else:
                 expected = log_loss(y[test], proba, normalize=False, labels=range(n_classes))
             assert sums[f, p] == pytest.approx(expected, rel=1e-10)
-
-
-def test_blocks_held_by_one_worker_are_spread_before_the_first_round(client):
-    # each block's task runs where the block lives: with every block on one worker, that worker did every
-    # round alone. The start copies half of them to the other worker; the sums do not change.
-    X, y = make_classification(n_samples=800, n_features=6, random_state=3)
-    roles = np.stack([np.arange(800) % 4 == f for f in range(4)], axis=1).astype(np.int8)
-    params = {f: np.random.default_rng(f).normal(size=(7, 1)) for f in range(4)}
-    first = sorted(client.scheduler_info()["workers"])[0]
-    Xd, yd = da.from_array(X, chunks=100), da.from_array(y, chunks=100)
-    rd = da.from_array(roles, chunks=(100, 4))
-    with dask.config.set(scheduler="sync"), FoldedProblem(Xd, yd, rd) as local:
-        expected = local.loss_grad(params)
-    Xd, yd, rd = client.persist([Xd, yd, rd], workers=[first], allow_other_workers=False)
-    with get_task_stream(client) as stream, FoldedProblem(Xd, yd, rd, persist=True) as problem:
-        spread = problem.loss_grad(params)
-    workers = Counter(t["worker"] for t in stream.data if "cv-path-grad" in str(t["key"]))
-    assert sorted(workers.values()) == [4, 4], workers
-    for f in range(4):
-        assert spread[f][0] == expected[f][0]
-        np.testing.assert_array_equal(spread[f][1], expected[f][1])

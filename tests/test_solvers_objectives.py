@@ -241,7 +241,7 @@ def test_sum_over_any_row_split_equals_the_whole(cuts, loss, sparse):
 
 
 def test_balance_keeps_blocks_in_place_unless_a_worker_is_overloaded():
-    from daskml_lab.solvers._engine import balance_blocks as _balance
+    from daskml_lab.solvers._distributed_engine import _balance
 
     # all ten blocks on worker a: half of them move to b
     placement = _balance(["a"] * 10, [100] * 10, ["a", "b"])

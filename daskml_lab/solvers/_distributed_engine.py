@@ -42,7 +42,6 @@ from daskml_lab.solvers._engine import (
     LocalBlocks,
     WorkerCall,
     _Engine,
-    balance_blocks,
     combine_loss_grad,
     combine_sum_weights,
 )
@@ -267,7 +266,7 @@ class DistributedEngine(_Engine):
         sizes = list(self._block_rows)
         holders = [next(iter(who_has.get(f.key, ())), None) for f in X_futures]
         workers = sorted(set(self.client.scheduler_info()["workers"]) - self.stragglers)
-        self._placement = balance_blocks(holders, sizes, workers)
+        self._placement = _balance(holders, sizes, workers)
         self.n_workers = len(self._placement)
         has_weight = len(self._block_futures[0]) == 3
         self._worker_args = []
@@ -605,3 +604,29 @@ def _flatten_keys(keys: Any) -> Iterator[Any]:
 
 def _describe_local(local: LocalBlocks) -> tuple[int, np.ndarray]:
     return local.n_rows, local.sum_weight_sum()
+
+
+def _balance(holders: list[str | None], sizes: list[int], workers: list[str]) -> dict[str, list[int]]:
+    """Assign blocks to workers: keep a block where it lives unless that worker already has its share.
+
+    Returns ``{address: [block indices]}`` for the workers that get at least one block, indices sorted.
+    """
+    total = float(sum(sizes)) or 1.0
+    live = [w for w in workers if w] or [h for h in holders if h]
+    share = total / max(1, len(live))
+    largest = max(sizes) if sizes else 0
+    load = dict.fromkeys(live, 0.0)
+    assignment: dict[str, list[int]] = {w: [] for w in live}
+    pending = []
+    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        holder = holders[index]
+        if holder in load and load[holder] + sizes[index] <= share + largest / 2:
+            assignment[holder].append(index)
+            load[holder] += sizes[index]
+        else:
+            pending.append(index)
+    for index in pending:
+        target = min(load, key=lambda w: (load[w], w))
+        assignment[target].append(index)
+        load[target] += sizes[index]
+    return {w: sorted(ix) for w, ix in assignment.items() if ix}

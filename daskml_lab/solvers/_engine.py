@@ -55,14 +55,7 @@ from daskml_lab.solvers._objectives import PreparedBlock, _loss_grad_prepared, _
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "EngineSpec",
-    "LocalBlocks",
-    "WorkerCall",
-    "balance_blocks",
-    "combine_loss_grad",
-    "combine_sum_weights",
-]
+__all__ = ["EngineSpec", "LocalBlocks", "WorkerCall", "combine_loss_grad", "combine_sum_weights"]
 
 
 @dataclass(frozen=True)
@@ -525,34 +518,3 @@ class StreamEngine(_Engine):
 def _count_block(y: Any, sw: Any) -> tuple[int, float]:
     n_rows = int(np.shape(y)[0])
     return n_rows, float(n_rows if sw is None else np.sum(sw, dtype=np.float64))
-
-
-def balance_blocks(holders: list[str | None], sizes: list[int], workers: list[str]) -> dict[str, list[int]]:
-    """Assign blocks to workers: keep a block where it lives unless that worker already has its share.
-
-    Each worker's share is the total of ``sizes`` (rows) over the workers, plus half the largest block; the
-    blocks beyond it go to the least loaded workers. Used by the solver engine (which worker's state holds
-    which blocks) and by the folded problems of the regularisation paths (which blocks are copied elsewhere:
-    dask runs each block's task where the block lives, so the worker with most blocks sets every round's time).
-
-    Returns ``{address: [block indices]}`` for the workers that get at least one block, indices sorted.
-    """
-    total = float(sum(sizes)) or 1.0
-    live = [w for w in workers if w] or [h for h in holders if h]
-    share = total / max(1, len(live))
-    largest = max(sizes) if sizes else 0
-    load = dict.fromkeys(live, 0.0)
-    assignment: dict[str, list[int]] = {w: [] for w in live}
-    pending = []
-    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
-        holder = holders[index]
-        if holder in load and load[holder] + sizes[index] <= share + largest / 2:
-            assignment[holder].append(index)
-            load[holder] += sizes[index]
-        else:
-            pending.append(index)
-    for index in pending:
-        target = min(load, key=lambda w: (load[w], w))
-        assignment[target].append(index)
-        load[target] += sizes[index]
-    return {w: sorted(ix) for w, ix in assignment.items() if ix}

@@ -23,12 +23,9 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 from dask.base import tokenize
-from distributed import futures_of
 
-from daskml_lab._runtime.client import cluster_timeout_s, current_client
+from daskml_lab._runtime.client import current_client
 from daskml_lab._runtime.memory import dense_nbytes, measure_workers, plan_memory, resolve_persist
-from daskml_lab._runtime.waiting import wait_for
-from daskml_lab.solvers._engine import balance_blocks
 from daskml_lab.solvers._objectives import _POINTWISE, SUBBLOCK_BYTES, _aligned_block
 
 __all__ = ["FOLD_TEST", "FOLD_TRAIN", "FoldedProblem"]
@@ -253,16 +250,6 @@ def _shared(W: np.ndarray, name: str) -> Any:
     return dask.delayed(W, name=name)  # enters the graph once
 
 
-def _same_block(block: Any) -> Any:
-    return block
-
-
-def _block_keys(array: da.Array) -> list[Any]:
-    """The keys of the row blocks of a one-column-chunk array, in row order."""
-    keys = array.__dask_keys__()
-    return [k[0] if isinstance(k, list) else k for k in keys]
-
-
 def _role_counts_block(roles: np.ndarray) -> np.ndarray:
     return np.stack([(roles == FOLD_TRAIN).sum(axis=0), (roles == FOLD_TEST).sum(axis=0)]).astype(np.int64)
 
@@ -363,8 +350,6 @@ class FoldedProblem:
         self._blocks = list(
             zip(X.to_delayed().ravel(), y.to_delayed().ravel(), roles.to_delayed().ravel(), strict=True)
         )
-        if plan.persist:
-            self._spread_blocks()
         count = dask.delayed(_role_counts_block, pure=True)
         parts = [count(block) for _, _, block in self._blocks]
         # compute: the train and test rows of every fold (2 x n_folds integers)
@@ -377,54 +362,6 @@ class FoldedProblem:
                 f"{self.n_test.tolist()}). Use fewer folds or more rows."
             )
             raise ValueError(msg)
-
-    def _spread_blocks(self) -> None:
-        """Copy blocks so that every worker holds about the same number of rows (:func:`balance_blocks`).
-
-        Each block's task runs where the block lives, so the worker holding most rows decides how long every
-        round takes (6 of 10 blocks on one of two workers made the rounds half as long again). The copies are
-        made once, before the first round; a block already in its place is not touched.
-        """
-        client = current_client()
-        if client is None:
-            return
-        X, y, roles = self._kept
-        by_key = {f.key: f for c in (X, y, roles) for f in futures_of(c)}
-        triples = [
-            tuple(by_key.get(k) for k in (xk, yk, rk))
-            for xk, yk, rk in zip(_block_keys(X), _block_keys(y), _block_keys(roles), strict=True)
-        ]
-        if any(f is None for triple in triples for f in triple):
-            return  # not every block is a future (a local scheduler): nothing to place
-        wait_for(
-            [t[0] for t in triples],
-            what="the cross-validation blocks to be held in memory",
-            client=client,
-            timeout_s=cluster_timeout_s(),
-        )
-        who_has = client.who_has([t[0] for t in triples])
-        holders = [next(iter(sorted(who_has.get(t[0].key, ()))), None) for t in triples]
-        placement = balance_blocks(holders, list(X.chunks[0]), sorted(client.scheduler_info()["workers"]))
-        token = tokenize(X.name, "spread")
-        copies = []
-        for target, indices in placement.items():
-            for i in (i for i in indices if holders[i] != target):
-                # a copy on the worker that runs this block's tasks from now on (one transfer, before round 1)
-                triple = tuple(
-                    client.submit(
-                        _same_block,
-                        future,
-                        key=f"daskml-cv-path-block-{token}-{i}-{part}",
-                        workers=[target],
-                        allow_other_workers=False,
-                    )
-                    for part, future in enumerate(triples[i])
-                )
-                copies.extend(triple)
-                self._blocks[i] = tuple(dask.delayed(f) for f in triple)
-        if copies:
-            logger.debug("cross-validation: %d row block(s) copied to balance the workers", len(copies) // 3)
-            self._kept = (*self._kept, copies)
 
     def close(self) -> None:
         """Drop the references to the (persisted) blocks."""
