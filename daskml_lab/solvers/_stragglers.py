@@ -48,7 +48,7 @@ from typing import Any
 
 import dask
 from dask.graph_manipulation import clone
-from distributed import futures_of
+from distributed import CancelledError, futures_of
 
 from daskml_lab._runtime.heartbeats import Heartbeats
 from daskml_lab._runtime.waiting import wait_briefly
@@ -378,7 +378,10 @@ def wait_blocks(engine: Any, what: str) -> None:
             break
         pending = [f for i in range(n_blocks) if i not in answered for f in engine._block_futures[i]]
         if pending:
-            wait_briefly(pending[:1], _POLL_S)
+            try:
+                wait_briefly(pending[:1], _POLL_S)
+            except CancelledError:
+                break  # data lost, or the scheduler gone: the wait below raises the clear error
     engine._wait([f for t in engine._block_futures for f in t], what)  # errors, or the clear TimeoutError
     if engine.stragglers:  # blocks a straggler computed before it stopped: reachable only through it
         who_has = engine.client.who_has([t[0] for t in engine._block_futures])
