@@ -361,7 +361,11 @@ class DistributedEngine(_Engine):
             triples = [self._block_futures[i] for p in lost for i in self._worker_args[p][1]]
             # The scheduler recomputes the lost blocks from their lineage (the futures still want them).
             self._wait([f for t in triples for f in t], "the lost row blocks to be computed again")
-            who_has = self.client.who_has([t[0] for t in triples])
+            try:
+                who_has = self.client.who_has([t[0] for t in triples])
+            except CancelledError:  # cancelled since the wait (lost for good): the wait says so clearly
+                self._wait([f for t in triples for f in t], "the lost row blocks to be computed again")
+                raise
             # never onto a worker found to be a straggler (it holds nothing, so it would look the least loaded)
             live = sorted(self._watch.live(0.0) - self.stragglers) or sorted(self._watch.live(0.0))
             if not live:
