@@ -52,6 +52,7 @@ SEARCHES = [
     HalvingGridSearchCV(Ridge(), {"alpha": [0.1, 1.0]}, cv=2, min_resources="smallest"),
 ]
 
+
 @parametrize_with_checks(SEARCHES)
 def test_searches_pass_scikit_learn_checks(estimator, check):
     # in this process: the contract does not depend on the scheduler, and the lockstep rounds on tiny data are

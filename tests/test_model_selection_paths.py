@@ -34,7 +34,7 @@ from daskml_lab.model_selection import (
     RidgeCV,
 )
 from daskml_lab.solvers import FoldedProblem, lockstep_lbfgs_paths
-from daskml_lab.solvers._folded import _folds_loss_grad_block
+from daskml_lab.solvers._folded import _folds_loss_grad_block, _signed_logistic_block, _signed_train_block
 from daskml_lab.solvers._objectives import _loss_grad_block
 from daskml_lab.testing import raise_if_computes
 from tests.conftest import shared_file
@@ -86,6 +86,27 @@ def test_folded_kernel_is_each_folds_kernel_on_its_train_rows(loss, n_outputs):
         )
         assert out["loss"][f] == pytest.approx(value, rel=1e-12)
         np.testing.assert_allclose(out["grad"][:, f * n_outputs : (f + 1) * n_outputs], grad, rtol=1e-10)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("columns", [[0, 1, 2], [2, 0], [1, 1, 0, 2]])
+def test_binary_signed_kernel_is_each_folds_kernel_on_its_train_rows(sparse, columns):
+    # the shared pass's binary kernel (signs made once per block, sub-block buffers) against the single-problem
+    # kernel on each fold's train rows, margins from tiny to far beyond the clipping at 36
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5000, 4)) * np.array([0.1, 1.0, 10.0, 100.0])
+    y = rng.integers(0, 2, size=5000)
+    roles = rng.integers(0, 3, size=(5000, 3)).astype(np.int8)
+    W = rng.normal(size=(5, len(columns)))
+    block = scipy.sparse.csr_matrix(X) if sparse else X
+    signs = _signed_train_block(block, y, roles)
+    n_train = (roles == 0).sum(axis=0)[columns]
+    out = _signed_logistic_block(block, signs, W, columns, n_train, True)
+    for i, f in enumerate(columns):
+        rows = roles[:, f] == 0
+        value, grad = _loss_grad_block(X[rows], y[rows], None, W[:, [i]], loss="logistic", fit_intercept=True)
+        assert out["loss"][i] == pytest.approx(value, rel=1e-12)
+        np.testing.assert_allclose(out["grad"][:, [i]], grad, rtol=1e-10, atol=1e-9 * np.abs(grad).max())
 
 
 # -- LogisticRegressionCV -----------------------------------------------------------------------------------
