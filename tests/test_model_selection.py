@@ -32,6 +32,7 @@ from daskml_lab.model_selection import (
     cross_val_score,
     cross_validate,
 )
+from daskml_lab.model_selection._execution import _LongestFirst
 from daskml_lab.testing import raise_if_computes
 
 N_ROWS = 103
@@ -349,3 +350,20 @@ def test_a_search_is_what_its_estimator_is():
     assert is_classifier(GridSearchCV(SkLogistic(), {"C": [1.0]}))
     assert is_regressor(RandomizedSearchCV(SkRidge(), {"alpha": [1.0]}, n_iter=1))
     assert not is_classifier(GridSearchCV(SkRidge(), {"alpha": [1.0]}))
+
+
+def test_in_memory_fits_run_each_candidate_once_then_longest_first():
+    order = _LongestFirst([(c, f) for c in range(3) for f in range(3)])
+    # each candidate's first fold, in grid order: their costs are unknown
+    assert [order.take() for _ in range(3)] == [(0, 0), (1, 0), (2, 0)]
+    order.measured(0, {"fit_time": 1.0, "score_time": 0.1})
+    order.measured(2, {"fit_time": 5.0, "score_time": 0.0})
+    # candidate 1 still running counts as the longest; then 2 (5 s) before 0 (1.1 s)
+    assert [order.take() for _ in range(6)] == [(1, 1), (1, 2), (2, 1), (2, 2), (0, 1), (0, 2)]
+    assert not order
+    # a resumed search knows the costs of the candidates it finished before
+    resumed = _LongestFirst(
+        [(0, 1), (1, 1)],
+        known={(0, 0): {"fit_time": 0.1, "score_time": 0.0}, (1, 0): {"fit_time": 9.0, "score_time": 0.0}},
+    )
+    assert [resumed.take(), resumed.take()] == [(1, 1), (0, 1)]

@@ -7,7 +7,9 @@
   Other (in-memory) estimators get one task per (candidate, fold), fed with the fold's rows assembled on the
   worker from the blocks.
 - **in-memory data**: ``X`` and ``y`` are placed on the cluster once, and every (candidate, fold) is one task
-  that fits a clone and scores it, all at once (the joblib model of scikit-learn's ``n_jobs``, on the cluster).
+  that fits a clone and scores it (the joblib model of scikit-learn's ``n_jobs``, on the cluster): two tasks
+  in flight per worker thread, each candidate's first fold first and then the longest candidates' folds
+  (:class:`_LongestFirst`).
   Without a distributed client, or for daskml_lab's own estimators (which spread each fit over the cluster
   themselves), the pairs run one after the other from this process.
 """
@@ -452,7 +454,9 @@ def run_folds(
                     fit_and_score(estimator, X, y, train, test, scorers, parameters=candidates[c], **options),
                 )
         elif todo:
-            _run_on_cluster(client, estimator, X, y, splits, scorers, candidates, options, todo, record)
+            _run_on_cluster(
+                client, estimator, X, y, splits, scorers, candidates, options, todo, record, results
+            )
         return _table(results, len(candidates), len(splits))
 
 
@@ -468,14 +472,22 @@ def _table(
 
 
 def _each_as_done(
-    client: Any, submitted: Mapping[Any, tuple[int, int]], record: OnResult, *, what: str
+    client: Any,
+    submitted: Mapping[Any, tuple[int, int]],
+    record: OnResult,
+    *,
+    what: str,
+    refill: Callable[[int], Mapping[Any, tuple[int, int]]] | None = None,
 ) -> None:
     """``record`` every future's value as soon as it is done, checking the cluster while none finishes.
 
-    The first task error is raised (after the values of the futures done with it were recorded); a lost
-    scheduler or the loss of every worker raises as in :func:`~daskml_lab._runtime.waiting.wait_for`.
+    ``refill``, when given, is called with the number of futures just done and returns the futures submitted
+    in their place (a search that keeps a bounded number of fits in flight). The first task error is raised
+    (after the values of the futures done with it were recorded); a lost scheduler or the loss of every
+    worker raises as in :func:`~daskml_lab._runtime.waiting.wait_for`.
     """
     health = ClusterHealth(client)
+    submitted = dict(submitted)
     pending = list(submitted)
     try:
         while pending:
@@ -496,14 +508,67 @@ def _each_as_done(
                 except Exception as err:
                     errors.append(err)
                     continue
-                record(*submitted[future], value)
+                record(*submitted.pop(future), value)
             pending = [future for future in pending if future not in done]
             if errors:
                 raise errors[0]
+            if refill is not None and done:
+                more = refill(len(done))
+                submitted.update(more)
+                pending.extend(more)
     except BaseException:
         # an error or an interruption ends the search: the fits not started yet must not run on
         client.cancel([future for future in pending if not future.done()])
         raise
+
+
+class _LongestFirst:
+    """The order of a search's (candidate, fold) fits that ends it soonest, learnt as the fits finish.
+
+    Each candidate's first fold comes first, in grid order; once one fold of a candidate is measured, its
+    other folds follow longest candidate first. Fits of one candidate on the folds of the same data cost
+    about the same, so this is longest-processing-time-first scheduling: the long fits start early and the
+    short ones fill the end. In grid order, the slowest candidates (an SVC's largest ``C``, a forest's deepest
+    trees: often the last of a grid) ran last, alone, while the other workers had nothing left to do.
+
+    Parameters
+    ----------
+    todo : list of (int, int)
+        The (candidate, fold) pairs to run, in grid order.
+    known : mapping of (int, int) to dict, default=None
+        Results already known (a resumed search): their candidates' costs.
+    """
+
+    def __init__(
+        self, todo: list[tuple[int, int]], known: Mapping[tuple[int, int], Any] | None = None
+    ) -> None:
+        self._pending = list(todo)
+        self._started: set[int] = set()
+        self._cost: dict[int, float] = {}
+        for (candidate, _), result in (known or {}).items():
+            self.measured(candidate, result)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def measured(self, candidate: int, result: Mapping[str, Any]) -> None:
+        """Learn a candidate's cost from one of its fold's results (fit and score times, seconds)."""
+        seconds = float(result.get("fit_time", 0.0)) + float(result.get("score_time", 0.0))
+        self._cost[candidate] = max(seconds, self._cost.get(candidate, 0.0))
+        self._started.add(candidate)
+
+    def take(self) -> tuple[int, int]:
+        """The next pair to submit (removed from the pending ones)."""
+        index = next((i for i, (c, _) in enumerate(self._pending) if c not in self._started), None)
+        if index is None:
+            # a candidate without a measured fold (its first still running) counts as the longest: it may be
+            index = max(
+                range(len(self._pending)),
+                key=lambda i: self._cost.get(self._pending[i][0], float("inf")),
+            )
+        pair = self._pending.pop(index)
+        self._started.add(pair[0])
+        return pair
 
 
 def _fold_tasks(
@@ -580,6 +645,7 @@ def _run_on_cluster(
     options: dict[str, Any],
     todo: list[tuple[int, int]],
     record: OnResult,
+    known: Mapping[tuple[int, int], Any],
 ) -> None:
     # The data go to the cluster once, a copy on every worker: a lost worker loses no input (scattered data
     # have no lineage to compute them again from), and its running fits are rescheduled on the others. New
@@ -589,19 +655,34 @@ def _run_on_cluster(
     estimator_future = client.scatter(estimator, broadcast=True, hash=False)
     run = uuid.uuid4().hex[:12]
     prefix = task_prefix("cv fit")
-    submitted = {
-        client.submit(
-            fit_and_score,
-            estimator_future,
-            X_future,
-            y_future,
-            splits[f][0],
-            splits[f][1],
-            scorers,
-            parameters=candidates[c],
-            key=f"{prefix}-{run}-{c}-{f}",
-            **options,
-        ): (c, f)
-        for c, f in todo
-    }
-    _each_as_done(client, submitted, record, what="the cross-validation fits")
+    order = _LongestFirst(todo, known)
+
+    def submit(free: int) -> dict[Any, tuple[int, int]]:
+        submitted = {}
+        while order and len(submitted) < free:
+            c, f = order.take()
+            future = client.submit(
+                fit_and_score,
+                estimator_future,
+                X_future,
+                y_future,
+                splits[f][0],
+                splits[f][1],
+                scorers,
+                parameters=candidates[c],
+                key=f"{prefix}-{run}-{c}-{f}",
+                **options,
+            )
+            submitted[future] = (c, f)
+        return submitted
+
+    def measured_and_recorded(c: int, f: int, result: dict[str, Any]) -> None:
+        order.measured(c, result)
+        record(c, f, result)
+
+    # two fits in flight per worker thread: a thread finishing one starts the next without waiting for this
+    # process to choose it, and the choice of every other waits until the costs measured so far can order it
+    in_flight = max(2, 2 * sum(client.nthreads().values()))
+    _each_as_done(
+        client, submit(in_flight), measured_and_recorded, what="the cross-validation fits", refill=submit
+    )
