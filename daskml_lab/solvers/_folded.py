@@ -491,6 +491,23 @@ class FoldedProblem:
         (total,) = dask.compute(parts[0])
         return total
 
+    def _block_tasks(self, kernel: Any, name: str, *args: Any, **options: Any) -> list[Any]:
+        """``kernel(X_block, y_block, roles_block, *args, fit_intercept=..., **options)`` for every block, lazy;
+        the tasks are named ``daskml-cv-path-{name}-{block}``."""
+        task = dask.delayed(kernel, pure=True)
+        return [
+            task(
+                Xb,
+                yb,
+                rb,
+                *args,
+                fit_intercept=self.fit_intercept,
+                **options,
+                dask_key_name=f"daskml-cv-path-{name}-{i}",
+            )
+            for i, (Xb, yb, rb) in enumerate(self._blocks)
+        ]
+
     def loss_grad(self, params: dict[int, np.ndarray]) -> dict[int, tuple[float, np.ndarray]]:
         """The data term ``sum_i loss_i`` over each fold's train rows and its gradient, all in one pass.
 
@@ -523,21 +540,14 @@ class FoldedProblem:
                 for i, ((Xb, _, _), signs) in enumerate(zip(self._blocks, self._signs, strict=True))
             ]
         else:
-            kernel = dask.delayed(_folds_loss_grad_block, pure=True)
-            parts = [
-                kernel(
-                    Xb,
-                    yb,
-                    rb,
-                    W_key,
-                    folds,
-                    loss=self.loss,
-                    n_outputs=self.n_outputs,
-                    fit_intercept=self.fit_intercept,
-                    dask_key_name=f"daskml-cv-path-grad-{token}-{i}",
-                )
-                for i, (Xb, yb, rb) in enumerate(self._blocks)
-            ]
+            parts = self._block_tasks(
+                _folds_loss_grad_block,
+                f"grad-{token}",
+                W_key,
+                folds,
+                loss=self.loss,
+                n_outputs=self.n_outputs,
+            )
         # compute: one pass for all the folds; a loss and an (n_params x n_outputs) gradient per fold
         total = self._sum_blocks(parts, token, W.nbytes + 8 * len(problems))
         self.n_passes += 1
@@ -564,22 +574,15 @@ class FoldedProblem:
         W = np.concatenate([paths[i, p] for i in range(n_problems) for p in range(n_points)], axis=1)
         token = tokenize(W, metric, self.X.name, self.n_passes)
         W_key = _shared(W, f"daskml-cv-path-coefs-{token}")
-        kernel = dask.delayed(_folds_score_block, pure=True)
-        parts = [
-            kernel(
-                Xb,
-                yb,
-                rb,
-                W_key,
-                self.problem_folds,
-                n_points=n_points,
-                n_outputs=self.n_outputs,
-                fit_intercept=self.fit_intercept,
-                metric=metric,
-                dask_key_name=f"daskml-cv-path-score-{token}-{i}",
-            )
-            for i, (Xb, yb, rb) in enumerate(self._blocks)
-        ]
+        parts = self._block_tasks(
+            _folds_score_block,
+            f"score-{token}",
+            W_key,
+            self.problem_folds,
+            n_points=n_points,
+            n_outputs=self.n_outputs,
+            metric=metric,
+        )
         # compute: one pass scoring every (fold, path point); n_folds x n_points sums come back
         sums = self._sum_blocks(parts, token, 8 * n_problems * n_points)
         self.n_passes += 1
