@@ -143,6 +143,33 @@ def test_logistic_cv_multinomial_and_log_loss_match_scikit_learn():
     np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize(("n_classes", "scoring"), [(2, None), (2, "neg_log_loss"), (3, None)])
+def test_logistic_cv_with_sample_weight_matches_scikit_learn(n_classes, scoring):
+    # weighted losses (each fold's sample count its sum of train weights), weighted test scores, weighted refit
+    X, y = make_classification(
+        n_samples=600, n_features=6, n_informative=4, n_classes=n_classes, random_state=2
+    )
+    weights = np.random.default_rng(2).uniform(0.1, 4.0, size=len(y))
+    cv = SkStratifiedKFold(3, shuffle=True, random_state=0)
+    options = {"Cs": 6, "cv": cv, "scoring": scoring, "tol": 1e-10, "max_iter": 1000}
+    with dask.config.set(scheduler="sync"):
+        ours = LogisticRegressionCV(**options).fit(
+            da.from_array(X, chunks=150), da.from_array(y, chunks=150), da.from_array(weights, chunks=150)
+        )
+        unweighted = LogisticRegressionCV(**options).fit(da.from_array(X, chunks=150), y)
+    reference = _sk_logistic_cv(**{k: v for k, v in options.items() if k != "scoring"}).set_params(
+        scoring=scoring
+    )
+    reference.fit(X, y, sample_weight=weights)
+    key = reference.classes_[-1]
+    np.testing.assert_array_equal(ours.C_, reference.C_)
+    np.testing.assert_allclose(ours.scores_[key], reference.scores_[key], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.coef_, reference.coef_, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(ours.intercept_, reference.intercept_, rtol=0, atol=1e-4)
+    # the weights made a difference the comparison can see
+    assert np.abs(unweighted.scores_[key] - ours.scores_[key]).max() > 1e-3
+
+
 def test_logistic_cv_one_computation_per_round_for_all_folds():
     X, y = make_classification(n_samples=400, n_features=5, random_state=1)
     model = LogisticRegressionCV(Cs=4, cv=KFold(4), refit=False, tol=1e-6)

@@ -141,13 +141,16 @@ class LogisticRegressionCV(LogisticRegression):
         self.max_iter = max_iter
         self.refit = refit
 
-    def fit(self, X: Any, y: Any) -> LogisticRegressionCV:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LogisticRegressionCV:
         """Fit every fold's path, score it, choose ``C`` and refit.
 
         Parameters
         ----------
         X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
         y : {array-like, dask array} of shape (n_samples,)
+        sample_weight : {array-like, dask array} of shape (n_samples,), default=None
+            Row weights, as scikit-learn's: they weight every fold's loss (its sample count in the objective is
+            its sum of train weights), its test scores and the refit.
 
         Returns
         -------
@@ -165,7 +168,7 @@ class LogisticRegressionCV(LogisticRegression):
         """
         self._validate_params()
         Cs = _check_cs(self.Cs)
-        data = self._validate_fit_data(X, y)
+        data = self._validate_fit_data(X, y, sample_weight=sample_weight)
         metric, sign = _PATH_SCORERS[self.scoring]
         with fit_span(type(self).__name__):
             classes, _ = self._class_statistics(data)
@@ -185,6 +188,7 @@ class LogisticRegressionCV(LogisticRegression):
                 fit_intercept=self.fit_intercept,
                 tol=self.tol,
                 max_iter=self.max_iter,
+                sample_weight=data.sample_weight,
             )
             scores = sign * scores
         self._set_path_attributes(classes, Cs, path, scores)
@@ -232,7 +236,7 @@ class LogisticRegressionCV(LogisticRegression):
         model.classes_ = classes
         model.coef_ = np.ascontiguousarray(W0[: self.n_features_in_].T)
         model.intercept_ = W0[self.n_features_in_] if self.fit_intercept else np.zeros(W0.shape[1])
-        model.fit(data.X, data.y)
+        model.fit(data.X, data.y, sample_weight=data.sample_weight)
         self.coef_, self.intercept_ = model.coef_, model.intercept_
         self.history_ = model.history_
 
@@ -254,6 +258,7 @@ def logistic_path(
     tol: float,
     max_iter: int,
     cold_start: bool = False,
+    sample_weight: Any = None,
 ) -> tuple[solvers.PathResult, list[np.ndarray], int]:
     """Every fold's L2 logistic path over ``Cs`` in lockstep, then its test ``metrics``: the shared-pass engine.
 
@@ -276,6 +281,9 @@ def logistic_path(
     cold_start : bool, default=False
         Start every (C, fold) from zeros, as separate fits do (a grid search's candidates), all of them still
         in lockstep; otherwise each fold warm-starts every C from the previous one (a path).
+    sample_weight : dask.array.Array or None, default=None
+        Row weights, X's row chunks: the losses and test scores are weighted, and every fold's sample count in
+        the objective is its sum of train weights, as in scikit-learn.
 
     Returns
     -------
@@ -298,6 +306,7 @@ def logistic_path(
         n_outputs=n_outputs,
         fit_intercept=fit_intercept,
         problem_folds=problem_folds,
+        sample_weight=sample_weight,
     ) as problem:
         n_train = problem.n_train.astype(np.float64)[problem.problem_folds]
         # scikit-learn's objective per sample: mean loss + ||w||^2 / (2 C n_train)

@@ -116,7 +116,13 @@ def _signed_train_block(X: Any, y: np.ndarray, roles: np.ndarray) -> np.ndarray:
 
 
 def _signed_logistic_block(
-    X: Any, signs: np.ndarray, W: np.ndarray, columns: Sequence[int], n_train: np.ndarray, fit_intercept: bool
+    X: Any,
+    signs: np.ndarray,
+    W: np.ndarray,
+    columns: Sequence[int],
+    n_train: np.ndarray,
+    fit_intercept: bool,
+    weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Binary logistic data terms and gradients of several folds on one float64 block: the shared pass's kernel.
 
@@ -136,8 +142,10 @@ def _signed_logistic_block(
     columns : sequence of int
         The column of ``signs`` (fold) of each column of ``W``.
     n_train : ndarray of shape (len(columns),)
-        The block's train rows of each column's fold.
+        The block's train rows of each column's fold (the sums of their ``weights``, when given).
     fit_intercept : bool
+    weights : ndarray of shape (n_rows,) or None, default=None
+        Sample weights of the rows: each row's loss and gradient are multiplied by its weight.
 
     Returns
     -------
@@ -166,6 +174,7 @@ def _signed_logistic_block(
     # three sub-block buffers for the whole block: inside a Dask worker (whose nanny sets glibc's
     # MALLOC_TRIM_THRESHOLD_) every fresh temporary of this size costs page faults, about a third of the time
     ones = np.ones(step)
+    weights = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     margins, halves, losses = (np.empty((step, W.shape[1])) for _ in range(3))
     coef = np.ascontiguousarray(W[:n_features])
     for start in range(0, n_rows, step):
@@ -185,8 +194,11 @@ def _signed_logistic_block(
         half += 0.5
         np.log(half, out=per_row)
         per_row -= margin
-        total += ones[:n] @ per_row
+        row_weights = ones[:n] if weights is None else weights[start : start + n]
+        total += row_weights @ per_row
         dz = np.divide(t, half, out=margin)  # -2 dloss/dz: the sums below are scaled once at the end
+        if weights is not None:
+            dz *= row_weights[:, None]
         grad[:n_features] += np.asarray(part.T @ dz, dtype=np.float64)
         if fit_intercept:
             grad[n_features] += ones[:n] @ dz
@@ -204,6 +216,7 @@ def _folds_loss_grad_block(
     loss: str,
     n_outputs: int,
     fit_intercept: bool,
+    weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Data terms and gradients of several folds on one row block, reading the block once.
 
@@ -250,6 +263,8 @@ def _folds_loss_grad_block(
     folds = list(folds)
     picked = roles if folds == list(range(roles.shape[1])) else roles[:, folds]  # no copy when all are active
     train = (picked == FOLD_TRAIN).astype(X.dtype)  # (n_rows, len(folds)) weights
+    if weights is not None:
+        train *= np.asarray(weights, dtype=X.dtype).ravel()[:, None]
     if k == 1:
         # all the folds' columns at once: a few numpy calls per sub-block instead of a dozen per fold (those
         # calls, not the arithmetic, were most of the kernel's time at 5 folds of 50 features)
@@ -273,21 +288,28 @@ def _folds_loss_grad_block(
     return {"loss": total, "grad": grad}
 
 
-def _test_sums(z: np.ndarray, labels: np.ndarray, metric: str) -> np.ndarray:
-    """Correct labels or summed log-losses of every path point: ``z`` of shape (n_rows, n_points, n_outputs)."""
+def _test_sums(
+    z: np.ndarray, labels: np.ndarray, metric: str, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Correct labels or summed log-losses of every path point: ``z`` of shape (n_rows, n_points, n_outputs).
+
+    With ``weights`` (one per row), the sums are weighted: scikit-learn's scores with ``sample_weight``.
+    """
     if metric == "accuracy":
         predicted = z[:, :, 0] > 0 if z.shape[2] == 1 else np.argmax(z, axis=2)
         expected = (labels == 1)[:, None] if z.shape[2] == 1 else labels[:, None]
-        return np.count_nonzero(predicted == expected, axis=0).astype(np.float64)
-    if z.shape[2] == 1:  # log-loss of the sigmoid: log(1 + exp(-s z)) with s the sign of the class
+        per_row = (predicted == expected).astype(np.float64)
+    elif z.shape[2] == 1:  # log-loss of the sigmoid: log(1 + exp(-s z)) with s the sign of the class
         margin = z[:, :, 0] * (2 * labels - 1)[:, None]
-        return np.logaddexp(0, -margin).sum(axis=0)
-    shifted = z - z.max(axis=2, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=2))
-    picked = np.take_along_axis(
-        shifted, np.broadcast_to(labels[:, None, None], (len(labels), z.shape[1], 1)), 2
-    )
-    return (log_norm - picked[:, :, 0]).sum(axis=0)
+        per_row = np.logaddexp(0, -margin)
+    else:
+        shifted = z - z.max(axis=2, keepdims=True)
+        log_norm = np.log(np.exp(shifted).sum(axis=2))
+        picked = np.take_along_axis(
+            shifted, np.broadcast_to(labels[:, None, None], (len(labels), z.shape[1], 1)), 2
+        )
+        per_row = log_norm - picked[:, :, 0]
+    return per_row.sum(axis=0) if weights is None else weights @ per_row
 
 
 def _folds_score_block(
@@ -301,11 +323,13 @@ def _folds_score_block(
     n_outputs: int,
     fit_intercept: bool,
     metric: str,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Sums of a test metric of every (problem, path point) on one block: correct labels or log-losses.
 
     ``W`` holds the parameters problem-major: column block ``i * n_points + p`` (each ``n_outputs`` wide) is
-    problem ``i`` at path point ``p``; only the ``FOLD_TEST`` rows of its fold ``folds[i]`` count.
+    problem ``i`` at path point ``p``; only the ``FOLD_TEST`` rows of its fold ``folds[i]`` count, weighted by
+    ``weights`` (the rows' sample weights) when given.
 
     Returns
     -------
@@ -314,6 +338,7 @@ def _folds_score_block(
     n_folds = len(folds)
     X = _aligned_block(X)
     codes = np.asarray(y).ravel().astype(np.intp)
+    weights = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     out = np.zeros((n_folds, n_points))
     if X.shape[0] == 0:
         return out
@@ -326,7 +351,10 @@ def _folds_score_block(
         # the fold's test rows once for all its path points: (n_test, n_points, n_outputs)
         start = f * n_points * k
         out[f] = _test_sums(
-            Z[test, start : start + n_points * k].reshape(-1, n_points, k), codes[test], metric
+            Z[test, start : start + n_points * k].reshape(-1, n_points, k),
+            codes[test],
+            metric,
+            None if weights is None else weights[test],
         )
     return out
 
@@ -345,8 +373,14 @@ def _shared(W: np.ndarray, name: str) -> Any:
     return dask.delayed(W, name=name)  # enters the graph once
 
 
-def _role_counts_block(roles: np.ndarray) -> np.ndarray:
-    return np.stack([(roles == FOLD_TRAIN).sum(axis=0), (roles == FOLD_TEST).sum(axis=0)]).astype(np.int64)
+def _role_counts_block(roles: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Train and test rows of every fold in one block (shape (2, n_folds)), or their sums of ``weights``."""
+    if weights is None:
+        return np.stack([(roles == FOLD_TRAIN).sum(axis=0), (roles == FOLD_TEST).sum(axis=0)]).astype(
+            np.int64
+        )
+    weights = np.asarray(weights, dtype=np.float64).ravel()
+    return np.stack([weights @ (roles == FOLD_TRAIN), weights @ (roles == FOLD_TEST)])
 
 
 class FoldedProblem:
@@ -371,12 +405,15 @@ class FoldedProblem:
     problem_folds : sequence of int or None, default=None
         The fold of each problem, when several problems share a fold (a grid of penalties x folds); ``None``
         is one problem per fold. :meth:`loss_grad` and :meth:`test_scores` are indexed by problem.
+    sample_weight : dask.array.Array of shape (n_samples,) or None, default=None
+        Weights of the rows, X's row chunks: every loss, gradient and test score is weighted (scikit-learn's
+        ``sample_weight`` in ``LogisticRegressionCV.fit``), and ``n_train``/``n_test`` are sums of weights.
 
     Attributes
     ----------
     n_folds, n_problems, n_features, n_params : int
-    n_train, n_test : ndarray of int of shape (n_folds,)
-        Rows of each fold (known after :meth:`start`).
+    n_train, n_test : ndarray of shape (n_folds,)
+        Rows of each fold, or their sums of ``sample_weight`` (known after :meth:`start`).
     n_passes : int
         Passes over the data so far: each :meth:`loss_grad` and :meth:`test_scores` call is one dask
         computation.
@@ -393,6 +430,7 @@ class FoldedProblem:
         fit_intercept: bool = True,
         persist: Any = None,
         problem_folds: Sequence[int] | None = None,
+        sample_weight: da.Array | None = None,
     ) -> None:
         if loss not in _FOLDED_LOSSES:
             msg = f"FoldedProblem evaluates the losses {list(_FOLDED_LOSSES)}; got loss={loss!r}."
@@ -404,6 +442,7 @@ class FoldedProblem:
             )
             raise ValueError(msg)
         self.X, self.y, self.roles = X, y, roles
+        self.sample_weight = sample_weight
         self.loss = loss
         self.n_outputs = int(n_outputs)
         self.fit_intercept = bool(fit_intercept)
@@ -415,6 +454,7 @@ class FoldedProblem:
         self.n_params = self.n_features + int(self.fit_intercept)
         self.n_passes = 0
         self._blocks: list[tuple[Any, Any, Any]] = []
+        self._weights: list[Any] = []
         self._signs: list[Any] = []
         self._block_train: list[np.ndarray] = []
         self._kept: tuple[Any, ...] = ()
@@ -428,11 +468,13 @@ class FoldedProblem:
 
     def start(self) -> None:
         """Keep the blocks in memory when the plan says so and count each fold's rows (one small compute)."""
-        X, y, roles = self.X, self.y, self.roles
+        X, y, roles, weights = self.X, self.y, self.roles, self.sample_weight
         signed = self.loss == "logistic" and X.dtype == np.float64
         plan = plan_memory(
             # the blocks, the int8 roles and, for the binary kernel, the rows' signs per fold
-            nbytes=dense_nbytes(X, y) + float(np.prod(roles.shape)) * (9 if signed else 1),
+            nbytes=dense_nbytes(X, y)
+            + float(np.prod(roles.shape)) * (9 if signed else 1)
+            + (0.0 if weights is None else 8.0 * X.shape[0]),
             sparse=X._meta is not None and sp.issparse(X._meta),
             persist=resolve_persist(self.persist, _PERSIST_KEY),
             config_key=_PERSIST_KEY,
@@ -447,16 +489,17 @@ class FoldedProblem:
         signs = [make_signs(Xb, yb, rb) for Xb, yb, rb in blocks] if signed else []
         if plan.persist:
             # persist: the data, the fold roles and the signs stay next to each other for all the passes
-            X, y, roles, signs = dask.persist(X, y, roles, signs)
+            X, y, roles, weights, signs = dask.persist(X, y, roles, weights, signs)
         # the persisted collections hold the blocks' futures: kept until close()
-        self._kept = (X, y, roles, signs)
+        self._kept = (X, y, roles, weights, signs)
         self._signs = list(signs)
         self._blocks = list(
             zip(X.to_delayed().ravel(), y.to_delayed().ravel(), roles.to_delayed().ravel(), strict=True)
         )
+        self._weights = [None] * len(self._blocks) if weights is None else list(weights.to_delayed().ravel())
         count = dask.delayed(_role_counts_block, pure=True)
-        parts = [count(block) for _, _, block in self._blocks]
-        # compute: the train and test rows of every fold in every block (2 x n_folds integers each)
+        parts = [count(block, wb) for (_, _, block), wb in zip(self._blocks, self._weights, strict=True)]
+        # compute: the train and test rows (or weights) of every fold in every block (2 x n_folds numbers each)
         block_counts = dask.compute(*parts)
         self._block_train = [counts[0] for counts in block_counts]
         counts = _sum_parts(list(block_counts))
@@ -466,12 +509,17 @@ class FoldedProblem:
             msg = (
                 f"Fold(s) {empty} have no train or no test rows (train rows {self.n_train.tolist()}, test rows "
                 f"{self.n_test.tolist()}). Use fewer folds or more rows."
+                if self.sample_weight is None
+                else f"The sample weights of the train or the test rows of fold(s) {empty} sum to zero (train "
+                f"{self.n_train.tolist()}, test {self.n_test.tolist()}). Give those rows positive weights, or "
+                "use fewer folds."
             )
             raise ValueError(msg)
 
     def close(self) -> None:
         """Drop the references to the (persisted) blocks."""
         self._blocks = []
+        self._weights = []
         self._signs = []
         self._kept = ()
 
@@ -502,10 +550,11 @@ class FoldedProblem:
                 rb,
                 *args,
                 fit_intercept=self.fit_intercept,
+                weights=wb,
                 **options,
                 dask_key_name=f"daskml-cv-path-{name}-{i}",
             )
-            for i, (Xb, yb, rb) in enumerate(self._blocks)
+            for i, ((Xb, yb, rb), wb) in enumerate(zip(self._blocks, self._weights, strict=True))
         ]
 
     def loss_grad(self, params: dict[int, np.ndarray]) -> dict[int, tuple[float, np.ndarray]]:
@@ -535,6 +584,7 @@ class FoldedProblem:
                     folds,
                     self._block_train[i][folds],
                     self.fit_intercept,
+                    self._weights[i],
                     dask_key_name=f"daskml-cv-path-grad-{token}-{i}",
                 )
                 for i, ((Xb, _, _), signs) in enumerate(zip(self._blocks, self._signs, strict=True))
