@@ -170,6 +170,32 @@ def test_logistic_cv_with_sample_weight_matches_scikit_learn(n_classes, scoring)
     assert np.abs(unweighted.scores_[key] - ours.scores_[key]).max() > 1e-3
 
 
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 3.0, 2: 0.5}])
+@pytest.mark.parametrize("with_sample_weight", [False, True])
+def test_logistic_cv_with_class_weight_matches_scikit_learn(class_weight, with_sample_weight):
+    # class weights in the losses and the refit, the test scores weighted by sample_weight only
+    X, y = make_classification(
+        n_samples=600, n_features=6, n_informative=4, n_classes=3, weights=[0.6, 0.3, 0.1], random_state=4
+    )
+    if not isinstance(class_weight, dict):
+        y = (y > 0).astype(int)  # binary, imbalanced (the signed kernel)
+    weights = np.random.default_rng(4).uniform(0.1, 4.0, size=len(y)) if with_sample_weight else None
+    cv = SkStratifiedKFold(3, shuffle=True, random_state=0)
+    options = {"Cs": 6, "cv": cv, "tol": 1e-10, "max_iter": 1000, "class_weight": class_weight}
+    with dask.config.set(scheduler="sync"):
+        ours = LogisticRegressionCV(**options).fit(
+            da.from_array(X, chunks=150),
+            da.from_array(y, chunks=150),
+            None if weights is None else da.from_array(weights, chunks=150),
+        )
+    reference = _sk_logistic_cv(**options).fit(X, y, sample_weight=weights)
+    key = reference.classes_[-1]
+    np.testing.assert_array_equal(ours.C_, reference.C_)
+    np.testing.assert_allclose(ours.scores_[key], reference.scores_[key], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.coef_, reference.coef_, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(ours.intercept_, reference.intercept_, rtol=0, atol=1e-4)
+
+
 def test_logistic_cv_one_computation_per_round_for_all_folds():
     X, y = make_classification(n_samples=400, n_features=5, random_state=1)
     model = LogisticRegressionCV(Cs=4, cv=KFold(4), refit=False, tol=1e-6)

@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from daskml_lab import solvers
-from daskml_lab.base import HasMethods, Interval, Options, encode_labels
+from daskml_lab.base import HasMethods, Interval, Options, class_weight_vector, encode_labels
 from daskml_lab.linear_model import LogisticRegression
+from daskml_lab.linear_model._blocks import effective_weights
 from daskml_lab.model_selection._execution import check_cv
 from daskml_lab.model_selection._fold_roles import fold_role_matrix
 from daskml_lab.monitoring import fit_span
@@ -61,6 +62,10 @@ class LogisticRegressionCV(LogisticRegression):
         Refit the best ``C`` on all the data (with :class:`~daskml_lab.linear_model.LogisticRegression`,
         warm-started from the folds' mean); ``False`` averages the folds' best coefficients as scikit-learn
         does.
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes in every fold's loss and in the refit, as scikit-learn's: a dict maps labels to
+        weights (missing labels weigh 1); ``'balanced'`` is ``n_samples / (n_classes * count)`` from the
+        (sample-weighted) class counts of all the rows. The test scores are weighted by ``sample_weight`` only.
 
     Attributes
     ----------
@@ -120,6 +125,7 @@ class LogisticRegressionCV(LogisticRegression):
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "refit": ["boolean"],
+        "class_weight": ["dict", Options({"balanced"}), None],
     }
 
     def __init__(
@@ -132,6 +138,7 @@ class LogisticRegressionCV(LogisticRegression):
         tol: float = 1e-4,
         max_iter: int = 100,
         refit: bool = True,
+        class_weight: Any = None,
     ) -> None:
         self.Cs = Cs
         self.fit_intercept = fit_intercept
@@ -140,6 +147,7 @@ class LogisticRegressionCV(LogisticRegression):
         self.tol = tol
         self.max_iter = max_iter
         self.refit = refit
+        self.class_weight = class_weight
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LogisticRegressionCV:
         """Fit every fold's path, score it, choose ``C`` and refit.
@@ -171,16 +179,20 @@ class LogisticRegressionCV(LogisticRegression):
         data = self._validate_fit_data(X, y, sample_weight=sample_weight)
         metric, sign = _PATH_SCORERS[self.scoring]
         with fit_span(type(self).__name__):
-            classes, _ = self._class_statistics(data)
+            classes, weight_sums = self._class_statistics(data)
             if len(classes) < 2:
                 msg = f"LogisticRegressionCV needs at least 2 classes; y has only {classes.tolist()}."
                 raise ValueError(msg)
             multinomial = len(classes) > 2
             cv = check_cv(self.cv, data.y, classifier=True)
             roles = fold_role_matrix(cv, data.X, data.y)
+            codes = encode_labels(data.y, classes)
+            # the losses weigh each row by its sample weight times its class's weight ("balanced": from the
+            # weighted class counts of all the rows, as scikit-learn's); the test scores by its sample weight
+            class_weights = class_weight_vector(self.class_weight, classes, weight_sums)
             path, (scores,), n_passes = logistic_path(
                 data.X,
-                encode_labels(data.y, classes),
+                codes,
                 roles,
                 Cs,
                 [metric],
@@ -188,7 +200,8 @@ class LogisticRegressionCV(LogisticRegression):
                 fit_intercept=self.fit_intercept,
                 tol=self.tol,
                 max_iter=self.max_iter,
-                sample_weight=data.sample_weight,
+                sample_weight=effective_weights(codes, data.sample_weight, class_weights, data.X.dtype),
+                score_weight=data.sample_weight,
             )
             scores = sign * scores
         self._set_path_attributes(classes, Cs, path, scores)
@@ -231,6 +244,7 @@ class LogisticRegressionCV(LogisticRegression):
             max_iter=self.max_iter,
             solver="lbfgs",
             warm_start=True,
+            class_weight=self.class_weight,
         )
         # warm start from the folds' mean at the best C, as scikit-learn does (the same optimum, fewer passes)
         model.classes_ = classes
@@ -259,6 +273,7 @@ def logistic_path(
     max_iter: int,
     cold_start: bool = False,
     sample_weight: Any = None,
+    score_weight: Any = None,
 ) -> tuple[solvers.PathResult, list[np.ndarray], int]:
     """Every fold's L2 logistic path over ``Cs`` in lockstep, then its test ``metrics``: the shared-pass engine.
 
@@ -282,8 +297,10 @@ def logistic_path(
         Start every (C, fold) from zeros, as separate fits do (a grid search's candidates), all of them still
         in lockstep; otherwise each fold warm-starts every C from the previous one (a path).
     sample_weight : dask.array.Array or None, default=None
-        Row weights, X's row chunks: the losses and test scores are weighted, and every fold's sample count in
-        the objective is its sum of train weights, as in scikit-learn.
+        Row weights in the losses (scikit-learn's ``sample_weight`` times the class weights), X's row chunks;
+        every fold's sample count in the objective is its sum of train weights, as in scikit-learn.
+    score_weight : dask.array.Array or None, default=None
+        Row weights in the test scores (scikit-learn's ``sample_weight`` only).
 
     Returns
     -------
@@ -307,6 +324,7 @@ def logistic_path(
         fit_intercept=fit_intercept,
         problem_folds=problem_folds,
         sample_weight=sample_weight,
+        score_weight=score_weight,
     ) as problem:
         n_train = problem.n_train.astype(np.float64)[problem.problem_folds]
         # scikit-learn's objective per sample: mean loss + ||w||^2 / (2 C n_train)

@@ -373,14 +373,17 @@ def _shared(W: np.ndarray, name: str) -> Any:
     return dask.delayed(W, name=name)  # enters the graph once
 
 
-def _role_counts_block(roles: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Train and test rows of every fold in one block (shape (2, n_folds)), or their sums of ``weights``."""
-    if weights is None:
-        return np.stack([(roles == FOLD_TRAIN).sum(axis=0), (roles == FOLD_TEST).sum(axis=0)]).astype(
-            np.int64
-        )
-    weights = np.asarray(weights, dtype=np.float64).ravel()
-    return np.stack([weights @ (roles == FOLD_TRAIN), weights @ (roles == FOLD_TEST)])
+def _role_counts_block(
+    roles: np.ndarray, train_weights: np.ndarray | None = None, test_weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Train and test rows of every fold in one block (shape (2, n_folds)), or their sums of weights."""
+
+    def total(role: int, weights: np.ndarray | None) -> np.ndarray:
+        if weights is None:
+            return (roles == role).sum(axis=0).astype(np.float64)
+        return np.asarray(weights, dtype=np.float64).ravel() @ (roles == role)
+
+    return np.stack([total(FOLD_TRAIN, train_weights), total(FOLD_TEST, test_weights)])
 
 
 class FoldedProblem:
@@ -406,14 +409,17 @@ class FoldedProblem:
         The fold of each problem, when several problems share a fold (a grid of penalties x folds); ``None``
         is one problem per fold. :meth:`loss_grad` and :meth:`test_scores` are indexed by problem.
     sample_weight : dask.array.Array of shape (n_samples,) or None, default=None
-        Weights of the rows, X's row chunks: every loss, gradient and test score is weighted (scikit-learn's
-        ``sample_weight`` in ``LogisticRegressionCV.fit``), and ``n_train``/``n_test`` are sums of weights.
+        Weights of the rows in the losses, X's row chunks (scikit-learn's ``sample_weight`` times the class
+        weights); ``n_train`` is then each fold's sum of train weights.
+    score_weight : dask.array.Array of shape (n_samples,) or None, default=None
+        Weights of the rows in the test scores (scikit-learn's ``sample_weight`` only); ``n_test`` is then each
+        fold's sum of test weights.
 
     Attributes
     ----------
     n_folds, n_problems, n_features, n_params : int
-    n_train, n_test : ndarray of shape (n_folds,)
-        Rows of each fold, or their sums of ``sample_weight`` (known after :meth:`start`).
+    n_train, n_test : ndarray of float64 of shape (n_folds,)
+        Rows of each fold, or their sums of weights (known after :meth:`start`).
     n_passes : int
         Passes over the data so far: each :meth:`loss_grad` and :meth:`test_scores` call is one dask
         computation.
@@ -431,6 +437,7 @@ class FoldedProblem:
         persist: Any = None,
         problem_folds: Sequence[int] | None = None,
         sample_weight: da.Array | None = None,
+        score_weight: da.Array | None = None,
     ) -> None:
         if loss not in _FOLDED_LOSSES:
             msg = f"FoldedProblem evaluates the losses {list(_FOLDED_LOSSES)}; got loss={loss!r}."
@@ -442,7 +449,7 @@ class FoldedProblem:
             )
             raise ValueError(msg)
         self.X, self.y, self.roles = X, y, roles
-        self.sample_weight = sample_weight
+        self.sample_weight, self.score_weight = sample_weight, score_weight
         self.loss = loss
         self.n_outputs = int(n_outputs)
         self.fit_intercept = bool(fit_intercept)
@@ -455,6 +462,7 @@ class FoldedProblem:
         self.n_passes = 0
         self._blocks: list[tuple[Any, Any, Any]] = []
         self._weights: list[Any] = []
+        self._score_weights: list[Any] = []
         self._signs: list[Any] = []
         self._block_train: list[np.ndarray] = []
         self._kept: tuple[Any, ...] = ()
@@ -468,13 +476,14 @@ class FoldedProblem:
 
     def start(self) -> None:
         """Keep the blocks in memory when the plan says so and count each fold's rows (one small compute)."""
-        X, y, roles, weights = self.X, self.y, self.roles, self.sample_weight
+        X, y, roles = self.X, self.y, self.roles
+        weights, score_weights = self.sample_weight, self.score_weight
         signed = self.loss == "logistic" and X.dtype == np.float64
         plan = plan_memory(
             # the blocks, the int8 roles and, for the binary kernel, the rows' signs per fold
             nbytes=dense_nbytes(X, y)
             + float(np.prod(roles.shape)) * (9 if signed else 1)
-            + (0.0 if weights is None else 8.0 * X.shape[0]),
+            + 8.0 * X.shape[0] * sum(w is not None for w in (weights, score_weights)),
             sparse=X._meta is not None and sp.issparse(X._meta),
             persist=resolve_persist(self.persist, _PERSIST_KEY),
             config_key=_PERSIST_KEY,
@@ -489,16 +498,24 @@ class FoldedProblem:
         signs = [make_signs(Xb, yb, rb) for Xb, yb, rb in blocks] if signed else []
         if plan.persist:
             # persist: the data, the fold roles and the signs stay next to each other for all the passes
-            X, y, roles, weights, signs = dask.persist(X, y, roles, weights, signs)
+            X, y, roles, weights, score_weights, signs = dask.persist(
+                X, y, roles, weights, score_weights, signs
+            )
         # the persisted collections hold the blocks' futures: kept until close()
-        self._kept = (X, y, roles, weights, signs)
+        self._kept = (X, y, roles, weights, score_weights, signs)
         self._signs = list(signs)
         self._blocks = list(
             zip(X.to_delayed().ravel(), y.to_delayed().ravel(), roles.to_delayed().ravel(), strict=True)
         )
-        self._weights = [None] * len(self._blocks) if weights is None else list(weights.to_delayed().ravel())
+        self._weights, self._score_weights = (
+            [None] * len(self._blocks) if w is None else list(w.to_delayed().ravel())
+            for w in (weights, score_weights)
+        )
         count = dask.delayed(_role_counts_block, pure=True)
-        parts = [count(block, wb) for (_, _, block), wb in zip(self._blocks, self._weights, strict=True)]
+        parts = [
+            count(block, wb, sb)
+            for (_, _, block), wb, sb in zip(self._blocks, self._weights, self._score_weights, strict=True)
+        ]
         # compute: the train and test rows (or weights) of every fold in every block (2 x n_folds numbers each)
         block_counts = dask.compute(*parts)
         self._block_train = [counts[0] for counts in block_counts]
@@ -507,9 +524,9 @@ class FoldedProblem:
         empty = [f for f in range(self.n_folds) if self.n_train[f] == 0 or self.n_test[f] == 0]
         if empty:
             msg = (
-                f"Fold(s) {empty} have no train or no test rows (train rows {self.n_train.tolist()}, test rows "
-                f"{self.n_test.tolist()}). Use fewer folds or more rows."
-                if self.sample_weight is None
+                f"Fold(s) {empty} have no train or no test rows (train rows {self.n_train.astype(int).tolist()}, "
+                f"test rows {self.n_test.astype(int).tolist()}). Use fewer folds or more rows."
+                if self.sample_weight is None and self.score_weight is None
                 else f"The sample weights of the train or the test rows of fold(s) {empty} sum to zero (train "
                 f"{self.n_train.tolist()}, test {self.n_test.tolist()}). Give those rows positive weights, or "
                 "use fewer folds."
@@ -520,6 +537,7 @@ class FoldedProblem:
         """Drop the references to the (persisted) blocks."""
         self._blocks = []
         self._weights = []
+        self._score_weights = []
         self._signs = []
         self._kept = ()
 
@@ -539,9 +557,11 @@ class FoldedProblem:
         (total,) = dask.compute(parts[0])
         return total
 
-    def _block_tasks(self, kernel: Any, name: str, *args: Any, **options: Any) -> list[Any]:
-        """``kernel(X_block, y_block, roles_block, *args, fit_intercept=..., **options)`` for every block, lazy;
-        the tasks are named ``daskml-cv-path-{name}-{block}``."""
+    def _block_tasks(
+        self, kernel: Any, name: str, weights: list[Any], *args: Any, **options: Any
+    ) -> list[Any]:
+        """``kernel(X_block, y_block, roles_block, *args, fit_intercept=..., weights=..., **options)`` for every
+        block (``weights``: one entry per block), lazy; the tasks are named ``daskml-cv-path-{name}-{block}``."""
         task = dask.delayed(kernel, pure=True)
         return [
             task(
@@ -554,7 +574,7 @@ class FoldedProblem:
                 **options,
                 dask_key_name=f"daskml-cv-path-{name}-{i}",
             )
-            for i, ((Xb, yb, rb), wb) in enumerate(zip(self._blocks, self._weights, strict=True))
+            for i, ((Xb, yb, rb), wb) in enumerate(zip(self._blocks, weights, strict=True))
         ]
 
     def loss_grad(self, params: dict[int, np.ndarray]) -> dict[int, tuple[float, np.ndarray]]:
@@ -593,6 +613,7 @@ class FoldedProblem:
             parts = self._block_tasks(
                 _folds_loss_grad_block,
                 f"grad-{token}",
+                self._weights,
                 W_key,
                 folds,
                 loss=self.loss,
@@ -627,6 +648,7 @@ class FoldedProblem:
         parts = self._block_tasks(
             _folds_score_block,
             f"score-{token}",
+            self._score_weights,
             W_key,
             self.problem_folds,
             n_points=n_points,
