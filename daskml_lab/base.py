@@ -36,6 +36,7 @@ from daskml_lab.data.validation import (
     check_X_y,
     fitted_feature_names,
 )
+from daskml_lab.monitoring import task_prefix
 
 __all__ = [
     "ArrayLike",
@@ -46,6 +47,7 @@ __all__ = [
     "Options",
     "check_params",
     "class_weight_vector",
+    "effective_weights",
     "encode_labels",
 ]
 
@@ -298,6 +300,49 @@ def class_weight_vector(class_weight: Any, classes: np.ndarray, class_counts: np
     for index, label in enumerate(classes.tolist()):
         weights[index] = class_weight.get(label, 1.0)
     return weights
+
+
+def effective_weights(
+    codes: da.Array, sample_weight: da.Array | None, class_weights: np.ndarray, dtype: np.dtype
+) -> da.Array | None:
+    """Lazy per-sample weights ``sample_weight * class_weights[code]``; ``None`` when all are 1.
+
+    Parameters
+    ----------
+    codes : dask.array.Array of int64
+        Encoded labels.
+    sample_weight : dask.array.Array or None
+        User weights.
+    class_weights : ndarray of shape (n_classes,)
+        Weight of each class.
+    dtype : numpy.dtype
+        Floating dtype of the result (that of ``X``).
+
+    Returns
+    -------
+    dask.array.Array or None
+    """
+    if sample_weight is None and np.all(class_weights == 1.0):
+        return None
+    return da.map_blocks(
+        _sample_weights_block,
+        codes,
+        sample_weight,
+        np.asarray(class_weights, dtype=np.float64),
+        out_dtype=np.dtype(dtype),
+        dtype=dtype,
+        meta=np.empty((0,), dtype=dtype),
+        token=task_prefix("sample weights"),
+    )
+
+
+def _sample_weights_block(
+    codes: np.ndarray, sample_weight: np.ndarray | None, class_weights: np.ndarray, out_dtype: np.dtype
+) -> np.ndarray:
+    weights = class_weights[codes]
+    if sample_weight is not None:
+        weights = weights * sample_weight
+    return weights.astype(out_dtype, copy=False)
 
 
 def _in_memory_nbytes(obj: Any) -> float:

@@ -15,43 +15,8 @@ from daskml_lab.monitoring import task_prefix
 
 __all__ = [
     "block_statistics",
-    "effective_weights",
     "params_in_graph",
 ]
-
-
-def effective_weights(
-    codes: da.Array, sample_weight: da.Array | None, class_weights: np.ndarray, dtype: np.dtype
-) -> da.Array | None:
-    """Lazy per-sample weights ``sample_weight * class_weights[code]``; ``None`` when all are 1.
-
-    Parameters
-    ----------
-    codes : dask.array.Array of int64
-        Encoded labels.
-    sample_weight : dask.array.Array or None
-        User weights.
-    class_weights : ndarray of shape (n_classes,)
-        Weight of each class.
-    dtype : numpy.dtype
-        Floating dtype of the result (that of ``X``).
-
-    Returns
-    -------
-    dask.array.Array or None
-    """
-    if sample_weight is None and np.all(class_weights == 1.0):
-        return None
-    return da.map_blocks(
-        _sample_weights_block,
-        codes,
-        sample_weight,
-        np.asarray(class_weights, dtype=np.float64),
-        out_dtype=np.dtype(dtype),
-        dtype=dtype,
-        meta=np.empty((0,), dtype=dtype),
-        token=task_prefix("sample weights"),
-    )
 
 
 def params_in_graph(coef: np.ndarray, intercept: np.ndarray) -> Delayed:
@@ -149,15 +114,6 @@ def _predict_labels_block(X: Any, params: np.ndarray, classes: np.ndarray) -> np
     scores = _decision_function_block(X, params)
     indices = (scores[:, 0] > 0).astype(np.intp) if scores.shape[1] == 1 else scores.argmax(axis=1)
     return classes[indices]
-
-
-def _sample_weights_block(
-    codes: np.ndarray, sample_weight: np.ndarray | None, class_weights: np.ndarray, out_dtype: np.dtype
-) -> np.ndarray:
-    weights = class_weights[codes]
-    if sample_weight is not None:
-        weights = weights * sample_weight
-    return weights.astype(out_dtype, copy=False)
 
 
 def _class_weight_sums_block(

@@ -10,14 +10,14 @@ import dask.array as da
 import numpy as np
 from scipy.special import expit, log_expit
 
-from daskml_lab.base import Interval, Options
+from daskml_lab.base import Interval, Options, effective_weights
 from daskml_lab.linear_model._base import (
     COMMON_CONSTRAINTS,
     LinearClassifierBase,
     Objective,
     history_frame,
 )
-from daskml_lab.linear_model._blocks import _decision_function_block, effective_weights
+from daskml_lab.linear_model._blocks import _decision_function_block
 from daskml_lab.linear_model._docs import fill_doc
 from daskml_lab.linear_model._partitioned import (
     auto_partitioned,

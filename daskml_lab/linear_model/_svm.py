@@ -9,14 +9,13 @@ from typing import Any, ClassVar
 import dask.array as da
 import numpy as np
 
-from daskml_lab.base import Interval, Options
+from daskml_lab.base import Interval, Options, effective_weights
 from daskml_lab.linear_model._base import (
     COMMON_CONSTRAINTS,
     LinearClassifierBase,
     Objective,
     history_frame,
 )
-from daskml_lab.linear_model._blocks import effective_weights
 from daskml_lab.linear_model._docs import fill_doc
 from daskml_lab.monitoring import fit_span, task_prefix
 

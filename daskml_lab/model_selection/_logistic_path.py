@@ -11,14 +11,20 @@ side by side from zeros was not chosen: from zeros a point takes 20 or more iter
 
 from __future__ import annotations
 
-import functools
 import numbers
 from typing import Any, ClassVar
 
 import numpy as np
 
 from daskml_lab import solvers
-from daskml_lab.base import HasMethods, Interval, Options, class_weight_vector, encode_labels
+from daskml_lab.base import (
+    HasMethods,
+    Interval,
+    Options,
+    class_weight_vector,
+    effective_weights,
+    encode_labels,
+)
 from daskml_lab.linear_model import LogisticRegression
 from daskml_lab.model_selection._execution import check_cv
 from daskml_lab.model_selection._fold_roles import fold_role_matrix
@@ -200,7 +206,7 @@ class LogisticRegressionCV(LogisticRegression):
                 fit_intercept=self.fit_intercept,
                 tol=self.tol,
                 max_iter=self.max_iter,
-                sample_weight=_loss_weights(codes, data.sample_weight, class_weights, data.X.dtype),
+                sample_weight=effective_weights(codes, data.sample_weight, class_weights, data.X.dtype),
                 score_weight=data.sample_weight,
             )
             scores = sign * scores
@@ -355,16 +361,6 @@ def logistic_path(
             n_rounds=path.n_rounds,
         )
     return path, scores, n_passes
-
-
-def _loss_weights(codes: Any, sample_weight: Any, class_weights: np.ndarray, dtype: Any) -> Any:
-    """Lazy weights of the rows in the losses: ``sample_weight * class_weights[code]``; ``None`` when all are 1."""
-    if sample_weight is None and np.all(class_weights == 1.0):
-        return None
-    weights = codes.map_blocks(
-        functools.partial(np.take, np.asarray(class_weights, dtype=dtype)), dtype=dtype
-    )
-    return weights if sample_weight is None else weights * sample_weight.astype(dtype)
 
 
 def _check_cs(Cs: Any) -> np.ndarray:
