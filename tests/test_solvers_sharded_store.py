@@ -274,7 +274,7 @@ def test_model_partitions_is_a_parameter() -> None:
         ({"model_partitions": 0}, r"model_partitions"),
         ({"model_partitions": -2}, r"model_partitions"),
         ({"model_partitions": "many"}, r"model_partitions"),
-        ({"model_partitions": 2, "solver": "lbfgs"}, r"Use solver='sgd' \(or 'auto'\) with model_partitions"),
+        ({"model_partitions": 2, "solver": "newton-cg"}, r"Use solver='lbfgs', 'sgd' \(or 'auto': 'sgd'\) with"),
         ({"model_partitions": 2, "l1_ratio": 0.5}, r"supports the L2 penalty only"),
         ({"model_partitions": 2, "solver": "sgd", "solver_options": {"step": 1}}, r"keys \['step'\]"),
     ],

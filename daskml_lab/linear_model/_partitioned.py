@@ -1,14 +1,16 @@
 """The estimators' side of model partitioning (``model_partitions=``): the rule, checks, and the run over the store.
 
 With ``model_partitions`` an int, the coefficients live in a partitioned parameter store during the fit
-(:func:`daskml_lab.solvers.partitioned_sgd`). At the end they are gathered to the client when the model is
-at most ``daskml_lab.solvers.store.max_gather_bytes`` (dask config, 256 MiB by default); a larger model stays
-in the shards and ``coef_`` is a :class:`~daskml_lab.linear_model.PartitionedCoefficients`.
+(:func:`daskml_lab.solvers.partitioned_sgd`, or :func:`~daskml_lab.solvers.partitioned_lbfgs` with
+``solver="lbfgs"``). At the end they are gathered to the client when the model is at most
+``daskml_lab.solvers.store.max_gather_bytes`` (dask config, 256 MiB by default); a larger model stays in the
+shards and ``coef_`` is a :class:`~daskml_lab.linear_model.PartitionedCoefficients`.
 
 ``"auto"`` partitions when ``coef_`` would be larger than ``daskml_lab.model_partitions.auto_min_bytes``
 (dask config, :data:`DEFAULT_AUTO_MIN_BYTES`), ``n_features x n_outputs x 8`` bytes with ``n_outputs`` 1 for
-two classes and the number of classes otherwise, and the estimator's settings allow it (solver ``"auto"`` or
-``"sgd"``, L2 penalty, no checkpoint, a distributed client); otherwise it fits with the replicated solvers.
+two classes and the number of classes otherwise, and the estimator's settings allow it (solver ``"auto"``,
+``"sgd"`` or ``"lbfgs"``, L2 penalty, no checkpoint, a distributed client); otherwise it fits with the
+replicated solvers.
 """
 
 from __future__ import annotations
@@ -41,8 +43,12 @@ logger = logging.getLogger(__name__)
 #: faster is the target).
 DEFAULT_AUTO_MIN_BYTES = 32 * 2**20
 
-#: The registry names that mean the partitioned SGD when ``model_partitions`` is an int.
-_PARTITIONED_SOLVERS = ("auto", "sgd")
+#: The solvers over the partitioned store, by the estimator's ``solver`` ("auto" is the SGD).
+_PARTITIONED_SOLVERS = {
+    "auto": solvers.partitioned_sgd,
+    "sgd": solvers.partitioned_sgd,
+    "lbfgs": solvers.partitioned_lbfgs,
+}
 #: Keywords of ``partitioned_sgd`` that come from the estimator, never from ``solver_options``.
 _FROM_ESTIMATOR = frozenset(
     {
@@ -76,9 +82,9 @@ def auto_min_bytes() -> int:
     return int(dask.config.get("daskml_lab.model_partitions.auto_min_bytes", DEFAULT_AUTO_MIN_BYTES))
 
 
-def partitioned_options() -> list[str]:
-    """The tuning keywords of the partitioned SGD (what ``solver_options`` may set)."""
-    parameters = inspect.signature(solvers.partitioned_sgd).parameters
+def partitioned_options(solver: str = "sgd") -> list[str]:
+    """The tuning keywords of the partitioned ``solver`` (what ``solver_options`` may set)."""
+    parameters = inspect.signature(_PARTITIONED_SOLVERS[solver]).parameters
     return sorted(name for name in parameters if name not in _FROM_ESTIMATOR)
 
 
@@ -87,8 +93,9 @@ def _refusal(estimator: Any) -> str | None:
     given = estimator.model_partitions
     if estimator.solver not in _PARTITIONED_SOLVERS:
         return (
-            f"model_partitions={given!r} runs the partitioned 'sgd' solver, but solver={estimator.solver!r}. "
-            f"Use solver='sgd' (or 'auto') with model_partitions, or model_partitions=None for {estimator.solver!r}."
+            f"model_partitions={given!r} runs the partitioned 'sgd' or 'lbfgs' solver, but "
+            f"solver={estimator.solver!r}. Use solver='lbfgs', 'sgd' (or 'auto': 'sgd') with model_partitions, or "
+            f"model_partitions=None for {estimator.solver!r}."
         )
     if getattr(estimator, "l1_ratio", 0.0) > 0:
         return (
@@ -100,11 +107,13 @@ def _refusal(estimator: Any) -> str | None:
             f"model_partitions={given!r} does not support checkpoints yet (issue 13), but "
             f"checkpoint={estimator.checkpoint!r}. Use checkpoint=None, or model_partitions=None."
         )
-    unknown = sorted(set(estimator.solver_options or {}) - set(partitioned_options()))
+    options = partitioned_options(estimator.solver)
+    unknown = sorted(set(estimator.solver_options or {}) - set(options))
     if unknown:
+        name = "sgd" if estimator.solver == "auto" else estimator.solver
         return (
-            f"solver_options has keys {unknown} that the partitioned 'sgd' (model_partitions={given!r}) does not "
-            f"take. Its options are {partitioned_options()}."
+            f"solver_options has keys {unknown} that the partitioned {name!r} (model_partitions={given!r}) does "
+            f"not take. Its options are {options}."
         )
     if current_client() is None:
         return (
@@ -203,7 +212,7 @@ def run_partitioned(
     # the same size rule as the store's gather: the feature rows and the intercept row, float64
     gather = (n_features + 1) * n_outputs * 8 <= solvers.max_gather_bytes()
     given = estimator.model_partitions
-    result = solvers.partitioned_sgd(
+    result = _PARTITIONED_SOLVERS[estimator.solver](
         X,
         y,
         sample_weight,

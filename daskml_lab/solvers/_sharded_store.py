@@ -353,6 +353,8 @@ class ShardedStore:
         l2: float = 0.0,
         initial: np.ndarray | None = None,
         key: str = "daskml-parameter-shard",
+        shard_class: type[ParameterShard] | None = None,
+        shard_options: dict[str, Any] | None = None,
     ) -> ShardedStore:
         """Create the shards: shard ``s`` on ``workers[s % len(workers)]`` (one per worker by default).
 
@@ -374,6 +376,11 @@ class ShardedStore:
             the shards' workers.
         key : str
             Prefix of the actors' keys (a token unique to this store follows it).
+        shard_class : type, default=None
+            The actor class: :class:`ParameterShard` or a subclass taking its arguments (a solver's own state
+            next to the values, e.g. the partitioned L-BFGS's vectors). :class:`ParameterShard` when None.
+        shard_options : dict, default=None
+            Keyword arguments of ``shard_class`` beyond :class:`ParameterShard`'s.
 
         Returns
         -------
@@ -397,7 +404,7 @@ class ShardedStore:
             start = None if initial is None else np.asarray(initial, dtype=np.float64)[rule.keys_of(shard)]
             futures.append(
                 client.submit(
-                    ParameterShard,
+                    shard_class or ParameterShard,
                     rule.size(shard),
                     n_outputs,
                     penalised.size(shard),
@@ -405,6 +412,7 @@ class ShardedStore:
                     learning_rate,
                     l2,
                     start,
+                    **(shard_options or {}),
                     workers=[address],
                     allow_other_workers=False,
                     actor=True,

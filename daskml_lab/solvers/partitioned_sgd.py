@@ -22,13 +22,19 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from distributed import futures_of, wait
-from scipy.special import expit, log_softmax, softmax
 
 from daskml_lab._compat import scheduler_workers
 from daskml_lab._runtime.seeding import block_rng, root_entropy
-from daskml_lab._runtime.waiting import wait_briefly
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._options import check_int, check_non_negative, check_positive
+from daskml_lab.solvers._partitioned_fit import (
+    as_csr,
+    compact,
+    explained,
+    gather_watched,
+    group_by_worker,
+    loss_and_residual,
+)
 from daskml_lab.solvers._result import warn_not_converged
 from daskml_lab.solvers._sharded_store import STEP_RULES, ShardedStore, StoreView, max_gather_bytes
 
@@ -40,10 +46,6 @@ _SOLVER = "partitioned sgd"
 _LOSSES = ("logistic", "multinomial")
 #: Stream constant of the row order (block_rng(entropy, _STREAM, epoch, first block index)).
 _STREAM = 0x5D
-#: Seconds between two checks that the workers of the fit are still in the cluster.
-_WATCH_S = 1.0
-#: Seconds to wait, after a call to a shard failed, for the scheduler to notice that its worker has gone.
-_LOSS_GRACE_S = 10.0
 
 
 @dataclass
@@ -88,36 +90,13 @@ def _batch_loss_grad_block(
 
     ``W`` holds the feature rows, then the intercept row; ``X``'s columns are those rows' (compacted).
     """
-    scores = X @ W[:-1] + W[-1]
-    if loss == "logistic":
-        z = scores[:, 0]
-        losses = np.logaddexp(0.0, z) - y * z
-        residual = (expit(z) - y)[:, None]
-    else:
-        log_p = log_softmax(scores, axis=1)
-        losses = -log_p[np.arange(len(y)), y.astype(np.int64)]
-        residual = softmax(scores, axis=1)
-        residual[np.arange(len(y)), y.astype(np.int64)] -= 1.0
-    return float(weight @ losses), residual * weight[:, None]
-
-
-def _compact(X: sp.csr_matrix) -> tuple[np.ndarray, sp.csr_matrix]:
-    """The columns present in ``X`` (sorted) and ``X`` restricted to them (columns renumbered)."""
-    columns = np.unique(X.indices)
-    local = sp.csr_matrix(
-        (X.data, np.searchsorted(columns, X.indices), X.indptr), shape=(X.shape[0], len(columns))
-    )
-    return columns, local
-
-
-def _as_csr(block: Any) -> sp.csr_matrix:
-    return block.tocsr() if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
+    return loss_and_residual(X @ W[:-1] + W[-1], y, weight, loss)
 
 
 def _local_rows(
     blocks: tuple, n_blocks: int, has_weight: bool
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    X = sp.vstack([_as_csr(b) for b in blocks[:n_blocks]], format="csr")
+    X = sp.vstack([as_csr(b) for b in blocks[:n_blocks]], format="csr")
     y = np.concatenate([np.asarray(b) for b in blocks[n_blocks : 2 * n_blocks]]).astype(np.float64)
     if has_weight:
         weight = np.concatenate([np.asarray(b) for b in blocks[2 * n_blocks :]]).astype(np.float64)
@@ -150,7 +129,7 @@ def _sgd_epoch_task(
     bound, slowest = config["max_staleness"], 0.0
     for start in range(0, len(order), batch_size):
         rows = np.sort(order[start : start + batch_size])
-        columns, X_batch = _compact(X[rows])
+        columns, X_batch = compact(X[rows])
         keys = _keys_of(columns, n_features)
         # bounded staleness: wait while this worker is more than max_staleness steps ahead of the slowest
         # running worker (as the shards last told; asking shard 0 again costs no key traffic)
@@ -189,7 +168,7 @@ def _objective_task(
         if has_weight:
             sub = (*sub, blocks[2 * n_blocks + index])
         X, y, weight = _local_rows(sub, 1, has_weight)
-        columns, X_local = _compact(X)
+        columns, X_local = compact(X)
         values = view.pull(_keys_of(columns, config["n_features"]))[0]
         if not config["fit_intercept"]:
             values[-1] = 0.0
@@ -208,19 +187,6 @@ def _check_options(
     check_positive(_SOLVER, "learning_rate", learning_rate)
     check_int(_SOLVER, "batch_size", batch_size)
     check_int(_SOLVER, "max_staleness", max_staleness, minimum=0, allow_none=True)
-
-
-def _group_by_worker(client: Any, persisted: list[Any]) -> dict[str, list[int]]:
-    """Block indices grouped by the worker holding the block of ``X`` (sorted addresses)."""
-    X_futures = futures_of(persisted[0])
-    keys = [f.key for f in X_futures]
-    order = {key: index for index, key in enumerate(sorted(keys, key=lambda k: k[1:]))}
-    who_has = client.who_has(X_futures)
-    groups: dict[str, list[int]] = {}
-    for key in keys:
-        holders = sorted(who_has.get(key, ()))
-        groups.setdefault(holders[0], []).append(order[key])
-    return {address: sorted(indices) for address, indices in sorted(groups.items())}
 
 
 def partitioned_sgd(
@@ -317,7 +283,7 @@ def partitioned_sgd(
     # persist: the row blocks stay on the workers for the whole fit (the only data-sized step)
     persisted = client.persist(collections)
     wait([f for c in persisted for f in futures_of(c)])
-    groups = _group_by_worker(client, persisted)
+    groups = group_by_worker(client, persisted)
     block_futures = [
         sorted(futures_of(c), key=lambda f: f.key[1:]) for c in persisted
     ]  # by block index (keys are (name, i) or (name, i, 0))
@@ -362,10 +328,10 @@ def partitioned_sgd(
                 client, store, groups, block_futures, has_weight, config, entropy, tol, max_iter, callback
             )
         except (OSError, RuntimeError) as err:  # a shard did not answer: say whether its worker left
-            explained = _explained(client, store, groups, err)
-            if explained is err:
+            replaced = explained(client, store, groups, err, _SOLVER)
+            if replaced is err:
                 raise
-            raise explained from err
+            raise replaced from err
         result.shard_stats = store.stats()
         if gather:
             result.W = store.gather()
@@ -426,7 +392,7 @@ def _run_epochs(
                 )
             )
         # gather: one small dict per worker (step and key counts)
-        answers = _gather_watched(client, calls, store, groups)
+        answers = gather_watched(client, calls, store, groups, _SOLVER)
         epoch_s = time.perf_counter() - epoch_start
         # the epoch's own traffic, before the objective's pulls
         stats = store.stats()
@@ -464,54 +430,6 @@ def _run_epochs(
     return PartitionedResult(None, None, n_iter, converged, history, message=message)
 
 
-def _lost_error(client: Any, store: ShardedStore, groups: dict[str, list[int]]) -> RuntimeError | None:
-    """The clear error when a worker holding a parameter shard or rows has left the cluster, else None.
-
-    Partitioned fits do not recover a lost worker yet (issue 13): its shard's values are gone, and a fit
-    continued without them would silently restart part of the model.
-    """
-    lost = sorted((set(store.workers) | set(groups)) - set(scheduler_workers(client)))
-    if not lost:
-        return None
-    shards = [s for s, address in enumerate(store.workers) if address in lost]
-    msg = (
-        f"{_SOLVER}: worker(s) {lost} left the cluster during the fit, with parameter shard(s) {shards} of the "
-        "model and their rows. A partitioned fit cannot recover a lost shard yet (issue 13): fit again once the "
-        "cluster is healthy."
-    )
-    return RuntimeError(msg)
-
-
-def _explained(
-    client: Any, store: ShardedStore, groups: dict[str, list[int]], err: Exception
-) -> BaseException:
-    """``err`` (a failed call to a shard) replaced by the lost-worker error once the scheduler sees the loss."""
-    if not isinstance(err, OSError) and not store.lost_shards():
-        return err  # not a lost shard: the error is the caller's
-    deadline = time.monotonic() + _LOSS_GRACE_S
-    while time.monotonic() < deadline:
-        lost = _lost_error(client, store, groups)
-        if lost is not None:
-            return lost
-        time.sleep(0.2)
-    return err
-
-
-def _gather_watched(
-    client: Any, calls: list[Any], store: ShardedStore, groups: dict[str, list[int]]
-) -> list[Any]:
-    """The tasks' results; the lost-worker error as soon as a worker of the fit has left (never a hang)."""
-    while True:
-        wait_briefly(calls, _WATCH_S)
-        lost = _lost_error(client, store, groups)
-        if lost is not None:
-            client.cancel(calls)
-            raise lost
-        if all(call.done() for call in calls):
-            # gather: small results, one per worker
-            return client.gather(calls)
-
-
 def _objective(
     client: Any,
     store: ShardedStore,
@@ -539,5 +457,5 @@ def _objective(
             )
         )
     # gather: one float per worker
-    loss_sum = float(sum(_gather_watched(client, calls, store, groups)))
+    loss_sum = float(sum(gather_watched(client, calls, store, groups, _SOLVER)))
     return config["data_scale"] * loss_sum + config["l2"] / 2 * store.sq_norm()

@@ -1,0 +1,132 @@
+"""What the solvers over a partitioned parameter store share: row blocks by worker, losses, watched waits.
+
+Both :func:`~daskml_lab.solvers.partitioned_sgd` and :func:`~daskml_lab.solvers.partitioned_lbfgs` persist the
+row blocks once, group them by the worker holding them, run tasks pinned to those workers, and end a fit with a
+clear error as soon as a worker holding a parameter shard or rows leaves the cluster (a lost shard's values
+are gone: continuing would silently restart part of the model).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from distributed import futures_of
+from scipy.special import expit, log_softmax, softmax
+
+from daskml_lab._compat import scheduler_workers
+from daskml_lab._runtime.waiting import wait_briefly
+from daskml_lab.solvers._sharded_store import ShardedStore
+
+__all__ = [
+    "as_csr",
+    "compact",
+    "explained",
+    "gather_watched",
+    "group_by_worker",
+    "loss_and_residual",
+    "lost_error",
+]
+
+#: Seconds between two checks that the workers of the fit are still in the cluster.
+WATCH_S = 1.0
+#: Seconds to wait, after a call to a shard failed, for the scheduler to notice that its worker has gone.
+LOSS_GRACE_S = 10.0
+
+
+def loss_and_residual(
+    scores: np.ndarray, y: np.ndarray, weight: np.ndarray, loss: str
+) -> tuple[float, np.ndarray]:
+    """Weighted loss sum of rows with ``scores`` (``(n, n_outputs)``) and the weighted residual ``dloss/dscore``.
+
+    ``y`` is 0/1 for ``"logistic"`` (one output), class codes for ``"multinomial"``.
+    """
+    if loss == "logistic":
+        z = scores[:, 0]
+        losses = np.logaddexp(0.0, z) - y * z
+        residual = (expit(z) - y)[:, None]
+    else:
+        log_p = log_softmax(scores, axis=1)
+        losses = -log_p[np.arange(len(y)), y.astype(np.int64)]
+        residual = softmax(scores, axis=1)
+        residual[np.arange(len(y)), y.astype(np.int64)] -= 1.0
+    return float(weight @ losses), residual * weight[:, None]
+
+
+def compact(X: sp.csr_matrix) -> tuple[np.ndarray, sp.csr_matrix]:
+    """The columns present in ``X`` (sorted) and ``X`` restricted to them (columns renumbered)."""
+    columns = np.unique(X.indices)
+    local = sp.csr_matrix(
+        (X.data, np.searchsorted(columns, X.indices), X.indptr), shape=(X.shape[0], len(columns))
+    )
+    return columns, local
+
+
+def as_csr(block: Any) -> sp.csr_matrix:
+    """A row block as CSR (dense blocks are converted)."""
+    return block.tocsr() if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
+
+
+def group_by_worker(client: Any, persisted: list[Any]) -> dict[str, list[int]]:
+    """Block indices grouped by the worker holding the block of ``X`` (sorted addresses)."""
+    X_futures = futures_of(persisted[0])
+    keys = [f.key for f in X_futures]
+    order = {key: index for index, key in enumerate(sorted(keys, key=lambda k: k[1:]))}
+    who_has = client.who_has(X_futures)
+    groups: dict[str, list[int]] = {}
+    for key in keys:
+        holders = sorted(who_has.get(key, ()))
+        groups.setdefault(holders[0], []).append(order[key])
+    return {address: sorted(indices) for address, indices in sorted(groups.items())}
+
+
+def lost_error(
+    client: Any, store: ShardedStore, groups: dict[str, list[int]], solver: str
+) -> RuntimeError | None:
+    """The clear error when a worker holding a parameter shard or rows has left the cluster, else None.
+
+    Partitioned fits do not recover a lost worker yet (issue 13): its shard's values are gone, and a fit
+    continued without them would silently restart part of the model.
+    """
+    lost = sorted((set(store.workers) | set(groups)) - set(scheduler_workers(client)))
+    if not lost:
+        return None
+    shards = [s for s, address in enumerate(store.workers) if address in lost]
+    msg = (
+        f"{solver}: worker(s) {lost} left the cluster during the fit, with parameter shard(s) {shards} of the "
+        "model and their rows. A partitioned fit cannot recover a lost shard yet (issue 13): fit again once the "
+        "cluster is healthy."
+    )
+    return RuntimeError(msg)
+
+
+def explained(
+    client: Any, store: ShardedStore, groups: dict[str, list[int]], err: Exception, solver: str
+) -> BaseException:
+    """``err`` (a failed call to a shard) replaced by the lost-worker error once the scheduler sees the loss."""
+    if not isinstance(err, OSError) and not store.lost_shards():
+        return err  # not a lost shard: the error is the caller's
+    deadline = time.monotonic() + LOSS_GRACE_S
+    while time.monotonic() < deadline:
+        lost = lost_error(client, store, groups, solver)
+        if lost is not None:
+            return lost
+        time.sleep(0.2)
+    return err
+
+
+def gather_watched(
+    client: Any, calls: list[Any], store: ShardedStore, groups: dict[str, list[int]], solver: str
+) -> list[Any]:
+    """The tasks' results; the lost-worker error as soon as a worker of the fit has left (never a hang)."""
+    while True:
+        wait_briefly(calls, WATCH_S)
+        lost = lost_error(client, store, groups, solver)
+        if lost is not None:
+            client.cancel(calls)
+            raise lost
+        if all(call.done() for call in calls):
+            # gather: small results, one per worker
+            return client.gather(calls)

@@ -1,0 +1,579 @@
+"""Vector-free L-BFGS over a partitioned parameter store: no vector of the model's width leaves its shards.
+
+Chen, Wang and Zhou (NIPS 2014, "Large-scale L-BFGS using MapReduce") observe that the two-loop recursion of
+L-BFGS needs only the dot products of its ``2m + 1`` basis vectors (the last ``m`` steps ``s_i``, gradient
+changes ``y_i``, and the gradient ``g``) and yields the direction as a linear combination of them. Here each
+parameter shard (:class:`~daskml_lab.solvers._lbfgs_shard.LBFGSShard`) holds its slots of all these vectors;
+the client keeps only the ``(2m + 1)^2`` matrix of dot products and runs the recursion on it.
+
+One iteration, with the row blocks persisted once and every task pinned to the worker holding its blocks:
+
+1. the client computes the direction's coefficients; each shard forms its part of ``d`` and returns its parts
+   of ``w.d``, ``d.d`` and ``g.d``;
+2. each worker pulls the direction's rows of its blocks' columns only and computes the scores ``X d``, kept
+   next to the blocks (the scores ``X w`` already are);
+3. the line search (strong Wolfe, scipy's) evaluates ``f(w + t d)`` and its slope from those scores and the
+   shards' dot products: a trial costs one tiny task per worker and no traffic to the shards;
+4. each shard takes the step ``w += t d``; each worker computes its blocks' gradient rows at the new scores and
+   adds them to the shards holding their keys (a reduce-scatter: no gradient is gathered whole);
+5. the shards finish the gradient (data term plus L2) and return their parts of the new dot products.
+
+The stopping rules are those of :func:`~daskml_lab.solvers.lbfgs` (scipy's L-BFGS-B, scikit-learn's): the
+largest absolute entry of the gradient of ``F / (data_scale * sum of weights)`` at most ``tol``, or a relative
+decrease of that objective at most ``ftol``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from distributed import futures_of, wait
+from scipy.optimize import line_search
+
+from daskml_lab._compat import scheduler_workers
+from daskml_lab._runtime.waiting import wait_briefly
+from daskml_lab.monitoring import task_prefix
+from daskml_lab.solvers._lbfgs_shard import LBFGSShard
+from daskml_lab.solvers._options import check_int, check_positive
+from daskml_lab.solvers._partitioned_fit import (
+    WATCH_S,
+    as_csr,
+    compact,
+    explained,
+    gather_watched,
+    group_by_worker,
+    loss_and_residual,
+    lost_error,
+)
+from daskml_lab.solvers._result import warn_not_converged
+from daskml_lab.solvers._sharded_store import ShardedStore, StoreView, max_gather_bytes
+from daskml_lab.solvers.partitioned_sgd import PartitionedResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["partitioned_lbfgs"]
+
+_SOLVER = "partitioned lbfgs"
+_LOSSES = ("logistic", "multinomial")
+_EPS = float(np.finfo(np.float64).eps)
+
+
+# ------------------------------------------------------------------------------------------- worker tasks
+def _prepare_task(n_blocks: int, has_weight: bool, *blocks: Any) -> list[dict[str, Any]]:
+    """This worker's blocks, each as its columns present, compacted CSR rows, labels and weights."""
+    prepared = []
+    for index in range(n_blocks):
+        columns, X = compact(as_csr(blocks[index]))
+        y = np.asarray(blocks[n_blocks + index]).astype(np.float64)
+        weight = np.asarray(blocks[2 * n_blocks + index], dtype=np.float64) if has_weight else np.ones(len(y))
+        prepared.append({"columns": columns, "X": X, "y": y, "weight": weight})
+    return prepared
+
+
+def _keys(block: dict[str, Any], n_features: int) -> np.ndarray:
+    return np.append(block["columns"], n_features)
+
+
+def _pull_rows(view: StoreView, keys: np.ndarray, method: str) -> np.ndarray:
+    """Rows of ``keys`` from the shards holding them, through the shards' ``method`` (all asked at once)."""
+    out = np.empty((len(keys), view.n_outputs))
+    parts = [part for part in view.rule.split(keys) if len(part[1])]
+    calls = [(positions, getattr(view.shards[shard], method)(slots)) for shard, positions, slots in parts]
+    for positions, call in calls:
+        answer = call.result(view.timeout_s)
+        out[positions] = answer[0] if method == "pull" else answer
+    return out
+
+
+def _scores_task(
+    view: StoreView, prepared: list[dict[str, Any]], method: str, config: dict[str, Any]
+) -> list[np.ndarray]:
+    """``X v + v_intercept`` of every block, pulling only each block's rows of ``v`` (``w`` or ``d``)."""
+    scores = []
+    for block in prepared:
+        rows = _pull_rows(view, _keys(block, config["n_features"]), method)
+        intercept = rows[-1] if config["fit_intercept"] else 0.0
+        scores.append(block["X"] @ rows[:-1] + intercept)
+    return scores
+
+
+def _line_task(
+    prepared: list[dict[str, Any]],
+    z_w: list[np.ndarray],
+    z_d: list[np.ndarray] | None,
+    step: float,
+    loss: str,
+) -> tuple[float, float, float]:
+    """Weighted loss sum at scores ``z_w + step * z_d``, its derivative in ``step``, and the weight sum."""
+    loss_sum = slope = weight_sum = 0.0
+    for index, block in enumerate(prepared):
+        z = z_w[index] if z_d is None else z_w[index] + step * z_d[index]
+        value, residual = loss_and_residual(z, block["y"], block["weight"], loss)
+        loss_sum += value
+        if z_d is not None:
+            slope += float(np.sum(residual * z_d[index]))
+        weight_sum += float(block["weight"].sum())
+    return loss_sum, slope, weight_sum
+
+
+def _gradient_task(
+    view: StoreView,
+    prepared: list[dict[str, Any]],
+    z_w: list[np.ndarray],
+    z_d: list[np.ndarray] | None,
+    step: float,
+    config: dict[str, Any],
+) -> list[np.ndarray]:
+    """Add every block's gradient rows at ``z_w + step * z_d`` to the shards of its keys; return the scores."""
+    scores, calls = [], []
+    for index, block in enumerate(prepared):
+        z = z_w[index] if z_d is None else z_w[index] + step * z_d[index]
+        scores.append(z)
+        _, residual = loss_and_residual(z, block["y"], block["weight"], config["loss"])
+        intercept_row = residual.sum(axis=0, keepdims=True)
+        if not config["fit_intercept"]:
+            intercept_row[:] = 0.0
+        rows = np.vstack([block["X"].T @ residual, intercept_row])
+        for shard, positions, slots in view.rule.split(_keys(block, config["n_features"])):
+            if len(positions):
+                calls.append(view.shards[shard].add_gradient_rows(slots, rows[positions]))
+    for call in calls:  # every row added before the task ends: the client then finishes the gradient
+        call.result(view.timeout_s)
+    return scores
+
+
+# --------------------------------------------------------------------------------------------- the client
+def _two_loop(gram: np.ndarray, pairs: list[int], memory: int) -> np.ndarray:
+    """The direction ``-H g`` as coefficients of the basis (steps, changes, gradient), from dot products only.
+
+    ``gram`` is the ``(2m + 1)^2`` matrix of the basis vectors' dot products; ``pairs`` the history slots in
+    use, oldest first. With no pair the direction is ``-g / ||g||`` (a first step of unit length, as
+    L-BFGS-B's).
+    """
+    coefficients = np.zeros(2 * memory + 1)
+    coefficients[-1] = -1.0
+    if not pairs:
+        return coefficients / max(np.sqrt(gram[-1, -1]), _EPS)
+    alphas = {}
+    for slot in reversed(pairs):
+        rho = 1.0 / gram[slot, memory + slot]
+        alphas[slot] = rho * (coefficients @ gram[:, slot])
+        coefficients[memory + slot] -= alphas[slot]
+    newest = pairs[-1]
+    coefficients *= gram[newest, memory + newest] / gram[memory + newest, memory + newest]
+    for slot in pairs:
+        rho = 1.0 / gram[slot, memory + slot]
+        beta = rho * (coefficients @ gram[:, memory + slot])
+        coefficients[slot] += alphas[slot] - beta
+    return coefficients
+
+
+class _Fit:
+    """The client's side of one partitioned L-BFGS fit: the tasks, the shards' calls, the dot products."""
+
+    def __init__(
+        self,
+        client: Any,
+        store: ShardedStore,
+        groups: dict[str, list[int]],
+        prepared: dict[str, Any],
+        config: dict,
+    ) -> None:
+        self.client, self.store, self.groups, self.prepared, self.config = (
+            client,
+            store,
+            groups,
+            prepared,
+            config,
+        )
+        self.token = uuid.uuid4().hex[:10]  # keys of this fit's tasks (a refit never finds an earlier result)
+        self.n_tasks = 0
+        self.memory = config["memory"]
+        self.gram = np.zeros((2 * self.memory + 1, 2 * self.memory + 1))
+        self.z_w: dict[str, Any] = {}
+        self.z_d: dict[str, Any] = {}
+
+    def _each_worker(self, name: str, function: Callable[..., Any], *args: Any, **per_worker: dict) -> list:
+        """``function(*per_worker values, *args)`` on every worker of the fit, pinned; the results gathered."""
+        calls = []
+        for address in self.groups:
+            self.n_tasks += 1
+            calls.append(
+                self.client.submit(
+                    function,
+                    *(values[address] for values in per_worker.values()),
+                    *args,
+                    workers=[address],
+                    allow_other_workers=False,
+                    pure=False,
+                    key=f"{task_prefix(name)}-{self.token}-{self.n_tasks}",
+                )
+            )
+        return calls
+
+    def _results(self, calls: list[Any]) -> list[Any]:
+        return gather_watched(self.client, calls, self.store, self.groups, _SOLVER)
+
+    def _watch(self, calls: list[Any]) -> None:
+        """Wait for ``calls`` whose results stay on the workers; the lost-worker error as soon as one left."""
+        while True:
+            wait_briefly(calls, WATCH_S)
+            lost = lost_error(self.client, self.store, self.groups, _SOLVER)
+            if lost is not None:
+                self.client.cancel(calls)
+                raise lost
+            if all(call.done() for call in calls):
+                break
+        for call in calls:
+            if call.status == "error":
+                call.result()  # raises the task's own error
+
+    def shard_calls(self, method: str, *args: Any) -> list[Any]:
+        calls = [getattr(shard, method)(*args) for shard in self.store.view.shards]
+        return [call.result(self.store.view.timeout_s) for call in calls]
+
+    def scores(self, method: str) -> dict[str, Any]:
+        """Futures of every worker's block scores ``X v`` (``v`` the shards' ``w`` or ``d``), left on the workers."""
+        calls = self._each_worker(
+            "partitioned scores", _scores_task, method, self.config, view=self._views(), data=self.prepared
+        )
+        self._watch(calls)
+        return dict(zip(self.groups, calls, strict=True))
+
+    def _views(self) -> dict[str, StoreView]:
+        return dict.fromkeys(self.groups, self.store.view)
+
+    def line_values(self, step: float, with_direction: bool) -> tuple[float, float, float]:
+        """Summed loss, slope and weight over the workers at ``w + step * d``."""
+        z_d = self.z_d if with_direction else dict.fromkeys(self.groups)
+        calls = self._each_worker(
+            "partitioned line search",
+            _line_task,
+            step,
+            self.config["loss"],
+            data=self.prepared,
+            z_w=self.z_w,
+            z_d=z_d,
+        )
+        answers = self._results(calls)  # gather: three floats per worker
+        return tuple(float(sum(values)) for values in zip(*answers, strict=True))  # type: ignore[return-value]
+
+    def gradient(self, step: float, with_direction: bool) -> dict[str, Any]:
+        """The gradient at ``w`` (after the step) in the shards; the new scores kept; the shards' dot products."""
+        z_d = self.z_d if with_direction else dict.fromkeys(self.groups)
+        calls = self._each_worker(
+            "partitioned gradient",
+            _gradient_task,
+            step,
+            self.config,
+            view=self._views(),
+            data=self.prepared,
+            z_w=self.z_w,
+            z_d=z_d,
+        )
+        self._watch(calls)  # the scores stay on the workers
+        self.z_w = dict(zip(self.groups, calls, strict=True))
+        parts = self.shard_calls("finish_gradient")
+        return {
+            "dots": sum(part["dots"] for part in parts),
+            "w_sq": float(sum(part["w_sq"] for part in parts)),
+            "g_max": float(max(part["g_max"] for part in parts)),
+        }
+
+    def update_gram(self, dots: np.ndarray, keep_at: int | None) -> None:
+        """The dot products after a round: the gradient's row always, the new pair's when it is kept."""
+        m = self.memory
+        g = 2 * m
+        if keep_at is not None:
+            s, y = keep_at, m + keep_at
+            for row, index in ((0, s), (1, y)):
+                self.gram[index, : 2 * m] = dots[row, : 2 * m]
+                self.gram[: 2 * m, index] = dots[row, : 2 * m]
+            self.gram[s, s], self.gram[s, y], self.gram[y, s] = dots[0, g], dots[0, g + 1], dots[0, g + 1]
+            self.gram[y, y] = dots[1, g + 1]
+        self.gram[g, : 2 * m] = dots[2, : 2 * m]
+        self.gram[: 2 * m, g] = dots[2, : 2 * m]
+        if keep_at is not None:
+            self.gram[g, keep_at] = self.gram[keep_at, g] = dots[2, g]
+            self.gram[g, m + keep_at] = self.gram[m + keep_at, g] = dots[2, g + 1]
+        self.gram[g, g] = dots[2, g + 2]
+
+
+def partitioned_lbfgs(
+    X: Any,
+    y: Any,
+    sample_weight: Any,
+    *,
+    client: Any,
+    loss: str,
+    n_outputs: int,
+    fit_intercept: bool,
+    data_scale: float,
+    l2: float,
+    n_partitions: int | None = None,
+    w0: np.ndarray | None = None,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    random_state: Any = None,
+    callback: Callable[..., Any] | None = None,
+    memory: int = 10,
+    max_line_search: int = 20,
+    ftol: float = 64 * _EPS,
+    gather: bool = True,
+) -> PartitionedResult:
+    """Minimise ``data_scale * sum_i s_i loss_i + l2 / 2 * ||w||^2`` by vector-free L-BFGS over a partitioned store.
+
+    Parameters
+    ----------
+    X : dask array of shape (n_samples, n_features)
+        Row blocks (``scipy.sparse`` CSR, or dense, converted per block), one column chunk.
+    y : dask array of shape (n_samples,)
+        ``0``/``1`` for ``loss="logistic"``, class codes ``0 .. n_outputs - 1`` for ``"multinomial"``.
+    sample_weight : dask array of shape (n_samples,) or None
+        ``s_i`` (ones when None).
+    client : distributed.Client
+    loss : {"logistic", "multinomial"}
+    n_outputs : int
+        1 for ``"logistic"``, the number of classes for ``"multinomial"``.
+    fit_intercept : bool
+        Whether to fit an (unpenalised) intercept row.
+    data_scale, l2 : float
+        The objective's factors.
+    n_partitions : int, default=None
+        Number of parameter shards (one per worker when None).
+    w0 : ndarray of shape (n_features + 1, n_outputs), default=None
+        Starting parameters (zeros, allocated on the shards, when None).
+    tol : float, default=1e-4
+        Stop when ``max |gradient|`` of ``F / (data_scale * sum of weights)`` is at most ``tol``.
+    max_iter : int, default=100
+        Iterations.
+    random_state : None
+        Unused (a deterministic solver; accepted for a uniform signature).
+    callback : callable, default=None
+        Called with each iteration's history record.
+    memory : int, default=10
+        History pairs kept (each shard holds ``2 * memory + 4`` vectors of its slots).
+    max_line_search : int, default=20
+        Trials per line search.
+    ftol : float, default=64 * machine epsilon
+        Also stop when the relative decrease of the scaled objective is at most ``ftol``.
+    gather : bool, default=True
+        Bring the parameters to the client at the end (refused above ``max_gather_bytes``); False keeps them
+        in the store, returned open.
+
+    Returns
+    -------
+    PartitionedResult
+        ``history`` records: ``iteration``, ``objective`` (unscaled), ``grad_norm`` (the quantity compared with
+        ``tol``), ``step_size`` (length of the step), ``time_s``, ``n_evals`` (line-search trials),
+        ``keys_pulled``, ``bytes_pulled``, ``bytes_pushed``, ``n_pushes`` (the iteration's traffic, all shards).
+    """
+    check_int(_SOLVER, "memory", memory)
+    check_int(_SOLVER, "max_line_search", max_line_search)
+    check_positive(_SOLVER, "ftol", ftol)
+    if loss not in _LOSSES:
+        msg = f"{_SOLVER}: loss must be one of {list(_LOSSES)}, got {loss!r}."
+        raise ValueError(msg)
+    n_features = int(X.shape[1])
+    n_keys = n_features + 1
+    if gather and n_keys * n_outputs * 8 > max_gather_bytes():
+        msg = (
+            f"{_SOLVER}: the model ({n_keys} x {n_outputs} float64) is larger than {max_gather_bytes()} bytes, the "
+            "most brought to the client (dask config daskml_lab.solvers.store.max_gather_bytes). Pass "
+            "gather=False to keep it in the store, or raise the limit if the client has the memory."
+        )
+        raise ValueError(msg)
+    workers = sorted(scheduler_workers(client))
+    collections = [X, y] if sample_weight is None else [X, y, sample_weight]
+    # persist: the row blocks are read once; each worker then keeps its blocks compacted next to the shards
+    persisted = client.persist(collections)
+    wait([f for c in persisted for f in futures_of(c)])
+    groups = group_by_worker(client, persisted)
+    block_futures = [sorted(futures_of(c), key=lambda f: f.key[1:]) for c in persisted]
+    has_weight = sample_weight is not None
+    config = {
+        "n_features": n_features,
+        "fit_intercept": bool(fit_intercept),
+        "loss": loss,
+        "memory": int(memory),
+    }
+    store = ShardedStore.create(
+        client,
+        n_keys,
+        n_outputs,
+        workers=workers,
+        n_shards=n_partitions,
+        n_penalised=n_features,
+        l2=l2,
+        initial=w0,
+        key=task_prefix("parameter shard"),
+        shard_class=LBFGSShard,
+        shard_options={"memory": int(memory), "data_scale": float(data_scale)},
+    )
+    try:
+        prepared = {}
+        for address, indices in groups.items():
+            blocks = [block_futures[c][i] for c in range(len(block_futures)) for i in indices]
+            prepared[address] = client.submit(
+                _prepare_task,
+                len(indices),
+                has_weight,
+                *blocks,
+                workers=[address],
+                allow_other_workers=False,
+                pure=False,
+                key=f"{task_prefix('partitioned blocks')}-{uuid.uuid4().hex[:10]}-{indices[0]}",
+            )
+        del persisted, block_futures  # the compacted blocks replace them on the workers
+        fit = _Fit(client, store, groups, prepared, config)
+        try:
+            result = _iterate(
+                fit, float(data_scale), float(l2), tol, ftol, max_iter, max_line_search, callback
+            )
+        except (OSError, RuntimeError) as err:  # a shard did not answer: say whether its worker left
+            replaced = explained(client, store, groups, err, _SOLVER)
+            if replaced is err:
+                raise
+            raise replaced from err
+        result.shard_stats = store.stats()
+        if gather:
+            result.W = store.gather()
+        else:
+            result.store = store
+    except BaseException:
+        store.close()
+        raise
+    if gather:
+        store.close()
+    return result
+
+
+def _iterate(
+    fit: _Fit,
+    data_scale: float,
+    l2: float,
+    tol: float,
+    ftol: float,
+    max_iter: int,
+    max_line_search: int,
+    callback: Callable[..., Any] | None,
+) -> PartitionedResult:
+    """The L-BFGS iterations (see the module's docstring)."""
+    started = time.perf_counter()
+    fit.z_w = fit.scores("pull")
+    loss_sum, _, weight_sum = fit.line_values(0.0, with_direction=False)
+    scale = data_scale * weight_sum
+    state = fit.gradient(0.0, with_direction=False)
+    fit.update_gram(state["dots"], None)
+    value = data_scale * loss_sum + l2 / 2 * state["w_sq"]
+    history: list[dict[str, Any]] = []
+    pairs: list[int] = []
+    keep_at: int | None = None
+    counted = ("keys_pulled", "bytes_pulled", "bytes_pushed", "n_pushes")
+    status = "max_iter"
+    for iteration in range(max_iter):
+        if state["g_max"] / scale <= tol:
+            status = "tol"
+            break
+        before = fit.store.stats()
+        coefficients = _two_loop(fit.gram, pairs, fit.memory)
+        parts = fit.shard_calls("set_direction", coefficients, keep_at)
+        w_d, d_sq, g_d = (float(sum(part[name] for part in parts)) for name in ("w_d", "d_sq", "g_d"))
+        if g_d >= 0:  # not a descent direction (rounding in a flat region): restart from the gradient
+            pairs, keep_at = [], None
+            parts = fit.shard_calls("set_direction", _two_loop(fit.gram, [], fit.memory), None)
+            w_d, d_sq, g_d = (float(sum(part[name] for part in parts)) for name in ("w_d", "d_sq", "g_d"))
+        fit.z_d = fit.scores("pull_direction")
+        trials: dict[float, tuple[float, float]] = {}
+
+        def phi(
+            step: float,
+            w_d: float = w_d,
+            d_sq: float = d_sq,
+            w_sq: float = state["w_sq"],
+            trials: dict = trials,
+        ) -> tuple[float, float]:
+            if step not in trials:
+                loss_at, slope, _ = fit.line_values(step, with_direction=True)
+                penalty = l2 / 2 * (w_sq + 2 * step * w_d + step**2 * d_sq)
+                trials[step] = (
+                    (data_scale * loss_at + penalty) / scale,
+                    (data_scale * slope + l2 * (w_d + step * d_sq)) / scale,
+                )
+            return trials[step]
+
+        with warnings.catch_warnings():  # a failed search is reported by the result (and our warning)
+            warnings.simplefilter("ignore", RuntimeWarning)  # scipy's LineSearchWarning (not public)
+            found = line_search(
+                lambda x: phi(float(x[0]))[0],
+                lambda x: np.array([phi(float(x[0]))[1]]),
+                np.zeros(1),
+                np.ones(1),
+                gfk=np.array([g_d / scale]),
+                old_fval=value / scale,
+                maxiter=max_line_search,
+            )
+        step = found[0]
+        if step is None:
+            status = "line search"
+            break
+        step = float(step)
+        fit.shard_calls("take_step", step)
+        new_value = phi(step)[0] * scale
+        state = fit.gradient(step, with_direction=True)
+        sy = float(state["dots"][0, 2 * fit.memory + 1])
+        yy = float(state["dots"][1, 2 * fit.memory + 1])
+        if sy > _EPS * yy:  # curvature condition: keep the pair (L-BFGS-B's test)
+            keep_at = (pairs[-1] + 1) % fit.memory if pairs else 0
+            pairs = [slot for slot in pairs if slot != keep_at] + [keep_at]
+        else:
+            keep_at = None
+        fit.update_gram(state["dots"], keep_at)
+        after = fit.store.stats()
+        record = {
+            "iteration": iteration + 1,
+            "objective": new_value,
+            "grad_norm": state["g_max"] / scale,
+            "step_size": step * float(np.sqrt(d_sq)),
+            "time_s": time.perf_counter() - started,
+            "n_evals": len(trials),
+        }
+        for name in counted:
+            record[name] = int(sum(s[name] for s in after) - sum(s[name] for s in before))
+        history.append(record)
+        logger.debug("%s: %s", _SOLVER, record)
+        if callback is not None:
+            callback(record)
+        decrease = (value - new_value) / max(abs(value), abs(new_value), scale)
+        value = new_value
+        if decrease <= ftol:
+            status = "ftol"
+            break
+    else:
+        if state["g_max"] / scale <= tol:
+            status = "tol"
+    return _result(history, status, tol, max_iter)
+
+
+def _result(history: list[dict[str, Any]], status: str, tol: float, max_iter: int) -> PartitionedResult:
+    n_iter = len(history)
+    messages = {
+        "tol": f"the gradient's largest entry fell to tol={tol:g} after {n_iter} iteration(s)",
+        "ftol": f"the relative decrease of the objective fell below ftol after {n_iter} iteration(s)",
+        "line search": f"the line search found no acceptable step after {n_iter} iteration(s)",
+        "max_iter": f"max_iter={max_iter} iterations reached",
+    }
+    converged = status in ("tol", "ftol")
+    if not converged:
+        warn_not_converged(
+            _SOLVER,
+            f"{messages[status]}; the gradient is still above tol={tol:g}. Raise max_iter, scale the features, or "
+            "loosen tol.",
+        )
+    return PartitionedResult(None, None, n_iter, converged, history, message=messages[status])

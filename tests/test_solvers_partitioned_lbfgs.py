@@ -1,0 +1,233 @@
+"""Vector-free L-BFGS over the partitioned parameter store (issue 13): the optimum, the shards, the traffic.
+
+Real two-process cluster (the session's LocalCluster), one client for the module, small sparse data; the
+optimum is compared with scikit-learn's ``LogisticRegression`` on the same CSR rows.
+"""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import dask
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from distributed import Client, LocalCluster
+from scipy.special import log_softmax
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+from daskml_lab.data import make_sparse_classification
+from daskml_lab.exceptions import ConvergenceWarning
+from daskml_lab.linear_model import LogisticRegression, PartitionedCoefficients
+from daskml_lab.solvers import partitioned_lbfgs
+from daskml_lab.solvers.partitioned_lbfgs import _two_loop
+
+pytestmark = pytest.mark.cluster
+
+C = 0.5
+
+
+@pytest.fixture(scope="module")
+def lbfgs_client(local_cluster: LocalCluster) -> Iterator[Client]:
+    with Client(local_cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def binary_data(lbfgs_client: Client) -> tuple[Any, Any, sp.csr_matrix, np.ndarray]:
+    X, y = make_sparse_classification(8_000, 2**12, nnz_per_row=15, chunks=2_000, random_state=0)
+    X, y = X.persist(), y.persist()
+    return X, y, X.compute().tocsr(), y.compute()
+
+
+def _objective(
+    coef: np.ndarray, intercept: np.ndarray, X: sp.csr_matrix, y: np.ndarray, weight=None
+) -> float:
+    """scikit-learn's objective ``C * sum_i s_i loss_i + ||coef||^2 / 2`` (binary or multinomial)."""
+    weight = np.ones(len(y)) if weight is None else weight
+    scores = X @ np.atleast_2d(coef).T + intercept
+    if scores.shape[1] == 1:
+        z = scores[:, 0]
+        losses = np.logaddexp(0.0, z) - y * z
+    else:
+        losses = -log_softmax(scores, axis=1)[np.arange(len(y)), y]
+    return float(C * weight @ losses + np.sum(coef**2) / 2)
+
+
+# ------------------------------------------------------------------------------------ the two-loop recursion
+def test_two_loop_from_dot_products_is_the_classic_recursion() -> None:
+    rng = np.random.default_rng(0)
+    memory, n = 4, 30
+    pairs = [2, 3, 0]  # oldest first, in ring slots
+    S, Y = np.zeros((memory, n)), np.zeros((memory, n))
+    for slot in pairs:
+        S[slot] = rng.normal(size=n)
+        Y[slot] = S[slot] + 0.3 * rng.normal(size=n)  # s.y > 0
+    g = rng.normal(size=n)
+    basis = np.vstack([S, Y, g])
+    coefficients = _two_loop(basis @ basis.T, pairs, memory)
+    # the textbook two-loop recursion on the vectors themselves
+    q, alphas = -g.copy(), {}
+    for slot in reversed(pairs):
+        alphas[slot] = S[slot] @ q / (S[slot] @ Y[slot])
+        q -= alphas[slot] * Y[slot]
+    q *= S[pairs[-1]] @ Y[pairs[-1]] / (Y[pairs[-1]] @ Y[pairs[-1]])
+    for slot in pairs:
+        beta = Y[slot] @ q / (S[slot] @ Y[slot])
+        q += (alphas[slot] - beta) * S[slot]
+    np.testing.assert_allclose(coefficients @ basis, q, rtol=1e-12, atol=1e-12)
+    # no pair: the steepest descent direction of unit length
+    first = _two_loop(basis @ basis.T, [], memory) @ basis
+    np.testing.assert_allclose(first, -g / np.linalg.norm(g), rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ optimum
+def test_reaches_sklearn_optimum_with_1_2_and_4_shards(binary_data: tuple) -> None:
+    X, y, X_np, y_np = binary_data
+    reference = SkLogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X_np, y_np)
+    best = _objective(reference.coef_, reference.intercept_, X_np, y_np)
+    fitted = {}
+    for shards in (1, 2, 4):
+        model = LogisticRegression(C=C, solver="lbfgs", model_partitions=shards, tol=1e-7, max_iter=500)
+        model.fit(X, y)
+        assert isinstance(model.coef_, np.ndarray)
+        assert model.coef_.shape == (1, 2**12)
+        ours = _objective(model.coef_, model.intercept_, X_np, y_np)
+        assert (ours - best) / best < 1e-6, (shards, ours, best)
+        # the history's objective is the exact objective of the returned model (the estimator's is divided
+        # by C * n_samples)
+        assert model.history_["objective"].iloc[-1] * C * len(y_np) == pytest.approx(ours, rel=1e-10)
+        fitted[shards] = (ours, model.coef_)
+    for shards in (2, 4):
+        assert abs(fitted[shards][0] - fitted[1][0]) / fitted[1][0] < 1e-8
+        np.testing.assert_allclose(fitted[shards][1], fitted[1][1], atol=1e-4)
+    np.testing.assert_allclose(fitted[1][1], reference.coef_, atol=1e-3)
+
+
+def test_multinomial_weighted_without_intercept(lbfgs_client: Client) -> None:
+    X, y = make_sparse_classification(4_000, 2**10, nnz_per_row=10, n_classes=3, chunks=1_000, random_state=4)
+    weight = np.random.default_rng(1).uniform(0.2, 2.0, size=4_000)
+    X_np, y_np = X.compute().tocsr(), y.compute()
+    reference = SkLogisticRegression(C=C, fit_intercept=False, tol=1e-10, max_iter=10_000)
+    reference.fit(X_np, y_np, sample_weight=weight)
+    model = LogisticRegression(
+        C=C, fit_intercept=False, solver="lbfgs", model_partitions=3, tol=1e-9, max_iter=500
+    )
+    model.fit(X, y, sample_weight=dask.array.from_array(weight, chunks=1_000))
+    assert model.coef_.shape == (3, 2**10)
+    np.testing.assert_array_equal(model.intercept_, np.zeros(3))
+    best = _objective(reference.coef_, 0.0, X_np, y_np, weight)
+    ours = _objective(model.coef_, 0.0, X_np, y_np, weight)
+    assert (ours - best) / best < 1e-6, (ours, best)
+    np.testing.assert_array_equal(model.predict(X).compute(), reference.predict(X_np))
+
+
+# ---------------------------------------------------------------------------------- traffic and memory
+def test_each_iteration_moves_the_keys_of_the_blocks_only(binary_data: tuple, lbfgs_client: Client) -> None:
+    X, y, X_np, _ = binary_data
+    with pytest.warns(ConvergenceWarning, match="max_iter=5 iterations reached"):
+        result = partitioned_lbfgs(
+            X,
+            y,
+            None,
+            client=lbfgs_client,
+            loss="logistic",
+            n_outputs=1,
+            fit_intercept=True,
+            data_scale=C,
+            l2=1.0,
+            max_iter=5,
+        )
+    assert len(result.history) == 5
+    # each block pulls its distinct columns and the intercept (direction rows), and pushes as many gradient rows
+    keys_per_pass = sum(
+        len(np.unique(X_np[start : start + 2_000].indices)) + 1 for start in range(0, X_np.shape[0], 2_000)
+    )
+    for record in result.history:
+        assert record["keys_pulled"] == keys_per_pass
+        assert record["bytes_pulled"] == 16 * keys_per_pass
+        assert record["bytes_pushed"] == 16 * keys_per_pass
+
+
+def test_client_never_holds_a_wide_model(lbfgs_client: Client) -> None:
+    n_features = 2**22  # a float64 vector of this width is 32 MiB
+    X, y = make_sparse_classification(2_000, n_features, nnz_per_row=10, chunks=1_000, random_state=3)
+    tracemalloc.start()
+    try:
+        with pytest.warns(ConvergenceWarning, match="max_iter=2 iterations reached"):
+            result = partitioned_lbfgs(
+                X,
+                y,
+                None,
+                client=lbfgs_client,
+                loss="logistic",
+                n_outputs=1,
+                fit_intercept=True,
+                data_scale=1.0,
+                l2=1.0,
+                max_iter=2,
+                memory=2,
+                gather=False,
+            )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    with result.store as store:
+        stats = store.stats()
+        assert all(s["n_gathers"] == 0 for s in stats)
+        assert [s["n_keys"] for s in stats] == [2**21 + 1, 2**21]
+        assert peak < n_features * 8 / 4, peak
+
+
+def test_a_large_model_stays_in_its_shards_and_predicts(binary_data: tuple) -> None:
+    X, y, X_np, _ = binary_data
+    with dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 2**12 * 8 // 2}):
+        model = LogisticRegression(C=C, solver="lbfgs", model_partitions=2, tol=1e-6, max_iter=200).fit(X, y)
+    assert isinstance(model.coef_, PartitionedCoefficients)
+    coef = model.coef_.to_numpy(max_bytes=2**20)
+    twin = SkLogisticRegression()
+    twin.coef_, twin.intercept_, twin.classes_ = coef, model.intercept_, model.classes_
+    np.testing.assert_allclose(model.decision_function(X).compute(), twin.decision_function(X_np), atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------- bad settings
+def test_unknown_option_names_the_lbfgs_options(binary_data: tuple) -> None:
+    X, y, _, _ = binary_data
+    model = LogisticRegression(solver="lbfgs", model_partitions=2, solver_options={"batch_size": 10})
+    with pytest.raises(
+        ValueError, match=r"partitioned 'lbfgs' .* Its options are \['ftol', 'max_line_search', 'memory'\]"
+    ):
+        model.fit(X, y)
+
+
+def test_a_lost_parameter_shard_gives_a_clear_error() -> None:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        X, y = make_sparse_classification(2_000, 2**10, nnz_per_row=5, chunks=500, random_state=0)
+        victim = sorted(client.run(os.getpid))[1]
+
+        def kill_after_first_iteration(record: dict) -> None:
+            if record["iteration"] == 1:
+                client.run(os._exit, 1, workers=[victim], on_error="ignore")
+
+        lost = r"partitioned lbfgs: worker\(s\) .* parameter shard\(s\) \[1\]"
+        with pytest.raises(RuntimeError, match=lost):
+            partitioned_lbfgs(
+                X,
+                y,
+                None,
+                client=client,
+                loss="logistic",
+                n_outputs=1,
+                fit_intercept=True,
+                data_scale=1.0,
+                l2=1.0,
+                tol=1e-12,
+                max_iter=50,
+                callback=kill_after_first_iteration,
+            )
