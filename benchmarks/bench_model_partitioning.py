@@ -13,10 +13,18 @@ features), split into train and test rows:
   ``decision_function`` time on the test rows (4 row blocks, best of 3) and the keys and bytes each block
   pulls from the shards, next to the same model gathered to the client (today's replicated prediction).
 
+With ``--lbfgs``, the vector-free L-BFGS over the store (``solver="lbfgs", model_partitions=S``) instead, to
+the same ``tol`` as scikit-learn's ``LogisticRegression(solver="lbfgs")`` on the same CSR rows: time,
+iterations, the objective's gap to scikit-learn's tight optimum, and the keys and bytes moved per iteration,
+with 1, 2 and 4 shards; and our replicated ``lbfgs`` (``model_partitions=None``) on the same rows, per
+iteration.
+
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_model_partitioning.py --quick     # 20,000 rows, 2**16 features
     .venv/bin/python benchmarks/bench_model_partitioning.py             # 200,000 rows, 2**18 features
+    .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs     # the partitioned L-BFGS
+    .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs --rows 1000000 --nnz 40   # issue 13's size
 
 Timings on a shared 2-core machine are noisy; run it on an idle machine before quoting figures.
 """
@@ -76,20 +84,66 @@ def predict_figures(model: LogisticRegression, coef: np.ndarray, X_test) -> None
     )
 
 
+def lbfgs_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: float) -> None:
+    """The partitioned L-BFGS with 1, 2 and 4 shards, our replicated lbfgs and scikit-learn's, to ``tol``."""
+    best = SkLogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X_np, y_np)
+    optimum = objective(best.coef_[0], best.intercept_[0], X_np, y_np, C)
+    start = time.perf_counter()
+    reference = SkLogisticRegression(C=C, tol=tol, max_iter=10_000).fit(X_np, y_np)
+    sk_s = time.perf_counter() - start
+    sk_gap = objective(reference.coef_[0], reference.intercept_[0], X_np, y_np, C) / optimum - 1
+    print(f"optimum (scikit-learn lbfgs, tol=1e-10): {optimum:.10f}")
+    print(f"{'fit':32s} {'s':>8s} {'iters':>6s} {'s/iter':>7s} {'gap':>9s} {'ratio':>6s} {'keys/iter':>10s}")
+    print(
+        f"{'scikit-learn lbfgs':32s} {sk_s:8.2f} {int(reference.n_iter_[0]):6d} "
+        f"{sk_s / reference.n_iter_[0]:7.3f} {sk_gap:9.1e} {1.0:6.2f}"
+    )
+    with bench_client() as client:
+        X_p, y_p = client.persist([X_train, y_train])
+        fits = [
+            (f"partitioned lbfgs, {s} shard(s)", {"solver": "lbfgs", "model_partitions": s})
+            for s in (1, 2, 4)
+        ]
+        fits.append(("replicated lbfgs", {"solver": "lbfgs"}))
+        for label, params in fits:
+            model = LogisticRegression(C=C, tol=tol, max_iter=10_000, **params)
+            start = time.perf_counter()
+            model.fit(X_p, y_p)
+            seconds = time.perf_counter() - start
+            gap = objective(model.coef_[0], model.intercept_[0], X_np, y_np, C) / optimum - 1
+            history = model.history_
+            keys = history["keys_pulled"].median() if "keys_pulled" in history else float("nan")
+            print(
+                f"{label:32s} {seconds:8.2f} {int(np.ravel(model.n_iter_)[0]):6d} {seconds / np.ravel(model.n_iter_)[0]:7.3f} "
+                f"{gap:9.1e} {seconds / sk_s:6.2f} {keys:10.0f}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 rows and 2**16 features")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--lbfgs", action="store_true", help="the partitioned L-BFGS against scikit-learn's")
+    parser.add_argument(
+        "--rows", type=int, default=None, help="training rows (default 200,000; quick 20,000)"
+    )
+    parser.add_argument("--features", type=int, default=None, help="features (default 2**18; quick 2**16)")
+    parser.add_argument("--nnz", type=int, default=20, help="draws per row")
+    parser.add_argument("--tol", type=float, default=1e-6, help="--lbfgs: the tol of both fits")
     args = parser.parse_args()
     n_train, n_features = (20_000, 2**16) if args.quick else (200_000, 2**18)
+    n_train, n_features = args.rows or n_train, args.features or n_features
     n_test, C = n_train // 5, 1.0
     X, y = make_sparse_classification(
-        n_train + n_test, n_features, nnz_per_row=20, chunks=n_train // 4, random_state=0
+        n_train + n_test, n_features, nnz_per_row=args.nnz, chunks=n_train // 4, random_state=0
     )
     X_train, y_train, X_test, y_test = X[:n_train], y[:n_train], X[n_train:], y[n_train:]
     X_np, y_np, X_test_np, y_test_np = (a.compute() for a in (X_train, y_train, X_test, y_test))
-    print(f"{n_train} train rows, {n_test} test rows, {n_features} features, 20 draws per row")
+    print(f"{n_train} train rows, {n_test} test rows, {n_features} features, {args.nnz} draws per row")
+    if args.lbfgs:
+        lbfgs_figures(X_train, y_train, X_np, y_np, C, args.tol)
+        return
 
     start = time.perf_counter()
     best = SkLogisticRegression(C=C, tol=1e-8, max_iter=1000).fit(X_np, y_np)

@@ -23,7 +23,7 @@ class LBFGSShard(ParameterShard):
 
     Runs as a Dask actor. The values, ``pull``, ``gather``, ``stats`` and the counters are
     :class:`~daskml_lab.solvers._sharded_store.ParameterShard`'s (no step rule is applied: ``w`` changes only
-    by :meth:`take_step`), so a fitted model kept in its shards predicts as any partitioned model.
+    by :meth:`finish_gradient`), so a fitted model kept in its shards predicts as any partitioned model.
 
     Parameters
     ----------
@@ -82,13 +82,19 @@ class LBFGSShard(ParameterShard):
         self.counters["bytes_pulled"] += slots.nbytes + rows.nbytes
         return rows
 
-    def finish_gradient(self) -> dict[str, Any]:
-        """End the round: the gradient at the current ``w``, the change from the last one; their dot products.
+    def finish_gradient(self, step: float) -> dict[str, Any]:
+        """End the round: the step ``w += step * d`` (the line search's), the gradient there; their dot products.
+
+        The step is taken here rather than in a call of its own: the workers' gradient rows (added while the
+        round runs) depend on the scores only, not on ``w``. ``step=0`` (the first round) keeps ``w``.
 
         Returns this shard's parts of: ``dots`` (3, 2m + 3), the dot products of (new step, new gradient
         change, new gradient) with (the m steps, the m changes, new step, new change, new gradient);
-        ``w_sq`` (``||w||^2``, penalised slots) and ``g_max`` (``max |g|``).
+        ``w_sq`` (``||w||^2``, penalised slots), ``g_max`` (``max |g|``) and ``stats`` (the counters, so that
+        the client needs no call of its own to read the round's traffic).
         """
+        self.new_step = step * self.direction
+        self.values += self.new_step
         gradient = self.data_scale * self.summed
         gradient[self.penalised] += self.objective_l2 * self.values[self.penalised]
         self.new_change = gradient - self.gradient
@@ -101,6 +107,7 @@ class LBFGSShard(ParameterShard):
             "dots": dots,
             "w_sq": float(np.sum(self.values[self.penalised] ** 2)),
             "g_max": float(np.max(np.abs(self.gradient), initial=0.0)),
+            "stats": self.stats(),
         }
 
     def set_direction(self, coefficients: np.ndarray, keep_pair_at: int | None) -> dict[str, float]:
@@ -122,8 +129,3 @@ class LBFGSShard(ParameterShard):
             "d_sq": float(np.sum(direction[penalised] ** 2)),
             "g_d": float(np.sum(self.gradient * direction)),
         }
-
-    def take_step(self, step: float) -> None:
-        """``w += step * d`` (the accepted point of the line search); the step is kept for the next pair."""
-        self.new_step = step * self.direction
-        self.values += self.new_step

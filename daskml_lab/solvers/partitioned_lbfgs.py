@@ -14,9 +14,10 @@ One iteration, with the row blocks persisted once and every task pinned to the w
    next to the blocks (the scores ``X w`` already are);
 3. the line search (strong Wolfe, scipy's) evaluates ``f(w + t d)`` and its slope from those scores and the
    shards' dot products: a trial costs one tiny task per worker and no traffic to the shards;
-4. each shard takes the step ``w += t d``; each worker computes its blocks' gradient rows at the new scores and
-   adds them to the shards holding their keys (a reduce-scatter: no gradient is gathered whole);
-5. the shards finish the gradient (data term plus L2) and return their parts of the new dot products.
+4. each worker computes its blocks' gradient rows at the new scores ``X w + t X d`` and adds them to the shards
+   holding their keys (a reduce-scatter: no gradient is gathered whole);
+5. each shard takes the step ``w += t d``, finishes the gradient (data term plus L2) and returns its parts of
+   the new dot products.
 
 The stopping rules are those of :func:`~daskml_lab.solvers.lbfgs` (scipy's L-BFGS-B, scikit-learn's): the
 largest absolute entry of the gradient of ``F / (data_scale * sum of weights)`` at most ``tol``, or a relative
@@ -238,12 +239,17 @@ class _Fit:
         calls = [getattr(shard, method)(*args) for shard in self.store.view.shards]
         return [call.result(self.store.view.timeout_s) for call in calls]
 
-    def scores(self, method: str) -> dict[str, Any]:
-        """Futures of every worker's block scores ``X v`` (``v`` the shards' ``w`` or ``d``), left on the workers."""
+    def scores(self, method: str, *, wait_for: bool = True) -> dict[str, Any]:
+        """Futures of every worker's block scores ``X v`` (``v`` the shards' ``w`` or ``d``), left on the workers.
+
+        With ``wait_for=False`` the futures are returned at once: the next tasks (the line search's first trial)
+        depend on them, so the client saves a round trip, and a failure surfaces in those tasks.
+        """
         calls = self._each_worker(
             "partitioned scores", _scores_task, method, self.config, view=self._views(), data=self.prepared
         )
-        self._watch(calls)
+        if wait_for:
+            self._watch(calls)
         return dict(zip(self.groups, calls, strict=True))
 
     def _views(self) -> dict[str, StoreView]:
@@ -279,11 +285,12 @@ class _Fit:
         )
         self._watch(calls)  # the scores stay on the workers
         self.z_w = dict(zip(self.groups, calls, strict=True))
-        parts = self.shard_calls("finish_gradient")
+        parts = self.shard_calls("finish_gradient", step if with_direction else 0.0)
         return {
             "dots": sum(part["dots"] for part in parts),
             "w_sq": float(sum(part["w_sq"] for part in parts)),
             "g_max": float(max(part["g_max"] for part in parts)),
+            "stats": [part["stats"] for part in parts],
         }
 
     def update_gram(self, dots: np.ndarray, keep_at: int | None) -> None:
@@ -477,11 +484,12 @@ def _iterate(
     keep_at: int | None = None
     counted = ("keys_pulled", "bytes_pulled", "bytes_pushed", "n_pushes")
     status = "max_iter"
+    after = state["stats"]
     for iteration in range(max_iter):
         if state["g_max"] / scale <= tol:
             status = "tol"
             break
-        before = fit.store.stats()
+        before = after
         coefficients = _two_loop(fit.gram, pairs, fit.memory)
         parts = fit.shard_calls("set_direction", coefficients, keep_at)
         w_d, d_sq, g_d = (float(sum(part[name] for part in parts)) for name in ("w_d", "d_sq", "g_d"))
@@ -489,7 +497,7 @@ def _iterate(
             pairs, keep_at = [], None
             parts = fit.shard_calls("set_direction", _two_loop(fit.gram, [], fit.memory), None)
             w_d, d_sq, g_d = (float(sum(part[name] for part in parts)) for name in ("w_d", "d_sq", "g_d"))
-        fit.z_d = fit.scores("pull_direction")
+        fit.z_d = fit.scores("pull_direction", wait_for=False)
         trials: dict[float, tuple[float, float]] = {}
 
         def phi(
@@ -524,7 +532,6 @@ def _iterate(
             status = "line search"
             break
         step = float(step)
-        fit.shard_calls("take_step", step)
         new_value = phi(step)[0] * scale
         state = fit.gradient(step, with_direction=True)
         sy = float(state["dots"][0, 2 * fit.memory + 1])
@@ -535,7 +542,7 @@ def _iterate(
         else:
             keep_at = None
         fit.update_gram(state["dots"], keep_at)
-        after = fit.store.stats()
+        after = state["stats"]
         record = {
             "iteration": iteration + 1,
             "objective": new_value,
