@@ -113,8 +113,9 @@ def lbfgs_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: float
             gap = objective(model.coef_[0], model.intercept_[0], X_np, y_np, C) / optimum - 1
             history = model.history_
             keys = history["keys_pulled"].median() if "keys_pulled" in history else float("nan")
+            n_iter = int(np.ravel(model.n_iter_)[0])
             print(
-                f"{label:32s} {seconds:8.2f} {int(np.ravel(model.n_iter_)[0]):6d} {seconds / np.ravel(model.n_iter_)[0]:7.3f} "
+                f"{label:32s} {seconds:8.2f} {n_iter:6d} {seconds / n_iter:7.3f} "
                 f"{gap:9.1e} {seconds / sk_s:6.2f} {keys:10.0f}"
             )
 

@@ -27,7 +27,7 @@ from daskml_lab.model_selection import HalvingGridSearchCV, HalvingRandomSearchC
 from daskml_lab.model_selection._search_progress import SearchProgress
 from daskml_lab.monitoring import TOPIC, TrainingMonitor
 from daskml_lab.monitoring import _progress as progress_module
-from daskml_lab.monitoring._dashboard import _run_summary
+from daskml_lab.monitoring._page import _run_summary
 
 GRID = {"max_depth": [1, 2, 3, 4, 5, 6]}
 DISTRIBUTIONS = {"max_depth": randint(1, 10), "min_samples_leaf": randint(1, 20)}

@@ -13,7 +13,7 @@ from daskml_lab.model_selection import GridSearchCV
 from daskml_lab.model_selection._search_progress import SearchProgress
 from daskml_lab.monitoring import TOPIC, TrainingMonitor, progress
 from daskml_lab.monitoring import _progress as progress_module
-from daskml_lab.monitoring._dashboard import _run_summary
+from daskml_lab.monitoring._page import _run_summary
 
 GRID = {"C": [0.01, 0.1, 1.0]}
 

@@ -20,6 +20,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from distributed.utils import key_split
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 import daskml_lab
+from daskml_lab.data import make_sparse_classification
 from daskml_lab.ensemble import ShardEnsembleClassifier
 from daskml_lab.linear_model import LogisticRegression
 from daskml_lab.monitoring import TOPIC, TrainingMonitor, fit_span, install_monitor, page_url
@@ -56,7 +58,13 @@ def _pull(url: str, kind: str | None = None) -> dict[str, dict]:
         document = session.document
         return {
             name: dict(document.get_model_by_name(name).data)
-            for name in ("daskml-objective", "daskml-grad-norm", "daskml-shards")
+            for name in (
+                "daskml-objective",
+                "daskml-grad-norm",
+                "daskml-shards",
+                "daskml-store",
+                "daskml-traffic",
+            )
         }
 
 
@@ -124,6 +132,26 @@ def test_solver_fit_is_on_the_page(connected):
     assert sources["daskml-objective"]["objective"] == history["objective"].tolist()
     assert sources["daskml-objective"]["iteration"] == history["iteration"].tolist()
     assert sources["daskml-grad-norm"]["grad_norm"] == history["grad_norm"].tolist()
+
+
+def test_partitioned_fit_shows_its_parameter_shards(connected):
+    X, y = make_sparse_classification(2_000, 2**10, nnz_per_row=8, chunks=500, random_state=0)
+    with dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 2**10 * 8 // 2}):
+        model = LogisticRegression(solver="lbfgs", model_partitions=2, tol=1e-5, max_iter=100).fit(X, y)
+    history, stats = model.history_, model.coef_.stats()
+
+    run = _run_by_label(_training_json(_base(connected)), "LogisticRegression / partitioned lbfgs")
+    assert (run["kind"], run["status"]) == ("solver", "finished")
+    assert [r["bytes_pulled"] for r in run["records"]] == history["bytes_pulled"].tolist()
+    # one row per shard: its keys, its worker and its counters at the last iteration (no gather since)
+    assert [row["shard"] for row in run["store"]] == [0, 1]
+    assert sum(row["n_keys"] for row in run["store"]) == 2**10 + 1
+    assert sorted(row["worker"] for row in run["store"]) == sorted(model.coef_.workers)
+    assert [row["bytes_pushed"] for row in run["store"]] == [s["bytes_pushed"] for s in stats]
+
+    sources = _pull(f"{_base(connected)}/individual-daskml-training", kind="solver")
+    assert sources["daskml-traffic"]["bytes_pulled"] == history["bytes_pulled"].tolist()
+    assert sources["daskml-store"]["n_keys"] == [row["n_keys"] for row in run["store"]]
 
 
 def test_ensemble_fit_is_on_the_page(connected):

@@ -64,9 +64,11 @@ class LogisticRegression(LinearClassifierBase):
         ``S >= 1``: a partitioned parameter store of ``S`` shards on the workers (Dask actors; ``S`` larger
         than the number of workers puts several shards on a worker), trained by the partitioned ``"sgd"``
         (``solver="auto"`` or ``"sgd"``; ``solver_options`` then takes ``step_rule``, ``learning_rate``,
-        ``rate_decay``, ``batch_size`` and ``max_staleness``), each step pulling and pushing only the keys its
-        rows touch. L2 penalty only; needs a distributed client; ``max_iter`` counts epochs and ``tol`` the
-        relative change of the objective over one. A model larger than ``daskml_lab.solvers.store.max_gather_bytes``
+        ``rate_decay``, ``batch_size`` and ``max_staleness``; ``max_iter`` counts epochs and ``tol`` the
+        relative change of the objective over one), each step pulling and pushing only the keys its rows
+        touch, or by the vector-free ``"lbfgs"`` (``solver="lbfgs"``; ``solver_options`` takes ``memory``,
+        ``max_line_search`` and ``ftol``; ``tol`` as the replicated ``lbfgs``). L2 penalty only; needs a
+        distributed client. A model larger than ``daskml_lab.solvers.store.max_gather_bytes``
         (dask config, 256 MiB) stays in the shards after the fit (``coef_`` is then a
         :class:`PartitionedCoefficients`). ``"auto"``: partitioned, with one shard per worker, when ``coef_``
         would be larger than ``daskml_lab.model_partitions.auto_min_bytes`` (dask config, 32 MiB) and the

@@ -17,8 +17,8 @@ non-blocking). The :class:`~daskml_lab.monitoring.TrainingMonitor` scheduler plu
 the dashboard page.
 
 Message format (msgpack-serialisable): each event is ``{"v": 1, "messages": [message, ...]}`` and each
-message a dict with ``kind`` in ``run-start``, ``iteration``, ``run-end``, ``shard``, ``shards``, ``search``
-and the ``run`` id it belongs to.
+message a dict with ``kind`` in ``run-start``, ``iteration``, ``run-end``, ``shard``, ``shards``, ``search``,
+``store`` (the parameter shards of a partitioned model) and the ``run`` id it belongs to.
 """
 
 from __future__ import annotations
@@ -302,6 +302,14 @@ class TrainingRun:
         self._send({"kind": "shards", "rows": [plain(dict(row)) for row in rows]})
         if self.status != "running" and self._publisher is not None:
             self._publisher.flush()
+
+    def store(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Report the parameter shards of a partitioned model (keys held, keys and bytes moved, staleness).
+
+        Sent after each iteration of a solver over a partitioned store; each row has the ``shard`` index and
+        that shard's counters so far.
+        """
+        self._send({"kind": "store", "rows": [plain(dict(row)) for row in rows]})
 
     def end(self, status: str = "finished") -> None:
         """End the run: publish its end, wait for the queued events to reach the scheduler, close the bar."""

@@ -8,7 +8,9 @@ are gone: continuing would silently restart part of the model).
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,14 +20,17 @@ from scipy.special import expit, log_softmax, softmax
 
 from daskml_lab._compat import scheduler_workers
 from daskml_lab._runtime.waiting import wait_briefly
+from daskml_lab.monitoring import fit_span, start_run
 from daskml_lab.solvers._sharded_store import ShardedStore
 
 __all__ = [
+    "FitReport",
     "as_csr",
     "compact",
     "explained",
     "gather_watched",
     "group_by_worker",
+    "in_fit_span",
     "loss_and_residual",
     "lost_error",
 ]
@@ -130,3 +135,51 @@ def gather_watched(
         if all(call.done() for call in calls):
             # gather: small results, one per worker
             return client.gather(calls)
+
+
+def in_fit_span(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run the decorated solver inside ``fit_span(name)``: its tasks grouped under the span, and the training
+    run it starts ends with it (``failed`` if it raises)."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def in_span(*args: Any, **kwargs: Any) -> Any:
+            with fit_span(name):
+                return function(*args, **kwargs)
+
+        return in_span
+
+    return decorate
+
+
+class FitReport:
+    """What a fit over a partitioned store tells after each iteration: the training page and the callback.
+
+    Parameters
+    ----------
+    store : ShardedStore
+        The store (for its shards' workers).
+    callback : callable or None
+        The caller's ``callback(record)``.
+    info : dict
+        Small facts shown with the run (solver, shards, keys).
+    """
+
+    def __init__(
+        self, store: ShardedStore, callback: Callable[..., Any] | None, info: Mapping[str, Any]
+    ) -> None:
+        self.run = start_run("solver", info=info)
+        self.workers = list(store.workers)
+        self.callback = callback
+
+    def __call__(self, record: Mapping[str, Any], stats: Sequence[Mapping[str, Any]]) -> None:
+        """Report one iteration's ``record`` and every shard's counters ``stats`` so far."""
+        self.run.iteration(record)
+        self.run.store(
+            [
+                {"shard": shard, "worker": self.workers[shard], **counters}
+                for shard, counters in enumerate(stats)
+            ]
+        )
+        if self.callback is not None:
+            self.callback(record)

@@ -44,11 +44,13 @@ from daskml_lab.solvers._lbfgs_shard import LBFGSShard
 from daskml_lab.solvers._options import check_int, check_positive
 from daskml_lab.solvers._partitioned_fit import (
     WATCH_S,
+    FitReport,
     as_csr,
     compact,
     explained,
     gather_watched,
     group_by_worker,
+    in_fit_span,
     loss_and_residual,
     lost_error,
 )
@@ -312,6 +314,7 @@ class _Fit:
         self.gram[g, g] = dots[2, g + 2]
 
 
+@in_fit_span(_SOLVER)
 def partitioned_lbfgs(
     X: Any,
     y: Any,
@@ -439,10 +442,10 @@ def partitioned_lbfgs(
             )
         del persisted, block_futures  # the compacted blocks replace them on the workers
         fit = _Fit(client, store, groups, prepared, config)
+        info = {"solver": _SOLVER, "n_shards": store.n_shards, "n_keys": n_keys, "n_outputs": n_outputs}
+        report = FitReport(store, callback, info)
         try:
-            result = _iterate(
-                fit, float(data_scale), float(l2), tol, ftol, max_iter, max_line_search, callback
-            )
+            result = _iterate(fit, float(data_scale), float(l2), tol, ftol, max_iter, max_line_search, report)
         except (OSError, RuntimeError) as err:  # a shard did not answer: say whether its worker left
             replaced = explained(client, store, groups, err, _SOLVER)
             if replaced is err:
@@ -469,7 +472,7 @@ def _iterate(
     ftol: float,
     max_iter: int,
     max_line_search: int,
-    callback: Callable[..., Any] | None,
+    report: FitReport,
 ) -> PartitionedResult:
     """The L-BFGS iterations (see the module's docstring)."""
     started = time.perf_counter()
@@ -555,8 +558,7 @@ def _iterate(
             record[name] = int(sum(s[name] for s in after) - sum(s[name] for s in before))
         history.append(record)
         logger.debug("%s: %s", _SOLVER, record)
-        if callback is not None:
-            callback(record)
+        report(record, after)
         decrease = (value - new_value) / max(abs(value), abs(new_value), scale)
         value = new_value
         if decrease <= ftol:

@@ -28,11 +28,13 @@ from daskml_lab._runtime.seeding import block_rng, root_entropy
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._options import check_int, check_non_negative, check_positive
 from daskml_lab.solvers._partitioned_fit import (
+    FitReport,
     as_csr,
     compact,
     explained,
     gather_watched,
     group_by_worker,
+    in_fit_span,
     loss_and_residual,
 )
 from daskml_lab.solvers._result import warn_not_converged
@@ -189,6 +191,7 @@ def _check_options(
     check_int(_SOLVER, "max_staleness", max_staleness, minimum=0, allow_none=True)
 
 
+@in_fit_span(_SOLVER)
 def partitioned_sgd(
     X: Any,
     y: Any,
@@ -322,10 +325,12 @@ def partitioned_sgd(
         initial=w0,
         key=task_prefix("parameter shard"),
     )
+    info = {"solver": _SOLVER, "n_shards": store.n_shards, "n_keys": n_keys, "n_outputs": n_outputs}
+    report = FitReport(store, callback, info)
     try:
         try:
             result = _run_epochs(
-                client, store, groups, block_futures, has_weight, config, entropy, tol, max_iter, callback
+                client, store, groups, block_futures, has_weight, config, entropy, tol, max_iter, report
             )
         except (OSError, RuntimeError) as err:  # a shard did not answer: say whether its worker left
             replaced = explained(client, store, groups, err, _SOLVER)
@@ -355,7 +360,7 @@ def _run_epochs(
     entropy: int,
     tol: float,
     max_iter: int,
-    callback: Callable[..., Any] | None,
+    report: FitReport,
 ) -> PartitionedResult:
     """The epochs: SGD tasks on every worker, then the exact objective; stop on a small relative change."""
     started = time.perf_counter()
@@ -411,8 +416,7 @@ def _run_epochs(
             record[name] = int(sum(s[name] for s in stats) - sum(s[name] for s in before))
         history.append(record)
         logger.debug("%s: %s", _SOLVER, record)
-        if callback is not None:
-            callback(record)
+        report(record, stats)
         if abs(previous - objective) <= tol * max(1.0, abs(objective)):
             converged = True
             break
