@@ -109,3 +109,16 @@ def test_hashed_features_example_on_adult_matches_scikit_learn(shared_data):
     assert float(ours) > 0.8
     assert "same matrix as FeatureHasher on the same tokens: True" in out
     assert float(re.search(r"recovered model: correlation (\d\.\d+)", out).group(1)) > 0.9
+
+
+def test_model_partitioning_example_on_adult_reaches_scikit_learn(shared_data):
+    train = shared_file(shared_data, "adult", "adult.data.gz")
+    test = shared_file(shared_data, "adult", "adult.test.gz")
+    out = _run(str(EXAMPLES / "model_partitioning.py"), str(train), str(test))
+    assert "coef_ is PartitionedCoefficients(shape=(1, 262144), dtype=float64, n_partitions=2" in out
+    keys = int(re.search(r"per iteration: (\d+) keys pulled of the model's 262145", out).group(1))
+    assert keys < 262145 // 100  # each iteration moves the keys the rows use, not the model's width
+    gap = float(re.search(r"relative gap (\S+)\)", out).group(1))
+    assert abs(gap) < 1e-6
+    ours, theirs = re.search(r"test accuracy (\S+), scikit-learn's (\S+)", out).groups()
+    assert abs(float(ours) - float(theirs)) <= 0.002
