@@ -3,7 +3,7 @@
 Chen, Wang and Zhou (NIPS 2014, "Large-scale L-BFGS using MapReduce") observe that the two-loop recursion of
 L-BFGS needs only the dot products of its ``2m + 1`` basis vectors (the last ``m`` steps ``s_i``, gradient
 changes ``y_i``, and the gradient ``g``) and yields the direction as a linear combination of them. Here each
-parameter shard (:class:`~daskml_lab.solvers._lbfgs_shard.LBFGSShard`) holds its slots of all these vectors;
+parameter shard (:class:`~daskml_lab.solvers._vector_shards.LBFGSShard`) holds its slots of all these vectors;
 the client keeps only the ``(2m + 1)^2`` matrix of dot products and runs the recursion on it.
 
 One iteration, with the row blocks persisted once and every task pinned to the worker holding its blocks:
@@ -28,34 +28,18 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from distributed import futures_of, wait
 from scipy.optimize import line_search
 
-from daskml_lab._compat import scheduler_workers
-from daskml_lab._runtime.waiting import wait_briefly
-from daskml_lab.monitoring import task_prefix
-from daskml_lab.solvers._lbfgs_shard import LBFGSShard
 from daskml_lab.solvers._options import check_int, check_positive
-from daskml_lab.solvers._partitioned_fit import (
-    WATCH_S,
-    FitReport,
-    as_csr,
-    compact,
-    explained,
-    gather_watched,
-    group_by_worker,
-    in_fit_span,
-    loss_and_residual,
-    lost_error,
-)
+from daskml_lab.solvers._partitioned_fit import FitReport, in_fit_span
 from daskml_lab.solvers._result import warn_not_converged
-from daskml_lab.solvers._sharded_store import ShardedStore, StoreView, max_gather_bytes
+from daskml_lab.solvers._store_rounds import StoreRounds, run_over_store
+from daskml_lab.solvers._vector_shards import LBFGSShard
 from daskml_lab.solvers.partitioned_sgd import PartitionedResult
 
 logger = logging.getLogger(__name__)
@@ -63,92 +47,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["partitioned_lbfgs"]
 
 _SOLVER = "partitioned lbfgs"
-_LOSSES = ("logistic", "multinomial")
 _EPS = float(np.finfo(np.float64).eps)
-
-
-# ------------------------------------------------------------------------------------------- worker tasks
-def _prepare_task(n_blocks: int, has_weight: bool, *blocks: Any) -> list[dict[str, Any]]:
-    """This worker's blocks, each as its columns present, compacted CSR rows, labels and weights."""
-    prepared = []
-    for index in range(n_blocks):
-        columns, X = compact(as_csr(blocks[index]))
-        y = np.asarray(blocks[n_blocks + index]).astype(np.float64)
-        weight = np.asarray(blocks[2 * n_blocks + index], dtype=np.float64) if has_weight else np.ones(len(y))
-        prepared.append({"columns": columns, "X": X, "y": y, "weight": weight})
-    return prepared
-
-
-def _keys(block: dict[str, Any], n_features: int) -> np.ndarray:
-    return np.append(block["columns"], n_features)
-
-
-def _pull_rows(view: StoreView, keys: np.ndarray, method: str) -> np.ndarray:
-    """Rows of ``keys`` from the shards holding them, through the shards' ``method`` (all asked at once)."""
-    out = np.empty((len(keys), view.n_outputs))
-    parts = [part for part in view.rule.split(keys) if len(part[1])]
-    calls = [(positions, getattr(view.shards[shard], method)(slots)) for shard, positions, slots in parts]
-    for positions, call in calls:
-        answer = call.result(view.timeout_s)
-        out[positions] = answer[0] if method == "pull" else answer
-    return out
-
-
-def _scores_task(
-    view: StoreView, prepared: list[dict[str, Any]], method: str, config: dict[str, Any]
-) -> list[np.ndarray]:
-    """``X v + v_intercept`` of every block, pulling only each block's rows of ``v`` (``w`` or ``d``)."""
-    scores = []
-    for block in prepared:
-        rows = _pull_rows(view, _keys(block, config["n_features"]), method)
-        intercept = rows[-1] if config["fit_intercept"] else 0.0
-        scores.append(block["X"] @ rows[:-1] + intercept)
-    return scores
-
-
-def _line_task(
-    prepared: list[dict[str, Any]],
-    z_w: list[np.ndarray],
-    z_d: list[np.ndarray] | None,
-    step: float,
-    loss: str,
-) -> tuple[float, float, float]:
-    """Weighted loss sum at scores ``z_w + step * z_d``, its derivative in ``step``, and the weight sum."""
-    loss_sum = slope = weight_sum = 0.0
-    for index, block in enumerate(prepared):
-        z = z_w[index] if z_d is None else z_w[index] + step * z_d[index]
-        value, residual = loss_and_residual(z, block["y"], block["weight"], loss)
-        loss_sum += value
-        if z_d is not None:
-            slope += float(np.sum(residual * z_d[index]))
-        weight_sum += float(block["weight"].sum())
-    return loss_sum, slope, weight_sum
-
-
-def _gradient_task(
-    view: StoreView,
-    prepared: list[dict[str, Any]],
-    z_w: list[np.ndarray],
-    z_d: list[np.ndarray] | None,
-    step: float,
-    config: dict[str, Any],
-) -> list[np.ndarray]:
-    """Add every block's gradient rows at ``z_w + step * z_d`` to the shards of its keys; return the scores."""
-    scores, calls = [], []
-    for index, block in enumerate(prepared):
-        z = z_w[index] if z_d is None else z_w[index] + step * z_d[index]
-        scores.append(z)
-        _, residual = loss_and_residual(z, block["y"], block["weight"], config["loss"])
-        intercept_row = residual.sum(axis=0, keepdims=True)
-        if not config["fit_intercept"]:
-            intercept_row[:] = 0.0
-        rows = np.vstack([block["X"].T @ residual, intercept_row])
-        for shard, positions, slots in view.rule.split(_keys(block, config["n_features"])):
-            if len(positions):
-                calls.append(view.shards[shard].add_gradient_rows(slots, rows[positions]))
-    for call in calls:  # every row added before the task ends: the client then finishes the gradient
-        call.result(view.timeout_s)
-    return scores
 
 
 # --------------------------------------------------------------------------------------------- the client
@@ -177,116 +76,24 @@ def _two_loop(gram: np.ndarray, pairs: list[int], memory: int) -> np.ndarray:
     return coefficients
 
 
-class _Fit:
-    """The client's side of one partitioned L-BFGS fit: the tasks, the shards' calls, the dot products."""
+class _LBFGSRounds(StoreRounds):
+    """The rounds of one partitioned L-BFGS fit, with the client's matrix of dot products."""
 
-    def __init__(
-        self,
-        client: Any,
-        store: ShardedStore,
-        groups: dict[str, list[int]],
-        prepared: dict[str, Any],
-        config: dict,
-    ) -> None:
-        self.client, self.store, self.groups, self.prepared, self.config = (
-            client,
-            store,
-            groups,
-            prepared,
-            config,
-        )
-        self.token = uuid.uuid4().hex[:10]  # keys of this fit's tasks (a refit never finds an earlier result)
-        self.n_tasks = 0
-        self.memory = config["memory"]
-        self.gram = np.zeros((2 * self.memory + 1, 2 * self.memory + 1))
+    def __init__(self, *args: Any, memory: int) -> None:
+        super().__init__(*args)
+
+        self.memory = memory
+        self.gram = np.zeros((2 * memory + 1, 2 * memory + 1))
         self.z_w: dict[str, Any] = {}
         self.z_d: dict[str, Any] = {}
 
-    def _each_worker(self, name: str, function: Callable[..., Any], *args: Any, **per_worker: dict) -> list:
-        """``function(*per_worker values, *args)`` on every worker of the fit, pinned; the results gathered."""
-        calls = []
-        for address in self.groups:
-            self.n_tasks += 1
-            calls.append(
-                self.client.submit(
-                    function,
-                    *(values[address] for values in per_worker.values()),
-                    *args,
-                    workers=[address],
-                    allow_other_workers=False,
-                    pure=False,
-                    key=f"{task_prefix(name)}-{self.token}-{self.n_tasks}",
-                )
-            )
-        return calls
-
-    def _results(self, calls: list[Any]) -> list[Any]:
-        return gather_watched(self.client, calls, self.store, self.groups, _SOLVER)
-
-    def _watch(self, calls: list[Any]) -> None:
-        """Wait for ``calls`` whose results stay on the workers; the lost-worker error as soon as one left."""
-        while True:
-            wait_briefly(calls, WATCH_S)
-            lost = lost_error(self.client, self.store, self.groups, _SOLVER)
-            if lost is not None:
-                self.client.cancel(calls)
-                raise lost
-            if all(call.done() for call in calls):
-                break
-        for call in calls:
-            if call.status == "error":
-                call.result()  # raises the task's own error
-
-    def shard_calls(self, method: str, *args: Any) -> list[Any]:
-        calls = [getattr(shard, method)(*args) for shard in self.store.view.shards]
-        return [call.result(self.store.view.timeout_s) for call in calls]
-
-    def scores(self, method: str, *, wait_for: bool = True) -> dict[str, Any]:
-        """Futures of every worker's block scores ``X v`` (``v`` the shards' ``w`` or ``d``), left on the workers.
-
-        With ``wait_for=False`` the futures are returned at once: the next tasks (the line search's first trial)
-        depend on them, so the client saves a round trip, and a failure surfaces in those tasks.
-        """
-        calls = self._each_worker(
-            "partitioned scores", _scores_task, method, self.config, view=self._views(), data=self.prepared
-        )
-        if wait_for:
-            self._watch(calls)
-        return dict(zip(self.groups, calls, strict=True))
-
-    def _views(self) -> dict[str, StoreView]:
-        return dict.fromkeys(self.groups, self.store.view)
-
     def line_values(self, step: float, with_direction: bool) -> tuple[float, float, float]:
         """Summed loss, slope and weight over the workers at ``w + step * d``."""
-        z_d = self.z_d if with_direction else dict.fromkeys(self.groups)
-        calls = self._each_worker(
-            "partitioned line search",
-            _line_task,
-            step,
-            self.config["loss"],
-            data=self.prepared,
-            z_w=self.z_w,
-            z_d=z_d,
-        )
-        answers = self._results(calls)  # gather: three floats per worker
-        return tuple(float(sum(values)) for values in zip(*answers, strict=True))  # type: ignore[return-value]
+        return self.losses(self.z_w, self.z_d if with_direction else None, step)
 
     def gradient(self, step: float, with_direction: bool) -> dict[str, Any]:
         """The gradient at ``w`` (after the step) in the shards; the new scores kept; the shards' dot products."""
-        z_d = self.z_d if with_direction else dict.fromkeys(self.groups)
-        calls = self._each_worker(
-            "partitioned gradient",
-            _gradient_task,
-            step,
-            self.config,
-            view=self._views(),
-            data=self.prepared,
-            z_w=self.z_w,
-            z_d=z_d,
-        )
-        self._watch(calls)  # the scores stay on the workers
-        self.z_w = dict(zip(self.groups, calls, strict=True))
+        self.z_w = self.push_gradient(self.z_w, self.z_d if with_direction else None, step)
         parts = self.shard_calls("finish_gradient", step if with_direction else 0.0)
         return {
             "dots": sum(part["dots"] for part in parts),
@@ -387,85 +194,34 @@ def partitioned_lbfgs(
     check_int(_SOLVER, "memory", memory)
     check_int(_SOLVER, "max_line_search", max_line_search)
     check_positive(_SOLVER, "ftol", ftol)
-    if loss not in _LOSSES:
-        msg = f"{_SOLVER}: loss must be one of {list(_LOSSES)}, got {loss!r}."
-        raise ValueError(msg)
-    n_features = int(X.shape[1])
-    n_keys = n_features + 1
-    if gather and n_keys * n_outputs * 8 > max_gather_bytes():
-        msg = (
-            f"{_SOLVER}: the model ({n_keys} x {n_outputs} float64) is larger than {max_gather_bytes()} bytes, the "
-            "most brought to the client (dask config daskml_lab.solvers.store.max_gather_bytes). Pass "
-            "gather=False to keep it in the store, or raise the limit if the client has the memory."
-        )
-        raise ValueError(msg)
-    workers = sorted(scheduler_workers(client))
-    collections = [X, y] if sample_weight is None else [X, y, sample_weight]
-    # persist: the row blocks are read once; each worker then keeps its blocks compacted next to the shards
-    persisted = client.persist(collections)
-    wait([f for c in persisted for f in futures_of(c)])
-    groups = group_by_worker(client, persisted)
-    block_futures = [sorted(futures_of(c), key=lambda f: f.key[1:]) for c in persisted]
-    has_weight = sample_weight is not None
-    config = {
-        "n_features": n_features,
-        "fit_intercept": bool(fit_intercept),
-        "loss": loss,
-        "memory": int(memory),
-    }
-    store = ShardedStore.create(
-        client,
-        n_keys,
-        n_outputs,
-        workers=workers,
-        n_shards=n_partitions,
-        n_penalised=n_features,
+
+    def iterate(rounds: _LBFGSRounds, report: FitReport) -> PartitionedResult:
+        return _iterate(rounds, float(data_scale), float(l2), tol, ftol, max_iter, max_line_search, report)
+
+    return run_over_store(
+        X,
+        y,
+        sample_weight,
+        client=client,
+        solver=_SOLVER,
+        loss=loss,
+        n_outputs=n_outputs,
+        fit_intercept=fit_intercept,
         l2=l2,
-        initial=w0,
-        key=task_prefix("parameter shard"),
+        n_partitions=n_partitions,
+        w0=w0,
+        gather=gather,
+        callback=callback,
         shard_class=LBFGSShard,
         shard_options={"memory": int(memory), "data_scale": float(data_scale)},
+        iterate=iterate,
+        rounds_class=_LBFGSRounds,
+        rounds_options={"memory": int(memory)},
     )
-    try:
-        prepared = {}
-        for address, indices in groups.items():
-            blocks = [block_futures[c][i] for c in range(len(block_futures)) for i in indices]
-            prepared[address] = client.submit(
-                _prepare_task,
-                len(indices),
-                has_weight,
-                *blocks,
-                workers=[address],
-                allow_other_workers=False,
-                pure=False,
-                key=f"{task_prefix('partitioned blocks')}-{uuid.uuid4().hex[:10]}-{indices[0]}",
-            )
-        del persisted, block_futures  # the compacted blocks replace them on the workers
-        fit = _Fit(client, store, groups, prepared, config)
-        info = {"solver": _SOLVER, "n_shards": store.n_shards, "n_keys": n_keys, "n_outputs": n_outputs}
-        report = FitReport(store, callback, info)
-        try:
-            result = _iterate(fit, float(data_scale), float(l2), tol, ftol, max_iter, max_line_search, report)
-        except (OSError, RuntimeError) as err:  # a shard did not answer: say whether its worker left
-            replaced = explained(client, store, groups, err, _SOLVER)
-            if replaced is err:
-                raise
-            raise replaced from err
-        result.shard_stats = store.stats()
-        if gather:
-            result.W = store.gather()
-        else:
-            result.store = store
-    except BaseException:
-        store.close()
-        raise
-    if gather:
-        store.close()
-    return result
 
 
 def _iterate(
-    fit: _Fit,
+    fit: _LBFGSRounds,
     data_scale: float,
     l2: float,
     tol: float,
