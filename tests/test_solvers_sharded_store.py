@@ -274,8 +274,11 @@ def test_model_partitions_is_a_parameter() -> None:
         ({"model_partitions": 0}, r"model_partitions"),
         ({"model_partitions": -2}, r"model_partitions"),
         ({"model_partitions": "many"}, r"model_partitions"),
-        ({"model_partitions": 2, "solver": "newton-cg"}, r"Use solver='lbfgs', 'sgd' \(or 'auto': 'sgd'\) with"),
-        ({"model_partitions": 2, "l1_ratio": 0.5}, r"supports the L2 penalty only"),
+        (
+            {"model_partitions": 2, "solver": "newton-cg"},
+            r"Use solver=.lbfgs., .proximal., .sgd. \(or .auto.: .sgd.\)",
+        ),
+        ({"model_partitions": 2, "l1_ratio": 0.5}, r"supports the L2 penalty only .* Use solver=.proximal."),
         ({"model_partitions": 2, "solver": "sgd", "solver_options": {"step": 1}}, r"keys \['step'\]"),
     ],
 )

@@ -1,16 +1,17 @@
 """The estimators' side of model partitioning (``model_partitions=``): the rule, checks, and the run over the store.
 
 With ``model_partitions`` an int, the coefficients live in a partitioned parameter store during the fit
-(:func:`daskml_lab.solvers.partitioned_sgd`, or :func:`~daskml_lab.solvers.partitioned_lbfgs` with
-``solver="lbfgs"``). At the end they are gathered to the client when the model is at most
+(:func:`daskml_lab.solvers.partitioned_sgd`, :func:`~daskml_lab.solvers.partitioned_lbfgs` with
+``solver="lbfgs"``, or :func:`~daskml_lab.solvers.partitioned_proximal` with ``solver="proximal"``, which
+also takes an L1 or elastic-net penalty). At the end they are gathered to the client when the model is at most
 ``daskml_lab.solvers.store.max_gather_bytes`` (dask config, 256 MiB by default); a larger model stays in the
 shards and ``coef_`` is a :class:`~daskml_lab.linear_model.PartitionedCoefficients`.
 
 ``"auto"`` partitions when ``coef_`` would be larger than ``daskml_lab.model_partitions.auto_min_bytes``
 (dask config, :data:`DEFAULT_AUTO_MIN_BYTES`), ``n_features x n_outputs x 8`` bytes with ``n_outputs`` 1 for
 two classes and the number of classes otherwise, and the estimator's settings allow it (solver ``"auto"``,
-``"sgd"`` or ``"lbfgs"``, L2 penalty, no checkpoint, a distributed client); otherwise it fits with the
-replicated solvers.
+``"sgd"``, ``"lbfgs"`` or ``"proximal"``; an L2 penalty unless ``"proximal"``; no checkpoint; a distributed
+client); otherwise it fits with the replicated solvers.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ _PARTITIONED_SOLVERS = {
     "auto": solvers.partitioned_sgd,
     "sgd": solvers.partitioned_sgd,
     "lbfgs": solvers.partitioned_lbfgs,
+    "proximal": solvers.partitioned_proximal,
 }
 #: Keywords of ``partitioned_sgd`` that come from the estimator, never from ``solver_options``.
 _FROM_ESTIMATOR = frozenset(
@@ -61,6 +63,7 @@ _FROM_ESTIMATOR = frozenset(
         "fit_intercept",
         "data_scale",
         "l2",
+        "l1",
         "n_partitions",
         "w0",
         "tol",
@@ -93,14 +96,15 @@ def _refusal(estimator: Any) -> str | None:
     given = estimator.model_partitions
     if estimator.solver not in _PARTITIONED_SOLVERS:
         return (
-            f"model_partitions={given!r} runs the partitioned 'sgd' or 'lbfgs' solver, but "
-            f"solver={estimator.solver!r}. Use solver='lbfgs', 'sgd' (or 'auto': 'sgd') with model_partitions, or "
-            f"model_partitions=None for {estimator.solver!r}."
+            f"model_partitions={given!r} runs the partitioned 'sgd', 'lbfgs' or 'proximal' solver, but "
+            f"solver={estimator.solver!r}. Use solver='lbfgs', 'proximal', 'sgd' (or 'auto': 'sgd') with "
+            f"model_partitions, or model_partitions=None for {estimator.solver!r}."
         )
-    if getattr(estimator, "l1_ratio", 0.0) > 0:
+    if getattr(estimator, "l1_ratio", 0.0) > 0 and estimator.solver != "proximal":
         return (
-            f"model_partitions={given!r} supports the L2 penalty only (l1_ratio=0), got "
-            f"l1_ratio={estimator.l1_ratio!r}. Use model_partitions=None for an L1 or elastic-net penalty."
+            f"model_partitions={given!r} with solver={estimator.solver!r} supports the L2 penalty only "
+            f"(l1_ratio=0), got l1_ratio={estimator.l1_ratio!r}. Use solver='proximal' for an L1 or elastic-net "
+            "penalty over the partitioned store, or model_partitions=None."
         )
     if estimator.checkpoint is not None:
         return (
@@ -132,7 +136,8 @@ def check_partitioned(estimator: Any) -> Any:
     Raises
     ------
     ValueError
-        For a solver other than ``"auto"``/``"sgd"``, an L1 penalty, a checkpoint, unknown ``solver_options``,
+        For a solver other than ``"auto"``, ``"sgd"``, ``"lbfgs"`` or ``"proximal"``, an L1 penalty with
+        another solver than ``"proximal"``, a checkpoint, unknown ``solver_options``,
         or no distributed client.
     """
     refusal = _refusal(estimator)
@@ -212,6 +217,7 @@ def run_partitioned(
     # the same size rule as the store's gather: the feature rows and the intercept row, float64
     gather = (n_features + 1) * n_outputs * 8 <= solvers.max_gather_bytes()
     given = estimator.model_partitions
+    penalty = {"l1": objective.l1} if estimator.solver == "proximal" else {}
     result = _PARTITIONED_SOLVERS[estimator.solver](
         X,
         y,
@@ -228,6 +234,7 @@ def run_partitioned(
         max_iter=estimator.max_iter,
         random_state=estimator.random_state,
         gather=gather,
+        **penalty,
         **dict(estimator.solver_options or {}),
     )
     if gather:

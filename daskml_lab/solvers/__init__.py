@@ -50,6 +50,7 @@ from daskml_lab.solvers.lbfgs import lbfgs
 from daskml_lab.solvers.newton_cg import newton_cg
 from daskml_lab.solvers.newton_cholesky import newton_cholesky
 from daskml_lab.solvers.partitioned_lbfgs import partitioned_lbfgs
+from daskml_lab.solvers.partitioned_proximal import partitioned_proximal
 from daskml_lab.solvers.partitioned_sgd import PartitionedResult, partitioned_sgd
 from daskml_lab.solvers.proximal import proximal
 from daskml_lab.solvers.sgd import sgd
@@ -80,6 +81,7 @@ __all__ = [
     "lockstep_lbfgs_paths",
     "max_gather_bytes",
     "partitioned_lbfgs",
+    "partitioned_proximal",
     "partitioned_sgd",
     "register_solver",
     "ridge_solve",

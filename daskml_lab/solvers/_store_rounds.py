@@ -238,8 +238,14 @@ class StoreRounds:
         answers = self.results(calls)  # gather: three floats per worker
         return tuple(float(sum(values)) for values in zip(*answers, strict=True))  # type: ignore[return-value]
 
-    def push_gradient(self, z: dict[str, Any], z_d: dict[str, Any] | None, step: float) -> dict[str, Any]:
-        """Add the gradient rows at scores ``z + step * z_d`` to the shards; the futures of those scores."""
+    def push_gradient(
+        self, z: dict[str, Any], z_d: dict[str, Any] | None, step: float, *, wait_for: bool = True
+    ) -> dict[str, Any]:
+        """Add the gradient rows at scores ``z + step * z_d`` to the shards; the futures of those scores.
+
+        With ``wait_for=False`` the futures are returned at once; a task that depends on them (the losses at
+        the same scores) then also tells that every row was added.
+        """
         directions = z_d if z_d is not None else dict.fromkeys(self.groups)
         calls = self.each_worker(
             "partitioned gradient",
@@ -251,7 +257,8 @@ class StoreRounds:
             z=z,
             z_d=directions,
         )
-        self.watch(calls)  # every row added before the shards finish the gradient; the scores stay there
+        if wait_for:
+            self.watch(calls)  # every row added before the shards finish the gradient; the scores stay there
         return dict(zip(self.groups, calls, strict=True))
 
     def combine(self, z: dict[str, Any], z_other: dict[str, Any], weight: float) -> dict[str, Any]:

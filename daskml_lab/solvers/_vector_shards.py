@@ -222,12 +222,13 @@ class ProximalShard(GradientShard):
     def finish_gradient(self, at: str) -> dict[str, float]:
         """End a gradient round at ``at`` (``"x"``, the iterate, or ``"y"``, the extrapolated point).
 
-        At ``"x"`` returns this shard's parts of the optimality (the largest distance of 0 to the
+        At ``"y"`` returns this shard's part of ``||y||^2`` (penalised slots) and its counters. At ``"x"``
+        returns this shard's parts of the optimality (the largest distance of 0 to the
         subdifferential, over its slots), ``||x||^2`` and ``||x||_1`` (penalised slots), and its counters.
         """
         if at == "y":
             self.gradient_y = self._take_gradient(self.point)
-            return {"stats": self.stats()}
+            return {"y_sq": float(np.sum(self.point[self.penalised] ** 2)), "stats": self.stats()}
         self.gradient_x = self._take_gradient(self.values)
         x, g, penalised = self.values, self.gradient_x, self.penalised
         optimality = np.abs(g)

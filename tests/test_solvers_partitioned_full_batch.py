@@ -1,4 +1,5 @@
-"""Vector-free L-BFGS over the partitioned parameter store (issue 13): the optimum, the shards, the traffic.
+"""Full-batch solvers over the partitioned parameter store (issue 13): the vector-free L-BFGS and FISTA for
+L1 and elastic-net penalties; the optimum, the shards, the traffic.
 
 Real two-process cluster (the session's LocalCluster), one client for the module, small sparse data; the
 optimum is compared with scikit-learn's ``LogisticRegression`` on the same CSR rows.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tracemalloc
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +24,7 @@ from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from daskml_lab.data import make_sparse_classification
 from daskml_lab.exceptions import ConvergenceWarning
 from daskml_lab.linear_model import LogisticRegression, PartitionedCoefficients
-from daskml_lab.solvers import partitioned_lbfgs
+from daskml_lab.solvers import partitioned_lbfgs, partitioned_proximal
 from daskml_lab.solvers.partitioned_lbfgs import _two_loop
 
 pytestmark = pytest.mark.cluster
@@ -231,3 +233,58 @@ def test_a_lost_parameter_shard_gives_a_clear_error() -> None:
                 max_iter=50,
                 callback=kill_after_first_iteration,
             )
+
+
+# ------------------------------------------------------------------------------------- proximal (L1, elastic net)
+def test_proximal_elastic_net_reaches_sklearn_saga(lbfgs_client: Client) -> None:
+    X, y = make_sparse_classification(2_000, 2**8, nnz_per_row=8, chunks=500, random_state=0)
+    X_np, y_np = X.compute().tocsr(), y.compute()
+    reference = SkLogisticRegression(C=C, l1_ratio=0.5, solver="saga", tol=1e-12, max_iter=100_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's own deprecation notes on penalty/l1_ratio
+        reference.fit(X_np, y_np)
+    model = LogisticRegression(
+        C=C, l1_ratio=0.5, solver="proximal", model_partitions=2, tol=1e-5, max_iter=2_000
+    )
+    model.fit(X, y)
+
+    def objective(coef: np.ndarray, intercept: float) -> float:
+        z = X_np @ coef + intercept
+        return float(
+            C * np.sum(np.logaddexp(0.0, z) - y_np * z) + 0.5 * np.abs(coef).sum() + 0.25 * coef @ coef
+        )
+
+    ours = objective(model.coef_[0], model.intercept_[0])
+    best = objective(reference.coef_[0], reference.intercept_[0])
+    assert (ours - best) / best < 2e-5, (ours, best)
+    # the L1 part zeroes coefficients in the shards: nearly the same support as scikit-learn's
+    assert np.count_nonzero(model.coef_) < model.coef_.size
+    assert (np.sign(model.coef_) != np.sign(reference.coef_)).sum() <= 3
+    assert model.history_["objective"].iloc[-1] * C * len(y_np) == pytest.approx(ours, rel=1e-10)
+
+
+def test_proximal_steps_do_not_depend_on_the_number_of_shards(
+    binary_data: tuple, lbfgs_client: Client
+) -> None:
+    X, y, _, _ = binary_data
+    histories = {}
+    for shards in (1, 3):
+        with pytest.warns(ConvergenceWarning, match="max_iter=15 iterations reached"):
+            result = partitioned_proximal(
+                X,
+                y,
+                None,
+                client=lbfgs_client,
+                loss="logistic",
+                n_outputs=1,
+                fit_intercept=True,
+                data_scale=C,
+                l2=0.0,
+                l1=1.0,
+                n_partitions=shards,
+                max_iter=15,
+            )
+        histories[shards] = (np.array([r["objective"] for r in result.history]), result.W)
+    np.testing.assert_allclose(histories[3][0], histories[1][0], rtol=1e-12)
+    np.testing.assert_allclose(histories[3][1], histories[1][1], rtol=1e-9, atol=1e-12)
+    assert np.all(np.diff(histories[1][0][:2]) <= 0)  # the first steps decrease the objective
