@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.metrics import r2_score
 
 from daskml_lab.cli import main
@@ -278,6 +280,65 @@ def test_raw_adult_fit_with_no_option_but_the_target(shared_data, external_sched
     assert "task                        classification" in info
     assert f"held-out accuracy           {accuracy:.6g}" in info
     assert '"header": null' in info
+
+
+@pytest.mark.cluster
+def test_adult_text_columns_hashed_into_a_partitioned_model(
+    shared_data, external_scheduler, tmp_path, capsys
+):
+    with gzip.open(shared_file(shared_data, "adult", "adult.data.gz"), "rt") as stream:
+        lines = stream.read().splitlines()[:6_000]
+    data = tmp_path / "adult.data.gz"
+    _write_gz(data, lines)
+    model = tmp_path / "adult.daskml"
+    args = ["fit", str(data), "--target", "14", "--test-size", "0.25", "--scheduler", external_scheduler]
+    hashing = [
+        "--hash-features",
+        "4096",
+        "--cross",
+        "3,6",
+        "--param",
+        "model_partitions=2",
+        "--solver",
+        "lbfgs",
+    ]
+    assert main([*args, *hashing, "-o", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "Model: logistic-regression (LogisticRegression" in out  # the default for hashed (sparse) rows
+    assert (
+        "Preprocessing: 8 text column(s) and 1 cross(es) hashed into 4,096 sparse features, 6 numeric column(s) "
+        "mean-imputed and standardised (saved inside the model)" in out
+    )
+    accuracy = float(out.split("held-out accuracy")[1].split()[0])
+    assert 0.8 < accuracy < 0.9  # one-hot codes give about 0.85 on these rows
+    fitted = load(model)
+    assert fitted[-1].model_partitions == 2
+    table = pd.read_csv(data, header=None, skipinitialspace=True).iloc[:200].rename(columns=str)
+    X = from_dataframe(table.drop(columns=["14"]), categorical=_categories(model))
+    rows = fitted[0].transform(X).compute()
+    assert sp.issparse(rows)
+    assert rows.shape == (200, 6 + 4096)
+    # each row: its 6 numeric columns, 8 text tokens and 1 cross (two tokens may share a column: at most 15)
+    assert rows[:, 6:].getnnz(axis=1).max() <= 9
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--hash-features", "1024", "--model", "random-forest"], r"--model random-forest is not one"),
+        (["--hash-features", "0"], r"--hash-features must be a number of features in \[1, 2\*\*31 - 1\]"),
+        (["--cross", "b,c"], r"--cross needs --hash-features N"),
+        (["--hash-features", "64", "--cross", "b,a"], r"--cross 'b,a' must name two text columns as A,B"),
+    ],
+)
+def test_hashing_options_are_checked(tmp_path, capsys, options, message):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"a": [1.0, 2.0] * 20, "b": ["x", "y"] * 20, "c": ["u", "v"] * 20, "y": [0, 1] * 20}).to_csv(
+        path, index=False
+    )
+    code = main(["fit", str(path), "-t", "y", *options, "-o", str(tmp_path / "m.daskml")])
+    assert code == 2
+    assert re.search(message, capsys.readouterr().err)
 
 
 @pytest.mark.cluster

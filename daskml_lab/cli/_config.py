@@ -285,6 +285,20 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             "default for tables) or error",
             choices=("error", "encode"),
         ),
+        Option(
+            "hash_features",
+            ("--hash-features",),
+            "int",
+            "hash the text columns (and the --cross pairs) into this many sparse features with the hashing "
+            "trick, inside the saved model, instead of one-hot codes (linear models; e.g. 1048576 = 2**20)",
+        ),
+        Option(
+            "crosses",
+            ("--cross",),
+            "list",
+            "two text columns hashed together as one feature, A,B (with --hash-features); repeatable",
+            default=[],
+        ),
         Option("overwrite", ("--overwrite",), "bool", "replace an existing model file", default=False),
         *_common(model_input=False),
     ],

@@ -106,7 +106,11 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
             checkpoint=settings["checkpoint"],
         )
         estimator, preprocessing = build_preprocessing(
-            estimator, info, sparse=sp.issparse(getattr(X, "_meta", None))
+            estimator,
+            info,
+            sparse=sp.issparse(getattr(X, "_meta", None)),
+            hash_features=settings["hash_features"],
+            crosses=settings["crosses"],
         )
         if task == CLASSIFICATION:
             rare_note = adapt_to_classes(estimator, summary)
@@ -225,12 +229,14 @@ def _default_model(
     HistGradientBoosting per shard is within a point of scikit-learn's on raw tables (text columns as codes,
     no scaling needed); a random forest when a class has fewer than RARE_CLASS_ROWS rows, where
     HistGradientBoosting's multiclass boosting is unstable (kddcup99: 0.95 accuracy against the forest's
-    0.9997); the distributed linear model for sparse inputs (svmlight), which trees do not take, and with
-    --solver options; a random forest with --fusion or shard options.
+    0.9997); the distributed linear model for sparse inputs (svmlight, or text columns hashed by
+    --hash-features), which trees do not take, and with --solver options; a random forest with --fusion or
+    shard options.
     """
     if settings["fusion"] or settings["fusion_params"] or ensemble_options:
         return "random-forest"
-    if is_sparse(X) or settings["solver"] is not None or settings["solver_options"]:
+    hashed = settings.get("hash_features") is not None
+    if is_sparse(X) or hashed or settings["solver"] is not None or settings["solver_options"]:
         return "logistic-regression" if task == CLASSIFICATION else "ridge"
     if task == CLASSIFICATION and min((summary.counts or {0: RARE_CLASS_ROWS}).values()) < RARE_CLASS_ROWS:
         return "random-forest"
@@ -276,6 +282,16 @@ def _check_choices(settings: Mapping[str, Any]) -> Any:
         raise ValueError(msg)
     if solver is not None and solver != "auto" and solver not in SOLVERS:
         msg = f"Unknown solver {solver!r}. Valid solvers are auto, {', '.join(sorted(SOLVERS))}."
+        raise ValueError(msg)
+    hash_features = settings.get("hash_features")
+    if hash_features is not None and not 1 <= hash_features < 2**31:
+        msg = f"--hash-features must be a number of features in [1, 2**31 - 1], got {hash_features}."
+        raise ValueError(msg)
+    if hash_features is not None and spec is not None and spec.family != "linear":
+        msg = (
+            f"--hash-features makes wide sparse rows for a linear model, but --model {spec.name} is not one. "
+            "Choose a linear --model (logistic-regression, ridge, linear-svc, ...), or drop --hash-features."
+        )
         raise ValueError(msg)
     family = spec.family if spec is not None else None
     shard_given = [f"--{k.replace('_', '-')}" for k in _ENSEMBLE_OPTIONS if settings[k] is not None]

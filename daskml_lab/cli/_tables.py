@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from daskml_lab.cli._models import CLASSIFICATION, REGRESSION
@@ -132,7 +132,12 @@ def split_rows(X: Any, y: Any, *, n_workers: int) -> tuple[Any, Any, str | None]
 
 
 def build_preprocessing(
-    estimator: Any, info: Mapping[str, Any], *, sparse: bool = False
+    estimator: Any,
+    info: Mapping[str, Any],
+    *,
+    sparse: bool = False,
+    hash_features: int | None = None,
+    crosses: Sequence[str] = (),
 ) -> tuple[Any, list[str]]:
     """Adapt the estimator to the table's columns; return it and lines describing the preprocessing.
 
@@ -147,7 +152,10 @@ def build_preprocessing(
       :class:`~daskml_lab.compose.ColumnTransformer` in front, inside the saved model: the codes one-hot
       encoded (:class:`~daskml_lab.preprocessing.OneHotEncoder`, unseen codes ignored) and the numeric columns
       imputed and standardised (:class:`~daskml_lab.preprocessing.SimpleImputer`,
-      :class:`~daskml_lab.preprocessing.StandardScaler`). Its statistics take one pass over the data.
+      :class:`~daskml_lab.preprocessing.StandardScaler`). Its statistics take one pass over the data;
+    - with ``--hash-features N`` the text columns (and the ``--cross`` pairs) of a linear model are hashed
+      instead (:class:`~daskml_lab.preprocessing.HashingEncoder`, ``N`` sparse features), for wide models:
+      the output is CSR, and ``--param model_partitions=...`` keeps such a model in parameter shards.
 
     Parameters
     ----------
@@ -157,6 +165,10 @@ def build_preprocessing(
         The ``info`` of :func:`daskml_lab.cli._data.read_training` (features, categories, n_dropped).
     sparse : bool, default=False
         Whether the rows are sparse (svmlight): they are used as they are, since centring would make them dense.
+    hash_features : int, default=None
+        ``--hash-features``: hash the text columns into this many features (linear models only).
+    crosses : list of str, default=()
+        ``--cross``: pairs ``"A,B"`` of text columns hashed together (with ``hash_features``).
 
     Returns
     -------
@@ -164,7 +176,15 @@ def build_preprocessing(
         The model, or a :class:`sklearn.pipeline.Pipeline` of the preprocessing and the model.
     lines : list of str
         What was built, to print.
+
+    Raises
+    ------
+    ValueError
+        For ``--hash-features`` with a tree model, sparse rows or no text column, or a ``--cross`` that does
+        not name two text columns.
     """
+    if hash_features is not None or crosses:
+        return _hashed(estimator, info, hash_features, crosses, sparse=sparse)
     categories = info.get("categories") or {}
     lines = []
     if info.get("n_dropped"):
@@ -221,6 +241,62 @@ def _scaled(estimator: Any, info: Mapping[str, Any]) -> tuple[Any, str]:
         if piece
     )
     return Pipeline([("prepare", prepare), ("model", estimator)]), f"{described} (saved inside the model)"
+
+
+def _hashed(
+    estimator: Any, info: Mapping[str, Any], n_features: int | None, crosses: Sequence[str], *, sparse: bool
+) -> tuple[Any, list[str]]:
+    """``estimator`` behind hashed text columns (and crosses) and standardised numeric ones, and the lines."""
+    from sklearn.pipeline import Pipeline, make_pipeline
+
+    from daskml_lab.compose import ColumnTransformer
+    from daskml_lab.preprocessing import HashingEncoder, SimpleImputer, StandardScaler
+
+    if n_features is None:
+        msg = "--cross needs --hash-features N: the crosses are hashed with the text columns into N features."
+        raise ValueError(msg)
+    if sparse or not _needs_scaling(estimator):
+        what = "sparse rows (svmlight)" if sparse else f"the model {type(estimator).__name__}"
+        msg = (
+            f"--hash-features applies to text columns of a table fitted by a linear model "
+            f"(logistic-regression, ridge, linear-svc, ...), not to {what}. Drop --hash-features (trees split "
+            "the ordinal codes), or choose a linear --model."
+        )
+        raise ValueError(msg)
+    features = [str(name) for name in (info.get("features") or range(int(info["n_features"])))]
+    coded = set(info.get("categories") or {})
+    text = [i for i, name in enumerate(features) if name in coded]
+    if not text:
+        msg = (
+            f"--hash-features hashes text columns, but the table has none (columns: {features[:12]}). Drop "
+            "--hash-features for a numeric table."
+        )
+        raise ValueError(msg)
+    numeric = [i for i in range(len(features)) if i not in set(text)]
+    pairs = []
+    for cross in crosses:
+        names = [name.strip() for name in str(cross).split(",")]
+        if len(names) != 2 or any(name not in coded for name in names):
+            msg = (
+                f"--cross {cross!r} must name two text columns as A,B; the text columns are "
+                f"{sorted(coded)[:12]}."
+            )
+            raise ValueError(msg)
+        # the encoder sees the text columns only: its columns are numbered 0 .. len(text) - 1
+        pairs.append(tuple(text.index(features.index(name)) for name in names))
+    parts = [("hashed", HashingEncoder(n_features=int(n_features), crosses=pairs), text)]
+    if numeric:
+        parts.insert(0, ("numeric", make_pipeline(SimpleImputer(), StandardScaler()), numeric))
+    prepare = ColumnTransformer(parts, remainder="drop", sparse_threshold=1.0)
+    lines = []
+    if info.get("n_dropped"):
+        lines.append(f"dropped {info['n_dropped']:,} rows whose target is missing")
+    lines.append(
+        f"{len(text)} text column(s) and {len(pairs)} cross(es) hashed into {int(n_features):,} sparse features"
+        + (f", {len(numeric)} numeric column(s) mean-imputed and standardised" if numeric else "")
+        + " (saved inside the model)"
+    )
+    return Pipeline([("prepare", prepare), ("model", estimator)]), lines
 
 
 def adapt_to_classes(estimator: Any, summary: Any) -> str | None:

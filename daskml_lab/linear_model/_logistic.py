@@ -66,9 +66,10 @@ class LogisticRegression(LinearClassifierBase):
         (``solver="auto"`` or ``"sgd"``; ``solver_options`` then takes ``step_rule``, ``learning_rate``,
         ``rate_decay``, ``batch_size`` and ``max_staleness``; ``max_iter`` counts epochs and ``tol`` the
         relative change of the objective over one), each step pulling and pushing only the keys its rows
-        touch, or by the vector-free ``"lbfgs"`` (``solver="lbfgs"``; ``solver_options`` takes ``memory``,
-        ``max_line_search`` and ``ftol``; ``tol`` as the replicated ``lbfgs``). L2 penalty only; needs a
-        distributed client. A model larger than ``daskml_lab.solvers.store.max_gather_bytes``
+        touch, by the vector-free ``"lbfgs"`` (``solver="lbfgs"``; ``solver_options`` takes ``memory``,
+        ``max_line_search`` and ``ftol``; ``tol`` as the replicated ``lbfgs``), or by FISTA
+        (``solver="proximal"``, the only one taking ``l1_ratio > 0``; options and ``tol`` as the replicated
+        ``proximal``). Needs a distributed client. A model larger than ``daskml_lab.solvers.store.max_gather_bytes``
         (dask config, 256 MiB) stays in the shards after the fit (``coef_`` is then a
         :class:`PartitionedCoefficients`). ``"auto"``: partitioned, with one shard per worker, when ``coef_``
         would be larger than ``daskml_lab.model_partitions.auto_min_bytes`` (dask config, 32 MiB) and the
