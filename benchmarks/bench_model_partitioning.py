@@ -17,13 +17,15 @@ With ``--lbfgs``, the vector-free L-BFGS over the store (``solver="lbfgs", model
 the same ``tol`` as scikit-learn's ``LogisticRegression(solver="lbfgs")`` on the same CSR rows: time,
 iterations, the objective's gap to scikit-learn's tight optimum, and the keys and bytes moved per iteration,
 with 1, 2 and 4 shards; and our replicated ``lbfgs`` (``model_partitions=None``) on the same rows, per
-iteration.
+iteration. With ``--proximal``, the partitioned FISTA with an L1 penalty (``solver="proximal", l1_ratio=1``)
+and our replicated ``proximal``, against scikit-learn's ``saga`` on the same rows.
 
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_model_partitioning.py --quick     # 20,000 rows, 2**16 features
     .venv/bin/python benchmarks/bench_model_partitioning.py             # 200,000 rows, 2**18 features
     .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs     # the partitioned L-BFGS
+    .venv/bin/python benchmarks/bench_model_partitioning.py --proximal --quick   # the partitioned FISTA (L1)
     .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs --rows 1000000 --nnz 40   # issue 13's size
 
 Timings on a shared 2-core machine are noisy; run it on an idle machine before quoting figures.
@@ -120,6 +122,45 @@ def lbfgs_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: float
             )
 
 
+def proximal_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: float) -> None:
+    """The partitioned FISTA (L1 penalty) with 2 shards and our replicated proximal, against scikit-learn's saga."""
+
+    def l1_objective(coef: np.ndarray, intercept: float) -> float:
+        z = X_np @ coef + intercept
+        return float(C * np.sum(np.logaddexp(0.0, z) - y_np * z) + np.abs(coef).sum())
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's notes on penalty / l1_ratio and saga's convergence
+        reference = SkLogisticRegression(C=C, l1_ratio=1.0, solver="saga", tol=1e-8, max_iter=10_000)
+        reference.fit(X_np, y_np)
+    sk_s = time.perf_counter() - start
+    best = l1_objective(reference.coef_[0], reference.intercept_[0])
+    print(
+        f"scikit-learn saga (tol=1e-8): objective {best:.6f}, {np.count_nonzero(reference.coef_)} non-zeros"
+    )
+    print(f"{'fit':32s} {'s':>8s} {'iters':>6s} {'s/iter':>7s} {'gap':>9s} {'ratio':>6s} {'non-zeros':>10s}")
+    print(
+        f"{'scikit-learn saga':32s} {sk_s:8.2f} {int(reference.n_iter_[0]):6d} {'':7s} {0.0:9.1e} {1.0:6.2f}"
+    )
+    with bench_client() as client:
+        X_p, y_p = client.persist([X_train, y_train])
+        fits = [("partitioned proximal, 2 shards", {"model_partitions": 2}), ("replicated proximal", {})]
+        for label, params in fits:
+            model = LogisticRegression(
+                C=C, l1_ratio=1.0, solver="proximal", tol=tol, max_iter=10_000, **params
+            )
+            start = time.perf_counter()
+            model.fit(X_p, y_p)
+            seconds = time.perf_counter() - start
+            gap = l1_objective(model.coef_[0], model.intercept_[0]) / best - 1
+            n_iter = int(np.ravel(model.n_iter_)[0])
+            print(
+                f"{label:32s} {seconds:8.2f} {n_iter:6d} {seconds / n_iter:7.3f} {gap:9.1e} "
+                f"{seconds / sk_s:6.2f} {np.count_nonzero(model.coef_):10d}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 rows and 2**16 features")
@@ -131,7 +172,8 @@ def main() -> None:
     )
     parser.add_argument("--features", type=int, default=None, help="features (default 2**18; quick 2**16)")
     parser.add_argument("--nnz", type=int, default=20, help="draws per row")
-    parser.add_argument("--tol", type=float, default=1e-6, help="--lbfgs: the tol of both fits")
+    parser.add_argument("--tol", type=float, default=1e-6, help="--lbfgs, --proximal: the tol of the fits")
+    parser.add_argument("--proximal", action="store_true", help="the partitioned FISTA (L1) against saga")
     args = parser.parse_args()
     n_train, n_features = (20_000, 2**16) if args.quick else (200_000, 2**18)
     n_train, n_features = args.rows or n_train, args.features or n_features
@@ -144,6 +186,9 @@ def main() -> None:
     print(f"{n_train} train rows, {n_test} test rows, {n_features} features, {args.nnz} draws per row")
     if args.lbfgs:
         lbfgs_figures(X_train, y_train, X_np, y_np, C, args.tol)
+        return
+    if args.proximal:
+        proximal_figures(X_train, y_train, X_np, y_np, C, args.tol)
         return
 
     start = time.perf_counter()
