@@ -33,6 +33,7 @@ __all__ = [
     "in_fit_span",
     "loss_and_residual",
     "lost_error",
+    "run_and_keep",
 ]
 
 #: Seconds between two checks that the workers of the fit are still in the cluster.
@@ -183,3 +184,35 @@ class FitReport:
         )
         if self.callback is not None:
             self.callback(record)
+
+
+def run_and_keep(
+    client: Any,
+    store: ShardedStore,
+    groups: dict[str, list[int]],
+    solver: str,
+    gather: bool,
+    run: Callable[[], Any],
+) -> Any:
+    """``run()`` (the solver's iterations, returning a ``PartitionedResult``), then the parameters gathered
+    (``gather=True``, the store closed) or the store kept open in the result. A call to a shard that failed
+    because its worker left becomes the lost-worker error; on any error the store is closed."""
+    try:
+        try:
+            result = run()
+        except (OSError, RuntimeError) as err:  # a shard did not answer: say whether its worker left
+            replaced = explained(client, store, groups, err, solver)
+            if replaced is err:
+                raise
+            raise replaced from err
+        result.shard_stats = store.stats()
+        if gather:
+            result.W = store.gather()
+        else:
+            result.store = store
+    except BaseException:
+        store.close()
+        raise
+    if gather:
+        store.close()
+    return result

@@ -30,11 +30,11 @@ from daskml_lab.solvers._partitioned_fit import (
     FitReport,
     as_csr,
     compact,
-    explained,
     gather_watched,
     group_by_worker,
     loss_and_residual,
     lost_error,
+    run_and_keep,
 )
 from daskml_lab.solvers._sharded_store import ParameterShard, ShardedStore, StoreView, max_gather_bytes
 from daskml_lab.solvers.partitioned_sgd import PartitionedResult
@@ -350,24 +350,10 @@ def run_over_store(
         rounds = rounds_class(client, store, groups, prepared, config, solver, **(rounds_options or {}))
         info = {"solver": solver, "n_shards": store.n_shards, "n_keys": n_keys, "n_outputs": n_outputs}
         report = FitReport(store, callback, info)
-        try:
-            result = iterate(rounds, report)
-        except (OSError, RuntimeError) as err:  # a shard did not answer: say whether its worker left
-            replaced = explained(client, store, groups, err, solver)
-            if replaced is err:
-                raise
-            raise replaced from err
-        result.shard_stats = store.stats()
-        if gather:
-            result.W = store.gather()
-        else:
-            result.store = store
     except BaseException:
         store.close()
         raise
-    if gather:
-        store.close()
-    return result
+    return run_and_keep(client, store, groups, solver, gather, lambda: iterate(rounds, report))
 
 
 def counted_traffic(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, int]:

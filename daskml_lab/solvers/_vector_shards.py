@@ -91,28 +91,14 @@ class LBFGSShard(GradientShard):
 
     Parameters
     ----------
-    n_slots, n_outputs, n_penalised, step_rule, learning_rate, l2, initial, data_scale :
+    *args, data_scale :
         As :class:`GradientShard`.
     memory : int, default=10
         History pairs kept (``m``).
     """
 
-    def __init__(
-        self,
-        n_slots: int,
-        n_outputs: int,
-        n_penalised: int,
-        step_rule: str,
-        learning_rate: float,
-        l2: float,
-        initial: np.ndarray | None = None,
-        *,
-        memory: int = 10,
-        data_scale: float = 1.0,
-    ) -> None:
-        super().__init__(
-            n_slots, n_outputs, n_penalised, step_rule, learning_rate, l2, initial, data_scale=data_scale
-        )
+    def __init__(self, *args: Any, memory: int = 10, **options: Any) -> None:
+        super().__init__(*args, **options)
         shape = self.values.shape
         self.gradient = np.zeros(shape)
         self.direction = np.zeros(shape)
@@ -182,28 +168,14 @@ class ProximalShard(GradientShard):
 
     Parameters
     ----------
-    n_slots, n_outputs, n_penalised, step_rule, learning_rate, l2, initial, data_scale :
+    *args, data_scale :
         As :class:`GradientShard`.
     l1 : float, default=0.0
         L1 strength.
     """
 
-    def __init__(
-        self,
-        n_slots: int,
-        n_outputs: int,
-        n_penalised: int,
-        step_rule: str,
-        learning_rate: float,
-        l2: float,
-        initial: np.ndarray | None = None,
-        *,
-        data_scale: float = 1.0,
-        l1: float = 0.0,
-    ) -> None:
-        super().__init__(
-            n_slots, n_outputs, n_penalised, step_rule, learning_rate, l2, initial, data_scale=data_scale
-        )
+    def __init__(self, *args: Any, l1: float = 0.0, **options: Any) -> None:
+        super().__init__(*args, **options)
         self.l1 = float(l1)
         self.previous = self.values.copy()
         self.point = self.values.copy()  # y

@@ -31,11 +31,11 @@ from daskml_lab.solvers._partitioned_fit import (
     FitReport,
     as_csr,
     compact,
-    explained,
     gather_watched,
     group_by_worker,
     in_fit_span,
     loss_and_residual,
+    run_and_keep,
 )
 from daskml_lab.solvers._result import warn_not_converged
 from daskml_lab.solvers._sharded_store import STEP_RULES, ShardedStore, StoreView, max_gather_bytes
@@ -327,27 +327,16 @@ def partitioned_sgd(
     )
     info = {"solver": _SOLVER, "n_shards": store.n_shards, "n_keys": n_keys, "n_outputs": n_outputs}
     report = FitReport(store, callback, info)
-    try:
-        try:
-            result = _run_epochs(
-                client, store, groups, block_futures, has_weight, config, entropy, tol, max_iter, report
-            )
-        except (OSError, RuntimeError) as err:  # a shard did not answer: say whether its worker left
-            replaced = explained(client, store, groups, err, _SOLVER)
-            if replaced is err:
-                raise
-            raise replaced from err
-        result.shard_stats = store.stats()
-        if gather:
-            result.W = store.gather()
-        else:
-            result.store = store
-    except BaseException:
-        store.close()
-        raise
-    if gather:
-        store.close()
-    return result
+    return run_and_keep(
+        client,
+        store,
+        groups,
+        _SOLVER,
+        gather,
+        lambda: _run_epochs(
+            client, store, groups, block_futures, has_weight, config, entropy, tol, max_iter, report
+        ),
+    )
 
 
 def _run_epochs(
