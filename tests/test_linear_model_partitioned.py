@@ -208,11 +208,35 @@ def test_clone_params_copies_pickling_and_save(binary: tuple, tmp_path: Any) -> 
     np.testing.assert_array_equal(loaded.predict(first).compute(), model.predict(first).compute())
 
 
-def test_warm_start_from_a_partitioned_model_is_refused(binary: tuple) -> None:
+def test_warm_start_continues_from_the_shards(part_client: Client) -> None:
+    X, y = make_sparse_classification(3_000, N_FEATURES, nnz_per_row=10, chunks=750, random_state=5)
+    X, y = X.persist(), y.persist()
+    with dask.config.set(SMALL_GATHER), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a few iterations on purpose
+        first = LogisticRegression(solver="lbfgs", model_partitions=2, max_iter=8).fit(X, y)
+        copied_before = sum(s["keys_pulled"] for s in first.coef_.stats())
+        model = copy.copy(first)
+        model.set_params(warm_start=True, model_partitions=3)  # another number of shards: keys move
+        model.fit(X, y)
+        cold = LogisticRegression(solver="lbfgs", model_partitions=3, max_iter=8).fit(X, y)
+    assert isinstance(model.coef_, PartitionedCoefficients)
+    assert model.coef_.n_partitions == 3
+    # every key of the first model was read once from its shards, on the workers (never gathered)
+    stats = first.coef_.stats()
+    assert sum(s["keys_pulled"] for s in stats) - copied_before == N_FEATURES + 1
+    assert all(s["n_gathers"] == 0 for s in stats)
+    # the warm fit starts where the first ended: its first iteration is below the first fit's last objective
+    assert model.history_["objective"].iloc[0] < first.history_["objective"].iloc[-1]
+    assert model.history_["objective"].iloc[-1] < cold.history_["objective"].iloc[-1]
+
+
+def test_warm_start_from_a_partitioned_model_into_a_replicated_fit_is_refused(binary: tuple) -> None:
     model, X, y = binary
     twin = copy.copy(model)
-    twin.warm_start = True
-    with pytest.raises(ValueError, match=r"warm_start=True cannot start from a partitioned model yet"):
+    twin.set_params(warm_start=True, model_partitions=None)
+    with pytest.raises(
+        ValueError, match=r"warm_start=True with model_partitions=None would bring the previous"
+    ):
         twin.fit(X, y)
 
 

@@ -139,6 +139,19 @@ def test_values_do_not_depend_on_the_number_of_shards(store_client: Client, step
     assert np.count_nonzero(gathered[0]) > 0
 
 
+def test_a_store_seeded_from_another_has_its_values_with_another_shard_count(store_client: Client) -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(23, 2))
+    with ShardedStore.create(store_client, 23, 2, workers=_workers(store_client), initial=values) as old:
+        with ShardedStore.create(
+            store_client, 23, 2, workers=_workers(store_client), n_shards=5, initial=old.view
+        ) as new:
+            np.testing.assert_array_equal(new.gather(), values)
+            assert sum(s["keys_pulled"] for s in old.stats()) == 23  # each key read once, in the workers
+        with pytest.raises(ValueError, match=r"has 23 keys x 2 outputs, but the new one needs 24 x 2"):
+            ShardedStore.create(store_client, 24, 2, workers=_workers(store_client), initial=old.view)
+
+
 def test_gather_is_refused_above_the_limit(store_client: Client) -> None:
     store = ShardedStore.create(store_client, 1000, 1, workers=_workers(store_client))
     with store:

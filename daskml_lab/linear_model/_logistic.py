@@ -24,8 +24,10 @@ from daskml_lab.linear_model._partitioned import (
     check_partitioned,
     check_warm_start,
     is_partitioned,
+    partitioned_warm_start,
     run_partitioned,
 )
+from daskml_lab.linear_model._partitioned_model import PartitionedCoefficients
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = ["LogisticRegression"]
@@ -185,9 +187,22 @@ class LogisticRegression(LinearClassifierBase):
             multinomial = len(classes) > 2
             n_outputs = len(classes) if multinomial else 1
             objective = self._objective(total_weight, multinomial)
-            w0 = self._warm_start_params(n_outputs, n_features) if self._same_classes(classes) else None
+            w0 = None
+            if self._same_classes(classes):
+                # a previous model kept in its shards seeds the new shards where they are
+                kept = isinstance(getattr(self, "coef_", None), PartitionedCoefficients)
+                w0 = (partitioned_warm_start if kept else type(self)._warm_start_params)(
+                    self, n_outputs, n_features
+                )
             if self.model_partitions == "auto":
                 client = auto_partitioned(self, n_features, n_outputs)
+            if client is None and w0 is not None and not isinstance(w0, np.ndarray):
+                msg = (
+                    "warm_start=True: the previous model is kept in its parameter shards, but "
+                    "model_partitions='auto' fits this model replicated (it is small, or its settings do not "
+                    "allow partitioning). Set model_partitions to an int, or warm_start=False."
+                )
+                raise ValueError(msg)
             if client is not None:
                 result, coef, intercept = run_partitioned(
                     self, client, data.X, codes, weights, objective, n_outputs=n_outputs, w0=w0

@@ -147,20 +147,47 @@ def check_partitioned(estimator: Any) -> Any:
 
 
 def check_warm_start(estimator: Any) -> None:
-    """Refuse ``warm_start`` from a partitioned fitted model (before any work: it cannot seed a new fit yet).
+    """Refuse ``warm_start`` from a partitioned fitted model into a replicated fit (before any work).
+
+    A partitioned fit starts from it: its new shards copy their keys from the old ones, on the workers.
 
     Raises
     ------
     ValueError
-        When ``warm_start=True`` and ``coef_`` is a :class:`PartitionedCoefficients`.
+        When ``warm_start=True``, ``coef_`` is a :class:`PartitionedCoefficients` and ``model_partitions`` is
+        None (the replicated solvers would need the whole model on the client).
     """
     previous = getattr(estimator, "coef_", None)
-    if estimator.warm_start and isinstance(previous, PartitionedCoefficients):
+    if (
+        estimator.warm_start
+        and isinstance(previous, PartitionedCoefficients)
+        and estimator.model_partitions is None
+    ):
         msg = (
-            f"warm_start=True cannot start from a partitioned model yet (issue 13): the previous coef_ "
-            f"{previous!r} stays in its parameter shards. Set warm_start=False to fit from zeros."
+            f"warm_start=True with model_partitions=None would bring the previous coef_ {previous!r} whole to the "
+            "client. Keep model_partitions (an int or 'auto'), so that the new fit starts from the shards, or set "
+            "warm_start=False."
         )
         raise ValueError(msg)
+
+
+def partitioned_warm_start(estimator: Any, n_outputs: int, n_features: int) -> Any:
+    """The view of the previous fit's shards to start from, or None.
+
+    For ``warm_start=True`` and a previous ``coef_`` kept in its shards, of the shape the data need.
+    """
+    previous = getattr(estimator, "coef_", None)
+    if not estimator.warm_start or not isinstance(previous, PartitionedCoefficients):
+        return None
+    if previous.shape != (n_outputs, n_features):
+        logger.info(
+            "%s: warm_start ignored, the previous coefficients have shape %s but the data need %s.",
+            type(estimator).__name__,
+            previous.shape,
+            (n_outputs, n_features),
+        )
+        return None
+    return previous.store_view()
 
 
 def auto_partitioned(estimator: Any, n_features: int, n_outputs: int) -> Any:
@@ -203,7 +230,7 @@ def run_partitioned(
     objective: Any,
     *,
     n_outputs: int,
-    w0: np.ndarray | None,
+    w0: np.ndarray | solvers.StoreView | None,
 ) -> tuple[Any, np.ndarray | PartitionedCoefficients, np.ndarray]:
     """Fit over the partitioned store; return the result, coef ``(K, d)`` and intercept ``(K,)``.
 
@@ -212,7 +239,7 @@ def run_partitioned(
     store (the intercepts, ``K`` values, always come to the client).
     """
     n_features = int(X.shape[1])
-    if w0 is not None and not estimator.fit_intercept:
+    if isinstance(w0, np.ndarray) and not estimator.fit_intercept:
         w0 = np.vstack([w0, np.zeros((1, n_outputs))])  # the store always has the intercept row
     # the same size rule as the store's gather: the feature rows and the intercept row, float64
     gather = (n_features + 1) * n_outputs * 8 <= solvers.max_gather_bytes()

@@ -25,7 +25,7 @@ from distributed import get_client
 from daskml_lab._compat import scheduler_workers
 from daskml_lab.exceptions import NotStorableError, PartitionedModelLostError
 from daskml_lab.monitoring import task_prefix
-from daskml_lab.solvers import ShardedStore, max_gather_bytes
+from daskml_lab.solvers import ShardedStore, StoreView, max_gather_bytes
 
 __all__ = ["PartitionedCoefficients", "StoreParams"]
 
@@ -225,6 +225,17 @@ class PartitionedCoefficients:
         # a shard's actor no longer held (Dask says so), or its worker gone (the scheduler says so)
         _raise_if_left(self.workers, self._store.lost_shards(), set())
         _raise_if_left(self.workers, list(range(self.n_partitions)), set(scheduler_workers(client)))
+
+    def store_view(self) -> StoreView:
+        """The handles of the shards and their rule: what a new fit starts from (``warm_start=True``).
+
+        Raises
+        ------
+        PartitionedModelLostError
+            When the shards are gone (see :meth:`check_available`).
+        """
+        self.check_available()
+        return self._store.view
 
     def store_params(self, intercept: Any) -> StoreParams:
         """The small object a scoring task needs (see :class:`StoreParams`), with the model's ``intercept``."""

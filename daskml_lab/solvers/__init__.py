@@ -42,7 +42,7 @@ from daskml_lab.solvers._registry import (
     unregister_solver,
 )
 from daskml_lab.solvers._result import SolverResult
-from daskml_lab.solvers._sharded_store import ShardedStore, ShardRule, max_gather_bytes
+from daskml_lab.solvers._sharded_store import ShardedStore, ShardRule, StoreView, max_gather_bytes
 from daskml_lab.solvers.admm import admm
 from daskml_lab.solvers.async_sgd import async_sgd
 from daskml_lab.solvers.gd import gd
@@ -72,6 +72,7 @@ __all__ = [
     "ShardedStore",
     "SolverCheckpoint",
     "SolverResult",
+    "StoreView",
     "TweedieFamily",
     "WorkerCall",
     "enet_gram_path",

@@ -209,6 +209,12 @@ class ParameterShard:
         self.counters["staleness_sum"] += staleness
         return self.clock, self.slowest()
 
+    def load_rows(self, slots: np.ndarray, rows: np.ndarray) -> None:
+        """Set the rows of ``slots`` (seeding a store from another one; not a solver step, not counted)."""
+        slots = np.asarray(slots, dtype=np.int64)
+        self.values[slots] = np.asarray(rows, dtype=np.float64).reshape(len(slots), self.values.shape[1])
+        self.last_tick[slots] = self.clock
+
     def slowest(self) -> float:
         """The clock of the slowest worker still running its round (the shard's clock when none is)."""
         return min(self.worker_clocks.values(), default=float(self.clock))
@@ -351,7 +357,7 @@ class ShardedStore:
         step_rule: str = "adagrad",
         learning_rate: float = 0.1,
         l2: float = 0.0,
-        initial: np.ndarray | None = None,
+        initial: np.ndarray | StoreView | None = None,
         key: str = "daskml-parameter-shard",
         shard_class: type[ParameterShard] | None = None,
         shard_options: dict[str, Any] | None = None,
@@ -371,9 +377,11 @@ class ShardedStore:
             Keys ``< n_penalised`` carry the L2 penalty (all when None).
         step_rule, learning_rate, l2 :
             See :class:`ParameterShard`.
-        initial : ndarray of shape (n_keys, n_outputs), default=None
-            Starting values (small models only: they come from the client); zeros when None, allocated on
-            the shards' workers.
+        initial : ndarray of shape (n_keys, n_outputs) or StoreView, default=None
+            Starting values: an array (small models only: it comes from the client), or the view of another
+            store of the same shape (a warm start from a partitioned model: each new shard copies its keys'
+            rows from the old shards, on its own worker, in slices; nothing passes through the client); zeros
+            when None, allocated on the shards' workers.
         key : str
             Prefix of the actors' keys (a token unique to this store follows it).
         shard_class : type, default=None
@@ -399,9 +407,18 @@ class ShardedStore:
         token = uuid.uuid4().hex[:10]  # every store's actors have keys of their own
         futures = []
         penalised = ShardRule(int(n_penalised), n_shards)
+        source = initial if isinstance(initial, StoreView) else None
+        if source is not None and (source.rule.n_keys, source.n_outputs) != (int(n_keys), int(n_outputs)):
+            msg = (
+                f"The store to start from has {source.rule.n_keys} keys x {source.n_outputs} outputs, but the new "
+                f"one needs {n_keys} x {n_outputs}."
+            )
+            raise ValueError(msg)
         for shard, address in enumerate(placed):
             # sizes by arithmetic: no array of the shard's keys on the client (the model may be wide)
-            start = None if initial is None else np.asarray(initial, dtype=np.float64)[rule.keys_of(shard)]
+            start = None
+            if initial is not None and source is None:
+                start = np.asarray(initial, dtype=np.float64)[rule.keys_of(shard)]
             futures.append(
                 client.submit(
                     shard_class or ParameterShard,
@@ -422,7 +439,26 @@ class ShardedStore:
             )
         shards = tuple(future.result(cluster_timeout_s()) for future in futures)
         view = StoreView(shards, rule, int(n_outputs), cluster_timeout_s())
-        return cls(client, view, futures, placed)
+        store = cls(client, view, futures, placed)
+        if source is not None:
+            try:
+                copies = [
+                    client.submit(
+                        _copy_rows_task,
+                        source,
+                        view,
+                        shard,
+                        workers=[address],
+                        allow_other_workers=False,
+                        pure=False,
+                    )
+                    for shard, address in enumerate(placed)
+                ]
+                client.gather(copies)  # gather: None from each
+            except BaseException:
+                store.close()
+                raise
+        return store
 
     @property
     def n_shards(self) -> int:
@@ -492,3 +528,16 @@ class ShardedStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Keys copied per slice when a store is seeded from another one (bounds the copy's memory on a worker).
+COPY_SLICE_KEYS = 2**20
+
+
+def _copy_rows_task(source: StoreView, target: StoreView, shard: int) -> None:
+    """Copy the rows of ``target``'s shard ``shard`` from the store ``source`` (runs on that shard's worker)."""
+    n_slots = target.rule.size(shard)
+    for start in range(0, n_slots, COPY_SLICE_KEYS):
+        slots = np.arange(start, min(start + COPY_SLICE_KEYS, n_slots), dtype=np.int64)
+        rows = source.pull(shard + slots * target.rule.n_shards)[0]
+        target.shards[shard].load_rows(slots, rows).result(target.timeout_s)
