@@ -26,6 +26,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_model_partitioning.py             # 200,000 rows, 2**18 features
     .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs     # the partitioned L-BFGS
     .venv/bin/python benchmarks/bench_model_partitioning.py --proximal --quick   # the partitioned FISTA (L1)
+    .venv/bin/python benchmarks/bench_model_partitioning.py --per-iteration 20 --features 16777216   # 2**24
     .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs --rows 1000000 --nnz 40   # issue 13's size
 
 Timings on a shared 2-core machine are noisy; run it on an idle machine before quoting figures.
@@ -122,6 +123,26 @@ def lbfgs_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: float
             )
 
 
+def iteration_figures(X_train, y_train, C: float, n_iter: int) -> None:
+    """Seconds per iteration of the partitioned lbfgs (2 shards) and the replicated one, ``n_iter`` each."""
+    print(f"{'fit':32s} {'total s':>8s} {'median s/iter':>14s} {'objective':>12s}")
+    with bench_client() as client:
+        X_p, y_p = client.persist([X_train, y_train])
+        for label, params in (
+            ("partitioned lbfgs, 2 shards", {"model_partitions": 2}),
+            ("replicated lbfgs", {}),
+        ):
+            model = LogisticRegression(C=C, solver="lbfgs", tol=1e-12, max_iter=n_iter, **params)
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)  # n_iter iterations on purpose
+                model.fit(X_p, y_p)
+            seconds = time.perf_counter() - start
+            per_iteration = float(np.median(np.diff(model.history_["time_s"].to_numpy())))
+            objective_value = model.history_["objective"].iloc[-1]
+            print(f"{label:32s} {seconds:8.2f} {per_iteration:14.3f} {objective_value:12.6f}")
+
+
 def proximal_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: float) -> None:
     """The partitioned FISTA (L1 penalty) with 2 shards and our replicated proximal, against scikit-learn's saga."""
 
@@ -174,6 +195,13 @@ def main() -> None:
     parser.add_argument("--nnz", type=int, default=20, help="draws per row")
     parser.add_argument("--tol", type=float, default=1e-6, help="--lbfgs, --proximal: the tol of the fits")
     parser.add_argument("--proximal", action="store_true", help="the partitioned FISTA (L1) against saga")
+    parser.add_argument(
+        "--per-iteration",
+        type=int,
+        default=None,
+        metavar="N",
+        help="time N iterations of the partitioned lbfgs (2 shards) and of the replicated one, nothing else",
+    )
     args = parser.parse_args()
     n_train, n_features = (20_000, 2**16) if args.quick else (200_000, 2**18)
     n_train, n_features = args.rows or n_train, args.features or n_features
@@ -184,6 +212,9 @@ def main() -> None:
     X_train, y_train, X_test, y_test = X[:n_train], y[:n_train], X[n_train:], y[n_train:]
     X_np, y_np, X_test_np, y_test_np = (a.compute() for a in (X_train, y_train, X_test, y_test))
     print(f"{n_train} train rows, {n_test} test rows, {n_features} features, {args.nnz} draws per row")
+    if args.per_iteration:
+        iteration_figures(X_train, y_train, C, args.per_iteration)
+        return
     if args.lbfgs:
         lbfgs_figures(X_train, y_train, X_np, y_np, C, args.tol)
         return

@@ -21,11 +21,12 @@ from scipy.special import expit, log_softmax, softmax
 from daskml_lab._compat import scheduler_workers
 from daskml_lab._runtime.waiting import wait_briefly
 from daskml_lab.monitoring import fit_span, start_run
-from daskml_lab.solvers._sharded_store import ShardedStore
+from daskml_lab.solvers._sharded_store import ShardedStore, max_gather_bytes
 
 __all__ = [
     "FitReport",
     "as_csr",
+    "check_gather",
     "compact",
     "explained",
     "gather_watched",
@@ -216,3 +217,15 @@ def run_and_keep(
     if gather:
         store.close()
     return result
+
+
+def check_gather(solver: str, n_keys: int, n_outputs: int, gather: bool) -> None:
+    """Refuse ``gather=True`` for a model above ``max_gather_bytes`` (before any work)."""
+    if gather and n_keys * n_outputs * 8 > max_gather_bytes():
+        msg = (
+            f"{solver}: the model ({n_keys} x {n_outputs} float64) is larger than {max_gather_bytes()} bytes, the "
+            "most brought to the client (dask config daskml_lab.solvers.store.max_gather_bytes). Pass "
+            "gather=False to keep it in the store (the estimators then keep a partitioned coef_), or raise the "
+            "limit if the client has the memory."
+        )
+        raise ValueError(msg)

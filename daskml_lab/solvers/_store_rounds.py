@@ -14,7 +14,6 @@ What the full-batch solvers over a parameter store (:func:`~daskml_lab.solvers.p
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +28,7 @@ from daskml_lab.solvers._partitioned_fit import (
     WATCH_S,
     FitReport,
     as_csr,
+    check_gather,
     compact,
     gather_watched,
     group_by_worker,
@@ -36,10 +36,10 @@ from daskml_lab.solvers._partitioned_fit import (
     lost_error,
     run_and_keep,
 )
-from daskml_lab.solvers._sharded_store import ParameterShard, ShardedStore, StoreView, max_gather_bytes
+from daskml_lab.solvers._sharded_store import ParameterShard, ShardedStore, StoreView
 from daskml_lab.solvers.partitioned_sgd import PartitionedResult
 
-__all__ = ["StoreRounds", "check_gather", "counted_traffic", "elapsed", "run_over_store"]
+__all__ = ["StoreRounds", "counted_traffic", "run_over_store"]
 
 _LOSSES = ("logistic", "multinomial")
 
@@ -267,17 +267,6 @@ class StoreRounds:
         return dict(zip(self.groups, calls, strict=True))
 
 
-def check_gather(solver: str, n_keys: int, n_outputs: int, gather: bool) -> None:
-    """Refuse ``gather=True`` for a model above ``max_gather_bytes`` (before any work)."""
-    if gather and n_keys * n_outputs * 8 > max_gather_bytes():
-        msg = (
-            f"{solver}: the model ({n_keys} x {n_outputs} float64) is larger than {max_gather_bytes()} bytes, the "
-            "most brought to the client (dask config daskml_lab.solvers.store.max_gather_bytes). Pass "
-            "gather=False to keep it in the store, or raise the limit if the client has the memory."
-        )
-        raise ValueError(msg)
-
-
 def run_over_store(
     X: Any,
     y: Any,
@@ -360,8 +349,3 @@ def counted_traffic(before: list[dict[str, Any]], after: list[dict[str, Any]]) -
     """The keys and bytes moved between two readings of the shards' counters (all shards)."""
     names = ("keys_pulled", "bytes_pulled", "bytes_pushed", "n_pushes")
     return {name: int(sum(s[name] for s in after) - sum(s[name] for s in before)) for name in names}
-
-
-def elapsed(started: float) -> float:
-    """Seconds since ``started`` (``time.perf_counter``)."""
-    return time.perf_counter() - started

@@ -57,6 +57,9 @@ class GradientShard(ParameterShard):
         super().__init__(n_slots, n_outputs, n_penalised, "sgd", 0.0, 0.0, initial)
         self.objective_l2, self.data_scale = float(l2), float(data_scale)
         self.summed = np.zeros(self.values.shape)
+        # the penalised slots are a prefix (every key but the intercept, which is the last key): a slice reads
+        # them without copying, where a boolean mask would copy the shard's vectors
+        self.pen = slice(0, int(np.count_nonzero(self.penalised)))
 
     def add_gradient_rows(self, slots: np.ndarray, rows: np.ndarray) -> None:
         """Add a block's gradient rows (unique ``slots``) to this round's sum."""
@@ -78,9 +81,11 @@ class GradientShard(ParameterShard):
 
     def _take_gradient(self, point: np.ndarray) -> np.ndarray:
         """The round's gradient at ``point`` (whose scores the workers used): data term plus L2; sum reset."""
-        gradient = self.data_scale * self.summed
-        gradient[self.penalised] += self.objective_l2 * point[self.penalised]
-        self.summed = np.zeros_like(self.summed)
+        gradient = self.summed
+        gradient *= self.data_scale
+        if self.objective_l2:
+            gradient[self.pen] += self.objective_l2 * point[self.pen]
+        self.summed = np.zeros_like(gradient)
         return gradient
 
 
@@ -133,7 +138,7 @@ class LBFGSShard(GradientShard):
         dots = np.hstack([new @ self.pairs.reshape(2 * self.memory, -1).T, new @ new.T])
         return {
             "dots": dots,
-            "w_sq": float(np.sum(self.values[self.penalised] ** 2)),
+            "w_sq": float(np.vdot(self.values[self.pen], self.values[self.pen])),
             "g_max": float(np.max(np.abs(self.gradient), initial=0.0)),
             "stats": self.stats(),
         }
@@ -151,11 +156,11 @@ class LBFGSShard(GradientShard):
         direction = np.tensordot(coefficients[:-1], self.pairs, axes=1)
         direction += coefficients[-1] * self.gradient
         self.direction = direction
-        penalised = self.penalised
+        pen = self.pen
         return {
-            "w_d": float(np.sum(self.values[penalised] * direction[penalised])),
-            "d_sq": float(np.sum(direction[penalised] ** 2)),
-            "g_d": float(np.sum(self.gradient * direction)),
+            "w_d": float(np.vdot(self.values[pen], direction[pen])),
+            "d_sq": float(np.vdot(direction[pen], direction[pen])),
+            "g_d": float(np.vdot(self.gradient, direction)),
         }
 
 
@@ -200,9 +205,9 @@ class ProximalShard(GradientShard):
         """
         if at == "y":
             self.gradient_y = self._take_gradient(self.point)
-            return {"y_sq": float(np.sum(self.point[self.penalised] ** 2)), "stats": self.stats()}
+            return {"y_sq": float(np.sum(self.point[self.pen] ** 2)), "stats": self.stats()}
         self.gradient_x = self._take_gradient(self.values)
-        x, g, penalised = self.values, self.gradient_x, self.penalised
+        x, g, penalised = self.values, self.gradient_x, self.pen
         optimality = np.abs(g)
         if self.l1 > 0:
             coef, grad = x[penalised], g[penalised]
@@ -223,7 +228,7 @@ class ProximalShard(GradientShard):
         penalised slots.
         """
         trial = self.point - step * self.gradient_y
-        penalised = self.penalised
+        penalised = self.pen
         shrunk = trial[penalised]
         trial[penalised] = np.sign(shrunk) * np.maximum(np.abs(shrunk) - step * self.l1, 0.0)
         self.trial = trial

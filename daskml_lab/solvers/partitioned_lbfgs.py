@@ -38,7 +38,7 @@ from scipy.optimize import line_search
 from daskml_lab.solvers._options import check_int, check_positive
 from daskml_lab.solvers._partitioned_fit import FitReport, in_fit_span
 from daskml_lab.solvers._result import warn_not_converged
-from daskml_lab.solvers._store_rounds import StoreRounds, run_over_store
+from daskml_lab.solvers._store_rounds import StoreRounds, counted_traffic, run_over_store
 from daskml_lab.solvers._vector_shards import LBFGSShard
 from daskml_lab.solvers.partitioned_sgd import PartitionedResult
 
@@ -241,7 +241,6 @@ def _iterate(
     history: list[dict[str, Any]] = []
     pairs: list[int] = []
     keep_at: int | None = None
-    counted = ("keys_pulled", "bytes_pulled", "bytes_pushed", "n_pushes")
     status = "max_iter"
     after = state["stats"]
     for iteration in range(max_iter):
@@ -309,9 +308,8 @@ def _iterate(
             "step_size": step * float(np.sqrt(d_sq)),
             "time_s": time.perf_counter() - started,
             "n_evals": len(trials),
+            **counted_traffic(before, after),
         }
-        for name in counted:
-            record[name] = int(sum(s[name] for s in after) - sum(s[name] for s in before))
         history.append(record)
         logger.debug("%s: %s", _SOLVER, record)
         report(record, after)

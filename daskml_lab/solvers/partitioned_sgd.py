@@ -30,6 +30,7 @@ from daskml_lab.solvers._options import check_int, check_non_negative, check_pos
 from daskml_lab.solvers._partitioned_fit import (
     FitReport,
     as_csr,
+    check_gather,
     compact,
     gather_watched,
     group_by_worker,
@@ -38,7 +39,7 @@ from daskml_lab.solvers._partitioned_fit import (
     run_and_keep,
 )
 from daskml_lab.solvers._result import warn_not_converged
-from daskml_lab.solvers._sharded_store import STEP_RULES, ShardedStore, StoreView, max_gather_bytes
+from daskml_lab.solvers._sharded_store import STEP_RULES, ShardedStore, StoreView
 
 logger = logging.getLogger(__name__)
 
@@ -273,14 +274,7 @@ def partitioned_sgd(
         raise ValueError(msg)
     n_features = int(X.shape[1])
     n_keys = n_features + 1
-    if gather and n_keys * n_outputs * 8 > max_gather_bytes():
-        msg = (
-            f"{_SOLVER}: the model ({n_keys} x {n_outputs} float64) is larger than "
-            f"{max_gather_bytes()} bytes, the most brought to the client (dask config "
-            "daskml_lab.solvers.store.max_gather_bytes). Pass gather=False to keep it in the store (the "
-            "estimators then keep a partitioned coef_), or raise the limit if the client has the memory."
-        )
-        raise ValueError(msg)
+    check_gather(_SOLVER, n_keys, n_outputs, gather)
     workers = sorted(scheduler_workers(client))
     collections = [X, y] if sample_weight is None else [X, y, sample_weight]
     # persist: the row blocks stay on the workers for the whole fit (the only data-sized step)
