@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from distributed import futures_of
+from distributed import futures_of, wait
 from scipy.special import expit, log_softmax, softmax
 
 from daskml_lab._compat import scheduler_workers
@@ -34,9 +35,12 @@ __all__ = [
     "in_fit_span",
     "loss_and_residual",
     "lost_error",
+    "place_blocks",
     "run_and_keep",
 ]
 
+#: The losses the partitioned solvers take.
+LOSSES = ("logistic", "multinomial")
 #: Seconds between two checks that the workers of the fit are still in the cluster.
 WATCH_S = 1.0
 #: Seconds to wait, after a call to a shard failed, for the scheduler to notice that its worker has gone.
@@ -229,3 +233,48 @@ def check_gather(solver: str, n_keys: int, n_outputs: int, gather: bool) -> None
             "limit if the client has the memory."
         )
         raise ValueError(msg)
+
+
+@dataclass
+class PlacedBlocks:
+    """The row blocks of a partitioned fit, persisted and grouped by the worker holding them.
+
+    Attributes
+    ----------
+    workers : list of str
+        The cluster's workers (sorted addresses), where the shards go.
+    groups : dict
+        Worker address -> the indices of the blocks it holds.
+    block_futures : list of list
+        For ``X``, ``y`` (and the weights): the blocks' futures, by block index.
+    has_weight : bool
+        Whether sample weights are among them.
+    n_features : int
+        Columns of ``X``; the store has ``n_features + 1`` keys (the intercept last).
+    """
+
+    workers: list[str]
+    groups: dict[str, list[int]]
+    block_futures: list[list[Any]]
+    has_weight: bool
+    n_features: int
+
+
+def place_blocks(
+    client: Any, X: Any, y: Any, sample_weight: Any, *, solver: str, loss: str, n_outputs: int, gather: bool
+) -> PlacedBlocks:
+    """Check the loss and the gather size, persist the row blocks once and group them by worker."""
+    if loss not in LOSSES:
+        msg = f"{solver}: loss must be one of {list(LOSSES)}, got {loss!r}."
+        raise ValueError(msg)
+    n_features = int(X.shape[1])
+    check_gather(solver, n_features + 1, n_outputs, gather)
+    workers = sorted(scheduler_workers(client))
+    collections = [X, y] if sample_weight is None else [X, y, sample_weight]
+    # persist: the row blocks stay on the workers for the whole fit (the only data-sized step)
+    persisted = client.persist(collections)
+    wait([f for c in persisted for f in futures_of(c)])
+    groups = group_by_worker(client, persisted)
+    # by block index (keys are (name, i) or (name, i, 0))
+    block_futures = [sorted(futures_of(c), key=lambda f: f.key[1:]) for c in persisted]
+    return PlacedBlocks(workers, groups, block_futures, sample_weight is not None, n_features)

@@ -19,29 +19,24 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from distributed import futures_of, wait
 
-from daskml_lab._compat import scheduler_workers
 from daskml_lab._runtime.waiting import wait_briefly
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._partitioned_fit import (
     WATCH_S,
     FitReport,
     as_csr,
-    check_gather,
     compact,
     gather_watched,
-    group_by_worker,
     loss_and_residual,
     lost_error,
+    place_blocks,
     run_and_keep,
 )
 from daskml_lab.solvers._sharded_store import ParameterShard, ShardedStore, StoreView
 from daskml_lab.solvers.partitioned_sgd import PartitionedResult
 
 __all__ = ["StoreRounds", "counted_traffic", "run_over_store"]
-
-_LOSSES = ("logistic", "multinomial")
 
 
 # ------------------------------------------------------------------------------------------- worker tasks
@@ -293,20 +288,12 @@ def run_over_store(
     ``shard_options`` go to ``shard_class`` (beyond :class:`ParameterShard`'s arguments), ``rounds_options``
     to ``rounds_class``.
     """
-    if loss not in _LOSSES:
-        msg = f"{solver}: loss must be one of {list(_LOSSES)}, got {loss!r}."
-        raise ValueError(msg)
-    n_features = int(X.shape[1])
+    placed = place_blocks(
+        client, X, y, sample_weight, solver=solver, loss=loss, n_outputs=n_outputs, gather=gather
+    )
+    workers, groups, block_futures = placed.workers, placed.groups, placed.block_futures
+    has_weight, n_features = placed.has_weight, placed.n_features
     n_keys = n_features + 1
-    check_gather(solver, n_keys, n_outputs, gather)
-    workers = sorted(scheduler_workers(client))
-    collections = [X, y] if sample_weight is None else [X, y, sample_weight]
-    # persist: the row blocks are read once; each worker then keeps its blocks compacted next to the shards
-    persisted = client.persist(collections)
-    wait([f for c in persisted for f in futures_of(c)])
-    groups = group_by_worker(client, persisted)
-    block_futures = [sorted(futures_of(c), key=lambda f: f.key[1:]) for c in persisted]
-    has_weight = sample_weight is not None
     config = {"n_features": n_features, "fit_intercept": bool(fit_intercept), "loss": loss}
     store = ShardedStore.create(
         client,
@@ -335,7 +322,7 @@ def run_over_store(
                 pure=False,
                 key=f"{task_prefix('partitioned blocks')}-{uuid.uuid4().hex[:10]}-{indices[0]}",
             )
-        del persisted, block_futures  # the compacted blocks replace them on the workers
+        del placed, block_futures  # the compacted blocks replace them on the workers
         rounds = rounds_class(client, store, groups, prepared, config, solver, **(rounds_options or {}))
         info = {"solver": solver, "n_shards": store.n_shards, "n_keys": n_keys, "n_outputs": n_outputs}
         report = FitReport(store, callback, info)

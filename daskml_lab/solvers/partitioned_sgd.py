@@ -21,21 +21,18 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from distributed import futures_of, wait
 
-from daskml_lab._compat import scheduler_workers
 from daskml_lab._runtime.seeding import block_rng, root_entropy
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._options import check_int, check_non_negative, check_positive
 from daskml_lab.solvers._partitioned_fit import (
     FitReport,
     as_csr,
-    check_gather,
     compact,
     gather_watched,
-    group_by_worker,
     in_fit_span,
     loss_and_residual,
+    place_blocks,
     run_and_keep,
 )
 from daskml_lab.solvers._result import warn_not_converged
@@ -46,7 +43,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["PartitionedResult", "partitioned_sgd"]
 
 _SOLVER = "partitioned sgd"
-_LOSSES = ("logistic", "multinomial")
 #: Stream constant of the row order (block_rng(entropy, _STREAM, epoch, first block index)).
 _STREAM = 0x5D
 
@@ -269,22 +265,12 @@ def partitioned_sgd(
     """
     _check_options(n_partitions, step_rule, learning_rate, batch_size, max_staleness)
     check_non_negative(_SOLVER, "rate_decay", rate_decay)
-    if loss not in _LOSSES:
-        msg = f"{_SOLVER}: loss must be one of {list(_LOSSES)}, got {loss!r}."
-        raise ValueError(msg)
-    n_features = int(X.shape[1])
+    placed = place_blocks(
+        client, X, y, sample_weight, solver=_SOLVER, loss=loss, n_outputs=n_outputs, gather=gather
+    )
+    workers, groups, block_futures = placed.workers, placed.groups, placed.block_futures
+    has_weight, n_features = placed.has_weight, placed.n_features
     n_keys = n_features + 1
-    check_gather(_SOLVER, n_keys, n_outputs, gather)
-    workers = sorted(scheduler_workers(client))
-    collections = [X, y] if sample_weight is None else [X, y, sample_weight]
-    # persist: the row blocks stay on the workers for the whole fit (the only data-sized step)
-    persisted = client.persist(collections)
-    wait([f for c in persisted for f in futures_of(c)])
-    groups = group_by_worker(client, persisted)
-    block_futures = [
-        sorted(futures_of(c), key=lambda f: f.key[1:]) for c in persisted
-    ]  # by block index (keys are (name, i) or (name, i, 0))
-    has_weight = sample_weight is not None
     n_rows = int(X.shape[0])
     config = {
         "n_features": n_features,
