@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -136,7 +137,12 @@ def test_hinge_with_the_estimator():
 @pytest.mark.cluster
 def test_two_workers_converge_and_record_bounded_staleness(client):
     X, y = _logistic(n=4000)
-    with _problem(X, y, client=client) as problem:
+    # the blocks must stay on both workers: on a loaded machine the straggler rule may legitimately move a slow
+    # worker's blocks to the other one (it did in a CI run), tested in test_reliability_stragglers_solvers.py
+    with (
+        dask.config.set({"daskml_lab.solvers.straggler.enabled": False}),
+        _problem(X, y, client=client) as problem,
+    ):
         assert problem.engine_name == "actors"
         assert problem.n_workers == 2
         best = _best(problem)
