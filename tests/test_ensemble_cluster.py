@@ -75,7 +75,7 @@ def test_fit_and_predict_on_the_cluster_match_the_local_result(client):
 
 
 @pytest.mark.cluster
-def test_the_fitted_model_is_sent_to_the_workers_once_per_client(client):
+def test_a_small_model_travels_in_the_graph_and_a_large_one_is_scattered_once_per_client(client):
     rng = np.random.default_rng(3)
     X = da.from_array(rng.normal(size=(900, 3)), chunks=300)
     y = (X[:, 0] > 0).astype(int).compute()
@@ -85,14 +85,19 @@ def test_the_fitted_model_is_sent_to_the_workers_once_per_client(client):
     def copies() -> set[str]:
         return {str(k) for keys in client.has_what().values() for k in keys if str(k).startswith(prefix)}
 
+    # below daskml_lab.ensemble.scatter_model_above_bytes: one node of the graph, nothing scattered
     first = model.predict(X).compute()
-    sent = copies()
-    assert len(sent) == 1
-    np.testing.assert_array_equal(model.predict(X).compute(), first)
-    assert copies() == sent  # the second prediction reused the copies on the workers
-    model.fit(X, 1 - y)  # a refit is a new model: sent again, and predicts the new labels
-    np.testing.assert_array_equal(model.predict(X).compute(), 1 - first)
-    assert len(copies() - sent) == 1
+    assert copies() == set()
+    # above it (1 byte here): scattered before the graph is computed, and reused by the next prediction
+    with dask.config.set({"daskml_lab.ensemble.scatter_model_above_bytes": 1}):
+        np.testing.assert_array_equal(model.predict(X).compute(), first)
+        sent = copies()
+        assert len(sent) == 1
+        np.testing.assert_array_equal(model.predict(X).compute(), first)
+        assert copies() == sent  # the second prediction reused the copy on the workers
+        model.fit(X, 1 - y)  # a refit is a new model: sent again, and predicts the new labels
+        np.testing.assert_array_equal(model.predict(X).compute(), 1 - first)
+        assert len(copies() - sent) == 1
 
 
 def test_real_data_sorted_by_label_stratified_sharding_recovers(shared_data):

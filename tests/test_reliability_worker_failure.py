@@ -314,20 +314,40 @@ def test_cascade_svc_survives_a_killed_worker(kill_client, ensemble_data, caplog
     _assert_gone(kill_client, killed[0])
 
 
-def test_lazy_prediction_survives_the_loss_of_the_worker_holding_the_model(kill_client, ensemble_data):
+def test_lazy_prediction_survives_the_loss_of_a_worker_before_it_is_computed(kill_client, ensemble_data):
     X, y, X_test = ensemble_data
+    pids = _worker_pids(kill_client, 2)
     model = ENSEMBLES["soft-voting"]().fit(X, y)
     expected = model.predict(X_test)
-    pids = _worker_pids(kill_client, 2)
-    prediction = model.predict(da.from_array(X_test, chunks=500))  # lazy: the model is scattered now
-    prefix = type(model.fusion_).__name__ + "-"  # the key of the scattered model
-    holders = sorted(
-        w for w, keys in kill_client.has_what().items() if any(str(k).startswith(prefix) for k in keys)
-    )
-    assert holders
-    _kill(pids[holders[0]])
+    prediction = model.predict(da.from_array(X_test, chunks=500))  # lazy: the model is a node of its graph
+    victim = sorted(pids)[0]
+    _kill(pids[victim])
     np.testing.assert_array_equal(prediction.compute(), expected)
-    _assert_gone(kill_client, holders[0])
+    _assert_gone(kill_client, victim)
+
+
+def test_a_scattered_model_is_sent_again_after_its_worker_is_lost(kill_client, ensemble_data):
+    # above daskml_lab.ensemble.scatter_model_above_bytes the model is scattered, outside the graph; a later
+    # prediction after the loss of its holder scatters it again instead of failing on a forgotten key
+    X, y, X_test = ensemble_data
+    with dask.config.set({"daskml_lab.ensemble.scatter_model_above_bytes": 1}):
+        pids = _worker_pids(kill_client, 2)
+        model = ENSEMBLES["soft-voting"]().fit(X, y)
+        expected = model.predict(X_test)
+        model.predict(da.from_array(X_test, chunks=500)).compute()
+        prefix = type(model.fusion_).__name__ + "-"  # the key of the scattered model
+        holders = sorted(
+            w for w, keys in kill_client.has_what().items() if any(str(k).startswith(prefix) for k in keys)
+        )
+        assert holders
+        for holder in holders:
+            _kill(pids[holder])
+        deadline = time.monotonic() + TIMEOUT_S
+        while any(str(k).startswith(prefix) for keys in kill_client.has_what().values() for k in keys):
+            assert time.monotonic() < deadline, "the scheduler still lists the killed worker's copy"
+            time.sleep(0.1)
+        _worker_pids(kill_client, 2)
+        np.testing.assert_array_equal(model.predict(da.from_array(X_test, chunks=500)).compute(), expected)
 
 
 # ---------------------------------------------------------------------------------------------------------

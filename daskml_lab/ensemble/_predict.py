@@ -133,29 +133,45 @@ def _model_method_block(
 _SCATTERED: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
 
 
+def _scatter_above_bytes() -> int:
+    """Serialised size above which a model is scattered rather than put in the graph.
+
+    ``daskml_lab.ensemble.scatter_model_above_bytes`` (dask config, default 8 MiB): just
+    below the size at which distributed warns about a large graph.
+    """
+    return int(
+        dask.utils.parse_bytes(dask.config.get("daskml_lab.ensemble.scatter_model_above_bytes", 8 * 2**20))
+    )
+
+
 def _model_node(model: Any, key: str) -> Any:
     """One graph node holding ``model``.
 
-    On a distributed cluster the model is scattered to the workers once, outside the task graph, so that a
-    large fitted forest does not make every ``compute`` ship a graph of tens of MiB; with a local scheduler it is
-    a delayed literal under the key ``key``.
+    The model enters the graph once, as a literal under the key ``key``, whatever the number of row blocks:
+    the scheduler keeps it with the graph, so a worker lost between the building of a lazy prediction and its
+    computation (or during it) loses nothing the scheduler cannot send again.
 
-    The scattered model is copied to every worker (``broadcast=True``): scattered data have no lineage, so a
-    single copy would be lost for good with its worker, and every later computation of the prediction would
-    fail. The tasks of every worker need the model anyway. The copies are reused by later predictions with the
-    same fitted model and client (a refit makes a new model object, hence a new copy); they are scattered
-    again if the cluster lost them.
+    A model larger than ``daskml_lab.ensemble.scatter_model_above_bytes`` (default 8 MiB serialised: a large
+    forest) is instead scattered to the workers once, outside the graph, so that every ``compute`` does not
+    ship a graph of tens of MiB; the copy is reused by later predictions with the same fitted model and client
+    (a refit makes a new model object, hence a new copy) and scattered again when the scheduler says that no
+    worker holds it any more.
+    Scattered data have no lineage, and distributed's active memory manager keeps one replica of data no
+    task waits for: a computation that starts after the loss of that replica's worker fails, and predicting
+    again scatters a new copy.
     """
     client = current_client()
-    if client is None:
+    if client is None or model_nbytes(model) <= _scatter_above_bytes():
         return dask.delayed(model, name=key, pure=True, traverse=False)
     try:
         cached = _SCATTERED.get(model)
     except TypeError:  # an unhashable model: scattered for every prediction
-        return client.scatter(model, hash=False, broadcast=True)
+        return client.scatter(model, hash=False)
     if cached is not None and cached[0] is client and cached[1].status == "finished":
-        return cached[1]
-    future = client.scatter(model, hash=False, broadcast=True)
+        # asked of the scheduler: the client may not have heard yet that the copy's worker has gone
+        if client.who_has([cached[1]]).get(cached[1].key):
+            return cached[1]
+    future = client.scatter(model, hash=False)
     _SCATTERED[model] = (client, future)
     return future
 
