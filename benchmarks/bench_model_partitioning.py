@@ -17,8 +17,9 @@ With ``--lbfgs``, the vector-free L-BFGS over the store (``solver="lbfgs", model
 the same ``tol`` as scikit-learn's ``LogisticRegression(solver="lbfgs")`` on the same CSR rows: time,
 iterations, the objective's gap to scikit-learn's tight optimum, and the keys and bytes moved per iteration,
 with 1, 2 and 4 shards; and our replicated ``lbfgs`` (``model_partitions=None``) on the same rows, per
-iteration. With ``--proximal``, the partitioned FISTA with an L1 penalty (``solver="proximal", l1_ratio=1``)
-and our replicated ``proximal``, against scikit-learn's ``saga`` on the same rows.
+iteration. ``--per-iteration N`` times N iterations only, of the partitioned and the replicated ``--solver``
+(``lbfgs`` or ``gd``). With ``--proximal``, the partitioned FISTA with an L1 penalty (``solver="proximal",
+l1_ratio=1``) and our replicated ``proximal``, against scikit-learn's ``saga`` on the same rows.
 
 Run from the repository root::
 
@@ -27,6 +28,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs     # the partitioned L-BFGS
     .venv/bin/python benchmarks/bench_model_partitioning.py --proximal --quick   # the partitioned FISTA (L1)
     .venv/bin/python benchmarks/bench_model_partitioning.py --per-iteration 20 --features 16777216   # 2**24
+    .venv/bin/python benchmarks/bench_model_partitioning.py --per-iteration 20 --solver gd   # gradient descent
     .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs --rows 1000000 --nnz 40   # issue 13's size
 
 Timings on a shared 2-core machine are noisy; run it on an idle machine before quoting figures.
@@ -123,16 +125,16 @@ def lbfgs_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: float
             )
 
 
-def iteration_figures(X_train, y_train, C: float, n_iter: int) -> None:
-    """Seconds per iteration of the partitioned lbfgs (2 shards) and the replicated one, ``n_iter`` each."""
+def iteration_figures(X_train, y_train, C: float, n_iter: int, solver: str = "lbfgs") -> None:
+    """Seconds per iteration of the partitioned ``solver`` (2 shards) and the replicated one, ``n_iter`` each."""
     print(f"{'fit':32s} {'total s':>8s} {'median s/iter':>14s} {'objective':>12s}")
     with bench_client() as client:
         X_p, y_p = client.persist([X_train, y_train])
         for label, params in (
-            ("partitioned lbfgs, 2 shards", {"model_partitions": 2}),
-            ("replicated lbfgs", {}),
+            (f"partitioned {solver}, 2 shards", {"model_partitions": 2}),
+            (f"replicated {solver}", {}),
         ):
-            model = LogisticRegression(C=C, solver="lbfgs", tol=1e-12, max_iter=n_iter, **params)
+            model = LogisticRegression(C=C, solver=solver, tol=1e-12, max_iter=n_iter, **params)
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)  # n_iter iterations on purpose
@@ -200,7 +202,10 @@ def main() -> None:
         type=int,
         default=None,
         metavar="N",
-        help="time N iterations of the partitioned lbfgs (2 shards) and of the replicated one, nothing else",
+        help="time N iterations of the partitioned --solver (2 shards) and of the replicated one, nothing else",
+    )
+    parser.add_argument(
+        "--solver", choices=("lbfgs", "gd"), default="lbfgs", help="--per-iteration: the full-batch solver"
     )
     args = parser.parse_args()
     n_train, n_features = (20_000, 2**16) if args.quick else (200_000, 2**18)
@@ -213,7 +218,7 @@ def main() -> None:
     X_np, y_np, X_test_np, y_test_np = (a.compute() for a in (X_train, y_train, X_test, y_test))
     print(f"{n_train} train rows, {n_test} test rows, {n_features} features, {args.nnz} draws per row")
     if args.per_iteration:
-        iteration_figures(X_train, y_train, C, args.per_iteration)
+        iteration_figures(X_train, y_train, C, args.per_iteration, args.solver)
         return
     if args.lbfgs:
         lbfgs_figures(X_train, y_train, X_np, y_np, C, args.tol)

@@ -1,5 +1,5 @@
-"""Full-batch solvers over the partitioned parameter store (issue 13): the vector-free L-BFGS and FISTA for
-L1 and elastic-net penalties; the optimum, the shards, the traffic.
+"""Full-batch solvers over the partitioned parameter store (issue 13): the vector-free L-BFGS, gradient
+descent, and FISTA for L1 and elastic-net penalties; the optimum, the shards, the traffic.
 
 Real two-process cluster (the session's LocalCluster), one client for the module, small sparse data; the
 optimum is compared with scikit-learn's ``LogisticRegression`` on the same CSR rows.
@@ -125,6 +125,31 @@ def test_multinomial_weighted_without_intercept(lbfgs_client: Client) -> None:
     ours = _objective(model.coef_, 0.0, X_np, y_np, weight)
     assert (ours - best) / best < 1e-6, (ours, best)
     np.testing.assert_array_equal(model.predict(X).compute(), reference.predict(X_np))
+
+
+def test_gradient_descent_takes_the_steps_of_the_replicated_gd(binary_data: tuple) -> None:
+    # the same Armijo rule on the same objective: the same accepted steps, objectives and coefficients
+    X, y, X_np, y_np = binary_data
+    settings = {"C": C, "solver": "gd", "tol": 1e-3, "max_iter": 25}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 25 steps: far from tol, on purpose
+        replicated = LogisticRegression(**settings).fit(X, y)
+        fitted = {s: LogisticRegression(model_partitions=s, **settings).fit(X, y) for s in (1, 3)}
+    for model in fitted.values():
+        assert model.n_iter_ == replicated.n_iter_ == 25
+        np.testing.assert_allclose(model.history_["step_size"], replicated.history_["step_size"])
+        np.testing.assert_allclose(model.history_["objective"], replicated.history_["objective"], rtol=1e-10)
+        np.testing.assert_allclose(model.coef_, replicated.coef_, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(model.intercept_, replicated.intercept_, rtol=1e-8)
+    ours = _objective(fitted[3].coef_, fitted[3].intercept_, X_np, y_np)
+    assert fitted[3].history_["objective"].iloc[-1] * C * len(y_np) == pytest.approx(ours, rel=1e-10)
+
+
+def test_gradient_descent_refuses_bad_line_search_constants(binary_data: tuple) -> None:
+    X, y, _, _ = binary_data
+    model = LogisticRegression(solver="gd", model_partitions=2, solver_options={"shrink": 1.5})
+    with pytest.raises(ValueError, match=r"gd: need 0 < shrink < 1"):
+        model.fit(X, y)
 
 
 # ---------------------------------------------------------------------------------- traffic and memory

@@ -69,7 +69,8 @@ class LogisticRegression(LinearClassifierBase):
         ``rate_decay``, ``batch_size`` and ``max_staleness``; ``max_iter`` counts epochs and ``tol`` the
         relative change of the objective over one), each step pulling and pushing only the keys its rows
         touch, by the vector-free ``"lbfgs"`` (``solver="lbfgs"``; ``solver_options`` takes ``memory``,
-        ``max_line_search`` and ``ftol``; ``tol`` as the replicated ``lbfgs``), or by FISTA
+        ``max_line_search`` and ``ftol``; ``tol`` as the replicated ``lbfgs``), by gradient descent
+        (``solver="gd"``; the options and ``tol`` of the replicated ``gd``), or by FISTA
         (``solver="proximal"``, the only one taking ``l1_ratio > 0``; options and ``tol`` as the replicated
         ``proximal``). Needs a distributed client. A model larger than ``daskml_lab.solvers.store.max_gather_bytes``
         (dask config, 256 MiB) stays in the shards after the fit (``coef_`` is then a

@@ -2,15 +2,16 @@
 
 With ``model_partitions`` an int, the coefficients live in a partitioned parameter store during the fit
 (:func:`daskml_lab.solvers.partitioned_sgd`, :func:`~daskml_lab.solvers.partitioned_lbfgs` with
-``solver="lbfgs"``, or :func:`~daskml_lab.solvers.partitioned_proximal` with ``solver="proximal"``, which
-also takes an L1 or elastic-net penalty). At the end they are gathered to the client when the model is at most
+``solver="lbfgs"``, :func:`~daskml_lab.solvers.partitioned_gd` with ``solver="gd"``, or
+:func:`~daskml_lab.solvers.partitioned_proximal` with ``solver="proximal"``, which also takes an L1 or
+elastic-net penalty). At the end they are gathered to the client when the model is at most
 ``daskml_lab.solvers.store.max_gather_bytes`` (dask config, 256 MiB by default); a larger model stays in the
 shards and ``coef_`` is a :class:`~daskml_lab.linear_model.PartitionedCoefficients`.
 
 ``"auto"`` partitions when ``coef_`` would be larger than ``daskml_lab.model_partitions.auto_min_bytes``
 (dask config, :data:`DEFAULT_AUTO_MIN_BYTES`), ``n_features x n_outputs x 8`` bytes with ``n_outputs`` 1 for
 two classes and the number of classes otherwise, and the estimator's settings allow it (solver ``"auto"``,
-``"sgd"``, ``"lbfgs"`` or ``"proximal"``; an L2 penalty unless ``"proximal"``; no checkpoint; a distributed
+``"sgd"``, ``"lbfgs"``, ``"gd"`` or ``"proximal"``; an L2 penalty unless ``"proximal"``; no checkpoint; a distributed
 client); otherwise it fits with the replicated solvers.
 """
 
@@ -49,6 +50,7 @@ _PARTITIONED_SOLVERS = {
     "auto": solvers.partitioned_sgd,
     "sgd": solvers.partitioned_sgd,
     "lbfgs": solvers.partitioned_lbfgs,
+    "gd": solvers.partitioned_gd,
     "proximal": solvers.partitioned_proximal,
 }
 #: Keywords of ``partitioned_sgd`` that come from the estimator, never from ``solver_options``.
@@ -96,8 +98,8 @@ def _refusal(estimator: Any) -> str | None:
     given = estimator.model_partitions
     if estimator.solver not in _PARTITIONED_SOLVERS:
         return (
-            f"model_partitions={given!r} runs the partitioned 'sgd', 'lbfgs' or 'proximal' solver, but "
-            f"solver={estimator.solver!r}. Use solver='lbfgs', 'proximal', 'sgd' (or 'auto': 'sgd') with "
+            f"model_partitions={given!r} runs the partitioned 'sgd', 'lbfgs', 'gd' or 'proximal' solver, "
+            f"but solver={estimator.solver!r}. Use solver='lbfgs', 'gd', 'proximal', 'sgd' (or 'auto': 'sgd') with "
             f"model_partitions, or model_partitions=None for {estimator.solver!r}."
         )
     if getattr(estimator, "l1_ratio", 0.0) > 0 and estimator.solver != "proximal":
@@ -136,7 +138,7 @@ def check_partitioned(estimator: Any) -> Any:
     Raises
     ------
     ValueError
-        For a solver other than ``"auto"``, ``"sgd"``, ``"lbfgs"`` or ``"proximal"``, an L1 penalty with
+        For a solver other than ``"auto"``, ``"sgd"``, ``"lbfgs"``, ``"gd"`` or ``"proximal"``, an L1 penalty with
         another solver than ``"proximal"``, a checkpoint, unknown ``solver_options``,
         or no distributed client.
     """

@@ -49,6 +49,7 @@ from daskml_lab.solvers.gd import gd
 from daskml_lab.solvers.lbfgs import lbfgs
 from daskml_lab.solvers.newton_cg import newton_cg
 from daskml_lab.solvers.newton_cholesky import newton_cholesky
+from daskml_lab.solvers.partitioned_gd import partitioned_gd
 from daskml_lab.solvers.partitioned_lbfgs import partitioned_lbfgs
 from daskml_lab.solvers.partitioned_proximal import partitioned_proximal
 from daskml_lab.solvers.partitioned_sgd import PartitionedResult, partitioned_sgd
@@ -81,6 +82,7 @@ __all__ = [
     "heldout_sse",
     "lockstep_lbfgs_paths",
     "max_gather_bytes",
+    "partitioned_gd",
     "partitioned_lbfgs",
     "partitioned_proximal",
     "partitioned_sgd",
