@@ -112,7 +112,7 @@ def test_adagrad_and_lazy_l2_follow_their_formulas(store_client: Client) -> None
     assert values[0] == values[2] == 0.0
 
 
-@pytest.mark.parametrize("step_rule", ["sgd", "adagrad"])
+@pytest.mark.parametrize("step_rule", ["sgd", "adagrad", "ftrl"])
 def test_values_do_not_depend_on_the_number_of_shards(store_client: Client, step_rule: str) -> None:
     rng = np.random.default_rng(0)
     steps = [(np.unique(rng.integers(0, 50, size=8)), rng.normal(size=(8, 2))) for _ in range(6)]
@@ -137,6 +137,45 @@ def test_values_do_not_depend_on_the_number_of_shards(store_client: Client, step
     np.testing.assert_allclose(gathered[1], gathered[0], rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(gathered[2], gathered[0], rtol=1e-13, atol=1e-15)
     assert np.count_nonzero(gathered[0]) > 0
+
+
+def test_ftrl_proximal_follows_its_closed_form(store_client: Client) -> None:
+    alpha, beta, l1, l2 = 0.5, 1.0, 0.3, 0.2
+    rng = np.random.default_rng(5)
+    steps = [(np.unique(rng.integers(0, 12, size=5)), rng.normal(size=(5, 1)) * 3) for _ in range(8)]
+    penalised = (np.arange(12) < 11)[:, None]  # key 11: the intercept
+
+    def closed_form(z: np.ndarray, n: np.ndarray, t: int, pen: np.ndarray) -> np.ndarray:
+        t1, t2 = max(t, 1) * l1 * pen, max(t, 1) * l2 * pen
+        return np.where(np.abs(z) <= t1, 0.0, -(z - np.sign(z) * t1) / ((beta + np.sqrt(n)) / alpha + t2))
+
+    z, n = np.zeros((12, 1)), np.zeros((12, 1))
+    for t, (keys, grads) in enumerate(steps):  # McMahan et al.'s update, the penalty counted once per step
+        g = grads[: len(keys)]
+        w = closed_form(z[keys], n[keys], t, penalised[keys])
+        z[keys] += g - (np.sqrt(n[keys] + g**2) - np.sqrt(n[keys])) / alpha * w
+        n[keys] += g**2
+    expected = closed_form(z, n, len(steps), penalised)
+    for n_shards in (1, 3):
+        store = ShardedStore.create(
+            store_client,
+            12,
+            1,
+            workers=_workers(store_client),
+            n_shards=n_shards,
+            n_penalised=11,
+            step_rule="ftrl",
+            learning_rate=alpha,
+            l2=l2,
+            shard_options={"l1": l1, "beta": beta},
+        )
+        with store:
+            for keys, grads in steps:
+                store.push(keys, grads[: len(keys)])
+            np.testing.assert_allclose(store.gather(), expected, rtol=1e-12, atol=1e-15)
+            assert store.abs_norm() == pytest.approx(np.abs(expected[:11]).sum(), rel=1e-12)
+    assert np.count_nonzero(expected[:11] == 0) > 0  # the L1 part gives exact zeros
+    assert np.count_nonzero(expected) > 0
 
 
 def test_a_store_seeded_from_another_has_its_values_with_another_shard_count(store_client: Client) -> None:
@@ -187,6 +226,41 @@ def test_partitioned_sgd_reaches_sklearn(store_client: Client) -> None:
     # traffic: each pulled key costs its slot and one value, nothing else
     history = model.history_
     np.testing.assert_array_equal(history["bytes_pulled"], history["keys_pulled"] * 16)
+
+
+def test_ftrl_proximal_sgd_fits_an_elastic_net_with_exact_zeros(store_client: Client) -> None:
+    # FTRL-proximal over the store (solver "async-sgd" is the same SGD): near scikit-learn's saga optimum in
+    # 12 epochs, with exact zeros where AdaGrad, L2 only, has none
+    C, l1_ratio = 0.5, 0.5
+    X, y = make_sparse_classification(8_000, 2**12, nnz_per_row=15, chunks=2_000, random_state=0)
+    X_np, y_np = X.compute().tocsr(), y.compute()
+
+    def objective(coef: np.ndarray, intercept: float) -> float:
+        z = X_np @ coef.ravel() + intercept
+        penalty = (1 - l1_ratio) / 2 * coef.ravel() @ coef.ravel() + l1_ratio * np.abs(coef).sum()
+        return float(C * np.sum(np.logaddexp(0.0, z) - y_np * z) + penalty)
+
+    reference = SkLogisticRegression(C=C, l1_ratio=l1_ratio, solver="saga", tol=1e-8, max_iter=5_000)
+    reference.fit(X_np, y_np)
+    best = objective(reference.coef_, reference.intercept_[0])
+    model = LogisticRegression(
+        C=C,
+        l1_ratio=l1_ratio,
+        solver="async-sgd",
+        model_partitions=2,
+        max_iter=12,
+        tol=1e-9,
+        random_state=0,
+        solver_options={"step_rule": "ftrl", "learning_rate": 5.0},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the objective gap is what is checked
+        model.fit(X, y)
+    ours = objective(model.coef_, model.intercept_[0])
+    assert (ours - best) / best < 0.1, (ours, best)
+    assert model.history_["objective"].iloc[-1] * C * len(y_np) == pytest.approx(ours, rel=1e-9)
+    assert np.count_nonzero(model.coef_ == 0) > 0.2 * model.coef_.size
+    np.testing.assert_array_equal(model.history_["bytes_pulled"], model.history_["keys_pulled"] * 16)
 
 
 def _widen(X: dask.array.Array, n_features: int, seed: int) -> dask.array.Array:
@@ -289,9 +363,13 @@ def test_model_partitions_is_a_parameter() -> None:
         ({"model_partitions": "many"}, r"model_partitions"),
         (
             {"model_partitions": 2, "solver": "newton-cg"},
-            r"Use solver=.lbfgs., .proximal., .sgd. \(or .auto.: .sgd.\)",
+            r"Use solver=.lbfgs., .gd., .proximal., .sgd. \(or .auto. or .async-sgd.: the same SGD",
         ),
         ({"model_partitions": 2, "l1_ratio": 0.5}, r"supports the L2 penalty only .* Use solver=.proximal."),
+        (
+            {"model_partitions": 2, "l1_ratio": 0.5, "solver_options": {"step_rule": "adagrad"}},
+            r"or the SGD with solver_options=\{'step_rule': 'ftrl'\}",
+        ),
         ({"model_partitions": 2, "solver": "sgd", "solver_options": {"step": 1}}, r"keys \['step'\]"),
     ],
 )

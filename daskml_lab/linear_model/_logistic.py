@@ -65,18 +65,19 @@ class LogisticRegression(LinearClassifierBase):
         Where the coefficients live during ``fit``. ``None``: the replicated solvers (``solver``). An int
         ``S >= 1``: a partitioned parameter store of ``S`` shards on the workers (Dask actors; ``S`` larger
         than the number of workers puts several shards on a worker), trained by the partitioned ``"sgd"``
-        (``solver="auto"`` or ``"sgd"``; ``solver_options`` then takes ``step_rule``, ``learning_rate``,
-        ``rate_decay``, ``batch_size`` and ``max_staleness``; ``max_iter`` counts epochs and ``tol`` the
-        relative change of the objective over one), each step pulling and pushing only the keys its rows
-        touch, by the vector-free ``"lbfgs"`` (``solver="lbfgs"``; ``solver_options`` takes ``memory``,
-        ``max_line_search`` and ``ftol``; ``tol`` as the replicated ``lbfgs``), by gradient descent
-        (``solver="gd"``; the options and ``tol`` of the replicated ``gd``), or by FISTA
-        (``solver="proximal"``, the only one taking ``l1_ratio > 0``; options and ``tol`` as the replicated
-        ``proximal``). Needs a distributed client. A model larger than ``daskml_lab.solvers.store.max_gather_bytes``
-        (dask config, 256 MiB) stays in the shards after the fit (``coef_`` is then a
-        :class:`PartitionedCoefficients`). ``"auto"``: partitioned, with one shard per worker, when ``coef_``
-        would be larger than ``daskml_lab.model_partitions.auto_min_bytes`` (dask config, 32 MiB) and the
-        settings allow it; otherwise ``None``. See :doc:`/model_partitioning`.
+        (``solver="auto"``, ``"sgd"`` or ``"async-sgd"``: asynchronous with bounded staleness;
+        ``solver_options`` then takes ``step_rule`` (``"adagrad"``, ``"sgd"``, or ``"ftrl"``: FTRL-proximal,
+        which also takes ``l1_ratio > 0``), ``learning_rate``, ``rate_decay``, ``batch_size``,
+        ``max_staleness`` and ``beta``; ``max_iter`` counts epochs and ``tol`` the relative change of the
+        objective over one), each step pulling and pushing only the keys its rows touch, by the vector-free
+        ``"lbfgs"`` (``solver="lbfgs"``; ``solver_options`` takes ``memory``, ``max_line_search`` and
+        ``ftol``; ``tol`` as the replicated ``lbfgs``), by gradient descent (``solver="gd"``; the options and
+        ``tol`` of the replicated ``gd``), or by FISTA (``solver="proximal"``, for ``l1_ratio > 0``; options
+        and ``tol`` as the replicated ``proximal``). Needs a distributed client. A model larger than
+        ``daskml_lab.solvers.store.max_gather_bytes`` (dask config, 256 MiB) stays in the shards after the fit
+        (``coef_`` is then a :class:`PartitionedCoefficients`). ``"auto"``: partitioned, with one shard per
+        worker, when ``coef_`` would be larger than ``daskml_lab.model_partitions.auto_min_bytes`` (dask
+        config, 32 MiB) and the settings allow it; otherwise ``None``. See :doc:`/model_partitioning`.
 
     Attributes
     ----------

@@ -45,10 +45,12 @@ logger = logging.getLogger(__name__)
 #: faster is the target).
 DEFAULT_AUTO_MIN_BYTES = 32 * 2**20
 
-#: The solvers over the partitioned store, by the estimator's ``solver`` ("auto" is the SGD).
+#: The solvers over the partitioned store, by the estimator's ``solver`` ("auto" and "async-sgd" are the SGD,
+#: which is asynchronous with bounded staleness; ``max_staleness=0`` runs it in lockstep).
 _PARTITIONED_SOLVERS = {
     "auto": solvers.partitioned_sgd,
     "sgd": solvers.partitioned_sgd,
+    "async-sgd": solvers.partitioned_sgd,
     "lbfgs": solvers.partitioned_lbfgs,
     "gd": solvers.partitioned_gd,
     "proximal": solvers.partitioned_proximal,
@@ -98,15 +100,17 @@ def _refusal(estimator: Any) -> str | None:
     given = estimator.model_partitions
     if estimator.solver not in _PARTITIONED_SOLVERS:
         return (
-            f"model_partitions={given!r} runs the partitioned 'sgd', 'lbfgs', 'gd' or 'proximal' solver, "
-            f"but solver={estimator.solver!r}. Use solver='lbfgs', 'gd', 'proximal', 'sgd' (or 'auto': 'sgd') with "
+            f"model_partitions={given!r} runs the partitioned 'sgd' (also 'async-sgd'), 'lbfgs', 'gd' or "
+            f"'proximal' solver, but solver={estimator.solver!r}. Use solver='lbfgs', 'gd', 'proximal', 'sgd' "
+            "(or 'auto' or 'async-sgd': the same SGD, asynchronous with bounded staleness) with "
             f"model_partitions, or model_partitions=None for {estimator.solver!r}."
         )
-    if getattr(estimator, "l1_ratio", 0.0) > 0 and estimator.solver != "proximal":
+    if getattr(estimator, "l1_ratio", 0.0) > 0 and not _takes_l1(estimator):
         return (
             f"model_partitions={given!r} with solver={estimator.solver!r} supports the L2 penalty only "
-            f"(l1_ratio=0), got l1_ratio={estimator.l1_ratio!r}. Use solver='proximal' for an L1 or elastic-net "
-            "penalty over the partitioned store, or model_partitions=None."
+            f"(l1_ratio=0), got l1_ratio={estimator.l1_ratio!r}. Use solver='proximal', or the SGD with "
+            "solver_options={'step_rule': 'ftrl'} (FTRL-proximal), for an L1 or elastic-net penalty over the "
+            "partitioned store, or model_partitions=None."
         )
     if estimator.checkpoint is not None:
         return (
@@ -116,7 +120,7 @@ def _refusal(estimator: Any) -> str | None:
     options = partitioned_options(estimator.solver)
     unknown = sorted(set(estimator.solver_options or {}) - set(options))
     if unknown:
-        name = "sgd" if estimator.solver == "auto" else estimator.solver
+        name = "sgd" if estimator.solver in ("auto", "async-sgd") else estimator.solver
         return (
             f"solver_options has keys {unknown} that the partitioned {name!r} (model_partitions={given!r}) does "
             f"not take. Its options are {options}."
@@ -128,6 +132,14 @@ def _refusal(estimator: Any) -> str | None:
             f"distributed.Client(...)), or fit {type(estimator).__name__} with model_partitions=None."
         )
     return None
+
+
+def _takes_l1(estimator: Any) -> bool:
+    """Whether the partitioned solver the estimator runs takes an L1 penalty: FISTA, or the FTRL-proximal SGD."""
+    if estimator.solver == "proximal":
+        return True
+    ftrl = (estimator.solver_options or {}).get("step_rule") == "ftrl"
+    return ftrl and _PARTITIONED_SOLVERS.get(estimator.solver) is solvers.partitioned_sgd
 
 
 def check_partitioned(estimator: Any) -> Any:
@@ -246,7 +258,7 @@ def run_partitioned(
     # the same size rule as the store's gather: the feature rows and the intercept row, float64
     gather = (n_features + 1) * n_outputs * 8 <= solvers.max_gather_bytes()
     given = estimator.model_partitions
-    penalty = {"l1": objective.l1} if estimator.solver == "proximal" else {}
+    penalty = {"l1": objective.l1} if _takes_l1(estimator) else {}
     result = _PARTITIONED_SOLVERS[estimator.solver](
         X,
         y,

@@ -8,10 +8,11 @@ value of a key independent of the number of shards. Each shard is a :class:`Para
 package opens no connection of its own.
 
 A worker (or the client) reads rows with :meth:`StoreView.pull` and sends gradients with
-:meth:`StoreView.push`; each shard applies its own step rule per coordinate (plain SGD or AdaGrad) and the L2
-penalty lazily (see :class:`ParameterShard`). Shards count the keys and bytes pulled and pushed, and keep a
-clock for bounded staleness. :meth:`ShardedStore.gather` brings the whole model to the client only when it is
-small (``max_gather_bytes``, dask config ``daskml_lab.solvers.store.max_gather_bytes``, default 256 MiB).
+:meth:`StoreView.push`; each shard applies its own step rule per coordinate (plain SGD or AdaGrad, with the L2
+penalty applied lazily, see :class:`ParameterShard`; or FTRL-proximal with L1 and L2, see :class:`FTRLShard`).
+Shards count the keys and bytes pulled and pushed, and keep a clock for bounded staleness.
+:meth:`ShardedStore.gather` brings the whole model to the client only when it is small (``max_gather_bytes``,
+dask config ``daskml_lab.solvers.store.max_gather_bytes``, default 256 MiB).
 """
 
 from __future__ import annotations
@@ -30,10 +31,18 @@ from daskml_lab._runtime.client import cluster_timeout_s
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STEP_RULES", "ParameterShard", "ShardRule", "ShardedStore", "StoreView", "max_gather_bytes"]
+__all__ = [
+    "STEP_RULES",
+    "FTRLShard",
+    "ParameterShard",
+    "ShardRule",
+    "ShardedStore",
+    "StoreView",
+    "max_gather_bytes",
+]
 
 #: Per-coordinate step rules a shard applies to pushed gradients.
-STEP_RULES = ("sgd", "adagrad")
+STEP_RULES = ("sgd", "adagrad", "ftrl")
 #: Default of ``daskml_lab.solvers.store.max_gather_bytes``: the largest model brought whole to the client.
 DEFAULT_MAX_GATHER_BYTES = 256 * 2**20
 _ADAGRAD_EPS = 1e-8
@@ -191,14 +200,7 @@ class ParameterShard:
         grads = np.asarray(grads, dtype=np.float64).reshape(len(slots), self.values.shape[1])
         self._catch_up(slots)
         if len(slots):
-            if self.accumulator is not None:
-                # slots are unique within a push (np.unique of the batch's columns): fancy += is safe
-                self.accumulator[slots] += grads**2
-            rates = self._rates(slots)
-            updated = self.values[slots] - rates * grads
-            shrink = np.where(self.penalised[slots][:, None], 1.0 + rates * self.l2, 1.0)
-            self.values[slots] = updated / shrink
-            self.last_tick[slots] = self.clock + 1
+            self._step(slots, grads)
         self.clock += 1
         self.worker_clocks[worker] = float(worker_clock)
         staleness = max(self.clock - 1 - int(pulled_at), 0)
@@ -208,6 +210,16 @@ class ParameterShard:
         self.counters["staleness_max"] = max(self.counters["staleness_max"], staleness)
         self.counters["staleness_sum"] += staleness
         return self.clock, self.slowest()
+
+    def _step(self, slots: np.ndarray, grads: np.ndarray) -> None:
+        """The step rule on the rows of ``slots`` (unique within a push: np.unique of the batch's columns)."""
+        if self.accumulator is not None:
+            self.accumulator[slots] += grads**2
+        rates = self._rates(slots)
+        updated = self.values[slots] - rates * grads
+        shrink = np.where(self.penalised[slots][:, None], 1.0 + rates * self.l2, 1.0)
+        self.values[slots] = updated / shrink
+        self.last_tick[slots] = self.clock + 1
 
     def load_rows(self, slots: np.ndarray, rows: np.ndarray) -> None:
         """Set the rows of ``slots`` (seeding a store from another one; not a solver step, not counted)."""
@@ -239,6 +251,11 @@ class ParameterShard:
         self._catch_up(np.arange(len(self.values)))
         return float(np.sum(self.values[self.penalised] ** 2))
 
+    def abs_norm(self) -> float:
+        """``||w||_1`` over the penalised rows (after their pending steps)."""
+        self._catch_up(np.arange(len(self.values)))
+        return float(np.sum(np.abs(self.values[self.penalised])))
+
     def gather(self) -> np.ndarray:
         """All the shard's rows (for a small model only: :meth:`ShardedStore.gather` checks)."""
         self._catch_up(np.arange(len(self.values)))
@@ -249,6 +266,67 @@ class ParameterShard:
     def stats(self) -> dict[str, Any]:
         """The traffic counters, the clock and the number of rows held."""
         return {**self.counters, "clock": self.clock, "n_keys": len(self.values)}
+
+
+class FTRLShard(ParameterShard):
+    """A parameter shard whose step rule is FTRL-proximal (McMahan et al., KDD 2013), per coordinate.
+
+    Each coordinate keeps ``z`` (the gradients summed, less the proximal centres) and ``n`` (the squared
+    gradients summed), and its value is FTRL-proximal's closed form
+
+    ``w = 0`` if ``|z| <= t l1``, else ``w = -(z - sign(z) t l1) / ((beta + sqrt(n)) / alpha + t l2)``
+
+    with ``alpha`` the learning rate and ``t`` the shard's clock: every push is one step of the solver on the
+    whole objective (its gradient an unbiased estimate of the data term's), so after ``t`` steps the penalty
+    ``l1 ||w||_1 + l2 / 2 ||w||^2`` has been added ``t`` times. The value is computed when a row is pulled,
+    pushed or gathered, so a step costs only the keys it touches, the L1 penalty gives exact zeros, and the
+    intercept row (not penalised) has ``t l1 = t l2 = 0``.
+
+    Parameters
+    ----------
+    *args
+        Those of :class:`ParameterShard` (its ``step_rule`` is ``"ftrl"``, its ``learning_rate`` ``alpha``).
+    l1 : float, default=0.0
+        L1 strength of the objective.
+    beta : float, default=1.0
+        FTRL-proximal's ``beta`` (smooths the first steps of a coordinate).
+    """
+
+    def __init__(self, *args: Any, l1: float = 0.0, beta: float = 1.0, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self.l1, self.beta = float(l1), float(beta)
+        self.z = np.zeros_like(self.values)
+        self.n = np.zeros_like(self.values)
+        if np.any(self.values):
+            self.load_rows(np.arange(len(self.values)), self.values)
+
+    def _catch_up(self, slots: np.ndarray) -> None:
+        """The closed form of the rows of ``slots`` at the current clock."""
+        t = float(max(self.clock, 1))
+        z, penalised = self.z[slots], self.penalised[slots][:, None]
+        l1 = np.where(penalised, t * self.l1, 0.0)
+        l2 = np.where(penalised, t * self.l2, 0.0)
+        shrunk = np.sign(z) * np.maximum(np.abs(z) - l1, 0.0)
+        self.values[slots] = -shrunk / ((self.beta + np.sqrt(self.n[slots])) / self.learning_rate + l2)
+        self.last_tick[slots] = self.clock
+
+    def _step(self, slots: np.ndarray, grads: np.ndarray) -> None:
+        n = self.n[slots]
+        sigma = (np.sqrt(n + grads**2) - np.sqrt(n)) / self.learning_rate
+        self.z[slots] += grads - sigma * self.values[slots]
+        self.n[slots] = n + grads**2
+
+    def load_rows(self, slots: np.ndarray, rows: np.ndarray) -> None:
+        """Set ``z`` so that the rows of ``slots`` have the values ``rows`` now (a warm start)."""
+        slots = np.asarray(slots, dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.float64).reshape(len(slots), self.values.shape[1])
+        t = float(max(self.clock, 1))
+        penalised = self.penalised[slots][:, None]
+        l1 = np.where(penalised, t * self.l1, 0.0)
+        l2 = np.where(penalised, t * self.l2, 0.0)
+        denominator = (self.beta + np.sqrt(self.n[slots])) / self.learning_rate + l2
+        self.z[slots] = -rows * denominator - np.sign(rows) * l1
+        self._catch_up(slots)
 
 
 @dataclass(frozen=True)
@@ -421,7 +499,7 @@ class ShardedStore:
                 start = np.asarray(initial, dtype=np.float64)[rule.keys_of(shard)]
             futures.append(
                 client.submit(
-                    shard_class or ParameterShard,
+                    shard_class or (FTRLShard if step_rule == "ftrl" else ParameterShard),
                     rule.size(shard),
                     n_outputs,
                     penalised.size(shard),
@@ -485,6 +563,11 @@ class ShardedStore:
     def sq_norm(self) -> float:
         """``||w||^2`` of the penalised keys, summed over the shards (one float from each)."""
         calls = [shard.sq_norm() for shard in self.view.shards]
+        return float(sum(call.result(self.view.timeout_s) for call in calls))
+
+    def abs_norm(self) -> float:
+        """``||w||_1`` of the penalised keys, summed over the shards (one float from each)."""
+        calls = [shard.abs_norm() for shard in self.view.shards]
         return float(sum(call.result(self.view.timeout_s) for call in calls))
 
     def gather(self, limit_bytes: int | None = None) -> np.ndarray:

@@ -208,12 +208,14 @@ def partitioned_sgd(
     callback: Callable[..., Any] | None = None,
     step_rule: str = "adagrad",
     learning_rate: float = 1.0,
-    rate_decay: float = 0.5,
+    rate_decay: float | None = None,
     batch_size: int = 512,
     max_staleness: int | None = 8,
+    l1: float = 0.0,
+    beta: float = 1.0,
     gather: bool = True,
 ) -> PartitionedResult:
-    """Minimise ``data_scale * sum_i s_i loss_i + l2 / 2 * ||w||^2`` by SGD over a partitioned store.
+    """Minimise ``data_scale * sum_i s_i loss_i + l1 ||w||_1 + l2 / 2 ||w||^2`` by SGD over a partitioned store.
 
     Parameters
     ----------
@@ -244,17 +246,24 @@ def partitioned_sgd(
         Seeds the order of the rows in each epoch (combined with the epoch and the worker's position).
     callback : callable, default=None
         Called with each epoch's history record.
-    step_rule : {"adagrad", "sgd"}, default="adagrad"
-        The shards' per-coordinate rule (see ``ParameterShard``).
+    step_rule : {"adagrad", "sgd", "ftrl"}, default="adagrad"
+        The shards' per-coordinate rule: plain SGD and AdaGrad (``ParameterShard``, L2 only), or
+        FTRL-proximal (``FTRLShard``, L1 and L2: the model's zeros are exact).
     learning_rate : float, default=1.0
-        Base rate ``eta``.
-    rate_decay : float, default=0.5
+        Base rate ``eta`` (FTRL-proximal's ``alpha``).
+    rate_decay : float, default=None
         The base rate of epoch ``e`` (from 0) is ``learning_rate / (1 + rate_decay * e)``, on top of the step
-        rule's own per-coordinate decay; larger values lower the noise of the last epochs.
+        rule's own per-coordinate decay; larger values lower the noise of the last epochs. None: 0.5, and 0
+        for ``"ftrl"`` (whose closed form divides by the rate: a decaying rate would move every coordinate).
     batch_size : int, default=512
         Rows per step.
     max_staleness : int or None, default=8
-        Bound on how many steps a worker may run ahead of the slowest running worker (None: no bound).
+        Bound on how many steps a worker may run ahead of the slowest running worker (None: no bound; 0: the
+        workers' steps in lockstep).
+    l1 : float, default=0.0
+        L1 strength; ``step_rule="ftrl"`` only.
+    beta : float, default=1.0
+        FTRL-proximal's ``beta``; ``step_rule="ftrl"`` only.
     gather : bool, default=True
         Bring the parameters to the client at the end (refused above ``max_gather_bytes``); False keeps
         them in the store, returned open.
@@ -264,7 +273,17 @@ def partitioned_sgd(
     PartitionedResult
     """
     _check_options(n_partitions, step_rule, learning_rate, batch_size, max_staleness)
+    if rate_decay is None:
+        rate_decay = 0.0 if step_rule == "ftrl" else 0.5
     check_non_negative(_SOLVER, "rate_decay", rate_decay)
+    check_non_negative(_SOLVER, "l1", l1)
+    check_positive(_SOLVER, "beta", beta)
+    if l1 > 0 and step_rule != "ftrl":
+        msg = (
+            f"{_SOLVER}: an L1 penalty (l1={l1:g}) needs step_rule='ftrl' (FTRL-proximal, whose zeros are "
+            f"exact); step_rule={step_rule!r} applies an L2 penalty only."
+        )
+        raise ValueError(msg)
     placed = place_blocks(
         client, X, y, sample_weight, solver=_SOLVER, loss=loss, n_outputs=n_outputs, gather=gather
     )
@@ -281,6 +300,7 @@ def partitioned_sgd(
         "loss": loss,
         "data_scale": float(data_scale),
         "l2": float(l2),
+        "l1": float(l1),
         "learning_rate": float(learning_rate),
         "rate_decay": float(rate_decay),
     }
@@ -304,6 +324,7 @@ def partitioned_sgd(
         l2=l2,
         initial=w0,
         key=task_prefix("parameter shard"),
+        shard_options={"l1": float(l1), "beta": float(beta)} if step_rule == "ftrl" else None,
     )
     info = {"solver": _SOLVER, "n_shards": store.n_shards, "n_keys": n_keys, "n_outputs": n_outputs}
     report = FitReport(store, callback, info)
@@ -431,4 +452,7 @@ def _objective(
         )
     # gather: one float per worker
     loss_sum = float(sum(gather_watched(client, calls, store, groups, _SOLVER)))
-    return config["data_scale"] * loss_sum + config["l2"] / 2 * store.sq_norm()
+    penalty = config["l2"] / 2 * store.sq_norm()
+    if config["l1"] > 0:
+        penalty += config["l1"] * store.abs_norm()
+    return config["data_scale"] * loss_sum + penalty
