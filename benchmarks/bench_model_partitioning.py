@@ -19,7 +19,10 @@ iterations, the objective's gap to scikit-learn's tight optimum, and the keys an
 with 1, 2 and 4 shards; and our replicated ``lbfgs`` (``model_partitions=None``) on the same rows, per
 iteration. ``--per-iteration N`` times N iterations only, of the partitioned and the replicated ``--solver``
 (``lbfgs`` or ``gd``). With ``--proximal``, the partitioned FISTA with an L1 penalty (``solver="proximal",
-l1_ratio=1``) and our replicated ``proximal``, against scikit-learn's ``saga`` on the same rows.
+l1_ratio=1``) and our replicated ``proximal``, against scikit-learn's ``saga`` on the same rows. With
+``--ftrl``, the SGD over the store with FTRL-proximal and the same L1 penalty for ``--epochs`` epochs, next
+to scikit-learn's ``SGDClassifier(penalty="l1")`` for as many: time per epoch, gap to saga's optimum,
+non-zeros, test accuracy.
 
 Run from the repository root::
 
@@ -27,6 +30,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_model_partitioning.py             # 200,000 rows, 2**18 features
     .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs     # the partitioned L-BFGS
     .venv/bin/python benchmarks/bench_model_partitioning.py --proximal --quick   # the partitioned FISTA (L1)
+    .venv/bin/python benchmarks/bench_model_partitioning.py --ftrl --quick   # the FTRL-proximal SGD (L1)
     .venv/bin/python benchmarks/bench_model_partitioning.py --per-iteration 20 --features 16777216   # 2**24
     .venv/bin/python benchmarks/bench_model_partitioning.py --per-iteration 20 --solver gd   # gradient descent
     .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs --rows 1000000 --nnz 40   # issue 13's size
@@ -145,8 +149,8 @@ def iteration_figures(X_train, y_train, C: float, n_iter: int, solver: str = "lb
             print(f"{label:32s} {seconds:8.2f} {per_iteration:14.3f} {objective_value:12.6f}")
 
 
-def proximal_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: float) -> None:
-    """The partitioned FISTA (L1 penalty) with 2 shards and our replicated proximal, against scikit-learn's saga."""
+def l1_reference(X_np, y_np: np.ndarray, C: float):
+    """scikit-learn's saga to ``tol=1e-8`` with an L1 penalty: the objective, the fit, its optimum and time."""
 
     def l1_objective(coef: np.ndarray, intercept: float) -> float:
         z = X_np @ coef + intercept
@@ -162,6 +166,12 @@ def proximal_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: fl
     print(
         f"scikit-learn saga (tol=1e-8): objective {best:.6f}, {np.count_nonzero(reference.coef_)} non-zeros"
     )
+    return l1_objective, reference, best, sk_s
+
+
+def proximal_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: float) -> None:
+    """The partitioned FISTA (L1 penalty) with 2 shards and our replicated proximal, against scikit-learn's saga."""
+    l1_objective, reference, best, sk_s = l1_reference(X_np, y_np, C)
     print(f"{'fit':32s} {'s':>8s} {'iters':>6s} {'s/iter':>7s} {'gap':>9s} {'ratio':>6s} {'non-zeros':>10s}")
     print(
         f"{'scikit-learn saga':32s} {sk_s:8.2f} {int(reference.n_iter_[0]):6d} {'':7s} {0.0:9.1e} {1.0:6.2f}"
@@ -184,6 +194,52 @@ def proximal_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: fl
             )
 
 
+def ftrl_figures(
+    X_train, y_train, X_np, y_np, X_test, y_test, C: float, epochs: int, partitions: int
+) -> None:
+    """The SGD over the store with FTRL-proximal and an L1 penalty, next to scikit-learn's L1 SGDClassifier."""
+    l1_objective, reference, best, _ = l1_reference(X_np, y_np, C)
+    X_test_np, y_test_np = X_test.compute(), y_test.compute()
+    print(f"{'fit':36s} {'s/epoch':>8s} {'gap':>9s} {'non-zeros':>10s} {'accuracy':>9s}")
+    print(
+        f"{'scikit-learn saga (optimum)':36s} {'':8s} {0.0:9.1e} {np.count_nonzero(reference.coef_):10d} "
+        f"{reference.score(X_test_np, y_test_np):9.4f}"
+    )
+    sgd = SGDClassifier(
+        loss="log_loss", penalty="l1", alpha=1.0 / (C * len(y_np)), max_iter=epochs, tol=None, random_state=0
+    )
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # epochs on purpose
+        sgd.fit(X_np, y_np)
+    print(
+        f"{'scikit-learn SGDClassifier (L1)':36s} {(time.perf_counter() - start) / epochs:8.3f} "
+        f"{l1_objective(sgd.coef_[0], sgd.intercept_[0]) / best - 1:9.1e} {np.count_nonzero(sgd.coef_):10d} "
+        f"{sgd.score(X_test_np, y_test_np):9.4f}"
+    )
+    with bench_client() as client:
+        X_p, y_p = client.persist([X_train, y_train])
+        model = LogisticRegression(
+            C=C,
+            l1_ratio=1.0,
+            solver="async-sgd",
+            model_partitions=partitions,
+            max_iter=epochs,
+            tol=1e-9,
+            random_state=0,
+            solver_options={"step_rule": "ftrl", "learning_rate": 5.0},
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # epochs on purpose
+            model.fit(X_p, y_p)
+        accuracy = model.score(X_test, y_test)
+    print(
+        f"{f'partitioned FTRL-proximal, {partitions} shards':36s} {model.history_['epoch_s'].median():8.3f} "
+        f"{l1_objective(model.coef_[0], model.intercept_[0]) / best - 1:9.1e} {np.count_nonzero(model.coef_):10d} "
+        f"{accuracy:9.4f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 rows and 2**16 features")
@@ -197,6 +253,9 @@ def main() -> None:
     parser.add_argument("--nnz", type=int, default=20, help="draws per row")
     parser.add_argument("--tol", type=float, default=1e-6, help="--lbfgs, --proximal: the tol of the fits")
     parser.add_argument("--proximal", action="store_true", help="the partitioned FISTA (L1) against saga")
+    parser.add_argument(
+        "--ftrl", action="store_true", help="the FTRL-proximal SGD (L1) against SGDClassifier"
+    )
     parser.add_argument(
         "--per-iteration",
         type=int,
@@ -225,6 +284,9 @@ def main() -> None:
         return
     if args.proximal:
         proximal_figures(X_train, y_train, X_np, y_np, C, args.tol)
+        return
+    if args.ftrl:
+        ftrl_figures(X_train, y_train, X_np, y_np, X_test, y_test, C, args.epochs, args.partitions)
         return
 
     start = time.perf_counter()
