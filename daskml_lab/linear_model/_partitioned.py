@@ -40,9 +40,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Default of ``daskml_lab.model_partitions.auto_min_bytes``: ``model_partitions="auto"`` partitions a model
-#: larger than this (32 MiB: 2**22 float64 coefficients). Provisional, until the idle benchmark of issue 13
-#: measures where the partitioned fit overtakes the replicated one (2**18 features: within 1.3x; 2**24: 5x
-#: faster is the target).
+#: larger than this (32 MiB: 2**22 float64 coefficients). The partitioned L-BFGS overtakes the replicated one
+#: between 2**16 and 2**18 features (docs/benchmarks.md), but "auto" with ``solver="auto"`` runs the SGD, whose
+#: answer is approximate: it switches where the replicated fit has become the bottleneck.
 DEFAULT_AUTO_MIN_BYTES = 32 * 2**20
 
 #: The solvers over the partitioned store, by the estimator's ``solver`` ("auto" and "async-sgd" are the SGD,
