@@ -27,11 +27,10 @@ from typing import Any
 import numpy as np
 
 from daskml_lab.solvers._partitioned_fit import FitReport, in_fit_span
-from daskml_lab.solvers._result import warn_not_converged
 from daskml_lab.solvers._store_rounds import counted_traffic, run_over_store
 from daskml_lab.solvers._vector_shards import LBFGSShard
 from daskml_lab.solvers.gd import GDOptions
-from daskml_lab.solvers.partitioned_lbfgs import _LBFGSRounds, _two_loop
+from daskml_lab.solvers.partitioned_lbfgs import _LBFGSRounds, _two_loop, line_search_result
 from daskml_lab.solvers.partitioned_sgd import PartitionedResult
 
 logger = logging.getLogger(__name__)
@@ -43,6 +42,7 @@ _SOLVER = "partitioned gd"
 _MEMORY = 1
 
 
+@in_fit_span(_SOLVER)
 def partitioned_gd(
     X: Any,
     y: Any,
@@ -71,24 +71,8 @@ def partitioned_gd(
 
     Parameters
     ----------
-    X : dask array of shape (n_samples, n_features)
-        Row blocks (``scipy.sparse`` CSR, or dense, converted per block), one column chunk.
-    y : dask array of shape (n_samples,)
-        ``0``/``1`` for ``loss="logistic"``, class codes ``0 .. n_outputs - 1`` for ``"multinomial"``.
-    sample_weight : dask array of shape (n_samples,) or None
-        ``s_i`` (ones when None).
-    client : distributed.Client
-    loss : {"logistic", "multinomial"}
-    n_outputs : int
-        1 for ``"logistic"``, the number of classes for ``"multinomial"``.
-    fit_intercept : bool
-        Whether to fit an (unpenalised) intercept row.
-    data_scale, l2 : float
-        The objective's factors.
-    n_partitions : int, default=None
-        Number of parameter shards (one per worker when None).
-    w0 : ndarray of shape (n_features + 1, n_outputs), default=None
-        Starting parameters (zeros, allocated on the shards, when None).
+    X, y, sample_weight, client, loss, n_outputs, fit_intercept, data_scale, l2, n_partitions, w0, gather :
+        As :func:`~daskml_lab.solvers.partitioned_lbfgs`.
     tol : float, default=1e-4
         Stop when ``max |gradient|`` of ``F / (data_scale * sum of weights)`` is at most ``tol``.
     max_iter : int, default=100
@@ -101,9 +85,6 @@ def partitioned_gd(
         The line search of :func:`~daskml_lab.solvers.gd`: the first trial step on the per-sample objective,
         the factor after a rejected trial, the factor from an accepted step to the next first trial, Armijo's
         constant and the trials allowed per iteration.
-    gather : bool, default=True
-        Bring the parameters to the client at the end (refused above ``max_gather_bytes``); False keeps them
-        in the store, returned open.
 
     Returns
     -------
@@ -155,12 +136,7 @@ def _iterate(
 ) -> PartitionedResult:
     """The Armijo steps (see the module's docstring)."""
     started = time.perf_counter()
-    fit.z_w = fit.scores("pull")
-    loss_sum, _, weight_sum = fit.line_values(0.0, with_direction=False)
-    scale = data_scale * weight_sum
-    state = fit.gradient(0.0, with_direction=False)
-    fit.update_gram(state["dots"], None)
-    value = data_scale * loss_sum + l2 / 2 * state["w_sq"]
+    scale, state, value = fit.start(data_scale, l2)
     history: list[dict[str, Any]] = []
     status = "max_iter"
     after = state["stats"]
@@ -213,20 +189,12 @@ def _iterate(
     return _result(history, status, tol, max_iter)
 
 
-@in_fit_span(_SOLVER)
 def _result(history: list[dict[str, Any]], status: str, tol: float, max_iter: int) -> PartitionedResult:
-    n_iter = len(history)
-    messages = {
-        "tol": f"the gradient's largest entry fell to tol={tol:g} after {n_iter} iteration(s)",
-        "line search": f"the line search found no decrease after {n_iter} iteration(s): the objective is flat "
-        "at working precision",
-        "max_iter": f"max_iter={max_iter} iterations reached",
-    }
-    converged = status == "tol"
-    if not converged:
-        warn_not_converged(
-            _SOLVER,
-            f"{messages[status]}; the gradient is still above tol={tol:g}. Raise max_iter, scale the features, or "
-            "use solver='lbfgs'.",
-        )
-    return PartitionedResult(None, None, n_iter, converged, history, message=messages[status])
+    return line_search_result(
+        _SOLVER,
+        history,
+        status,
+        tol,
+        max_iter,
+        advice="Raise max_iter, scale the features, or use solver='lbfgs'.",
+    )

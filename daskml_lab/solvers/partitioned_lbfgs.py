@@ -87,6 +87,18 @@ class _LBFGSRounds(StoreRounds):
         self.z_w: dict[str, Any] = {}
         self.z_d: dict[str, Any] = {}
 
+    def start(self, data_scale: float, l2: float) -> tuple[float, dict[str, Any], float]:
+        """The first round at ``w0``: the scores kept, the gradient in the shards, the gradient's dot products.
+
+        Returns the objective's scale (``data_scale`` times the summed weights), the round's state (see
+        :meth:`gradient`) and the objective.
+        """
+        self.z_w = self.scores("pull")
+        loss_sum, _, weight_sum = self.line_values(0.0, with_direction=False)
+        state = self.gradient(0.0, with_direction=False)
+        self.update_gram(state["dots"], None)
+        return data_scale * weight_sum, state, data_scale * loss_sum + l2 / 2 * state["w_sq"]
+
     def line_values(self, step: float, with_direction: bool) -> tuple[float, float, float]:
         """Summed loss, slope and weight over the workers at ``w + step * d``."""
         return self.losses(self.z_w, self.z_d if with_direction else None, step)
@@ -232,12 +244,7 @@ def _iterate(
 ) -> PartitionedResult:
     """The L-BFGS iterations (see the module's docstring)."""
     started = time.perf_counter()
-    fit.z_w = fit.scores("pull")
-    loss_sum, _, weight_sum = fit.line_values(0.0, with_direction=False)
-    scale = data_scale * weight_sum
-    state = fit.gradient(0.0, with_direction=False)
-    fit.update_gram(state["dots"], None)
-    value = data_scale * loss_sum + l2 / 2 * state["w_sq"]
+    scale, state, value = fit.start(data_scale, l2)
     history: list[dict[str, Any]] = []
     pairs: list[int] = []
     keep_at: int | None = None
@@ -325,6 +332,19 @@ def _iterate(
 
 
 def _result(history: list[dict[str, Any]], status: str, tol: float, max_iter: int) -> PartitionedResult:
+    return line_search_result(
+        _SOLVER, history, status, tol, max_iter, advice="Raise max_iter, scale the features, or loosen tol."
+    )
+
+
+def line_search_result(
+    solver: str, history: list[dict[str, Any]], status: str, tol: float, max_iter: int, *, advice: str
+) -> PartitionedResult:
+    """The result of a line-search solver over the store, warning when it stopped short of ``tol``.
+
+    ``status``: ``"tol"`` or ``"ftol"`` (converged), ``"line search"`` or ``"max_iter"``; ``advice`` ends the
+    warning.
+    """
     n_iter = len(history)
     messages = {
         "tol": f"the gradient's largest entry fell to tol={tol:g} after {n_iter} iteration(s)",
@@ -334,9 +354,5 @@ def _result(history: list[dict[str, Any]], status: str, tol: float, max_iter: in
     }
     converged = status in ("tol", "ftol")
     if not converged:
-        warn_not_converged(
-            _SOLVER,
-            f"{messages[status]}; the gradient is still above tol={tol:g}. Raise max_iter, scale the features, or "
-            "loosen tol.",
-        )
+        warn_not_converged(solver, f"{messages[status]}; the gradient is still above tol={tol:g}. {advice}")
     return PartitionedResult(None, None, n_iter, converged, history, message=messages[status])
