@@ -122,3 +122,9 @@ def test_model_partitioning_example_on_adult_reaches_scikit_learn(shared_data):
     assert abs(gap) < 1e-6
     ours, theirs = re.search(r"test accuracy (\S+), scikit-learn's (\S+)", out).groups()
     assert abs(float(ours) - float(theirs)) <= 0.002
+    # the FTRL-proximal SGD with an L1 penalty: few non-zeros, the L-BFGS model's accuracy within a point
+    non_zeros, sparse_accuracy = re.search(
+        r"FTRL-proximal, L1, 5 epochs: (\d+) non-zero coefficients of 262144, test accuracy (\S+)", out
+    ).groups()
+    assert 0 < int(non_zeros) < keys
+    assert abs(float(sparse_accuracy) - float(theirs)) <= 0.01
