@@ -32,7 +32,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.naive_bayes import GaussianNB
 
-from daskml_lab._runtime.memory import WorkerMemory, check_client_data, plan_prediction
+from daskml_lab._runtime.memory import WorkerMemory, check_client_data, measure_workers, plan_prediction
 from daskml_lab._runtime.waiting import result_within
 from daskml_lab.ensemble import CascadeSVC, ShardEnsembleClassifier
 from daskml_lab.ensemble._cascade_memory import (
@@ -311,3 +311,18 @@ def test_cascade_merge_is_sized_to_the_workers(small_client, caplog):
     assert model.final_estimator_.cache_size == 300  # the fitted model keeps the user's parameter
     assert model.support_.size > 2000  # a large merge
     assert _pids(small_client) == pids
+
+
+def test_the_workers_are_measured_again_when_the_scheduler_answered_with_its_cached_identity():
+    # a loaded scheduler: scheduler_info() falls back to the client's cached identity, which lists no worker;
+    # planning on it would bound nothing (a forced persist of data larger than the cluster went through)
+    listed = {
+        f"tcp://127.0.0.1:{port}": {"memory_limit": 2**30, "metrics": {"memory": 2**20}} for port in (1, 2)
+    }
+    answers = [{"n_workers": 2, "workers": {}}, {"n_workers": 2, "workers": listed}]
+
+    class LoadedClient:
+        def scheduler_info(self):
+            return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    assert measure_workers(LoadedClient()) == (WorkerMemory(2**30, 2**20), WorkerMemory(2**30, 2**20))

@@ -18,6 +18,7 @@ runs. ``False`` always streams.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from typing import Any
 import dask
 import numpy as np
 import psutil
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "MemoryPlan",
@@ -101,13 +104,34 @@ def measure_workers(client: Any) -> tuple[WorkerMemory, ...]:
     if client is None:
         return ()
     workers = []
-    for info in client.scheduler_info().get("workers", {}).values():
+    for info in _worker_identities(client):
         limit = float(info.get("memory_limit", 0) or 0)
         if limit <= 0:
             return ()  # a worker without a limit: nothing to bound
         used = float((info.get("metrics") or {}).get("memory", 0) or 0)
         workers.append(WorkerMemory(limit, used))
     return tuple(workers)
+
+
+def _worker_identities(client: Any, attempts: int = 5) -> list[dict[str, Any]]:
+    """Every worker's entry of ``client.scheduler_info()``, asked again while the answer lists fewer than all.
+
+    When the scheduler does not answer in time (a loaded machine), ``scheduler_info`` returns the client's
+    cached identity, which lists no worker (only their number): planning on it would bound nothing.
+    """
+    for attempt in range(attempts):
+        info = client.scheduler_info()
+        listed = list((info.get("workers") or {}).values())
+        if len(listed) >= int(info.get("n_workers", len(listed)) or 0):
+            return listed
+        time.sleep(0.2 * (attempt + 1))
+    logger.warning(
+        "The scheduler listed %d of its %s workers after %d attempts: the memory plan sees only those.",
+        len(listed),
+        info.get("n_workers"),
+        attempts,
+    )
+    return listed
 
 
 def free_memory(workers: Sequence[WorkerMemory], threshold: str, *, available: float | None = None) -> float:
