@@ -327,23 +327,26 @@ def test_lazy_prediction_survives_the_loss_of_a_worker_before_it_is_computed(kil
 
 
 def test_a_scattered_model_is_sent_again_after_its_worker_is_lost(kill_client, ensemble_data):
-    # above daskml_lab.ensemble.scatter_model_above_bytes the model is scattered, outside the graph; a later
-    # prediction after the loss of its holder scatters it again instead of failing on a forgotten key
+    # above daskml_lab.ensemble.scatter_model_above_bytes the model is scattered, outside the graph, to one
+    # worker; after the loss of that worker a new prediction scatters it again instead of failing on a
+    # forgotten key
     X, y, X_test = ensemble_data
-    with dask.config.set({"daskml_lab.ensemble.scatter_model_above_bytes": 1}):
-        pids = _worker_pids(kill_client, 2)
-        model = ENSEMBLES["soft-voting"]().fit(X, y)
-        expected = model.predict(X_test)
-        model.predict(da.from_array(X_test, chunks=500)).compute()
-        prefix = type(model.fusion_).__name__ + "-"  # the key of the scattered model
-        holders = sorted(
+    pids = _worker_pids(kill_client, 2)
+    model = ENSEMBLES["soft-voting"]().fit(X, y)
+    expected = model.predict(X_test)  # a small model: in the graph, nothing scattered yet
+    prefix = type(model.fusion_).__name__ + "-"  # the key of the scattered model
+
+    def holders() -> list[str]:
+        return sorted(
             w for w, keys in kill_client.has_what().items() if any(str(k).startswith(prefix) for k in keys)
         )
-        assert holders
-        for holder in holders:
-            _kill(pids[holder])
+
+    with dask.config.set({"daskml_lab.ensemble.scatter_model_above_bytes": 1}):
+        model.predict(da.from_array(X_test, chunks=500))  # lazy: scattered to one worker, nothing computed
+        (holder,) = holders()
+        _kill(pids[holder])
         deadline = time.monotonic() + TIMEOUT_S
-        while any(str(k).startswith(prefix) for keys in kill_client.has_what().values() for k in keys):
+        while holders():
             assert time.monotonic() < deadline, "the scheduler still lists the killed worker's copy"
             time.sleep(0.1)
         _worker_pids(kill_client, 2)
