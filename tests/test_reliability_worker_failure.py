@@ -44,6 +44,9 @@ pytestmark = pytest.mark.cluster
 
 #: Longest wait of the package during these tests (its default is 600 s): a hang fails the test quickly.
 TIMEOUT_S = 60
+#: Wait for a killed worker's nanny to start its replacement: about a second on an idle machine, far more on a
+#: loaded one (a slow restart is not the failure these tests look for).
+RESTART_WAIT_S = 300
 ENGINE_LOGGER = "daskml_lab.solvers._distributed_engine"
 ENSEMBLE_LOGGER = "daskml_lab.ensemble._placement"
 
@@ -54,8 +57,14 @@ ENSEMBLE_LOGGER = "daskml_lab.ensemble._placement"
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    """Two single-threaded worker processes under nannies, for this module only (its workers get killed)."""
-    with LocalCluster(
+    """Two single-threaded worker processes under nannies, for this module only (its workers get killed).
+
+    A LocalCluster forgets a worker whose replacement has not registered within
+    ``distributed.deploy.lost-worker-timeout`` (15 s): on a loaded machine a nanny's restart can take longer,
+    and the cluster then stays one worker short for the rest of the module. The timeout is raised here, and
+    ``_worker_pids`` asks the cluster for its workers back should it still have forgotten one.
+    """
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "1 hour"}), LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
@@ -136,7 +145,9 @@ def _kill(pid: int) -> None:
 def _worker_pids(client: Client, n_workers: int | None) -> dict[str, int]:
     """Process ids of the worker processes (not their nannies), once ``n_workers`` workers are up."""
     if n_workers is not None:
-        client.wait_for_workers(n_workers, timeout=TIMEOUT_S)
+        if client.cluster is not None and len(client.cluster.workers) < n_workers:
+            client.cluster.scale(n_workers)  # the cluster forgot a worker whose restart was slow: start one
+        client.wait_for_workers(n_workers, timeout=RESTART_WAIT_S)
     return client.run(os.getpid)
 
 
@@ -374,7 +385,7 @@ def test_shard_ensemble_survives_a_killed_worker_on_an_external_cluster(external
         assert killed
         assert "left the cluster" in caplog.text
         np.testing.assert_allclose(model.predict_proba(X_test), expected, rtol=1e-12)
-        client.wait_for_workers(2, timeout=TIMEOUT_S)  # the session's external workers are shared
+        client.wait_for_workers(2, timeout=RESTART_WAIT_S)  # the session's external workers are shared
 
 
 # ---------------------------------------------------------------------------------------------------------
