@@ -64,14 +64,17 @@ def cluster() -> Iterator[LocalCluster]:
     and the cluster then stays one worker short for the rest of the module. The timeout is raised here, and
     ``_worker_pids`` asks the cluster for its workers back should it still have forgotten one.
     """
-    with dask.config.set({"distributed.deploy.lost-worker-timeout": "1 hour"}), LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        memory_limit="2GiB",
-    ) as cluster:
+    with (
+        dask.config.set({"distributed.deploy.lost-worker-timeout": "1 hour"}),
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            memory_limit="2GiB",
+        ) as cluster,
+    ):
         yield cluster
 
 
