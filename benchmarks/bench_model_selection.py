@@ -18,6 +18,11 @@ one pass over the blocks for all the folds), scikit-learn's ``LogisticRegression
 in memory, and scikit-learn's ``GridSearchCV`` around our own ``LogisticRegression`` (one distributed fit per
 (C, fold)). Targets: at most 0.5x and 0.25x their times; it also reports whether ``C_`` agrees.
 
+``--large --l1-ratios 0 0.5 1`` runs the elastic-net version of that case: every (l1_ratio, fold) path over the
+Cs by FISTA, all in the same lockstep passes, against scikit-learn's ``LogisticRegressionCV(solver="saga",
+n_jobs=2)`` with the same ``l1_ratios`` and folds (saga is scikit-learn's only solver for them); it reports the
+best (C, l1_ratio) of both and their cross-validated accuracy.
+
 ``--shards`` times a grid over a shard ensemble instead (issue 14: one task per (candidate, fold, shard)):
 ``ShardEnsembleClassifier(DecisionTreeClassifier, n_shards=4)`` over ``max_depth`` x ``fusion`` (soft voting and
 best-model selection) x 5 folds on MAGIC as a dask array in 8 blocks, on the reference cluster: our
@@ -38,6 +43,7 @@ Usage::
     python benchmarks/bench_model_selection.py --quick    # 4 candidates x 5 folds, 5,000 rows
     python benchmarks/bench_model_selection.py --large    # 10 Cs x 5 folds on 1,000,000 x 50
     python benchmarks/bench_model_selection.py --large --rows 100000 --block-rows 10000   # a small version
+    python benchmarks/bench_model_selection.py --large --rows 200000 --l1-ratios 0 0.5 1   # elastic net
     python benchmarks/bench_model_selection.py --shards   # a shard ensemble: concurrent vs sequential vs sklearn
 """
 
@@ -92,11 +98,17 @@ def main() -> None:
     parser.add_argument("--large", action="store_true", help="the large-data case: 10 Cs x 5 folds, 1M x 50")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the large case")
     parser.add_argument("--block-rows", type=int, default=100_000, help="rows per block of the large case")
+    parser.add_argument(
+        "--l1-ratios", type=float, nargs="+", help="with --large: elastic-net paths over these l1_ratios"
+    )
     parser.add_argument("--shards", action="store_true", help="a grid over a shard ensemble, three ways")
     parser.add_argument(
         "--only", choices=sorted(GRIDS), action="append", help="only this grid (repeatable; default: all)"
     )
     args = parser.parse_args()
+    if args.large and args.l1_ratios:
+        elastic_net_path(args.rows, args.block_rows, args.l1_ratios)
+        return
     if args.large:
         large(args.rows, args.block_rows)
         return
@@ -233,18 +245,21 @@ def shard_ensemble_grid(X: np.ndarray, y: np.ndarray, quick: bool) -> None:
     print(f"same mean scores (concurrent vs sequential): {same}")
 
 
+def _large_data(client: Any, n_rows: int, block_rows: int) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+    """The large case's rows, generated and persisted on the workers, and the same rows in memory."""
+    X, y = make_classification(
+        n_rows, 50, n_informative=10, n_redundant=10, random_state=0, chunks=block_rows
+    )
+    X, y = client.persist([X, y])  # generated once on the workers; the timings start from blocks in memory
+    return X, y, X.compute(), y.compute()
+
+
 def large(n_rows: int, block_rows: int) -> None:
     """The issue's large-data case: 10 Cs x 5 folds of logistic regression, three ways, one run."""
     Cs, n_folds = 10, 5
     with bench_client() as client:
         client.wait_for_workers(2)
-        X, y = make_classification(
-            n_rows, 50, n_informative=10, n_redundant=10, random_state=0, chunks=block_rows
-        )
-        X, y = client.persist(
-            [X, y]
-        )  # generated once on the workers; the timings start from blocks in memory
-        X_np, y_np = X.compute(), y.compute()  # the same rows in memory, for scikit-learn
+        X, y, X_np, y_np = _large_data(client, n_rows, block_rows)
         print(f"{n_rows:,} x 50 in {block_rows:,}-row blocks; {Cs} Cs x {n_folds} folds; 2 workers")
         start = time.perf_counter()
         ours = LogisticRegressionCV(Cs=Cs, cv=n_folds).fit(X, y)
@@ -272,6 +287,43 @@ def large(n_rows: int, block_rows: int) -> None:
             f"same C_: {same} (ours {ours.C_[0]:.4g}, sklearn {reference.C_[0]:.4g}, "
             f"grid {search.best_params_['C']:.4g})"
         )
+
+
+def elastic_net_path(n_rows: int, block_rows: int, l1_ratios: list[float]) -> None:
+    """Elastic-net paths: 10 Cs x ``l1_ratios`` x 5 folds, ours (FISTA, lockstep) against scikit-learn's saga."""
+    Cs, n_folds = 10, 5
+    with bench_client() as client:
+        client.wait_for_workers(2)
+        X, y, X_np, y_np = _large_data(client, n_rows, block_rows)
+        folds = list(sk.StratifiedKFold(n_folds).split(X_np, y_np))  # the same folds for both
+        print(
+            f"{n_rows:,} x 50 in {block_rows:,}-row blocks; {Cs} Cs x l1_ratios {l1_ratios} x {n_folds} folds; "
+            "2 workers"
+        )
+        start = time.perf_counter()
+        ours = LogisticRegressionCV(Cs=Cs, l1_ratios=l1_ratios, cv=folds, max_iter=1000).fit(X, y)
+        ours_s = time.perf_counter() - start
+        start = time.perf_counter()
+        reference = sk_linear.LogisticRegressionCV(
+            Cs=Cs,
+            l1_ratios=l1_ratios,
+            cv=folds,
+            solver="saga",
+            n_jobs=2,
+            scoring=None,
+            use_legacy_attributes=True,
+        ).fit(X_np, y_np)
+        reference_s = time.perf_counter() - start
+        for name, model, seconds in (
+            ("ours (FISTA paths)", ours, ours_s),
+            ("sklearn saga n_jobs=2", reference, reference_s),
+        ):
+            best = model.scores_[model.classes_[1]].mean(axis=0).max()
+            print(
+                f"{name:<22} {seconds:8.1f} s  best C {model.C_[0]:.4g}, l1_ratio {model.l1_ratio_[0]:g}, "
+                f"cv accuracy {best:.4f}, zero coefficients {int(np.sum(model.coef_ == 0))}"
+            )
+        print(f"ratio ours / sklearn: {ours_s / reference_s:.2f} ({ours.n_rounds_} rounds, one pass each)")
 
 
 if __name__ == "__main__":

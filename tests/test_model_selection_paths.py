@@ -33,7 +33,7 @@ from daskml_lab.model_selection import (
     LogisticRegressionCV,
     RidgeCV,
 )
-from daskml_lab.solvers import FoldedProblem, lockstep_lbfgs_paths
+from daskml_lab.solvers import FoldedProblem, lockstep_lbfgs_paths, lockstep_proximal_paths
 from daskml_lab.solvers._folded import _folds_loss_grad_block, _signed_logistic_block, _signed_train_block
 from daskml_lab.solvers._objectives import _loss_grad_block
 from daskml_lab.testing import raise_if_computes
@@ -196,6 +196,74 @@ def test_logistic_cv_with_class_weight_matches_scikit_learn(class_weight, with_s
     np.testing.assert_allclose(ours.intercept_, reference.intercept_, rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_elastic_net_logistic_cv_matches_scikit_learn_saga(magic, n_classes):
+    # every (l1_ratio, fold) path by FISTA in the shared passes against scikit-learn's saga path, both near
+    # their optimum: the same scores, paths, zeros, best (C, l1_ratio) and refitted model
+    if n_classes == 2:
+        rows = np.random.default_rng(0).choice(
+            len(magic[1]), 3000, replace=False
+        )  # the file is sorted by class
+        X, y = magic[0][rows], magic[1][rows]
+    else:
+        X, y = make_classification(n_samples=900, n_features=8, n_informative=4, n_classes=3, random_state=5)
+        X = StandardScaler().fit_transform(X)
+    folds = list(SkStratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    # three classes: weaker penalties make FISTA's multinomial paths slow, so a shorter grid
+    Cs = np.logspace(-2, 1, 4) if n_classes == 2 else np.logspace(-2, 0, 3)
+    options = {"Cs": Cs, "l1_ratios": [0.0, 0.5, 1.0], "cv": folds}
+    with dask.config.set(scheduler="sync"):
+        ours = LogisticRegressionCV(**options, scoring="neg_log_loss", tol=1e-7, max_iter=5000)
+        ours.fit(da.from_array(X, chunks=500), da.from_array(y, chunks=500))
+    reference = sk.LogisticRegressionCV(
+        **options, solver="saga", tol=1e-10, max_iter=20_000, use_legacy_attributes=True
+    )
+    reference.set_params(scoring="neg_log_loss").fit(X, y)
+    key = reference.classes_[-1]
+    assert ours.scores_[key].shape == reference.scores_[key].shape == (3, len(Cs), 3)
+    assert ours.coefs_paths_[key].shape == reference.coefs_paths_[key].shape
+    assert ours.n_iter_.shape == reference.n_iter_.shape == (1, 3, len(Cs), 3)
+    np.testing.assert_array_equal(ours.l1_ratios_, reference.l1_ratios_)
+    np.testing.assert_array_equal(ours.C_, reference.C_)
+    np.testing.assert_array_equal(ours.l1_ratio_, reference.l1_ratio_)
+    np.testing.assert_allclose(ours.scores_[key], reference.scores_[key], rtol=0, atol=1e-6)
+    ours_paths, sk_paths = ours.coefs_paths_[key], reference.coefs_paths_[key]
+    np.testing.assert_allclose(ours_paths, sk_paths, rtol=0, atol=1e-4)
+    # the L1 steps give exact zeros where saga's do, and only there (up to the solvers' precision)
+    assert np.all(np.abs(ours_paths[sk_paths == 0]) < 1e-4)
+    assert np.all(ours_paths[np.abs(sk_paths) > 1e-4] != 0)
+    assert np.sum(ours_paths[:, :, 1:, :-1] == 0) > 10  # the l1 penalties did zero out coefficients
+    np.testing.assert_allclose(ours.coef_, reference.coef_, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X), rtol=0, atol=1e-4)
+
+
+def test_logistic_cv_l1_ratios_zero_is_the_l2_path_and_refit_false_averages():
+    X, y = make_classification(n_samples=600, n_features=6, n_informative=4, random_state=3)
+    Xd, yd = da.from_array(X, chunks=150), da.from_array(y, chunks=150)
+    options = {"Cs": 4, "cv": 3, "tol": 1e-6, "max_iter": 1000}
+    with dask.config.set(scheduler="sync"):
+        l2 = LogisticRegressionCV(**options).fit(Xd, yd)
+        zero = LogisticRegressionCV(**options, l1_ratios=[0.0]).fit(Xd, yd)
+        averaged = LogisticRegressionCV(**options, l1_ratios=[0.2, 0.8], refit=False).fit(Xd, yd)
+    # a list of zeros: the same L2 path, with scikit-learn's l1_ratio axis
+    np.testing.assert_array_equal(zero.scores_[1][:, :, 0], l2.scores_[1])
+    np.testing.assert_array_equal(zero.coefs_paths_[1][:, :, 0], l2.coefs_paths_[1])
+    np.testing.assert_array_equal(zero.coef_, l2.coef_)
+    assert l2.l1_ratio_.tolist() == zero.l1_ratio_.tolist() == [0.0]
+    # refit=False: the mean of each fold's best (C, l1_ratio) and of its coefficients, as scikit-learn
+    scores = averaged.scores_[1].reshape(3, -1)
+    best = np.argmax(scores, axis=1)
+    c_index, r_index = np.unravel_index(best, (4, 2))
+    np.testing.assert_allclose(averaged.C_, [averaged.Cs_[c_index].mean()])
+    np.testing.assert_allclose(averaged.l1_ratio_, [averaged.l1_ratios_[r_index].mean()])
+    paths = averaged.coefs_paths_[1]
+    expected = np.mean(
+        [paths[f, c, r] for f, (c, r) in enumerate(zip(c_index, r_index, strict=True))], axis=0
+    )
+    np.testing.assert_allclose(averaged.coef_[0], expected[:-1])
+    np.testing.assert_allclose(averaged.intercept_, expected[-1:])
+
+
 def test_logistic_cv_one_computation_per_round_for_all_folds():
     X, y = make_classification(n_samples=400, n_features=5, random_state=1)
     model = LogisticRegressionCV(Cs=4, cv=KFold(4), refit=False, tol=1e-6)
@@ -208,16 +276,33 @@ def test_logistic_cv_one_computation_per_round_for_all_folds():
 
 
 @pytest.mark.cluster
-def test_logistic_cv_on_a_cluster_reads_each_block_once_per_round(client):
+@pytest.mark.parametrize("l1_ratios", [None, [0.5]], ids=["l2-lbfgs", "elastic-net-fista"])
+def test_logistic_cv_on_a_cluster_reads_each_block_once_per_round(client, l1_ratios):
     X, y = make_classification(n_samples=2000, n_features=6, random_state=2)
     Xd, yd = da.from_array(X, chunks=250), da.from_array(y, chunks=250)
+    tol = 1e-6 if l1_ratios is None else 1e-8
     with get_task_stream(client) as stream:
-        model = LogisticRegressionCV(Cs=3, cv=4, refit=False, tol=1e-6).fit(Xd, yd)
+        model = LogisticRegressionCV(Cs=3, l1_ratios=l1_ratios, cv=4, refit=False, tol=tol, max_iter=2000)
+        model.fit(Xd, yd)
     grads = [task["key"] for task in stream.data if str(task["key"]).startswith("daskml-cv-path-grad-")]
     rounds = {key.rsplit("-", 1)[0] for key in grads}
     assert len(rounds) == model.n_rounds_
     assert len(grads) == model.n_rounds_ * Xd.numblocks[0]  # every block once per round, for all 4 folds
-    reference = _sk_logistic_cv(Cs=3, cv=4, tol=1e-6, refit=False).fit(X, y)
+    if l1_ratios is None:
+        reference = _sk_logistic_cv(Cs=3, cv=4, tol=1e-6, refit=False).fit(X, y)
+    else:
+        # refit=True: scikit-learn 1.9.1's refit=False fails on an l1_ratio axis (a TypeError); the scores come
+        # before the refit either way
+        reference = sk.LogisticRegressionCV(
+            Cs=3,
+            l1_ratios=l1_ratios,
+            cv=4,
+            solver="saga",
+            tol=1e-10,
+            max_iter=20_000,
+            scoring=None,
+            use_legacy_attributes=True,
+        ).fit(X, y)
     np.testing.assert_allclose(model.scores_[1], reference.scores_[1], rtol=0, atol=1e-6)
 
 
@@ -229,6 +314,11 @@ def test_logistic_cv_errors_before_work():
         LogisticRegressionCV(scoring="roc_auc").fit(X, y)
     with pytest.raises(ValueError, match="at least 2 classes"):
         LogisticRegressionCV().fit(X, np.zeros(100))
+    for l1_ratios in ([], [0.5, 1.5], [np.nan]):
+        with pytest.raises(
+            ValueError, match="l1_ratios must be None or a non-empty list of floats between 0"
+        ):
+            LogisticRegressionCV(l1_ratios=l1_ratios).fit(X, y)
 
 
 # -- RidgeCV, LassoCV, ElasticNetCV ---------------------------------------------------------------------------
@@ -392,3 +482,47 @@ def test_lockstep_raises_a_failed_pass_and_warns_at_max_iter():
     X, y = make_classification(n_samples=200, random_state=0)
     with pytest.warns(ConvergenceWarning, match="did not converge for"):
         LogisticRegressionCV(Cs=2, cv=3, max_iter=1, refit=False).fit(X, y)
+
+
+def test_lockstep_proximal_paths_soft_threshold_each_fold_and_raise_a_failed_pass():
+    targets = np.array([[3.0, 1.0], [-2.0, 0.5], [0.2, -1.0]])  # fold f: D_f(W) = ||W - targets[f]||^2 / 2
+
+    def quadratic(batch):
+        return {
+            f: (0.5 * float(np.sum((W[:, 0] - targets[f]) ** 2)), (W[:, 0] - targets[f])[:, None])
+            for f, W in batch.items()
+        }
+
+    l1_path = [[2.0, 0.5, 0.0]] * 3  # strongest first; the second parameter is an unpenalised intercept
+    result = lockstep_proximal_paths(
+        quadratic,
+        n_folds=3,
+        n_params=2,
+        n_outputs=1,
+        n_features=1,
+        data_scales=[1.0] * 3,
+        l2_path=[[0.0] * 3] * 3,
+        l1_path=l1_path,
+        tol=1e-10,
+    )
+    for point, l1 in enumerate(l1_path[0]):
+        shrunk = np.sign(targets[:, 0]) * np.maximum(np.abs(targets[:, 0]) - l1, 0.0)
+        np.testing.assert_allclose(result.coefs[:, point, 0, 0], shrunk, atol=1e-8)
+        np.testing.assert_allclose(result.coefs[:, point, 1, 0], targets[:, 1], atol=1e-8)
+    assert result.coefs[2, 0, 0, 0] == 0.0  # |0.2| < 2: exactly zero, not merely small
+    assert result.n_rounds == result.n_evaluations.max()
+
+    def failing(batch):
+        raise OSError("worker lost")
+
+    with pytest.raises(OSError, match="worker lost"):
+        lockstep_proximal_paths(
+            failing,
+            n_folds=2,
+            n_params=2,
+            n_outputs=1,
+            n_features=1,
+            data_scales=[1.0] * 2,
+            l2_path=[[0.0]] * 2,
+            l1_path=[[1.0]] * 2,
+        )

@@ -37,22 +37,30 @@ _PATH_SCORERS = {None: ("accuracy", 1.0), "accuracy": ("accuracy", 1.0), "neg_lo
 
 
 class LogisticRegressionCV(LogisticRegression):
-    """Logistic regression with ``C`` chosen by cross-validation, every fold's path in shared passes.
+    """Logistic regression with ``C`` (and ``l1_ratio``) chosen by cross-validation, all folds in shared passes.
 
-    :class:`sklearn.linear_model.LogisticRegressionCV` for row-chunked data (L2 penalty, ``lbfgs``). Each fold
+    :class:`sklearn.linear_model.LogisticRegressionCV` for row-chunked data (L2 penalty by ``lbfgs``; elastic
+    net by FISTA when ``l1_ratios`` has a positive value). Each fold
     fits the path over ``Cs`` in the given order (scikit-learn's ``logspace(-4, 4, Cs)`` is from the strongest
     penalty to the weakest), each point warm-started from the previous one, with scipy's L-BFGS-B, scikit-learn's
     solver. All the folds advance in lockstep: in every round, one blocked pass over the data computes the
     loss and gradient of every fold's current iterate on that fold's training rows (``X_block @ W`` with ``W``
     holding all the folds' parameters, each fold's rows picked by its role in the block), so the data are
     read once per round for the whole cross-validation instead of once per fold. A last pass scores every
-    (fold, C) on its test rows; the best ``C`` is refitted on all the data.
+    (fold, C) on its test rows; the best ``C`` is refitted on all the data. With ``l1_ratios``, every
+    (l1_ratio, fold) walks its own path over ``Cs`` by FISTA (the solver of ``solver="proximal"``), all of
+    them in the same lockstep passes, and the best (C, l1_ratio) pair is refitted.
 
     Parameters
     ----------
     Cs : int or array-like of float, default=10
         The values of ``C`` (inverse regularisation strength) to try, or how many of them, on a logarithmic
         grid between 1e-4 and 1e4 (scikit-learn's grid).
+    l1_ratios : array-like of float in [0, 1] or None, default=None
+        Elastic-net mixings to try, scikit-learn's penalty ``(1 - r) / 2 ||w||^2 + r ||w||_1`` (0 is L2, 1 is
+        L1). ``None``: the L2 path by L-BFGS, and the attributes without an l1_ratio axis (scikit-learn's
+        layout for ``l1_ratios=None``). A list adds the l1_ratio axis after the C axis of ``scores_``,
+        ``coefs_paths_`` and ``n_iter_``; if one of its values is positive, every path runs by FISTA.
     fit_intercept : bool, default=True
         Whether to fit an (unpenalised) intercept.
     cv : int, splitter or iterable, default=None
@@ -61,13 +69,14 @@ class LogisticRegressionCV(LogisticRegression):
     scoring : {None, "accuracy", "neg_log_loss"}, default=None
         Score of each (fold, C) on the test rows (``None`` is accuracy, scikit-learn's current default).
     tol : float, default=1e-4
-        Stopping tolerance of L-BFGS (scipy's ``gtol`` on the per-sample objective, as in scikit-learn).
+        Stopping tolerance of L-BFGS (scipy's ``gtol`` on the per-sample objective, as in scikit-learn); for
+        FISTA the sup-norm of the smallest subgradient of that objective.
     max_iter : int, default=100
-        Iterations per point of each fold's path.
+        Iterations per point of each fold's path (FISTA needs more than L-BFGS: 1000 is a usual value).
     refit : bool, default=True
-        Refit the best ``C`` on all the data (with :class:`~daskml_lab.linear_model.LogisticRegression`,
-        warm-started from the folds' mean); ``False`` averages the folds' best coefficients as scikit-learn
-        does.
+        Refit the best ``C`` (and ``l1_ratio``) on all the data (with
+        :class:`~daskml_lab.linear_model.LogisticRegression`, warm-started from the folds' mean); ``False``
+        averages the folds' best coefficients (and their ``C`` and ``l1_ratio``) as scikit-learn does.
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes in every fold's loss and in the refit, as scikit-learn's: a dict maps labels to
         weights (missing labels weigh 1); ``'balanced'`` is ``n_samples / (n_classes * count)`` from the
@@ -81,16 +90,19 @@ class LogisticRegressionCV(LogisticRegression):
     C_ : ndarray of shape (1,) or (n_classes,)
         The best ``C`` (repeated per class for several classes), scikit-learn's legacy layout.
     l1_ratio_ : ndarray
-        Zeros (the penalty is L2), shaped like ``C_``.
+        The best ``l1_ratio``, shaped like ``C_`` (zeros for ``l1_ratios=None``).
+    l1_ratios_ : ndarray of shape (n_l1_ratios,)
+        The values of ``l1_ratio`` tried (``[0.0]`` for ``l1_ratios=None``).
     scores_ : dict
-        ``{class: ndarray of shape (n_folds, n_cs)}``: the test score of every (fold, C), the same array for
-        every key (``classes_[1]`` only for two classes).
+        ``{class: ndarray of shape (n_folds, n_cs) or (n_folds, n_cs, n_l1_ratios)}``: the test score of every
+        (fold, C[, l1_ratio]), the same array for every key (``classes_[1]`` only for two classes).
     coefs_paths_ : dict
-        ``{class: ndarray of shape (n_folds, n_cs, n_features + fit_intercept)}``, the intercept last.
+        ``{class: ndarray of shape (n_folds, n_cs[, n_l1_ratios], n_features + fit_intercept)}``, the
+        intercept last.
     coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
     intercept_ : ndarray of shape (1,) or (n_classes,)
-    n_iter_ : ndarray of shape (1, n_folds, n_cs)
-        L-BFGS iterations of every path point.
+    n_iter_ : ndarray of shape (1, n_folds, n_cs) or (1, n_folds, n_cs, n_l1_ratios)
+        Solver iterations of every path point.
     n_passes_ : int
         Passes over the data of the path and its scoring (each one dask computation for all the folds).
     n_rounds_ : int
@@ -125,6 +137,7 @@ class LogisticRegressionCV(LogisticRegression):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "Cs": [Interval(numbers.Integral, 1, None, closed="left"), "array-like"],
+        "l1_ratios": ["array-like", None],
         "fit_intercept": ["boolean"],
         "cv": [Interval(numbers.Integral, 2, None, closed="left"), HasMethods(["split"]), "array-like", None],
         "scoring": [None, Options({"accuracy", "neg_log_loss"})],
@@ -138,6 +151,7 @@ class LogisticRegressionCV(LogisticRegression):
         self,
         *,
         Cs: Any = 10,
+        l1_ratios: Any = None,
         fit_intercept: bool = True,
         cv: Any = None,
         scoring: str | None = None,
@@ -147,6 +161,7 @@ class LogisticRegressionCV(LogisticRegression):
         class_weight: Any = None,
     ) -> None:
         self.Cs = Cs
+        self.l1_ratios = l1_ratios
         self.fit_intercept = fit_intercept
         self.cv = cv
         self.scoring = scoring
@@ -173,7 +188,8 @@ class LogisticRegressionCV(LogisticRegression):
         Raises
         ------
         ValueError
-            For fewer than two classes, non-positive ``Cs``, a fold without train or test rows.
+            For fewer than two classes, non-positive ``Cs``, ``l1_ratios`` outside [0, 1], a fold without
+            train or test rows.
 
         Warns
         -----
@@ -182,6 +198,7 @@ class LogisticRegressionCV(LogisticRegression):
         """
         self._validate_params()
         Cs = _check_cs(self.Cs)
+        l1_ratios = _check_l1_ratios(self.l1_ratios)
         data = self._validate_fit_data(X, y, sample_weight=sample_weight)
         metric, sign = _PATH_SCORERS[self.scoring]
         with fit_span(type(self).__name__):
@@ -206,24 +223,43 @@ class LogisticRegressionCV(LogisticRegression):
                 fit_intercept=self.fit_intercept,
                 tol=self.tol,
                 max_iter=self.max_iter,
+                l1_ratios=l1_ratios if l1_ratios is not None and np.any(l1_ratios > 0) else None,
                 sample_weight=effective_weights(codes, data.sample_weight, class_weights, data.X.dtype),
                 score_weight=data.sample_weight,
             )
             scores = sign * scores
+        ratios = np.zeros(1) if l1_ratios is None else l1_ratios
+        if l1_ratios is not None and scores.ndim == 2:
+            # an all-L2 list ran the L2 path once: the same path for every (zero) l1_ratio
+            scores = np.repeat(scores[:, :, None], len(ratios), axis=2)
+            path = solvers.PathResult(
+                coefs=np.repeat(path.coefs[:, :, None], len(ratios), axis=2),
+                n_iter=np.repeat(path.n_iter[:, :, None], len(ratios), axis=2),
+                n_evaluations=path.n_evaluations,
+                n_rounds=path.n_rounds,
+            )
         self._set_path_attributes(classes, Cs, path, scores)
+        self.l1_ratios_ = ratios.copy()
         self.n_passes_ = n_passes
         self.n_rounds_ = path.n_rounds
         self.n_evaluations_ = path.n_evaluations
+        # one axis of (C, l1_ratio) candidates: scores (n_folds, n_candidates), coefs (n_folds, n_candidates, ...)
+        n_folds = scores.shape[0]
+        flat_scores = scores.reshape(n_folds, -1)
+        flat_coefs = path.coefs.reshape(n_folds, flat_scores.shape[1], *path.coefs.shape[-2:])
+        C_grid, ratio_grid = (grid.ravel() for grid in np.meshgrid(Cs, ratios, indexing="ij"))
+        n_keys = len(classes) if multinomial else 1
         if self.refit:
-            best = int(np.argmax(scores.sum(axis=0)))
-            self._refit(data, classes, Cs[best], path.coefs[:, best].mean(axis=0))
-            self.C_ = np.full(len(classes) if multinomial else 1, Cs[best])
+            best = int(np.argmax(flat_scores.sum(axis=0)))  # the first of ties, as scikit-learn's argmax
+            self._refit(data, classes, C_grid[best], ratio_grid[best], flat_coefs[:, best].mean(axis=0))
+            self.C_ = np.full(n_keys, C_grid[best])
+            self.l1_ratio_ = np.full(n_keys, ratio_grid[best])
         else:
-            best_per_fold = np.argmax(scores, axis=1)
-            W = np.mean([path.coefs[f, b] for f, b in enumerate(best_per_fold)], axis=0)
+            best_per_fold = np.argmax(flat_scores, axis=1)
+            W = np.mean([flat_coefs[f, b] for f, b in enumerate(best_per_fold)], axis=0)
             self._set_coefficients(W)
-            self.C_ = np.full(len(classes) if multinomial else 1, float(np.mean(Cs[best_per_fold])))
-        self.l1_ratio_ = np.zeros_like(self.C_)
+            self.C_ = np.full(n_keys, float(np.mean(C_grid[best_per_fold])))
+            self.l1_ratio_ = np.full(n_keys, float(np.mean(ratio_grid[best_per_fold])))
         return self
 
     def _set_path_attributes(
@@ -233,22 +269,23 @@ class LogisticRegressionCV(LogisticRegression):
         self.Cs_ = Cs
         keys = classes[1:] if len(classes) == 2 else classes
         self.scores_ = {key: scores.copy() for key in keys}
-        # (n_folds, n_cs, n_params, n_outputs) -> one (n_folds, n_cs, n_params) array per output
-        self.coefs_paths_ = {key: path.coefs[:, :, :, k].copy() for k, key in enumerate(keys)}
-        self.n_iter_ = path.n_iter[None, :, :]
+        # (n_folds, n_cs[, n_l1], n_params, n_outputs) -> one (n_folds, n_cs[, n_l1], n_params) array per output
+        self.coefs_paths_ = {key: path.coefs[..., k].copy() for k, key in enumerate(keys)}
+        self.n_iter_ = path.n_iter[None]
 
     def _set_coefficients(self, W: np.ndarray) -> None:
         n_features = self.n_features_in_
         self.coef_ = np.ascontiguousarray(W[:n_features].T)
         self.intercept_ = W[n_features].copy() if self.fit_intercept else np.zeros(W.shape[1])
 
-    def _refit(self, data: Any, classes: np.ndarray, C: float, W0: np.ndarray) -> None:
+    def _refit(self, data: Any, classes: np.ndarray, C: float, l1_ratio: float, W0: np.ndarray) -> None:
         model = LogisticRegression(
             C=float(C),
+            l1_ratio=float(l1_ratio),
             fit_intercept=self.fit_intercept,
             tol=self.tol,
             max_iter=self.max_iter,
-            solver="lbfgs",
+            solver="proximal" if l1_ratio > 0 else "lbfgs",
             warm_start=True,
             class_weight=self.class_weight,
         )
@@ -278,10 +315,11 @@ def logistic_path(
     tol: float,
     max_iter: int,
     cold_start: bool = False,
+    l1_ratios: np.ndarray | None = None,
     sample_weight: Any = None,
     score_weight: Any = None,
 ) -> tuple[solvers.PathResult, list[np.ndarray], int]:
-    """Every fold's L2 logistic path over ``Cs`` in lockstep, then its test ``metrics``: the shared-pass engine.
+    """Every fold's logistic path over ``Cs`` in lockstep, then its test ``metrics``: the shared-pass engine.
 
     Parameters
     ----------
@@ -302,6 +340,10 @@ def logistic_path(
     cold_start : bool, default=False
         Start every (C, fold) from zeros, as separate fits do (a grid search's candidates), all of them still
         in lockstep; otherwise each fold warm-starts every C from the previous one (a path).
+    l1_ratios : ndarray or None, default=None
+        Elastic-net mixings: one path over ``Cs`` per (l1_ratio, fold), all in lockstep, by FISTA
+        (scikit-learn's penalty ``(1 - r) / 2 ||w||^2 + r ||w||_1``); None is the L2 path by L-BFGS. Not with
+        ``cold_start``.
     sample_weight : dask.array.Array or None, default=None
         Row weights in the losses (scikit-learn's ``sample_weight`` times the class weights), X's row chunks;
         every fold's sample count in the objective is its sum of train weights, as in scikit-learn.
@@ -311,7 +353,8 @@ def logistic_path(
     Returns
     -------
     path : PathResult
-    scores : list of ndarray of shape (n_folds, n_cs)
+        With ``l1_ratios``, ``coefs`` and ``n_iter`` have an l1_ratio axis after the C axis.
+    scores : list of ndarray of shape (n_folds, n_cs) or (n_folds, n_cs, n_l1_ratios)
         One per metric: accuracy or mean log-loss on each fold's test rows.
     n_passes : int
         Passes over the data (one dask computation each).
@@ -319,8 +362,17 @@ def logistic_path(
     multinomial = n_classes > 2
     n_outputs = n_classes if multinomial else 1
     n_folds, n_cs = int(roles.shape[1]), len(Cs)
-    # cold starts: one problem per (C, fold), problem c * n_folds + f; warm starts: one path per fold
-    problem_folds = [f for _ in range(n_cs) for f in range(n_folds)] if cold_start else None
+    if cold_start and l1_ratios is not None:
+        msg = "logistic_path: cold_start and l1_ratios cannot be combined."
+        raise ValueError(msg)
+    # cold starts: one problem per (C, fold), problem c * n_folds + f; elastic net: one path per (l1_ratio,
+    # fold), problem r * n_folds + f; otherwise one path per fold
+    if cold_start:
+        problem_folds = [f for _ in range(n_cs) for f in range(n_folds)]
+    elif l1_ratios is not None:
+        problem_folds = [f for _ in l1_ratios for f in range(n_folds)]
+    else:
+        problem_folds = None
     with solvers.FoldedProblem(
         X,
         codes,
@@ -334,21 +386,30 @@ def logistic_path(
     ) as problem:
         n_train = problem.n_train.astype(np.float64)[problem.problem_folds]
         # scikit-learn's objective per sample: mean loss + ||w||^2 / (2 C n_train)
+        shape = {
+            "n_folds": problem.n_problems,
+            "n_params": problem.n_params,
+            "n_outputs": n_outputs,
+            "n_features": problem.n_features,
+            "data_scales": 1.0 / n_train,
+        }
         if cold_start:
             l2_path = [[1.0 / (Cs[i // n_folds] * n)] for i, n in enumerate(n_train)]
+        elif l1_ratios is not None:
+            # scikit-learn's elastic net per sample: mean loss + ((1 - r) / 2 ||w||^2 + r ||w||_1) / (C n_train)
+            ratios = [float(l1_ratios[i // n_folds]) for i in range(len(n_train))]
+            l2_path = [[(1.0 - r) / (C * n) for C in Cs] for r, n in zip(ratios, n_train, strict=True)]
+            l1_path = [[r / (C * n) for C in Cs] for r, n in zip(ratios, n_train, strict=True)]
         else:
             l2_path = [[1.0 / (C * n) for C in Cs] for n in n_train]
-        path = solvers.lockstep_lbfgs_paths(
-            problem.loss_grad,
-            n_folds=problem.n_problems,
-            n_params=problem.n_params,
-            n_outputs=n_outputs,
-            n_features=problem.n_features,
-            data_scales=1.0 / n_train,
-            l2_path=l2_path,
-            tol=tol,
-            max_iter=max_iter,
-        )
+        if l1_ratios is None:
+            path = solvers.lockstep_lbfgs_paths(
+                problem.loss_grad, **shape, l2_path=l2_path, tol=tol, max_iter=max_iter
+            )
+        else:
+            path = solvers.lockstep_proximal_paths(
+                problem.loss_grad, **shape, l2_path=l2_path, l1_path=l1_path, tol=tol, max_iter=max_iter
+            )
         scores = [problem.test_scores(path.coefs, metric) for metric in metrics]
         n_passes = problem.n_passes
     if cold_start:
@@ -360,7 +421,30 @@ def logistic_path(
             n_evaluations=path.n_evaluations.reshape(n_cs, n_folds).sum(axis=0),
             n_rounds=path.n_rounds,
         )
+    elif l1_ratios is not None:
+        # (l1_ratio, fold) problems to (fold, C, l1_ratio), scikit-learn's layout
+        n_l1 = len(l1_ratios)
+        scores = [np.moveaxis(values.reshape(n_l1, n_folds, n_cs), 0, 2) for values in scores]
+        path = solvers.PathResult(
+            coefs=np.moveaxis(path.coefs.reshape(n_l1, n_folds, n_cs, *path.coefs.shape[2:]), 0, 2),
+            n_iter=np.moveaxis(path.n_iter.reshape(n_l1, n_folds, n_cs), 0, 2),
+            n_evaluations=path.n_evaluations.reshape(n_l1, n_folds).sum(axis=0),
+            n_rounds=path.n_rounds,
+        )
     return path, scores, n_passes
+
+
+def _check_l1_ratios(l1_ratios: Any) -> np.ndarray | None:
+    if l1_ratios is None:
+        return None
+    values = np.asarray(l1_ratios, dtype=np.float64).ravel()
+    if values.size == 0 or not np.all((values >= 0) & (values <= 1)):
+        msg = (
+            "l1_ratios must be None or a non-empty list of floats between 0 (L2) and 1 (L1); "
+            f"got l1_ratios={l1_ratios!r}."
+        )
+        raise ValueError(msg)
+    return values
 
 
 def _check_cs(Cs: Any) -> np.ndarray:

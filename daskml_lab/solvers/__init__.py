@@ -30,7 +30,7 @@ from daskml_lab.solvers._gram import (
     heldout_sse,
     ridge_solve,
 )
-from daskml_lab.solvers._lockstep import PathResult, lockstep_lbfgs_paths
+from daskml_lab.solvers._lockstep import PathResult, lockstep_lbfgs_paths, lockstep_proximal_paths
 from daskml_lab.solvers._objectives import LOSSES
 from daskml_lab.solvers._problem import BlockedProblem
 from daskml_lab.solvers._registry import (
@@ -81,6 +81,7 @@ __all__ = [
     "get_solver",
     "heldout_sse",
     "lockstep_lbfgs_paths",
+    "lockstep_proximal_paths",
     "max_gather_bytes",
     "partitioned_gd",
     "partitioned_lbfgs",

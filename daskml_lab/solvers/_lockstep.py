@@ -1,4 +1,4 @@
-"""Regularisation paths of several folds with scipy's L-BFGS-B in lockstep: one data pass per round for all.
+"""Regularisation paths of several folds in lockstep (scipy's L-BFGS-B, or FISTA for l1): one pass per round.
 
 Each fold runs its own, unmodified scipy L-BFGS-B along the path (warm-started from the previous point), in a
 thread of its own. Its objective function does not evaluate anything: it hands its parameters to a
@@ -31,8 +31,10 @@ from scipy.optimize import minimize
 
 from daskml_lab.exceptions import ConvergenceWarning
 from daskml_lab.solvers._common import single_threaded_blas
+from daskml_lab.solvers._scaffold import Status
+from daskml_lab.solvers.proximal import FistaState, ProximalOptions, fista_iterations
 
-__all__ = ["PathResult", "lockstep_lbfgs_paths"]
+__all__ = ["PathResult", "lockstep_lbfgs_paths", "lockstep_proximal_paths"]
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -180,13 +182,135 @@ def lockstep_lbfgs_paths(
     ConvergenceWarning
         Once, naming the (fold, point) pairs that stopped at ``max_iter`` or on a line-search failure.
     """
+    options = {"maxiter": max_iter, "maxcor": memory, "maxls": max_line_search, "gtol": tol, "ftol": ftol}
+
+    def solve_point(
+        objective: _Objective, x: np.ndarray, fold: int, point: int
+    ) -> tuple[np.ndarray, int, str]:
+        result = minimize(objective, x, jac=True, method="L-BFGS-B", options=options)
+        return (
+            np.asarray(result.x, dtype=np.float64),
+            int(result.nit),
+            "" if result.status == 0 else str(result.message),
+        )
+
+    return _lockstep_paths(
+        evaluate,
+        solve_point,
+        "lbfgs",
+        n_folds=n_folds,
+        n_params=n_params,
+        n_outputs=n_outputs,
+        n_features=n_features,
+        data_scales=data_scales,
+        l2_path=l2_path,
+    )
+
+
+def lockstep_proximal_paths(
+    evaluate: Callable[[dict[int, np.ndarray]], dict[int, tuple[float, np.ndarray]]],
+    *,
+    n_folds: int,
+    n_params: int,
+    n_outputs: int,
+    n_features: int,
+    data_scales: Sequence[float],
+    l2_path: Sequence[Sequence[float]],
+    l1_path: Sequence[Sequence[float]],
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+    options: ProximalOptions | None = None,
+) -> PathResult:
+    """Elastic-net paths in lockstep: :func:`lockstep_lbfgs_paths` plus ``l1 * ||W[:n_features]||_1``, by FISTA.
+
+    Every fold runs the FISTA of :func:`~daskml_lab.solvers.proximal` (backtracking, adaptive restart, the same
+    ``tol`` on the sup-norm of the smallest subgradient of the per-sample objective) along its path, each
+    point warm-started from the previous one; its evaluations (the extrapolated point, every backtracking
+    trial) are batched with the other folds' into one pass per round.
+
+    Parameters
+    ----------
+    evaluate, n_folds, n_params, n_outputs, n_features, data_scales, l2_path
+        As in :func:`lockstep_lbfgs_paths`.
+    l1_path : sequence of sequence of float
+        ``l1_path[f][p]``: the l1 penalty of fold ``f`` at path point ``p`` (per-sample objective).
+    tol : float, default=1e-4
+    max_iter : int, default=1000
+        FISTA iterations per path point.
+    options : ProximalOptions or None, default=None
+        Step constants of the backtracking search (defaults when None).
+
+    Returns
+    -------
+    PathResult
+
+    Warns
+    -----
+    ConvergenceWarning
+        Once, naming the (fold, point) pairs that stopped at ``max_iter`` or on a failed search.
+    """
+    options = ProximalOptions() if options is None else options
+    shape = (n_params, n_outputs)
+
+    def solve_point(
+        objective: _Objective, x: np.ndarray, fold: int, point: int
+    ) -> tuple[np.ndarray, int, str]:
+        l1 = float(l1_path[fold][point])
+        state = FistaState.start(
+            objective, x, l1=l1, shape=shape, n_features=n_features, step=options.step_size
+        )
+        outcome = fista_iterations(
+            objective,
+            state,
+            l1=l1,
+            shape=shape,
+            n_features=n_features,
+            tol=tol,
+            max_iter=max_iter,
+            options=options,
+        )
+        failure = "" if outcome.status is Status.CONVERGED else outcome.message
+        return np.asarray(outcome.W, dtype=np.float64).ravel(), outcome.n_iter, failure
+
+    return _lockstep_paths(
+        evaluate,
+        solve_point,
+        "proximal",
+        n_folds=n_folds,
+        n_params=n_params,
+        n_outputs=n_outputs,
+        n_features=n_features,
+        data_scales=data_scales,
+        l2_path=l2_path,
+    )
+
+
+#: The smooth per-sample objective of one (fold, point): ``x -> (value, gradient)`` on flat vectors.
+_Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
+
+
+def _lockstep_paths(
+    evaluate: Callable[[dict[int, np.ndarray]], dict[int, tuple[float, np.ndarray]]],
+    solve_point: Callable[[_Objective, np.ndarray, int, int], tuple[np.ndarray, int, str]],
+    solver: str,
+    *,
+    n_folds: int,
+    n_params: int,
+    n_outputs: int,
+    n_features: int,
+    data_scales: Sequence[float],
+    l2_path: Sequence[Sequence[float]],
+) -> PathResult:
+    """Run ``solve_point(objective, warm_start, fold, point)`` along every fold's path, one thread per fold.
+
+    ``solve_point`` returns the solution, its iterations and why it did not converge (empty if it did).
+    """
     n_points = len(l2_path[0])
     coefs = np.zeros((n_folds, n_points, n_params, n_outputs))
     n_iter = np.zeros((n_folds, n_points), dtype=np.int64)
     n_evaluations = np.zeros(n_folds, dtype=np.int64)
     unconverged: list[tuple[int, int, str]] = []
     batcher = _Batcher(n_folds)
-    options = {"maxiter": max_iter, "maxcor": memory, "maxls": max_line_search, "gtol": tol, "ftol": ftol}
 
     def run_fold(fold: int) -> None:
         try:
@@ -210,12 +334,10 @@ def lockstep_lbfgs_paths(
                     grad[:n_features] += l2 * coef
                     return scale * value + 0.5 * l2 * float(np.sum(coef * coef)), grad.ravel()
 
-                result = minimize(objective, x, jac=True, method="L-BFGS-B", options=options)
-                x = np.asarray(result.x, dtype=np.float64)
+                x, n_iter[fold, point], failure = solve_point(objective, x, fold, point)
                 coefs[fold, point] = x.reshape(n_params, n_outputs)
-                n_iter[fold, point] = int(result.nit)
-                if result.status != 0:
-                    unconverged.append((fold, point, str(result.message)))
+                if failure:
+                    unconverged.append((fold, point, failure))
         except BaseException as err:
             batcher.fail(err)
             return
@@ -241,10 +363,10 @@ def lockstep_lbfgs_paths(
     if unconverged:
         listed = ", ".join(f"fold {f} point {p}" for f, p, _ in sorted(unconverged)[:10])
         warnings.warn(
-            f"lbfgs did not converge for {len(unconverged)} (fold, path point) pair(s) ({listed}): "
+            f"{solver} did not converge for {len(unconverged)} (fold, path point) pair(s) ({listed}): "
             f"{sorted(unconverged)[0][2]}. Increase max_iter, scale the features (e.g. StandardScaler), or "
             "loosen tol.",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return PathResult(coefs=coefs, n_iter=n_iter, n_evaluations=n_evaluations, n_rounds=rounds)

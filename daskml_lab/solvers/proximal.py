@@ -17,7 +17,7 @@ from daskml_lab.solvers._regularizers import l1_norm, l1_optimality, prox_l1
 from daskml_lab.solvers._result import SolverResult
 from daskml_lab.solvers._scaffold import Outcome, SolverRun, Status, run_solver
 
-__all__ = ["ProximalOptions", "proximal"]
+__all__ = ["FistaState", "ProximalOptions", "fista_iterations", "proximal"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,76 +149,166 @@ def proximal(
 def _run_fista(run: SolverRun) -> Outcome:
     """FISTA iterations until ``tol``, ``max_iter`` or a failed backtracking search."""
     options: ProximalOptions = run.options  # type: ignore[assignment]
-    tol, max_iter = run.tol, run.max_iter
     fun = ScaledObjective(run.problem)
-    shape = fun.shape
     n_features = run.problem.n_features
     l1 = run.problem.l1 / fun.scale
+    saved = run.saved
+    x = run.initial_params().ravel() if saved is None else saved.arrays["x"]
+    state = FistaState.start(fun, x, l1=l1, shape=fun.shape, n_features=n_features, step=options.step_size)
+    state.n_iter = run.start_iteration
+    if saved is not None:
+        state.theta, state.step = float(saved.state["theta"]), float(saved.state["step"])
+        if "y" in saved.arrays:  # the extrapolated point differs from the iterate
+            state.y = saved.arrays["y"]
+            state.f_y, state.g_y = fun(state.y)
+
+    def after_iteration(state: FistaState, accepted_step: float, restarted: bool) -> bool:
+        if run.record(
+            objective_scaled=state.obj_x,
+            grad_norm=state.optimality,
+            step_size=accepted_step,
+            n_evals=fun.n_evals,
+            x=state.x,
+            restart=restarted,
+        ):
+            return True
+        arrays = {"x": state.x} if state.y is state.x else {"x": state.x, "y": state.y}
+        run.save(state.n_iter, arrays, theta=state.theta, step=state.step)
+        return False
+
+    return fista_iterations(
+        fun,
+        state,
+        l1=l1,
+        shape=fun.shape,
+        n_features=n_features,
+        tol=run.tol,
+        max_iter=run.max_iter,
+        options=options,
+        after_iteration=after_iteration,
+    )
+
+
+@dataclasses.dataclass
+class FistaState:
+    """Where FISTA stands: the iterate, the extrapolated point, the momentum and the next trial step.
+
+    ``f_*`` and ``g_*`` are the smooth part and its gradient (flat vectors); ``obj_x`` adds the l1 term.
+    """
+
+    x: np.ndarray
+    f_x: float
+    g_x: np.ndarray
+    obj_x: float
+    optimality: float
+    y: np.ndarray
+    f_y: float
+    g_y: np.ndarray
+    theta: float = 1.0
+    step: float = 1.0
+    n_iter: int = 0
+
+    @classmethod
+    def start(
+        cls,
+        fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
+        x: np.ndarray,
+        *,
+        l1: float,
+        shape: tuple[int, int],
+        n_features: int,
+        step: float,
+    ) -> FistaState:
+        """The state at ``x`` (one evaluation of ``fun``), with no momentum."""
+        f_x, g_x = fun(x)
+        obj_x = f_x + l1 * l1_norm(x.reshape(shape), n_features)
+        optimality = _optimality(x, g_x, shape, n_features, l1)
+        return cls(x, f_x, g_x, obj_x, optimality, x, f_x, g_x, step=float(step))
+
+
+def fista_iterations(
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    state: FistaState,
+    *,
+    l1: float,
+    shape: tuple[int, int],
+    n_features: int,
+    tol: float,
+    max_iter: int,
+    options: ProximalOptions,
+    after_iteration: Callable[[FistaState, float, bool], bool] | None = None,
+) -> Outcome:
+    """Run FISTA from ``state`` (updated in place) until ``tol``, ``max_iter`` or a failed search.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x) -> (f, g)``: the smooth part of the per-sample objective and its gradient.
+    state : FistaState
+    l1 : float
+        Weight of ``||W[:n_features]||_1`` in the per-sample objective.
+    shape : tuple of int
+        ``(n_params, n_outputs)`` of the flat vectors.
+    n_features : int
+        Rows of the parameters that are penalised (the intercept row is not).
+    tol, max_iter
+        As in :func:`proximal`; ``max_iter`` counts from ``state.n_iter``.
+    options : ProximalOptions
+    after_iteration : callable or None, default=None
+        ``after_iteration(state, accepted_step, restarted)`` after every iteration; returning True stops.
+
+    Returns
+    -------
+    Outcome
+    """
 
     def prox(v: np.ndarray, step: float) -> np.ndarray:
         return prox_l1(v.reshape(shape), n_features, step * l1).ravel()
 
-    def total(f: float, x: np.ndarray) -> float:
-        return f + l1 * l1_norm(x.reshape(shape), n_features)
-
-    saved = run.saved
-    x = run.initial_params().ravel() if saved is None else saved.arrays["x"]
-    f_x, g_x = fun(x)
-    obj_x = total(f_x, x)
-    y, f_y, g_y = x, f_x, g_x
-    theta = 1.0
-    step = float(options.step_size)
-    n_iter = run.start_iteration
-    if saved is not None:
-        theta, step = float(saved.state["theta"]), float(saved.state["step"])
-        if "y" in saved.arrays:  # the extrapolated point differs from the iterate
-            y = saved.arrays["y"]
-            f_y, g_y = fun(y)
-    optimality = _optimality(x, g_x, shape, n_features, l1)
     while True:
-        if optimality <= tol:
-            return Outcome(x, n_iter, Status.CONVERGED, f"optimality {optimality:.3g} <= tol={tol:g}")
-        if n_iter >= max_iter:
-            message = f"reached max_iter={max_iter} with optimality {optimality:.3g} > tol={tol:g}"
-            return Outcome(x, n_iter, Status.MAX_ITER, message)
+        if state.optimality <= tol:
+            message = f"optimality {state.optimality:.3g} <= tol={tol:g}"
+            return Outcome(state.x, state.n_iter, Status.CONVERGED, message)
+        if state.n_iter >= max_iter:
+            message = f"reached max_iter={max_iter} with optimality {state.optimality:.3g} > tol={tol:g}"
+            return Outcome(state.x, state.n_iter, Status.MAX_ITER, message)
         search = backtracking_proximal(
-            fun, prox, y, f_y, g_y, step, shrink=options.shrink, max_trials=options.max_line_search
+            fun,
+            prox,
+            state.y,
+            state.f_y,
+            state.g_y,
+            state.step,
+            shrink=options.shrink,
+            max_trials=options.max_line_search,
         )
         if not search.success:
             message = (
                 f"the backtracking search found no acceptable step after {options.max_line_search} trials "
-                f"(optimality {optimality:.3g}); the objective is flat at working precision"
+                f"(optimality {state.optimality:.3g}); the objective is flat at working precision"
             )
-            return Outcome(x, n_iter, Status.FAILED, message)
-        n_iter += 1
-        step = search.step * options.grow
-        obj_new = total(search.f, search.x)
-        restarted = options.restart and obj_new > obj_x and y is not x
+            return Outcome(state.x, state.n_iter, Status.FAILED, message)
+        state.n_iter += 1
+        state.step = search.step * options.grow
+        obj_new = search.f + l1 * l1_norm(search.x.reshape(shape), n_features)
+        restarted = bool(options.restart and obj_new > state.obj_x and state.y is not state.x)
         if restarted:
             # momentum overshot: drop it and take the next step from the current point
-            theta, y, f_y, g_y = 1.0, x, f_x, g_x
+            state.theta, state.y, state.f_y, state.g_y = 1.0, state.x, state.f_x, state.g_x
         else:
-            theta_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * theta * theta))
-            momentum = (theta - 1.0) / theta_next
-            x_prev = x
-            x, f_x, g_x, obj_x = search.x, search.f, search.g, obj_new
-            theta = theta_next
+            theta_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * state.theta * state.theta))
+            momentum = (state.theta - 1.0) / theta_next
+            x_prev = state.x
+            state.x, state.f_x, state.g_x, state.obj_x = search.x, search.f, search.g, obj_new
+            state.theta = theta_next
             if momentum > 0:
-                y = x + momentum * (x - x_prev)
-                f_y, g_y = fun(y)
+                state.y = state.x + momentum * (state.x - x_prev)
+                state.f_y, state.g_y = fun(state.y)
             else:
-                y, f_y, g_y = x, f_x, g_x
-            optimality = _optimality(x, g_x, shape, n_features, l1)
-        if run.record(
-            objective_scaled=obj_x,
-            grad_norm=optimality,
-            step_size=search.step,
-            n_evals=fun.n_evals,
-            x=x,
-            restart=bool(restarted),
-        ):
-            return Outcome(x, n_iter, Status.STOPPED, "stopped by the callback")
-        run.save(n_iter, {"x": x} if y is x else {"x": x, "y": y}, theta=theta, step=step)
+                state.y, state.f_y, state.g_y = state.x, state.f_x, state.g_x
+            state.optimality = _optimality(state.x, state.g_x, shape, n_features, l1)
+        if after_iteration is not None and after_iteration(state, search.step, restarted):
+            return Outcome(state.x, state.n_iter, Status.STOPPED, "stopped by the callback")
 
 
 def _optimality(x: np.ndarray, g: np.ndarray, shape: tuple[int, int], n_features: int, l1: float) -> float:
