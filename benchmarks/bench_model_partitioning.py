@@ -24,6 +24,13 @@ l1_ratio=1``) and our replicated ``proximal``, against scikit-learn's ``saga`` o
 to scikit-learn's ``SGDClassifier(penalty="l1")`` for as many: time per epoch, gap to saga's optimum,
 non-zeros, test accuracy.
 
+With ``--memory``, a model no single worker can hold (issue 13): ``--features`` (default 2**28, a 2 GiB
+float64 model) trained by the SGD over the store (``step_rule="sgd"``, whose shards hold nothing per key but
+the values) on 2 workers whose ``memory_limit`` (``--memory-limit``, default 1.9 GiB) is below the model's
+size: each worker's peak resident memory during the fit (the kernel's ``ru_maxrss``) against its resident memory
+before it and the share of the model it holds, time per epoch and test accuracy, next to scikit-learn's
+``SGDClassifier`` (plain SGD, same L2) on the same CSR rows in this process.
+
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_model_partitioning.py --quick     # 20,000 rows, 2**16 features
@@ -34,6 +41,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_model_partitioning.py --per-iteration 20 --features 16777216   # 2**24
     .venv/bin/python benchmarks/bench_model_partitioning.py --per-iteration 20 --solver gd   # gradient descent
     .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs --rows 1000000 --nnz 40   # issue 13's size
+    .venv/bin/python benchmarks/bench_model_partitioning.py --memory    # 2**28 coefficients, 1.9 GiB workers
 
 Timings on a shared 2-core machine are noisy; run it on an idle machine before quoting figures.
 """
@@ -240,6 +248,96 @@ def ftrl_figures(
     )
 
 
+def _reset_peak_rss() -> int:
+    """Start a new peak of this process's resident memory (Linux: ``clear_refs``); return the memory now."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    return _status_bytes("VmRSS")
+
+
+def _peak_rss_bytes() -> int:
+    """The largest resident memory of this process since the last :func:`_reset_peak_rss`."""
+    return _status_bytes("VmHWM")
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    msg = f"no {field} in /proc/self/status"
+    raise RuntimeError(msg)
+
+
+def memory_figures(
+    X_train, y_train, X_test, y_test, X_np, y_np, C: float, epochs: int, memory_limit: str
+) -> None:
+    """A model larger than any one worker's memory limit, trained by the SGD over the store on 2 workers."""
+    n_features = X_train.shape[1]
+    model_bytes = (n_features + 1) * 8
+    X_test_np, y_test_np = X_test.compute(), y_test.compute()
+    options = {"step_rule": "sgd", "learning_rate": 0.5, "batch_size": 512}
+    sgd = SGDClassifier(
+        loss="log_loss",
+        alpha=1.0 / (C * len(y_np)),
+        max_iter=epochs,
+        tol=None,
+        random_state=0,
+        learning_rate="constant",
+        eta0=options["learning_rate"],
+    )
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # epochs on purpose
+        sgd.fit(X_np, y_np)
+    sk_epoch_s = (time.perf_counter() - start) / epochs
+    sk_accuracy = sgd.score(X_test_np, y_test_np)
+    del sgd  # its 2 GiB coef_ is not needed any more
+    with bench_client(memory_limit=memory_limit) as client:
+        X_p, y_p, X_test_p, y_test_p = client.persist([X_train, y_train, X_test, y_test])
+        client.wait_for_workers(2)
+        (limit,) = {info["memory_limit"] for info in client.scheduler_info()["workers"].values()}
+        model = LogisticRegression(
+            C=C,
+            solver="sgd",
+            model_partitions=2,
+            max_iter=epochs,
+            tol=1e-9,
+            random_state=0,
+            solver_options=options,
+        )
+        # a warm-up fit of a narrow model on the same rows: the workers import and run the solver's code once,
+        # so that the peak below is the wide model's, not the first use of the package's modules
+        with warnings.catch_warnings(), dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 0}):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clone(model).set_params(max_iter=1).fit(X_p[:, :1024], y_p)
+        before = client.run(_reset_peak_rss)
+        # a gather limit of 0: the fitted model stays in its shards whatever its size (it does above 256 MiB)
+        with warnings.catch_warnings(), dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 0}):
+            warnings.simplefilter("ignore", ConvergenceWarning)  # epochs on purpose
+            model.fit(X_p, y_p)
+        peak = client.run(_peak_rss_bytes)
+        accuracy = model.score(X_test_p, y_test_p)
+        stats = model.coef_.stats()
+    share = model_bytes / 2
+    print(
+        f"model: {n_features + 1:,} coefficients, {model_bytes / 2**30:.2f} GiB; 2 workers of memory_limit "
+        f"{limit / 2**30:.2f} GiB each (below the model's size: {limit < model_bytes}); "
+        f"coef_ stays partitioned: {type(model.coef_).__name__}"
+    )
+    print(f"{'worker':<24} {'RSS before fit':>15} {'peak RSS':>10} {'peak - before':>14} {'/ share':>8}")
+    for address in sorted(before):
+        grown = peak[address] - before[address]
+        print(
+            f"{address:<24} {before[address] / 2**30:13.2f} G {peak[address] / 2**30:8.2f} G "
+            f"{grown / 2**30:12.2f} G {grown / share:8.2f}"
+        )
+    print(f"shard state (values only, step_rule='sgd'): {[s['state_bytes'] / 2**30 for s in stats]} GiB")
+    print(f"{'fit':36s} {'s/epoch':>8s} {'accuracy':>9s}")
+    print(f"{'scikit-learn SGDClassifier (plain)':36s} {sk_epoch_s:8.3f} {sk_accuracy:9.4f}")
+    print(f"{'partitioned SGD, 2 shards':36s} {model.history_['epoch_s'].median():8.3f} {accuracy:9.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 rows and 2**16 features")
@@ -266,8 +364,12 @@ def main() -> None:
     parser.add_argument(
         "--solver", choices=("lbfgs", "gd"), default="lbfgs", help="--per-iteration: the full-batch solver"
     )
+    parser.add_argument(
+        "--memory", action="store_true", help="a model larger than each worker's memory limit"
+    )
+    parser.add_argument("--memory-limit", default="1.9GiB", help="--memory: each worker's memory_limit")
     args = parser.parse_args()
-    n_train, n_features = (20_000, 2**16) if args.quick else (200_000, 2**18)
+    n_train, n_features = (20_000, 2**16) if args.quick else (200_000, 2**28 if args.memory else 2**18)
     n_train, n_features = args.rows or n_train, args.features or n_features
     n_test, C = n_train // 5, 1.0
     X, y = make_sparse_classification(
@@ -287,6 +389,9 @@ def main() -> None:
         return
     if args.ftrl:
         ftrl_figures(X_train, y_train, X_np, y_np, X_test, y_test, C, args.epochs, args.partitions)
+        return
+    if args.memory:
+        memory_figures(X_train, y_train, X_test, y_test, X_np, y_np, C, args.epochs, args.memory_limit)
         return
 
     start = time.perf_counter()

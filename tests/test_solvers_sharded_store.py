@@ -112,6 +112,60 @@ def test_adagrad_and_lazy_l2_follow_their_formulas(store_client: Client) -> None
     assert values[0] == values[2] == 0.0
 
 
+@pytest.mark.parametrize(
+    "l2", [0.2, 10.0]
+)  # 10: the scale falls below MIN_SCALE and is folded into the values
+def test_sgd_l2_is_one_scale_per_shard_and_follows_its_formula(store_client: Client, l2: float) -> None:
+    eta = 0.5
+    rng = np.random.default_rng(1)
+    steps = [(np.unique(rng.integers(0, 6, size=3)), rng.normal(size=(3, 1))) for _ in range(30)]
+    store = ShardedStore.create(
+        store_client,
+        6,
+        1,
+        workers=_workers(store_client),
+        n_penalised=5,
+        step_rule="sgd",
+        learning_rate=eta,
+        l2=l2,
+    )
+    expected = np.zeros(
+        (6, 1)
+    )  # every push: an SGD step on its keys, then one L2 step on every penalised key
+    with store:
+        for keys, grads in steps:
+            store.push(keys, grads[: len(keys)])
+            expected[keys] -= eta * grads[: len(keys)]
+            expected[:5] /= 1 + eta * l2
+        np.testing.assert_allclose(store.pull(np.arange(6)), expected, rtol=1e-11, atol=0)
+        np.testing.assert_allclose(store.gather(), expected, rtol=1e-11, atol=0)
+        np.testing.assert_allclose(store.sq_norm(), np.sum(expected[:5] ** 2), rtol=1e-11)
+        np.testing.assert_allclose(store.abs_norm(), np.sum(np.abs(expected[:5])), rtol=1e-11)
+        assert expected[5, 0] != 0  # the intercept key was pushed and is not shrunk
+
+
+@pytest.mark.parametrize(
+    ("step_rule", "l2", "bytes_per_key"),
+    [
+        ("sgd", 0.1, 3 * 8),  # the values only, L2 or not (one scale per shard)
+        ("adagrad", 0.0, 2 * 3 * 8),  # the values and the accumulator
+        ("adagrad", 0.1, 2 * 3 * 8 + 8),  # and the int64 tick of each key's last update (the lazy L2)
+        ("ftrl", 0.1, 3 * 3 * 8),  # z, n and the values computed from them
+    ],
+)
+def test_a_shard_holds_only_its_values_and_its_step_rules_state(
+    store_client: Client, step_rule: str, l2: float, bytes_per_key: int
+) -> None:
+    # what lets the 2**28-coefficient model of docs/benchmarks.md train on workers whose memory is below its
+    # size: with "sgd" a shard holds nothing per key but the values (3 outputs of float64 here)
+    store = ShardedStore.create(
+        store_client, 1000, 3, workers=_workers(store_client), step_rule=step_rule, learning_rate=0.1, l2=l2
+    )
+    with store:
+        for stats in store.stats():
+            assert stats["state_bytes"] == stats["n_keys"] * bytes_per_key
+
+
 @pytest.mark.parametrize("step_rule", ["sgd", "adagrad", "ftrl"])
 def test_values_do_not_depend_on_the_number_of_shards(store_client: Client, step_rule: str) -> None:
     rng = np.random.default_rng(0)

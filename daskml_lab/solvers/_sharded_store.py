@@ -117,14 +117,24 @@ class ParameterShard:
     learning_rate : float
         ``eta``.
     l2 : float
-        L2 strength ``l2 / 2 * ||w||^2``, applied as one proximal step ``w /= 1 + rate * l2`` per tick of the
-        clock. It is applied *lazily*: a row pays the ticks it missed when it is next pulled, pushed or
-        gathered (``w /= (1 + rate * l2) ** missed``, with the row's current rate), so a step costs only
-        the keys it touches. This is exact for the constant per-coordinate rate between touches (true for
-        both rules: AdaGrad's accumulator only grows on pushes).
+        L2 strength ``l2 / 2 * ||w||^2``, applied as one proximal step ``w /= 1 + rate * l2`` on every
+        penalised row per tick of the clock, so that a step costs only the keys it touches:
+
+        - ``"sgd"`` (one rate for all the rows): the penalised rows are stored as ``v`` with ``w = scale * v``
+          and a tick divides the one float ``scale`` (the trick of Bottou's SGD and scikit-learn's
+          ``SGDClassifier``; ``v`` is rescaled in place when ``scale`` gets small). The shard holds nothing
+          per key but the values, so a model its worker can barely hold still trains.
+        - ``"adagrad"`` (a rate per coordinate): applied *lazily*, a row paying the ticks it missed when it is
+          next pulled, pushed or gathered (``w /= (1 + rate * l2) ** missed``, with the row's current rate,
+          which is constant between its pushes), from the tick of its last update (an int64 per key).
     initial : ndarray of shape (n_slots, n_outputs), default=None
         Starting values (zeros by default).
     """
+
+    #: Below this, the ``"sgd"`` rule folds ``scale`` into the stored values (keeps ``v`` from overflowing).
+    MIN_SCALE = 1e-9
+    #: Rows per slice when a shard sweeps all its rows (norms, catch-up, rescaling): bounds the temporaries.
+    SWEEP_SLOTS = 2**20
 
     def __init__(
         self,
@@ -141,9 +151,12 @@ class ParameterShard:
         else:
             self.values = np.array(initial, dtype=np.float64, copy=True).reshape(n_slots, n_outputs)
         self.accumulator = np.zeros_like(self.values) if step_rule == "adagrad" else None
-        self.penalised = np.arange(n_slots) < n_penalised
+        self.n_penalised = min(int(n_penalised), n_slots)
         self.step_rule, self.learning_rate, self.l2 = step_rule, float(learning_rate), float(l2)
-        self.last_tick = np.zeros(n_slots, dtype=np.int64)
+        #: ``w = scale * values`` on the penalised rows (the "sgd" rule's L2; 1.0 for the other rules).
+        self.scale = 1.0
+        lazy_l2 = step_rule == "adagrad" and self.l2 > 0
+        self.last_tick = np.zeros(n_slots, dtype=np.int64) if lazy_l2 else None
         #: Steps applied (every push is one step of the solver, even with no key of this shard).
         self.clock = 0
         self.worker_clocks: dict[int, float] = {}
@@ -164,29 +177,56 @@ class ParameterShard:
         )
 
     # -- the step rule ----------------------------------------------------------------------------------------
+    def _penalised(self, slots: np.ndarray) -> np.ndarray:
+        return slots < self.n_penalised
+
     def _rates(self, slots: np.ndarray) -> np.ndarray:
         if self.accumulator is None:
             return np.full((len(slots), self.values.shape[1]), self.learning_rate)
         return self.learning_rate / (np.sqrt(self.accumulator[slots]) + _ADAGRAD_EPS)
 
+    def _scales(self, slots: np.ndarray) -> np.ndarray:
+        """``w / values`` of the rows of ``slots``, as a column."""
+        return np.where(self._penalised(slots), self.scale, 1.0)[:, None]
+
     def _catch_up(self, slots: np.ndarray) -> None:
-        """Apply the L2 steps ``slots`` missed since they were last updated."""
-        if self.l2 == 0 or len(slots) == 0:
-            self.last_tick[slots] = self.clock
+        """Apply the L2 steps ``slots`` missed since they were last updated (the lazy penalty only)."""
+        if self.last_tick is None or len(slots) == 0:
             return
         missed = (self.clock - self.last_tick[slots]).astype(np.float64)
-        penalised = self.penalised[slots]
         shrink = (1.0 + self._rates(slots) * self.l2) ** -missed[:, None]
-        shrink[~penalised] = 1.0
+        shrink[~self._penalised(slots)] = 1.0
         self.values[slots] *= shrink
         self.last_tick[slots] = self.clock
+
+    def _sweeps(self) -> Any:
+        """All the slots, caught up, in slices of :attr:`SWEEP_SLOTS` (yields ``slice`` objects)."""
+        for start in range(0, len(self.values), self.SWEEP_SLOTS):
+            part = slice(start, min(start + self.SWEEP_SLOTS, len(self.values)))
+            self._catch_up(np.arange(part.start, part.stop))
+            yield part
+
+    def _weights(self, part: slice) -> np.ndarray:
+        """The model's rows of ``part`` (a new array)."""
+        return self.values[part] * self._scales(np.arange(part.start, part.stop))
+
+    def _tick(self) -> None:
+        """The L2 step every row takes at every push (the "sgd" rule's, on ``scale``; lazy otherwise)."""
+        if self.step_rule != "sgd" or self.l2 == 0:
+            return
+        self.scale /= 1.0 + self.learning_rate * self.l2
+        if self.scale < self.MIN_SCALE:
+            for part in self._sweeps():
+                penalised = slice(part.start, min(part.stop, self.n_penalised))
+                self.values[penalised] *= self.scale
+            self.scale = 1.0
 
     # -- the actor's methods -----------------------------------------------------------------------------------
     def pull(self, slots: np.ndarray) -> tuple[np.ndarray, int, float]:
         """The rows of ``slots``, the shard's clock and the slowest running worker's clock."""
         slots = np.asarray(slots, dtype=np.int64)
         self._catch_up(slots)
-        rows = self.values[slots]
+        rows = self.values[slots] * self._scales(slots)
         self.counters["n_pulls"] += 1
         self.counters["keys_pulled"] += len(slots)
         self.counters["bytes_pulled"] += slots.nbytes + rows.nbytes
@@ -201,6 +241,7 @@ class ParameterShard:
         self._catch_up(slots)
         if len(slots):
             self._step(slots, grads)
+        self._tick()
         self.clock += 1
         self.worker_clocks[worker] = float(worker_clock)
         staleness = max(self.clock - 1 - int(pulled_at), 0)
@@ -213,19 +254,25 @@ class ParameterShard:
 
     def _step(self, slots: np.ndarray, grads: np.ndarray) -> None:
         """The step rule on the rows of ``slots`` (unique within a push: np.unique of the batch's columns)."""
-        if self.accumulator is not None:
-            self.accumulator[slots] += grads**2
+        if self.accumulator is None:
+            # "sgd": w - eta g, stored as v = w / scale; the L2 step is the tick that follows
+            self.values[slots] -= self.learning_rate * grads / self._scales(slots)
+            return
+        self.accumulator[slots] += grads**2
         rates = self._rates(slots)
         updated = self.values[slots] - rates * grads
-        shrink = np.where(self.penalised[slots][:, None], 1.0 + rates * self.l2, 1.0)
+        shrink = np.where(self._penalised(slots)[:, None], 1.0 + rates * self.l2, 1.0)
         self.values[slots] = updated / shrink
-        self.last_tick[slots] = self.clock + 1
+        if self.last_tick is not None:
+            self.last_tick[slots] = self.clock + 1
 
     def load_rows(self, slots: np.ndarray, rows: np.ndarray) -> None:
         """Set the rows of ``slots`` (seeding a store from another one; not a solver step, not counted)."""
         slots = np.asarray(slots, dtype=np.int64)
-        self.values[slots] = np.asarray(rows, dtype=np.float64).reshape(len(slots), self.values.shape[1])
-        self.last_tick[slots] = self.clock
+        rows = np.asarray(rows, dtype=np.float64).reshape(len(slots), self.values.shape[1])
+        self.values[slots] = rows / self._scales(slots)
+        if self.last_tick is not None:
+            self.last_tick[slots] = self.clock
 
     def slowest(self) -> float:
         """The clock of the slowest worker still running its round (the shard's clock when none is)."""
@@ -239,7 +286,8 @@ class ParameterShard:
         """
         self.worker_clocks = dict.fromkeys(workers, 0.0)
         if learning_rate is not None and learning_rate != self.learning_rate:
-            self._catch_up(np.arange(len(self.values)))
+            for _ in self._sweeps():
+                pass
             self.learning_rate = float(learning_rate)
 
     def finish(self, worker: int) -> None:
@@ -247,25 +295,48 @@ class ParameterShard:
         self.worker_clocks.pop(worker, None)
 
     def sq_norm(self) -> float:
-        """``||w||^2`` over the penalised rows (after their pending L2 steps)."""
-        self._catch_up(np.arange(len(self.values)))
-        return float(np.sum(self.values[self.penalised] ** 2))
+        """``||w||^2`` over the penalised rows (after their pending L2 steps), slice by slice."""
+        total = 0.0
+        for part in self._sweeps():
+            penalised = slice(part.start, min(part.stop, self.n_penalised))
+            total += float(np.sum(self._weights(penalised) ** 2)) if penalised.stop > penalised.start else 0.0
+        return total
 
     def abs_norm(self) -> float:
-        """``||w||_1`` over the penalised rows (after their pending steps)."""
-        self._catch_up(np.arange(len(self.values)))
-        return float(np.sum(np.abs(self.values[self.penalised])))
+        """``||w||_1`` over the penalised rows (after their pending steps), slice by slice."""
+        total = 0.0
+        for part in self._sweeps():
+            penalised = slice(part.start, min(part.stop, self.n_penalised))
+            total += (
+                float(np.sum(np.abs(self._weights(penalised)))) if penalised.stop > penalised.start else 0.0
+            )
+        return total
 
     def gather(self) -> np.ndarray:
         """All the shard's rows (for a small model only: :meth:`ShardedStore.gather` checks)."""
-        self._catch_up(np.arange(len(self.values)))
+        out = np.empty_like(self.values)
+        for part in self._sweeps():
+            out[part] = self._weights(part)
         self.counters["n_gathers"] += 1
-        self.counters["bytes_gathered"] += self.values.nbytes
-        return self.values.copy()
+        self.counters["bytes_gathered"] += out.nbytes
+        return out
+
+    def state_nbytes(self) -> int:
+        """Bytes of the shard's arrays: the values and the solver's state (history vectors included)."""
+        total = 0
+        for value in vars(self).values():
+            parts = value if isinstance(value, list | tuple) else (value,)
+            total += sum(part.nbytes for part in parts if isinstance(part, np.ndarray))
+        return total
 
     def stats(self) -> dict[str, Any]:
-        """The traffic counters, the clock and the number of rows held."""
-        return {**self.counters, "clock": self.clock, "n_keys": len(self.values)}
+        """The traffic counters, the clock, the number of rows held and the bytes of their state."""
+        return {
+            **self.counters,
+            "clock": self.clock,
+            "n_keys": len(self.values),
+            "state_bytes": self.state_nbytes(),
+        }
 
 
 class FTRLShard(ParameterShard):
@@ -280,7 +351,7 @@ class FTRLShard(ParameterShard):
     whole objective (its gradient an unbiased estimate of the data term's), so after ``t`` steps the penalty
     ``l1 ||w||_1 + l2 / 2 ||w||^2`` has been added ``t`` times. The value is computed when a row is pulled,
     pushed or gathered, so a step costs only the keys it touches, the L1 penalty gives exact zeros, and the
-    intercept row (not penalised) has ``t l1 = t l2 = 0``.
+    intercept row (not penalised) has ``t l1 = t l2 = 0``. Its state is three arrays the size of the values.
 
     Parameters
     ----------
@@ -300,15 +371,21 @@ class FTRLShard(ParameterShard):
         if np.any(self.values):
             self.load_rows(np.arange(len(self.values)), self.values)
 
+    def _penalties(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``t l1`` and ``t l2`` of the rows of ``slots`` (zero for the intercept row), as columns."""
+        t = float(max(self.clock, 1))
+        penalised = self._penalised(slots)[:, None]
+        return np.where(penalised, t * self.l1, 0.0), np.where(penalised, t * self.l2, 0.0)
+
     def _catch_up(self, slots: np.ndarray) -> None:
         """The closed form of the rows of ``slots`` at the current clock."""
-        t = float(max(self.clock, 1))
-        z, penalised = self.z[slots], self.penalised[slots][:, None]
-        l1 = np.where(penalised, t * self.l1, 0.0)
-        l2 = np.where(penalised, t * self.l2, 0.0)
+        z = self.z[slots]
+        l1, l2 = self._penalties(slots)
         shrunk = np.sign(z) * np.maximum(np.abs(z) - l1, 0.0)
         self.values[slots] = -shrunk / ((self.beta + np.sqrt(self.n[slots])) / self.learning_rate + l2)
-        self.last_tick[slots] = self.clock
+
+    def _tick(self) -> None:
+        """Nothing: the penalty of every step is in the closed form, through the clock."""
 
     def _step(self, slots: np.ndarray, grads: np.ndarray) -> None:
         n = self.n[slots]
@@ -320,10 +397,7 @@ class FTRLShard(ParameterShard):
         """Set ``z`` so that the rows of ``slots`` have the values ``rows`` now (a warm start)."""
         slots = np.asarray(slots, dtype=np.int64)
         rows = np.asarray(rows, dtype=np.float64).reshape(len(slots), self.values.shape[1])
-        t = float(max(self.clock, 1))
-        penalised = self.penalised[slots][:, None]
-        l1 = np.where(penalised, t * self.l1, 0.0)
-        l2 = np.where(penalised, t * self.l2, 0.0)
+        l1, l2 = self._penalties(slots)
         denominator = (self.beta + np.sqrt(self.n[slots])) / self.learning_rate + l2
         self.z[slots] = -rows * denominator - np.sign(rows) * l1
         self._catch_up(slots)

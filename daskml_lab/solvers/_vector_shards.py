@@ -59,7 +59,7 @@ class GradientShard(ParameterShard):
         self.summed = np.zeros(self.values.shape)
         # the penalised slots are a prefix (every key but the intercept, which is the last key): a slice reads
         # them without copying, where a boolean mask would copy the shard's vectors
-        self.pen = slice(0, int(np.count_nonzero(self.penalised)))
+        self.pen = slice(0, self.n_penalised)
 
     def add_gradient_rows(self, slots: np.ndarray, rows: np.ndarray) -> None:
         """Add a block's gradient rows (unique ``slots``) to this round's sum."""
