@@ -26,6 +26,9 @@ l1_ratio=1``) and our replicated ``proximal``, against scikit-learn's ``saga`` o
 to scikit-learn's ``SGDClassifier(penalty="l1")`` for as many: time per epoch, gap to saga's optimum,
 non-zeros, test accuracy.
 
+With ``--traffic``, only the bytes per SGD step (2 epochs, the shards' counters) of a ``2**18``-feature model
+and of a ``2**24``-feature one on the same rows (their columns sent injectively into the wider space).
+
 With ``--memory``, a model no single worker can hold (issue 13): ``--features`` (default 2**28, a 2 GiB
 float64 model) trained by the SGD over the store (``step_rule="sgd"``, whose shards hold nothing per key but
 the values) on 2 workers whose ``memory_limit`` (``--memory-limit``, default 1.9 GiB) is below the model's
@@ -340,6 +343,42 @@ def memory_figures(
     print(f"{'partitioned SGD, 2 shards':36s} {model.history_['epoch_s'].median():8.3f} {accuracy:9.4f}")
 
 
+def _widen(X, n_features: int, seed: int):
+    """The same rows with their columns sent injectively into ``n_features`` columns (a wider hashing space)."""
+    import scipy.sparse as sp
+
+    mapping = np.random.default_rng(seed).choice(n_features, size=X.shape[1], replace=False)
+
+    def block(b):
+        return sp.csr_matrix((b.data, mapping[b.indices], b.indptr), shape=(b.shape[0], n_features))
+
+    return X.map_blocks(block, chunks=(X.chunks[0], (n_features,)), dtype=X.dtype, meta=X._meta)
+
+
+def traffic_figures(n_train: int, nnz: int, widths: list[int], epochs: int) -> None:
+    """Bytes per SGD step (the shards' counters) for models of several widths on the same rows."""
+    X, y = make_sparse_classification(
+        n_train, widths[0], nnz_per_row=nnz, chunks=n_train // 4, random_state=0
+    )
+    print(
+        f"{'features':>10} {'keys/step':>10} {'bytes pulled/step':>18} {'bytes pushed/step':>18} {'bytes/key':>10}"
+    )
+    with bench_client() as client:
+        for width in widths:
+            X_w = X if width == widths[0] else _widen(X, width, seed=1)
+            X_w, y_w = client.persist([X_w, y])
+            model = LogisticRegression(model_partitions=2, max_iter=epochs, tol=1e-9, random_state=0)
+            with warnings.catch_warnings(), dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 0}):
+                warnings.simplefilter("ignore", ConvergenceWarning)  # epochs on purpose
+                model.fit(X_w, y_w)
+            history = model.history_
+            steps = history["n_steps"].sum()
+            keys, pulled, pushed = (
+                history[c].sum() / steps for c in ("keys_pulled", "bytes_pulled", "bytes_pushed")
+            )
+            print(f"{width:>10} {keys:10.0f} {pulled:18.0f} {pushed:18.0f} {pulled / keys:10.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 rows and 2**16 features")
@@ -370,10 +409,16 @@ def main() -> None:
         "--memory", action="store_true", help="a model larger than each worker's memory limit"
     )
     parser.add_argument("--memory-limit", default="1.9GiB", help="--memory: each worker's memory_limit")
+    parser.add_argument(
+        "--traffic", action="store_true", help="bytes per SGD step at 2**18 and 2**24 features (2 epochs)"
+    )
     args = parser.parse_args()
     n_train, n_features = (20_000, 2**16) if args.quick else (200_000, 2**28 if args.memory else 2**18)
     n_train, n_features = args.rows or n_train, args.features or n_features
     n_test, C = n_train // 5, 1.0
+    if args.traffic:
+        traffic_figures(n_train, args.nnz, [2**18, 2**24], 2)
+        return
     X, y = make_sparse_classification(
         n_train + n_test, n_features, nnz_per_row=args.nnz, chunks=n_train // 4, random_state=0
     )
