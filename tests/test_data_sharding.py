@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daskml_lab._compat import unique_fused_keys
-from daskml_lab.data import _blocks, shard, shard_summary
+from daskml_lab.data import _blocks, _exchange, shard, shard_summary
 from daskml_lab.data._exchange import _concat_shard_block, _split_rows_block
 from daskml_lab.data.sharding import _stratified_quota
 from daskml_lab.testing import raise_if_computes
@@ -346,18 +346,43 @@ def sharding_keys(n_blocks: int, strategy: str) -> int:
 
 
 @pytest.mark.parametrize("strategy", ["shuffle", "stratified", "hash"])
-def test_sharding_graph_grows_with_the_blocks_not_their_square(strategy):
+def test_sharding_graph_grows_with_the_blocks_not_their_square(strategy, monkeypatch):
     # One task per (block, shard) pair made 100 blocks cost 15x the tasks of 25 (issue 17); the staged
     # exchange adds about (fan-in + 1) tasks per block and step, and the steps grow as log(blocks).
+    monkeypatch.setattr(_exchange, "MIN_NODE_BYTES", 0)  # every block its own node, however small
     keys = {n_blocks: sharding_keys(n_blocks, strategy) for n_blocks in (25, 100, 400)}
     assert keys[100] < 6 * keys[25], keys
     assert keys[400] < 6 * keys[100], keys
     assert keys[400] < 40 * 400, keys  # pairs of blocks and shards alone would be 160,000
 
 
+@pytest.mark.parametrize("strategy", ["shuffle", "stratified", "hash"])
+def test_small_blocks_are_stacked_into_one_node_with_the_same_shards(strategy, monkeypatch):
+    # 400 blocks of 30 rows (about 1 KB each): the first step cuts them as one node, not 400 (500 one-row
+    # blocks took 13 s of scheduling for 500 rows); the shards get the same rows in the same order.
+    stacked = sharding_keys(400, strategy)
+    X, y = make_data(12_000)
+    Xd, yd = da.from_array(X, chunks=(30, 3)), da.from_array(y, chunks=30)
+    options = {"key": 0} if strategy == "hash" else {"random_state": 0}
+    with dask.config.set(scheduler="sync"):
+        shards = dask.compute(*shard(Xd, yd, n_shards=4, strategy=strategy, check_input=False, **options))
+        monkeypatch.setattr(_exchange, "MIN_NODE_BYTES", 0)
+        one_node_per_block = sharding_keys(400, strategy)
+        reference = dask.compute(*shard(Xd, yd, n_shards=4, strategy=strategy, check_input=False, **options))
+    assert stacked < one_node_per_block / 2, (stacked, one_node_per_block)
+    for ours, theirs in zip(shards, reference, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_small_block_groups():
+    assert _exchange.block_groups((1,) * 500, row_bytes=48) == [list(range(500))]
+    assert _exchange.block_groups((30_000, 30_000), row_bytes=48) == [[0], [1]]  # 1.4 MB each: kept
+    assert _exchange.block_groups((0, 0), row_bytes=48) == []
+
+
 def test_concat_kernel_refuses_inputs_that_changed():
-    pieces = _split_rows_block([np.zeros((3, 1))], np.array([0, 0, 1], dtype=np.int16), 2)
     empties = (np.empty((0, 1)), np.empty(0, dtype=np.int16))
+    pieces = _split_rows_block([[np.zeros((3, 1))]], [np.array([0, 0, 1], dtype=np.int16)], empties, 2)
     assert _concat_shard_block([pieces[0]], empties, 2, None, 0)[0].shape == (2, 1)
     with pytest.raises(RuntimeError, match="must give the same values every time"):
         _concat_shard_block([pieces[0]], empties, 1, None, 0)

@@ -13,7 +13,9 @@ move in ``n_steps`` steps of a radix exchange instead, where no task receives mo
   after), and the node of the next step whose digit ``s`` is ``t`` gathers the pieces ``t`` of the ``radix``
   nodes that differ from it in that digit only.
 
-Up to :data:`MAX_FAN_IN` blocks and shards this is the direct exchange (one step). Beyond, every step
+Consecutive input blocks smaller than :data:`MIN_NODE_BYTES` are stacked into one node of step 0
+(:func:`block_groups`): a node costs the scheduler ``radix + 1`` tasks per step whatever its size.
+Up to :data:`MAX_FAN_IN` nodes and shards this is the direct exchange (one step). Beyond, every step
 adds about ``(radix + 1)`` tasks per node and moves the rows once more: for 400 blocks, 3 steps of 8-way
 exchanges instead of 160,000 pieces. With pieces no larger than what a shard needs, ``n log n`` tasks is
 the least any exchange of an arbitrary assignment needs (a counting argument, as for sorting networks);
@@ -39,11 +41,14 @@ from dask.highlevelgraph import HighLevelGraph
 
 from daskml_lab.data import _blocks
 
-__all__ = ["MAX_FAN_IN", "exchange_plan", "redistribute"]
+__all__ = ["MAX_FAN_IN", "MIN_NODE_BYTES", "block_groups", "exchange_plan", "redistribute"]
 
 #: Most pieces one task of the exchange gathers (and cuts its rows into). Larger values mean fewer steps (the
 #: rows move fewer times) but more tasks per step; up to this many blocks and shards the exchange is direct.
 MAX_FAN_IN = 8
+#: Consecutive input blocks smaller than this (bytes of their rows, dense estimate) are stacked into one node
+#: of the exchange's first step (:func:`block_groups`).
+MIN_NODE_BYTES = 2**20
 
 
 def exchange_plan(n_nodes: int) -> tuple[int, int]:
@@ -106,9 +111,48 @@ def _concat_payloads(pieces: list[tuple[Any, ...]], empties: tuple[Any, ...]) ->
     return tuple(out)
 
 
-def _split_rows_block(blocks: list[Any], labels: np.ndarray, radix: int) -> tuple[tuple[Any, ...], ...]:
-    """Step 0: cut one input block (its ``X``, ``y``, ... blocks and target shards) by the lowest digit."""
-    return _cut_payload((*blocks, labels), 1, radix)
+def _split_rows_block(
+    blocks: list[list[Any]], labels: list[np.ndarray], empties: tuple[Any, ...], radix: int
+) -> tuple[tuple[Any, ...], ...]:
+    """Step 0: cut consecutive input blocks (for each, its ``X``, ``y``, ... blocks; and its target shards),
+    stacked in order, by the lowest digit."""
+    payloads = [(*arrays, block_labels) for arrays, block_labels in zip(blocks, labels, strict=True)]
+    return _cut_payload(_concat_payloads(payloads, empties), 1, radix)
+
+
+def block_groups(chunks: tuple[int, ...], row_bytes: int, min_bytes: int | None = None) -> list[list[int]]:
+    """Consecutive non-empty row blocks grouped until each group holds ``min_bytes`` (a last short group joins
+    the one before): the nodes of the exchange's first step.
+
+    Each node costs ``radix + 1`` tasks per step; a block of a few rows costs the scheduler far more than its
+    rows cost the network, so small blocks are stacked first (500 one-row blocks: one node instead of 500).
+    Blocks of ``min_bytes`` or more stay nodes of their own. Grouping keeps the rows in their global order, so
+    the shards receive the same rows in the same order.
+
+    Examples
+    --------
+    >>> block_groups((1, 1, 0, 1, 5), row_bytes=8, min_bytes=16)
+    [[0, 1], [3, 4]]
+    >>> block_groups((4, 4, 1), row_bytes=8, min_bytes=16)
+    [[0], [1, 2]]
+    """
+    min_bytes = MIN_NODE_BYTES if min_bytes is None else int(min_bytes)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    rows = 0
+    for index, size in enumerate(chunks):
+        if not size:
+            continue
+        current.append(index)
+        rows += int(size)
+        if rows * row_bytes >= min_bytes:
+            groups.append(current)
+            current, rows = [], 0
+    if current and groups:
+        groups[-1].extend(current)
+    elif current:
+        groups.append(current)
+    return groups
 
 
 def _exchange_rows_block(
@@ -185,7 +229,9 @@ def redistribute(
         One per input array, one row block per shard, lazy.
     """
     first = arrays[0]
-    n_blocks, n_shards = first.numblocks[0], len(sizes)
+    row_bytes = sum(a.dtype.itemsize * int(np.prod(a.shape[1:])) for a in (*arrays, labels))
+    groups = block_groups(first.chunks[0], row_bytes)
+    n_blocks, n_shards = len(groups), len(sizes)
     n_steps, radix = exchange_plan(max(n_blocks, n_shards))
     token = tokenize([a.name for a in arrays], labels.name, sizes, permute_entropy, n_steps, radix)
     split_name = f"daskml-shard-split-{token}"
@@ -198,11 +244,16 @@ def redistribute(
     )
     tasks: dict[tuple, Any] = {}
     nodes: dict[int, tuple] = {}  # node index -> key of its tuple of pieces
-    for i in range(n_blocks):
-        if first.chunks[0][i]:
-            blocks = [_blocks.block_key(a, i) for a in arrays]
-            tasks[(split_name, i)] = (_split_rows_block, blocks, (labels.name, i), radix)
-            nodes[i] = (split_name, i)
+    for i, group in enumerate(groups):
+        blocks = [[_blocks.block_key(a, b) for a in arrays] for b in group]
+        tasks[(split_name, i)] = (
+            _split_rows_block,
+            blocks,
+            [(labels.name, b) for b in group],
+            empties,
+            radix,
+        )
+        nodes[i] = (split_name, i)
     for step in range(1, n_steps + 1):
         scale = radix ** (step - 1)  # place value of the digit this step routes on
         modulus = scale * radix  # the digits routed so far: node % modulus is a shard's index % modulus
