@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+import zlib
 from pathlib import Path
 
 import dask
@@ -219,6 +220,20 @@ def test_save_replaces_an_existing_file(data, tmp_path):
     model = _fit("ridge", data)
     save(model, path)
     assert describe(path)["summary"]["fitted"] is True
+
+
+def test_members_are_deflated_at_the_fast_level(tmp_path):
+    # zlib level 1: a large forest saves in a quarter of the time of the default level 6, for a file about
+    # 20 % larger (docs/persistence.rst)
+    X, y = np.random.default_rng(0).normal(size=(400, 5)), np.arange(400) % 2
+    path = tmp_path / "forest.daskml"
+    save(RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y), path)
+    with zipfile.ZipFile(path) as archive:
+        member = archive.getinfo("model.skops")
+        payload = archive.read(member)
+    assert member.compress_type == zipfile.ZIP_DEFLATED
+    fast = zlib.compressobj(1, zlib.DEFLATED, -15)
+    assert member.compress_size == len(fast.compress(payload) + fast.flush())
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -54,6 +54,9 @@ __all__ = [
 
 #: Name written in (and required from) the metadata of every model file.
 FORMAT_NAME = "daskml-lab-model"
+#: zlib level of the members. Level 1: a 207 MB forest payload is deflated in 1.4 s to 42 MB, against 5.3 s
+#: to 36 MB at zlib's default 6 (the skops payload inside is stored uncompressed; reading takes 0.5 s either way).
+COMPRESS_LEVEL = 1
 #: Version of the file layout; files of a newer layout are refused. Format 2 checksums (or signs) the metadata
 #: together with the payload; format 1 checksummed the payload only.
 FORMAT_VERSION = 2
@@ -206,7 +209,10 @@ def write_model_file(target: Path, info: dict[str, Any], payload: bytes, *, key:
     folder = target.parent if str(target.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(handle, "wb") as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        with (
+            os.fdopen(handle, "wb") as stream,
+            zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as archive,
+        ):
             archive.writestr(METADATA_NAME, metadata)
             archive.writestr(PAYLOAD_NAME, payload)
             archive.writestr(CHECKSUM_NAME, checksum_member(metadata, payload, key))
