@@ -283,6 +283,47 @@ def test_raw_adult_fit_with_no_option_but_the_target(shared_data, external_sched
 
 
 @pytest.mark.cluster
+@pytest.mark.parametrize(
+    ("model", "least_accuracy"), [("hist-gradient-boosting", 0.95), ("logistic-regression", 0.8)]
+)
+def test_missing_feature_values_reach_the_model(external_scheduler, tmp_path, capsys, model, least_accuracy):
+    # Tables have holes: the default trees take NaN as it is, the linear models' pipeline imputes it. The
+    # reader used to refuse every NaN before either could see it.
+    rng = np.random.default_rng(0)
+    n = 3_000
+    a = rng.normal(size=n)
+    kind = rng.choice(["x", "y"], size=n)
+    missing = rng.random(n) < 0.2
+    target = np.where(missing, kind == "x", a > 0)
+    frame = pd.DataFrame({"a": np.where(missing, np.nan, a), "kind": kind, "label": target.astype(int)})
+    data = tmp_path / "holes.csv"
+    frame.to_csv(data, index=False)
+    common = ["--scheduler", external_scheduler]
+    path = tmp_path / "holes.daskml"
+    args = [
+        "fit",
+        str(data),
+        "-t",
+        "label",
+        "--model",
+        model,
+        "--test-size",
+        "0.25",
+        *common,
+        "-o",
+        str(path),
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert float(out.split("held-out accuracy")[1].split()[0]) > least_accuracy
+    predictions = tmp_path / "p.csv"
+    assert main(["predict", str(path), str(data), "-o", str(predictions), *common]) == 0
+    written = pd.read_csv(predictions)["prediction"].to_numpy()
+    assert len(written) == n
+    assert (written == frame["label"].to_numpy()).mean() > least_accuracy
+
+
+@pytest.mark.cluster
 def test_adult_text_columns_hashed_into_a_partitioned_model(
     shared_data, external_scheduler, tmp_path, capsys
 ):

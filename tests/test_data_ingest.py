@@ -276,6 +276,56 @@ def test_csv_options_pass_through(tmp_path, data):
     np.testing.assert_array_equal(y.compute(), y_np)
 
 
+def test_csv_columns_typed_after_dasks_sample_are_read_again(tmp_path):
+    # dask types the columns from the first rows (its sample); a code column turning to text further down
+    # and an integer column with a later missing value used to fail with dask's "Mismatched dtypes"
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "code": [str(i) for i in range(n - 1)] + ["V57"],
+            "count": [str(i) for i in range(n - 1)] + [""],
+            "x": np.arange(n, dtype=float),
+            "target": np.arange(n) % 2,
+        }
+    )
+    path = tmp_path / "late.csv"
+    frame.to_csv(path, index=False)
+    with pytest.warns(
+        UserWarning, match=r"Columns \['code', 'count'\] of .*late.csv hold values of other types"
+    ):
+        X, y, origin = read_csv(
+            path, "target", categorical="encode", allow_nan=True, return_origin=True, sample=500
+        )
+    assert "V57" in list(origin.categories["code"])
+    codes = X.compute()
+    assert np.isnan(codes[-1, 1])  # the late missing count is NaN
+    assert codes[-2, 1] == n - 2
+    np.testing.assert_array_equal(y.compute(), frame["target"].to_numpy())
+    for chosen in ("float64", {"code": "float64"}):  # types chosen by the caller are kept
+        with pytest.raises(ValueError, match="V57"):
+            read_csv(path, "target", categorical="encode", allow_nan=True, sample=500, dtype=chosen)
+
+
+def test_csv_nan_features_pass_with_allow_nan(tmp_path):
+    frame = pd.DataFrame({"a": [1.0, np.nan, 3.0, 4.0], "target": [0, 1, 0, 1]})
+    path = tmp_path / "nan.csv"
+    frame.to_csv(path, index=False)
+    X, _ = read_csv(path, "target", allow_nan=True)
+    np.testing.assert_array_equal(np.isnan(X.compute()[:, 0]), [False, True, False, False])
+    X, _ = read_csv(path, "target")
+    with pytest.raises(ValueError, match="contains NaN"):
+        X.compute()
+
+
+def test_diabetes_csv_with_late_text_codes_is_read(shared_data):
+    path = shared_file(shared_data, "diabetes_130_us_hospitals", "diabetic_data.csv.gz")
+    with pytest.warns(UserWarning, match=r"\['A1Cresult', 'diag_1', 'max_glu_serum'\]"):
+        X, _, origin = read_csv(path, "readmitted", categorical="encode", allow_nan=True, return_origin=True)
+    assert X.shape == (101_766, 49)
+    assert {"V57", "250.83"} <= set(origin.categories["diag_1"])
+    assert set(origin.categories["A1Cresult"]) >= {">7", ">8", "Norm"}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # parquet
 

@@ -294,8 +294,9 @@ def read_training(
             raise ValueError(msg)
         if spec.table:
             options["drop_missing_target"] = True  # rows without a target cannot train; counted and printed
+            options["allow_nan"] = True  # missing features reach the model, whose own input gate decides
         X, y, origin = read(path, target, format=fmt, return_origin=True, **options)
-    for key in ("categorical", "features", "columns", "drop_missing_target"):
+    for key in ("categorical", "features", "columns", "drop_missing_target", "allow_nan"):
         options.pop(key, None)  # recorded below as they were resolved
     names = getattr(origin, "feature_names", None)
     categories = getattr(origin, "categories", None)
@@ -356,6 +357,10 @@ def read_for_model(
     if categories and spec.table:
         options.setdefault("categorical", {by_position(k, header): v for k, v in categories.items()})
         options.setdefault("unknown_code", -1)
+    if spec.table:
+        # as in training: missing features reach the model (HistGradientBoosting takes them, the scaled
+        # models' pipeline imputes them, other models refuse them with their own message)
+        options.setdefault("allow_nan", True)
     if spec.labels_in_file:
         if id_column:
             msg = f"--id-column does not apply to {fmt} files, whose rows have only labels and features."

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import lzma
+import re
+import warnings
 import zlib
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -20,6 +23,9 @@ from daskml_lab.data.formats._registry import Format
 
 __all__ = ["CSV", "read_csv", "write_csv"]
 
+#: Reads again with the column types dask found after its sample (see :func:`_retyped_options`).
+MAX_TYPE_RETRIES = 3
+
 
 def read_csv(
     path: Any,
@@ -30,6 +36,7 @@ def read_csv(
     return_origin: bool = False,
     drop_missing_target: bool = False,
     unknown_code: float | None = None,
+    allow_nan: bool = False,
     **dd_read_csv_options: Any,
 ) -> Any:
     """Read delimited text files (CSV, TSV, compressed or not) with dask into ``X`` (and ``y``).
@@ -51,6 +58,8 @@ def read_csv(
         Leave out rows whose target is missing (see :func:`from_dataframe`).
     unknown_code : float, default=None
         Code of values outside the categories given as ``categorical`` (see :func:`from_dataframe`).
+    allow_nan : bool, default=False
+        Let missing values stay in ``X``, for estimators that handle them (see :func:`from_dataframe`).
     **dd_read_csv_options
         Passed to :func:`dask.dataframe.read_csv` (and on to :func:`pandas.read_csv`): ``header``, ``names``,
         ``na_values``, ``dtype``, ``blocksize``... ``sep`` defaults to a tab for ``.tsv`` files.
@@ -92,30 +101,86 @@ def read_csv(
         options["sep"] = "\t"
     if first.endswith(COMPRESSIONS) and "blocksize" not in options:
         options["blocksize"] = None  # compressed files cannot be split by byte ranges
-    try:
-        df = dd.read_csv(path, **options)
-    except (ValueError, OSError, EOFError, zlib.error, lzma.LZMAError) as err:
-        raise unreadable(path, "a delimited text (CSV/TSV) file", err) from err
-    try:
-        return from_dataframe(
-            df,
-            target,
-            features=features,
-            categorical=categorical,
-            drop_missing_target=drop_missing_target,
-            unknown_code=unknown_code,
-            return_origin=return_origin,
-        )
-    except (ValueError, TypeError) as err:
-        # A file with a header and no rows gives text-typed columns: say "no rows", not "not numeric".
-        # Only on this error path, a look at the first row (computed: at most one row).
-        if "numeric" in str(err) and len(df.head(1, npartitions=-1)) == 0:
-            msg = (
-                f"{path!s} has a header but no data rows (0 samples). Check the file, or the glob pattern, "
-                "points at the data."
+    for _ in range(MAX_TYPE_RETRIES + 1):
+        try:
+            df = dd.read_csv(path, **options)
+        except (ValueError, OSError, EOFError, zlib.error, lzma.LZMAError) as err:
+            raise unreadable(path, "a delimited text (CSV/TSV) file", err) from err
+        try:
+            return from_dataframe(
+                df,
+                target,
+                features=features,
+                categorical=categorical,
+                drop_missing_target=drop_missing_target,
+                unknown_code=unknown_code,
+                allow_nan=allow_nan,
+                return_origin=return_origin,
             )
-            raise ValueError(msg) from err
-        raise
+        except ValueError as err:
+            retyped = _retyped_options(path, options, err)
+            if retyped is None:
+                _raise_if_no_rows(path, df, err)
+                raise
+            options = retyped
+        except TypeError as err:
+            _raise_if_no_rows(path, df, err)
+            raise
+    msg = f"The column types of {path!s} kept changing after {MAX_TYPE_RETRIES} reads; pass dtype={{...}}."
+    raise ValueError(msg)
+
+
+def _mismatched_dtypes(err: BaseException) -> dict[Hashable, str] | None:
+    """The columns, and the types found in them, of dask's "Mismatched dtypes" error; None for another error.
+
+    dask infers the column types from the first ``sample`` bytes of the first file, then refuses a block
+    whose columns parse to other types (text below numbers, a missing value in an integer column), naming
+    the ``dtype={...}`` that would read them.
+    """
+    text = str(err)
+    if not text.startswith("Mismatched dtypes found"):
+        return None
+    match = re.search(r"dtype=(\{.*?\})", text, flags=re.DOTALL)
+    if match is None:
+        return None
+    try:
+        found = ast.literal_eval(match.group(1))
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+        return None
+    return found
+
+
+def _retyped_options(path: Any, options: dict[str, Any], err: BaseException) -> dict[str, Any] | None:
+    """``options`` with ``dtype`` set to the types dask found in the columns it mistyped; None when ``err`` is
+    not that error, or the caller chose the types of those columns (or of all, ``dtype=`` not a dict)."""
+    found = _mismatched_dtypes(err)
+    given = options.get("dtype")
+    if not found or not isinstance(given, dict | type(None)):
+        return None
+    given = dict(given or {})
+    if any(column in given for column in found):
+        return None  # a type the caller chose is kept (and dask's error stands)
+    warnings.warn(
+        f"Columns {sorted(map(str, found))} of {path!s} hold values of other types than the first rows dask "
+        f"read to infer the column types: reading the file again with dtype={found!r} (pass dtype= to "
+        "read_csv to choose the types yourself).",
+        UserWarning,
+        stacklevel=4,
+    )
+    return {**options, "dtype": {**given, **found}}
+
+
+def _raise_if_no_rows(path: Any, df: Any, err: BaseException) -> None:
+    """A file with a header and no rows gives text-typed columns: say "no rows", not "not numeric"."""
+    # Only on this error path, a look at the first row (computed: at most one row).
+    if "numeric" in str(err) and len(df.head(1, npartitions=-1)) == 0:
+        msg = (
+            f"{path!s} has a header but no data rows (0 samples). Check the file, or the glob pattern, "
+            "points at the data."
+        )
+        raise ValueError(msg) from err
 
 
 def write_csv(dataset: Any, path: str, *, tabular: bool, label_width: int) -> None:

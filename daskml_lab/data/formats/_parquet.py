@@ -24,6 +24,7 @@ def read_parquet(
     return_origin: bool = False,
     drop_missing_target: bool = False,
     unknown_code: float | None = None,
+    allow_nan: bool = False,
     columns: Sequence[Hashable] | None = None,
 ) -> Any:
     """Read a parquet file or dataset (a directory of parquet files) with dask into ``X`` (and ``y``).
@@ -44,6 +45,8 @@ def read_parquet(
         Leave out rows whose target is missing (see :func:`from_dataframe`).
     unknown_code : float, default=None
         Code of values outside the categories given as ``categorical`` (see :func:`from_dataframe`).
+    allow_nan : bool, default=False
+        Let missing values stay in ``X``, for estimators that handle them (see :func:`from_dataframe`).
     columns : sequence of hashable, default=None
         Deprecated alias of ``features`` (the keyword of every other reader); it will be removed in 0.3.
 
@@ -108,6 +111,7 @@ def read_parquet(
         categorical=categorical,
         drop_missing_target=drop_missing_target,
         unknown_code=unknown_code,
+        allow_nan=allow_nan,
         return_origin=return_origin,
     )
 
