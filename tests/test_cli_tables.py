@@ -324,6 +324,30 @@ def test_missing_feature_values_reach_the_model(external_scheduler, tmp_path, ca
 
 
 @pytest.mark.cluster
+def test_codes_turning_to_text_below_the_sample_are_typed_once_for_predict(
+    external_scheduler, tmp_path, capsys
+):
+    # dask types the columns from the first 256 kB: 'code' is numeric there and text in the last rows
+    n = 20_000
+    rng = np.random.default_rng(0)
+    code = [str(i % 50) for i in range(n - 10)] + ["V57"] * 10
+    frame = pd.DataFrame({"code": code, "x": rng.normal(size=n), "label": rng.integers(0, 2, size=n)})
+    data = tmp_path / "codes.csv"
+    frame.to_csv(data, index=False)
+    common = ["--scheduler", external_scheduler]
+    model = tmp_path / "codes.daskml"
+    assert main(["fit", str(data), "-t", "label", *common, "-o", str(model)]) == 0
+    err = capsys.readouterr().err
+    assert "Columns ['code'] of" in err
+    assert "reading the file again with dtype={'code': 'str'}" in err
+    assert "V57" in _categories(model)["code"]
+    predictions = tmp_path / "p.csv"
+    assert main(["predict", str(model), str(data), "-o", str(predictions), *common]) == 0
+    assert "hold values of other types" not in capsys.readouterr().err  # the recorded types: one pass
+    assert len(pd.read_csv(predictions)) == n
+
+
+@pytest.mark.cluster
 def test_adult_text_columns_hashed_into_a_partitioned_model(
     shared_data, external_scheduler, tmp_path, capsys
 ):

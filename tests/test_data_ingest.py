@@ -297,6 +297,7 @@ def test_csv_columns_typed_after_dasks_sample_are_read_again(tmp_path):
             path, "target", categorical="encode", allow_nan=True, return_origin=True, sample=500
         )
     assert "V57" in list(origin.categories["code"])
+    assert origin.column_types == {"code": "str", "count": "float64"}
     codes = X.compute()
     assert np.isnan(codes[-1, 1])  # the late missing count is NaN
     assert codes[-2, 1] == n - 2

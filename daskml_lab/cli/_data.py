@@ -296,6 +296,9 @@ def read_training(
             options["drop_missing_target"] = True  # rows without a target cannot train; counted and printed
             options["allow_nan"] = True  # missing features reach the model, whose own input gate decides
         X, y, origin = read(path, target, format=fmt, return_origin=True, **options)
+        if getattr(origin, "column_types", None):
+            # the types found after dask's sample: predict and evaluate read the file in one pass with them
+            options["dtype"] = {**(options.get("dtype") or {}), **origin.column_types}
     for key in ("categorical", "features", "columns", "drop_missing_target", "allow_nan"):
         options.pop(key, None)  # recorded below as they were resolved
     names = getattr(origin, "feature_names", None)

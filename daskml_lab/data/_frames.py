@@ -39,10 +39,14 @@ class FrameOrigin(InputOrigin):
         Pass the dict back as ``categorical=`` to encode another table (a test set) the same way.
     n_dropped : int
         Rows left out because their target was missing (``drop_missing_target=True``).
+    column_types : dict of str to str, default=None
+        Types :func:`~daskml_lab.data.read_csv` gave to columns that dask's sample had mistyped (its
+        ``dtype=`` for them); pass them back as ``dtype=`` to read another file of the same layout in one pass.
     """
 
     categories: Mapping[Hashable, np.ndarray] | None = None
     n_dropped: int = 0
+    column_types: Mapping[Hashable, str] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------

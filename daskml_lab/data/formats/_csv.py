@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import lzma
 import re
 import warnings
@@ -101,13 +102,14 @@ def read_csv(
         options["sep"] = "\t"
     if first.endswith(COMPRESSIONS) and "blocksize" not in options:
         options["blocksize"] = None  # compressed files cannot be split by byte ranges
+    retyped: dict[Hashable, str] = {}
     for _ in range(MAX_TYPE_RETRIES + 1):
         try:
             df = dd.read_csv(path, **options)
         except (ValueError, OSError, EOFError, zlib.error, lzma.LZMAError) as err:
             raise unreadable(path, "a delimited text (CSV/TSV) file", err) from err
         try:
-            return from_dataframe(
+            result = from_dataframe(
                 df,
                 target,
                 features=features,
@@ -118,14 +120,20 @@ def read_csv(
                 return_origin=return_origin,
             )
         except ValueError as err:
-            retyped = _retyped_options(path, options, err)
-            if retyped is None:
+            again = _retyped_options(path, options, err)
+            if again is None:
                 _raise_if_no_rows(path, df, err)
                 raise
-            options = retyped
+            retyped.update({k: v for k, v in again["dtype"].items() if k not in (options.get("dtype") or {})})
+            options = again
         except TypeError as err:
             _raise_if_no_rows(path, df, err)
             raise
+        else:
+            if return_origin and retyped:
+                *arrays, origin = result
+                return (*arrays, dataclasses.replace(origin, column_types=retyped))
+            return result
     msg = f"The column types of {path!s} kept changing after {MAX_TYPE_RETRIES} reads; pass dtype={{...}}."
     raise ValueError(msg)
 
