@@ -284,7 +284,10 @@ def test_partitioned_sgd_reaches_sklearn(store_client: Client) -> None:
 
 def test_ftrl_proximal_sgd_fits_an_elastic_net_with_exact_zeros(store_client: Client) -> None:
     # FTRL-proximal over the store (solver "async-sgd" is the same SGD): near scikit-learn's saga optimum in
-    # 12 epochs, with exact zeros where AdaGrad, L2 only, has none
+    # 12 epochs, with exact zeros where AdaGrad, L2 only, has none. learning_rate=1: at 5 the last iterate's
+    # objective jumps by up to 0.4 at random epochs (the interleaving of the two workers' steps differs from
+    # run to run), so a run could end on a jump; at 1 it descends smoothly to a gap of 0.161-0.164 (30 runs,
+    # with and without two busy loops on the 2 cores)
     C, l1_ratio = 0.5, 0.5
     X, y = make_sparse_classification(8_000, 2**12, nnz_per_row=15, chunks=2_000, random_state=0)
     X_np, y_np = X.compute().tocsr(), y.compute()
@@ -306,14 +309,14 @@ def test_ftrl_proximal_sgd_fits_an_elastic_net_with_exact_zeros(store_client: Cl
         max_iter=12,
         tol=1e-9,
         random_state=0,
-        solver_options={"step_rule": "ftrl", "learning_rate": 5.0},
+        solver_options={"step_rule": "ftrl", "learning_rate": 1.0},
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # the objective gap is what is checked
         model.fit(X, y)
     ours = objective(model.coef_, model.intercept_[0])
     gap = (ours - best) / best
-    assert gap < 0.25, (ours, best)  # asynchronous steps: the gap varies from run to run (0.05-0.11 seen)
+    assert gap < 0.25, (ours, best)
     assert model.history_["objective"].iloc[-1] * C * len(y_np) == pytest.approx(ours, rel=1e-9)
     assert np.count_nonzero(model.coef_ == 0) > 0.2 * model.coef_.size
     np.testing.assert_array_equal(model.history_["bytes_pulled"], model.history_["keys_pulled"] * 16)
