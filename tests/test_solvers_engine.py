@@ -3,6 +3,9 @@ per-worker state for other solvers, readable names, and recovery from a lost wor
 
 from __future__ import annotations
 
+import gc
+import time
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -194,20 +197,31 @@ def test_worker_errors_propagate_without_rebuilding(client):
 
 
 def test_close_releases_worker_state(client):
+    # with the garbage collector off, so that close() itself frees the state (each actor call leaves a
+    # reference cycle holding the actor's Future, which only a collection would otherwise break)
     Xd, yd, _ = _data(n=1000)
-    problem = BlockedProblem(Xd, yd, loss="logistic", client=client).start()
-    problem.loss_grad(_params(8))
-    problem.close()
-    import time
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def held() -> list[str]:
         keys = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])
-        if not any(k.startswith("daskml-solver-state-") or "daskml-align" in k for k in keys):
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"persisted blocks or solver state still on the cluster after close(): {keys[:5]}")
+        actors = client.run(lambda dask_worker: [str(k) for k in dask_worker.state.actors])
+        held = [k for k in keys if k.startswith("daskml-solver-state-") or "daskml-align" in k]
+        return held + [k for keys in actors.values() for k in keys]
+
+    gc.disable()
+    try:
+        problem = BlockedProblem(Xd, yd, loss="logistic", client=client).start()
+        for _ in range(3):
+            problem.loss_grad(_params(8))
+        assert held()
+        problem.close()
+        deadline = time.monotonic() + 10
+        while held() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not held(), (
+            f"persisted blocks or solver state still on the cluster after close(): {held()[:5]}"
+        )
+    finally:
+        gc.enable()
 
 
 def test_fit_on_an_external_scheduler(external_scheduler):

@@ -17,7 +17,6 @@ places the blocks anew and is retried).
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 import uuid
@@ -547,15 +546,18 @@ class DistributedEngine(_Engine):
         return move_positions(self, positions, reason=reason) is not None
 
     def close(self) -> None:
+        # Each actor method call leaves a reference cycle inside distributed (a self-referencing closure that
+        # holds the Actor proxy, whose own Future keeps the actor and its blocks alive on the workers) until
+        # the garbage collector runs. Cancelled, the actors are forgotten now whatever still refers to them,
+        # so closing the problem frees the workers' memory at once (gc.collect() did the same in 0.27 s
+        # per fit in a process holding scikit-learn and dask).
+        if self._actor_futures:
+            self.client.cancel(self._actor_futures)
         self._release_state()
         self._worker_args = []
         self._block_futures = []
         self._persisted = []
         self.sources = None
-        # Each actor method call leaves a reference cycle inside distributed (a self-referencing closure that
-        # holds the Actor proxy, whose own Future keeps the actor and its blocks alive on the workers);
-        # collect it now, so that closing the problem frees the workers' memory at once.
-        gc.collect()
 
 
 class _ActorCall(WorkerCall):
