@@ -54,9 +54,10 @@ def make_model(kind: str, checkpoint: str | None, n_shards: int):
     """The same estimator in the reference, the killed child and the resumed fit."""
     if kind == "linear":
         # gradient descent takes many cheap iterations: easy to interrupt in the middle
-        return LogisticRegression(C=1.0, solver="gd", tol=1e-5, max_iter=400, checkpoint=checkpoint)
+        return LogisticRegression(C=1.0, solver="gd", tol=1e-4, max_iter=400, checkpoint=checkpoint)
     if kind == "cascade":
-        return CascadeSVC(C=1.0, n_shards=n_shards, n_feedback=1, random_state=0, checkpoint=checkpoint)
+        # one pass up the merge tree (no feedback pass): what the checkpoint holds is the shard SVCs
+        return CascadeSVC(C=1.0, n_shards=n_shards, n_feedback=0, random_state=0, checkpoint=checkpoint)
     return ShardEnsembleClassifier(
         GaussianNB(), fusion="soft-voting", n_shards=n_shards, random_state=0, checkpoint=checkpoint
     )
