@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import warnings
 
 import dask
 import dask.array as da
@@ -27,10 +28,13 @@ from distributed import Client
 from sklearn import linear_model as sk
 from sklearn.base import clone
 from sklearn.datasets import load_svmlight_file, make_classification
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401 -- scikit-learn's reference
 from sklearn.model_selection import GridSearchCV as SkGridSearchCV
+from sklearn.model_selection import HalvingGridSearchCV as SkHalvingGridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from daskml_lab.data import read_svmlight
+from daskml_lab.exceptions import ConvergenceWarning
 from daskml_lab.linear_model import LogisticRegression, Ridge
 from daskml_lab.model_selection import GridSearchCV, HalvingGridSearchCV, LogisticRegressionCV
 from daskml_lab.solvers import FoldedProblem
@@ -160,3 +164,62 @@ def test_a_resumed_search_of_our_estimator_fits_only_the_missing_pairs(blocks, t
     # separate fits against the lockstep path: the same optimum within the solver's tolerance
     for key in ("mean_test_score", "split1_test_score"):
         np.testing.assert_allclose(resumed.cv_results_[key], complete.cv_results_[key], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "grid", "scoring"),
+    [
+        (LogisticRegression(tol=1e-8), GRID, None),
+        (LogisticRegression(tol=1e-8), GRID, "neg_log_loss"),
+        (Ridge(tol=1e-10), {"alpha": [0.1, 10.0, 1000.0]}, None),
+        (Ridge(tol=1e-10), {"alpha": [0.1, 10.0, 1000.0]}, "neg_mean_squared_error"),
+    ],
+    ids=["logistic-accuracy", "logistic-log-loss", "ridge-r2", "ridge-mse"],
+)
+def test_train_scores_come_from_the_shared_passes_and_are_scikit_learns(
+    estimator, grid, scoring, blocks, monkeypatch
+):
+    X, y = blocks
+    if isinstance(estimator, Ridge):
+        y = X[:, 0] * 2.0 - X[:, 3] + 0.1 * y  # a numeric target on the same blocks
+    fitted: list[dict] = []
+    fit = type(estimator).fit
+
+    def counted_fit(self, X, y, sample_weight=None):
+        fitted.append(self.get_params())
+        return fit(self, X, y, sample_weight=sample_weight)
+
+    options = {"cv": 3, "scoring": scoring, "return_train_score": True}
+    with dask.config.set(scheduler="sync"):
+        reference = SkGridSearchCV(clone(estimator), grid, **options).fit(X.compute(), y.compute())
+        monkeypatch.setattr(type(estimator), "fit", counted_fit)
+        ours = GridSearchCV(clone(estimator), grid, **options).fit(X, y)
+    assert len(fitted) == 1  # the refit: every (candidate, fold) and its train score came from shared passes
+    assert ours.best_params_ == reference.best_params_
+    for key in reference.cv_results_:
+        if key.startswith(("split", "mean_t", "std_t")):
+            np.testing.assert_allclose(ours.cv_results_[key], reference.cv_results_[key], rtol=0, atol=1e-6)
+
+
+def test_halving_rounds_over_max_iter_run_in_shared_passes(blocks, monkeypatch):
+    # scikit-learn's default return_train_score=True: the train scores come from the same passes
+    X, y = blocks
+    fitted: list[int] = []
+    fit = LogisticRegression.fit
+
+    def counted_fit(self, X, y, sample_weight=None):
+        fitted.append(self.max_iter)
+        return fit(self, X, y, sample_weight=sample_weight)
+
+    options = {"resource": "max_iter", "max_resources": 12, "min_resources": 4, "factor": 3, "cv": 3}
+    with dask.config.set(scheduler="sync"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a few iterations on purpose
+        reference = SkHalvingGridSearchCV(LogisticRegression(), GRID, **options).fit(X.compute(), y.compute())
+        monkeypatch.setattr(LogisticRegression, "fit", counted_fit)
+        ours = HalvingGridSearchCV(LogisticRegression(), GRID, **options).fit(X, y)
+    assert fitted == [12]  # only the refit, at the last round's budget
+    assert ours.n_resources_ == reference.n_resources_ == [4, 12]
+    assert ours.cv_results_["params"] == list(reference.cv_results_["params"])
+    for key in reference.cv_results_:
+        if key.startswith(("split", "mean_t", "std_t")):
+            np.testing.assert_allclose(ours.cv_results_[key], reference.cv_results_[key], rtol=0, atol=1e-6)

@@ -6,7 +6,8 @@ budget is ``factor`` times larger. The schedule (``n_resources_``, ``n_candidate
 ``n_iterations_`` ...) and the choice of the survivors follow scikit-learn's
 :class:`~sklearn.model_selection.HalvingGridSearchCV` line by line; the candidates of one round run through
 ``run_folds`` exactly as those of :class:`GridSearchCV` do (concurrent tasks on in-memory data, distributed fits
-on dask data).
+on dask data), or, for a round over the penalty of our linear models on dask data with an estimator parameter
+as the resource, through the same shared passes (``shared_pass_results``).
 
 With ``resource="n_samples"`` each round sees a subsample of every fold's train and test rows:
 
@@ -50,6 +51,7 @@ from daskml_lab.model_selection._search import (
 )
 from daskml_lab.model_selection._search_checkpoint import RoundCheckpoint, search_checkpoint
 from daskml_lab.model_selection._search_progress import SearchProgress
+from daskml_lab.model_selection._shared_paths import shared_pass_results
 from daskml_lab.monitoring import fit_span, start_run
 
 __all__ = ["HalvingGridSearchCV", "HalvingRandomSearchCV"]
@@ -347,19 +349,38 @@ class _BaseHalving(_BaseSearch):
                     fits_before=sum(schedule[:itr]) * n_splits,
                     n_fits=sum(schedule) * n_splits,
                 )
-                all_results += run_folds(
-                    self.estimator,
-                    X,
-                    y,
-                    round_cv,
-                    scorers,
-                    candidates=candidates,
-                    groups=groups,
-                    return_train_score=self.return_train_score,
-                    error_score=self.error_score,
-                    finished=saved,
-                    on_result=partial(_record, saving, progress),
-                )
+                results = None
+                if not saved and not rows_seeded:
+                    # a round over the penalty of our linear models on dask data (the budget, e.g. max_iter,
+                    # the same for all): one shared-pass path for all its pairs, as in GridSearchCV
+                    results = shared_pass_results(
+                        self.estimator,
+                        X,
+                        y,
+                        round_cv,
+                        scorers,
+                        candidates,
+                        groups=groups,
+                        return_train_score=self.return_train_score,
+                    )
+                    for c, row in enumerate(results or ()):
+                        for f, result in enumerate(row):
+                            _record(saving, progress, c, f, result)
+                if results is None:
+                    results = run_folds(
+                        self.estimator,
+                        X,
+                        y,
+                        round_cv,
+                        scorers,
+                        candidates=candidates,
+                        groups=groups,
+                        return_train_score=self.return_train_score,
+                        error_score=self.error_score,
+                        finished=saved,
+                        on_result=partial(_record, saving, progress),
+                    )
+                all_results += results
                 all_params += candidates
                 scores = [[r["test_scores"]["score"] for r in row] for row in all_results[-len(candidates) :]]
                 means = np.array([np.mean(row) for row in scores])

@@ -318,6 +318,7 @@ def logistic_path(
     l1_ratios: np.ndarray | None = None,
     sample_weight: Any = None,
     score_weight: Any = None,
+    train_metrics: bool = False,
 ) -> tuple[solvers.PathResult, list[np.ndarray], int]:
     """Every fold's logistic path over ``Cs`` in lockstep, then its test ``metrics``: the shared-pass engine.
 
@@ -349,13 +350,16 @@ def logistic_path(
         every fold's sample count in the objective is its sum of train weights, as in scikit-learn.
     score_weight : dask.array.Array or None, default=None
         Row weights in the test scores (scikit-learn's ``sample_weight`` only).
+    train_metrics : bool, default=False
+        Also score every metric on each fold's train rows (a search's ``return_train_score``; no weights):
+        ``scores`` then holds the test scores of all metrics, then their train scores.
 
     Returns
     -------
     path : PathResult
         With ``l1_ratios``, ``coefs`` and ``n_iter`` have an l1_ratio axis after the C axis.
     scores : list of ndarray of shape (n_folds, n_cs) or (n_folds, n_cs, n_l1_ratios)
-        One per metric: accuracy or mean log-loss on each fold's test rows.
+        One per metric: accuracy or mean log-loss on each fold's test rows (then on its train rows).
     n_passes : int
         Passes over the data (one dask computation each).
     """
@@ -411,6 +415,8 @@ def logistic_path(
                 problem.loss_grad, **shape, l2_path=l2_path, l1_path=l1_path, tol=tol, max_iter=max_iter
             )
         scores = [problem.test_scores(path.coefs, metric) for metric in metrics]
+        if train_metrics:
+            scores += [problem.train_scores(path.coefs, metric) for metric in metrics]
         n_passes = problem.n_passes
     if cold_start:
         # (C, fold) problems back to the (fold, C) layout of a path

@@ -5,8 +5,10 @@ A grid over ``C`` of :class:`~daskml_lab.linear_model.LogisticRegression` (or ov
 and :class:`RandomizedSearchCV` hand such searches here. For the logistic model every (candidate, fold) is one
 problem of the lockstep L-BFGS of :class:`LogisticRegressionCV`, started from zeros as its own fit would be (so
 the scores are those of separate fits), and one blocked pass per round evaluates all of them; for ridge, one
-Gram pass gives every (candidate, fold) exactly, as in :class:`RidgeCV`. Anything else (other parameters,
-penalties, solvers or scorers, train scores) returns ``None`` and runs as before.
+Gram pass gives every (candidate, fold) exactly, as in :class:`RidgeCV`. Parameters other than the penalty may
+be in the candidates when all have the same value (a successive-halving round's ``max_iter``); train scores cost
+the logistic path one more pass. Anything else (parameters that vary, other penalties, solvers or scorers)
+returns ``None`` and runs as before.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Any
 
 import numpy as np
 from dask.base import is_dask_collection
+from sklearn.base import clone
 
 from daskml_lab import solvers
-from daskml_lab.base import encode_labels
+from daskml_lab.base import check_params, encode_labels
 from daskml_lab.data.validation import check_X_y
 from daskml_lab.linear_model import LogisticRegression, Ridge
 from daskml_lab.model_selection._fold_roles import fold_role_matrix
@@ -50,13 +53,28 @@ def _scorer_key(scorer: Scorer) -> Any:
 _UNSUPPORTED = object()
 
 
-def _penalty_values(candidates: list[dict[str, Any]], name: str) -> np.ndarray | None:
-    if not candidates or any(set(candidate) != {name} for candidate in candidates):
+def _penalty_values(candidates: list[dict[str, Any]], name: str) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """The candidates' values of the penalty ``name`` and the parameters all of them share, or None.
+
+    The shared parameters (one value for every candidate, e.g. the ``max_iter`` of a successive-halving
+    round) are set on the estimator; a parameter whose value varies leaves the search to separate fits.
+    """
+    if not candidates or any(set(candidate) != set(candidates[0]) for candidate in candidates):
         return None
+    if name not in candidates[0]:
+        return None
+    shared = {key: value for key, value in candidates[0].items() if key != name}
+    for key, value in shared.items():
+        if not isinstance(value, (numbers.Real, str, type(None))):
+            return None  # arrays, estimators, callables: not compared here
+        if any(
+            type(candidate[key]) is not type(value) or candidate[key] != value for candidate in candidates
+        ):
+            return None
     values = [candidate[name] for candidate in candidates]
     if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0 for v in values):
         return None
-    return np.asarray(values, dtype=np.float64)
+    return np.asarray(values, dtype=np.float64), shared
 
 
 def _logistic_applies(estimator: Any) -> bool:
@@ -93,6 +111,7 @@ def shared_pass_results(
     candidates : list of dict
     groups : array-like or None, default=None
     return_train_score : bool, default=False
+        Also the scores on each fold's train rows (one more pass for the logistic path, none for ridge).
 
     Returns
     -------
@@ -100,25 +119,45 @@ def shared_pass_results(
         The dicts of :func:`~daskml_lab.model_selection._execution.fit_and_score` (``fit_time`` is the path's
         time shared evenly, ``score_time`` 0).
     """
-    if return_train_score or y is None or not is_dask_collection(X):
+    if y is None or not is_dask_collection(X):
         return None
     keys = {name: _scorer_key(scorer) for name, scorer in scorers.items()}
-    if isinstance(estimator, LogisticRegression) and _logistic_applies(estimator):
-        Cs = _penalty_values(candidates, "C")
-        if Cs is None or not all(key in _LOGISTIC_METRICS for key in keys.values()):
+    if type(estimator) is LogisticRegression:
+        found = _penalty_values(candidates, "C")
+        if found is None or not all(key in _LOGISTIC_METRICS for key in keys.values()):
             return None
-        return _timed(lambda: _logistic_scores(estimator, X, y, cv, groups, Cs, keys))
+        Cs, shared = found
+        estimator = _with_params(estimator, shared)
+        if estimator is None or not _logistic_applies(estimator):
+            return None
+        return _timed(lambda: _logistic_scores(estimator, X, y, cv, groups, Cs, keys, return_train_score))
     if type(estimator) is Ridge:
-        alphas = _penalty_values(candidates, "alpha")
-        if alphas is None or not all(key in _RIDGE_METRICS for key in keys.values()):
+        found = _penalty_values(candidates, "alpha")
+        if found is None or not all(key in _RIDGE_METRICS for key in keys.values()):
             return None
-        return _timed(lambda: _ridge_scores(estimator, X, y, cv, groups, alphas, keys))
+        alphas, shared = found
+        estimator = _with_params(estimator, shared)
+        if estimator is None:
+            return None
+        return _timed(lambda: _ridge_scores(estimator, X, y, cv, groups, alphas, keys, return_train_score))
     return None
+
+
+def _with_params(estimator: Any, shared: dict[str, Any]) -> Any:
+    """A clone of ``estimator`` with the parameters every candidate shares, or None if one is not valid."""
+    if not shared:
+        return estimator
+    try:
+        changed = clone(estimator).set_params(**shared)
+        check_params(changed)  # a bad value fails here as it would in each candidate's own fit
+    except (ValueError, TypeError):
+        return None  # left to the separate fits, which report it as theirs
+    return changed
 
 
 def _timed(run: Any) -> list[list[dict[str, Any]]]:
     start = time.perf_counter()
-    scores = run()  # {scorer name: (n_candidates, n_folds)}
+    scores, train_scores = run()  # {scorer name: (n_candidates, n_folds)}, the same for train rows or {}
     first = next(iter(scores.values()))
     n_candidates, n_folds = first.shape
     fit_time = (time.perf_counter() - start) / (n_candidates * n_folds)
@@ -128,7 +167,7 @@ def _timed(run: Any) -> list[list[dict[str, Any]]]:
                 "fit_time": fit_time,
                 "score_time": 0.0,
                 "test_scores": {name: float(values[c, f]) for name, values in scores.items()},
-                "train_scores": {},
+                "train_scores": {name: float(values[c, f]) for name, values in train_scores.items()},
                 "estimator": None,
                 "fit_error": None,
             }
@@ -138,9 +177,20 @@ def _timed(run: Any) -> list[list[dict[str, Any]]]:
     ]
 
 
+Scores = dict[str, np.ndarray]
+
+
 def _logistic_scores(
-    estimator: Any, X: Any, y: Any, cv: Any, groups: Any, Cs: np.ndarray, keys: dict[str, Any]
-) -> dict[str, np.ndarray]:
+    estimator: Any,
+    X: Any,
+    y: Any,
+    cv: Any,
+    groups: Any,
+    Cs: np.ndarray,
+    keys: dict[str, Any],
+    train: bool,
+) -> tuple[Scores, Scores]:
+    """Test (and with ``train``, train) scores of every (C, fold) of the lockstep cold-start path."""
     data = check_X_y(X, y)
     with fit_span("GridSearchCV", "shared-pass path"):
         classes = np.sort(block_class_counts(data.y)[0])
@@ -162,32 +212,54 @@ def _logistic_scores(
             max_iter=estimator.max_iter,
             # every candidate from zeros, as its own fit would start: the same iterates, the same scores
             cold_start=True,
+            train_metrics=train,
         )
-    by_metric = dict(zip(metrics, scores, strict=True))
-    out = {}
-    for name, key in keys.items():
-        metric, sign = _LOGISTIC_METRICS[key]
-        values = np.empty((len(Cs), by_metric[metric].shape[0]))
-        values[order] = sign * by_metric[metric].T
-        out[name] = values
-    return out
+
+    def by_scorer(found: list[np.ndarray]) -> Scores:
+        by_metric = dict(zip(metrics, found, strict=True))
+        out = {}
+        for name, key in keys.items():
+            metric, sign = _LOGISTIC_METRICS[key]
+            values = np.empty((len(Cs), by_metric[metric].shape[0]))
+            values[order] = sign * by_metric[metric].T
+            out[name] = values
+        return out
+
+    n = len(metrics)
+    return by_scorer(scores[:n]), by_scorer(scores[n:]) if train else {}
 
 
 def _ridge_scores(
-    estimator: Any, X: Any, y: Any, cv: Any, groups: Any, alphas: np.ndarray, keys: dict[str, Any]
-) -> dict[str, np.ndarray]:
+    estimator: Any,
+    X: Any,
+    y: Any,
+    cv: Any,
+    groups: Any,
+    alphas: np.ndarray,
+    keys: dict[str, Any],
+    train: bool,
+) -> tuple[Scores, Scores]:
+    """Test (and with ``train``, train) scores of every (alpha, fold), from one pass of Gram moments."""
     data = check_X_y(X, y, y_numeric=True)
     with fit_span("GridSearchCV", "shared-pass path"):
         roles = fold_role_matrix(cv, data.X, data.y, groups)
         moments = solvers.fold_moments(data.X, data.y, roles)
     n_folds = len(moments.test)
-    r2 = np.empty((len(alphas), n_folds))
-    mse = np.empty((len(alphas), n_folds))
-    for f, (train, test) in enumerate(zip(moments.train, moments.test, strict=True)):
-        coefs, intercepts = solvers.ridge_solve(train, alphas, fit_intercept=estimator.fit_intercept)
-        sse = solvers.heldout_sse(test, coefs, intercepts)
-        r2[:, f] = r2_from_sse(sse, test)
-        mse[:, f] = -sse / test.n
-    return {
-        name: (mse if _RIDGE_METRICS[key] == "neg_mean_squared_error" else r2) for name, key in keys.items()
-    }
+    sides = ("test", "train") if train else ("test",)
+    r2 = {side: np.empty((len(alphas), n_folds)) for side in sides}
+    mse = {side: np.empty((len(alphas), n_folds)) for side in sides}
+    for f, (train_moments, test_moments) in enumerate(zip(moments.train, moments.test, strict=True)):
+        coefs, intercepts = solvers.ridge_solve(train_moments, alphas, fit_intercept=estimator.fit_intercept)
+        for side in sides:
+            rows = test_moments if side == "test" else train_moments
+            sse = solvers.heldout_sse(rows, coefs, intercepts)
+            r2[side][:, f] = r2_from_sse(sse, rows)
+            mse[side][:, f] = -sse / rows.n
+
+    def by_scorer(side: str) -> Scores:
+        return {
+            name: (mse[side] if _RIDGE_METRICS[key] == "neg_mean_squared_error" else r2[side])
+            for name, key in keys.items()
+        }
+
+    return by_scorer("test"), by_scorer("train") if train else {}

@@ -324,12 +324,14 @@ def _folds_score_block(
     fit_intercept: bool,
     metric: str,
     weights: np.ndarray | None = None,
+    role: int = FOLD_TEST,
 ) -> np.ndarray:
-    """Sums of a test metric of every (problem, path point) on one block: correct labels or log-losses.
+    """Sums of a metric of every (problem, path point) on one block: correct labels or log-losses.
 
     ``W`` holds the parameters problem-major: column block ``i * n_points + p`` (each ``n_outputs`` wide) is
-    problem ``i`` at path point ``p``; only the ``FOLD_TEST`` rows of its fold ``folds[i]`` count, weighted by
-    ``weights`` (the rows' sample weights) when given.
+    problem ``i`` at path point ``p``; only the rows of its fold ``folds[i]`` whose role is ``role`` (the test
+    rows, or the train rows for train scores) count, weighted by ``weights`` (the rows' sample weights) when
+    given.
 
     Returns
     -------
@@ -345,16 +347,16 @@ def _folds_score_block(
     Z = _scores_of(X, W, fit_intercept).astype(np.float64, copy=False)
     k = n_outputs
     for f in range(n_folds):
-        test = roles[:, folds[f]] == FOLD_TEST
-        if not test.any():
+        rows = roles[:, folds[f]] == role
+        if not rows.any():
             continue
-        # the fold's test rows once for all its path points: (n_test, n_points, n_outputs)
+        # the fold's rows once for all its path points: (n_rows, n_points, n_outputs)
         start = f * n_points * k
         out[f] = _test_sums(
-            Z[test, start : start + n_points * k].reshape(-1, n_points, k),
-            codes[test],
+            Z[rows, start : start + n_points * k].reshape(-1, n_points, k),
+            codes[rows],
             metric,
-            None if weights is None else weights[test],
+            None if weights is None else weights[rows],
         )
     return out
 
@@ -641,21 +643,37 @@ class FoldedProblem:
         ndarray of shape (n_problems, n_points)
             Accuracy, or the mean log-loss, on the test rows of each problem's fold.
         """
+        return self._scores(paths, metric, FOLD_TEST) / self.n_test[self.problem_folds][:, None]
+
+    def train_scores(self, paths: np.ndarray, metric: str) -> np.ndarray:
+        """Mean ``metric`` on each fold's train rows at every point of its path, in one pass (no weights).
+
+        As :meth:`test_scores`; a search's ``return_train_score``. Refused with sample weights: the train
+        rows' weight in the objective (``n_train``) is not their weight in a score.
+        """
+        if self.sample_weight is not None or self.score_weight is not None:
+            msg = "train_scores: not available with sample weights."
+            raise ValueError(msg)
+        return self._scores(paths, metric, FOLD_TRAIN) / self.n_train[self.problem_folds][:, None]
+
+    def _scores(self, paths: np.ndarray, metric: str, role: int) -> np.ndarray:
+        """Sums of ``metric`` over the rows of ``role`` of every (problem, path point), in one pass."""
         n_problems, n_points = paths.shape[:2]
         W = np.concatenate([paths[i, p] for i in range(n_problems) for p in range(n_points)], axis=1)
-        token = tokenize(W, metric, self.X.name, self.n_passes)
+        token = tokenize(W, metric, role, self.X.name, self.n_passes)
         W_key = _shared(W, f"daskml-cv-path-coefs-{token}")
         parts = self._block_tasks(
             _folds_score_block,
             f"score-{token}",
-            self._score_weights,
+            self._score_weights,  # all None for train scores (see train_scores)
             W_key,
             self.problem_folds,
             n_points=n_points,
             n_outputs=self.n_outputs,
             metric=metric,
+            role=role,
         )
         # compute: one pass scoring every (fold, path point); n_folds x n_points sums come back
         sums = self._sum_blocks(parts, token, 8 * n_problems * n_points)
         self.n_passes += 1
-        return sums / self.n_test[self.problem_folds][:, None]
+        return sums
