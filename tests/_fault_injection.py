@@ -6,10 +6,11 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from distributed import Client, LocalCluster
 
-__all__ = ["after_first_task", "three_worker_cluster"]
+__all__ = ["after_first_task", "three_worker_cluster", "wait_until_idle"]
 
 
 @contextlib.contextmanager
@@ -65,3 +66,20 @@ def three_worker_cluster() -> Iterator[LocalCluster]:
         memory_limit="2GiB",
     ) as cluster:
         yield cluster
+
+
+def _tasks_on_workers(dask_worker: Any) -> int:
+    state = dask_worker.state
+    return state.executing_count + len(state.ready) + len(state.constrained) + len(state.long_running)
+
+
+def wait_until_idle(client: Client, timeout_s: float = 60.0) -> None:
+    """Wait until neither the scheduler nor any worker has a task left to run (after an interrupted search).
+
+    The scheduler forgets a cancelled task at once, but a worker may still be running it or about to start
+    it: the workers are asked too, so that no task of the interrupted work starts after this returns.
+    """
+    deadline = time.monotonic() + timeout_s
+    while any(client.processing().values()) or any(client.run(_tasks_on_workers).values()):
+        assert time.monotonic() < deadline, (client.processing(), client.run(_tasks_on_workers))
+        time.sleep(0.05)

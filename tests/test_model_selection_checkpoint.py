@@ -12,7 +12,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from _fault_injection import after_first_task, three_worker_cluster
+from _fault_injection import after_first_task, three_worker_cluster, wait_until_idle
 from distributed import Client
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
@@ -50,13 +50,6 @@ class CountedLogistic(LogisticRegression):
             stream.write(f"{self.C}\n")
         time.sleep(self.delay_s)
         return super().fit(X, y, sample_weight=sample_weight)
-
-
-def _wait_until_idle(client: Client, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while any(client.processing().values()):
-        assert time.monotonic() < deadline, client.processing()
-        time.sleep(0.05)
 
 
 def _count(log: Path) -> int:
@@ -128,7 +121,7 @@ def test_search_on_the_cluster_saves_each_pair_as_it_finishes_and_resumes(client
     saved = len(list(checkpoint.glob("fit-*.json")))
     # those finished before the error (two workers may both pass the limit check: up to 5)
     assert 1 <= saved < 12
-    _wait_until_idle(client)  # the interrupted search's tasks already on a worker have ended
+    wait_until_idle(client)  # the interrupted search's tasks already on a worker have ended
     log.with_suffix(".limit").unlink()
     before = _count(log)
     resumed = interrupted.fit(X, y)

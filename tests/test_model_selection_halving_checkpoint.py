@@ -9,13 +9,13 @@ round (training page, progress bar), and fits are counted over the whole search.
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import dask
 import dask.array as da
 import numpy as np
 import pytest
+from _fault_injection import wait_until_idle
 from scipy.stats import randint
 from sklearn import model_selection as sk
 from sklearn.datasets import make_classification
@@ -273,13 +273,6 @@ def test_halving_search_bar_shows_the_rounds(monkeypatch, capsys, data):
     )
 
 
-def _wait_until_idle(client, timeout_s=60.0):
-    deadline = time.monotonic() + timeout_s
-    while any(client.processing().values()):
-        assert time.monotonic() < deadline, client.processing()
-        time.sleep(0.05)
-
-
 @pytest.mark.cluster
 def test_halving_on_the_cluster_resumes_dask_data_and_reports_its_rounds(client, tmp_path, data):
     X, y = data
@@ -296,7 +289,7 @@ def test_halving_on_the_cluster_resumes_dask_data_and_reports_its_rounds(client,
         search.fit(X, y)
     saved = len(list(checkpoint.glob("round-*-fit-*.json")))
     assert 1 <= saved < N_FITS  # those finished before the error (two workers: up to 8)
-    _wait_until_idle(client)  # the interrupted search's tasks already on a worker have ended
+    wait_until_idle(client)  # the interrupted search's tasks already on a worker have ended
     log.with_suffix(".limit").unlink()
     before = _count(log)
     resumed = search.fit(X, y)
