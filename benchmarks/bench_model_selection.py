@@ -33,6 +33,13 @@ mean scores), and scikit-learn's ``GridSearchCV(n_jobs=2)`` around the same ense
 (its folds are scikit-learn's, so only its time is compared). ``--quick`` runs 4 candidates x 3 folds on 5,000
 rows.
 
+``--large --halving`` runs successive halving over ``max_iter`` instead (:class:`HalvingGridSearchCV` of our
+``LogisticRegression`` over 9 values of C, ``resource="max_iter"`` from 10 to 90, ``factor=3``, 5 folds): the
+rounds run in the shared passes (one blocked pass per lockstep round for every (candidate, fold), train scores
+included), against scikit-learn's ``HalvingGridSearchCV`` around our estimator on the rows in memory (one
+distributed fit per (candidate, fold), the same scores expected) and around scikit-learn's own
+``LogisticRegression`` with ``n_jobs=2`` (its time only).
+
 A last row runs successive halving (:class:`daskml_lab.model_selection.HalvingGridSearchCV`, rows as the
 resource, ``factor=3``) over the ExtraTrees grid against scikit-learn's ``HalvingGridSearchCV(n_jobs=2)``: same
 rounds, survivors and scores expected (``same``), and the time of all the rounds.
@@ -45,12 +52,14 @@ Usage::
     python benchmarks/bench_model_selection.py --large --rows 100000 --block-rows 10000   # a small version
     python benchmarks/bench_model_selection.py --large --rows 200000 --l1-ratios 0 0.5 1   # elastic net
     python benchmarks/bench_model_selection.py --shards   # a shard ensemble: concurrent vs sequential vs sklearn
+    python benchmarks/bench_model_selection.py --large --rows 200000 --block-rows 20000 --halving   # max_iter
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +79,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from daskml_lab.data.synthetic import make_classification
 from daskml_lab.ensemble import ShardEnsembleClassifier
+from daskml_lab.exceptions import ConvergenceWarning
 from daskml_lab.linear_model import LogisticRegression
 from daskml_lab.model_selection import GridSearchCV, HalvingGridSearchCV, LogisticRegressionCV
 
@@ -102,12 +112,16 @@ def main() -> None:
         "--l1-ratios", type=float, nargs="+", help="with --large: elastic-net paths over these l1_ratios"
     )
     parser.add_argument("--shards", action="store_true", help="a grid over a shard ensemble, three ways")
+    parser.add_argument("--halving", action="store_true", help="with --large: halving over max_iter")
     parser.add_argument(
         "--only", choices=sorted(GRIDS), action="append", help="only this grid (repeatable; default: all)"
     )
     args = parser.parse_args()
     if args.large and args.l1_ratios:
         elastic_net_path(args.rows, args.block_rows, args.l1_ratios)
+        return
+    if args.large and args.halving:
+        halving_over_max_iter(args.rows, args.block_rows)
         return
     if args.large:
         large(args.rows, args.block_rows)
@@ -286,6 +300,38 @@ def large(n_rows: int, block_rows: int) -> None:
         print(
             f"same C_: {same} (ours {ours.C_[0]:.4g}, sklearn {reference.C_[0]:.4g}, "
             f"grid {search.best_params_['C']:.4g})"
+        )
+
+
+def halving_over_max_iter(n_rows: int, block_rows: int) -> None:
+    """Successive halving over max_iter of our logistic regression, three ways, one run."""
+    grid = {"C": list(np.logspace(-4, 4, 9))}
+    options = {"resource": "max_iter", "min_resources": 10, "max_resources": 90, "factor": 3, "cv": 5}
+    with bench_client() as client, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the small budgets stop early on purpose
+        client.wait_for_workers(2)
+        X, y, X_np, y_np = _large_data(client, n_rows, block_rows)
+        print(f"{n_rows:,} x 50 in {block_rows:,}-row blocks; halving over max_iter 10/30/90, 9 Cs x 5 folds")
+        start = time.perf_counter()
+        ours = HalvingGridSearchCV(LogisticRegression(), grid, **options).fit(X, y)
+        ours_s = time.perf_counter() - start
+        print(f"ours HalvingGridSearchCV (shared passes)        {ours_s:7.1f} s  rounds {ours.n_candidates_}")
+        start = time.perf_counter()
+        separate = sk.HalvingGridSearchCV(LogisticRegression(), grid, **options).fit(X_np, y_np)
+        separate_s = time.perf_counter() - start
+        difference = np.abs(
+            ours.cv_results_["mean_test_score"] - separate.cv_results_["mean_test_score"]
+        ).max()
+        same = ours.best_params_ == separate.best_params_ and difference <= 1e-6
+        print(
+            f"sklearn HalvingGridSearchCV(our model)          {separate_s:7.1f} s  ratio "
+            f"{ours_s / separate_s:.2f}; same best_params_, scores within 1e-6: {same} ({difference:.1e})"
+        )
+        start = time.perf_counter()
+        sk.HalvingGridSearchCV(sk_linear.LogisticRegression(), grid, n_jobs=2, **options).fit(X_np, y_np)
+        sklearn_s = time.perf_counter() - start
+        print(
+            f"sklearn HalvingGridSearchCV(sklearn's, n_jobs=2) {sklearn_s:6.1f} s  ratio {ours_s / sklearn_s:.2f}"
         )
 
 
