@@ -40,7 +40,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from daskml_lab._runtime.seeding import block_rng, root_entropy
 from daskml_lab.base import Interval, Options, check_params
-from daskml_lab.model_selection._execution import check_cv, dask_folds, run_folds
+from daskml_lab.model_selection._execution import check_cv, dask_folds
 from daskml_lab.model_selection._folds import TRAIN, apportion
 from daskml_lab.model_selection._scoring import check_scoring
 from daskml_lab.model_selection._search import (
@@ -51,7 +51,7 @@ from daskml_lab.model_selection._search import (
 )
 from daskml_lab.model_selection._search_checkpoint import RoundCheckpoint, search_checkpoint
 from daskml_lab.model_selection._search_progress import SearchProgress
-from daskml_lab.model_selection._shared_paths import shared_pass_results
+from daskml_lab.model_selection._shared_paths import search_results
 from daskml_lab.monitoring import fit_span, start_run
 
 __all__ = ["HalvingGridSearchCV", "HalvingRandomSearchCV"]
@@ -349,37 +349,22 @@ class _BaseHalving(_BaseSearch):
                     fits_before=sum(schedule[:itr]) * n_splits,
                     n_fits=sum(schedule) * n_splits,
                 )
-                results = None
-                if not saved and not rows_seeded:
-                    # a round over the penalty of our linear models on dask data (the budget, e.g. max_iter,
-                    # the same for all): one shared-pass path for all its pairs, as in GridSearchCV
-                    results = shared_pass_results(
-                        self.estimator,
-                        X,
-                        y,
-                        round_cv,
-                        scorers,
-                        candidates,
-                        groups=groups,
-                        return_train_score=self.return_train_score,
-                    )
-                    for c, row in enumerate(results or ()):
-                        for f, result in enumerate(row):
-                            _record(saving, progress, c, f, result)
-                if results is None:
-                    results = run_folds(
-                        self.estimator,
-                        X,
-                        y,
-                        round_cv,
-                        scorers,
-                        candidates=candidates,
-                        groups=groups,
-                        return_train_score=self.return_train_score,
-                        error_score=self.error_score,
-                        finished=saved,
-                        on_result=partial(_record, saving, progress),
-                    )
+                # a round over the penalty of our linear models on dask data (the budget, e.g. max_iter, the
+                # same for all) runs in the shared passes, as in GridSearchCV; not a round of subsampled rows
+                results = search_results(
+                    self.estimator,
+                    X,
+                    y,
+                    round_cv,
+                    scorers,
+                    candidates,
+                    groups=groups,
+                    return_train_score=self.return_train_score,
+                    error_score=self.error_score,
+                    finished=saved,
+                    on_result=partial(_record, saving, progress),
+                    shared=not rows_seeded,
+                )
                 all_results += results
                 all_params += candidates
                 scores = [[r["test_scores"]["score"] for r in row] for row in all_results[-len(candidates) :]]

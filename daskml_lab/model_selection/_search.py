@@ -27,11 +27,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import HasMethods, Interval, Options, check_params
 from daskml_lab.metrics import check_scorer_fits
-from daskml_lab.model_selection._execution import check_cv, check_fold_classes, run_folds
+from daskml_lab.model_selection._execution import check_cv, check_fold_classes
 from daskml_lab.model_selection._scoring import check_scoring
 from daskml_lab.model_selection._search_checkpoint import search_checkpoint
 from daskml_lab.model_selection._search_progress import SearchProgress
-from daskml_lab.model_selection._shared_paths import shared_pass_results
+from daskml_lab.model_selection._shared_paths import search_results
 from daskml_lab.monitoring import fit_span, start_run
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV"]
@@ -136,37 +136,20 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
                     checkpoint.save(candidate, fold, result)
                 progress(candidate, fold, result)
 
-            results = None
-            if not finished:
-                # a grid over the penalty of our linear models on dask data: one shared-pass path for all the
-                # pairs, whose results all arrive together (a resumed search fits its missing pairs one by one)
-                results = shared_pass_results(
-                    self.estimator,
-                    X,
-                    y,
-                    cv,
-                    scorers,
-                    candidates,
-                    groups=groups,
-                    return_train_score=self.return_train_score,
-                )
-                for c, row in enumerate(results or ()):
-                    for f, result in enumerate(row):
-                        on_result(c, f, result)
-            if results is None:
-                results = run_folds(
-                    self.estimator,
-                    X,
-                    y,
-                    cv,
-                    scorers,
-                    candidates=candidates,
-                    groups=groups,
-                    return_train_score=self.return_train_score,
-                    error_score=self.error_score,
-                    finished=finished,
-                    on_result=on_result,
-                )
+            # a grid over the penalty of our linear models on dask data: one shared-pass path for all the pairs
+            results = search_results(
+                self.estimator,
+                X,
+                y,
+                cv,
+                scorers,
+                candidates,
+                groups=groups,
+                return_train_score=self.return_train_score,
+                error_score=self.error_score,
+                finished=finished,
+                on_result=on_result,
+            )
         self.cv_results_ = _cv_results(
             candidates, results, list(scorers), multimetric, self.return_train_score
         )

@@ -25,6 +25,7 @@ from daskml_lab import solvers
 from daskml_lab.base import check_params, encode_labels
 from daskml_lab.data.validation import check_X_y
 from daskml_lab.linear_model import LogisticRegression, Ridge
+from daskml_lab.model_selection._execution import run_folds
 from daskml_lab.model_selection._fold_roles import fold_role_matrix
 from daskml_lab.model_selection._folds import block_class_counts
 from daskml_lab.model_selection._gram_paths import r2_from_sse
@@ -32,7 +33,7 @@ from daskml_lab.model_selection._logistic_path import logistic_path
 from daskml_lab.model_selection._scoring import Scorer, _estimator_score
 from daskml_lab.monitoring import fit_span
 
-__all__ = ["shared_pass_results"]
+__all__ = ["search_results", "shared_pass_results"]
 
 #: Scorer names the logistic path scores in its own pass: name -> (metric, sign); None is ``score``.
 _LOGISTIC_METRICS = {
@@ -122,25 +123,62 @@ def shared_pass_results(
     if y is None or not is_dask_collection(X):
         return None
     keys = {name: _scorer_key(scorer) for name, scorer in scorers.items()}
-    if type(estimator) is LogisticRegression:
-        found = _penalty_values(candidates, "C")
-        if found is None or not all(key in _LOGISTIC_METRICS for key in keys.values()):
-            return None
-        Cs, shared = found
-        estimator = _with_params(estimator, shared)
-        if estimator is None or not _logistic_applies(estimator):
-            return None
-        return _timed(lambda: _logistic_scores(estimator, X, y, cv, groups, Cs, keys, return_train_score))
-    if type(estimator) is Ridge:
-        found = _penalty_values(candidates, "alpha")
-        if found is None or not all(key in _RIDGE_METRICS for key in keys.values()):
-            return None
-        alphas, shared = found
-        estimator = _with_params(estimator, shared)
-        if estimator is None:
-            return None
-        return _timed(lambda: _ridge_scores(estimator, X, y, cv, groups, alphas, keys, return_train_score))
-    return None
+    path = _PATHS.get(type(estimator))
+    if path is None:
+        return None
+    penalty, metrics, scores_of, applies = path
+    found = _penalty_values(candidates, penalty)
+    if found is None or not all(key in metrics for key in keys.values()):
+        return None
+    values, shared = found
+    estimator = _with_params(estimator, shared)
+    if estimator is None or not applies(estimator):
+        return None
+    return _timed(lambda: scores_of(estimator, X, y, cv, groups, values, keys, return_train_score))
+
+
+def search_results(
+    estimator: Any,
+    X: Any,
+    y: Any,
+    cv: Any,
+    scorers: dict[str, Scorer],
+    candidates: list[dict[str, Any]],
+    *,
+    groups: Any,
+    return_train_score: bool,
+    error_score: Any,
+    finished: dict[tuple[int, int], dict[str, Any]],
+    on_result: Any,
+    shared: bool = True,
+) -> list[list[dict[str, Any]]]:
+    """A search's results ``[candidate][fold]``: from the shared passes when they apply, else ``run_folds``.
+
+    The shared passes give all the pairs together (``on_result`` is then called for each); a resumed search
+    (``finished`` not empty), or ``shared=False``, fits its missing pairs one by one.
+    """
+    if shared and not finished:
+        results = shared_pass_results(
+            estimator, X, y, cv, scorers, candidates, groups=groups, return_train_score=return_train_score
+        )
+        if results is not None:
+            for c, row in enumerate(results):
+                for f, result in enumerate(row):
+                    on_result(c, f, result)
+            return results
+    return run_folds(
+        estimator,
+        X,
+        y,
+        cv,
+        scorers,
+        candidates=candidates,
+        groups=groups,
+        return_train_score=return_train_score,
+        error_score=error_score,
+        finished=finished,
+        on_result=on_result,
+    )
 
 
 def _with_params(estimator: Any, shared: dict[str, Any]) -> Any:
@@ -263,3 +301,10 @@ def _ridge_scores(
         }
 
     return by_scorer("test"), by_scorer("train") if train else {}
+
+
+#: The estimators with a shared-pass path: (penalty, scorer keys, scores of the grid, whether it applies).
+_PATHS: dict[type, tuple[str, dict[Any, Any], Any, Any]] = {
+    LogisticRegression: ("C", _LOGISTIC_METRICS, _logistic_scores, _logistic_applies),
+    Ridge: ("alpha", _RIDGE_METRICS, _ridge_scores, lambda estimator: True),
+}
