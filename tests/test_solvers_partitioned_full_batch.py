@@ -30,6 +30,9 @@ from daskml_lab.solvers.partitioned_lbfgs import _two_loop
 pytestmark = pytest.mark.cluster
 
 C = 0.5
+# 4 row blocks over the 2 workers; the L-BFGS iterations (one round trip each) grow with the rows, the
+# distribution does not need more of them
+N_ROWS, N_FEATURES, CHUNK = 2_000, 2**10, 500
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ def lbfgs_client(local_cluster: LocalCluster) -> Iterator[Client]:
 
 @pytest.fixture(scope="module")
 def binary_data(lbfgs_client: Client) -> tuple[Any, Any, sp.csr_matrix, np.ndarray]:
-    X, y = make_sparse_classification(8_000, 2**12, nnz_per_row=15, chunks=2_000, random_state=0)
+    X, y = make_sparse_classification(N_ROWS, N_FEATURES, nnz_per_row=15, chunks=CHUNK, random_state=0)
     X, y = X.persist(), y.persist()
     return X, y, X.compute().tocsr(), y.compute()
 
@@ -96,7 +99,7 @@ def test_reaches_sklearn_optimum_with_1_2_and_4_shards(binary_data: tuple) -> No
         model = LogisticRegression(C=C, solver="lbfgs", model_partitions=shards, tol=1e-7, max_iter=500)
         model.fit(X, y)
         assert isinstance(model.coef_, np.ndarray)
-        assert model.coef_.shape == (1, 2**12)
+        assert model.coef_.shape == (1, N_FEATURES)
         ours = _objective(model.coef_, model.intercept_, X_np, y_np)
         assert (ours - best) / best < 1e-6, (shards, ours, best)
         # the history's objective is the exact objective of the returned model (the estimator's is divided
@@ -110,15 +113,16 @@ def test_reaches_sklearn_optimum_with_1_2_and_4_shards(binary_data: tuple) -> No
 
 
 def test_multinomial_weighted_without_intercept(lbfgs_client: Client) -> None:
-    X, y = make_sparse_classification(4_000, 2**10, nnz_per_row=10, n_classes=3, chunks=1_000, random_state=4)
-    weight = np.random.default_rng(1).uniform(0.2, 2.0, size=4_000)
+    # 4 blocks of rows and weights; fewer rows, fewer L-BFGS round trips
+    X, y = make_sparse_classification(1_000, 2**10, nnz_per_row=10, n_classes=3, chunks=250, random_state=4)
+    weight = np.random.default_rng(1).uniform(0.2, 2.0, size=1_000)
     X_np, y_np = X.compute().tocsr(), y.compute()
     reference = SkLogisticRegression(C=C, fit_intercept=False, tol=1e-10, max_iter=10_000)
     reference.fit(X_np, y_np, sample_weight=weight)
     model = LogisticRegression(
         C=C, fit_intercept=False, solver="lbfgs", model_partitions=3, tol=1e-9, max_iter=500
     )
-    model.fit(X, y, sample_weight=dask.array.from_array(weight, chunks=1_000))
+    model.fit(X, y, sample_weight=dask.array.from_array(weight, chunks=250))
     assert model.coef_.shape == (3, 2**10)
     np.testing.assert_array_equal(model.intercept_, np.zeros(3))
     best = _objective(reference.coef_, 0.0, X_np, y_np, weight)
@@ -171,7 +175,7 @@ def test_each_iteration_moves_the_keys_of_the_blocks_only(binary_data: tuple, lb
     assert len(result.history) == 5
     # each block pulls its distinct columns and the intercept (direction rows), and pushes as many gradient rows
     keys_per_pass = sum(
-        len(np.unique(X_np[start : start + 2_000].indices)) + 1 for start in range(0, X_np.shape[0], 2_000)
+        len(np.unique(X_np[start : start + CHUNK].indices)) + 1 for start in range(0, X_np.shape[0], CHUNK)
     )
     for record in result.history:
         assert record["keys_pulled"] == keys_per_pass
@@ -211,7 +215,7 @@ def test_client_never_holds_a_wide_model(lbfgs_client: Client) -> None:
 
 def test_a_large_model_stays_in_its_shards_and_predicts(binary_data: tuple) -> None:
     X, y, X_np, _ = binary_data
-    with dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 2**12 * 8 // 2}):
+    with dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": N_FEATURES * 8 // 2}):
         model = LogisticRegression(C=C, solver="lbfgs", model_partitions=2, tol=1e-6, max_iter=200).fit(X, y)
     assert isinstance(model.coef_, PartitionedCoefficients)
     coef = model.coef_.to_numpy(max_bytes=2**20)
@@ -262,7 +266,9 @@ def test_a_lost_parameter_shard_gives_a_clear_error() -> None:
 
 # ------------------------------------------------------------------------------------- proximal (L1, elastic net)
 def test_proximal_elastic_net_reaches_sklearn_saga(lbfgs_client: Client) -> None:
-    X, y = make_sparse_classification(2_000, 2**8, nnz_per_row=8, chunks=500, random_state=0)
+    # one block per worker; FISTA's iterations grow with C * n_rows (the conditioning): 300 rows take ~60
+    # round trips instead of ~200, with a support of about a quarter of the 256 features
+    X, y = make_sparse_classification(300, 2**8, nnz_per_row=8, chunks=150, random_state=0)
     X_np, y_np = X.compute().tocsr(), y.compute()
     reference = SkLogisticRegression(C=C, l1_ratio=0.5, solver="saga", tol=1e-9, max_iter=100_000)
     with warnings.catch_warnings():
