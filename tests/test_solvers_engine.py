@@ -10,6 +10,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from distributed import Client
 from sklearn.datasets import make_classification
 
 from daskml_lab.solvers import BlockedProblem, LocalBlocks, get_solver
@@ -222,6 +223,14 @@ def test_close_releases_worker_state(client):
         )
     finally:
         gc.enable()
+
+
+def test_close_after_the_client_was_closed_does_not_raise(client):
+    Xd, yd, _ = _data(n=1000)
+    with Client(client.scheduler.address) as other:
+        problem = BlockedProblem(Xd, yd, loss="logistic", client=other).start()
+        problem.loss_grad(_params(8))
+    problem.close()  # the client is closed: nothing to cancel through it, and no error
 
 
 def test_fit_on_an_external_scheduler(external_scheduler):

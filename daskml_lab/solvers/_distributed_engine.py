@@ -551,7 +551,7 @@ class DistributedEngine(_Engine):
         # the garbage collector runs. Cancelled, the actors are forgotten now whatever still refers to them,
         # so closing the problem frees the workers' memory at once (gc.collect() did the same in 0.27 s
         # per fit in a process holding scikit-learn and dask).
-        if self._actor_futures:
+        if self._actor_futures and self.client.status == "running":  # a closed client cannot cancel (or hold)
             self.client.cancel(self._actor_futures)
         self._release_state()
         self._worker_args = []
