@@ -7,7 +7,7 @@ budget is ``factor`` times larger. The schedule (``n_resources_``, ``n_candidate
 :class:`~sklearn.model_selection.HalvingGridSearchCV` line by line; the candidates of one round run through
 ``run_folds`` exactly as those of :class:`GridSearchCV` do (concurrent tasks on in-memory data, distributed fits
 on dask data), or, for a round over the penalty of our linear models on dask data with an estimator parameter
-as the resource, through the same shared passes (``shared_pass_results``).
+as the resource, through the same shared passes (``search_results`` chooses).
 
 With ``resource="n_samples"`` each round sees a subsample of every fold's train and test rows:
 
@@ -351,7 +351,7 @@ class _BaseHalving(_BaseSearch):
                 )
                 # a round over the penalty of our linear models on dask data (the budget, e.g. max_iter, the
                 # same for all) runs in the shared passes, as in GridSearchCV; not a round of subsampled rows
-                results = search_results(
+                all_results += search_results(
                     self.estimator,
                     X,
                     y,
@@ -365,7 +365,6 @@ class _BaseHalving(_BaseSearch):
                     on_result=partial(_record, saving, progress),
                     shared=not rows_seeded,
                 )
-                all_results += results
                 all_params += candidates
                 scores = [[r["test_scores"]["score"] for r in row] for row in all_results[-len(candidates) :]]
                 means = np.array([np.mean(row) for row in scores])
