@@ -32,7 +32,7 @@ from daskml_lab.model_selection import (
     cross_val_score,
     cross_validate,
 )
-from daskml_lab.model_selection._execution import _LongestFirst
+from daskml_lab.model_selection._cluster_fits import EarlyRefit, LongestFirst
 from daskml_lab.testing import raise_if_computes
 
 N_ROWS = 103
@@ -353,7 +353,7 @@ def test_a_search_is_what_its_estimator_is():
 
 
 def test_in_memory_fits_run_each_candidate_once_then_longest_first():
-    order = _LongestFirst([(c, f) for c in range(3) for f in range(3)])
+    order = LongestFirst([(c, f) for c in range(3) for f in range(3)])
     # each candidate's first fold, in grid order: their costs are unknown
     assert [order.take() for _ in range(3)] == [(0, 0), (1, 0), (2, 0)]
     order.measured(0, {"fit_time": 1.0, "score_time": 0.1})
@@ -362,8 +362,60 @@ def test_in_memory_fits_run_each_candidate_once_then_longest_first():
     assert [order.take() for _ in range(6)] == [(1, 1), (1, 2), (2, 1), (2, 2), (0, 1), (0, 2)]
     assert not order
     # a resumed search knows the costs of the candidates it finished before
-    resumed = _LongestFirst(
+    resumed = LongestFirst(
         [(0, 1), (1, 1)],
         known={(0, 0): {"fit_time": 0.1, "score_time": 0.0}, (1, 0): {"fit_time": 9.0, "score_time": 0.0}},
     )
     assert [resumed.take(), resumed.take()] == [(1, 1), (0, 1)]
+
+
+class _FakeFuture:
+    def __init__(self, value):
+        self.value = value
+
+    def done(self):
+        return False
+
+
+class _FakeClient:
+    def __init__(self):
+        self.cancelled = []
+
+    def cancel(self, futures):
+        self.cancelled.extend(futures)
+
+
+def _result(score):
+    return {"test_scores": {"accuracy": score}}
+
+
+def test_early_refit_starts_the_best_complete_candidate_and_drops_it_if_overtaken():
+    early = EarlyRefit(n_folds=2, key="accuracy")
+    early.record(0, 0, _result(0.8))
+    early.record(1, 0, _result(0.9))
+    assert early.leader() is None  # no candidate has every fold scored yet
+    early.record(0, 1, _result(0.8))
+    early.record(2, 0, _result(float("nan")))
+    early.record(2, 1, _result(0.99))
+    assert early.leader() == 0  # candidate 2's mean is NaN (a failed fit): never the leader
+    client, submitted = _FakeClient(), []
+
+    def submit(candidate):
+        submitted.append(candidate)
+        return _FakeFuture(candidate)
+
+    early.start(client, submit)
+    early.start(client, submit)  # once per search
+    assert submitted == [0]
+    early.record(1, 1, _result(0.9))  # candidate 1 overtakes after the refit started
+    assert early.leader() == 1
+    assert early.take(1) is None  # the search refits candidate 1 itself...
+    assert len(client.cancelled) == 1  # ...and the refit of candidate 0 is cancelled
+    assert early.take(1) is None
+
+
+def test_early_refit_breaks_ties_as_the_ranking_does():
+    early = EarlyRefit(n_folds=1, key="score")
+    for candidate, score in [(3, 0.5), (1, 0.7), (2, 0.7)]:
+        early.record(candidate, 0, {"test_scores": {"score": score}})
+    assert early.leader() == 1  # the first of the best, as argmin of rank_test_score picks

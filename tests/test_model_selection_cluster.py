@@ -143,3 +143,45 @@ def test_dask_folds_of_an_in_memory_estimator_run_as_tasks_fed_by_the_blocks(cli
     # the fold rows were taken on the workers, next to the blocks (dask's optimiser may rename or fuse these
     # tasks, so only their presence is checked)
     assert any("daskml-cv-take-train" in str(task["key"]) for task in stream.data)
+
+
+def test_the_refit_runs_on_a_worker_and_is_scikit_learns(client, data):
+    # the best candidate is refitted on the cluster once a worker has no fit left (at the latest after the
+    # last one): the same candidate and the same model as scikit-learn's refit in this process
+    X, y = data
+    model = DecisionTreeClassifier(random_state=0)
+    grid = {"max_depth": [1, 3, None], "min_samples_leaf": [1, 10]}
+    for refit in (True, "accuracy"):
+        scoring = SCORING if refit == "accuracy" else None
+        with get_task_stream(client) as stream:
+            ours = GridSearchCV(model, grid, cv=5, scoring=scoring, refit=refit).fit(X, y)
+        reference = sk.GridSearchCV(model, grid, cv=5, scoring=scoring, refit=refit).fit(X, y)
+        refits = [task for task in stream.data if str(task["key"]).startswith("daskml-refit-")]
+        assert len(refits) == 1
+        assert ours.best_index_ == reference.best_index_
+        assert ours.refit_time_ > 0
+        np.testing.assert_array_equal(
+            ours.best_estimator_.predict_proba(X), reference.best_estimator_.predict_proba(X)
+        )
+        assert ours.best_estimator_.get_depth() == reference.best_estimator_.get_depth()
+    for refit in (False, lambda results: 0):
+        with get_task_stream(client) as stream:
+            GridSearchCV(model, grid, cv=5, scoring=SCORING, refit=refit).fit(X, y)
+        assert not [task for task in stream.data if str(task["key"]).startswith("daskml-refit-")]
+
+
+class _FailsOnAllRows(DecisionTreeClassifier):
+    """Fits the folds (320 rows) but not all 400 rows."""
+
+    def fit(self, X, y, sample_weight=None, check_input=True):
+        if len(X) > 350:
+            raise ValueError("this estimator refuses more than 350 rows")
+        return super().fit(X, y, sample_weight=sample_weight, check_input=check_input)
+
+
+def test_a_refit_failing_on_the_worker_raises_the_estimators_own_error(client, data):
+    # the refit is tried on a worker first (its failure is not the user's error to see), then here, where the
+    # estimator's own error is raised as scikit-learn's search raises it
+    X, y = data
+    with pytest.raises(ValueError, match="refuses more than 350 rows"):
+        GridSearchCV(_FailsOnAllRows(random_state=0), {"max_depth": [1, 2]}, cv=5).fit(X, y)

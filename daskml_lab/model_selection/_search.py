@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from daskml_lab.base import HasMethods, Interval, Options, check_params
 from daskml_lab.metrics import check_scorer_fits
+from daskml_lab.model_selection._cluster_fits import EarlyRefit
 from daskml_lab.model_selection._execution import check_cv, check_fold_classes
 from daskml_lab.model_selection._scoring import check_scoring
 from daskml_lab.model_selection._search_checkpoint import search_checkpoint
@@ -130,6 +131,8 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
                 },
             )
             progress = SearchProgress(run, candidates, n_splits, key, finished)
+            # the best candidate so far refitted on a worker left without fits (a fixed refit metric only)
+            early_refit = None if callable(self.refit) or self.refit is False else EarlyRefit(n_splits, key)
 
             def on_result(candidate: int, fold: int, result: dict[str, Any]) -> None:
                 if checkpoint is not None:
@@ -149,6 +152,7 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
                 error_score=self.error_score,
                 finished=finished,
                 on_result=on_result,
+                early_refit=early_refit,
             )
         self.cv_results_ = _cv_results(
             candidates, results, list(scorers), multimetric, self.return_train_score
@@ -162,16 +166,24 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
             self.best_index_ = int(np.argmin(self.cv_results_[f"rank_test_{key}"]))
             self.best_score_ = float(self.cv_results_[f"mean_test_{key}"][self.best_index_])
         if self.refit is not False:
-            self._refit_best(candidates[self.best_index_], X, y)
+            refitted = None if early_refit is None else early_refit.take(self.best_index_)
+            self._refit_best(candidates[self.best_index_], X, y, refitted)
         return self
 
-    def _refit_best(self, best_params: dict[str, Any], X: Any, y: Any) -> None:
-        """Set ``best_params_``, fit ``best_estimator_`` on all the data, and time it (``refit_time_``)."""
+    def _refit_best(
+        self, best_params: dict[str, Any], X: Any, y: Any, refitted: tuple[Any, float] | None = None
+    ) -> None:
+        """Set ``best_params_``, fit ``best_estimator_`` on all the data, and time it (``refit_time_``).
+
+        ``refitted``: the model and fit time of a refit already done (:class:`EarlyRefit`), else ``None``.
+        """
         self.best_params_ = best_params
-        model = clone(self.estimator).set_params(**clone(best_params, safe=False))
-        start = time.perf_counter()
-        model.fit(X, y)
-        self.refit_time_ = time.perf_counter() - start
+        if refitted is None:
+            model = clone(self.estimator).set_params(**clone(best_params, safe=False))
+            start = time.perf_counter()
+            model.fit(X, y)
+            refitted = model, time.perf_counter() - start
+        model, self.refit_time_ = refitted
         self.best_estimator_ = model
         if hasattr(model, "classes_"):
             self.classes_ = model.classes_

@@ -151,11 +151,13 @@ def search_results(
     finished: dict[tuple[int, int], dict[str, Any]],
     on_result: Any,
     shared: bool = True,
+    early_refit: Any = None,
 ) -> list[list[dict[str, Any]]]:
     """A search's results ``[candidate][fold]``: from the shared passes when they apply, else ``run_folds``.
 
     The shared passes give all the pairs together (``on_result`` is then called for each); a resumed search
-    (``finished`` not empty), or ``shared=False``, fits its missing pairs one by one.
+    (``finished`` not empty), or ``shared=False``, fits its missing pairs one by one; ``early_refit`` goes to
+    ``run_folds``.
     """
     if shared and not finished:
         results = shared_pass_results(
@@ -178,6 +180,7 @@ def search_results(
         error_score=error_score,
         finished=finished,
         on_result=on_result,
+        early_refit=early_refit,
     )
 
 
