@@ -7,11 +7,17 @@ limits are lowered with ``dask.config.set`` so that small models stay partitione
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
+import json
 import logging
 import os
 import pickle
+import subprocess
+import sys
 import time
 import warnings
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +32,9 @@ from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from daskml_lab.data import make_sparse_classification
 from daskml_lab.exceptions import ConvergenceWarning, NotStorableError, PartitionedModelLostError
 from daskml_lab.linear_model import LogisticRegression, PartitionedCoefficients
-from daskml_lab.persistence import load, save
+from daskml_lab.persistence import _streamed as streamed
+from daskml_lab.persistence import describe, load, save
+from daskml_lab.persistence._container import checksum_member
 from daskml_lab.testing import raise_if_computes
 
 pytestmark = pytest.mark.cluster
@@ -181,7 +189,7 @@ def test_auto_partitions_above_its_threshold_only(
 
 
 # ------------------------------------------------------------------------------------- estimator contract
-def test_clone_params_copies_pickling_and_save(binary: tuple, tmp_path: Any) -> None:
+def test_clone_params_copies_and_pickling(binary: tuple) -> None:
     model, X, _ = binary
     assert model.get_params()["model_partitions"] == 2
     fresh = clone(model)
@@ -192,20 +200,84 @@ def test_clone_params_copies_pickling_and_save(binary: tuple, tmp_path: Any) -> 
     assert twin.coef_ is model.coef_
     first = X[:1_000]
     np.testing.assert_array_equal(twin.predict(first).compute(), model.predict(first).compute())
-    message = (
-        r"A partitioned model cannot be pickled or saved: its coefficients \(\(1, 16384\), 131072 bytes\)"
-    )
+    message = r"A partitioned model cannot be pickled: its coefficients \(\(1, 16384\), 131072 bytes\)"
     with pytest.raises(NotStorableError, match=message):
         pickle.dumps(model)
-    with pytest.raises(NotStorableError, match=r"model.coef_ = model.coef_.to_numpy\(max_bytes=\.\.\.\)"):
-        save(model, tmp_path / "model.zip")
-    assert not (tmp_path / "model.zip").exists()
-    # the documented way to save it when the client has the memory
-    twin = clone(model)
-    twin.__dict__.update({k: v for k, v in vars(model).items() if k.endswith("_")})
-    twin.coef_ = twin.coef_.to_numpy(max_bytes=TO_CLIENT)
-    loaded = load(save(twin, tmp_path / "model.zip"))
-    np.testing.assert_array_equal(loaded.predict(first).compute(), model.predict(first).compute())
+
+
+def _slices_of(path: Any) -> list[str]:
+    with zipfile.ZipFile(path) as archive:
+        return sorted(name for name in archive.namelist() if name.startswith("columns/"))
+
+
+def test_save_streams_the_shards_and_load_puts_them_back(
+    binary: tuple, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, X, _ = binary
+    monkeypatch.setattr(streamed, "SLICE_BYTES", 2**14)  # 2,048 features a slice: 8 slices
+    before = model.coef_.stats()
+    path = save(model, tmp_path / "model.daskml")
+    # written slice by slice from the shards: never gathered, every key pulled once (plus the intercept key)
+    after = model.coef_.stats()
+    assert [s["n_gathers"] for s in after] == [s["n_gathers"] for s in before]
+    assert (
+        sum(a["keys_pulled"] - b["keys_pulled"] for a, b in zip(after, before, strict=True)) == N_FEATURES + 1
+    )
+    assert len(_slices_of(path)) == 8
+    info = describe(path)
+    assert info["format_version"] == 3
+    assert [piece["stop"] - piece["start"] for piece in info["streamed"][0]["slices"]] == [2_048] * 8
+    first = X[:1_000]
+    expected = model.decision_function(first).compute()
+    with dask.config.set(SMALL_GATHER):
+        loaded = load(path)
+    # above the gather limit: new shards on the cluster, the same model
+    assert isinstance(loaded.coef_, PartitionedCoefficients)
+    assert loaded.coef_.n_partitions == 2
+    assert loaded.coef_.shape == model.coef_.shape
+    np.testing.assert_array_equal(loaded.decision_function(first).compute(), expected)
+    np.testing.assert_array_equal(loaded.coef_.intercept_row(), model.coef_.intercept_row())
+    # below it: a numpy array, equal to the gathered model
+    small = load(path)
+    assert isinstance(small.coef_, np.ndarray)
+    np.testing.assert_array_equal(small.coef_, model.coef_.to_numpy(max_bytes=TO_CLIENT))
+    np.testing.assert_array_equal(small.decision_function(first).compute(), expected)
+
+
+def test_a_saved_partitioned_model_is_signed_and_checked_slice_by_slice(binary: tuple, tmp_path: Any) -> None:
+    model, _, _ = binary
+    key = "k" * 32
+    path = save(model, tmp_path / "signed.daskml", key=key)
+    with pytest.raises(ValueError, match="signed with a key"):
+        load(path)
+    assert isinstance(load(path, key=key).coef_, np.ndarray)
+    # one slice changed (the metadata, which lists its SHA-256, is untouched): refused, nothing loaded
+    tampered = tmp_path / "tampered.daskml"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(tampered, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.startswith("columns/"):
+                data = data[:-8] + np.float64(1e6).tobytes()
+            target.writestr(item, data)
+    with pytest.raises(
+        ValueError, match=r"coefficient slice 'columns/0/0.npy' .* does not match the checksum"
+    ):
+        load(tampered, key=key)
+
+
+def test_loading_a_large_partitioned_model_without_a_cluster_says_how(binary: tuple, tmp_path: Any) -> None:
+    model, _, _ = binary
+    path = save(model, tmp_path / "model.daskml")
+    script = (
+        "import dask, daskml_lab\n"
+        f"with dask.config.set({SMALL_GATHER!r}):\n"
+        f"    daskml_lab.load({str(path)!r})\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 1
+    assert "they are loaded into parameter shards on a cluster: connect to one first" in result.stderr
 
 
 def test_warm_start_continues_from_the_shards(part_client: Client) -> None:
@@ -253,7 +325,7 @@ def test_a_model_whose_client_closed_says_it_was_lost(local_cluster: LocalCluste
     ):
         model.predict(X)
     with pytest.raises(
-        PartitionedModelLostError, match=r"bring it to the client before closing them if it fits"
+        PartitionedModelLostError, match=r"save it before closing them \(daskml_lab.save streams it"
     ):
         model.coef_.to_numpy(max_bytes=TO_CLIENT)
 
@@ -294,3 +366,34 @@ def test_dense_blocks_are_scored_too(binary: tuple) -> None:
     reference = model.decision_function(X[:500]).compute()
     np.testing.assert_array_equal(model.decision_function(dense).compute(), reference)
     assert sp.issparse(X[:10].compute())
+
+
+def test_a_crafted_slice_with_a_valid_checksum_is_refused_before_allocation(
+    binary: tuple, tmp_path: Any
+) -> None:
+    # whoever rewrites an unsigned file can recompute its checksums: the slice's .npy header is still checked
+    # against the bytes behind it before numpy allocates anything
+    model, _, _ = binary
+    path = save(model, tmp_path / "model.daskml")
+    with zipfile.ZipFile(path) as source:
+        members = {item.filename: source.read(item) for item in source.infolist()}
+    name = "columns/0/0.npy"
+    header = {"descr": "<f8", "fortran_order": False, "shape": (1, 2**40)}
+    crafted = io.BytesIO()
+    np.lib.format.write_array_header_1_0(crafted, header)
+    members[name] = crafted.getvalue() + members[name][-64:]
+    info = json.loads(members["daskml_lab.json"])
+    piece = info["streamed"][0]["slices"][0]
+    piece["sha256"], piece["n_bytes"] = hashlib.sha256(members[name]).hexdigest(), len(members[name])
+    members["daskml_lab.json"] = json.dumps(info).encode()
+    members["checksum.json"] = checksum_member(
+        members["daskml_lab.json"], members["model.skops"], None
+    ).encode()
+    crafted_path = tmp_path / "crafted.daskml"
+    with zipfile.ZipFile(crafted_path, "w") as target:
+        for member, data in members.items():
+            target.writestr(member, data)
+    with pytest.raises(
+        ValueError, match=r"declares shape \(1, 1099511627776\) .* it was refused before anything"
+    ):
+        load(crafted_path)

@@ -456,7 +456,7 @@ def test_metadata_must_describe_the_payload(data, tmp_path):
 def test_newer_file_format_is_refused(tmp_path):
     path = save(Ridge(), tmp_path / "m.daskml")
     _rewrite(path, metadata={"format_version": 99})
-    with pytest.raises(ValueError, match="uses model file format 99, newer than the format 2"):
+    with pytest.raises(ValueError, match="uses model file format 99, newer than the format 3"):
         load(path)
 
 

@@ -31,8 +31,8 @@ __all__ = ["PartitionedCoefficients", "StoreParams"]
 
 _KEEP_IT = (
     "A partitioned model lives only as long as the client that fitted it and the workers holding its shards: "
-    "bring it to the client before closing them if it fits (coef_.to_numpy(max_bytes=...), then "
-    "daskml_lab.save), or fit it again."
+    "save it before closing them (daskml_lab.save streams it from the shards; daskml_lab.load puts it back), "
+    "or fit it again."
 )
 
 
@@ -166,9 +166,12 @@ class PartitionedCoefficients:
 
     Notes
     -----
-    Not picklable and not storable by :func:`daskml_lab.save`: the shards are actors on workers that outlive
-    neither the client nor the workers. Bring the model to the client with :meth:`to_numpy` when it fits there.
-    A copy (``copy.copy``/``copy.deepcopy``) shares the same shards (the fitted model is read-only).
+    Not picklable: the shards are actors on workers that outlive neither the client nor the workers.
+    :func:`daskml_lab.save` stores the model slice by slice (:meth:`columns`), never whole on the client, and
+    :func:`daskml_lab.load` puts it back into new shards on the connected cluster when it is larger than the
+    gather limit (:meth:`from_columns`), as a numpy array otherwise. Bring the model to the client with
+    :meth:`to_numpy` when it fits there. A copy (``copy.copy``/``copy.deepcopy``) shares the same shards (the
+    fitted model is read-only).
 
     Examples
     --------
@@ -292,6 +295,83 @@ class PartitionedCoefficients:
         W = self._store.gather(limit_bytes=max(limit, self._store.nbytes))
         return np.ascontiguousarray(W[: self.shape[1]].T, dtype=self.dtype)
 
+    # -- slices, for model files (daskml_lab.save/load stream them) --------------------------------------------
+    def columns(self, start: int, stop: int) -> np.ndarray:
+        """Coefficients of features ``start .. stop - 1``: ``coef_[:, start:stop]`` pulled from the shards.
+
+        Only these keys are pulled (``save`` writes a large model slice by slice this way, so the client
+        never holds the whole of it).
+
+        Returns
+        -------
+        ndarray of shape (n_outputs, stop - start)
+        """
+        if not 0 <= start <= stop <= self.shape[1]:
+            msg = f"columns({start}, {stop}) is outside the model's {self.shape[1]} features."
+            raise ValueError(msg)
+        self.check_available()
+        rows = self._store.pull(np.arange(start, stop, dtype=np.int64))
+        return np.ascontiguousarray(rows.T, dtype=self.dtype)
+
+    def intercept_row(self) -> np.ndarray:
+        """The store's intercept key (one value per output), where a warm start from this model begins."""
+        self.check_available()
+        return self._store.pull(np.array([self.shape[1]], dtype=np.int64))[0].copy()
+
+    @classmethod
+    def from_columns(
+        cls,
+        client: Any,
+        shape: tuple[int, int],
+        dtype: Any,
+        blocks: Any,
+        *,
+        n_partitions: int | None = None,
+        intercept_row: Any = None,
+    ) -> PartitionedCoefficients:
+        """A model's coefficients put into new parameter shards, slice by slice (``load`` of a large model).
+
+        Parameters
+        ----------
+        client : distributed.Client
+        shape : (int, int)
+            ``(n_outputs, n_features)``.
+        dtype : numpy.dtype
+        blocks : iterable of (int, ndarray)
+            ``(start, coef_[:, start:start + width])`` pairs covering the features once each; each is sent
+            to the shards holding its keys and dropped before the next is read.
+        n_partitions : int, default=None
+            Number of shards (one per worker when None), placed over the cluster's workers.
+        intercept_row : array-like of shape (n_outputs,), default=None
+            The store's intercept key (zeros when None).
+
+        Returns
+        -------
+        PartitionedCoefficients
+        """
+        n_outputs, n_features = (int(n) for n in shape)
+        workers = sorted(scheduler_workers(client))
+        store = ShardedStore.create(
+            client,
+            n_features + 1,
+            n_outputs,
+            workers=workers,
+            n_shards=n_partitions,
+            n_penalised=n_features,
+            key=task_prefix("parameter shard"),
+        )
+        try:
+            view = store.view
+            for start, block in blocks:
+                block = np.asarray(block)
+                _load_keys(view, np.arange(start, start + block.shape[1], dtype=np.int64), block.T)
+            if intercept_row is not None:
+                _load_keys(view, np.array([n_features]), np.asarray(intercept_row, dtype=np.float64)[None, :])
+        except BaseException:
+            store.close()
+            raise
+        return cls(store, n_features, dtype)
+
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if copy is False:
             msg = "PartitionedCoefficients cannot be viewed as an array without a copy: use to_numpy()."
@@ -311,12 +391,23 @@ class PartitionedCoefficients:
 
     def __reduce__(self) -> Any:
         msg = (
-            f"A partitioned model cannot be pickled or saved: its coefficients ({self.shape}, {self.nbytes} "
-            f"bytes) live in {self.n_partitions} parameter shards on the workers {sorted(set(self.workers))}. "
-            "If the client has the memory, bring them over first: model.coef_ = model.coef_.to_numpy("
-            "max_bytes=...), then save; otherwise keep the client and workers running, or refit."
+            f"A partitioned model cannot be pickled: its coefficients ({self.shape}, {self.nbytes} bytes) live "
+            f"in {self.n_partitions} parameter shards on the workers {sorted(set(self.workers))}. Save it with "
+            "daskml_lab.save(model, path), which streams them slice by slice, and load it back with "
+            "daskml_lab.load(path) while connected to a cluster."
         )
         raise NotStorableError(msg)
 
     def __getstate__(self) -> Any:
         return self.__reduce__()
+
+
+def _load_keys(view: StoreView, keys: np.ndarray, rows: np.ndarray) -> None:
+    """Set the rows of ``keys`` in the shards holding them (all shards at once)."""
+    calls = [
+        view.shards[shard].load_rows(slots, rows[positions])
+        for shard, positions, slots in view.rule.split(keys)
+        if len(slots)
+    ]
+    for call in calls:
+        call.result(view.timeout_s)

@@ -11,6 +11,9 @@ A model file is a zip archive holding three members:
   saved with a key (``save(model, path, key=...)``), so that no part a prediction depends on can be edited
   unnoticed.
 
+A linear model whose coefficients stay in parameter shards on the workers adds one ``.npy`` member per slice of
+them, written and read one at a time, each listed with its SHA-256 in the (checksummed) metadata.
+
 Loading reads the list of types the file would create *before* creating anything, and refuses the file when
 one of them is not trusted (see :func:`load` for the allowlist). A package trusts a type of its own with
 :func:`register_trusted_type` when it is imported. pandas objects inside a model (``history_``, the shard
@@ -24,7 +27,8 @@ The implementation is split by responsibility: the file container and its checks
 resource caps and bounded reads (``_limits``), the shapes declared before allocation (``_declared``), the
 trusted types and their registry (``_trusted``), pandas objects as plain values (``_pandas``), the checks of
 the arrays of a loaded model (``_checks`` for trees, libsvm and linear models, ``_families`` for the other
-families), the readable summary (``_summary``) and the public functions (``_api``).
+families), partitioned coefficients streamed slice by slice (``_streamed``), the readable summary (``_summary``)
+and the public functions (``_api``).
 """
 
 from daskml_lab.persistence._api import describe, load, save

@@ -27,6 +27,7 @@ from daskml_lab.persistence._container import (
 from daskml_lab.persistence._declared import declared_problem
 from daskml_lab.persistence._limits import resolve_limits, scan_payload
 from daskml_lab.persistence._pandas import restore_pandas, with_pandas_stored
+from daskml_lab.persistence._streamed import restore_columns, with_columns_stored, write_columns
 from daskml_lab.persistence._summary import describe_params, plain, training_summary
 from daskml_lab.persistence._trusted import check_trusted, type_name, untrusted_types
 
@@ -122,7 +123,9 @@ def save(
         msg = f"metadata must be JSON-serialisable (str, numbers, lists, dicts); {err}."
         raise TypeError(msg) from err
 
-    payload = _dump_payload(model)
+    # partitioned coefficients become stand-ins (their slices are streamed into the file below)
+    storable, partitioned = with_columns_stored(model)
+    payload = _dump_payload(storable)
     info = {
         "daskml_lab_version": __version__,
         "versions": {"python": platform.python_version(), **{n: version_of(n) for n in VERSIONED_PACKAGES}},
@@ -132,7 +135,13 @@ def save(
         "summary": training_summary(model),
         "metadata": extra,
     }
-    write_model_file(target, info, payload, key=signing_key)
+    write_model_file(
+        target,
+        info,
+        payload,
+        key=signing_key,
+        streamed=(lambda archive: write_columns(archive, partitioned)) if partitioned else None,
+    )
     logger.info(
         "Saved %s to %s (%d bytes of model state%s)",
         type(model).__name__,
@@ -283,6 +292,7 @@ def load(
             f"{type_name(type(model))}. The file was modified; save the model again."
         )
         raise ValueError(msg)
+    model = restore_columns(model, info, path, limits)
     warn_on_versions(info, path, integrity)
     if return_metadata:
         return model, {**info, "integrity": integrity.as_dict(), "untrusted_types": not_by_default}

@@ -32,6 +32,7 @@ from sklearn.neighbors import BallTree, KDTree
 from daskml_lab._compat import libsvm_state, sklearn_tree_types
 from daskml_lab.persistence._families import family_problem
 from daskml_lab.persistence._pandas import has_state
+from daskml_lab.persistence._streamed import _StoredColumns
 
 __all__ = ["structure_problem"]
 
@@ -178,8 +179,9 @@ def _estimator_problem(obj: Any, n_features: int | None) -> str | None:
 
 
 def _shape(array: Any) -> tuple[int, ...] | None:
-    """The shape of a numpy array or scipy sparse matrix, else None."""
-    if isinstance(array, np.ndarray) or sp.issparse(array):
+    """The shape of a numpy array, a scipy sparse matrix or streamed coefficients (checked as they are read),
+    else None."""
+    if isinstance(array, np.ndarray | _StoredColumns) or sp.issparse(array):
         return tuple(int(n) for n in array.shape)
     return None
 

@@ -28,6 +28,7 @@ import tempfile
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -58,8 +59,12 @@ FORMAT_NAME = "daskml-lab-model"
 #: to 36 MB at zlib's default 6 (the skops payload inside is stored uncompressed; reading takes 0.5 s either way).
 COMPRESS_LEVEL = 1
 #: Version of the file layout; files of a newer layout are refused. Format 2 checksums (or signs) the metadata
-#: together with the payload; format 1 checksummed the payload only.
-FORMAT_VERSION = 2
+#: together with the payload; format 1 checksummed the payload only. Format 3 is format 2 plus the slices of
+#: partitioned coefficients (listed with their SHA-256 in the metadata, see ``_streamed``); only files holding
+#: such slices are written in it, so that older readers refuse them rather than load a model without them.
+FORMAT_VERSION = 3
+#: The format of files without streamed slices.
+PLAIN_FORMAT_VERSION = 2
 
 METADATA_NAME = "daskml_lab.json"
 PAYLOAD_NAME = "model.skops"
@@ -188,24 +193,22 @@ def checksum_member(metadata: bytes, payload: bytes, key: bytes | None) -> str:
     return json.dumps({"algorithm": algorithm, "digest": _digest(metadata, payload, key)})
 
 
-def write_model_file(target: Path, info: dict[str, Any], payload: bytes, *, key: bytes | None = None) -> None:
+def write_model_file(
+    target: Path,
+    info: dict[str, Any],
+    payload: bytes,
+    *,
+    key: bytes | None = None,
+    streamed: Callable[[zipfile.ZipFile], list[dict[str, Any]]] | None = None,
+) -> None:
     """Seal and write a model file: temporary file in the folder of ``target``, then renamed over it.
 
     ``info`` (the metadata) gets the current format and the payload's name, size and SHA-256; the checksum
     member covers the metadata and the payload as written, signed with ``key`` when one is given. An
-    interrupted write never leaves a partial file behind; an existing file is replaced.
+    interrupted write never leaves a partial file behind; an existing file is replaced. ``streamed``, when
+    given, writes further members first and returns their description, stored as the metadata's
+    ``"streamed"`` (format 3 when it lists any).
     """
-    sealed = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        **{k: v for k, v in info.items() if k not in ("format", "format_version", "payload")},
-        "payload": {
-            "name": PAYLOAD_NAME,
-            "sha256": hashlib.sha256(payload).hexdigest(),
-            "n_bytes": len(payload),
-        },
-    }
-    metadata = json.dumps(sealed, indent=2, allow_nan=False).encode("utf-8")
     folder = target.parent if str(target.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
@@ -213,6 +216,23 @@ def write_model_file(target: Path, info: dict[str, Any], payload: bytes, *, key:
             os.fdopen(handle, "wb") as stream,
             zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as archive,
         ):
+            entries = streamed(archive) if streamed is not None else []
+            sealed = {
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION if entries else PLAIN_FORMAT_VERSION,
+                **{
+                    k: v
+                    for k, v in info.items()
+                    if k not in ("format", "format_version", "payload", "streamed")
+                },
+                "payload": {
+                    "name": PAYLOAD_NAME,
+                    "sha256": hashlib.sha256(payload).hexdigest(),
+                    "n_bytes": len(payload),
+                },
+                **({"streamed": entries} if entries else {}),
+            }
+            metadata = json.dumps(sealed, indent=2, allow_nan=False).encode("utf-8")
             archive.writestr(METADATA_NAME, metadata)
             archive.writestr(PAYLOAD_NAME, payload)
             archive.writestr(CHECKSUM_NAME, checksum_member(metadata, payload, key))

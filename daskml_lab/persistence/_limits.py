@@ -42,11 +42,13 @@ __all__ = [
     "MAX_COMPRESSION_RATIO_KEY",
     "MAX_MEMBER_BYTES_KEY",
     "MIN_DIRECTORY_BYTES",
+    "NPY_HEADER_BYTES",
     "RATIO_FLOOR_BYTES",
     "SCHEMA_FRACTION",
     "ArrayHeader",
     "Limits",
     "check_directory",
+    "npy_header",
     "read_member",
     "resolve_limits",
     "scan_payload",
@@ -73,7 +75,7 @@ MIN_DIRECTORY_BYTES = 64 * 2**10
 #: save() deflates the model file and skops stores its members; scipy's npz members are deflated too.
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 _CHUNK_BYTES = 1 << 20
-_NPY_MAX_HEADER_BYTES = 10_000
+NPY_HEADER_BYTES = 10_000
 #: The raise-the-cap advice every refusal ends with.
 _HOW_TO_RAISE = (
     "If you trust the file and the model is genuinely this large, raise the cap: load(path, "
@@ -297,8 +299,8 @@ def _scan_archive(
             # reads are bounded too; arrays need only their header read here, sparse matrices their arrays.
             if info.filename.endswith(".npy"):
                 with archive.open(info) as stream:
-                    start = stream.read(min(info.file_size, _NPY_MAX_HEADER_BYTES + 16))
-                headers[info.filename] = _npy_header(start, info.file_size, info.filename, where)
+                    start = stream.read(min(info.file_size, NPY_HEADER_BYTES + 16))
+                headers[info.filename] = npy_header(start, info.file_size, info.filename, where)
             elif info.filename.endswith(".npz") and depth == 0:
                 content = read_member(archive, info.filename, limits, where)
                 nested = _scan_archive(
@@ -342,19 +344,15 @@ def _check_header(info: zipfile.ZipInfo, limits: Limits, where: str, cap: int) -
         raise ValueError(msg)
 
 
-def _npy_header(start: bytes, size: int, name: str, where: str) -> ArrayHeader:
+def npy_header(start: bytes, size: int, name: str, where: str) -> ArrayHeader:
     """The shape and dtype an ``.npy`` member of ``size`` bytes declares (read from its ``start``), checked."""
     stream = io.BytesIO(start)
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(
-                stream, max_header_size=_NPY_MAX_HEADER_BYTES
-            )
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream, max_header_size=NPY_HEADER_BYTES)
         elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(
-                stream, max_header_size=_NPY_MAX_HEADER_BYTES
-            )
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream, max_header_size=NPY_HEADER_BYTES)
         else:
             msg = f"unsupported .npy format version {version}"
             raise ValueError(msg)
