@@ -324,6 +324,8 @@ def memory_figures(
         peak = client.run(_peak_rss_bytes)
         accuracy = model.score(X_test_p, y_test_p)
         stats = model.coef_.stats()
+        epoch_s = model.history_["epoch_s"].median()
+        saved = _save_and_load(model, X_test_p)
     share = model_bytes / 2
     print(
         f"model: {n_features + 1:,} coefficients, {model_bytes / 2**30:.2f} GiB; 2 workers of memory_limit "
@@ -340,7 +342,53 @@ def memory_figures(
     print(f"shard state (values only, step_rule='sgd'): {[s['state_bytes'] / 2**30 for s in stats]} GiB")
     print(f"{'fit':36s} {'s/epoch':>8s} {'accuracy':>9s}")
     print(f"{'scikit-learn SGDClassifier (plain)':36s} {sk_epoch_s:8.3f} {sk_accuracy:9.4f}")
-    print(f"{'partitioned SGD, 2 shards':36s} {model.history_['epoch_s'].median():8.3f} {accuracy:9.4f}")
+    print(f"{'partitioned SGD, 2 shards':36s} {epoch_s:8.3f} {accuracy:9.4f}")
+    print(
+        f"save (streamed from the shards): {saved['save_s']:.1f} s, file {saved['file_bytes'] / 2**20:.1f} MiB, "
+        f"client peak allocation {saved['save_peak'] / 2**20:.1f} MiB; load into new shards: {saved['load_s']:.1f} s, "
+        f"client peak {saved['load_peak'] / 2**20:.1f} MiB; same decision_function: {saved['same']}"
+    )
+
+
+def _save_and_load(model, X_test) -> dict:
+    """Save the partitioned model (streamed slice by slice) and load it into new shards; time and client peak.
+
+    The client's peak is what Python and numpy allocated during each call (tracemalloc): the slices, never the
+    model. The fitted model is released before loading, as the workers cannot hold two copies.
+    """
+    import gc
+    import tempfile
+    import tracemalloc
+    from pathlib import Path
+
+    import daskml_lab
+
+    expected = model.decision_function(X_test).compute()
+    with tempfile.TemporaryDirectory() as folder:
+        tracemalloc.start()
+        start = time.perf_counter()
+        path = daskml_lab.save(model, Path(folder) / "wide.daskml")
+        save_s = time.perf_counter() - start
+        save_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        del model
+        gc.collect()  # the fitted shards are released: the workers cannot hold two 2 GiB models
+        tracemalloc.start()
+        start = time.perf_counter()
+        with dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 0}):
+            loaded = daskml_lab.load(path, max_member_bytes="3GiB")
+        load_s = time.perf_counter() - start
+        load_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        same = bool(np.array_equal(loaded.decision_function(X_test).compute(), expected))
+        return {
+            "save_s": save_s,
+            "save_peak": save_peak,
+            "file_bytes": path.stat().st_size,
+            "load_s": load_s,
+            "load_peak": load_peak,
+            "same": same,
+        }
 
 
 def _widen(X, n_features: int, seed: int):

@@ -397,3 +397,14 @@ def test_a_crafted_slice_with_a_valid_checksum_is_refused_before_allocation(
         ValueError, match=r"declares shape \(1, 1099511627776\) .* it was refused before anything"
     ):
         load(crafted_path)
+
+
+def test_partitioned_coefficients_larger_than_the_cap_are_refused_before_allocation(
+    binary: tuple, tmp_path: Any
+) -> None:
+    model, _, _ = binary
+    path = save(model, tmp_path / "model.daskml")
+    with pytest.raises(
+        ValueError, match=r"coefficients \(1, 16384\) .* take 131072 bytes, more than the cap"
+    ):
+        load(path, max_member_bytes=2**16)

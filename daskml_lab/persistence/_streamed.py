@@ -5,7 +5,7 @@ A linear model fitted with ``model_partitions`` may keep ``coef_`` in its parame
 
 - in a copy of the model (the model is not changed), each such ``coef_`` becomes a :class:`_StoredColumns`
   stand-in (its shape, dtype, number of shards and intercept key: a few numbers in the skops payload);
-- its columns are pulled from the shards :data:`SLICE_BYTES` at a time and written as ``.npy`` members
+- its columns are pulled from the shards :data:`SLICE_BYTES` (16 MiB) at a time and written as ``.npy`` members
   ``columns/<i>/<start>.npy`` of the model file, before the metadata, which lists every slice with its
   feature range, size and SHA-256 (``"streamed"``; such files have format version 3). The metadata is covered
   by the file's checksum or signature, so every slice is too, through its SHA-256.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import math
 import numbers
 import os
 import zipfile
@@ -29,14 +30,23 @@ from typing import Any
 
 import numpy as np
 
-from daskml_lab.persistence._limits import NPY_HEADER_BYTES, Limits, npy_header, read_member
+from daskml_lab.persistence._limits import (
+    MAX_MEMBER_BYTES_KEY,
+    NPY_HEADER_BYTES,
+    RATIO_FLOOR_BYTES,
+    Limits,
+    npy_header,
+    read_member,
+)
 from daskml_lab.persistence._pandas import has_state
 from daskml_lab.persistence._trusted import register_trusted_type
 
 __all__ = ["SLICE_BYTES", "restore_columns", "with_columns_stored", "write_columns"]
 
-#: Bytes of coefficients per slice member (the most the client holds at a time while saving or loading).
-SLICE_BYTES = 64 * 2**20
+#: Bytes of coefficients per slice member (the most the client holds at a time while saving or loading). At
+#: the ratio cap's floor: the coefficients of keys no row touched are zeros, which deflate about 1000 to 1, like
+#: a zip bomb; members this small are never refused for their ratio, and their total is capped instead.
+SLICE_BYTES = RATIO_FLOOR_BYTES
 _PREFIX = "columns/"
 
 
@@ -164,6 +174,15 @@ def restore_columns(model: Any, info: dict[str, Any], path: Any, limits: Limits)
     for key, stand_in in found.items():
         entry = entries[stand_in.index] if 0 <= stand_in.index < len(entries) else None
         slices = _checked_slices(entry, stand_in, where)
+        n_bytes = math.prod(stand_in.shape) * stand_in.dtype.itemsize
+        if n_bytes > limits.max_member_bytes:
+            # the coefficients together are capped like one member: checked before anything is allocated
+            msg = (
+                f"The partitioned coefficients {stand_in.shape} of {where!r} take {n_bytes} bytes, more than the "
+                f"cap of {limits.max_member_bytes} bytes (max_member_bytes); nothing was allocated. If you trust "
+                f"the file, raise the cap: load(path, max_member_bytes=...) or dask config {MAX_MEMBER_BYTES_KEY}."
+            )
+            raise ValueError(msg)
         restored[key] = _rebuild(stand_in, _read_slices(where, slices, stand_in, limits))
     _replace(model, restored, set())
     return model
