@@ -8,6 +8,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.exceptions import DataConversionWarning as _SklearnDataConversionWarning
 
 __all__ = [
+    "ClusterRequiredError",
     "ConvergenceWarning",
     "DaskMLLabDeprecationWarning",
     "DaskMLLabWarning",
@@ -75,6 +76,15 @@ class NotStorableError(TypeError):
     """An object that refuses to be pickled or saved, for instance a partitioned model living on the workers.
 
     The message says where the object lives and how to store it (or what to keep running instead).
+    """
+
+
+class ClusterRequiredError(ValueError):
+    """What was asked needs a distributed cluster, and no client is connected.
+
+    For instance loading a model whose partitioned coefficients are larger than the client may hold: they go
+    into parameter shards on the workers. Connect first (:func:`daskml_lab.connect` or a
+    ``distributed.Client``), then do it again.
     """
 
 

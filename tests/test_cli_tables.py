@@ -8,6 +8,7 @@ import gzip
 import json
 import re
 
+import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from daskml_lab.cli._main import build_parser, cli_spelling
 from daskml_lab.cli._tables import build_preprocessing, infer_task, sorted_target_warning, split_rows
 from daskml_lab.data import describe_target, from_dataframe
 from daskml_lab.data.formats import format_of
-from daskml_lab.persistence import load
+from daskml_lab.persistence import describe, load
 
 from .conftest import shared_file
 
@@ -367,9 +368,14 @@ def test_adult_text_columns_hashed_into_a_partitioned_model(
         "--solver",
         "lbfgs",
     ]
-    assert main([*args, *hashing, "-o", str(model)]) == 0
+    # a gather limit below the model's 4,103 x 8 bytes: the fitted model stays in its shards and is saved
+    # from them slice by slice
+    small = {"daskml_lab.solvers.store.max_gather_bytes": 2**12}
+    with dask.config.set(small):
+        assert main([*args, *hashing, "-o", str(model)]) == 0
     out = capsys.readouterr().out
     assert "Model: logistic-regression (LogisticRegression" in out  # the default for hashed (sparse) rows
+    assert describe(model)["streamed"][0]["shape"] == [1, 6 + 4096]
     assert (
         "Preprocessing: 8 text column(s) and 1 cross(es) hashed into 4,096 sparse features, 6 numeric column(s) "
         "mean-imputed and standardised (saved inside the model)" in out
@@ -385,6 +391,15 @@ def test_adult_text_columns_hashed_into_a_partitioned_model(
     assert rows.shape == (200, 6 + 4096)
     # each row: its 6 numeric columns, 8 text tokens and 1 cross (two tokens may share a column: at most 15)
     assert rows[:, 6:].getnnz(axis=1).max() <= 9
+    # predict loads the model into parameter shards on the cluster (above the limit) or into this process
+    # (below it): the same predictions
+    common = ["--scheduler", external_scheduler]
+    with dask.config.set(small):
+        assert main(["predict", str(model), str(data), "-o", str(tmp_path / "shards.csv"), *common]) == 0
+    assert main(["predict", str(model), str(data), "-o", str(tmp_path / "numpy.csv"), *common]) == 0
+    from_shards, from_numpy = (pd.read_csv(tmp_path / f"{name}.csv") for name in ("shards", "numpy"))
+    assert len(from_shards) == len(lines)
+    pd.testing.assert_frame_equal(from_shards, from_numpy)
 
 
 @pytest.mark.parametrize(
@@ -445,8 +460,6 @@ def test_sorted_diamonds_regression_csv_predictions_with_ids(
 
 
 def _categories(model_path):
-    from daskml_lab.persistence import describe
-
     return describe(model_path)["metadata"]["data"]["categories"]
 
 

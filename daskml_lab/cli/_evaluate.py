@@ -50,6 +50,8 @@ def run_evaluate(settings: Mapping[str, Any], *, verbose: bool) -> None:
     with cluster(settings, verbose=verbose) as client:
         if not settings["json"]:
             print_dashboard(client, settings)
+        if model is None:  # partitioned coefficients: into parameter shards on this cluster
+            model, info = load_model(settings)
         X, y, _ = read_for_model(
             path,
             trained_on,

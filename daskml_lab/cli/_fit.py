@@ -137,25 +137,25 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
                 else regression_metrics(estimator, X_test, y_test)
             )
         n_workers = len(client.scheduler_info().get("workers", {}))
-
-    metadata = {
-        "data": info,
-        "training": {
-            "fit_time_s": round(fit_s, 6),
-            "task": task,
-            "n_workers": n_workers,
-            "random_state": seed,
-            "split": split_line,
-            "holdout_scores": scores,
-        },
-        "cli": {
-            "model": spec.name,
-            "fusion": settings["fusion"],
-            "preprocessing": preprocessing,
-            "argv": sys.argv[1:],
-        },
-    }
-    save(estimator, output, metadata=json_safe(metadata), key=key)
+        # saved while the cluster runs: a model kept in its parameter shards is streamed from them
+        metadata = {
+            "data": info,
+            "training": {
+                "fit_time_s": round(fit_s, 6),
+                "task": task,
+                "n_workers": n_workers,
+                "random_state": seed,
+                "split": split_line,
+                "holdout_scores": scores,
+            },
+            "cli": {
+                "model": spec.name,
+                "fusion": settings["fusion"],
+                "preprocessing": preprocessing,
+                "argv": sys.argv[1:],
+            },
+        }
+        save(estimator, output, metadata=json_safe(metadata), key=key)
     rows = [
         ("model", f"{spec.name} ({_describe(estimator)})"),
         ("task", _task_line(task, estimator)),

@@ -24,6 +24,7 @@ from daskml_lab.cli._data import (
 )
 from daskml_lab.data import wrap_output
 from daskml_lab.data.formats import get_format, output_format_of
+from daskml_lab.exceptions import ClusterRequiredError
 
 __all__ = ["load_model", "run_predict"]
 
@@ -32,16 +33,17 @@ def load_model(settings: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The model of a file written by ``fit`` (or :func:`daskml_lab.persistence.save`) and its metadata.
 
     Both come from one read of the file, checked as a whole (with ``--key-file``, its signature): the feature
-    order and read options in the metadata are exactly those saved with the model.
+    order and read options in the metadata are exactly those saved with the model. Before the cluster starts
+    (a bad file fails fast); a model whose partitioned coefficients need the cluster's workers comes back as
+    ``None`` with its checked metadata, to be loaded with :func:`load_model` again inside the cluster.
     """
-    from daskml_lab.persistence import load
+    from daskml_lab.persistence import describe, load
 
-    return load(
-        local_path(settings["model"]),
-        trusted=settings["trust"] or None,
-        key=signing_key(settings),
-        return_metadata=True,
-    )
+    path, key = local_path(settings["model"]), signing_key(settings)
+    try:
+        return load(path, trusted=settings["trust"] or None, key=key, return_metadata=True)
+    except ClusterRequiredError:
+        return None, describe(path, key=key)
 
 
 def run_predict(settings: Mapping[str, Any], *, verbose: bool) -> None:
@@ -77,15 +79,13 @@ def run_predict(settings: Mapping[str, Any], *, verbose: bool) -> None:
     model, info = load_model(settings)
     trained_on = (info.get("metadata") or {}).get("data") or {}
     fmt = data_format(path, settings["input_format"], trained_on=trained_on.get("format"))
-    if settings["proba"] and not hasattr(model, "predict_proba"):
-        msg = (
-            f"--proba needs a classifier with predict_proba; the {type(model).__name__} in the model file has "
-            "none."
-        )
-        raise ValueError(msg)
+    _check_proba(settings, model)
     id_column = settings["id_column"]
     with cluster(settings, verbose=verbose) as client:
         print_dashboard(client, settings)
+        if model is None:  # partitioned coefficients: into parameter shards on this cluster
+            model, info = load_model(settings)
+            _check_proba(settings, model)
         X, ids, origin = read_for_model(
             path,
             trained_on,
@@ -113,6 +113,16 @@ def run_predict(settings: Mapping[str, Any], *, verbose: bool) -> None:
         elapsed = time.perf_counter() - write_s
     print(f"Predicted {X.shape[0]:,} rows with {type(model).__name__} in {elapsed:.2f} s")
     print(f"  written to  {output} ({fmt_out.name})")
+
+
+def _check_proba(settings: Mapping[str, Any], model: Any) -> None:
+    """Refuse ``--proba`` for a model without ``predict_proba`` (``None``: not loaded yet, checked later)."""
+    if model is not None and settings["proba"] and not hasattr(model, "predict_proba"):
+        msg = (
+            f"--proba needs a classifier with predict_proba; the {type(model).__name__} in the model file has "
+            "none."
+        )
+        raise ValueError(msg)
 
 
 def _is_table(origin: Any) -> bool:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from daskml_lab.exceptions import ClusterRequiredError
 from daskml_lab.persistence._limits import (
     MAX_MEMBER_BYTES_KEY,
     NPY_HEADER_BYTES,
@@ -267,7 +268,7 @@ def _rebuild(stand_in: _StoredColumns, blocks: Iterator[tuple[int, np.ndarray]])
             "cluster: connect to one first (daskml_lab.connect() or a distributed.Client), or raise the limit "
             "if this process has the memory."
         )
-        raise ValueError(msg)
+        raise ClusterRequiredError(msg)
     return PartitionedCoefficients.from_columns(
         client,
         stand_in.shape,
