@@ -54,6 +54,31 @@ def _error_line(result: subprocess.CompletedProcess[str], command: str) -> str:
     return lines[0]
 
 
+# In process: the same code path as the command (``main`` is the entry point), without the seconds a process
+# start spends importing the package. Every end-to-end test runs its first command (fit) as a subprocess; each of
+# fit, predict and evaluate still runs as a subprocess against the cluster in at least one test.
+
+
+def _main_ok(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    capsys.readouterr()  # what earlier steps printed
+    code = main(list(args))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Traceback" not in captured.err
+    return captured.out
+
+
+def _main_error_line(capsys: pytest.CaptureFixture[str], command: str, *args: str) -> str:
+    capsys.readouterr()
+    code = main([command, *args])
+    captured = capsys.readouterr()
+    assert code == 2, (captured.out, captured.err)
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"daskml-lab {command}: error: ")
+    return lines[0]
+
+
 def _closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -171,7 +196,7 @@ def test_magic_fit_predict_evaluate(shared_data, external_scheduler, tmp_path):
 
 
 @pytest.mark.cluster
-def test_gamma_regression_of_diamond_prices(shared_data, external_scheduler, tmp_path):
+def test_gamma_regression_of_diamond_prices(shared_data, external_scheduler, tmp_path, capsys):
     """A GLM family from the command line: an integer target, a regression-only model, scikit-learn's optimum."""
     data = shared_file(shared_data, "diamonds", "diamonds.csv.gz")
     features = ["carat", "depth", "table", "x", "y", "z"]
@@ -210,13 +235,13 @@ def test_gamma_regression_of_diamond_prices(shared_data, external_scheduler, tmp
     model = load(model_path)
     np.testing.assert_allclose(model[-1].coef_, reference[-1].coef_, rtol=1e-5, atol=1e-8)
     result = json.loads(
-        _ok(_run("evaluate", str(model_path), str(data), "--json", "--scheduler", external_scheduler))
+        _main_ok(capsys, "evaluate", str(model_path), str(data), "--json", "--scheduler", external_scheduler)
     )
     assert result["metrics"]["r2"] == pytest.approx(r2_score(y, reference.predict(X)), rel=1e-6)
 
 
 @pytest.mark.cluster
-def test_forest_union_on_parquet_with_text_labels_to_zarr(files, external_scheduler, tmp_path):
+def test_forest_union_on_parquet_with_text_labels_to_zarr(files, external_scheduler, tmp_path, capsys):
     model_path, predictions = tmp_path / "forest.daskml", tmp_path / "out.zarr"
     out = _ok(
         _run(
@@ -267,10 +292,14 @@ def test_forest_union_on_parquet_with_text_labels_to_zarr(files, external_schedu
     assert written["class"].values.tolist() == ["no", "yes"]
 
     result = json.loads(
-        _ok(
-            _run(
-                "evaluate", str(model_path), str(files["table"]), "--json", "--scheduler", external_scheduler
-            )
+        _main_ok(
+            capsys,
+            "evaluate",
+            str(model_path),
+            str(files["table"]),
+            "--json",
+            "--scheduler",
+            external_scheduler,
         )
     )
     for name, value in _classification_metrics(model, X, y).items():
@@ -278,7 +307,7 @@ def test_forest_union_on_parquet_with_text_labels_to_zarr(files, external_schedu
 
 
 @pytest.mark.cluster
-def test_netcdf_predictions_keep_the_grid_coordinates(files, external_scheduler, tmp_path):
+def test_netcdf_predictions_keep_the_grid_coordinates(files, external_scheduler, tmp_path, capsys):
     model_path, predictions = tmp_path / "grid.daskml", tmp_path / "crop.nc"
     _ok(
         _run(
@@ -287,17 +316,16 @@ def test_netcdf_predictions_keep_the_grid_coordinates(files, external_scheduler,
     )
     assert describe(model_path)["metadata"]["data"]["n_samples"] == 40 * 50 - 3  # masked pixels left out
     # The model trained on netCDF predicts the same grid stored as zarr.
-    _ok(
-        _run(
-            "predict",
-            str(model_path),
-            str(files["zarr"]),
-            "-o",
-            str(predictions),
-            "--proba",
-            "--scheduler",
-            external_scheduler,
-        )
+    _main_ok(
+        capsys,
+        "predict",
+        str(model_path),
+        str(files["zarr"]),
+        "-o",
+        str(predictions),
+        "--proba",
+        "--scheduler",
+        external_scheduler,
     )
     written = xr.open_dataset(predictions)
     source = xr.open_dataset(files["grid"])
@@ -317,7 +345,7 @@ def test_netcdf_predictions_keep_the_grid_coordinates(files, external_scheduler,
 
 
 @pytest.mark.cluster
-def test_regression_from_a_config_file(files, external_scheduler, tmp_path):
+def test_regression_from_a_config_file(files, external_scheduler, tmp_path, capsys):
     config = tmp_path / "fit.toml"
     config.write_text(
         f"""
@@ -344,7 +372,7 @@ tol = 1e-8
     assert params["solver"] == "lbfgs"
 
     result = json.loads(
-        _ok(_run("evaluate", str(model_path), str(files["table"]), "--json", "--config", str(config)))
+        _main_ok(capsys, "evaluate", str(model_path), str(files["table"]), "--json", "--config", str(config))
     )
     table = pd.read_parquet(files["table"])
     X, y = table[["a", "b", "c"]].to_numpy(), table["price"].to_numpy()
@@ -875,7 +903,7 @@ def test_signed_model_needs_its_key_file(files, tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.cluster
-def test_fit_signs_and_predict_checks_end_to_end(files, external_scheduler, tmp_path):
+def test_fit_signs_and_predict_checks_end_to_end(files, external_scheduler, tmp_path, capsys):
     """The issue's reproduction: a CLI model whose feature order was edited used to predict silently."""
     key = tmp_path / "model.key"
     key.write_text("a-team-secret-of-more-than-16-bytes\n")
@@ -884,14 +912,14 @@ def test_fit_signs_and_predict_checks_end_to_end(files, external_scheduler, tmp_
     fit = ["fit", str(files["table"]), "-t", "label", "--features", "a,b,c", "-o", str(model_path), *common]
     assert "saved to" in _ok(_run(*fit, "--key-file", str(key)))
     predict = ["predict", str(model_path), str(files["table"]), "-o", str(predictions), *common]
-    assert "is signed with a key" in _error_line(_run(*predict), "predict")
+    assert "is signed with a key" in _main_error_line(capsys, *predict)
     _ok(_run(*predict, "--key-file", str(key)))
     table = pd.read_parquet(files["table"])
     expected = load(model_path, key=key.read_text().strip()).predict(table[["a", "b", "c"]].to_numpy())
     np.testing.assert_array_equal(pd.read_parquet(predictions)["prediction"].to_numpy(), expected)
     _edit_metadata(model_path, lambda data: data.update(features=["b", "a", "c"]))
     shutil.rmtree(predictions)
-    refused = _error_line(_run(*predict, "--key-file", str(key)), "predict")
+    refused = _main_error_line(capsys, *predict, "--key-file", str(key))
     assert "does not match the key given: its metadata (daskml_lab.json: feature order" in refused
     assert not predictions.exists()
 

@@ -9,6 +9,7 @@ the cluster is the module's own, so that a hung task cannot block the session's 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import dask.array as da
@@ -31,36 +32,42 @@ WAIT_S = 60
 
 
 @pytest.fixture(scope="module")
-def one_thread_client() -> Iterator[Client]:
-    """One single-threaded worker process on 127.0.0.1: the setting where a nested fit deadlocked."""
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            memory_limit="2GiB",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+def _cluster() -> Iterator[LocalCluster]:
+    """Single-threaded worker processes on 127.0.0.1, for this module only; the fixtures below set their number
+    (one cluster scaled between one and two workers: a second cluster would cost its start and cold workers)."""
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        memory_limit="2GiB",
+    ) as cluster:
+        yield cluster
+
+
+def _client_with_workers(cluster: LocalCluster, n_workers: int) -> Client:
+    cluster.scale(n_workers)
+    client = Client(cluster)
+    deadline = time.monotonic() + WAIT_S
+    # wait_for_workers waits for at least n: after a scale down, wait for the retired worker to be gone too
+    while len(client.scheduler_info(n_workers=-1)["workers"]) != n_workers:
+        assert time.monotonic() < deadline, f"the cluster did not reach {n_workers} worker(s)"
+        time.sleep(0.1)
+    return client
+
+
+@pytest.fixture
+def one_thread_client(_cluster: LocalCluster) -> Iterator[Client]:
+    """One single-threaded worker process: the setting where a nested fit deadlocked."""
+    with _client_with_workers(_cluster, 1) as client:
         yield client
 
 
-@pytest.fixture(scope="module")
-def two_worker_client() -> Iterator[Client]:
+@pytest.fixture
+def two_worker_client(_cluster: LocalCluster) -> Iterator[Client]:
     """Two single-threaded worker processes: more concurrent fitting tasks than threads, on more than one worker."""
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            memory_limit="1GiB",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with _client_with_workers(_cluster, 2) as client:
         yield client
 
 
