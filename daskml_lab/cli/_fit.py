@@ -287,6 +287,10 @@ def _check_choices(settings: Mapping[str, Any]) -> Any:
     if hash_features is not None and not 1 <= hash_features < 2**31:
         msg = f"--hash-features must be a number of features in [1, 2**31 - 1], got {hash_features}."
         raise ValueError(msg)
+    if settings.get("crosses") and hash_features is None:
+        # before the cluster starts (the preprocessing says the same for callers of the library)
+        msg = "--cross needs --hash-features N: the crosses are hashed with the text columns into N features."
+        raise ValueError(msg)
     if hash_features is not None and spec is not None and spec.family != "linear":
         msg = (
             f"--hash-features makes wide sparse rows for a linear model, but --model {spec.name} is not one. "
