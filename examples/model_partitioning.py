@@ -118,17 +118,26 @@ def main() -> None:
         dense_coef = coef.to_numpy(max_bytes=2**22)  # brought to the client on purpose, for the comparison
         X_mem, y_mem, X_test_mem = X.compute(), y.compute(), X_test.compute()
 
+    # The rows use a few hundred of the 2**18 columns. A column of zeros has the coefficient 0 at the optimum (its
+    # gradient is its L2 term alone), so scikit-learn fitted on the used columns solves the same problem, to the
+    # same tolerance, with the same L-BFGS: only its work per iteration, which grows with the width, is saved.
+    used = np.unique(X_mem.nonzero()[1])
     start = time.perf_counter()
-    reference = SkLogisticRegression(C=C, tol=1e-6, max_iter=1000).fit(X_mem, y_mem)
+    reference = SkLogisticRegression(C=C, tol=1e-6, max_iter=1000).fit(X_mem[:, used], y_mem)
     reference_s = time.perf_counter() - start
+    reference_coef = np.zeros(args.n_features)
+    reference_coef[used] = reference.coef_[0]
     positive = (y_mem == model.classes_[1]).astype(np.float64)  # the labels are strings ("<=50K", ">50K")
-    best = objective(reference.coef_[0], reference.intercept_[0], X_mem, positive)
+    best = objective(reference_coef, reference.intercept_[0], X_mem, positive)
     mine = objective(dense_coef[0], model.intercept_[0], X_mem, positive)
     print(f"objective {mine:.6f}, scikit-learn's {best:.6f} (relative gap {(mine - best) / best:.1e})")
-    theirs = expit(X_test_mem @ reference.coef_[0] + reference.intercept_[0])
+    theirs = expit(X_test_mem @ reference_coef + reference.intercept_[0])
     print(f"test accuracy {accuracy:.4f}, scikit-learn's {float(((theirs > 0.5) == y_test).mean()):.4f}")
     print(f"largest difference of the test probabilities: {np.abs(ours - theirs).max():.1e}")
-    print(f"scikit-learn fitted in {reference_s:.1f} s on the client's copy of the rows")
+    print(
+        f"scikit-learn fitted in {reference_s:.1f} s on the client's copy of the rows, "
+        f"on the {used.size} columns they use"
+    )
 
 
 if __name__ == "__main__":

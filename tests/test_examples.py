@@ -69,7 +69,7 @@ def test_checkpoint_resume_example_on_magic(shared_data, tmp_path):
     assert f"{saved} of 8 shard(s) already trained, training {8 - saved}" in out
     assert "predictions identical to the uninterrupted fit: True" in out
     saved = int(re.search(r"cascade: child killed with (\d+) of 8 shard SVCs saved", out).group(1))
-    assert 3 <= saved < 8
+    assert 2 <= saved < 8
     assert f"{saved} of 8 shard SVC(s) already trained, training {8 - saved}" in out
     assert "same support vectors as the uninterrupted fit: True; same predictions: True" in out
 
