@@ -330,6 +330,27 @@ def test_a_model_whose_client_closed_says_it_was_lost(local_cluster: LocalCluste
         model.coef_.to_numpy(max_bytes=TO_CLIENT)
 
 
+def test_release_frees_the_shards_and_the_model_then_says_so(part_client: Client) -> None:
+    X, y = make_sparse_classification(1_000, 2**12, nnz_per_row=5, chunks=500, random_state=2)
+
+    def actors() -> int:
+        return sum(part_client.run(lambda dask_worker: len(dask_worker.state.actors)).values())
+
+    before = actors()
+    with dask.config.set({"daskml_lab.solvers.store.max_gather_bytes": 2**10}):
+        model = _fit(LogisticRegression(model_partitions=2, max_iter=1, random_state=0), X, y)
+    twin = copy.copy(model)  # shares the shards
+    assert actors() == before + 2
+    model.coef_.release()
+    deadline = time.monotonic() + 30
+    while actors() > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert actors() == before
+    for fitted in (model, twin):
+        with pytest.raises(PartitionedModelLostError, match=r"its shards were released \(release\(\)\)"):
+            fitted.predict(X)
+
+
 def _workers(client: Client) -> list[str]:
     return sorted(client.run(os.getpid))
 

@@ -23,6 +23,8 @@ from daskml_lab.exceptions import ConvergenceWarning
 from daskml_lab.linear_model import LogisticRegression
 from daskml_lab.persistence import load, save
 from daskml_lab.solvers import ShardedStore, ShardRule, partitioned_sgd
+from daskml_lab.solvers._sharded_store import FTRLShard, ParameterShard
+from daskml_lab.solvers._vector_shards import GradientShard, LBFGSShard, ProximalShard
 from daskml_lab.testing import raise_if_computes
 
 pytestmark = pytest.mark.cluster
@@ -164,6 +166,34 @@ def test_a_shard_holds_only_its_values_and_its_step_rules_state(
     with store:
         for stats in store.stats():
             assert stats["state_bytes"] == stats["n_keys"] * bytes_per_key
+    # what the store plans before creating a shard (its memory check) is what the shard then holds
+    shard_class = FTRLShard if step_rule == "ftrl" else ParameterShard
+    assert shard_class.planned_nbytes(1000, 3, step_rule, l2) == 1000 * bytes_per_key
+
+
+@pytest.mark.parametrize(
+    ("shard_class", "options"),
+    [(GradientShard, {}), (LBFGSShard, {"memory": 3}), (LBFGSShard, {}), (ProximalShard, {"l1": 0.1})],
+)
+def test_the_solvers_shards_hold_what_the_store_plans_for_them(
+    store_client: Client, shard_class: type, options: dict
+) -> None:
+    store = ShardedStore.create(
+        store_client,
+        1001,
+        2,
+        workers=_workers(store_client),
+        n_shards=3,
+        step_rule="sgd",
+        l2=0.1,
+        shard_class=shard_class,
+        shard_options=options,
+    )
+    with store:
+        for stats in store.stats():
+            assert stats["state_bytes"] == shard_class.planned_nbytes(
+                stats["n_keys"], 2, "sgd", 0.1, **options
+            )
 
 
 @pytest.mark.parametrize("step_rule", ["sgd", "adagrad", "ftrl"])
@@ -492,6 +522,47 @@ def test_more_partitions_than_workers_and_multinomial(store_client: Client, tmp_
     loaded = load(save(model, tmp_path / "model.zip"))
     assert loaded.model_partitions == 3
     np.testing.assert_array_equal(loaded.predict(X[5_000:]).compute(), labels.compute())
+
+
+def test_shards_larger_than_a_workers_free_memory_are_refused_before_any_allocation(
+    store_client: Client,
+) -> None:
+    # 2**31 keys over the 2 workers of 2 GiB each: 8 GiB of values per shard and AdaGrad's accumulator as
+    # much, refused by arithmetic alone
+    workers = _workers(store_client)
+    before = store_client.run(lambda dask_worker: len(dask_worker.state.tasks))
+    with pytest.raises(
+        MemoryError,
+        match=r"would hold 16\.00 GiB \(coefficients and the solver's state\).*memory_limit 2\.00 GiB",
+    ):
+        ShardedStore.create(store_client, 2**31, 1, workers=workers)
+    assert store_client.run(lambda dask_worker: len(dask_worker.state.tasks)) == before  # nothing submitted
+    # a model that fits is created as before
+    with ShardedStore.create(store_client, 2**10, 1, workers=workers) as store:
+        assert store.pull(np.arange(4)).shape == (4, 1)
+
+
+def test_a_worker_lost_while_its_shard_is_created_gives_a_clear_error() -> None:
+    # a cluster of its own: the worker of shard 1 dies while creating it (as a worker killed above its memory
+    # limit would); the task may run on that worker only, so without the watch the creation waits for ever
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        workers = _workers(client)
+
+        class DiesOnSecondWorker(ParameterShard):
+            def __init__(self, *args, **kwargs):
+                from distributed import get_worker
+
+                if get_worker().address == workers[1]:
+                    os._exit(1)  # the nanny restarts it: a new worker, at a new address
+                super().__init__(*args, **kwargs)
+
+        with pytest.raises(
+            RuntimeError, match=r"left the cluster while parameter shard\(s\) \[1\] were created"
+        ):
+            ShardedStore.create(client, 2**10, 1, workers=workers, shard_class=DiesOnSecondWorker)
 
 
 def test_a_lost_parameter_shard_gives_a_clear_error() -> None:

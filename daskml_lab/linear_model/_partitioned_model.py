@@ -221,6 +221,8 @@ class PartitionedCoefficients:
         PartitionedModelLostError
             Naming what was lost and how to keep a partitioned model.
         """
+        if self._store.closed:
+            raise PartitionedModelLostError(_lost_message("its shards were released (release())"))
         client = self._store.client
         if getattr(client, "status", "running") != "running":
             what = f"the client that fitted it (scheduler {self._scheduler}) is {client.status}"
@@ -228,6 +230,15 @@ class PartitionedCoefficients:
         # a shard's actor no longer held (Dask says so), or its worker gone (the scheduler says so)
         _raise_if_left(self.workers, self._store.lost_shards(), set())
         _raise_if_left(self.workers, list(range(self.n_partitions)), set(scheduler_workers(client)))
+
+    def release(self) -> None:
+        """Free the shards' memory on the workers now, instead of when the last reference goes.
+
+        The model cannot predict afterwards (:class:`~daskml_lab.exceptions.PartitionedModelLostError`); save
+        it first to keep it. Copies share the shards and are released with it. Making room for another wide
+        model (a second fit, or :func:`daskml_lab.load`) is what it is for.
+        """
+        self._store.close(wait=True)
 
     def store_view(self) -> StoreView:
         """The handles of the shards and their rule: what a new fit starts from (``warm_start=True``).
@@ -358,6 +369,7 @@ class PartitionedCoefficients:
             workers=workers,
             n_shards=n_partitions,
             n_penalised=n_features,
+            step_rule="sgd",  # a fitted model's shards hold the values only (no step rule's state)
             key=task_prefix("parameter shard"),
         )
         try:
@@ -367,6 +379,15 @@ class PartitionedCoefficients:
                 _load_keys(view, np.arange(start, start + block.shape[1], dtype=np.int64), block.T)
             if intercept_row is not None:
                 _load_keys(view, np.array([n_features]), np.asarray(intercept_row, dtype=np.float64)[None, :])
+        except OSError as err:  # an actor's worker is gone ("Unable to contact Actor's worker")
+            store.close()
+            gone = sorted(set(store.workers) - set(scheduler_workers(client)))
+            msg = (
+                f"Worker(s) {gone or store.workers} could not be reached while the model was loaded into their "
+                f"parameter shards ({err}); a worker restarted above its memory limit is the usual cause. Check the "
+                "workers' memory_limit and logs, then load again."
+            )
+            raise PartitionedModelLostError(msg) from err
         except BaseException:
             store.close()
             raise

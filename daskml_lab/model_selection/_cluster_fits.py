@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError
@@ -22,9 +21,8 @@ from distributed import wait
 
 from daskml_lab._runtime.cluster_health import CHECK_INTERVAL_S, NO_WORKER_GRACE_S, ClusterHealth
 from daskml_lab._runtime.waiting import forget_traceback, result_within
-from daskml_lab.model_selection._fold_fit import fit_and_score
+from daskml_lab.model_selection._fold_fit import fit_and_score, refit_candidate
 from daskml_lab.model_selection._scoring import Scorer
-from daskml_lab.model_selection._shard_fits import candidate_model
 from daskml_lab.monitoring import task_prefix
 
 __all__ = ["EarlyRefit", "LongestFirst", "OnResult", "each_as_done", "run_on_cluster"]
@@ -214,14 +212,6 @@ class EarlyRefit:
             return None
 
 
-def _refit(estimator: Any, X: Any, y: Any, parameters: dict[str, Any]) -> tuple[Any, float]:
-    """A refit's task: a clone with ``parameters`` fitted on all of ``X`` and ``y``, and its fit time."""
-    model = candidate_model(estimator, parameters)
-    start = time.perf_counter()
-    model.fit(X, y)
-    return model, time.perf_counter() - start
-
-
 def run_on_cluster(
     client: Any,
     estimator: Any,
@@ -258,7 +248,7 @@ def run_on_cluster(
 
     def refit(candidate: int) -> Any:
         return client.submit(
-            _refit,
+            refit_candidate,
             estimator_future,
             X_future,
             y_future,

@@ -16,7 +16,7 @@ from sklearn.exceptions import FitFailedWarning
 from daskml_lab.model_selection._scoring import Scorer
 from daskml_lab.model_selection._shard_fits import candidate_model
 
-__all__ = ["failed_fit", "fit_and_score", "fit_and_score_rows", "timed_fit"]
+__all__ = ["failed_fit", "fit_and_score", "fit_and_score_rows", "refit_candidate", "timed_fit"]
 
 
 def fit_and_score(
@@ -129,6 +129,15 @@ def timed_fit(
         fit_time = time.perf_counter() - start
         return model, fit_time, failed_fit(err, model, scorers, error_score, fit_time, return_estimator)
     return model, time.perf_counter() - start, None
+
+
+def refit_candidate(estimator: Any, X: Any, y: Any, parameters: dict[str, Any]) -> tuple[Any, float]:
+    """A search's refit: a clone of ``estimator`` with ``parameters`` fitted on all of ``X`` and ``y``, and its
+    fit time in seconds (a task on a worker, or this process)."""
+    model = candidate_model(estimator, parameters)
+    start = time.perf_counter()
+    model.fit(X, y)
+    return model, time.perf_counter() - start
 
 
 def failed_fit(

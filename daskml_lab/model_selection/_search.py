@@ -13,13 +13,12 @@ from __future__ import annotations
 import copy
 import numbers
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy.stats import rankdata
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, is_classifier
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
@@ -29,6 +28,7 @@ from daskml_lab.base import HasMethods, Interval, Options, check_params
 from daskml_lab.metrics import check_scorer_fits
 from daskml_lab.model_selection._cluster_fits import EarlyRefit
 from daskml_lab.model_selection._execution import check_cv, check_fold_classes
+from daskml_lab.model_selection._fold_fit import refit_candidate
 from daskml_lab.model_selection._scoring import check_scoring
 from daskml_lab.model_selection._search_checkpoint import search_checkpoint
 from daskml_lab.model_selection._search_progress import SearchProgress
@@ -179,10 +179,7 @@ class _BaseSearch(MetaEstimatorMixin, BaseEstimator):
         """
         self.best_params_ = best_params
         if refitted is None:
-            model = clone(self.estimator).set_params(**clone(best_params, safe=False))
-            start = time.perf_counter()
-            model.fit(X, y)
-            refitted = model, time.perf_counter() - start
+            refitted = refit_candidate(self.estimator, X, y, best_params)
         model, self.refit_time_ = refitted
         self.best_estimator_ = model
         if hasattr(model, "classes_"):

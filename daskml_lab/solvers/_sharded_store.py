@@ -20,14 +20,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import dask
 import numpy as np
 
 from daskml_lab._runtime.client import cluster_timeout_s
+from daskml_lab.solvers._shard_placement import actors_held, check_shard_room, created_watched
+from daskml_lab.solvers._store_view import ShardRule, StoreView
 
 logger = logging.getLogger(__name__)
 
@@ -46,56 +46,11 @@ STEP_RULES = ("sgd", "adagrad", "ftrl")
 #: Default of ``daskml_lab.solvers.store.max_gather_bytes``: the largest model brought whole to the client.
 DEFAULT_MAX_GATHER_BYTES = 256 * 2**20
 _ADAGRAD_EPS = 1e-8
-#: Seconds between two checks that the shards asked are alive, while a pull with ``alive=`` waits.
-POLL_S = 1.0
 
 
 def max_gather_bytes() -> int:
     """The configured size (bytes) above which :meth:`ShardedStore.gather` refuses to gather the model."""
     return int(dask.config.get("daskml_lab.solvers.store.max_gather_bytes", DEFAULT_MAX_GATHER_BYTES))
-
-
-@dataclass(frozen=True)
-class ShardRule:
-    """Which shard holds a key: shard ``k % n_shards``, slot ``k // n_shards``.
-
-    Parameters
-    ----------
-    n_keys : int
-        Number of keys (rows of the model).
-    n_shards : int
-        Number of parameter shards, at least 1.
-
-    Examples
-    --------
-    >>> rule = ShardRule(n_keys=10, n_shards=3)
-    >>> [rule.size(s) for s in range(3)]
-    [4, 3, 3]
-    >>> [(int(s), slots.tolist()) for s, _, slots in rule.split(np.array([0, 4, 5, 9]))]
-    [(0, [0, 3]), (1, [1]), (2, [1])]
-    """
-
-    n_keys: int
-    n_shards: int
-
-    def size(self, shard: int) -> int:
-        """Number of keys of ``shard``."""
-        return max(0, (self.n_keys - shard + self.n_shards - 1) // self.n_shards)
-
-    def split(self, keys: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """``(shard, positions in keys, slots)`` for every shard (in order; empty arrays where none)."""
-        keys = np.asarray(keys, dtype=np.int64)
-        shard_of = keys % self.n_shards
-        slots = keys // self.n_shards
-        parts = []
-        for shard in range(self.n_shards):
-            positions = np.flatnonzero(shard_of == shard)
-            parts.append((shard, positions, slots[positions]))
-        return parts
-
-    def keys_of(self, shard: int) -> np.ndarray:
-        """The keys of ``shard``, by slot."""
-        return np.arange(shard, self.n_keys, self.n_shards, dtype=np.int64)
 
 
 class ParameterShard:
@@ -175,6 +130,17 @@ class ParameterShard:
             ),
             0,
         )
+
+    @classmethod
+    def planned_nbytes(cls, n_slots: int, n_outputs: int, step_rule: str, l2: float, **options: Any) -> int:
+        """Bytes of the arrays a shard of this class allocates (what :meth:`state_nbytes` will report).
+
+        Known before the shard exists, so that the store refuses a shard its worker cannot hold
+        (:func:`~daskml_lab.solvers._shard_placement.check_shard_room`). Subclasses add their own arrays.
+        """
+        values = n_slots * n_outputs * 8
+        adagrad = step_rule == "adagrad"
+        return values * (2 if adagrad else 1) + (n_slots * 8 if adagrad and l2 > 0 else 0)
 
     # -- the step rule ----------------------------------------------------------------------------------------
     def _penalised(self, slots: np.ndarray) -> np.ndarray:
@@ -363,6 +329,11 @@ class FTRLShard(ParameterShard):
         FTRL-proximal's ``beta`` (smooths the first steps of a coordinate).
     """
 
+    @classmethod
+    def planned_nbytes(cls, n_slots: int, n_outputs: int, step_rule: str, l2: float, **options: Any) -> int:
+        """The values, ``z`` and ``n`` (see :meth:`ParameterShard.planned_nbytes`)."""
+        return 3 * n_slots * n_outputs * 8
+
     def __init__(self, *args: Any, l1: float = 0.0, beta: float = 1.0, **options: Any) -> None:
         super().__init__(*args, **options)
         self.l1, self.beta = float(l1), float(beta)
@@ -403,85 +374,6 @@ class FTRLShard(ParameterShard):
         self._catch_up(slots)
 
 
-@dataclass(frozen=True)
-class StoreView:
-    """The handles of a store's shards and its rule: what a worker task needs to pull and push.
-
-    Picklable (the actors travel as handles); usable on the client and in tasks on any worker.
-    """
-
-    shards: tuple[Any, ...]
-    rule: ShardRule
-    n_outputs: int
-    #: Longest wait for one shard's answer (``daskml_lab.solvers.timeout_s``): a lost shard fails, never hangs.
-    timeout_s: float = 600.0
-
-    def pull(
-        self, keys: np.ndarray, *, alive: Callable[[list[int]], None] | None = None
-    ) -> tuple[np.ndarray, list[int], float]:
-        """Rows of ``keys`` (in the order given), the clock of each shard and the slowest worker's clock.
-
-        Only the shards holding some of ``keys`` are asked (all at once: the calls run concurrently).
-        ``alive``, when given, is called with the shards asked every :data:`POLL_S` seconds of waiting, and
-        raises when one is gone: a call to an actor whose worker died can otherwise wait for the whole
-        ``timeout_s`` (from a task, distributed does not always fail it).
-        """
-        keys = np.asarray(keys, dtype=np.int64)
-        out = np.empty((len(keys), self.n_outputs), dtype=np.float64)
-        parts = [part for part in self.rule.split(keys) if len(part[1])]
-        calls = [(positions, self.shards[shard].pull(slots)) for shard, positions, slots in parts]
-        clocks = [0] * len(self.shards)
-        slowest = float("inf")
-        asked = [shard for shard, _, _ in parts]
-        for (shard, _, _), (positions, call) in zip(parts, calls, strict=True):
-            rows, clock, shard_slowest = self._wait(call, alive, asked)
-            out[positions] = rows
-            clocks[shard] = int(clock)
-            slowest = min(slowest, shard_slowest)
-        return out, clocks, slowest
-
-    def _wait(self, call: Any, alive: Callable[[list[int]], None] | None, asked: list[int]) -> Any:
-        """The result of an actor call, within ``timeout_s``; ``alive(asked)`` between slices of waiting."""
-        if alive is None:
-            return call.result(self.timeout_s)
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            try:
-                return call.result(max(min(POLL_S, deadline - time.monotonic()), 0.001))
-            except TimeoutError:
-                if time.monotonic() >= deadline:
-                    raise
-                alive(asked)
-
-    def push_async(
-        self, keys: np.ndarray, grads: np.ndarray, pulled_at: list[int], worker: int, worker_clock: int
-    ) -> list[Any]:
-        """Send one step's gradient rows to every shard (the calls are returned, not awaited).
-
-        Every shard gets a call, even with no key of it, so that each shard's clock counts the solver's steps
-        (the L2 penalty is applied once per step, see :class:`ParameterShard`).
-        """
-        grads = np.asarray(grads, dtype=np.float64)
-        return [
-            self.shards[shard].push(slots, grads[positions], pulled_at[shard], worker, worker_clock)
-            for shard, positions, slots in self.rule.split(keys)
-        ]
-
-    def push(self, keys: np.ndarray, grads: np.ndarray, *, worker: int = -1) -> list[int]:
-        """:meth:`push_async` from the latest clocks, waiting for every shard; returns the new clocks."""
-        calls = self.push_async(keys, grads, self.clocks(), worker, 0)
-        return [int(call.result(self.timeout_s)[0]) for call in calls]
-
-    def clocks(self) -> list[int]:
-        """Each shard's clock."""
-        return [int(stats["clock"]) for stats in self.stats()]
-
-    def stats(self) -> list[dict[str, Any]]:
-        """Each shard's counters (see :meth:`ParameterShard.stats`)."""
-        calls = [shard.stats() for shard in self.shards]
-        return [call.result(self.timeout_s) for call in calls]
-
-
 class ShardedStore:
     """The client's handle of a partitioned parameter store (create with :meth:`create`, end with :meth:`close`).
 
@@ -491,10 +383,13 @@ class ShardedStore:
         What tasks need to pull and push.
     workers : list of str
         The worker address of each shard.
+    closed : bool
+        Whether :meth:`close` released the shards.
     """
 
     def __init__(self, client: Any, view: StoreView, futures: list[Any], workers: list[str]) -> None:
         self.client, self.view, self._futures, self.workers = client, view, futures, workers
+        self.closed = False
 
     @classmethod
     def create(
@@ -545,6 +440,15 @@ class ShardedStore:
         Returns
         -------
         ShardedStore
+
+        Raises
+        ------
+        MemoryError
+            Before anything is created, when a worker has less memory free (below its ``terminate`` fraction)
+            than the values of its shards (:func:`~daskml_lab.solvers._shard_placement.check_shard_room`).
+        RuntimeError
+            When a shard's worker leaves the cluster before its shard exists (a worker killed above its memory
+            limit, most often), instead of waiting for it for ever.
         """
         if step_rule not in STEP_RULES:
             msg = f"step_rule must be one of {STEP_RULES}, got {step_rule!r}."
@@ -556,6 +460,14 @@ class ShardedStore:
         rule = ShardRule(int(n_keys), n_shards)
         n_penalised = n_keys if n_penalised is None else n_penalised
         placed = [workers[s % len(workers)] for s in range(n_shards)]
+        actor_class = shard_class or (FTRLShard if step_rule == "ftrl" else ParameterShard)
+        planned = [
+            actor_class.planned_nbytes(
+                rule.size(s), int(n_outputs), step_rule, float(l2), **(shard_options or {})
+            )
+            for s in range(n_shards)
+        ]
+        check_shard_room(client, planned, placed)
         token = uuid.uuid4().hex[:10]  # every store's actors have keys of their own
         futures = []
         penalised = ShardRule(int(n_penalised), n_shards)
@@ -573,7 +485,7 @@ class ShardedStore:
                 start = np.asarray(initial, dtype=np.float64)[rule.keys_of(shard)]
             futures.append(
                 client.submit(
-                    shard_class or (FTRLShard if step_rule == "ftrl" else ParameterShard),
+                    actor_class,
                     rule.size(shard),
                     n_outputs,
                     penalised.size(shard),
@@ -589,7 +501,7 @@ class ShardedStore:
                     key=f"{key}-{token}-{shard}",
                 )
             )
-        shards = tuple(future.result(cluster_timeout_s()) for future in futures)
+        shards = created_watched(client, futures, placed, max(planned))
         view = StoreView(shards, rule, int(n_outputs), cluster_timeout_s())
         store = cls(client, view, futures, placed)
         if source is not None:
@@ -675,10 +587,25 @@ class ShardedStore:
         for call in [shard.start_round(workers, learning_rate) for shard in self.view.shards]:
             call.result(self.view.timeout_s)
 
-    def close(self) -> None:
-        """Release the shards (their memory on the workers)."""
+    def close(self, wait: bool = False) -> None:
+        """Release the shards (their memory on the workers).
+
+        Parameters
+        ----------
+        wait : bool, default=False
+            Return only once no worker holds a shard any more (at most ``cluster_timeout_s``), so that their
+            memory is free for what comes next.
+        """
+        keys = [future.key for future in self._futures]
         self.client.cancel(self._futures)
         self._futures = []
+        self.closed = True
+        deadline = time.monotonic() + cluster_timeout_s()
+        while wait and keys and time.monotonic() < deadline:
+            held = self.client.run(actors_held, keys, on_error="ignore")
+            if not any(isinstance(n, int) and n for n in held.values()):
+                return
+            time.sleep(0.05)
 
     def __enter__(self) -> ShardedStore:
         return self

@@ -42,6 +42,14 @@ class GradientShard(ParameterShard):
         Factor of the data term: the gradient is ``data_scale * sum(added rows) + l2 * w``.
     """
 
+    #: Arrays the size of the values a shard of the class holds (the values and the summed gradient here).
+    VALUE_COPIES = 2
+
+    @classmethod
+    def planned_nbytes(cls, n_slots: int, n_outputs: int, step_rule: str, l2: float, **options: Any) -> int:
+        """:data:`VALUE_COPIES` arrays of the values' size (see ``ParameterShard.planned_nbytes``)."""
+        return cls.VALUE_COPIES * n_slots * n_outputs * 8
+
     def __init__(
         self,
         n_slots: int,
@@ -101,6 +109,13 @@ class LBFGSShard(GradientShard):
     memory : int, default=10
         History pairs kept (``m``).
     """
+
+    @classmethod
+    def planned_nbytes(
+        cls, n_slots: int, n_outputs: int, step_rule: str, l2: float, *, memory: int = 10, **options: Any
+    ) -> int:
+        """The values, the summed and the current gradient, the direction, the new pair and ``2 m`` vectors."""
+        return (6 + 2 * int(memory)) * n_slots * n_outputs * 8
 
     def __init__(self, *args: Any, memory: int = 10, **options: Any) -> None:
         super().__init__(*args, **options)
@@ -178,6 +193,9 @@ class ProximalShard(GradientShard):
     l1 : float, default=0.0
         L1 strength.
     """
+
+    #: The values, the summed gradient, the previous iterate, the point, two gradients and the trial point.
+    VALUE_COPIES = 7
 
     def __init__(self, *args: Any, l1: float = 0.0, **options: Any) -> None:
         super().__init__(*args, **options)
