@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.metrics import r2_score
 
 from daskml_lab.cli import main
@@ -402,13 +403,63 @@ def test_adult_text_columns_hashed_into_a_partitioned_model(
     pd.testing.assert_frame_equal(from_shards, from_numpy)
 
 
+@pytest.mark.cluster
+def test_whole_number_category_codes_hashed_with_hash_columns(external_scheduler, tmp_path, capsys):
+    # a category stored as whole-number codes (kddcup99's protocol and service columns are): standardised as a
+    # number, a linear model cannot learn "code in {2, 5, 7}"; hashed as categories (--hash-columns) it can,
+    # as well as scikit-learn's logistic regression on the same codes one-hot encoded
+    rng = np.random.default_rng(0)
+    code = rng.integers(0, 10, size=2_000)
+    table = pd.DataFrame(
+        {"code": code, "noise": rng.normal(size=2_000), "y": np.isin(code, [2, 5, 7]).astype(int)}
+    )
+    path = tmp_path / "codes.csv"
+    table.to_csv(path, index=False)
+    args = ["fit", str(path), "-t", "y", "--model", "logistic-regression", "--test-size", "0.25"]
+    args += ["--scheduler", external_scheduler]
+
+    def accuracy(*options: str) -> float:
+        assert main([*args, *options, "-o", str(tmp_path / "m.daskml"), "--overwrite"]) == 0
+        out = capsys.readouterr().out
+        return float(out.split("held-out accuracy")[1].split()[0]), out
+
+    as_number, _ = accuracy()
+    hashed, out = accuracy("--hash-features", "256", "--hash-columns", "code")
+    assert "0 text column(s), 1 of --hash-columns and 0 cross(es) hashed into 256 sparse features" in out
+    one_hot = SkLogisticRegression().fit(pd.get_dummies(table["code"].astype(str)), table["y"])
+    reference = one_hot.score(pd.get_dummies(table["code"].astype(str)), table["y"])
+    assert as_number < 0.8 < reference == 1.0
+    assert hashed == reference
+    predictions = tmp_path / "p.csv"
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "m.daskml"),
+                str(path),
+                "-o",
+                str(predictions),
+                "--scheduler",
+                external_scheduler,
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(pd.read_csv(predictions).iloc[:, -1].to_numpy(), table["y"].to_numpy())
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         (["--hash-features", "1024", "--model", "random-forest"], r"--model random-forest is not one"),
         (["--hash-features", "0"], r"--hash-features must be a number of features in \[1, 2\*\*31 - 1\]"),
         (["--cross", "b,c"], r"--cross needs --hash-features N"),
-        (["--hash-features", "64", "--cross", "b,a"], r"--cross 'b,a' must name two text columns as A,B"),
+        (["--hash-features", "64", "--cross", "b,a"], r"--cross 'b,a' must name two hashed columns as A,B"),
+        (["--hash-columns", "a"], r"--hash-columns needs --hash-features N"),
+        (
+            ["--hash-features", "64", "--hash-columns", "zz"],
+            r"--hash-columns names \['zz'\], which are not feature",
+        ),
     ],
 )
 def test_hashing_options_are_checked(tmp_path, capsys, options, message):

@@ -293,10 +293,19 @@ COMMAND_OPTIONS: dict[str, list[Option]] = {
             "trick, inside the saved model, instead of one-hot codes (linear models; e.g. 1048576 = 2**20)",
         ),
         Option(
+            "hash_columns",
+            ("--hash-columns",),
+            "list",
+            "columns hashed as categories whatever their type (whole-number codes, ids), with the text "
+            "columns (with --hash-features); comma-separated; repeatable",
+            default=[],
+        ),
+        Option(
             "crosses",
             ("--cross",),
             "list",
-            "two text columns hashed together as one feature, A,B (with --hash-features); repeatable",
+            "two hashed columns (text or --hash-columns) hashed together as one feature, A,B (with "
+            "--hash-features); repeatable",
             default=[],
         ),
         Option("overwrite", ("--overwrite",), "bool", "replace an existing model file", default=False),

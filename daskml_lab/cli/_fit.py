@@ -111,6 +111,7 @@ def run_fit(settings: Mapping[str, Any], *, verbose: bool) -> None:
             sparse=sp.issparse(getattr(X, "_meta", None)),
             hash_features=settings["hash_features"],
             crosses=settings["crosses"],
+            hash_columns=_names(settings["hash_columns"]),
         )
         if task == CLASSIFICATION:
             rare_note = adapt_to_classes(estimator, summary)
@@ -203,7 +204,7 @@ def read_task_data(
         fmt=fmt,
         read_options=settings["read_options"],
         categorical=settings["categorical"],
-        features=[name.strip() for item in settings["features"] for name in item.split(",") if name.strip()],
+        features=_names(settings["features"]),
     )
     for note in info.pop("notes"):
         print(f"Reading: {note}")
@@ -287,10 +288,14 @@ def _check_choices(settings: Mapping[str, Any]) -> Any:
     if hash_features is not None and not 1 <= hash_features < 2**31:
         msg = f"--hash-features must be a number of features in [1, 2**31 - 1], got {hash_features}."
         raise ValueError(msg)
-    if settings.get("crosses") and hash_features is None:
-        # before the cluster starts (the preprocessing says the same for callers of the library)
-        msg = "--cross needs --hash-features N: the crosses are hashed with the text columns into N features."
-        raise ValueError(msg)
+    for given, option in (
+        (settings.get("crosses"), "--cross"),
+        (settings.get("hash_columns"), "--hash-columns"),
+    ):
+        if given and hash_features is None:
+            # before the cluster starts (the preprocessing says the same for callers of the library)
+            msg = f"{option} needs --hash-features N: the hashed columns and crosses go into N features."
+            raise ValueError(msg)
     if hash_features is not None and spec is not None and spec.family != "linear":
         msg = (
             f"--hash-features makes wide sparse rows for a linear model, but --model {spec.name} is not one. "
@@ -373,3 +378,8 @@ def _progress_rows(estimator: Any) -> list[tuple[str, str]]:
             if scores is not None and scores.notna().any():
                 rows.append(("validation score", f"{float(scores.mean()):.4f} (mean over shards)"))
     return rows
+
+
+def _names(items: list[str]) -> list[str]:
+    """Column names from repeatable, comma-separated options (``--features a,b --features c``)."""
+    return [name.strip() for item in items for name in str(item).split(",") if name.strip()]

@@ -138,6 +138,7 @@ def build_preprocessing(
     sparse: bool = False,
     hash_features: int | None = None,
     crosses: Sequence[str] = (),
+    hash_columns: Sequence[str] = (),
 ) -> tuple[Any, list[str]]:
     """Adapt the estimator to the table's columns; return it and lines describing the preprocessing.
 
@@ -168,7 +169,10 @@ def build_preprocessing(
     hash_features : int, default=None
         ``--hash-features``: hash the text columns into this many features (linear models only).
     crosses : list of str, default=()
-        ``--cross``: pairs ``"A,B"`` of text columns hashed together (with ``hash_features``).
+        ``--cross``: pairs ``"A,B"`` of hashed columns hashed together (with ``hash_features``).
+    hash_columns : list of str, default=()
+        ``--hash-columns``: columns hashed as categories with the text columns whatever their type (integer
+        codes of a category, identifiers), instead of being standardised as numbers.
 
     Returns
     -------
@@ -180,11 +184,11 @@ def build_preprocessing(
     Raises
     ------
     ValueError
-        For ``--hash-features`` with a tree model, sparse rows or no text column, or a ``--cross`` that does
-        not name two text columns.
+        For ``--hash-features`` with a tree model, sparse rows or no column to hash, an unknown
+        ``--hash-columns`` name, or a ``--cross`` that does not name two hashed columns.
     """
-    if hash_features is not None or crosses:
-        return _hashed(estimator, info, hash_features, crosses, sparse=sparse)
+    if hash_features is not None or crosses or hash_columns:
+        return _hashed(estimator, info, hash_features, crosses, hash_columns, sparse=sparse)
     categories = info.get("categories") or {}
     lines = []
     if info.get("n_dropped"):
@@ -244,16 +248,23 @@ def _scaled(estimator: Any, info: Mapping[str, Any]) -> tuple[Any, str]:
 
 
 def _hashed(
-    estimator: Any, info: Mapping[str, Any], n_features: int | None, crosses: Sequence[str], *, sparse: bool
+    estimator: Any,
+    info: Mapping[str, Any],
+    n_features: int | None,
+    crosses: Sequence[str],
+    hash_columns: Sequence[str],
+    *,
+    sparse: bool,
 ) -> tuple[Any, list[str]]:
-    """``estimator`` behind hashed text columns (and crosses) and standardised numeric ones, and the lines."""
+    """``estimator`` behind hashed columns (text, ``hash_columns``, crosses) and standardised numeric ones,
+    and the lines."""
     from sklearn.pipeline import Pipeline, make_pipeline
 
     from daskml_lab.compose import ColumnTransformer
     from daskml_lab.preprocessing import HashingEncoder, SimpleImputer, StandardScaler
 
     if n_features is None:
-        msg = "--cross needs --hash-features N: the crosses are hashed with the text columns into N features."
+        msg = "--cross and --hash-columns need --hash-features N: the hashed columns and crosses go into N features."
         raise ValueError(msg)
     if sparse or not _needs_scaling(estimator):
         what = "sparse rows (svmlight)" if sparse else f"the model {type(estimator).__name__}"
@@ -264,11 +275,20 @@ def _hashed(
         )
         raise ValueError(msg)
     features = [str(name) for name in (info.get("features") or range(int(info["n_features"])))]
-    coded = set(info.get("categories") or {})
+    unknown = [name for name in hash_columns if name not in features]
+    if unknown:
+        msg = (
+            f"--hash-columns names {unknown}, which are not feature columns of the table: {features[:12]}"
+            + (", ..." if len(features) > 12 else "")
+        )
+        raise ValueError(msg)
+    extra = sorted(set(hash_columns) - set(info.get("categories") or {}))  # hashed although numbers
+    coded = set(info.get("categories") or {}) | set(hash_columns)
     text = [i for i, name in enumerate(features) if name in coded]
     if not text:
         msg = (
-            f"--hash-features hashes text columns, but the table has none (columns: {features[:12]}). Drop "
+            f"--hash-features hashes text columns, but the table has none (columns: {features[:12]}). Name the "
+            "columns of whole-number category codes or identifiers to hash with --hash-columns A,B, or drop "
             "--hash-features for a numeric table."
         )
         raise ValueError(msg)
@@ -278,8 +298,8 @@ def _hashed(
         names = [name.strip() for name in str(cross).split(",")]
         if len(names) != 2 or any(name not in coded for name in names):
             msg = (
-                f"--cross {cross!r} must name two text columns as A,B; the text columns are "
-                f"{sorted(coded)[:12]}."
+                f"--cross {cross!r} must name two hashed columns as A,B; the text columns and --hash-columns "
+                f"are {sorted(coded)[:12]}."
             )
             raise ValueError(msg)
         # the encoder sees the text columns only: its columns are numbered 0 .. len(text) - 1
@@ -292,7 +312,9 @@ def _hashed(
     if info.get("n_dropped"):
         lines.append(f"dropped {info['n_dropped']:,} rows whose target is missing")
     lines.append(
-        f"{len(text)} text column(s) and {len(pairs)} cross(es) hashed into {int(n_features):,} sparse features"
+        f"{len(text) - len(extra)} text column(s)"
+        + (f", {len(extra)} of --hash-columns" if extra else "")
+        + f" and {len(pairs)} cross(es) hashed into {int(n_features):,} sparse features"
         + (f", {len(numeric)} numeric column(s) mean-imputed and standardised" if numeric else "")
         + " (saved inside the model)"
     )
