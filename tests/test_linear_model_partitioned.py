@@ -25,7 +25,7 @@ import dask
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, futures_of
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
@@ -310,6 +310,35 @@ def test_warm_start_from_a_partitioned_model_into_a_replicated_fit_is_refused(bi
         ValueError, match=r"warm_start=True with model_partitions=None would bring the previous"
     ):
         twin.fit(X, y)
+
+
+# ------------------------------------------------------------------------------ a wide model gathered to numpy
+def test_a_wide_gathered_model_is_scattered_once_not_put_in_the_prediction_graph(part_client: Client) -> None:
+    # 9 classes x 2**17 features: 9 MiB of float64, above SCATTER_MIN_BYTES (8 MiB); the graph would carry it
+    # to the scheduler (dask warns from 10 MB), and predict and predict_proba would each carry a copy
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(3)
+    n_classes, n_features = 9, 2**17
+    model = LogisticRegression()
+    model.coef_ = rng.normal(size=(n_classes, n_features))
+    model.intercept_ = rng.normal(size=n_classes)
+    model.classes_ = np.arange(n_classes)
+    model.n_features_in_ = n_features
+    X, _ = make_sparse_classification(1_000, n_features, nnz_per_row=20, chunks=250, random_state=3)
+    # (outside raise_if_computes, whose counting scheduler is not the cluster's: the model is scattered to the
+    # client's cluster only; nothing is computed either way)
+    labels, proba = model.predict(X), model.predict_proba(X)
+    graph = {**dict(labels.__dask_graph__()), **dict(proba.__dask_graph__())}
+    assert max(len(pickle.dumps(task)) for task in graph.values()) < 2**20  # no model-sized object inside
+    scattered = futures_of([labels, proba])
+    assert len({future.key for future in scattered}) == 1  # one copy on the cluster for both
+    assert part_client.who_has(scattered)  # it lives on a worker
+    rows = X.compute()
+    scores = rows @ model.coef_.T + model.intercept_
+    got_labels, got_proba = dask.compute(labels, proba)
+    np.testing.assert_array_equal(got_labels, scores.argmax(axis=1))
+    np.testing.assert_allclose(got_proba, softmax(scores, axis=1), rtol=1e-12, atol=1e-15)
 
 
 # ---------------------------------------------------------------------------------------------- lost model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -11,19 +12,27 @@ import numpy as np
 from dask.base import tokenize
 from dask.delayed import Delayed
 
+from daskml_lab._runtime.client import current_client
 from daskml_lab.monitoring import task_prefix
 
 __all__ = [
+    "SCATTER_MIN_BYTES",
     "block_statistics",
     "params_in_graph",
 ]
+
+#: Models larger than this (bytes) are scattered to the cluster rather than put inside prediction graphs.
+SCATTER_MIN_BYTES = 8 * 2**20
+#: The scattered models still referenced by a graph, by (client, token of the parameters).
+_SCATTERED: weakref.WeakValueDictionary[tuple[str, str], Any] = weakref.WeakValueDictionary()
 
 
 def params_in_graph(coef: np.ndarray, intercept: np.ndarray) -> Delayed:
     """Coefficients ``(n_outputs, n_features)`` and intercepts ``(n_outputs,)`` as one delayed array.
 
     The array has shape ``(n_features + 1, n_outputs)``, the intercepts in its last row, and enters a graph
-    once, under a ``daskml-coef`` key, however many tasks use it.
+    once, under a ``daskml-coef`` key, however many tasks use it. Above :data:`SCATTER_MIN_BYTES`, with a
+    distributed client, it is scattered to the cluster instead and the graph holds its future.
 
     Parameters
     ----------
@@ -39,7 +48,18 @@ def params_in_graph(coef: np.ndarray, intercept: np.ndarray) -> Delayed:
     coef = np.atleast_2d(np.asarray(coef))
     intercept = np.broadcast_to(np.atleast_1d(np.asarray(intercept)), (coef.shape[0],))
     params = np.vstack([coef.T, intercept[None, :]]).astype(coef.dtype, copy=False)
-    return dask.delayed(params, name=f"{task_prefix('coef')}-{tokenize(params)}")
+    token = tokenize(params)
+    client = current_client()
+    if client is not None and params.nbytes > SCATTER_MIN_BYTES:
+        # a wide model goes to a worker directly instead of inside the graph, which the scheduler would
+        # receive, unpack and hold (dask warns from 10 MB); the graph references the future, and the graphs
+        # built while one is alive share it (predict and predict_proba computed together move it once)
+        future = _SCATTERED.get((client.id, token))
+        if future is None or future.status != "finished":
+            future = client.scatter(params, hash=False)
+            _SCATTERED[client.id, token] = future
+        return dask.delayed(future)
+    return dask.delayed(params, name=f"{task_prefix('coef')}-{token}")
 
 
 def block_statistics(
