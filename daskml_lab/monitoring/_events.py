@@ -197,7 +197,11 @@ class _Publisher:
             raise
 
     def flush(self, timeout_s: float = _FLUSH_TIMEOUT_S) -> bool:
-        """Wait until every queued message has been sent (not from the client's own event loop)."""
+        """Wait until every queued message has been sent (not from the client's own event loop).
+
+        Returns at once when the client has lost its scheduler: the messages cannot be sent, and a fit that
+        failed because the scheduler is gone must report it without waiting ``timeout_s``.
+        """
         self._hurry = True
         try:
             running = asyncio.get_running_loop()
@@ -206,7 +210,11 @@ class _Publisher:
         loop = getattr(self._client.loop, "asyncio_loop", None)
         if running is not None and running is loop:
             return self._idle.is_set()
-        return self._idle.wait(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while not self._idle.wait(min(0.05, timeout_s)):
+            if getattr(self._client, "status", "running") != "running" or time.monotonic() >= deadline:
+                return self._idle.is_set()
+        return True
 
 
 class TrainingRun:
