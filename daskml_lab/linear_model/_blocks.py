@@ -120,12 +120,14 @@ def _decision_function_block(X: Any, params: Any, ravel: bool = False) -> np.nda
     """``X @ params[:-1] + params[-1]`` for a dense or CSR block (the intercepts are the last row).
 
     ``params`` is the ``(n_features + 1, n_outputs)`` array of a gathered model, or the handle of a
-    partitioned one (``StoreParams``), which pulls the rows of the block's columns only (``localise``).
+    partitioned one (``StoreParams``), which pulls the rows of the block's columns only
+    (``StoreParams.decision_function``).
     """
     dtype = np.result_type(X.dtype, params.dtype)
-    if not isinstance(params, np.ndarray):
-        X, params = params.localise(X)
-    scores = np.asarray(X @ params[:-1]) + params[-1]
+    if isinstance(params, np.ndarray):
+        scores = np.asarray(X @ params[:-1]) + params[-1]
+    else:
+        scores = params.decision_function(X)
     scores = scores.astype(dtype, copy=False)
     return scores[:, 0] if ravel else scores
 

@@ -11,8 +11,13 @@ shards and ``coef_`` is a :class:`~daskml_lab.linear_model.PartitionedCoefficien
 ``"auto"`` partitions when ``coef_`` would be larger than ``daskml_lab.model_partitions.auto_min_bytes``
 (dask config, :data:`DEFAULT_AUTO_MIN_BYTES`), ``n_features x n_outputs x 8`` bytes with ``n_outputs`` 1 for
 two classes and the number of classes otherwise, and the estimator's settings allow it (solver ``"auto"``,
-``"sgd"``, ``"lbfgs"``, ``"gd"`` or ``"proximal"``; an L2 penalty unless ``"proximal"``; no checkpoint; a distributed
-client); otherwise it fits with the replicated solvers.
+``"sgd"``, ``"lbfgs"``, ``"gd"`` or ``"proximal"``; an L2 penalty unless ``"proximal"``; a checkpoint only with a
+solver that takes one; a distributed client); otherwise it fits with the replicated solvers.
+
+With ``checkpoint=DIR``, every partitioned solver (the SGD, ``"lbfgs"``, ``"gd"`` and ``"proximal"``) saves
+every shard's state on its own worker every ``checkpoint_every`` epochs (iterations for the full-batch solvers),
+and a refit resumes from it (:mod:`daskml_lab.solvers._shard_checkpoint`); the directory must be reachable by
+the workers.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ _FROM_ESTIMATOR = frozenset(
         "random_state",
         "callback",
         "gather",
+        "checkpoint",
     }
 )
 
@@ -112,10 +118,12 @@ def _refusal(estimator: Any) -> str | None:
             "solver_options={'step_rule': 'ftrl'} (FTRL-proximal), for an L1 or elastic-net penalty over the "
             "partitioned store, or model_partitions=None."
         )
-    if estimator.checkpoint is not None:
+    if estimator.checkpoint is not None and not _takes_checkpoint(estimator.solver):
+        taking = sorted(name for name in _PARTITIONED_SOLVERS if _takes_checkpoint(name))
         return (
-            f"model_partitions={given!r} does not support checkpoints yet (issue 13), but "
-            f"checkpoint={estimator.checkpoint!r}. Use checkpoint=None, or model_partitions=None."
+            f"model_partitions={given!r} with solver={estimator.solver!r} does not support checkpoints yet, but "
+            f"checkpoint={estimator.checkpoint!r}. The partitioned solvers that take a checkpoint are "
+            f"{taking}: use one of them, checkpoint=None, or model_partitions=None."
         )
     options = partitioned_options(estimator.solver)
     unknown = sorted(set(estimator.solver_options or {}) - set(options))
@@ -132,6 +140,11 @@ def _refusal(estimator: Any) -> str | None:
             f"distributed.Client(...)), or fit {type(estimator).__name__} with model_partitions=None."
         )
     return None
+
+
+def _takes_checkpoint(solver: str) -> bool:
+    """Whether the partitioned solver run for the estimator's ``solver`` takes a ``checkpoint``."""
+    return "checkpoint" in inspect.signature(_PARTITIONED_SOLVERS[solver]).parameters
 
 
 def _takes_l1(estimator: Any) -> bool:
@@ -151,8 +164,8 @@ def check_partitioned(estimator: Any) -> Any:
     ------
     ValueError
         For a solver other than ``"auto"``, ``"sgd"``, ``"lbfgs"``, ``"gd"`` or ``"proximal"``, an L1 penalty with
-        another solver than ``"proximal"``, a checkpoint, unknown ``solver_options``,
-        or no distributed client.
+        another solver than ``"proximal"``, a checkpoint with a solver that takes none, unknown
+        ``solver_options``, or no distributed client.
     """
     refusal = _refusal(estimator)
     if refusal is not None:
@@ -258,7 +271,12 @@ def run_partitioned(
     # the same size rule as the store's gather: the feature rows and the intercept row, float64
     gather = (n_features + 1) * n_outputs * 8 <= solvers.max_gather_bytes()
     given = estimator.model_partitions
-    penalty = {"l1": objective.l1} if _takes_l1(estimator) else {}
+    keywords: dict[str, Any] = {"l1": objective.l1} if _takes_l1(estimator) else {}
+    if estimator.checkpoint is not None:
+        # the shards write their own files: the directory must be reachable by the workers
+        keywords["checkpoint"] = solvers.SolverCheckpoint(
+            estimator.checkpoint, every=estimator.checkpoint_every, stage="solver"
+        )
     result = _PARTITIONED_SOLVERS[estimator.solver](
         X,
         y,
@@ -275,7 +293,7 @@ def run_partitioned(
         max_iter=estimator.max_iter,
         random_state=estimator.random_state,
         gather=gather,
-        **penalty,
+        **keywords,
         **dict(estimator.solver_options or {}),
     )
     if gather:

@@ -6,7 +6,7 @@ store's shards (Dask actors on the workers), and ``coef_`` is a :class:`Partitio
 handle with ``shape``, ``dtype`` and ``n_partitions``, which owns the shards (they live as long as the handle
 and the client that fitted it). Prediction enters the graph as one small :class:`StoreParams` object; each
 row-block task pulls from the shards only the keys its block's columns use and scores the block
-(:meth:`StoreParams.localise`), so no ``n_features``-sized array is built on the client or on a worker.
+(:meth:`StoreParams.decision_function`), so no ``n_features``-sized array is built on the client or on a worker.
 """
 
 from __future__ import annotations
@@ -95,10 +95,11 @@ class StoreParams:
         """Raise the lost-model error if the worker of one of ``shards`` has left the cluster (asks the scheduler)."""
         _raise_if_left(self.workers, shards, set(scheduler_workers(get_client())))
 
-    def localise(self, X: Any) -> tuple[Any, np.ndarray]:
-        """``X`` restricted to its columns present, and the model rows of those columns then the intercept.
+    def decision_function(self, X: Any) -> np.ndarray:
+        """``X @ coef_.T + intercept_`` of a block (dense or CSR), pulling only the keys of its columns present.
 
-        Pulls from their shards only the keys of the columns present in ``X``.
+        One class part at a time (a model whose classes are split over the shards): the block's keys are
+        never held for all the classes at once.
 
         Raises
         ------
@@ -112,8 +113,18 @@ class StoreParams:
             (X.data, np.searchsorted(columns, X.indices), X.indptr), shape=(X.shape[0], len(columns))
         )
         keys = columns.astype(np.int64)
+        intercept = np.asarray(self.intercept, dtype=np.float64).astype(self.dtype, copy=False)
+        scores = np.empty((X.shape[0], len(intercept)), dtype=np.result_type(local.dtype, self.dtype))
+        for part in self.view.class_parts:
+            bounds = self.view.rule.class_bounds(part)
+            rows = self._pull(keys, part).astype(self.dtype, copy=False)
+            scores[:, bounds] = np.asarray(local @ rows) + intercept[bounds]
+        return scores
+
+    def _pull(self, keys: np.ndarray, part: int) -> np.ndarray:
+        """The rows of ``keys`` for class part ``part``, from shards that still hold the fitted model."""
         try:
-            rows, clocks, _ = self.view.pull(keys, alive=self._check_alive)
+            rows, clocks, _ = self.view.pull(keys, part=part, alive=self._check_alive)
         except PartitionedModelLostError:
             raise
         except (
@@ -121,15 +132,14 @@ class StoreParams:
         ) as err:  # a dead shard answers with various errors (lost actor, closed comm, timeout)
             what = f"a shard did not answer ({type(err).__name__}: {err})"
             raise PartitionedModelLostError(_lost_message(what)) from err
-        for shard, positions, _ in self.view.rule.split(keys):
+        for shard, positions, _ in self.view.rule.split(keys, part):
             if len(positions) and clocks[shard] != self.clocks[shard]:
                 what = (
                     f"shard {shard} answered at step {clocks[shard]} instead of {self.clocks[shard]}: its worker "
                     "restarted and the shard was created again, empty"
                 )
                 raise PartitionedModelLostError(_lost_message(what))
-        params = np.vstack([rows, np.asarray(self.intercept, dtype=np.float64)[None, :]])
-        return local, params.astype(self.dtype, copy=False)
+        return rows
 
 
 class PartitionedCoefficients:
@@ -425,10 +435,5 @@ class PartitionedCoefficients:
 
 def _load_keys(view: StoreView, keys: np.ndarray, rows: np.ndarray) -> None:
     """Set the rows of ``keys`` in the shards holding them (all shards at once)."""
-    calls = [
-        view.shards[shard].load_rows(slots, rows[positions])
-        for shard, positions, slots in view.rule.split(keys)
-        if len(slots)
-    ]
-    for call in calls:
+    for call in view.add_rows(keys, rows, "load_rows"):
         call.result(view.timeout_s)

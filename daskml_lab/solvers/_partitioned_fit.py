@@ -26,8 +26,10 @@ from daskml_lab.solvers._sharded_store import ShardedStore, max_gather_bytes
 
 __all__ = [
     "FitReport",
+    "ShardsLostError",
     "as_csr",
     "check_gather",
+    "class_parts",
     "compact",
     "explained",
     "gather_watched",
@@ -45,6 +47,35 @@ LOSSES = ("logistic", "multinomial")
 WATCH_S = 1.0
 #: Seconds to wait, after a call to a shard failed, for the scheduler to notice that its worker has gone.
 LOSS_GRACE_S = 10.0
+#: ``class_partitions="auto"`` splits the classes over the shards from this many classes on.
+AUTO_CLASS_PARTS_MIN_OUTPUTS = 256
+
+
+def class_parts(
+    solver: str, class_partitions: int | str, n_partitions: int | None, client: Any, n_outputs: int
+) -> int:
+    """The number of class parts of a fit's store (``class_partitions`` checked; before any work).
+
+    ``"auto"``: every shard a class part of its own (the shards each hold all the keys for a range of
+    classes) when the model has at least :data:`AUTO_CLASS_PARTS_MIN_OUTPUTS` outputs and no fewer than
+    shards, else 1 (the shards split the keys only). An int must divide the number of shards (``n_partitions``,
+    or one per worker) and be at most ``n_outputs``.
+    """
+    n_shards = n_partitions if n_partitions is not None else max(len(scheduler_workers(client)), 1)
+    if class_partitions == "auto":
+        return n_shards if n_outputs >= max(AUTO_CLASS_PARTS_MIN_OUTPUTS, n_shards) else 1
+    given = class_partitions
+    if isinstance(given, bool) or not isinstance(given, (int, np.integer)) or given < 1:
+        msg = f"{solver}: class_partitions must be 'auto' or a positive int, got {given!r}."
+        raise ValueError(msg)
+    if n_shards % given or given > n_outputs:
+        msg = (
+            f"{solver}: class_partitions={given} cannot split the {n_outputs} output(s) over {n_shards} parameter "
+            f"shard(s): it must divide the number of shards (model_partitions, or one per worker) and be at "
+            f"most the number of outputs. Use a divisor of {n_shards} up to {n_outputs}, or 'auto'."
+        )
+        raise ValueError(msg)
+    return int(given)
 
 
 def loss_and_residual(
@@ -93,13 +124,17 @@ def group_by_worker(client: Any, persisted: list[Any]) -> dict[str, list[int]]:
     return {address: sorted(indices) for address, indices in sorted(groups.items())}
 
 
+class ShardsLostError(RuntimeError):
+    """A worker holding a parameter shard or rows of a partitioned fit left the cluster during the fit."""
+
+
 def lost_error(
     client: Any, store: ShardedStore, groups: dict[str, list[int]], solver: str
 ) -> RuntimeError | None:
-    """The clear error when a worker holding a parameter shard or rows has left the cluster, else None.
+    """The clear error (:class:`ShardsLostError`) when a worker of the fit has left the cluster, else None.
 
-    Partitioned fits do not recover a lost worker yet (issue 13): its shard's values are gone, and a fit
-    continued without them would silently restart part of the model.
+    A lost shard's values are gone with its worker, and a fit continued without them would silently restart
+    part of the model: the fit ends; a refit with the same ``checkpoint`` resumes from the last saved epoch.
     """
     lost = sorted((set(store.workers) | set(groups)) - set(scheduler_workers(client)))
     if not lost:
@@ -107,10 +142,10 @@ def lost_error(
     shards = [s for s, address in enumerate(store.workers) if address in lost]
     msg = (
         f"{solver}: worker(s) {lost} left the cluster during the fit, with parameter shard(s) {shards} of the "
-        "model and their rows. A partitioned fit cannot recover a lost shard yet (issue 13): fit again once the "
-        "cluster is healthy."
+        "model and their rows: their values are gone, the fit cannot go on without them. Fit again once the "
+        "cluster is healthy (a fit given checkpoint=DIR resumes from its last checkpointed epoch)."
     )
-    return RuntimeError(msg)
+    return ShardsLostError(msg)
 
 
 def explained(

@@ -3,7 +3,10 @@
 The store holds ``n_keys`` rows of ``n_outputs`` float64 values (for a linear model: one row per feature, then
 the intercept row). Key ``k`` lives on shard ``k % n_shards`` at slot ``k // n_shards`` (:class:`ShardRule`):
 modulo (strided) partitioning, which balances the shards whatever the order of the features, and keeps the
-value of a key independent of the number of shards. Each shard is a :class:`ParameterShard` created with
+value of a key independent of the number of shards. A model of many classes may split its classes into
+ranges too (``n_class_parts``): a shard then holds its keys' values for one range of classes, and workers pull
+and push one class part at a time, so that none holds a mini-batch's keys for all the classes at once. Each
+shard is a :class:`ParameterShard` created with
 ``client.submit(ParameterShard, ..., actor=True, workers=[address])``; the calls are Dask actor calls, the
 package opens no connection of its own.
 
@@ -26,6 +29,7 @@ import dask
 import numpy as np
 
 from daskml_lab._runtime.client import cluster_timeout_s
+from daskml_lab.solvers._shard_checkpoint import ShardState
 from daskml_lab.solvers._shard_placement import actors_held, check_shard_room, created_watched
 from daskml_lab.solvers._store_view import ShardRule, StoreView
 
@@ -53,10 +57,12 @@ def max_gather_bytes() -> int:
     return int(dask.config.get("daskml_lab.solvers.store.max_gather_bytes", DEFAULT_MAX_GATHER_BYTES))
 
 
-class ParameterShard:
+class ParameterShard(ShardState):
     """One parameter shard: its rows of the model, the step rule's state, a clock and traffic counters.
 
-    Runs as a Dask actor (one thread: calls are applied one at a time, in arrival order).
+    Runs as a Dask actor (one thread: calls are applied one at a time, in arrival order). Its state is
+    written to a checkpoint file and read back on its own worker (``save_state``/``restore_state``, see
+    :mod:`daskml_lab.solvers._shard_checkpoint`).
 
     Parameters
     ----------
@@ -408,6 +414,7 @@ class ShardedStore:
         key: str = "daskml-parameter-shard",
         shard_class: type[ParameterShard] | None = None,
         shard_options: dict[str, Any] | None = None,
+        n_class_parts: int = 1,
     ) -> ShardedStore:
         """Create the shards: shard ``s`` on ``workers[s % len(workers)]`` (one per worker by default).
 
@@ -436,6 +443,10 @@ class ShardedStore:
             next to the values, e.g. the partitioned L-BFGS's vectors). :class:`ParameterShard` when None.
         shard_options : dict, default=None
             Keyword arguments of ``shard_class`` beyond :class:`ParameterShard`'s.
+        n_class_parts : int, default=1
+            Split the outputs (classes) into this many ranges too (:class:`ShardRule`): each shard holds
+            ``n_keys / (n_shards / n_class_parts)`` keys of ``n_outputs / n_class_parts`` outputs. ``n_shards``
+            must be a multiple of it.
 
         Returns
         -------
@@ -457,20 +468,20 @@ class ShardedStore:
             msg = "A parameter store needs at least one worker; the cluster has none. Start workers first."
             raise ValueError(msg)
         n_shards = len(workers) if n_shards is None else int(n_shards)
-        rule = ShardRule(int(n_keys), n_shards)
+        rule = ShardRule(int(n_keys), n_shards, int(n_outputs), int(n_class_parts))
         n_penalised = n_keys if n_penalised is None else n_penalised
         placed = [workers[s % len(workers)] for s in range(n_shards)]
         actor_class = shard_class or (FTRLShard if step_rule == "ftrl" else ParameterShard)
         planned = [
             actor_class.planned_nbytes(
-                rule.size(s), int(n_outputs), step_rule, float(l2), **(shard_options or {})
+                rule.size(s), rule.width(s), step_rule, float(l2), **(shard_options or {})
             )
             for s in range(n_shards)
         ]
         check_shard_room(client, planned, placed)
         token = uuid.uuid4().hex[:10]  # every store's actors have keys of their own
         futures = []
-        penalised = ShardRule(int(n_penalised), n_shards)
+        penalised = ShardRule(int(n_penalised), n_shards, int(n_outputs), int(n_class_parts))
         source = initial if isinstance(initial, StoreView) else None
         if source is not None and (source.rule.n_keys, source.n_outputs) != (int(n_keys), int(n_outputs)):
             msg = (
@@ -482,12 +493,12 @@ class ShardedStore:
             # sizes by arithmetic: no array of the shard's keys on the client (the model may be wide)
             start = None
             if initial is not None and source is None:
-                start = np.asarray(initial, dtype=np.float64)[rule.keys_of(shard)]
+                start = np.asarray(initial, dtype=np.float64)[rule.keys_of(shard), rule.columns(shard)]
             futures.append(
                 client.submit(
                     actor_class,
                     rule.size(shard),
-                    n_outputs,
+                    rule.width(shard),
                     penalised.size(shard),
                     step_rule,
                     learning_rate,
@@ -575,7 +586,9 @@ class ShardedStore:
         out = np.empty((self.view.rule.n_keys, self.view.n_outputs), dtype=np.float64)
         calls = [shard.gather() for shard in self.view.shards]
         for shard, call in enumerate(calls):
-            out[self.view.rule.keys_of(shard)] = call.result(self.view.timeout_s)
+            out[self.view.rule.keys_of(shard), self.view.rule.columns(shard)] = call.result(
+                self.view.timeout_s
+            )
         return out
 
     def lost_shards(self) -> list[int]:
@@ -614,14 +627,16 @@ class ShardedStore:
         self.close()
 
 
-#: Keys copied per slice when a store is seeded from another one (bounds the copy's memory on a worker).
-COPY_SLICE_KEYS = 2**20
+#: Values copied per slice when a store is seeded from another one (bounds the copy's memory on a worker).
+COPY_SLICE_VALUES = 2**21
 
 
 def _copy_rows_task(source: StoreView, target: StoreView, shard: int) -> None:
     """Copy the rows of ``target``'s shard ``shard`` from the store ``source`` (runs on that shard's worker)."""
-    n_slots = target.rule.size(shard)
-    for start in range(0, n_slots, COPY_SLICE_KEYS):
-        slots = np.arange(start, min(start + COPY_SLICE_KEYS, n_slots), dtype=np.int64)
-        rows = source.pull(shard + slots * target.rule.n_shards)[0]
+    rule = target.rule
+    keys = rule.keys_of(shard)
+    step = max(1, COPY_SLICE_VALUES // max(source.n_outputs, 1))
+    for start in range(0, len(keys), step):
+        rows = source.pull(keys[start : start + step])[0][:, rule.columns(shard)]
+        slots = np.arange(start, start + len(rows), dtype=np.int64)
         target.shards[shard].load_rows(slots, rows).result(target.timeout_s)

@@ -5,7 +5,9 @@ What the full-batch solvers over a parameter store (:func:`~daskml_lab.solvers.p
 
 - :func:`run_over_store` persists the row blocks once, groups them by worker, creates the store with the
   solver's shard class, compacts each worker's blocks next to them (their columns present, CSR rows renumbered),
-  runs the solver's iterations and ends with the parameters gathered or the store kept open;
+  runs the solver's iterations and ends with the parameters gathered or the store kept open; with a
+  ``checkpoint`` it checks and restores the saved shards first (:mod:`~daskml_lab.solvers._shard_checkpoint`),
+  and the solver saves its own client-side scalars through :meth:`StoreRounds.save`;
 - :class:`StoreRounds` runs one task per worker, pinned to it: the **scores** ``X v`` of its blocks for a
   vector ``v`` of the shards (each block pulls only its keys; the scores stay on the worker as the task's
   result), the **losses** at scores ``z + t z_d`` (a trial of a line search: nothing pulled), and the
@@ -14,24 +16,36 @@ What the full-batch solvers over a parameter store (:func:`~daskml_lab.solvers.p
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from daskml_lab._runtime.waiting import wait_briefly
 from daskml_lab.monitoring import task_prefix
+from daskml_lab.solvers._checkpoint import SolverCheckpoint
 from daskml_lab.solvers._partitioned_fit import (
     WATCH_S,
     FitReport,
+    ShardsLostError,
     as_csr,
+    class_parts,
     compact,
     gather_watched,
     loss_and_residual,
     lost_error,
     place_blocks,
     run_and_keep,
+)
+from daskml_lab.solvers._shard_checkpoint import (
+    SavedStore,
+    StoreCheckpoint,
+    open_store_checkpoint,
+    resume_store,
+    store_data_digest,
+    store_fingerprint,
 )
 from daskml_lab.solvers._sharded_store import ParameterShard, ShardedStore, StoreView
 from daskml_lab.solvers.partitioned_sgd import PartitionedResult
@@ -55,26 +69,22 @@ def _keys(block: dict[str, Any], n_features: int) -> np.ndarray:
     return np.append(block["columns"], n_features)
 
 
-def _pull_rows(view: StoreView, keys: np.ndarray, method: str) -> np.ndarray:
-    """Rows of ``keys`` from the shards holding them, through the shards' ``method`` (all asked at once)."""
-    out = np.empty((len(keys), view.n_outputs))
-    parts = [part for part in view.rule.split(keys) if len(part[1])]
-    calls = [(positions, getattr(view.shards[shard], method)(slots)) for shard, positions, slots in parts]
-    for positions, call in calls:
-        answer = call.result(view.timeout_s)
-        out[positions] = answer[0] if method == "pull" else answer
-    return out
-
-
 def _scores_task(
     view: StoreView, prepared: list[dict[str, Any]], method: str, config: dict[str, Any]
 ) -> list[np.ndarray]:
-    """``X v + v_intercept`` of every block, pulling only each block's rows of ``v`` (``w`` or ``d``)."""
+    """``X v + v_intercept`` of every block, pulling only each block's rows of ``v`` (``w`` or ``d``).
+
+    One class part at a time: a block's keys are never held for all the classes at once.
+    """
     scores = []
     for block in prepared:
-        rows = _pull_rows(view, _keys(block, config["n_features"]), method)
-        intercept = rows[-1] if config["fit_intercept"] else 0.0
-        scores.append(block["X"] @ rows[:-1] + intercept)
+        keys = _keys(block, config["n_features"])
+        z = np.empty((block["X"].shape[0], view.n_outputs))
+        for part in view.class_parts:
+            rows = view.pull(keys, part=part, method=method)[0]
+            intercept = rows[-1] if config["fit_intercept"] else 0.0
+            z[:, view.rule.class_bounds(part)] = block["X"] @ rows[:-1] + intercept
+        scores.append(z)
     return scores
 
 
@@ -111,13 +121,14 @@ def _gradient_task(
         z = z_w[index] if z_d is None else z_w[index] + step * z_d[index]
         scores.append(z)
         _, residual = loss_and_residual(z, block["y"], block["weight"], config["loss"])
-        intercept_row = residual.sum(axis=0, keepdims=True)
-        if not config["fit_intercept"]:
-            intercept_row[:] = 0.0
-        rows = np.vstack([block["X"].T @ residual, intercept_row])
-        for shard, positions, slots in view.rule.split(_keys(block, config["n_features"])):
-            if len(positions):
-                calls.append(view.shards[shard].add_gradient_rows(slots, rows[positions]))
+        keys = _keys(block, config["n_features"])
+        for part in view.class_parts:  # one class part's rows at a time
+            bounds = view.rule.class_bounds(part)
+            intercept_row = residual[:, bounds].sum(axis=0, keepdims=True)
+            if not config["fit_intercept"]:
+                intercept_row[:] = 0.0
+            rows = np.vstack([block["X"].T @ residual[:, bounds], intercept_row])
+            calls.extend(view.add_rows(keys, rows, "add_gradient_rows", part=part))
     for call in calls:  # every row added before the task ends: the client then finishes the gradient
         call.result(view.timeout_s)
     return scores
@@ -143,7 +154,18 @@ class StoreRounds:
         ``n_features``, ``fit_intercept``, ``loss``.
     solver : str
         The solver's name (in errors).
+
+    Attributes
+    ----------
+    saver : StoreCheckpoint or None
+        The run's checkpoint (None without one), set by :func:`run_over_store`.
+    saved : SavedStore or None
+        What the checkpoint held, its shards already restored into the store; None for a fresh start. The
+        solver then sets its scalars from ``saved.state`` and recomputes the scores kept on the workers.
     """
+
+    saver: StoreCheckpoint | None = None
+    saved: SavedStore | None = None
 
     def __init__(
         self,
@@ -261,6 +283,22 @@ class StoreRounds:
         calls = self.each_worker("partitioned scores", _combine_task, weight, z=z, other=z_other)
         return dict(zip(self.groups, calls, strict=True))
 
+    def save(self, history: list[dict[str, Any]], **state: Any) -> None:
+        """With a checkpoint, every ``every`` iterations: the shards (on their workers), ``history``, ``state``.
+
+        ``state`` is the solver's client-side state between iterations (JSON scalars and lists).
+        """
+        if self.saver is not None:
+            self.saver.save(self.store, self._layout(), len(history), history, **state)
+
+    def complete(self, history: list[dict[str, Any]], **state: Any) -> None:
+        """With a checkpoint: the final shards and ``state`` (with the stopping ``status``), marked complete."""
+        if self.saver is not None:
+            self.saver.complete(self.store, self._layout(), len(history), history, **state)
+
+    def _layout(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.store.view.rule)
+
 
 def run_over_store(
     X: Any,
@@ -274,6 +312,7 @@ def run_over_store(
     fit_intercept: bool,
     l2: float,
     n_partitions: int | None,
+    class_partitions: int | str,
     w0: np.ndarray | None,
     gather: bool,
     callback: Callable[..., Any] | None,
@@ -282,12 +321,21 @@ def run_over_store(
     iterate: Callable[[Any, FitReport], PartitionedResult],
     rounds_class: type[StoreRounds] = StoreRounds,
     rounds_options: dict[str, Any] | None = None,
+    checkpoint: SolverCheckpoint | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> PartitionedResult:
     """Set up the blocks and the store, run ``iterate(rounds, report)``, gather or keep the parameters.
 
     ``shard_options`` go to ``shard_class`` (beyond :class:`ParameterShard`'s arguments), ``rounds_options``
-    to ``rounds_class``.
+    to ``rounds_class``; ``class_partitions`` is checked by :func:`class_parts` before the data are placed.
+
+    With a ``checkpoint``, its fingerprint is the problem's factors and the solver's ``options`` (what else
+    determines the solution); the data digest is taken from the placed blocks, and before the first
+    iteration the saved shards are restored (``rounds.saved``, see :class:`StoreRounds`): ``iterate``
+    restores its own scalars from it and saves them with ``rounds.save`` and ``rounds.complete``. A lost
+    worker's error then says from which iteration a refit resumes.
     """
+    n_class_parts = class_parts(solver, class_partitions, n_partitions, client, n_outputs)
     placed = place_blocks(
         client, X, y, sample_weight, solver=solver, loss=loss, n_outputs=n_outputs, gather=gather
     )
@@ -295,6 +343,18 @@ def run_over_store(
     has_weight, n_features = placed.has_weight, placed.n_features
     n_keys = n_features + 1
     config = {"n_features": n_features, "fit_intercept": bool(fit_intercept), "loss": loss}
+    problem = {"loss": loss, "n_outputs": n_outputs, "fit_intercept": bool(fit_intercept), "l2": float(l2)}
+    saver = open_store_checkpoint(
+        checkpoint,
+        solver,
+        store_fingerprint(
+            X, sample_weight, {**problem, "class_partitions": class_partitions, **(options or {})}
+        ),
+        lambda: digest,
+        unit="iteration",
+    )
+    # the digest now, from the placed blocks: they are dropped once compacted
+    digest = store_data_digest(client, groups, block_futures) if saver is not None else ""
     store = ShardedStore.create(
         client,
         n_keys,
@@ -307,6 +367,7 @@ def run_over_store(
         key=task_prefix("parameter shard"),
         shard_class=shard_class,
         shard_options=shard_options,
+        n_class_parts=n_class_parts,
     )
     try:
         prepared = {}
@@ -324,12 +385,31 @@ def run_over_store(
             )
         del placed, block_futures  # the compacted blocks replace them on the workers
         rounds = rounds_class(client, store, groups, prepared, config, solver, **(rounds_options or {}))
-        info = {"solver": solver, "n_shards": store.n_shards, "n_keys": n_keys, "n_outputs": n_outputs}
+        info = {
+            "solver": solver,
+            "n_shards": store.n_shards,
+            "n_keys": n_keys,
+            "n_outputs": n_outputs,
+            "n_class_parts": n_class_parts,
+        }
         report = FitReport(store, callback, info)
+        rounds.saver = saver
     except BaseException:
         store.close()
         raise
-    return run_and_keep(client, store, groups, solver, gather, lambda: iterate(rounds, report))
+
+    def run() -> PartitionedResult:
+        # a checkpoint of another problem, layout or data is refused here, before any iteration
+        rounds.saved = resume_store(saver, store)
+        return iterate(rounds, report)
+
+    try:
+        return run_and_keep(client, store, groups, solver, gather, run)
+    except ShardsLostError as err:
+        if saver is None:
+            raise
+        msg = f"{err} {saver.resume_advice()}"
+        raise ShardsLostError(msg) from err
 
 
 def counted_traffic(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, int]:

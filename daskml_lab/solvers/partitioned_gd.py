@@ -19,6 +19,7 @@ L-BFGS shard with a memory of one pair, which gradient descent leaves unused).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from daskml_lab.solvers._checkpoint import SolverCheckpoint
 from daskml_lab.solvers._partitioned_fit import FitReport, in_fit_span
+from daskml_lab.solvers._shard_checkpoint import holding_checkpoint
 from daskml_lab.solvers._store_rounds import counted_traffic, run_over_store
 from daskml_lab.solvers._vector_shards import LBFGSShard
 from daskml_lab.solvers.gd import GDOptions
@@ -43,6 +46,7 @@ _MEMORY = 1
 
 
 @in_fit_span(_SOLVER)
+@holding_checkpoint
 def partitioned_gd(
     X: Any,
     y: Any,
@@ -65,13 +69,17 @@ def partitioned_gd(
     grow: float = 2.0,
     c1: float = 1e-4,
     max_line_search: int = 50,
+    class_partitions: int | str = "auto",
     gather: bool = True,
+    checkpoint: SolverCheckpoint | None = None,
 ) -> PartitionedResult:
     """Minimise ``data_scale * sum_i s_i loss_i + l2 / 2 * ||w||^2`` by gradient descent over a partitioned store.
 
     Parameters
     ----------
     X, y, sample_weight, client, loss, n_outputs, fit_intercept, data_scale, l2, n_partitions, w0, gather :
+        As :func:`~daskml_lab.solvers.partitioned_lbfgs`.
+    class_partitions : int or "auto", default="auto"
         As :func:`~daskml_lab.solvers.partitioned_lbfgs`.
     tol : float, default=1e-4
         Stop when ``max |gradient|`` of ``F / (data_scale * sum of weights)`` is at most ``tol``.
@@ -85,6 +93,11 @@ def partitioned_gd(
         The line search of :func:`~daskml_lab.solvers.gd`: the first trial step on the per-sample objective,
         the factor after a rejected trial, the factor from an accepted step to the next first trial, Armijo's
         constant and the trials allowed per iteration.
+    checkpoint : SolverCheckpoint, default=None
+        As :func:`~daskml_lab.solvers.partitioned_lbfgs`: every shard's values and gradient saved on its
+        worker, the history, the objective and the next first trial step on the client, every
+        ``checkpoint.every`` iterations and at the end; a refit with the same checkpoint resumes at the next
+        iteration, or returns at once after a completed run.
 
     Returns
     -------
@@ -114,6 +127,7 @@ def partitioned_gd(
         fit_intercept=fit_intercept,
         l2=l2,
         n_partitions=n_partitions,
+        class_partitions=class_partitions,
         w0=w0,
         gather=gather,
         callback=callback,
@@ -122,6 +136,13 @@ def partitioned_gd(
         iterate=iterate,
         rounds_class=_LBFGSRounds,
         rounds_options={"memory": _MEMORY},
+        checkpoint=checkpoint,
+        options={
+            "data_scale": float(data_scale),
+            "tol": tol,
+            "max_iter": max_iter,
+            **dataclasses.asdict(options),
+        },
     )
 
 
@@ -134,14 +155,29 @@ def _iterate(
     options: GDOptions,
     report: FitReport,
 ) -> PartitionedResult:
-    """The Armijo steps (see the module's docstring)."""
+    """The Armijo steps (see the module's docstring).
+
+    With a checkpoint (``fit.saved``), the run continues after the saved iteration, with the saved
+    objective, gradient's norm and next trial step; the scores ``X w`` are computed again from the shards.
+    """
     started = time.perf_counter()
-    scale, state, value = fit.start(data_scale, l2)
-    history: list[dict[str, Any]] = []
+    saved = fit.saved
     status = "max_iter"
-    after = state["stats"]
-    step = float(options.step_size)
-    for iteration in range(max_iter):
+    if saved is None:
+        scale, state, value = fit.start(data_scale, l2)
+        history: list[dict[str, Any]] = []
+        after = state["stats"]
+        step = float(options.step_size)
+    elif saved.complete:
+        return _result(saved.history, saved.state["status"], tol, max_iter)
+    else:
+        history, scalars = saved.history, saved.state
+        scale, value, step = float(scalars["scale"]), float(scalars["value"]), float(scalars["step"])
+        fit.gram = np.array(scalars["gram"], dtype=np.float64)
+        fit.z_w = fit.scores("pull")  # the scores stayed on the workers: not in the checkpoint
+        after = fit.store.view.stats()
+        state = {"w_sq": float(scalars["w_sq"]), "g_max": float(scalars["g_max"]), "stats": after}
+    for iteration in range(len(history), max_iter):
         if state["g_max"] / scale <= tol:
             status = "tol"
             break
@@ -180,12 +216,22 @@ def _iterate(
         }
         history.append(record)
         logger.debug("%s: %s", _SOLVER, record)
-        report(record, after)
         value = new_value
         step *= options.grow
+        fit.save(  # before the report: a callback that raises loses no iteration
+            history,
+            scale=scale,
+            value=value,
+            step=step,
+            w_sq=state["w_sq"],
+            g_max=state["g_max"],
+            gram=fit.gram.tolist(),
+        )
+        report(record, after)
     else:
         if state["g_max"] / scale <= tol:
             status = "tol"
+    fit.complete(history, status=status)
     return _result(history, status, tol, max_iter)
 
 

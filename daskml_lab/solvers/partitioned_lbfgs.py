@@ -35,9 +35,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import line_search
 
+from daskml_lab.solvers._checkpoint import SolverCheckpoint
 from daskml_lab.solvers._options import check_int, check_positive
 from daskml_lab.solvers._partitioned_fit import FitReport, in_fit_span
 from daskml_lab.solvers._result import warn_not_converged
+from daskml_lab.solvers._shard_checkpoint import holding_checkpoint
 from daskml_lab.solvers._store_rounds import StoreRounds, counted_traffic, run_over_store
 from daskml_lab.solvers._vector_shards import LBFGSShard
 from daskml_lab.solvers.partitioned_sgd import PartitionedResult
@@ -134,6 +136,7 @@ class _LBFGSRounds(StoreRounds):
 
 
 @in_fit_span(_SOLVER)
+@holding_checkpoint
 def partitioned_lbfgs(
     X: Any,
     y: Any,
@@ -154,7 +157,9 @@ def partitioned_lbfgs(
     memory: int = 10,
     max_line_search: int = 20,
     ftol: float = 64 * _EPS,
+    class_partitions: int | str = "auto",
     gather: bool = True,
+    checkpoint: SolverCheckpoint | None = None,
 ) -> PartitionedResult:
     """Minimise ``data_scale * sum_i s_i loss_i + l2 / 2 * ||w||^2`` by vector-free L-BFGS over a partitioned store.
 
@@ -192,9 +197,21 @@ def partitioned_lbfgs(
         Trials per line search.
     ftol : float, default=64 * machine epsilon
         Also stop when the relative decrease of the scaled objective is at most ``ftol``.
+    class_partitions : int or "auto", default="auto"
+        Split the classes over the shards too (a grid of key parts by ranges of classes; the blocks' scores and
+        gradient rows are computed one range at a time). ``"auto"``: one range per shard from 256 classes on,
+        else 1. Must divide the number of shards.
     gather : bool, default=True
         Bring the parameters to the client at the end (refused above ``max_gather_bytes``); False keeps them
         in the store, returned open.
+    checkpoint : SolverCheckpoint, default=None
+        Save every shard's state (its values, gradient, direction and history pairs, each shard to its own
+        file, written on its worker: the directory must be reachable by the workers), the history and the
+        client's state (the ring of pairs, the matrix of dot products, the objective) every
+        ``checkpoint.every`` iterations and at the end. A run given the checkpoint of the same problem,
+        settings, shards and data resumes at the next iteration (to the uninterrupted run's result), or
+        returns at once when that run had completed; any other checkpoint is refused with a
+        :class:`~daskml_lab.solvers.CheckpointError` before an iteration runs (see :doc:`/checkpoints`).
 
     Returns
     -------
@@ -221,6 +238,7 @@ def partitioned_lbfgs(
         fit_intercept=fit_intercept,
         l2=l2,
         n_partitions=n_partitions,
+        class_partitions=class_partitions,
         w0=w0,
         gather=gather,
         callback=callback,
@@ -229,6 +247,15 @@ def partitioned_lbfgs(
         iterate=iterate,
         rounds_class=_LBFGSRounds,
         rounds_options={"memory": int(memory)},
+        checkpoint=checkpoint,
+        options={
+            "data_scale": float(data_scale),
+            "tol": tol,
+            "max_iter": max_iter,
+            "memory": int(memory),
+            "max_line_search": int(max_line_search),
+            "ftol": float(ftol),
+        },
     )
 
 
@@ -242,15 +269,33 @@ def _iterate(
     max_line_search: int,
     report: FitReport,
 ) -> PartitionedResult:
-    """The L-BFGS iterations (see the module's docstring)."""
+    """The L-BFGS iterations (see the module's docstring).
+
+    With a checkpoint (``fit.saved``), the run continues after the saved iteration: the shards hold their
+    vectors and history pairs, the client's ring of pairs, matrix of dot products and scalars come from the
+    saved state, and the scores ``X w`` are computed again from the restored shards.
+    """
     started = time.perf_counter()
-    scale, state, value = fit.start(data_scale, l2)
-    history: list[dict[str, Any]] = []
-    pairs: list[int] = []
-    keep_at: int | None = None
-    status = "max_iter"
-    after = state["stats"]
-    for iteration in range(max_iter):
+    saved = fit.saved
+    status: str | None = None
+    if saved is None:
+        scale, state, value = fit.start(data_scale, l2)
+        history: list[dict[str, Any]] = []
+        pairs: list[int] = []
+        keep_at: int | None = None
+        after = state["stats"]
+    elif saved.complete:
+        return _result(saved.history, saved.state["status"], tol, max_iter)
+    else:
+        history, scalars = saved.history, saved.state
+        scale, value, status = float(scalars["scale"]), float(scalars["value"]), scalars["stop"]
+        pairs, keep_at = [int(slot) for slot in scalars["pairs"]], scalars["keep_at"]
+        fit.gram = np.array(scalars["gram"], dtype=np.float64)
+        fit.z_w = fit.scores("pull")  # the scores stayed on the workers: not in the checkpoint
+        after = fit.store.view.stats()
+        state = {"w_sq": float(scalars["w_sq"]), "g_max": float(scalars["g_max"]), "stats": after}
+    while status is None and len(history) < max_iter:
+        iteration = len(history)
         if state["g_max"] / scale <= tol:
             status = "tol"
             break
@@ -319,15 +364,25 @@ def _iterate(
         }
         history.append(record)
         logger.debug("%s: %s", _SOLVER, record)
-        report(record, after)
         decrease = (value - new_value) / max(abs(value), abs(new_value), scale)
         value = new_value
         if decrease <= ftol:
             status = "ftol"
-            break
-    else:
-        if state["g_max"] / scale <= tol:
-            status = "tol"
+        scalars = {
+            "scale": scale,
+            "value": value,
+            "w_sq": state["w_sq"],
+            "g_max": state["g_max"],
+            "pairs": pairs,
+            "keep_at": keep_at,
+            "gram": fit.gram.tolist(),
+            "stop": status,
+        }
+        fit.save(history, **scalars)  # before the report: a callback that raises loses no iteration
+        report(record, after)
+    if status is None:
+        status = "tol" if state["g_max"] / scale <= tol else "max_iter"
+    fit.complete(history, status=status)
     return _result(history, status, tol, max_iter)
 
 

@@ -30,9 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from daskml_lab.solvers._checkpoint import SolverCheckpoint
 from daskml_lab.solvers._options import check_int, check_non_negative, check_positive
 from daskml_lab.solvers._partitioned_fit import FitReport, in_fit_span
 from daskml_lab.solvers._result import warn_not_converged
+from daskml_lab.solvers._shard_checkpoint import holding_checkpoint
 from daskml_lab.solvers._store_rounds import StoreRounds, counted_traffic, run_over_store
 from daskml_lab.solvers._vector_shards import ProximalShard
 from daskml_lab.solvers.partitioned_sgd import PartitionedResult
@@ -45,6 +47,7 @@ _SOLVER = "partitioned proximal"
 
 
 @in_fit_span(_SOLVER)
+@holding_checkpoint
 def partitioned_proximal(
     X: Any,
     y: Any,
@@ -68,13 +71,17 @@ def partitioned_proximal(
     grow: float = 1.25,
     restart: bool = True,
     max_line_search: int = 50,
+    class_partitions: int | str = "auto",
     gather: bool = True,
+    checkpoint: SolverCheckpoint | None = None,
 ) -> PartitionedResult:
     """Minimise ``data_scale * sum_i s_i loss_i + l2 / 2 * ||w||^2 + l1 * ||w||_1`` by FISTA over a store.
 
     Parameters
     ----------
     X, y, sample_weight, client, loss, n_outputs, fit_intercept, data_scale, l2, n_partitions, w0, gather :
+        As :func:`~daskml_lab.solvers.partitioned_lbfgs`.
+    class_partitions : int or "auto", default="auto"
         As :func:`~daskml_lab.solvers.partitioned_lbfgs`.
     l1 : float, default=0.0
         L1 strength (the intercept row is not penalised).
@@ -97,6 +104,12 @@ def partitioned_proximal(
         Reset the momentum when the objective increases.
     max_line_search : int, default=50
         Trials per backtracking search.
+    checkpoint : SolverCheckpoint, default=None
+        As :func:`~daskml_lab.solvers.partitioned_lbfgs`: every shard's FISTA vectors (the iterate, the
+        previous one, the extrapolated point, the gradients and the trial point) saved on its worker, the
+        history, the momentum ``theta``, the next trial step and the objectives on the client, every
+        ``checkpoint.every`` iterations and at the end; a refit with the same checkpoint resumes at the next
+        iteration, or returns at once after a completed run.
 
     Returns
     -------
@@ -129,12 +142,21 @@ def partitioned_proximal(
         fit_intercept=fit_intercept,
         l2=l2,
         n_partitions=n_partitions,
+        class_partitions=class_partitions,
         w0=w0,
         gather=gather,
         callback=callback,
         shard_class=ProximalShard,
         shard_options={"data_scale": float(data_scale), "l1": float(l1)},
         iterate=iterate,
+        checkpoint=checkpoint,
+        options={
+            "data_scale": float(data_scale),
+            "l1": float(l1),
+            "tol": tol,
+            "max_iter": max_iter,
+            **options,
+        },
     )
 
 
@@ -148,22 +170,36 @@ def _iterate(
     options: dict[str, Any],
     report: FitReport,
 ) -> PartitionedResult:
-    """The FISTA iterations (see the module's docstring); everything on the client is a sum or a scalar."""
+    """The FISTA iterations (see the module's docstring); everything on the client is a sum or a scalar.
+
+    With a checkpoint (``rounds.saved``), the run continues after the saved iteration with the saved momentum,
+    step and objectives; the scores of ``x`` and ``y`` (kept on the workers) are computed again from the shards.
+    """
     started = time.perf_counter()
+    saved = rounds.saved
+    if saved is not None and saved.complete:
+        return _result(saved.history, saved.state["status"], tol, max_iter, saved.state["optimality"])
     z_x = rounds.scores("pull")
-    loss_sum, _, weight_sum = rounds.losses(z_x, None, 0.0)
-    scale = data_scale * weight_sum
-    # the smooth part f and the total objective, scaled as the replicated solver's
-    state = _gradient_at_x(rounds, z_x, None, 0.0)
-    f_x = (data_scale * loss_sum + l2 / 2 * state["x_sq"]) / scale
-    obj_x = f_x + l1 / scale * state["x_l1"]
-    rounds.shard_calls("restart")  # y = x, with the gradient at x
-    z_y, f_y = z_x, f_x
-    theta, step = 1.0, options["step_size"]
-    history: list[dict[str, Any]] = []
-    after = state["stats"]
+    if saved is None:
+        loss_sum, _, weight_sum = rounds.losses(z_x, None, 0.0)
+        scale = data_scale * weight_sum
+        # the smooth part f and the total objective, scaled as the replicated solver's
+        state = _gradient_at_x(rounds, z_x, None, 0.0)
+        f_x = (data_scale * loss_sum + l2 / 2 * state["x_sq"]) / scale
+        obj_x = f_x + l1 / scale * state["x_l1"]
+        rounds.shard_calls("restart")  # y = x, with the gradient at x
+        z_y, f_y = z_x, f_x
+        theta, step = 1.0, options["step_size"]
+        history: list[dict[str, Any]] = []
+        after = state["stats"]
+        optimality = state["optimality"] / scale
+    else:
+        history, scalars = saved.history, saved.state
+        scale, f_x, obj_x, f_y = (float(scalars[name]) for name in ("scale", "f_x", "obj_x", "f_y"))
+        theta, step, optimality = (float(scalars[name]) for name in ("theta", "step", "optimality"))
+        z_y = z_x if scalars["y_is_x"] else rounds.scores("pull_point")
+        after = rounds.store.view.stats()
     status = "max_iter"
-    optimality = state["optimality"] / scale
     while True:
         if optimality <= tol:
             status = "tol"
@@ -230,7 +266,19 @@ def _iterate(
         }
         history.append(record)
         logger.debug("%s: %s", _SOLVER, record)
+        rounds.save(  # before the report: a callback that raises loses no iteration
+            history,
+            scale=scale,
+            f_x=f_x,
+            obj_x=obj_x,
+            f_y=f_y,
+            theta=theta,
+            step=step,
+            optimality=optimality,
+            y_is_x=z_y is z_x,
+        )
         report(record, after)
+    rounds.complete(history, status=status, optimality=optimality)
     return _result(history, status, tol, max_iter, optimality)
 
 

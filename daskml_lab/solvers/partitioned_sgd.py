@@ -12,6 +12,7 @@ exact objective, again pulling only the keys of each block, and the shards retur
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -24,10 +25,13 @@ import scipy.sparse as sp
 
 from daskml_lab._runtime.seeding import block_rng, root_entropy
 from daskml_lab.monitoring import task_prefix
+from daskml_lab.solvers._checkpoint import SolverCheckpoint
 from daskml_lab.solvers._options import check_int, check_non_negative, check_positive
 from daskml_lab.solvers._partitioned_fit import (
     FitReport,
+    ShardsLostError,
     as_csr,
+    class_parts,
     compact,
     gather_watched,
     in_fit_span,
@@ -36,6 +40,14 @@ from daskml_lab.solvers._partitioned_fit import (
     run_and_keep,
 )
 from daskml_lab.solvers._result import warn_not_converged
+from daskml_lab.solvers._shard_checkpoint import (
+    StoreCheckpoint,
+    holding_checkpoint,
+    open_store_checkpoint,
+    resume_store,
+    store_data_digest,
+    store_fingerprint,
+)
 from daskml_lab.solvers._sharded_store import STEP_RULES, ShardedStore, StoreView
 
 logger = logging.getLogger(__name__)
@@ -82,14 +94,23 @@ class PartitionedResult:
 
 
 # ---------------------------------------------------------------------------------------------------- kernels
-def _batch_loss_grad_block(
-    X: sp.csr_matrix, y: np.ndarray, weight: np.ndarray, W: np.ndarray, loss: str
-) -> tuple[float, np.ndarray]:
-    """Weighted loss sum and the residual matrix ``R`` (``grad = X.T @ R``) of a block at scores ``X @ W``.
+def _pulled_scores(
+    view: StoreView, keys: np.ndarray, X: sp.csr_matrix, fit_intercept: bool
+) -> tuple[np.ndarray, list[int]]:
+    """Scores ``X @ W[keys]`` (the last key the intercept's) and the clock of every shard asked.
 
-    ``W`` holds the feature rows, then the intercept row; ``X``'s columns are those rows' (compacted).
+    ``X``'s columns are the feature keys' (compacted). One class part at a time, so that a worker never holds
+    the keys' rows for all the classes of a model whose classes are split over the shards.
     """
-    return loss_and_residual(X @ W[:-1] + W[-1], y, weight, loss)
+    scores = np.empty((X.shape[0], view.n_outputs))
+    clocks = [0] * len(view.shards)
+    for part in view.class_parts:
+        values, part_clocks, _ = view.pull(keys, part=part)
+        if not fit_intercept:
+            values[-1] = 0.0
+        scores[:, view.rule.class_bounds(part)] = X @ values[:-1] + values[-1]
+        clocks = [max(a, b) for a, b in zip(clocks, part_clocks, strict=True)]
+    return scores, clocks
 
 
 def _local_rows(
@@ -136,19 +157,20 @@ def _sgd_epoch_task(
             time.sleep(0.001)
             waited_s += 0.001
             slowest = view.shards[0].slowest().result(view.timeout_s)
-        values, clocks, _ = view.pull(keys)
-        if not fit_intercept:
-            values[-1] = 0.0
-        _, residual = _batch_loss_grad_block(X_batch, y[rows], weight[rows], values, config["loss"])
+        scores, clocks = _pulled_scores(view, keys, X_batch, fit_intercept)
+        _, residual = loss_and_residual(scores, y[rows], weight[rows], config["loss"])
         # unbiased for the data term: (n_rows_total / batch rows) * data_scale * sum_batch s_i grad_i
-        factor = scale / len(rows)
-        grads = np.vstack([X_batch.T @ residual, residual.sum(axis=0, keepdims=True)]) * factor
-        if not fit_intercept:
-            grads[-1] = 0.0
+        residual *= scale / len(rows)
         if in_flight:  # at most one step in flight: the previous push must have been applied
             slowest = min(call.result(view.timeout_s)[1] for call in in_flight)
         n_steps += 1
-        in_flight = view.push_async(keys, grads, clocks, worker, n_steps)
+        in_flight = []
+        for part in view.class_parts:  # every shard gets this step's push once
+            part_residual = residual[:, view.rule.class_bounds(part)]
+            grads = np.vstack([X_batch.T @ part_residual, part_residual.sum(axis=0, keepdims=True)])
+            if not fit_intercept:
+                grads[-1] = 0.0
+            in_flight.extend(view.push_async(keys, grads, clocks, worker, n_steps, part=part))
         keys_pulled += len(keys)
     for call in in_flight:
         call.result(view.timeout_s)
@@ -168,10 +190,10 @@ def _objective_task(
             sub = (*sub, blocks[2 * n_blocks + index])
         X, y, weight = _local_rows(sub, 1, has_weight)
         columns, X_local = compact(X)
-        values = view.pull(_keys_of(columns, config["n_features"]))[0]
-        if not config["fit_intercept"]:
-            values[-1] = 0.0
-        total += _batch_loss_grad_block(X_local, y, weight, values, config["loss"])[0]
+        scores, _ = _pulled_scores(
+            view, _keys_of(columns, config["n_features"]), X_local, config["fit_intercept"]
+        )
+        total += loss_and_residual(scores, y, weight, config["loss"])[0]
     return total
 
 
@@ -189,6 +211,7 @@ def _check_options(
 
 
 @in_fit_span(_SOLVER)
+@holding_checkpoint
 def partitioned_sgd(
     X: Any,
     y: Any,
@@ -213,7 +236,9 @@ def partitioned_sgd(
     max_staleness: int | None = 8,
     l1: float = 0.0,
     beta: float = 1.0,
+    class_partitions: int | str = "auto",
     gather: bool = True,
+    checkpoint: SolverCheckpoint | None = None,
 ) -> PartitionedResult:
     """Minimise ``data_scale * sum_i s_i loss_i + l1 ||w||_1 + l2 / 2 ||w||^2`` by SGD over a partitioned store.
 
@@ -264,9 +289,21 @@ def partitioned_sgd(
         L1 strength; ``step_rule="ftrl"`` only.
     beta : float, default=1.0
         FTRL-proximal's ``beta``; ``step_rule="ftrl"`` only.
+    class_partitions : int or "auto", default="auto"
+        Split the classes over the shards too: the shards form a grid of ``n_partitions / class_partitions``
+        key parts by ``class_partitions`` ranges of classes, and each step pulls and pushes one range at a
+        time, so that a worker never holds a mini-batch's keys for all the classes. ``"auto"``: one range per
+        shard from 256 classes on, else 1. Must divide the number of shards.
     gather : bool, default=True
         Bring the parameters to the client at the end (refused above ``max_gather_bytes``); False keeps
         them in the store, returned open.
+    checkpoint : SolverCheckpoint, default=None
+        Save every shard's state (each to its own file, written on its worker; the directory must be
+        reachable by the workers) and the history every ``checkpoint.every`` epochs and at the end. A run
+        given the checkpoint of the same problem, settings, shards and data resumes at the next epoch (the
+        epochs' row orders unchanged), or returns at once when that run had completed; any other checkpoint
+        is refused with a :class:`~daskml_lab.solvers.CheckpointError` before an epoch runs (see
+        :doc:`/checkpoints`).
 
     Returns
     -------
@@ -284,6 +321,7 @@ def partitioned_sgd(
             f"exact); step_rule={step_rule!r} applies an L2 penalty only."
         )
         raise ValueError(msg)
+    n_class_parts = class_parts(_SOLVER, class_partitions, n_partitions, client, n_outputs)
     placed = place_blocks(
         client, X, y, sample_weight, solver=_SOLVER, loss=loss, n_outputs=n_outputs, gather=gather
     )
@@ -311,6 +349,25 @@ def partitioned_sgd(
             n_partitions,
             len(workers),
         )
+    saver = open_store_checkpoint(
+        checkpoint,
+        _SOLVER,
+        store_fingerprint(
+            X,
+            sample_weight,
+            {
+                **config,
+                "n_outputs": n_outputs,
+                "tol": tol,
+                "max_iter": max_iter,
+                "random_state": random_state,
+                "step_rule": step_rule,
+                "beta": beta,
+                "class_partitions": class_partitions,
+            },
+        ),
+        lambda: store_data_digest(client, groups, block_futures),
+    )
     entropy = root_entropy(random_state)
     store = ShardedStore.create(
         client,
@@ -325,19 +382,42 @@ def partitioned_sgd(
         initial=w0,
         key=task_prefix("parameter shard"),
         shard_options={"l1": float(l1), "beta": float(beta)} if step_rule == "ftrl" else None,
+        n_class_parts=n_class_parts,
     )
-    info = {"solver": _SOLVER, "n_shards": store.n_shards, "n_keys": n_keys, "n_outputs": n_outputs}
+    info = {
+        "solver": _SOLVER,
+        "n_shards": store.n_shards,
+        "n_keys": n_keys,
+        "n_outputs": n_outputs,
+        "n_class_parts": n_class_parts,
+    }
     report = FitReport(store, callback, info)
-    return run_and_keep(
-        client,
-        store,
-        groups,
-        _SOLVER,
-        gather,
-        lambda: _run_epochs(
-            client, store, groups, block_futures, has_weight, config, entropy, tol, max_iter, report
-        ),
-    )
+    try:
+        return run_and_keep(
+            client,
+            store,
+            groups,
+            _SOLVER,
+            gather,
+            lambda: _run_epochs(
+                client,
+                store,
+                groups,
+                block_futures,
+                has_weight,
+                config,
+                entropy,
+                tol,
+                max_iter,
+                report,
+                saver,
+            ),
+        )
+    except ShardsLostError as err:
+        if saver is None:
+            raise
+        msg = f"{err} {saver.resume_advice()}"
+        raise ShardsLostError(msg) from err
 
 
 def _run_epochs(
@@ -351,18 +431,42 @@ def _run_epochs(
     tol: float,
     max_iter: int,
     report: FitReport,
+    saver: StoreCheckpoint | None = None,
 ) -> PartitionedResult:
-    """The epochs: SGD tasks on every worker, then the exact objective; stop on a small relative change."""
+    """The epochs: SGD tasks on every worker, then the exact objective; stop on a small relative change.
+
+    With a checkpoint: the saved shards are restored first and the epochs continue after the saved one (a
+    completed run returns at once); the shards are saved every ``every`` epochs and at the end.
+    """
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
     previous = np.inf
     converged = False
+    layout = dataclasses.asdict(store.view.rule)
+    saved = resume_store(saver, store)
+    if saved is not None:
+        history, entropy = saved.history, int(saved.state["entropy"])
+        previous = history[-1]["objective"] if history else np.inf
+        # interrupted after the epoch that converged: nothing is left to run
+        before_last = history[-2]["objective"] if len(history) > 1 else np.inf
+        converged = abs(before_last - previous) <= tol * max(1.0, abs(previous))
+        if saved.complete:
+            if saved.state.get("warning"):
+                warn_not_converged(_SOLVER, str(saved.state["warning"]))
+            return PartitionedResult(
+                None,
+                None,
+                len(history),
+                bool(saved.state["converged"]),
+                history,
+                message=saved.state["message"],
+            )
     positions = list(range(len(groups)))
     counted = ("keys_pulled", "bytes_pulled", "bytes_pushed", "n_pushes")
     token = uuid.uuid4().hex[
         :10
     ]  # keys of this run's tasks (a refit must never find an earlier run's result)
-    for epoch in range(max_iter):
+    for epoch in range(len(history), len(history) if converged else max_iter):
         rate = config["learning_rate"] / (1.0 + config["rate_decay"] * epoch)
         store.start_round(positions, rate)
         before = store.stats()
@@ -406,20 +510,34 @@ def _run_epochs(
             record[name] = int(sum(s[name] for s in stats) - sum(s[name] for s in before))
         history.append(record)
         logger.debug("%s: %s", _SOLVER, record)
+        if saver is not None:  # after the objective's pulls: the saved shards are those epoch + 1 starts from
+            saver.save(store, layout, epoch + 1, history, entropy=entropy)
         report(record, stats)
         if abs(previous - objective) <= tol * max(1.0, abs(objective)):
             converged = True
             break
         previous = objective
     n_iter = len(history)
+    warning = None
     if converged:
         message = f"the objective changed by less than tol={tol:g} (relative) in epoch {n_iter}"
     else:
         message = f"max_iter={max_iter} epochs reached"
-        warn_not_converged(
-            _SOLVER,
+        warning = (
             f"the objective still changed by more than tol={tol:g} (relative) after {max_iter} epochs. "
-            "Raise max_iter, or the learning rate.",
+            "Raise max_iter, or the learning rate."
+        )
+        warn_not_converged(_SOLVER, warning)
+    if saver is not None:
+        saver.complete(
+            store,
+            layout,
+            n_iter,
+            history,
+            entropy=entropy,
+            converged=converged,
+            message=message,
+            warning=warning,
         )
     return PartitionedResult(None, None, n_iter, converged, history, message=message)
 
