@@ -72,6 +72,21 @@ DOC_FRAGMENTS: dict[str, str] = {
             Iterations between two saves of the checkpoint (the final state is always saved). Larger values
             write less often and redo more iterations after an interruption.
         """,
+    "model_partitions": """
+        model_partitions : None, "auto" or int, default=None
+            Where the coefficients live during ``fit``. ``None``: the replicated solvers (``solver``). An int
+            ``S >= 1``: a partitioned parameter store of ``S`` shards on the workers, trained by the
+            partitioned SGD (``solver="auto"``, ``"sgd"`` or ``"async-sgd"``), vector-free L-BFGS
+            (``"lbfgs"``), gradient descent (``"gd"``) or FISTA (``"proximal"``, which also takes an L1
+            penalty), each pulling only the keys its rows touch; ``solver_options`` and ``checkpoint`` as for
+            :class:`LogisticRegression`. Needs a distributed client. A model larger than
+            ``daskml_lab.solvers.store.max_gather_bytes`` (dask config, 256 MiB) stays in the shards after the
+            fit: ``coef_`` is then a :class:`PartitionedCoefficients`, always 2-D (``(1, n_features)`` for a
+            regressor).
+            ``"auto"``: partitioned, one shard per worker, when ``coef_`` would be larger than
+            ``daskml_lab.model_partitions.auto_min_bytes`` (dask config, 32 MiB) and the settings allow it.
+            See :doc:`/model_partitioning`.
+        """,
     "class_weight": """
         class_weight : dict, "balanced" or None, default=None
             Weights of the classes, ``{label: weight}``, multiplied with ``sample_weight``. ``"balanced"``

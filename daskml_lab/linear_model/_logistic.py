@@ -20,10 +20,10 @@ from daskml_lab.linear_model._base import (
 from daskml_lab.linear_model._blocks import _decision_function_block
 from daskml_lab.linear_model._docs import fill_doc
 from daskml_lab.linear_model._partitioned import (
-    auto_partitioned,
     check_partitioned,
     check_warm_start,
     is_partitioned,
+    partitioned_client,
     partitioned_warm_start,
     run_partitioned,
 )
@@ -199,15 +199,7 @@ class LogisticRegression(LinearClassifierBase):
                 w0 = (partitioned_warm_start if kept else type(self)._warm_start_params)(
                     self, n_outputs, n_features
                 )
-            if self.model_partitions == "auto":
-                client = auto_partitioned(self, n_features, n_outputs)
-            if client is None and w0 is not None and not isinstance(w0, np.ndarray):
-                msg = (
-                    "warm_start=True: the previous model is kept in its parameter shards, but "
-                    "model_partitions='auto' fits this model replicated (it is small, or its settings do not "
-                    "allow partitioning). Set model_partitions to an int, or warm_start=False."
-                )
-                raise ValueError(msg)
+            client = partitioned_client(self, client, n_features, n_outputs, w0)
             if client is not None:
                 result, coef, intercept = run_partitioned(
                     self, client, data.X, codes, weights, objective, n_outputs=n_outputs, w0=w0

@@ -39,6 +39,7 @@ __all__ = [
     "check_partitioned",
     "check_warm_start",
     "is_partitioned",
+    "partitioned_client",
     "run_partitioned",
 ]
 
@@ -111,10 +112,14 @@ def _refusal(estimator: Any) -> str | None:
             "(or 'auto' or 'async-sgd': the same SGD, asynchronous with bounded staleness) with "
             f"model_partitions, or model_partitions=None for {estimator.solver!r}."
         )
-    if getattr(estimator, "l1_ratio", 0.0) > 0 and not _takes_l1(estimator):
+    own = getattr(estimator, "_partition_refusal", None)
+    if own is not None and own() is not None:
+        return own()
+    l1_ratio = _l1_ratio(estimator)
+    if l1_ratio > 0 and not _takes_l1(estimator):
         return (
             f"model_partitions={given!r} with solver={estimator.solver!r} supports the L2 penalty only "
-            f"(l1_ratio=0), got l1_ratio={estimator.l1_ratio!r}. Use solver='proximal', or the SGD with "
+            f"(l1_ratio=0), got l1_ratio={l1_ratio!r}. Use solver='proximal', or the SGD with "
             "solver_options={'step_rule': 'ftrl'} (FTRL-proximal), for an L1 or elastic-net penalty over the "
             "partitioned store, or model_partitions=None."
         )
@@ -140,6 +145,13 @@ def _refusal(estimator: Any) -> str | None:
             f"distributed.Client(...)), or fit {type(estimator).__name__} with model_partitions=None."
         )
     return None
+
+
+def _l1_ratio(estimator: Any) -> float:
+    """The share of the L1 penalty (``Lasso``'s is 1, its class has no ``l1_ratio`` parameter)."""
+    if hasattr(estimator, "_l1_ratio"):
+        return float(estimator._l1_ratio())
+    return float(getattr(estimator, "l1_ratio", 0.0))
 
 
 def _takes_checkpoint(solver: str) -> bool:
@@ -246,6 +258,25 @@ def auto_partitioned(estimator: Any, n_features: int, n_outputs: int) -> Any:
         threshold,
     )
     return current_client()
+
+
+def partitioned_client(estimator: Any, client: Any, n_features: int, n_outputs: int, w0: Any) -> Any:
+    """The client of a partitioned fit, or None for a replicated one (``model_partitions="auto"`` decided here).
+
+    ``client`` is :func:`check_partitioned`'s for an int ``model_partitions``. Raises when ``w0`` is the view
+    of a previous model's shards (``warm_start=True``) but ``"auto"`` fits replicated: the replicated solvers
+    would need that model whole on the client.
+    """
+    if estimator.model_partitions == "auto":
+        client = auto_partitioned(estimator, n_features, n_outputs)
+    if client is None and w0 is not None and not isinstance(w0, np.ndarray):
+        msg = (
+            "warm_start=True: the previous model is kept in its parameter shards, but model_partitions='auto' "
+            "fits this model replicated (it is small, or its settings do not allow partitioning). Set "
+            "model_partitions to an int, or warm_start=False."
+        )
+        raise ValueError(msg)
+    return client
 
 
 def run_partitioned(

@@ -6,11 +6,16 @@ import numbers
 import os
 from typing import Any, ClassVar
 
-from daskml_lab.base import Interval
+from daskml_lab.base import Interval, Options
 from daskml_lab.linear_model._base import COMMON_CONSTRAINTS, LinearRegressorBase, Objective
 from daskml_lab.linear_model._docs import fill_doc
 
 __all__ = ["ElasticNet", "Lasso", "LinearRegression", "Ridge"]
+
+#: The constraint of ``model_partitions`` (as :class:`~daskml_lab.linear_model.LogisticRegression`'s).
+_PARTITIONS = {
+    "model_partitions": [None, Options({"auto"}), Interval(numbers.Integral, 1, None, closed="left")]
+}
 
 
 @fill_doc
@@ -34,6 +39,7 @@ class LinearRegression(LinearRegressorBase):
     %(solver_options)s
     %(checkpoint)s
     %(checkpoint_every)s
+    %(model_partitions)s
 
     Attributes
     ----------
@@ -66,7 +72,7 @@ class LinearRegression(LinearRegressorBase):
     [2.] 1.0
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**COMMON_CONSTRAINTS}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**COMMON_CONSTRAINTS, **_PARTITIONS}
 
     def __init__(
         self,
@@ -80,6 +86,7 @@ class LinearRegression(LinearRegressorBase):
         solver_options: dict[str, Any] | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1,
+        model_partitions: int | str | None = None,
     ) -> None:
         self.fit_intercept = fit_intercept
         self.tol = tol
@@ -90,6 +97,7 @@ class LinearRegression(LinearRegressorBase):
         self.solver_options = solver_options
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.model_partitions = model_partitions
 
     def _objective(self, weight_sum: float) -> Objective:
         return Objective(loss="squared", data_scale=1.0 / weight_sum)
@@ -115,6 +123,7 @@ class Ridge(LinearRegressorBase):
     %(solver_options)s
     %(checkpoint)s
     %(checkpoint_every)s
+    %(model_partitions)s
 
     Attributes
     ----------
@@ -148,6 +157,7 @@ class Ridge(LinearRegressorBase):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         **COMMON_CONSTRAINTS,
+        **_PARTITIONS,
     }
 
     def __init__(
@@ -163,6 +173,7 @@ class Ridge(LinearRegressorBase):
         solver_options: dict[str, Any] | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1,
+        model_partitions: int | str | None = None,
     ) -> None:
         self.alpha = alpha
         self.fit_intercept = fit_intercept
@@ -174,6 +185,7 @@ class Ridge(LinearRegressorBase):
         self.solver_options = solver_options
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.model_partitions = model_partitions
 
     def _objective(self, weight_sum: float) -> Objective:
         # sklearn: sum s_i r_i^2 + alpha ||w||^2 = 2 * [sum s_i r_i^2 / 2 + alpha / 2 ||w||^2], divided by 2n.
@@ -209,6 +221,7 @@ class ElasticNet(LinearRegressorBase):
     %(solver_options)s
     %(checkpoint)s
     %(checkpoint_every)s
+    %(model_partitions)s
 
     Attributes
     ----------
@@ -242,6 +255,7 @@ class ElasticNet(LinearRegressorBase):
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "l1_ratio": [Interval(numbers.Real, 0, 1, closed="both")],
         **COMMON_CONSTRAINTS,
+        **_PARTITIONS,
     }
 
     def __init__(
@@ -258,6 +272,7 @@ class ElasticNet(LinearRegressorBase):
         solver_options: dict[str, Any] | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1,
+        model_partitions: int | str | None = None,
     ) -> None:
         self.alpha = alpha
         self.l1_ratio = l1_ratio
@@ -270,6 +285,7 @@ class ElasticNet(LinearRegressorBase):
         self.solver_options = solver_options
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.model_partitions = model_partitions
 
     def _objective(self, weight_sum: float) -> Objective:
         l1_ratio = self._l1_ratio()
@@ -311,6 +327,7 @@ class Lasso(ElasticNet):
     %(solver_options)s
     %(checkpoint)s
     %(checkpoint_every)s
+    %(model_partitions)s
 
     Attributes
     ----------
@@ -342,6 +359,7 @@ class Lasso(ElasticNet):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         **COMMON_CONSTRAINTS,
+        **_PARTITIONS,
     }
 
     def __init__(
@@ -357,6 +375,7 @@ class Lasso(ElasticNet):
         solver_options: dict[str, Any] | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1,
+        model_partitions: int | str | None = None,
     ) -> None:
         self.alpha = alpha
         self.fit_intercept = fit_intercept
@@ -368,6 +387,7 @@ class Lasso(ElasticNet):
         self.solver_options = solver_options
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.model_partitions = model_partitions
 
     def _l1_ratio(self) -> float:
         return 1.0

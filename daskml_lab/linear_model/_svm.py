@@ -17,6 +17,15 @@ from daskml_lab.linear_model._base import (
     history_frame,
 )
 from daskml_lab.linear_model._docs import fill_doc
+from daskml_lab.linear_model._partitioned import (
+    check_partitioned,
+    check_warm_start,
+    is_partitioned,
+    partitioned_client,
+    partitioned_warm_start,
+    run_partitioned,
+)
+from daskml_lab.linear_model._partitioned_model import PartitionedCoefficients
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = ["LinearSVC"]
@@ -57,13 +66,18 @@ class LinearSVC(LinearClassifierBase):
     %(solver_options)s
     %(checkpoint)s
     %(checkpoint_every)s
+    %(model_partitions)s
+        For ``LinearSVC``: ``loss="squared_hinge"`` only, and with more than two classes the one-vs-rest
+        problems share the store (one output each) and ``class_weight`` must be None.
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
         Sorted class labels.
-    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
-        Coefficients (one row for two classes, pointing towards ``classes_[1]``), in the dtype of ``X``.
+    coef_ : ndarray or PartitionedCoefficients of shape (1, n_features) or (n_classes, n_features)
+        Coefficients (one row for two classes, pointing towards ``classes_[1]``), in the dtype of ``X``; a
+        :class:`PartitionedCoefficients` when ``model_partitions`` is used and the model is too large to
+        gather to the client.
     intercept_ : ndarray of shape (1,) or (n_classes,)
         Intercepts (zero when ``fit_intercept=False``).
     %(linear_attributes)s
@@ -104,6 +118,7 @@ class LinearSVC(LinearClassifierBase):
         "C": [Interval(numbers.Real, 0, None, closed="neither")],
         "class_weight": ["dict", Options({"balanced"}), None],
         **COMMON_CONSTRAINTS,
+        "model_partitions": [None, Options({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -122,6 +137,7 @@ class LinearSVC(LinearClassifierBase):
         solver_options: dict[str, Any] | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1,
+        model_partitions: int | str | None = None,
     ) -> None:
         self.penalty = penalty
         self.loss = loss
@@ -136,6 +152,7 @@ class LinearSVC(LinearClassifierBase):
         self.solver_options = solver_options
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.model_partitions = model_partitions
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearSVC:
         """Fit the model (one problem for two classes, one per class otherwise).
@@ -167,16 +184,38 @@ class LinearSVC(LinearClassifierBase):
                 "loss='squared_hinge' with penalty='l1', or penalty='l2' with loss='hinge'."
             )
             raise ValueError(msg)
+        check_warm_start(self)
         data = self._validate_fit_data(X, y, sample_weight=sample_weight)
-        self._check_solver_options()
+        client = check_partitioned(self) if is_partitioned(self) else None
+        if client is None:
+            self._check_solver_options()
         n_features = data.n_features
         with self._open_checkpoint(), fit_span(type(self).__name__):
             classes, class_weights, weight_sums, codes = self._prepare_labels(data)
             binary = len(classes) == 2
-            previous = self._warm_start_params(1 if binary else len(classes), n_features)
+            n_outputs = 1 if binary else len(classes)
+            kept = isinstance(getattr(self, "coef_", None), PartitionedCoefficients)
+            if kept:
+                previous = partitioned_warm_start(self, n_outputs, n_features)
+            else:
+                previous = self._warm_start_params(n_outputs, n_features)
             if previous is not None and not np.array_equal(getattr(self, "classes_", classes), classes):
                 previous = None
-            if binary:
+            if self.model_partitions is not None and not binary and self.class_weight is not None:
+                self._refuse_class_weight(client)
+            elif self.model_partitions is not None:
+                client = partitioned_client(self, client, n_features, n_outputs, previous)
+            if client is not None:
+                # one store: the one-vs-rest problems are its outputs (the same weights and scale for all)
+                shares = class_weights if binary else np.ones(len(classes))
+                weights = effective_weights(codes, data.sample_weight, shares, data.X.dtype)
+                objective = self._objective(float(shares @ weight_sums))
+                result, coef, intercept = run_partitioned(
+                    self, client, data.X, codes, weights, objective, n_outputs=n_outputs, w0=previous
+                )
+                results = [result]
+                binary = True  # one run: one history
+            elif binary:
                 weights = effective_weights(codes, data.sample_weight, class_weights, data.X.dtype)
                 objective = self._objective(float(class_weights @ weight_sums))
                 result, coef, intercept = self._run_solver(
@@ -211,6 +250,31 @@ class LinearSVC(LinearClassifierBase):
         self.n_iter_ = max(int(result.n_iter) for result in results)
         self.history_ = history_frame(results, None if binary else list(classes))
         return self
+
+    def _l1_ratio(self) -> float:
+        """The share of the L1 penalty (what the partitioned store checks its solver against)."""
+        return 1.0 if self.penalty == "l1" else 0.0
+
+    def _partition_refusal(self) -> str | None:
+        """Why these settings cannot use the partitioned store (checked with ``model_partitions``), or None."""
+        if self.loss != "squared_hinge":
+            return (
+                f"model_partitions={self.model_partitions!r} fits LinearSVC with loss='squared_hinge' only, got "
+                f"loss={self.loss!r} (the partitioned solvers need a differentiable loss). Use "
+                "loss='squared_hinge', or model_partitions=None."
+            )
+        return None
+
+    def _refuse_class_weight(self, client: Any) -> None:
+        """Several classes with ``class_weight``: refused for an int ``model_partitions``, else replicated."""
+        if client is not None:
+            msg = (
+                f"model_partitions={self.model_partitions!r} fits the one-vs-rest problems of LinearSVC in one "
+                "store, with the same sample weights for all of them, but class_weight weighs each problem "
+                f"differently (class_weight={self.class_weight!r}). Use class_weight=None, or "
+                "model_partitions=None."
+            )
+            raise ValueError(msg)
 
     def _objective(self, total_weight: float) -> Objective:
         penalty_scale = 1.0 / (self.C * total_weight)

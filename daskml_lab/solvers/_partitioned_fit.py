@@ -41,8 +41,9 @@ __all__ = [
     "run_and_keep",
 ]
 
-#: The losses the partitioned solvers take.
-LOSSES = ("logistic", "multinomial")
+#: The losses the partitioned solvers take (``"squared"``: ``(z - y)^2 / 2``, least squares;
+#: ``"squared_hinge"``: ``max(0, 1 - t z)^2`` with ``t = +-1``, one-vs-rest over the outputs).
+LOSSES = ("logistic", "multinomial", "squared", "squared_hinge")
 #: Seconds between two checks that the workers of the fit are still in the cluster.
 WATCH_S = 1.0
 #: Seconds to wait, after a call to a shard failed, for the scheduler to notice that its worker has gone.
@@ -83,9 +84,25 @@ def loss_and_residual(
 ) -> tuple[float, np.ndarray]:
     """Weighted loss sum of rows with ``scores`` (``(n, n_outputs)``) and the weighted residual ``dloss/dscore``.
 
-    ``y`` is 0/1 for ``"logistic"`` (one output), class codes for ``"multinomial"``.
+    ``y`` is 0/1 for ``"logistic"`` (one output), class codes for ``"multinomial"``, the target for
+    ``"squared"`` (one output; the loss ``(z - y)^2 / 2``). For ``"squared_hinge"``, 0/1 with one output
+    (``t = 2 y - 1``), class codes with several: output ``k`` is the problem "class ``k`` against the rest"
+    (``t = +1`` for the rows of class ``k``, ``-1`` for the others), their losses summed.
     """
-    if loss == "logistic":
+    if loss == "squared_hinge":
+        if scores.shape[1] == 1:
+            signs = (2.0 * y - 1.0)[:, None]
+        else:
+            signs = -np.ones_like(scores)
+            signs[np.arange(len(y)), y.astype(np.int64)] = 1.0
+        slack = np.maximum(0.0, 1.0 - signs * scores)
+        losses = np.sum(slack**2, axis=1)
+        residual = -2.0 * signs * slack
+    elif loss == "squared":
+        difference = scores[:, 0] - y
+        losses = 0.5 * difference**2
+        residual = difference[:, None]
+    elif loss == "logistic":
         z = scores[:, 0]
         losses = np.logaddexp(0.0, z) - y * z
         residual = (expit(z) - y)[:, None]

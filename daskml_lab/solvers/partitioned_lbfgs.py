@@ -168,11 +168,12 @@ def partitioned_lbfgs(
     X : dask array of shape (n_samples, n_features)
         Row blocks (``scipy.sparse`` CSR, or dense, converted per block), one column chunk.
     y : dask array of shape (n_samples,)
-        ``0``/``1`` for ``loss="logistic"``, class codes ``0 .. n_outputs - 1`` for ``"multinomial"``.
+        ``0``/``1`` for ``loss="logistic"``, class codes ``0 .. n_outputs - 1`` for ``"multinomial"``, the
+        target for ``"squared"`` (least squares, ``n_outputs=1``).
     sample_weight : dask array of shape (n_samples,) or None
         ``s_i`` (ones when None).
     client : distributed.Client
-    loss : {"logistic", "multinomial"}
+    loss : {"logistic", "multinomial", "squared"}
     n_outputs : int
         1 for ``"logistic"``, the number of classes for ``"multinomial"``.
     fit_intercept : bool
