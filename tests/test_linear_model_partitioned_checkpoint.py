@@ -9,6 +9,7 @@ asynchronous steps interleave in an order that varies from run to run, even with
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -418,3 +419,57 @@ def test_a_lost_worker_says_what_was_lost_and_where_to_resume(tmp_path: Path) ->
         assert result.history[:2] == seen[:2]
         assert [record["iteration"] for record in result.history] == [1, 2, 3, 4]
         assert result.W.shape == (N_FEATURES + 1, 1)
+
+
+def test_a_fit_with_a_checkpoint_recovers_a_lost_worker_by_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the estimator resumes from its checkpoint within the same fit (the nanny restarts the killed worker)
+    original = _partitioned._PARTITIONED_SOLVERS["sgd"]
+    epochs_run: list[list[int]] = []
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        victim = sorted(client.scheduler_info()["workers"])[1]
+
+        @functools.wraps(original)
+        def killing_after_the_second_epoch(*args: Any, **kwargs: Any) -> Any:
+            run: list[int] = []
+            epochs_run.append(run)
+
+            def callback(record: dict) -> None:
+                run.append(record["iteration"])
+                if len(epochs_run) == 1 and record["iteration"] == 2:
+                    client.run(os._exit, 1, workers=[victim], on_error="ignore")
+
+            return original(*args, **{**kwargs, "callback": callback})
+
+        monkeypatch.setitem(_partitioned._PARTITIONED_SOLVERS, "sgd", killing_after_the_second_epoch)
+        X, y = make_sparse_classification(2_000, N_FEATURES, nnz_per_row=5, chunks=500, random_state=0)
+        model = LogisticRegression(
+            solver="sgd", model_partitions=2, max_iter=4, tol=1e-12, random_state=0, checkpoint=tmp_path
+        )
+        with (
+            dask.config.set({"daskml_lab.solvers.timeout_s": 5}),
+            warnings.catch_warnings(),
+            caplog.at_level("WARNING", logger="daskml_lab.linear_model._partitioned"),
+        ):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y)
+        # the first run ended after epoch 2 with the worker; the second resumed at epoch 3, nothing was redone
+        assert epochs_run == [[1, 2], [3, 4]]
+        assert list(model.history_["iteration"]) == [1, 2, 3, 4]
+        assert "Resuming from the checkpoint" in caplog.text
+        assert "recovery 1 of at most 3" in caplog.text
+        assert model.score(X, y) > 0.6
+        # without a checkpoint the same loss is an error (the lost values exist nowhere else)
+        client.wait_for_workers(2, timeout=60)
+        epochs_run.clear()
+        model.set_params(checkpoint=None)
+        victim = sorted(client.scheduler_info()["workers"])[1]
+        with (
+            dask.config.set({"daskml_lab.solvers.timeout_s": 5}),
+            pytest.raises(RuntimeError, match=r"left the cluster during the fit"),
+        ):
+            model.fit(X, y)

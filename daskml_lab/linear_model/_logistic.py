@@ -75,8 +75,8 @@ class LogisticRegression(LinearClassifierBase):
         ``tol`` of the replicated ``gd``), or by FISTA (``solver="proximal"``, for ``l1_ratio > 0``; options
         and ``tol`` as the replicated ``proximal``). Needs a distributed client. With ``checkpoint``, every
         partitioned solver saves each shard on its own worker every ``checkpoint_every`` epochs (iterations
-        for ``"lbfgs"``, ``"gd"`` and ``"proximal"``), and a refit resumes from the next one (the directory
-        must be reachable by the workers). A model larger than
+        for ``"lbfgs"``, ``"gd"`` and ``"proximal"``), a refit resumes from the next one, and a worker lost
+        during the fit is recovered from it (the directory must be reachable by the workers). A model larger than
         ``daskml_lab.solvers.store.max_gather_bytes`` (dask config, 256 MiB) stays in the shards after the fit
         (``coef_`` is then a :class:`PartitionedCoefficients`). ``"auto"``: partitioned, with one shard per
         worker, when ``coef_`` would be larger than ``daskml_lab.model_partitions.auto_min_bytes`` (dask

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import dask
 import numpy as np
 
 from daskml_lab import solvers
-from daskml_lab._runtime.client import current_client
+from daskml_lab._runtime.client import cluster_timeout_s, current_client
 from daskml_lab.linear_model._partitioned_model import PartitionedCoefficients
+from daskml_lab.solvers._partitioned_fit import ShardsLostError
 
 __all__ = [
     "DEFAULT_AUTO_MIN_BYTES",
@@ -50,6 +52,8 @@ logger = logging.getLogger(__name__)
 #: between 2**16 and 2**18 features (docs/benchmarks.md), but "auto" with ``solver="auto"`` runs the SGD, whose
 #: answer is approximate: it switches where the replicated fit has become the bottleneck.
 DEFAULT_AUTO_MIN_BYTES = 32 * 2**20
+#: Default of ``daskml_lab.model_partitions.max_recoveries``: resumptions from the checkpoint within one fit.
+DEFAULT_MAX_RECOVERIES = 3
 
 #: The solvers over the partitioned store, by the estimator's ``solver`` ("auto" and "async-sgd" are the SGD,
 #: which is asynchronous with bounded staleness; ``max_staleness=0`` runs it in lockstep).
@@ -279,6 +283,39 @@ def partitioned_client(estimator: Any, client: Any, n_features: int, n_outputs: 
     return client
 
 
+def max_recoveries() -> int:
+    """How many times a partitioned fit with a checkpoint resumes from it after losing a worker (dask config)."""
+    return int(dask.config.get("daskml_lab.model_partitions.max_recoveries", DEFAULT_MAX_RECOVERIES))
+
+
+def _recovering(estimator: Any, client: Any, run: Callable[[], Any]) -> Any:
+    """``run()`` (a partitioned solver); with a checkpoint, run again from it when a worker of the fit is lost.
+
+    A lost worker takes its parameter shards (and its row blocks) with it. With a checkpoint every shard is also
+    in its file, so the solver is simply run again: it places the blocks on the workers there are (Dask
+    recomputes the lost ones from their graph), creates the shards anew and restores them from the last saved
+    epoch or iteration, at most :func:`max_recoveries` times. Without a checkpoint the error stands: the lost
+    values exist nowhere else, and a silent restart would be a different fit.
+    """
+    recoveries = 0
+    while True:
+        try:
+            return run()
+        except ShardsLostError as err:
+            if estimator.checkpoint is None or recoveries >= max_recoveries():
+                raise
+            recoveries += 1
+            logger.warning(
+                "%s: %s Resuming from the checkpoint %s (recovery %d of at most %d).",
+                type(estimator).__name__,
+                err,
+                estimator.checkpoint,
+                recoveries,
+                max_recoveries(),
+            )
+            client.wait_for_workers(1, timeout=cluster_timeout_s())
+
+
 def run_partitioned(
     estimator: Any,
     client: Any,
@@ -308,24 +345,24 @@ def run_partitioned(
         keywords["checkpoint"] = solvers.SolverCheckpoint(
             estimator.checkpoint, every=estimator.checkpoint_every, stage="solver"
         )
-    result = _PARTITIONED_SOLVERS[estimator.solver](
-        X,
-        y,
-        sample_weight,
-        client=client,
-        loss=objective.loss,
-        n_outputs=n_outputs,
-        fit_intercept=estimator.fit_intercept,
-        data_scale=objective.data_scale,
-        l2=objective.l2,
-        n_partitions=None if given == "auto" else given,
-        w0=w0,
-        tol=estimator.tol,
-        max_iter=estimator.max_iter,
-        random_state=estimator.random_state,
-        gather=gather,
+    arguments = {
+        "client": client,
+        "loss": objective.loss,
+        "n_outputs": n_outputs,
+        "fit_intercept": estimator.fit_intercept,
+        "data_scale": objective.data_scale,
+        "l2": objective.l2,
+        "n_partitions": None if given == "auto" else given,
+        "w0": w0,
+        "tol": estimator.tol,
+        "max_iter": estimator.max_iter,
+        "random_state": estimator.random_state,
+        "gather": gather,
         **keywords,
         **dict(estimator.solver_options or {}),
+    }
+    result = _recovering(
+        estimator, client, lambda: _PARTITIONED_SOLVERS[estimator.solver](X, y, sample_weight, **arguments)
     )
     if gather:
         W = np.asarray(result.W)
