@@ -45,14 +45,7 @@ from daskml_lab.linear_model._blocks import (
     params_in_graph,
 )
 from daskml_lab.linear_model._docs import fill_doc
-from daskml_lab.linear_model._partitioned import (
-    check_partitioned,
-    check_warm_start,
-    is_partitioned,
-    partitioned_client,
-    partitioned_warm_start,
-    run_partitioned,
-)
+from daskml_lab.linear_model._partitioned import PartitionedFit
 from daskml_lab.linear_model._partitioned_model import PartitionedCoefficients
 from daskml_lab.metrics import accuracy_score, r2_score
 from daskml_lab.monitoring import fit_span, task_prefix
@@ -132,7 +125,7 @@ class Objective:
     loss_options: dict[str, Any] | None = None
 
 
-class LinearModelBase(DaskMLEstimator):
+class LinearModelBase(PartitionedFit, DaskMLEstimator):
     """Fit and predict machinery shared by every linear model (not a public estimator)."""
 
     _accepts_sparse: ClassVar[bool] = True
@@ -427,35 +420,18 @@ class LinearRegressorBase(RegressorMixin, LinearModelBase):
             The fitted estimator.
         """
         self._validate_params()
-        partitionable = hasattr(self, "model_partitions")  # least squares; not the GLMs nor Huber
-        if partitionable:
-            check_warm_start(self)
         data = self._validate_fit_data(X, y, sample_weight=sample_weight, y_numeric=True)
-        client = check_partitioned(self) if partitionable and is_partitioned(self) else None
-        if client is None:
-            self._check_solver_options()
+        client = self._partition_client()  # least squares have model_partitions; the GLMs and Huber not
         n_features = data.n_features
         with self._open_checkpoint(), fit_span(type(self).__name__):
             weight_sum, start = self._fit_setup(data)
             objective = self._objective(weight_sum)
-            kept = isinstance(getattr(self, "coef_", None), PartitionedCoefficients)
-            w0 = (
-                partitioned_warm_start(self, 1, n_features)
-                if kept
-                else self._warm_start_params(1, n_features)
-            )
+            w0 = self._start_params(1, n_features)
             if w0 is None:
                 w0 = start
-            if partitionable:
-                client = partitioned_client(self, client, n_features, 1, w0)
-            if client is not None:
-                result, coef, intercept = run_partitioned(
-                    self, client, data.X, _target(data), data.sample_weight, objective, n_outputs=1, w0=w0
-                )
-            else:
-                result, coef, intercept = self._run_solver(
-                    data.X, _target(data), data.sample_weight, objective, n_outputs=1, w0=w0
-                )
+            result, coef, intercept = self._fit_linear(
+                client, data.X, _target(data), data.sample_weight, objective, n_outputs=1, w0=w0
+            )
         # a partitioned coef_ kept in its shards keeps its (1, n_features) shape
         self.coef_ = coef if isinstance(coef, PartitionedCoefficients) else coef[0]
         self.intercept_ = intercept.dtype.type(intercept[0])

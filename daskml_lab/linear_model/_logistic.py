@@ -19,15 +19,6 @@ from daskml_lab.linear_model._base import (
 )
 from daskml_lab.linear_model._blocks import _decision_function_block
 from daskml_lab.linear_model._docs import fill_doc
-from daskml_lab.linear_model._partitioned import (
-    check_partitioned,
-    check_warm_start,
-    is_partitioned,
-    partitioned_client,
-    partitioned_warm_start,
-    run_partitioned,
-)
-from daskml_lab.linear_model._partitioned_model import PartitionedCoefficients
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = ["LogisticRegression"]
@@ -181,9 +172,8 @@ class LogisticRegression(LinearClassifierBase):
             When the solver reaches ``max_iter``.
         """
         self._validate_params()
-        check_warm_start(self)
         data = self._validate_fit_data(X, y, sample_weight=sample_weight)
-        client = check_partitioned(self) if is_partitioned(self) else self._check_solver_options()
+        client = self._partition_client()
         n_features = data.n_features
         with self._open_checkpoint(), fit_span(type(self).__name__):
             classes, class_weights, weight_sums, codes = self._prepare_labels(data)
@@ -192,22 +182,11 @@ class LogisticRegression(LinearClassifierBase):
             multinomial = len(classes) > 2
             n_outputs = len(classes) if multinomial else 1
             objective = self._objective(total_weight, multinomial)
-            w0 = None
-            if self._same_classes(classes):
-                # a previous model kept in its shards seeds the new shards where they are
-                kept = isinstance(getattr(self, "coef_", None), PartitionedCoefficients)
-                w0 = (partitioned_warm_start if kept else type(self)._warm_start_params)(
-                    self, n_outputs, n_features
-                )
-            client = partitioned_client(self, client, n_features, n_outputs, w0)
-            if client is not None:
-                result, coef, intercept = run_partitioned(
-                    self, client, data.X, codes, weights, objective, n_outputs=n_outputs, w0=w0
-                )
-            else:
-                result, coef, intercept = self._run_solver(
-                    data.X, codes, weights, objective, n_outputs=n_outputs, w0=w0
-                )
+            # a previous model kept in its shards seeds the new shards where they are
+            w0 = self._start_params(n_outputs, n_features) if self._same_classes(classes) else None
+            result, coef, intercept = self._fit_linear(
+                client, data.X, codes, weights, objective, n_outputs=n_outputs, w0=w0
+            )
         if multinomial and self.fit_intercept:
             # The softmax is invariant to a common shift of the intercepts: report the centred ones.
             intercept = intercept - intercept.mean()

@@ -33,10 +33,10 @@ import numpy as np
 from daskml_lab import solvers
 from daskml_lab._runtime.client import cluster_timeout_s, current_client
 from daskml_lab.linear_model._partitioned_model import PartitionedCoefficients
-from daskml_lab.solvers._partitioned_fit import ShardsLostError
 
 __all__ = [
     "DEFAULT_AUTO_MIN_BYTES",
+    "PartitionedFit",
     "auto_partitioned",
     "check_partitioned",
     "check_warm_start",
@@ -301,7 +301,7 @@ def _recovering(estimator: Any, client: Any, run: Callable[[], Any]) -> Any:
     while True:
         try:
             return run()
-        except ShardsLostError as err:
+        except solvers.ShardsLostError as err:
             if estimator.checkpoint is None or recoveries >= max_recoveries():
                 raise
             recoveries += 1
@@ -381,3 +381,48 @@ def run_partitioned(
     if not estimator.fit_intercept:
         intercept = np.zeros(n_outputs, dtype=X.dtype)
     return result, coef, intercept
+
+
+class PartitionedFit:
+    """What the linear estimators' ``fit`` does about ``model_partitions`` (a mixin of their base class).
+
+    An estimator without a ``model_partitions`` parameter (the GLMs, ``HuberRegressor``) fits replicated; one
+    with it checks its settings before any work (:meth:`_partition_client`), starts from the previous model's
+    shards when it stays in them (:meth:`_start_params`) and runs on the store or replicated
+    (:meth:`_fit_linear`, where ``"auto"`` is decided).
+    """
+
+    def _partition_client(self) -> Any:
+        """The distributed client of an int ``model_partitions`` (its settings checked), else None.
+
+        Runs in ``fit`` before any graph is built. Without ``model_partitions`` (an estimator that has no
+        such parameter, ``None`` or ``"auto"``) the replicated solver's options are checked instead;
+        ``"auto"`` is decided later, in :meth:`_fit_linear`, once the model's size is known.
+        """
+        if not hasattr(self, "model_partitions"):
+            self._check_solver_options()
+            return None
+        check_warm_start(self)
+        if is_partitioned(self):
+            return check_partitioned(self)
+        self._check_solver_options()
+        return None
+
+    def _start_params(self, n_outputs: int, n_features: int) -> Any:
+        """The warm start: the view of the previous model's shards when it stays in them, else its array."""
+        if isinstance(getattr(self, "coef_", None), PartitionedCoefficients):
+            return partitioned_warm_start(self, n_outputs, n_features)
+        return self._warm_start_params(n_outputs, n_features)
+
+    def _fit_linear(
+        self, client: Any, X: Any, y: Any, weights: Any, objective: Any, *, n_outputs: int, w0: Any
+    ) -> tuple[Any, Any, np.ndarray]:
+        """One fit over the partitioned store or by the replicated solver: result, coef, intercept.
+
+        ``client`` is :meth:`_partition_client`'s; ``model_partitions="auto"`` is decided here.
+        """
+        if hasattr(self, "model_partitions"):
+            client = partitioned_client(self, client, int(X.shape[1]), n_outputs, w0)
+        if client is not None:
+            return run_partitioned(self, client, X, y, weights, objective, n_outputs=n_outputs, w0=w0)
+        return self._run_solver(X, y, weights, objective, n_outputs=n_outputs, w0=w0)

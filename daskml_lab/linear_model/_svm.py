@@ -17,15 +17,7 @@ from daskml_lab.linear_model._base import (
     history_frame,
 )
 from daskml_lab.linear_model._docs import fill_doc
-from daskml_lab.linear_model._partitioned import (
-    check_partitioned,
-    check_warm_start,
-    is_partitioned,
-    partitioned_client,
-    partitioned_warm_start,
-    run_partitioned,
-)
-from daskml_lab.linear_model._partitioned_model import PartitionedCoefficients
+from daskml_lab.linear_model._partitioned import partitioned_client, run_partitioned
 from daskml_lab.monitoring import fit_span, task_prefix
 
 __all__ = ["LinearSVC"]
@@ -184,25 +176,19 @@ class LinearSVC(LinearClassifierBase):
                 "loss='squared_hinge' with penalty='l1', or penalty='l2' with loss='hinge'."
             )
             raise ValueError(msg)
-        check_warm_start(self)
         data = self._validate_fit_data(X, y, sample_weight=sample_weight)
-        client = check_partitioned(self) if is_partitioned(self) else None
-        if client is None:
-            self._check_solver_options()
+        client = self._partition_client()
         n_features = data.n_features
         with self._open_checkpoint(), fit_span(type(self).__name__):
             classes, class_weights, weight_sums, codes = self._prepare_labels(data)
             binary = len(classes) == 2
             n_outputs = 1 if binary else len(classes)
-            kept = isinstance(getattr(self, "coef_", None), PartitionedCoefficients)
-            if kept:
-                previous = partitioned_warm_start(self, n_outputs, n_features)
-            else:
-                previous = self._warm_start_params(n_outputs, n_features)
+            previous = self._start_params(n_outputs, n_features)
             if previous is not None and not np.array_equal(getattr(self, "classes_", classes), classes):
                 previous = None
             if self.model_partitions is not None and not binary and self.class_weight is not None:
-                self._refuse_class_weight(client)
+                self._refuse_class_weight(client)  # "auto": the replicated one-vs-rest fits below
+                client = None
             elif self.model_partitions is not None:
                 client = partitioned_client(self, client, n_features, n_outputs, previous)
             if client is not None:
@@ -266,7 +252,8 @@ class LinearSVC(LinearClassifierBase):
         return None
 
     def _refuse_class_weight(self, client: Any) -> None:
-        """Several classes with ``class_weight``: refused for an int ``model_partitions``, else replicated."""
+        """Several classes with ``class_weight``: refused for an int ``model_partitions`` (``"auto"``: fitted
+        replicated, one problem per class)."""
         if client is not None:
             msg = (
                 f"model_partitions={self.model_partitions!r} fits the one-vs-rest problems of LinearSVC in one "

@@ -32,6 +32,7 @@ from daskml_lab.solvers._gram import (
 )
 from daskml_lab.solvers._lockstep import PathResult, lockstep_lbfgs_paths, lockstep_proximal_paths
 from daskml_lab.solvers._objectives import LOSSES
+from daskml_lab.solvers._partitioned_fit import ShardsLostError
 from daskml_lab.solvers._problem import BlockedProblem
 from daskml_lab.solvers._registry import (
     SOLVERS,
@@ -71,6 +72,7 @@ __all__ = [
     "RegisteredSolver",
     "ShardRule",
     "ShardedStore",
+    "ShardsLostError",
     "SolverCheckpoint",
     "SolverResult",
     "StoreView",
