@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from distributed import Client, LocalCluster
+from sklearn.base import clone
 from sklearn.linear_model import Lasso as SkLasso
 from sklearn.linear_model import Ridge as SkRidge
 from sklearn.svm import LinearSVC as SkLinearSVC
@@ -96,7 +97,10 @@ def test_lasso_over_the_store_by_fista_reaches_sklearns_optimum(sparse_regressio
 
 
 def test_sgd_over_the_store_fits_least_squares(sparse_regression: tuple) -> None:
-    X, y, X_np, y_np = sparse_regression
+    _, _, X_np, y_np = sparse_regression
+    # the rows in one block: one worker runs every step (the shards are on both), so the steps arrive in one
+    # order and the fit is the same in every run (two workers' pushes interleave differently each time)
+    X, y = da.from_array(X_np, chunks=(N_ROWS, N_FEATURES)), da.from_array(y_np, chunks=N_ROWS)
     reference = SkRidge(alpha=1e-3, solver="sparse_cg", tol=1e-10).fit(X_np, y_np)
     model = LinearRegression(
         solver="sgd", model_partitions=2, max_iter=10, random_state=0, solver_options={"batch_size": 32}
@@ -107,6 +111,11 @@ def test_sgd_over_the_store_fits_least_squares(sparse_regression: tuple) -> None
     ours, theirs = model.score(X, y), reference.score(X_np, y_np)
     assert ours > theirs - 0.02, (ours, theirs)
     assert len(model.history_) == model.n_iter_
+    refit = clone(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        refit.fit(X, y)
+    np.testing.assert_array_equal(refit.coef_, model.coef_)
 
 
 def test_a_regressor_kept_in_its_shards_predicts_lazily_and_is_saved(
