@@ -1,7 +1,8 @@
 """The cluster every benchmark runs on: the issues' reference set-up, on this machine only.
 
 A :class:`distributed.LocalCluster` of 2 worker processes x 1 thread bound to 127.0.0.1, its dashboard on a free
-port, quiet logs; a benchmark overrides what it needs (``memory_limit`` mostly).
+port, quiet logs, worker processes allocating as :func:`daskml_lab.connect` starts them
+(:func:`daskml_lab.cluster.worker_allocator`); a benchmark overrides what it needs (``memory_limit`` mostly).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from distributed import Client, LocalCluster
+
+from daskml_lab.cluster import worker_allocator
 
 __all__ = ["bench_client"]
 
@@ -39,5 +42,5 @@ def bench_client(**overrides: Any) -> Iterator[Client]:
     ------
     distributed.Client
     """
-    with LocalCluster(**{**REFERENCE, **overrides}) as cluster, Client(cluster) as client:
+    with worker_allocator(), LocalCluster(**{**REFERENCE, **overrides}) as cluster, Client(cluster) as client:
         yield client

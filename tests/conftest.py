@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from distributed import Client, LocalCluster
 
+from daskml_lab.cluster import worker_allocator
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DASKML_LAB_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
@@ -39,15 +41,18 @@ def shared_file(shared_data: Path, *parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[LocalCluster]:
-    """Two single-threaded worker processes on 127.0.0.1, shared by the whole session."""
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        memory_limit="2GiB",
-    ) as cluster:
+    """Two single-threaded worker processes on 127.0.0.1, shared by the whole session (as connect() starts them)."""
+    with (
+        worker_allocator(),
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            memory_limit="2GiB",
+        ) as cluster,
+    ):
         yield cluster
 
 

@@ -10,6 +10,7 @@ import dask
 from distributed import Client
 
 from daskml_lab._runtime.client import current_client
+from daskml_lab.cluster._allocator import worker_allocator
 from daskml_lab.cluster._tls import certificate_rejection, rejection_message
 from daskml_lab.monitoring import install_monitor
 
@@ -249,7 +250,8 @@ def _start_local(options: dict[str, Any]) -> Client:
     options.setdefault("dashboard_address", _free_dashboard_address())
     options["dashboard_address"] = _with_host(options["dashboard_address"], options.get("host", _LOOPBACK))
     # A Client given LocalCluster options owns the cluster it starts and closes it with itself.
-    client = Client(**options)
+    with worker_allocator():
+        client = Client(**options)
     _install_training_monitor(client)
     return client
 

@@ -114,12 +114,24 @@ def loss_and_residual(
     return float(weight @ losses), residual * weight[:, None]
 
 
+#: Widths up to which :func:`compact` finds the columns present with a table the width of ``X`` (faster than
+#: sorting the indices: 0.8 ms against 15 ms for 146,000 indices of 2**18 columns); wider, it sorts.
+COMPACT_TABLE_MAX = 2**22
+
+
 def compact(X: sp.csr_matrix) -> tuple[np.ndarray, sp.csr_matrix]:
     """The columns present in ``X`` (sorted) and ``X`` restricted to them (columns renumbered)."""
-    columns = np.unique(X.indices)
-    local = sp.csr_matrix(
-        (X.data, np.searchsorted(columns, X.indices), X.indptr), shape=(X.shape[0], len(columns))
-    )
+    indices, width = X.indices, X.shape[1]
+    if width <= max(COMPACT_TABLE_MAX, 16 * len(indices)):
+        present = np.zeros(width, dtype=bool)
+        present[indices] = True
+        columns = np.flatnonzero(present)
+        position = np.empty(width, dtype=np.int64)
+        position[columns] = np.arange(len(columns))
+        local_indices = position[indices]
+    else:
+        columns, local_indices = np.unique(indices, return_inverse=True)
+    local = sp.csr_matrix((X.data, local_indices, X.indptr), shape=(X.shape[0], len(columns)))
     return columns, local
 
 

@@ -49,7 +49,7 @@ __all__ = [
 STEP_RULES = ("sgd", "adagrad", "ftrl")
 #: Default of ``daskml_lab.solvers.store.max_gather_bytes``: the largest model brought whole to the client.
 DEFAULT_MAX_GATHER_BYTES = 256 * 2**20
-_ADAGRAD_EPS = 1e-8
+ADAGRAD_EPS = 1e-8
 
 
 def max_gather_bytes() -> int:
@@ -155,7 +155,7 @@ class ParameterShard(ShardState):
     def _rates(self, slots: np.ndarray) -> np.ndarray:
         if self.accumulator is None:
             return np.full((len(slots), self.values.shape[1]), self.learning_rate)
-        return self.learning_rate / (np.sqrt(self.accumulator[slots]) + _ADAGRAD_EPS)
+        return self.learning_rate / (np.sqrt(self.accumulator[slots]) + ADAGRAD_EPS)
 
     def _scales(self, slots: np.ndarray) -> np.ndarray:
         """``w / values`` of the rows of ``slots``, as a column."""
@@ -215,14 +215,61 @@ class ParameterShard(ShardState):
             self._step(slots, grads)
         self._tick()
         self.clock += 1
+        return self._pushed(slots, grads.nbytes, 1, pulled_at, worker, worker_clock)
+
+    def _pushed(
+        self, slots: np.ndarray, nbytes: int, n_steps: int, pulled_at: int, worker: int, worker_clock: int
+    ) -> tuple[int, float]:
+        """Count a push of ``n_steps`` steps; the new clock and the slowest running worker's clock."""
         self.worker_clocks[worker] = float(worker_clock)
-        staleness = max(self.clock - 1 - int(pulled_at), 0)
+        staleness = max(self.clock - n_steps - int(pulled_at), 0)
         self.counters["n_pushes"] += 1
         self.counters["keys_pushed"] += len(slots)
-        self.counters["bytes_pushed"] += slots.nbytes + grads.nbytes
+        self.counters["bytes_pushed"] += slots.nbytes + nbytes
         self.counters["staleness_max"] = max(self.counters["staleness_max"], staleness)
         self.counters["staleness_sum"] += staleness
         return self.clock, self.slowest()
+
+    def pull_state(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int, float, float]:
+        """:meth:`pull` with what a worker needs to take steps on its own copy of the rows.
+
+        The rows, their AdaGrad sums of squared gradients (None for the ``"sgd"`` rule), the clock, the
+        slowest running worker's clock and the base rate (see :func:`~daskml_lab.solvers._local_steps.local_step`).
+        """
+        rows, clock, slowest = self.pull(slots)
+        sums = None if self.accumulator is None else self.accumulator[np.asarray(slots, dtype=np.int64)]
+        self.counters["bytes_pulled"] += 0 if sums is None else sums.nbytes
+        return rows, sums, clock, slowest, self.learning_rate
+
+    def push_change(
+        self,
+        slots: np.ndarray,
+        change: np.ndarray,
+        sums_change: np.ndarray | None,
+        n_steps: int,
+        pulled_at: int,
+        worker: int,
+        worker_clock: int,
+    ) -> tuple[int, float]:
+        """Add what ``n_steps`` steps on a worker's copy changed in the rows of ``slots`` (from :meth:`pull_state`).
+
+        The change holds those steps' L2 penalty on the rows of ``slots``; the clock advances by ``n_steps``,
+        so every other row pays it too (with one worker, the same rows as ``n_steps`` pushes).
+        """
+        slots = np.asarray(slots, dtype=np.int64)
+        change = np.asarray(change, dtype=np.float64).reshape(len(slots), self.values.shape[1])
+        self._catch_up(slots)
+        target = self.values[slots] * self._scales(slots) + change
+        for _ in range(int(n_steps)):
+            self._tick()
+        self.clock += int(n_steps)
+        if sums_change is not None and self.accumulator is not None:
+            self.accumulator[slots] += sums_change
+        self.values[slots] = target / self._scales(slots)
+        if self.last_tick is not None:
+            self.last_tick[slots] = self.clock
+        nbytes = change.nbytes + (0 if sums_change is None else np.asarray(sums_change).nbytes)
+        return self._pushed(slots, nbytes, int(n_steps), pulled_at, worker, worker_clock)
 
     def _step(self, slots: np.ndarray, grads: np.ndarray) -> None:
         """The step rule on the rows of ``slots`` (unique within a push: np.unique of the batch's columns)."""

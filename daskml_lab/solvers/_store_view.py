@@ -222,6 +222,56 @@ class StoreView:
             for shard, positions, slots in self.rule.split(keys, part)
         ]
 
+    def pull_state(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, list[int], float]:
+        """Rows of ``keys``, their AdaGrad sums (None for the "sgd" rule), each shard's clock and the base rate.
+
+        For a worker that takes several steps on its own copy of the rows before it pushes the change
+        (:meth:`push_change_async`). Whole rows: a store with one class part only.
+        """
+        keys = np.asarray(keys, dtype=np.int64)
+        rows = np.empty((len(keys), self.n_outputs), dtype=np.float64)
+        sums = None
+        clocks = [0] * len(self.shards)
+        rate = 0.0
+        parts = [split for split in self.rule.split(keys) if len(split[1])]
+        calls = [(positions, self.shards[shard].pull_state(slots)) for shard, positions, slots in parts]
+        for (shard, _, _), (positions, call) in zip(parts, calls, strict=True):
+            shard_rows, shard_sums, clock, _, rate = call.result(self.timeout_s)
+            rows[positions] = shard_rows
+            if shard_sums is not None:
+                sums = np.empty_like(rows) if sums is None else sums
+                sums[positions] = shard_sums
+            clocks[shard] = int(clock)
+        return rows, sums, clocks, float(rate)
+
+    def push_change_async(
+        self,
+        keys: np.ndarray,
+        change: np.ndarray,
+        sums_change: np.ndarray | None,
+        n_steps: int,
+        pulled_at: list[int],
+        worker: int,
+        worker_clock: int,
+    ) -> list[Any]:
+        """Send what ``n_steps`` steps changed in the rows of ``keys`` (and their sums) to every shard.
+
+        Every shard gets a call, even with no key of it, so that each shard's clock advances by ``n_steps``
+        (see :meth:`ParameterShard.push_change`); the calls are returned, not awaited.
+        """
+        return [
+            self.shards[shard].push_change(
+                slots,
+                change[positions],
+                None if sums_change is None else sums_change[positions],
+                n_steps,
+                pulled_at[shard],
+                worker,
+                worker_clock,
+            )
+            for shard, positions, slots in self.rule.split(keys)
+        ]
+
     def add_rows(
         self, keys: np.ndarray, rows: np.ndarray, method: str, *, part: int | None = None
     ) -> list[Any]:

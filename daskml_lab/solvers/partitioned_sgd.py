@@ -26,11 +26,11 @@ import scipy.sparse as sp
 from daskml_lab._runtime.seeding import block_rng, root_entropy
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._checkpoint import SolverCheckpoint
+from daskml_lab.solvers._local_steps import local_rows, local_sgd_epoch_task, wait_within_bound
 from daskml_lab.solvers._options import check_int, check_non_negative, check_positive
 from daskml_lab.solvers._partitioned_fit import (
     FitReport,
     ShardsLostError,
-    as_csr,
     class_parts,
     compact,
     gather_watched,
@@ -113,18 +113,6 @@ def _pulled_scores(
     return scores, clocks
 
 
-def _local_rows(
-    blocks: tuple, n_blocks: int, has_weight: bool
-) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    X = sp.vstack([as_csr(b) for b in blocks[:n_blocks]], format="csr")
-    y = np.concatenate([np.asarray(b) for b in blocks[n_blocks : 2 * n_blocks]]).astype(np.float64)
-    if has_weight:
-        weight = np.concatenate([np.asarray(b) for b in blocks[2 * n_blocks :]]).astype(np.float64)
-    else:
-        weight = np.ones(len(y))
-    return X, y, weight
-
-
 def _keys_of(columns: np.ndarray, intercept_key: int) -> np.ndarray:
     return np.append(columns, intercept_key)
 
@@ -139,24 +127,19 @@ def _sgd_epoch_task(
     *blocks: Any,
 ) -> dict[str, Any]:
     """One epoch of mini-batch steps on this worker's rows (the body of a ``daskml-partitioned-sgd`` task)."""
-    X, y, weight = _local_rows(blocks, n_blocks, has_weight)
+    X, y, weight = local_rows(blocks, n_blocks, has_weight)
     n_features, batch_size = config["n_features"], config["batch_size"]
     fit_intercept, scale = config["fit_intercept"], config["gradient_scale"]
     order = block_rng(*rng_key).permutation(X.shape[0])
     in_flight: list[Any] = []
     keys_pulled = n_steps = 0
-    waited_s = 0.0
-    bound, slowest = config["max_staleness"], 0.0
+    waited_s = slowest = 0.0
     for start in range(0, len(order), batch_size):
         rows = np.sort(order[start : start + batch_size])
         columns, X_batch = compact(X[rows])
         keys = _keys_of(columns, n_features)
-        # bounded staleness: wait while this worker is more than max_staleness steps ahead of the slowest
-        # running worker (as the shards last told; asking shard 0 again costs no key traffic)
-        while bound is not None and n_steps - slowest > bound:
-            time.sleep(0.001)
-            waited_s += 0.001
-            slowest = view.shards[0].slowest().result(view.timeout_s)
+        slowest, waited = wait_within_bound(view, n_steps, slowest, config["max_staleness"])
+        waited_s += waited
         scores, clocks = _pulled_scores(view, keys, X_batch, fit_intercept)
         _, residual = loss_and_residual(scores, y[rows], weight[rows], config["loss"])
         # unbiased for the data term: (n_rows_total / batch rows) * data_scale * sum_batch s_i grad_i
@@ -188,7 +171,7 @@ def _objective_task(
         sub = (blocks[index], blocks[n_blocks + index])
         if has_weight:
             sub = (*sub, blocks[2 * n_blocks + index])
-        X, y, weight = _local_rows(sub, 1, has_weight)
+        X, y, weight = local_rows(sub, 1, has_weight)
         columns, X_local = compact(X)
         scores, _ = _pulled_scores(
             view, _keys_of(columns, config["n_features"]), X_local, config["fit_intercept"]
@@ -199,7 +182,12 @@ def _objective_task(
 
 # ----------------------------------------------------------------------------------------------------- solver
 def _check_options(
-    n_partitions: int | None, step_rule: str, learning_rate: float, batch_size: int, max_staleness: int | None
+    n_partitions: int | None,
+    step_rule: str,
+    learning_rate: float,
+    batch_size: int,
+    max_staleness: int | None,
+    local_steps: int,
 ) -> None:
     check_int(_SOLVER, "n_partitions", n_partitions, allow_none=True)
     if step_rule not in STEP_RULES:
@@ -208,6 +196,24 @@ def _check_options(
     check_positive(_SOLVER, "learning_rate", learning_rate)
     check_int(_SOLVER, "batch_size", batch_size)
     check_int(_SOLVER, "max_staleness", max_staleness, minimum=0, allow_none=True)
+    check_int(_SOLVER, "local_steps", local_steps)
+    if local_steps > 1 and step_rule == "ftrl":
+        msg = (
+            f"{_SOLVER}: local_steps={local_steps} takes the steps on the workers' copies of the rows with the "
+            "'sgd' or 'adagrad' rule; FTRL-proximal's closed form lives in the shards. Use local_steps=1 with "
+            "step_rule='ftrl', or another step_rule."
+        )
+        raise ValueError(msg)
+
+
+def _check_local_class_parts(local_steps: int, n_class_parts: int) -> None:
+    if local_steps > 1 and n_class_parts > 1:
+        msg = (
+            f"{_SOLVER}: local_steps={local_steps} keeps a copy of whole rows (all the classes) on a worker, but "
+            f"the classes are split into {n_class_parts} class parts to keep them apart. Use local_steps=1, or "
+            "class_partitions=1."
+        )
+        raise ValueError(msg)
 
 
 @in_fit_span(_SOLVER)
@@ -237,6 +243,7 @@ def partitioned_sgd(
     l1: float = 0.0,
     beta: float = 1.0,
     class_partitions: int | str = "auto",
+    local_steps: int = 1,
     gather: bool = True,
     checkpoint: SolverCheckpoint | None = None,
 ) -> PartitionedResult:
@@ -295,6 +302,12 @@ def partitioned_sgd(
         key parts by ``class_partitions`` ranges of classes, and each step pulls and pushes one range at a
         time, so that a worker never holds a mini-batch's keys for all the classes. ``"auto"``: one range per
         shard from 256 classes on, else 1. Must divide the number of shards.
+    local_steps : int, default=1
+        Mini-batch steps a worker takes per pull and push: with ``k > 1`` it pulls the keys of its next ``k``
+        mini-batches at once (with their AdaGrad sums), takes the ``k`` steps on its own copy with the shards'
+        rule, and pushes the change once (:mod:`~daskml_lab.solvers._local_steps`): ``k`` times fewer round
+        trips, and the other workers' steps up to ``k + max_staleness`` old. With one worker the result is
+        that of ``k`` separate steps. Not with ``step_rule="ftrl"`` or split classes.
     gather : bool, default=True
         Bring the parameters to the client at the end (refused above ``max_gather_bytes``); False keeps
         them in the store, returned open.
@@ -310,7 +323,7 @@ def partitioned_sgd(
     -------
     PartitionedResult
     """
-    _check_options(n_partitions, step_rule, learning_rate, batch_size, max_staleness)
+    _check_options(n_partitions, step_rule, learning_rate, batch_size, max_staleness, local_steps)
     if rate_decay is None:
         rate_decay = 0.0 if step_rule == "ftrl" else 0.5
     check_non_negative(_SOLVER, "rate_decay", rate_decay)
@@ -323,6 +336,7 @@ def partitioned_sgd(
         )
         raise ValueError(msg)
     n_class_parts = class_parts(_SOLVER, class_partitions, n_partitions, client, n_outputs)
+    _check_local_class_parts(local_steps, n_class_parts)
     placed = place_blocks(
         client, X, y, sample_weight, solver=_SOLVER, loss=loss, n_outputs=n_outputs, gather=gather
     )
@@ -342,6 +356,7 @@ def partitioned_sgd(
         "l1": float(l1),
         "learning_rate": float(learning_rate),
         "rate_decay": float(rate_decay),
+        "local_steps": int(local_steps),
     }
     if n_partitions is not None and n_partitions > len(workers):
         logger.info(
@@ -477,7 +492,7 @@ def _run_epochs(
             blocks = [block_futures[c][i] for c in range(len(block_futures)) for i in indices]
             calls.append(
                 client.submit(
-                    _sgd_epoch_task,
+                    _sgd_epoch_task if config["local_steps"] == 1 else local_sgd_epoch_task,
                     store.view,
                     position,
                     (entropy, _STREAM, epoch, indices[0]),
