@@ -28,7 +28,7 @@ _PRE_SPAWN = "distributed.nanny.pre-spawn-environ"
 
 @contextlib.contextmanager
 def worker_allocator() -> Iterator[None]:
-    """Start worker processes in this block with :data:`WORKER_ALLOCATOR_ENV` (unless configured otherwise).
+    """Start worker processes in this block with ``WORKER_ALLOCATOR_ENV`` (unless configured otherwise).
 
     Sets ``distributed.nanny.pre-spawn-environ`` for the block, so that the nannies started in it (a
     :class:`distributed.LocalCluster`'s) start their workers with the setting; a value the user configured

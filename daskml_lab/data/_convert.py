@@ -102,7 +102,11 @@ def _from_memory(values: Any, chunks: Any) -> da.Array:
         return da.from_array(np.asarray(values), chunks=())
     n_rows = values.shape[0]
     n_cols = values.shape[1] if values.ndim == 2 else 1
-    if chunks is None:
+    if chunks is None and sp.issparse(values):
+        # by the bytes the rows store, not their dense width: 2**18 columns would make 64-row blocks
+        row_bytes = values.nnz * (values.dtype.itemsize + 8) / max(n_rows, 1)  # a value and its index each
+        chunks = default_row_chunks(n_rows, 1, max(1, int(np.ceil(row_bytes))))
+    elif chunks is None:
         itemsize = values.dtype.itemsize if values.dtype != object else 8
         chunks = default_row_chunks(n_rows, n_cols, itemsize)
     block_shape = (chunks,) + (-1,) * (values.ndim - 1)
