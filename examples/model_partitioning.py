@@ -112,6 +112,23 @@ def main() -> None:
             f"FTRL-proximal, L1, 5 epochs: {np.count_nonzero(sparse.coef_)} non-zero coefficients of "
             f"{args.n_features}, test accuracy {sparse.score(X_test, y_test):.4f}"
         )
+        # plain AdaGrad SGD over the same shards, 32 mini-batch steps per pull and push (local steps)
+        quick = LogisticRegression(
+            C=C,
+            solver="sgd",
+            model_partitions=2,
+            max_iter=3,
+            tol=1e-9,
+            random_state=0,
+            solver_options={"local_steps": 32},
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # 3 epochs on purpose
+            quick.fit(X, y)
+        print(
+            f"SGD with local steps, 3 epochs: {quick.history_['n_pushes'].sum()} pushes for "
+            f"{quick.history_['n_steps'].sum()} steps, test accuracy {quick.score(X_test, y_test):.4f}"
+        )
         ours = proba.compute()[:, 1]
         y_test = (y_test.compute() == model.classes_[1]).astype(np.float64)
         accuracy = float(((ours > 0.5) == y_test).mean())

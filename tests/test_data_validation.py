@@ -67,7 +67,9 @@ def test_wide_sparse_input_is_split_by_the_bytes_it_stores():
     # 2**18 columns: split by the dense width, a block would hold 64 rows (128 MiB / 2 MiB per dense row)
     rng = np.random.default_rng(0)
     indices = rng.integers(0, 2**18, size=20_000 * 20)
-    Xs = sp.csr_matrix((rng.random(indices.size), indices, np.arange(0, indices.size + 1, 20)), (20_000, 2**18))
+    Xs = sp.csr_matrix(
+        (rng.random(indices.size), indices, np.arange(0, indices.size + 1, 20)), (20_000, 2**18)
+    )
     X, _ = check_array(Xs)
     assert X.numblocks[0] == 1
     with dask.config.set({"array.chunk-size": "100kB"}):  # about 320 bytes stored per row: 312 rows a block

@@ -128,3 +128,9 @@ def test_model_partitioning_example_on_adult_reaches_scikit_learn(shared_data):
     ).groups()
     assert 0 < int(non_zeros) < keys
     assert abs(float(sparse_accuracy) - float(theirs)) <= 0.01
+    # the SGD with local steps: one push per shard and 32 steps, and the L-BFGS model's accuracy within a point
+    pushes, steps, local_accuracy = re.search(
+        r"SGD with local steps, 3 epochs: (\d+) pushes for (\d+) steps, test accuracy (\S+)", out
+    ).groups()
+    assert int(pushes) <= 2 * (int(steps) // 32 + 2 * 3)
+    assert abs(float(local_accuracy) - float(theirs)) <= 0.01
