@@ -26,7 +26,7 @@ from daskml_lab.solvers._partitioned_fit import as_csr, compact, loss_and_residu
 from daskml_lab.solvers._sharded_store import ADAGRAD_EPS
 from daskml_lab.solvers._store_view import StoreView
 
-__all__ = ["local_rows", "local_sgd_epoch_task", "local_step", "wait_within_bound"]
+__all__ = ["finish_epoch", "local_rows", "local_sgd_epoch_task", "local_step", "wait_within_bound"]
 
 
 def local_rows(
@@ -56,6 +56,15 @@ def wait_within_bound(
         waited += 0.001
         slowest = view.shards[0].slowest().result(view.timeout_s)
     return slowest, waited
+
+
+def finish_epoch(view: StoreView, worker: int, in_flight: list[Any], **counts: Any) -> dict[str, Any]:
+    """End a worker's epoch: wait for its last pushes, tell every shard it no longer runs; its ``counts``."""
+    for call in in_flight:
+        call.result(view.timeout_s)
+    for call in [shard.finish(worker) for shard in view.shards]:
+        call.result(view.timeout_s)
+    return counts
 
 
 def local_step(
@@ -130,8 +139,4 @@ def local_sgd_epoch_task(
         sums_change = None if sums is None else sums - pulled_sums
         in_flight = view.push_change_async(keys, values - pulled, sums_change, steps, clocks, worker, n_steps)
         keys_pulled += len(keys)
-    for call in in_flight:
-        call.result(view.timeout_s)
-    for call in [shard.finish(worker) for shard in view.shards]:
-        call.result(view.timeout_s)
-    return {"n_steps": n_steps, "keys_pulled": keys_pulled, "waited_s": waited_s}
+    return finish_epoch(view, worker, in_flight, n_steps=n_steps, keys_pulled=keys_pulled, waited_s=waited_s)

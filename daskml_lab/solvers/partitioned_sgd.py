@@ -26,7 +26,12 @@ import scipy.sparse as sp
 from daskml_lab._runtime.seeding import block_rng, root_entropy
 from daskml_lab.monitoring import task_prefix
 from daskml_lab.solvers._checkpoint import SolverCheckpoint
-from daskml_lab.solvers._local_steps import local_rows, local_sgd_epoch_task, wait_within_bound
+from daskml_lab.solvers._local_steps import (
+    finish_epoch,
+    local_rows,
+    local_sgd_epoch_task,
+    wait_within_bound,
+)
 from daskml_lab.solvers._options import check_int, check_non_negative, check_positive
 from daskml_lab.solvers._partitioned_fit import (
     FitReport,
@@ -155,11 +160,7 @@ def _sgd_epoch_task(
                 grads[-1] = 0.0
             in_flight.extend(view.push_async(keys, grads, clocks, worker, n_steps, part=part))
         keys_pulled += len(keys)
-    for call in in_flight:
-        call.result(view.timeout_s)
-    for call in [shard.finish(worker) for shard in view.shards]:
-        call.result(view.timeout_s)
-    return {"n_steps": n_steps, "keys_pulled": keys_pulled, "waited_s": waited_s}
+    return finish_epoch(view, worker, in_flight, n_steps=n_steps, keys_pulled=keys_pulled, waited_s=waited_s)
 
 
 def _objective_task(
