@@ -27,8 +27,9 @@ to scikit-learn's ``SGDClassifier(penalty="l1")`` for as many: time per epoch, g
 non-zeros, test accuracy.
 
 With ``--race``, the time each of the partitioned SGD (``--local-steps`` mini-batch steps per pull and push,
-default 32), scikit-learn's ``saga`` and its ``SGDClassifier`` needs to reach the test accuracy of ``saga`` at
-its defaults less 0.2 points, each refitted from scratch with more epochs until it does.
+default 32; AdaGrad's base rate ``--learning-rate``, default the solver's 1.0), scikit-learn's ``saga`` and its
+``SGDClassifier`` needs to reach the test accuracy of ``saga`` at its defaults less 0.2 points, each refitted
+from scratch with more epochs until it does.
 
 With ``--traffic``, only the bytes per SGD step (2 epochs, the shards' counters) of a ``2**18``-feature model
 and of a ``2**24``-feature one on the same rows (their columns sent injectively into the wider space).
@@ -475,6 +476,9 @@ def main() -> None:
         "--race", action="store_true", help="time to the same test accuracy as scikit-learn's saga and SGD"
     )
     parser.add_argument("--local-steps", type=int, default=32, help="--race: the SGD's local_steps")
+    parser.add_argument(
+        "--learning-rate", type=float, default=None, help="--race: the SGD's learning_rate (default 1.0)"
+    )
     args = parser.parse_args()
     n_train, n_features = (20_000, 2**16) if args.quick else (200_000, 2**28 if args.memory else 2**18)
     n_train, n_features = args.rows or n_train, args.features or n_features
@@ -501,7 +505,9 @@ def main() -> None:
         ftrl_figures(X_train, y_train, X_np, y_np, X_test, y_test, C, args.epochs, args.partitions)
         return
     if args.race:
-        race_figures(X_train, y_train, X_np, y_np, X_test_np, y_test_np, C, args.local_steps)
+        race_figures(
+            X_train, y_train, X_np, y_np, X_test_np, y_test_np, C, args.local_steps, args.learning_rate
+        )
         return
     if args.memory:
         memory_figures(X_train, y_train, X_test, y_test, X_np, y_np, C, args.epochs, args.memory_limit)
@@ -607,7 +613,17 @@ def to_the_same_accuracy(
             print(f"  {name:40s} {seconds:7.2f} s ({epochs} epochs, accuracy {score:.4f})")
 
 
-def race_figures(X_train, y_train, X_np, y_np, X_test_np, y_test_np, C: float, local_steps: int) -> None:
+def race_figures(
+    X_train,
+    y_train,
+    X_np,
+    y_np,
+    X_test_np,
+    y_test_np,
+    C: float,
+    local_steps: int,
+    learning_rate: float | None,
+) -> None:
     """Time to the same test accuracy: the partitioned SGD against scikit-learn's saga and SGDClassifier.
 
     The target is the accuracy of scikit-learn's ``LogisticRegression(solver="saga")`` at its defaults (the
@@ -626,6 +642,8 @@ def race_figures(X_train, y_train, X_np, y_np, X_test_np, y_test_np, C: float, l
         f"target {target:.4f}"
     )
     options = {"local_steps": local_steps}
+    if learning_rate is not None:
+        options["learning_rate"] = learning_rate
 
     def ours(epochs: int) -> float:
         model = LogisticRegression(
@@ -651,7 +669,10 @@ def race_figures(X_train, y_train, X_np, y_np, X_test_np, y_test_np, C: float, l
         return fit
 
     contenders = {
-        f"partitioned SGD, 2 shards, local_steps={local_steps}": (ours, lambda e: e + 1),
+        f"partitioned SGD, 2 shards, {', '.join(f'{k}={v}' for k, v in options.items())}": (
+            ours,
+            lambda e: e + 1,
+        ),
         "scikit-learn LogisticRegression(saga)": (
             local(lambda e: SkLogisticRegression(C=C, solver="saga", max_iter=e, tol=1e-12)),
             lambda e: e + 1,
