@@ -18,13 +18,13 @@ features), split into train and test rows:
 With ``--lbfgs``, the vector-free L-BFGS over the store (``solver="lbfgs", model_partitions=S``) instead, to
 the same ``tol`` as scikit-learn's ``LogisticRegression(solver="lbfgs")`` on the same CSR rows: time,
 iterations, the objective's gap to scikit-learn's tight optimum, and the keys and bytes moved per iteration,
-with 1, 2 and 4 shards; and our replicated ``lbfgs`` (``model_partitions=None``) on the same rows, per
-iteration. ``--per-iteration N`` times N iterations only, of the partitioned and the replicated ``--solver``
-(``lbfgs`` or ``gd``). With ``--proximal``, the partitioned FISTA with an L1 penalty (``solver="proximal",
-l1_ratio=1``) and our replicated ``proximal``, against scikit-learn's ``saga`` on the same rows. With
-``--ftrl``, the SGD over the store with FTRL-proximal and the same L1 penalty for ``--epochs`` epochs, next
-to scikit-learn's ``SGDClassifier(penalty="l1")`` for as many: time per epoch, gap to saga's optimum,
-non-zeros, test accuracy.
+with 1, 2 and 4 shards (``--shards``); and our replicated ``lbfgs`` (``model_partitions=None``; left out with
+``--no-replicated``) on the same rows, per iteration. ``--per-iteration N`` times N iterations only, of the
+partitioned and the replicated ``--solver`` (``lbfgs`` or ``gd``). With ``--proximal``, the partitioned FISTA
+with an L1 penalty (``solver="proximal", l1_ratio=1``) and our replicated ``proximal``, against scikit-learn's
+``saga`` on the same rows. With ``--ftrl``, the SGD over the store with FTRL-proximal and the same L1 penalty
+for ``--epochs`` epochs, next to scikit-learn's ``SGDClassifier(penalty="l1")`` for as many: time per epoch,
+gap to saga's optimum, non-zeros, test accuracy.
 
 With ``--race``, the time each of the partitioned SGD (``--local-steps`` mini-batch steps per pull and push,
 default 32; AdaGrad's base rate ``--learning-rate``, default the solver's 1.0), scikit-learn's ``saga`` and its
@@ -54,6 +54,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_model_partitioning.py --per-iteration 20 --features 16777216   # 2**24
     .venv/bin/python benchmarks/bench_model_partitioning.py --per-iteration 20 --solver gd   # gradient descent
     .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs --rows 1000000 --nnz 40   # issue 13's size
+    .venv/bin/python benchmarks/bench_model_partitioning.py --lbfgs --rows 1000000 --nnz 40 --shards 2 --no-replicated
     .venv/bin/python benchmarks/bench_model_partitioning.py --memory    # 2**28 coefficients, 1.9 GiB workers
     .venv/bin/python benchmarks/bench_model_partitioning.py --race --rows 1000000 --nnz 40   # to saga's accuracy
 
@@ -115,8 +116,17 @@ def predict_figures(model: LogisticRegression, coef: np.ndarray, X_test) -> None
     )
 
 
-def lbfgs_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: float) -> None:
-    """The partitioned L-BFGS with 1, 2 and 4 shards, our replicated lbfgs and scikit-learn's, to ``tol``."""
+def lbfgs_figures(
+    X_train,
+    y_train,
+    X_np,
+    y_np: np.ndarray,
+    C: float,
+    tol: float,
+    shard_counts: tuple[int, ...] = (1, 2, 4),
+    replicated: bool = True,
+) -> None:
+    """The partitioned L-BFGS with each of ``shard_counts`` shards, our replicated lbfgs and scikit-learn's."""
     best = SkLogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X_np, y_np)
     optimum = objective(best.coef_[0], best.intercept_[0], X_np, y_np, C)
     start = time.perf_counter()
@@ -133,9 +143,10 @@ def lbfgs_figures(X_train, y_train, X_np, y_np: np.ndarray, C: float, tol: float
         X_p, y_p = client.persist([X_train, y_train])
         fits = [
             (f"partitioned lbfgs, {s} shard(s)", {"solver": "lbfgs", "model_partitions": s})
-            for s in (1, 2, 4)
+            for s in shard_counts
         ]
-        fits.append(("replicated lbfgs", {"solver": "lbfgs"}))
+        if replicated:
+            fits.append(("replicated lbfgs", {"solver": "lbfgs"}))
         for label, params in fits:
             model = LogisticRegression(C=C, tol=tol, max_iter=10_000, **params)
             start = time.perf_counter()
@@ -451,6 +462,12 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=None, help="features (default 2**18; quick 2**16)")
     parser.add_argument("--nnz", type=int, default=20, help="draws per row")
     parser.add_argument("--tol", type=float, default=1e-6, help="--lbfgs, --proximal: the tol of the fits")
+    parser.add_argument(
+        "--shards", type=int, nargs="+", default=[1, 2, 4], help="--lbfgs: the shard counts (default 1 2 4)"
+    )
+    parser.add_argument(
+        "--no-replicated", action="store_true", help="--lbfgs: leave out our replicated lbfgs"
+    )
     parser.add_argument("--proximal", action="store_true", help="the partitioned FISTA (L1) against saga")
     parser.add_argument(
         "--ftrl", action="store_true", help="the FTRL-proximal SGD (L1) against SGDClassifier"
@@ -496,7 +513,7 @@ def main() -> None:
         iteration_figures(X_train, y_train, C, args.per_iteration, args.solver)
         return
     if args.lbfgs:
-        lbfgs_figures(X_train, y_train, X_np, y_np, C, args.tol)
+        lbfgs_figures(X_train, y_train, X_np, y_np, C, args.tol, tuple(args.shards), not args.no_replicated)
         return
     if args.proximal:
         proximal_figures(X_train, y_train, X_np, y_np, C, args.tol)
