@@ -618,7 +618,8 @@ READ_CASES = [
     (
         "ragged.csv",
         ValueError,
-        r"(?s)Could not read '.*ragged\.csv' as a delimited text.*Expected 3 fields",
+        r"(?s)Could not read '.*ragged\.csv' as a delimited text.*Expected 3 fields.*"
+        r"Line 3 has 5 fields where the first line has 3.*on_bad_lines='skip'",
         "data/formats/_csv.py",
     ),
     ("corrupt.nc", ValueError, r"Could not read '.*corrupt\.nc' as netCDF/HDF5", "data/formats/_netcdf.py"),
@@ -652,6 +653,25 @@ def test_readers_reject_bad_files(name, error, match, gate, files):
         daskml_lab.data.read(path, target)
     _assert_raised_by(excinfo, gate)
     assert (_digest(path) if path.exists() else None) == before
+
+
+def test_a_title_line_above_the_rows_gets_the_skiprows_advice(tmp_path):
+    """UCI's adult.test starts with "|1x3 Cross validator": the error says how to skip it, and that works."""
+    path = tmp_path / "titled.csv"
+    path.write_text("|1x3 Cross validator\n25, 7, 0\n38, 9, 1\n")
+    match = r"(?s)Could not read '.*titled\.csv'.*The first line has 1 field\(s\) and the next 3.*skiprows=N"
+    with pytest.raises(ValueError, match=match) as excinfo:
+        daskml_lab.data.read(path, 2, header=None)
+    _assert_raised_by(excinfo, "data/formats/_csv.py")
+    X, y = daskml_lab.data.read(path, 2, header=None, skiprows=1)
+    np.testing.assert_array_equal(X.compute(), [[25, 7], [38, 9]])
+    np.testing.assert_array_equal(y.compute(), [0, 1])
+
+
+def test_ragged_lines_are_dropped_only_when_asked(files):
+    X, y = daskml_lab.data.read(files["ragged.csv"], "label", on_bad_lines="skip")
+    np.testing.assert_array_equal(X.compute(), [[1, 2]])
+    np.testing.assert_array_equal(y.compute(), [0])
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -85,12 +85,19 @@ def describe(store: Any) -> str:
     )
 
 
-def unreadable(path: Any, fmt: str, err: BaseException) -> ValueError:
-    """The error of a reader that could not parse ``path`` as ``fmt``; raise it ``from err``."""
+def unreadable(path: Any, fmt: str, err: BaseException, advice: str | None = None) -> ValueError:
+    """The error of a reader that could not parse ``path`` as ``fmt``; raise it ``from err``.
+
+    ``advice`` replaces the general one (truncated, corrupt or another format) when the reader knows better.
+    """
+    if advice is None:
+        advice = (
+            "The file may be truncated, corrupt or of another format; check it, or call the reader for its "
+            "actual format."
+        )
     return ValueError(
         f"Could not read {describe(path) if not isinstance(path, list) else path} as {fmt}: "
-        f"{type(err).__name__}: {err}. The file may be truncated, corrupt or of another format; check it, or "
-        "call the reader for its actual format."
+        f"{type(err).__name__}: {str(err).rstrip()}. {advice}"
     )
 
 

@@ -27,6 +27,9 @@ __all__ = ["CSV", "read_csv", "write_csv"]
 #: Reads again with the column types dask found after its sample (see :func:`_retyped_options`).
 MAX_TYPE_RETRIES = 3
 
+#: pandas' message for a line with more fields than the first line (the header, or the first row).
+_MORE_FIELDS = re.compile(r"Expected (\d+) fields? in line (\d+), saw (\d+)")
+
 
 def read_csv(
     path: Any,
@@ -107,7 +110,7 @@ def read_csv(
         try:
             df = dd.read_csv(path, **options)
         except (ValueError, OSError, EOFError, zlib.error, lzma.LZMAError) as err:
-            raise unreadable(path, "a delimited text (CSV/TSV) file", err) from err
+            raise unreadable(path, "a delimited text (CSV/TSV) file", err, _field_count_advice(err)) from err
         try:
             result = from_dataframe(
                 df,
@@ -202,6 +205,25 @@ def write_csv(dataset: Any, path: str, *, tabular: bool, label_width: int) -> No
     frame = prediction_frame(dataset) if tabular else dataset.to_dask_dataframe()
     # compute: the blocks are written one after the other into the one file; nothing returns to the client
     frame.to_csv(path, single_file=True, index=False)
+
+
+def _field_count_advice(err: BaseException) -> str | None:
+    """What to do when a line has more fields than the first (None: another error)."""
+    match = _MORE_FIELDS.search(str(err))
+    if match is None:
+        return None
+    expected, line, saw = (int(group) for group in match.groups())
+    if line == 2:  # the very first line is the odd one: a title or a note above the data (UCI's adult.test)
+        return (
+            f"The first line has {expected} field(s) and the next {saw}: if the file starts with lines that are "
+            "not data (a title, a note), skip them with skiprows=N (read(..., skiprows=N); on the command line "
+            "--read-option skiprows=N); if its fields are split by another character, pass sep=..."
+        )
+    return (
+        f"Line {line} has {saw} fields where the first line has {expected}: a field may hold the separator "
+        "unquoted, or the line is damaged. Fix or quote it; or drop such lines with on_bad_lines='skip' "
+        "(on the command line --read-option on_bad_lines=skip), knowing that they are then left out."
+    )
 
 
 #: The registry entry of delimited text files.
