@@ -118,9 +118,9 @@ def local_sgd_epoch_task(
         keys = np.append(columns, n_features)
         slowest, waited = wait_within_bound(view, n_steps, slowest, bound)
         waited_s += waited
-        pulled, sums, clocks, rate = view.pull_state(keys)
-        if in_flight:  # at most one push in flight: the previous one must have been applied
+        if in_flight:  # the previous push applied before this pull (see the one-step epoch's task)
             slowest = min(call.result(view.timeout_s)[1] for call in in_flight)
+        pulled, sums, clocks, rate = view.pull_state(keys)
         values = pulled.copy()
         pulled_sums = None if sums is None else sums.copy()
         steps = 0
