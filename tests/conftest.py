@@ -79,6 +79,32 @@ def _dask_command(name: str) -> list[str]:
     return [found, name]
 
 
+#: How long processes started with `dask scheduler` / `dask worker` may take to come up: generous, because a
+#: loaded machine (two test runs on 2 cores) took more than 30 s to import and start a preloaded scheduler.
+STARTUP_DEADLINE_S = 300.0
+
+
+def wait_for_processes(address: str, n_workers: int, processes: list[subprocess.Popen], logs: Path) -> None:
+    """Wait until the scheduler at ``address`` answers with ``n_workers`` workers; fail at once if one died.
+
+    Polls instead of one long connect so that a process that exited fails the fixture with its logs, not
+    after the deadline.
+    """
+    deadline = time.monotonic() + STARTUP_DEADLINE_S
+    while True:
+        dead = [process.args for process in processes if process.poll() is not None]
+        if dead:
+            tails = {log.name: log.read_text()[-2000:] for log in sorted(logs.glob("*.log"))}
+            raise RuntimeError(f"a cluster process exited during start-up: {dead}; logs: {tails}")
+        try:
+            with Client(address, timeout=10) as probe:
+                probe.wait_for_workers(n_workers, timeout=max(1.0, deadline - time.monotonic()))
+            return
+        except (OSError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+
+
 @pytest.fixture(scope="session")
 def external_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`dask scheduler` and two `dask worker` processes started as subprocesses on 127.0.0.1.
@@ -135,8 +161,7 @@ def external_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
                     env=env,
                 )
             )
-        with Client(address, timeout=30) as probe:
-            probe.wait_for_workers(2, timeout=60)
+        wait_for_processes(address, 2, processes, logs)
         yield address
     finally:
         for process in reversed(processes):
@@ -208,8 +233,7 @@ class ExternalCluster:
             for index in range(n_workers)
         ]
         try:
-            with Client(self.address, timeout=30) as probe:
-                probe.wait_for_workers(n_workers, timeout=120)
+            wait_for_processes(self.address, n_workers, [self.scheduler, *self.workers], logs)
         except BaseException:
             self.stop()
             raise

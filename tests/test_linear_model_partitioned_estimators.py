@@ -98,8 +98,9 @@ def test_lasso_over_the_store_by_fista_reaches_sklearns_optimum(sparse_regressio
 
 def test_sgd_over_the_store_fits_least_squares(sparse_regression: tuple) -> None:
     _, _, X_np, y_np = sparse_regression
-    # the rows in one block: one worker runs every step (the shards are on both), so the steps arrive in one
-    # order and the fit is the same in every run (two workers' pushes interleave differently each time)
+    # the rows in one block: one worker runs every step (the shards are on both). Its next pull may still
+    # overtake its previous push at the remote shard (one step of staleness, as the bound allows), and how
+    # often depends on the machine's load: two fits agree to that noise (a loaded CI run: 7e-4), not exactly
     X, y = da.from_array(X_np, chunks=(N_ROWS, N_FEATURES)), da.from_array(y_np, chunks=N_ROWS)
     reference = SkRidge(alpha=1e-3, solver="sparse_cg", tol=1e-10).fit(X_np, y_np)
     model = LinearRegression(
@@ -115,7 +116,8 @@ def test_sgd_over_the_store_fits_least_squares(sparse_regression: tuple) -> None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         refit.fit(X, y)
-    np.testing.assert_array_equal(refit.coef_, model.coef_)
+    np.testing.assert_allclose(refit.coef_, model.coef_, rtol=0, atol=5e-3)
+    assert abs(refit.score(X, y) - ours) < 1e-3
 
 
 def test_a_regressor_kept_in_its_shards_predicts_lazily_and_is_saved(

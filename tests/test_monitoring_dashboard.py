@@ -35,7 +35,7 @@ from daskml_lab.linear_model import LogisticRegression
 from daskml_lab.monitoring import TOPIC, TrainingMonitor, fit_span, install_monitor, page_url
 from daskml_lab.monitoring._events import start_run
 from daskml_lab.solvers._common import History
-from tests.conftest import REPO_ROOT, _dask_command, _free_port
+from tests.conftest import REPO_ROOT, _dask_command, _free_port, wait_for_processes
 
 pytestmark = pytest.mark.cluster
 
@@ -597,8 +597,7 @@ def preloaded_scheduler(tmp_path_factory) -> Iterator[tuple[str, str]]:
                 processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
             if index == 0:
                 time.sleep(0.5)
-        with Client(address, timeout=30) as probe:
-            probe.wait_for_workers(1, timeout=60)
+        wait_for_processes(address, 1, processes, logs)
         yield address, f"http://127.0.0.1:{dashboard_port}"
     finally:
         for process in reversed(processes):
