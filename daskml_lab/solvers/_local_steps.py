@@ -118,7 +118,9 @@ def local_sgd_epoch_task(
         keys = np.append(columns, n_features)
         slowest, waited = wait_within_bound(view, n_steps, slowest, bound)
         waited_s += waited
-        if in_flight:  # the previous push applied before this pull (see the one-step epoch's task)
+        # the previous push applied before this pull (one wait per k steps): a pull sent at once could overtake
+        # it at a remote shard, and a worker's own steps are never stale to it (the one-step epoch keeps the overlap)
+        if in_flight:
             slowest = min(call.result(view.timeout_s)[1] for call in in_flight)
         pulled, sums, clocks, rate = view.pull_state(keys)
         values = pulled.copy()
