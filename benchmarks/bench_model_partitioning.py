@@ -27,7 +27,8 @@ for ``--epochs`` epochs, next to scikit-learn's ``SGDClassifier(penalty="l1")`` 
 gap to saga's optimum, non-zeros, test accuracy.
 
 With ``--race``, the time each of the partitioned SGD (``--local-steps`` mini-batch steps per pull and push,
-default 32; AdaGrad's base rate ``--learning-rate``, default the solver's 1.0), scikit-learn's ``saga`` and its
+default 32; AdaGrad's base rate ``--learning-rate``, default the solver's 1.0; ``--objective progressive``: no
+objective pass after each epoch), scikit-learn's ``saga`` and its
 ``SGDClassifier`` needs to reach the test accuracy of ``saga`` at its defaults less 0.2 points, each refitted
 from scratch with more epochs until it does.
 
@@ -496,6 +497,12 @@ def main() -> None:
     parser.add_argument(
         "--learning-rate", type=float, default=None, help="--race: the SGD's learning_rate (default 1.0)"
     )
+    parser.add_argument(
+        "--objective",
+        choices=["exact", "progressive"],
+        default=None,
+        help="--race: the SGD's epoch objective (default exact: one more pass after each epoch)",
+    )
     args = parser.parse_args()
     n_train, n_features = (20_000, 2**16) if args.quick else (200_000, 2**28 if args.memory else 2**18)
     n_train, n_features = args.rows or n_train, args.features or n_features
@@ -523,7 +530,16 @@ def main() -> None:
         return
     if args.race:
         race_figures(
-            X_train, y_train, X_np, y_np, X_test_np, y_test_np, C, args.local_steps, args.learning_rate
+            X_train,
+            y_train,
+            X_np,
+            y_np,
+            X_test_np,
+            y_test_np,
+            C,
+            args.local_steps,
+            args.learning_rate,
+            args.objective,
         )
         return
     if args.memory:
@@ -640,6 +656,7 @@ def race_figures(
     C: float,
     local_steps: int,
     learning_rate: float | None,
+    objective: str | None = None,
 ) -> None:
     """Time to the same test accuracy: the partitioned SGD against scikit-learn's saga and SGDClassifier.
 
@@ -661,6 +678,8 @@ def race_figures(
     options = {"local_steps": local_steps}
     if learning_rate is not None:
         options["learning_rate"] = learning_rate
+    if objective is not None:
+        options["objective"] = objective
 
     def ours(epochs: int) -> float:
         model = LogisticRegression(

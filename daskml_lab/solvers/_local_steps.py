@@ -111,7 +111,7 @@ def local_sgd_epoch_task(
     order = block_rng(*rng_key).permutation(X.shape[0])
     in_flight: list[Any] = []
     keys_pulled = n_steps = 0
-    waited_s = slowest = 0.0
+    waited_s = slowest = loss_sum = 0.0
     for start in range(0, len(order), segment_rows):
         segment = order[start : start + segment_rows]
         columns, X_segment = compact(X[segment])
@@ -130,7 +130,8 @@ def local_sgd_epoch_task(
             batch = segment[offset : offset + batch_size]
             X_batch = X_segment[offset : offset + batch_size]
             scores = X_batch @ values[:-1] + (values[-1] if fit_intercept else 0.0)
-            _, residual = loss_and_residual(scores, y[batch], weight[batch], loss)
+            batch_loss, residual = loss_and_residual(scores, y[batch], weight[batch], loss)
+            loss_sum += batch_loss  # before the batch's step: progressive validation
             residual *= scale / len(batch)
             grads = np.vstack([X_batch.T @ residual, residual.sum(axis=0, keepdims=True)])
             if not fit_intercept:
@@ -141,4 +142,12 @@ def local_sgd_epoch_task(
         sums_change = None if sums is None else sums - pulled_sums
         in_flight = view.push_change_async(keys, values - pulled, sums_change, steps, clocks, worker, n_steps)
         keys_pulled += len(keys)
-    return finish_epoch(view, worker, in_flight, n_steps=n_steps, keys_pulled=keys_pulled, waited_s=waited_s)
+    return finish_epoch(
+        view,
+        worker,
+        in_flight,
+        n_steps=n_steps,
+        keys_pulled=keys_pulled,
+        waited_s=waited_s,
+        loss_sum=loss_sum,
+    )

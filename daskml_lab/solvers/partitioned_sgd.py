@@ -7,7 +7,8 @@ gradient of the batch's loss on them, and pushes the gradient rows back; the sha
 the L2 penalty (:mod:`daskml_lab.solvers._sharded_store`). Pushes are not awaited before the next pull (one
 step in flight per worker); a worker more than ``max_staleness`` steps ahead of the slowest running worker
 waits for it (bounded staleness, Li et al. 2014). After each epoch one more task per worker evaluates the
-exact objective, again pulling only the keys of each block, and the shards return ``||w||^2``.
+exact objective, again pulling only the keys of each block, and the shards return ``||w||^2``; with
+``objective="progressive"`` the epoch tasks' own mini-batch losses stand for it instead (no extra pass).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ __all__ = ["PartitionedResult", "partitioned_sgd"]
 _SOLVER = "partitioned sgd"
 #: Stream constant of the row order (block_rng(entropy, _STREAM, epoch, first block index)).
 _STREAM = 0x5D
+#: What an epoch's objective measures: the exact value after the epoch, or the progressive estimate during it.
+OBJECTIVES = ("exact", "progressive")
 
 
 @dataclass
@@ -138,7 +141,7 @@ def _sgd_epoch_task(
     order = block_rng(*rng_key).permutation(X.shape[0])
     in_flight: list[Any] = []
     keys_pulled = n_steps = 0
-    waited_s = slowest = 0.0
+    waited_s = slowest = loss_sum = 0.0
     for start in range(0, len(order), batch_size):
         rows = np.sort(order[start : start + batch_size])
         columns, X_batch = compact(X[rows])
@@ -146,7 +149,8 @@ def _sgd_epoch_task(
         slowest, waited = wait_within_bound(view, n_steps, slowest, config["max_staleness"])
         waited_s += waited
         scores, clocks = _pulled_scores(view, keys, X_batch, fit_intercept)
-        _, residual = loss_and_residual(scores, y[rows], weight[rows], config["loss"])
+        batch_loss, residual = loss_and_residual(scores, y[rows], weight[rows], config["loss"])
+        loss_sum += batch_loss  # with the parameters the step starts from: progressive validation
         # unbiased for the data term: (n_rows_total / batch rows) * data_scale * sum_batch s_i grad_i
         residual *= scale / len(rows)
         if in_flight:  # at most one step in flight: the previous push must have been applied
@@ -160,7 +164,15 @@ def _sgd_epoch_task(
                 grads[-1] = 0.0
             in_flight.extend(view.push_async(keys, grads, clocks, worker, n_steps, part=part))
         keys_pulled += len(keys)
-    return finish_epoch(view, worker, in_flight, n_steps=n_steps, keys_pulled=keys_pulled, waited_s=waited_s)
+    return finish_epoch(
+        view,
+        worker,
+        in_flight,
+        n_steps=n_steps,
+        keys_pulled=keys_pulled,
+        waited_s=waited_s,
+        loss_sum=loss_sum,
+    )
 
 
 def _objective_task(
@@ -189,8 +201,12 @@ def _check_options(
     batch_size: int,
     max_staleness: int | None,
     local_steps: int,
+    objective: str,
 ) -> None:
     check_int(_SOLVER, "n_partitions", n_partitions, allow_none=True)
+    if objective not in OBJECTIVES:
+        msg = f"{_SOLVER}: objective must be one of {list(OBJECTIVES)}, got {objective!r}."
+        raise ValueError(msg)
     if step_rule not in STEP_RULES:
         msg = f"{_SOLVER}: step_rule must be one of {list(STEP_RULES)}, got {step_rule!r}."
         raise ValueError(msg)
@@ -245,6 +261,7 @@ def partitioned_sgd(
     beta: float = 1.0,
     class_partitions: int | str = "auto",
     local_steps: int = 1,
+    objective: str = "exact",
     gather: bool = True,
     checkpoint: SolverCheckpoint | None = None,
 ) -> PartitionedResult:
@@ -309,6 +326,14 @@ def partitioned_sgd(
         rule, and pushes the change once (:mod:`~daskml_lab.solvers._local_steps`): ``k`` times fewer round
         trips, and the other workers' steps up to ``k + max_staleness`` old. With one worker the result is
         that of ``k`` separate steps. Not with ``step_rule="ftrl"`` or split classes.
+    objective : {"exact", "progressive"}, default="exact"
+        What each epoch's ``objective`` (and so ``tol``) measures. ``"exact"``: the objective at the epoch's
+        end, one more task per worker after the epoch (a pass over its rows pulling each block's keys).
+        ``"progressive"``: no such pass; each mini-batch's loss is taken with the parameters its step starts
+        from, before the step (progressive validation, what scikit-learn's ``SGDClassifier`` sums for its
+        ``tol``), summed over the epoch, plus the penalty at its end. It averages over the epoch's path, so it
+        lies above the exact value while the fit still moves; it saves about an eighth of an epoch's time
+        (:doc:`/model_partitioning`).
     gather : bool, default=True
         Bring the parameters to the client at the end (refused above ``max_gather_bytes``); False keeps
         them in the store, returned open.
@@ -324,7 +349,7 @@ def partitioned_sgd(
     -------
     PartitionedResult
     """
-    _check_options(n_partitions, step_rule, learning_rate, batch_size, max_staleness, local_steps)
+    _check_options(n_partitions, step_rule, learning_rate, batch_size, max_staleness, local_steps, objective)
     if rate_decay is None:
         rate_decay = 0.0 if step_rule == "ftrl" else 0.5
     check_non_negative(_SOLVER, "rate_decay", rate_decay)
@@ -358,6 +383,7 @@ def partitioned_sgd(
         "learning_rate": float(learning_rate),
         "rate_decay": float(rate_decay),
         "local_steps": int(local_steps),
+        "objective": objective,
     }
     if n_partitions is not None and n_partitions > len(workers):
         logger.info(
@@ -450,7 +476,7 @@ def _run_epochs(
     report: FitReport,
     saver: StoreCheckpoint | None = None,
 ) -> PartitionedResult:
-    """The epochs: SGD tasks on every worker, then the exact objective; stop on a small relative change.
+    """The epochs: SGD tasks on every worker, then the objective; stop on a small relative change.
 
     With a checkpoint: the saved shards are restored first and the epochs continue after the saved one (a
     completed run returns at once); the shards are saved every ``every`` epochs and at the end.
@@ -512,7 +538,10 @@ def _run_epochs(
         epoch_s = time.perf_counter() - epoch_start
         # the epoch's own traffic, before the objective's pulls
         stats = store.stats()
-        objective = _objective(client, store, groups, block_futures, has_weight, config)
+        if config["objective"] == "exact":
+            objective = _objective(client, store, groups, block_futures, has_weight, config)
+        else:
+            objective = _penalised(config, store, sum(a["loss_sum"] for a in answers))
         record = {
             "iteration": epoch + 1,
             "objective": objective,
@@ -586,8 +615,12 @@ def _objective(
             )
         )
     # gather: one float per worker
-    loss_sum = float(sum(gather_watched(client, calls, store, groups, _SOLVER)))
+    return _penalised(config, store, sum(gather_watched(client, calls, store, groups, _SOLVER)))
+
+
+def _penalised(config: dict[str, Any], store: ShardedStore, loss_sum: float) -> float:
+    """The objective from the rows' weighted loss sum and the shards' norms (one float from each shard)."""
     penalty = config["l2"] / 2 * store.sq_norm()
     if config["l1"] > 0:
         penalty += config["l1"] * store.abs_norm()
-    return config["data_scale"] * loss_sum + penalty
+    return config["data_scale"] * float(loss_sum) + penalty
