@@ -332,8 +332,8 @@ def partitioned_sgd(
         ``"progressive"``: no such pass; each mini-batch's loss is taken with the parameters its step starts
         from, before the step (progressive validation, what scikit-learn's ``SGDClassifier`` sums for its
         ``tol``), summed over the epoch, plus the penalty at its end. It averages over the epoch's path, so it
-        lies above the exact value while the fit still moves; it saves about an eighth of an epoch's time
-        (:doc:`/model_partitioning`).
+        lies above the exact value while the fit still moves. It saves the pass (1.5 s of a 3-epoch fit of 8 s
+        at 1,000,000 rows, :doc:`/model_partitioning`).
     gather : bool, default=True
         Bring the parameters to the client at the end (refused above ``max_gather_bytes``); False keeps
         them in the store, returned open.
