@@ -108,7 +108,13 @@ FTRL = {"l1_ratio": 0.5, "C": 10.0, "solver_options": {"step_rule": "ftrl", "lea
 
 @pytest.mark.parametrize(
     ("every", "stop_after", "resumed_from", "settings"),
-    [(1, 3, 3, {"solver_options": {"max_staleness": 0}}), (2, 3, 2, {}), (1, 4, 4, FTRL)],
+    [
+        (1, 3, 3, {"solver_options": {"max_staleness": 0}}),
+        (2, 3, 2, {}),
+        (1, 4, 4, FTRL),
+        # the averaged model is saved with the last iterate the next epoch continues from
+        (2, 3, 2, {"solver_options": {"average": True, "local_steps": 4}}),
+    ],
 )
 def test_an_interrupted_fit_resumes_to_the_uninterrupted_coefficients(
     data: tuple,

@@ -90,6 +90,12 @@ class ParameterShard(ShardState):
           which is constant between its pushes), from the tick of its last update (an int64 per key).
     initial : ndarray of shape (n_slots, n_outputs), default=None
         Starting values (zeros by default).
+    average : bool, default=False
+        Keep the average of the rows over each round's clock ticks beside them (``"adagrad"`` only): a row's
+        sum is brought up to date when the row is (the ticks it missed form a geometric series under the lazy
+        L2 step), so a step still costs only its keys. :meth:`finish_average` swaps the average in at the end
+        of a round and :meth:`start_round` swaps the last iterate back, so the next round continues from it
+        while the objective, checkpoints and the fitted model see the average.
     """
 
     #: Below this, the ``"sgd"`` rule folds ``scale`` into the stored values (keeps ``v`` from overflowing).
@@ -106,7 +112,11 @@ class ParameterShard(ShardState):
         learning_rate: float,
         l2: float,
         initial: np.ndarray | None = None,
+        average: bool = False,
     ) -> None:
+        if average and step_rule != "adagrad":
+            msg = f"Averaging the iterates needs the 'adagrad' step rule, got {step_rule!r}."
+            raise ValueError(msg)
         if initial is None:
             self.values = np.zeros((n_slots, n_outputs), dtype=np.float64)
         else:
@@ -117,7 +127,13 @@ class ParameterShard(ShardState):
         #: ``w = scale * values`` on the penalised rows (the "sgd" rule's L2; 1.0 for the other rules).
         self.scale = 1.0
         lazy_l2 = step_rule == "adagrad" and self.l2 > 0
-        self.last_tick = np.zeros(n_slots, dtype=np.int64) if lazy_l2 else None
+        self.last_tick = np.zeros(n_slots, dtype=np.int64) if lazy_l2 or average else None
+        #: Sum of the rows over the round's ticks up to each row's ``last_tick`` (None: no averaging, or the
+        #: average is swapped in and the last iterate kept in :attr:`iterate`).
+        self.average_sum = np.zeros_like(self.values) if average else None
+        self.iterate: np.ndarray | None = None
+        #: The clock when the round's average started.
+        self.average_since = 0
         #: Steps applied (every push is one step of the solver, even with no key of this shard).
         self.clock = 0
         self.worker_clocks: dict[int, float] = {}
@@ -146,7 +162,9 @@ class ParameterShard(ShardState):
         """
         values = n_slots * n_outputs * 8
         adagrad = step_rule == "adagrad"
-        return values * (2 if adagrad else 1) + (n_slots * 8 if adagrad and l2 > 0 else 0)
+        average = bool(options.get("average"))
+        ticks = n_slots * 8 if adagrad and (l2 > 0 or average) else 0
+        return values * (2 if adagrad else 1) + (values if average else 0) + ticks
 
     # -- the step rule ----------------------------------------------------------------------------------------
     def _penalised(self, slots: np.ndarray) -> np.ndarray:
@@ -166,9 +184,11 @@ class ParameterShard(ShardState):
         if self.last_tick is None or len(slots) == 0:
             return
         missed = (self.clock - self.last_tick[slots]).astype(np.float64)
-        shrink = (1.0 + self._rates(slots) * self.l2) ** -missed[:, None]
-        shrink[~self._penalised(slots)] = 1.0
-        self.values[slots] *= shrink
+        decay = np.where(self._penalised(slots)[:, None], self._rates(slots) * self.l2, 0.0)
+        if self.average_sum is not None:
+            # the missed ticks' rows: w, w q, ..., w q^(n-1) with q = 1 / (1 + decay)
+            self.average_sum[slots] += self.values[slots] * _geometric_sum(decay, missed[:, None])
+        self.values[slots] *= (1.0 + decay) ** -missed[:, None]
         self.last_tick[slots] = self.clock
 
     def _sweeps(self) -> Any:
@@ -259,6 +279,9 @@ class ParameterShard(ShardState):
         slots = np.asarray(slots, dtype=np.int64)
         change = np.asarray(change, dtype=np.float64).reshape(len(slots), self.values.shape[1])
         self._catch_up(slots)
+        if self.average_sum is not None and n_steps > 0:
+            # the worker's own n steps went from w to w + change: counted as a straight path
+            self.average_sum[slots] += n_steps * self.values[slots] + (n_steps - 1) / 2 * change
         target = self.values[slots] * self._scales(slots) + change
         for _ in range(int(n_steps)):
             self._tick()
@@ -277,6 +300,8 @@ class ParameterShard(ShardState):
             # "sgd": w - eta g, stored as v = w / scale; the L2 step is the tick that follows
             self.values[slots] -= self.learning_rate * grads / self._scales(slots)
             return
+        if self.average_sum is not None:  # this tick's rows, before the step (caught up)
+            self.average_sum[slots] += self.values[slots]
         self.accumulator[slots] += grads**2
         rates = self._rates(slots)
         updated = self.values[slots] - rates * grads
@@ -289,6 +314,7 @@ class ParameterShard(ShardState):
         """Set the rows of ``slots`` (seeding a store from another one; not a solver step, not counted)."""
         slots = np.asarray(slots, dtype=np.int64)
         rows = np.asarray(rows, dtype=np.float64).reshape(len(slots), self.values.shape[1])
+        self._catch_up(slots)
         self.values[slots] = rows / self._scales(slots)
         if self.last_tick is not None:
             self.last_tick[slots] = self.clock
@@ -304,10 +330,31 @@ class ParameterShard(ShardState):
         lazy penalty stays exact.
         """
         self.worker_clocks = dict.fromkeys(workers, 0.0)
+        if (
+            self.iterate is not None
+        ):  # the last round's average was swapped in: continue from its last iterate
+            self.average_sum, self.values, self.iterate = self.values, self.iterate, None
         if learning_rate is not None and learning_rate != self.learning_rate:
             for _ in self._sweeps():
                 pass
             self.learning_rate = float(learning_rate)
+        if self.average_sum is not None:
+            for part in self._sweeps():  # every row's sum restarts from this tick
+                self.average_sum[part] = 0.0
+            self.average_since = self.clock
+
+    def finish_average(self) -> None:
+        """End a round with its average: the rows become their average over the round's ticks.
+
+        The last iterate is kept aside for :meth:`start_round`. Nothing happens without averaging, or before
+        a tick of the round.
+        """
+        if self.average_sum is None or self.clock == self.average_since:
+            return
+        n_ticks = float(self.clock - self.average_since)
+        for part in self._sweeps():  # brings every row's sum up to the clock
+            self.average_sum[part] /= n_ticks
+        self.iterate, self.values, self.average_sum = self.values, self.average_sum, None
 
     def finish(self, worker: int) -> None:
         """``worker`` has finished its round: it no longer holds the others back."""
@@ -356,6 +403,14 @@ class ParameterShard(ShardState):
             "n_keys": len(self.values),
             "state_bytes": self.state_nbytes(),
         }
+
+
+def _geometric_sum(decay: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``1 + q + ... + q^(n-1)`` with ``q = 1 / (1 + decay)``: ``n`` where ``decay`` is 0."""
+    # (1 - q^n) / (1 - q), with 1 - q^n = -expm1(-n log1p(decay)) exact for tiny decays
+    safe = np.where(decay > 0, decay, 1.0)
+    series = -np.expm1(-n * np.log1p(safe)) * (1.0 + safe) / safe
+    return np.where(decay > 0, series, n)
 
 
 class FTRLShard(ParameterShard):
@@ -645,6 +700,11 @@ class ShardedStore:
     def start_round(self, workers: list[int], learning_rate: float | None = None) -> None:
         """Tell every shard which workers run in the next round (for the staleness bound), and its base rate."""
         for call in [shard.start_round(workers, learning_rate) for shard in self.view.shards]:
+            call.result(self.view.timeout_s)
+
+    def finish_average(self) -> None:
+        """End the round with every shard's rows at their average over it (shards that keep one)."""
+        for call in [shard.finish_average() for shard in self.view.shards]:
             call.result(self.view.timeout_s)
 
     def close(self, wait: bool = False) -> None:
