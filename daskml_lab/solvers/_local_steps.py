@@ -3,7 +3,7 @@
 With ``local_steps=k`` (:func:`~daskml_lab.solvers.partitioned_sgd`), a worker takes the next ``k``
 mini-batches of its rows together: it pulls the keys they touch once, with the step rule's state (the
 AdaGrad sums), takes the ``k`` steps on its own copy with the shards' own rule (:func:`local_step`), and
-pushes what they changed once (:meth:`~daskml_lab.solvers._sharded_store.ParameterShard.push_change`). Two
+pushes what they changed once (:meth:`~daskml_lab.solvers._parameter_shard.ParameterShard.push_change`). Two
 round trips per ``k`` steps instead of per step: the parameter server's flexible consistency (Li et al.,
 OSDI 2014), where a worker's own steps are never stale to it and the other workers' are at most ``k`` steps
 plus ``max_staleness`` old.

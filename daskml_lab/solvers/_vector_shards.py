@@ -1,6 +1,6 @@
 """Parameter shards that also hold a full-batch solver's vectors: the gradient, and the solver's own.
 
-:class:`GradientShard` adds to a :class:`~daskml_lab.solvers._sharded_store.ParameterShard` the sum of the
+:class:`GradientShard` adds to a :class:`~daskml_lab.solvers._parameter_shard.ParameterShard` the sum of the
 gradient rows the workers add for their keys (a reduce-scatter: the gradient of the data term is summed where
 its keys live). :class:`LBFGSShard` keeps the partitioned L-BFGS's direction and history pairs,
 :class:`ProximalShard` the partitioned FISTA's extrapolated point and trial point.
@@ -28,13 +28,13 @@ class GradientShard(ParameterShard):
     """A shard's values ``w`` and the sum of the gradient rows the workers add for its keys in a round.
 
     Runs as a Dask actor. The values, ``pull``, ``gather``, ``stats`` and the counters are
-    :class:`~daskml_lab.solvers._sharded_store.ParameterShard`'s (no step rule is applied: ``w`` changes only
+    :class:`~daskml_lab.solvers._parameter_shard.ParameterShard`'s (no step rule is applied: ``w`` changes only
     by the solver's own calls), so a fitted model kept in its shards predicts as any partitioned model.
 
     Parameters
     ----------
     n_slots, n_outputs, n_penalised, step_rule, learning_rate, initial :
-        As :class:`~daskml_lab.solvers._sharded_store.ParameterShard` (``step_rule`` and ``learning_rate``
+        As :class:`~daskml_lab.solvers._parameter_shard.ParameterShard` (``step_rule`` and ``learning_rate``
         are not used).
     l2 : float
         L2 strength of the objective, ``l2 / 2 * ||w||^2`` over the penalised slots.
