@@ -146,6 +146,11 @@ def _sgd_epoch_task(
         rows = np.sort(order[start : start + batch_size])
         columns, X_batch = compact(X[rows])
         keys = _keys_of(columns, n_features)
+        if in_flight and config["max_staleness"] == 0:
+            # lockstep: this worker's previous step applied on every shard before its next pull (otherwise a
+            # pull may overtake the previous push at a remote shard: one step of staleness)
+            slowest = min(call.result(view.timeout_s)[1] for call in in_flight)
+            in_flight = []
         slowest, waited = wait_within_bound(view, n_steps, slowest, config["max_staleness"])
         waited_s += waited
         scores, clocks = _pulled_scores(view, keys, X_batch, fit_intercept)
