@@ -66,9 +66,8 @@ class _BaseEncoder(BlockedTransformer):
     def _fit_plan(self, X: Any) -> dict[str, Any]:
         array, _, dtypes = self._table_input(X, fitting=True)
         self._check_encoder_params()
-        self._column_dtypes = [
-            np.dtype(d).str for d in dtypes
-        ]  # plain strings: saved models hold no dtype objects
+        # plain strings: saved models hold no dtype objects
+        self._column_dtypes = [np.dtype(d).str for d in dtypes]
         counts = tree_reduce(
             row_blocks(array), _counts_chunk, _counts_combine, _counts_agg, name="encoder-counts"
         )

@@ -293,9 +293,8 @@ class ParameterShard(ShardState):
         lazy penalty stays exact.
         """
         self.worker_clocks = dict.fromkeys(workers, 0.0)
-        if (
-            self.iterate is not None
-        ):  # the last round's average was swapped in: continue from its last iterate
+        # the last round's average was swapped in: continue from its last iterate
+        if self.iterate is not None:
             self.average_sum, self.values, self.iterate = self.values, self.iterate, None
         if learning_rate is not None and learning_rate != self.learning_rate:
             for _ in self._sweeps():

@@ -245,9 +245,8 @@ def _iterate(
                 z_y = rounds.push_gradient(
                     rounds.combine(z_x, z_previous, momentum), None, 0.0, wait_for=False
                 )
-                loss_y = rounds.losses(z_y, None, 0.0)[
-                    0
-                ]  # after the gradient tasks: all their rows are added
+                # after the gradient tasks: all their rows are added
+                loss_y = rounds.losses(z_y, None, 0.0)[0]
                 y_sq = float(sum(part["y_sq"] for part in rounds.shard_calls("finish_gradient", "y")))
                 f_y = (data_scale * loss_y + l2 / 2 * y_sq) / scale
             else:

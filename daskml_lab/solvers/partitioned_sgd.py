@@ -535,9 +535,8 @@ def _run_epochs(
             )
     positions = list(range(len(groups)))
     counted = ("keys_pulled", "bytes_pulled", "bytes_pushed", "n_pushes")
-    token = uuid.uuid4().hex[
-        :10
-    ]  # keys of this run's tasks (a refit must never find an earlier run's result)
+    # keys of this run's tasks (a refit must never find an earlier run's result)
+    token = uuid.uuid4().hex[:10]
     for epoch in range(len(history), len(history) if converged else max_iter):
         rate = config["learning_rate"] / (1.0 + config["rate_decay"] * epoch)
         store.start_round(positions, rate)
